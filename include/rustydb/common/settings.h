@@ -1,0 +1,97 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.h
+ *	  The registry of every rustydb.* setting (house rule 3).
+ *
+ * Every setting is one row of the table in src/common/settings.cpp: its
+ * name, type, bounds, unit, context, check and assign hooks, and
+ * description. _PG_init defines them all with PostgreSQL's custom GUC API;
+ * the view rustydb.settings reads the same table, and a test compares it
+ * with docs/settings.md. Nothing else in rustydb calls DefineCustom*.
+ *
+ * The variables themselves are declared here, grouped by subsystem, so a
+ * setting has one definition and one name everywhere.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_COMMON_SETTINGS_H
+#define RUSTYDB_COMMON_SETTINGS_H
+
+#include "rustydb/pg.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "utils/guc.h"
+RUSTYDB_PG_INCLUDE_END
+
+#include <cstddef>
+
+namespace rustydb {
+namespace settings {
+
+enum class Type
+{
+	Bool,
+	Int,
+	Real,
+	String,
+	Enum
+};
+
+struct Definition
+{
+	const char *name; /* full name, "rustydb.<name>" */
+	Type type;
+	GucContext context;           /* PGC_POSTMASTER means restart needed */
+	int flags;                    /* GUC_UNIT_* and other GUC_* flags */
+	const char *description;      /* one line, PostgreSQL style */
+	const char *long_description; /* or nullptr */
+
+	/* storage, by type */
+	bool *bool_var;
+	int *int_var;
+	double *real_var;
+	char **string_var;
+	int *enum_var;
+
+	/* boot value and bounds, by type */
+	bool bool_boot;
+	int int_boot, int_min, int_max;
+	double real_boot, real_min, real_max;
+	const char *string_boot;
+	const struct config_enum_entry *enum_options;
+	int enum_boot;
+
+	/* hooks, by type (nullptr when none) */
+	GucBoolCheckHook bool_check;
+	GucIntCheckHook int_check;
+	GucRealCheckHook real_check;
+	GucStringCheckHook string_check;
+	GucEnumCheckHook enum_check;
+	GucBoolAssignHook bool_assign;
+	GucIntAssignHook int_assign;
+	GucRealAssignHook real_assign;
+	GucStringAssignHook string_assign;
+	GucEnumAssignHook enum_assign;
+};
+
+/* Define every setting with PostgreSQL; called once from _PG_init. */
+void define_all();
+
+/* The registry, for the rustydb.settings view and tests. */
+const Definition *registry(size_t *count);
+
+/* Unit label of a GUC_UNIT_* flag set ("ms", "kB", ...), or nullptr. */
+const char *unit_label(int flags);
+
+/* Type name as SQL shows it: bool, integer, real, string, enum. */
+const char *type_name(Type type);
+
+/*
+ * ---- setting variables, one group per subsystem ----
+ * (declared here, defined in src/common/settings.cpp)
+ */
+
+} /* namespace settings */
+} /* namespace rustydb */
+
+#endif /* RUSTYDB_COMMON_SETTINGS_H */

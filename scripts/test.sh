@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# rustydb's whole test suite, from a fresh Debian 12 machine:
+#   install dependencies, static checks (format, boundary), build with
+#   -Werror, then pg_regress, pgTAP, checks and scenario tests, each against
+#   throwaway servers running the freshly built rustydb. Ends with totals.
+#
+#   bash scripts/test.sh            everything below
+#   bash scripts/test.sh --only L   one layer: static, regress, pgtap, checks, scenarios
+#   RDB_KEEP=1                      keep the work directory for inspection
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+ONLY=""
+if [ "${1:-}" = "--only" ]; then
+	ONLY=$2
+fi
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+
+declare -a LAYER_NAMES=() LAYER_PASS=() LAYER_FAIL=()
+record() {
+	LAYER_NAMES+=("$1")
+	LAYER_PASS+=("$2")
+	LAYER_FAIL+=("$3")
+}
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+banner "dependencies"
+bash scripts/install-deps.sh
+
+if want static; then
+	banner "static checks"
+	pass=0 fail=0
+	if make -s check-format; then
+		echo "ok - C++ sources are clang-formatted"
+		pass=$((pass + 1))
+	else
+		echo "not ok - unformatted C++ (run: make format)"
+		fail=$((fail + 1))
+	fi
+	if perl scripts/check-boundary.pl; then
+		echo "ok - every extern \"C\" entry point is noexcept and guarded"
+		pass=$((pass + 1))
+	else
+		echo "not ok - boundary rule violated"
+		fail=$((fail + 1))
+	fi
+	record static "$pass" "$fail"
+fi
+
+banner "build (-Wall -Wextra -Werror)"
+make -s clean >/dev/null
+make -s -j"$(nproc)" WERROR=1
+
+WORK=$(mktemp -d /tmp/rustydb-test.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+	if [ -z "${RDB_KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK"; fi
+}
+trap cleanup EXIT
+
+# shellcheck source=../test/lib/install.sh
+. test/lib/install.sh
+RDB_BINDIR=$(rdb_temp_install "$WORK/install" "$ROOT")
+export RDB_BINDIR
+PGXS_DIR=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/pgxs
+if [ "$(id -u)" -eq 0 ]; then
+	SERVER_USER=postgres
+	as_server() { runuser -u postgres -- "$@"; }
+else
+	SERVER_USER=$(id -un)
+	as_server() { "$@"; }
+fi
+
+if want regress; then
+	banner "pg_regress"
+	R=$WORK/regress
+	mkdir -p "$R"
+	cp -a sql expected test/regress.conf test/schedule "$R"/
+	chown -R "$SERVER_USER" "$R"
+	ntests=$(grep -E '^test:' test/schedule | sed 's/^test://' | wc -w)
+	set +e
+	(cd "$R" && as_server "$PGXS_DIR/src/test/regress/pg_regress" \
+		--inputdir="$R" --outputdir="$R" --bindir="$RDB_BINDIR" \
+		--temp-instance="$R/tmp_check" --temp-config="$R/regress.conf" \
+		--encoding=UTF8 --no-locale --dbname=rustydb_regress --schedule="$R/schedule") 2>&1 | tee "$WORK/regress.out"
+	status=${PIPESTATUS[0]}
+	set -e
+	nfail=$(grep -Ec '\.\.\. FAILED' "$WORK/regress.out" || true)
+	if [ "$status" -ne 0 ] && [ "$nfail" -eq 0 ]; then nfail=$ntests; fi
+	if [ -s "$R/regression.diffs" ]; then
+		echo "---- regression.diffs (first 300 lines) ----"
+		head -n 300 "$R/regression.diffs"
+	fi
+	record regress "$((ntests - nfail))" "$nfail"
+fi
+
+# shellcheck source=../test/lib/cluster.sh
+RDB_WORK=$WORK/nodes
+mkdir -p "$RDB_WORK"
+export RDB_WORK
+
+if want pgtap; then
+	banner "pgTAP"
+	(
+		. test/lib/cluster.sh
+		trap rdb_cleanup EXIT
+		rdb_node_init tap
+		rdb_node_start tap
+		rdb_psql tap "CREATE EXTENSION pgtap; CREATE EXTENSION rustydb;"
+		set +e
+		PATH=$RDB_BINDIR:$PATH pg_prove -h "$(rdb_sock tap)" -p "$(rdb_port tap)" -U postgres \
+			-d postgres test/pgtap/*.sql 2>&1 | tee "$WORK/pgtap.out"
+		exit "${PIPESTATUS[0]}"
+	) && status=0 || status=$?
+	total=$(sed -nE 's/.*Tests=([0-9]+).*/\1/p' "$WORK/pgtap.out" | tail -n1)
+	failed=$(grep -Eo 'Failed [0-9]+/[0-9]+ subtests' "$WORK/pgtap.out" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
+	total=${total:-0}
+	if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+	record pgtap "$((total - failed))" "$failed"
+fi
+
+run_script_layer() {
+	local layer=$1 dir=$2 pass=0 fail=0 f out
+	banner "$layer"
+	for f in "$dir"/*.sh; do
+		[ -e "$f" ] || continue
+		echo "---- $f"
+		out=$WORK/$(basename "$f").out
+		set +e
+		bash "$f" 2>&1 | tee "$out"
+		status=${PIPESTATUS[0]}
+		set -e
+		p=$(sed -nE 's/^# passed ([0-9]+), failed ([0-9]+)$/\1/p' "$out" | tail -n1)
+		q=$(sed -nE 's/^# passed ([0-9]+), failed ([0-9]+)$/\2/p' "$out" | tail -n1)
+		p=${p:-0}
+		q=${q:-0}
+		if [ "$status" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
+		pass=$((pass + p))
+		fail=$((fail + q))
+	done
+	record "$layer" "$pass" "$fail"
+}
+
+if want checks; then run_script_layer checks test/checks; fi
+if want scenarios; then run_script_layer scenarios test/scenarios; fi
+
+banner "totals"
+tp=0 tf=0
+printf '%-12s %8s %8s\n' layer passed failed
+for i in "${!LAYER_NAMES[@]}"; do
+	printf '%-12s %8d %8d\n' "${LAYER_NAMES[$i]}" "${LAYER_PASS[$i]}" "${LAYER_FAIL[$i]}"
+	tp=$((tp + LAYER_PASS[i]))
+	tf=$((tf + LAYER_FAIL[i]))
+done
+printf '%-12s %8d %8d\n' total "$tp" "$tf"
+if [ "$tf" -ne 0 ]; then
+	echo "FAILED: $tf test(s) failed"
+	exit 1
+fi
+echo "PASSED: all $tp tests passed"

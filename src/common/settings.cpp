@@ -1,0 +1,350 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.cpp
+ *	  The rustydb.* settings registry and the rustydb.settings view.
+ *
+ * To add a setting: declare its variable in include/rustydb/common/
+ * settings.h, define it below, add one row to kRegistry with make_bool/
+ * make_int/make_real/make_string/make_enum, and document it in
+ * docs/settings.md (test/checks/settings_doc.sh fails otherwise).
+ * Integer and real settings always have bounds; string settings that name
+ * files or commands get a check hook.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/common/settings.h"
+
+#include "rustydb/common/boundary.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "access/htup_details.h"
+#include "utils/guc_tables.h"
+#include "utils/tuplestore.h"
+RUSTYDB_PG_INCLUDE_END
+
+#include <cstring>
+
+namespace rustydb {
+namespace settings {
+
+/* ---- setting variables ---- */
+
+/* ---- constructors for registry rows ---- */
+
+namespace {
+
+Definition
+base(const char *name, Type type, GucContext context, int flags, const char *description,
+	 const char *long_description)
+{
+	Definition d;
+
+	memset(&d, 0, sizeof(d));
+	d.name = name;
+	d.type = type;
+	d.context = context;
+	d.flags = flags;
+	d.description = description;
+	d.long_description = long_description;
+	return d;
+}
+
+[[maybe_unused]] Definition
+make_bool(const char *name, bool *var, bool boot, GucContext context, const char *description,
+		  const char *long_description = nullptr, GucBoolCheckHook check = nullptr,
+		  GucBoolAssignHook assign = nullptr)
+{
+	Definition d = base(name, Type::Bool, context, 0, description, long_description);
+
+	d.bool_var = var;
+	d.bool_boot = boot;
+	d.bool_check = check;
+	d.bool_assign = assign;
+	return d;
+}
+
+[[maybe_unused]] Definition
+make_int(const char *name, int *var, int boot, int min, int max, int unit, GucContext context,
+		 const char *description, const char *long_description = nullptr,
+		 GucIntCheckHook check = nullptr, GucIntAssignHook assign = nullptr)
+{
+	Definition d = base(name, Type::Int, context, unit, description, long_description);
+
+	d.int_var = var;
+	d.int_boot = boot;
+	d.int_min = min;
+	d.int_max = max;
+	d.int_check = check;
+	d.int_assign = assign;
+	return d;
+}
+
+[[maybe_unused]] Definition
+make_real(const char *name, double *var, double boot, double min, double max, int unit,
+		  GucContext context, const char *description, const char *long_description = nullptr,
+		  GucRealCheckHook check = nullptr, GucRealAssignHook assign = nullptr)
+{
+	Definition d = base(name, Type::Real, context, unit, description, long_description);
+
+	d.real_var = var;
+	d.real_boot = boot;
+	d.real_min = min;
+	d.real_max = max;
+	d.real_check = check;
+	d.real_assign = assign;
+	return d;
+}
+
+[[maybe_unused]] Definition
+make_string(const char *name, char **var, const char *boot, GucContext context, int flags,
+			const char *description, const char *long_description = nullptr,
+			GucStringCheckHook check = nullptr, GucStringAssignHook assign = nullptr)
+{
+	Definition d = base(name, Type::String, context, flags, description, long_description);
+
+	d.string_var = var;
+	d.string_boot = boot;
+	d.string_check = check;
+	d.string_assign = assign;
+	return d;
+}
+
+[[maybe_unused]] Definition
+make_enum(const char *name, int *var, int boot, const struct config_enum_entry *options,
+		  GucContext context, const char *description, const char *long_description = nullptr,
+		  GucEnumCheckHook check = nullptr, GucEnumAssignHook assign = nullptr)
+{
+	Definition d = base(name, Type::Enum, context, 0, description, long_description);
+
+	d.enum_var = var;
+	d.enum_boot = boot;
+	d.enum_options = options;
+	d.enum_check = check;
+	d.enum_assign = assign;
+	return d;
+}
+
+/*
+ * ---- the registry ----
+ * One section per subsystem, in the order of docs/settings.md.
+ */
+const Definition kRegistry[] = {
+	/* ---- common ---- */
+
+	/* ---- am: table access method ---- */
+
+	/* ---- crypto: transparent data encryption ---- */
+
+	/* ---- vpd: row policies ---- */
+
+	/* ---- ash: active session history ---- */
+
+	/* ---- audit and limits ---- */
+
+	/* end of registry: a row with no name */
+	Definition{},
+};
+
+constexpr size_t kRegistrySize = sizeof(kRegistry) / sizeof(kRegistry[0]) - 1;
+
+} /* namespace */
+
+const Definition *
+registry(size_t *count)
+{
+	*count = kRegistrySize;
+	return kRegistry;
+}
+
+const char *
+unit_label(int flags)
+{
+	switch (flags & GUC_UNIT)
+	{
+		case GUC_UNIT_KB:
+			return "kB";
+		case GUC_UNIT_BLOCKS:
+			return "8kB";
+		case GUC_UNIT_XBLOCKS:
+			return "8kB";
+		case GUC_UNIT_MB:
+			return "MB";
+		case GUC_UNIT_BYTE:
+			return "B";
+		case GUC_UNIT_MS:
+			return "ms";
+		case GUC_UNIT_S:
+			return "s";
+		case GUC_UNIT_MIN:
+			return "min";
+		default:
+			return nullptr;
+	}
+}
+
+const char *
+type_name(Type type)
+{
+	switch (type)
+	{
+		case Type::Bool:
+			return "bool";
+		case Type::Int:
+			return "integer";
+		case Type::Real:
+			return "real";
+		case Type::String:
+			return "string";
+		case Type::Enum:
+			return "enum";
+	}
+	return "unknown";
+}
+
+void
+define_all()
+{
+	for (size_t i = 0; i < kRegistrySize; i++)
+	{
+		const Definition &d = kRegistry[i];
+
+		switch (d.type)
+		{
+			case Type::Bool:
+				DefineCustomBoolVariable(d.name, d.description, d.long_description, d.bool_var,
+										 d.bool_boot, d.context, d.flags, d.bool_check,
+										 d.bool_assign, nullptr);
+				break;
+			case Type::Int:
+				DefineCustomIntVariable(d.name, d.description, d.long_description, d.int_var,
+										d.int_boot, d.int_min, d.int_max, d.context, d.flags,
+										d.int_check, d.int_assign, nullptr);
+				break;
+			case Type::Real:
+				DefineCustomRealVariable(d.name, d.description, d.long_description, d.real_var,
+										 d.real_boot, d.real_min, d.real_max, d.context, d.flags,
+										 d.real_check, d.real_assign, nullptr);
+				break;
+			case Type::String:
+				DefineCustomStringVariable(d.name, d.description, d.long_description, d.string_var,
+										   d.string_boot, d.context, d.flags, d.string_check,
+										   d.string_assign, nullptr);
+				break;
+			case Type::Enum:
+				DefineCustomEnumVariable(d.name, d.description, d.long_description, d.enum_var,
+										 d.enum_boot, d.enum_options, d.context, d.flags,
+										 d.enum_check, d.enum_assign, nullptr);
+				break;
+		}
+	}
+	MarkGUCPrefixReserved("rustydb");
+}
+
+} /* namespace settings */
+} /* namespace rustydb */
+
+using rustydb::settings::Definition;
+using rustydb::settings::Type;
+
+namespace {
+
+/* Text of an enum's allowed values, "{a,b,c}", palloc'd. */
+char *
+enum_values_text(const struct config_enum_entry *options)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (const struct config_enum_entry *e = options; e && e->name; e++)
+	{
+		if (e->hidden)
+			continue;
+		if (buf.len > 1)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoString(&buf, e->name);
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+const char *
+enum_name(const struct config_enum_entry *options, int value)
+{
+	for (const struct config_enum_entry *e = options; e && e->name; e++)
+		if (e->val == value && !e->hidden)
+			return e->name;
+	return "";
+}
+
+} /* namespace */
+
+/*
+ * rustydb._settings_registry(): one row per registry entry, with the value
+ * currently in effect. Backs the rustydb.settings view.
+ */
+RUSTYDB_FUNCTION(rustydb_settings_registry)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	size_t count;
+	const Definition *defs = rustydb::settings::registry(&count);
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	for (size_t i = 0; i < count; i++)
+	{
+		const Definition &d = defs[i];
+		Datum values[11];
+		bool nulls[11];
+		const char *unit = rustydb::settings::unit_label(d.flags);
+		char *boot = nullptr;
+		char *min = nullptr;
+		char *max = nullptr;
+		char *allowed = nullptr;
+
+		memset(nulls, 0, sizeof(nulls));
+		switch (d.type)
+		{
+			case Type::Bool:
+				boot = pstrdup(d.bool_boot ? "on" : "off");
+				break;
+			case Type::Int:
+				boot = psprintf("%d", d.int_boot);
+				min = psprintf("%d", d.int_min);
+				max = psprintf("%d", d.int_max);
+				break;
+			case Type::Real:
+				boot = psprintf("%g", d.real_boot);
+				min = psprintf("%g", d.real_min);
+				max = psprintf("%g", d.real_max);
+				break;
+			case Type::String:
+				boot = d.string_boot ? pstrdup(d.string_boot) : nullptr;
+				break;
+			case Type::Enum:
+				boot = pstrdup(enum_name(d.enum_options, d.enum_boot));
+				allowed = enum_values_text(d.enum_options);
+				break;
+		}
+
+		values[0] = CStringGetTextDatum(d.name);
+		values[1] = CStringGetTextDatum(GetConfigOptionByName(d.name, nullptr, false));
+		values[2] = unit ? CStringGetTextDatum(unit) : (Datum) 0;
+		nulls[2] = unit == nullptr;
+		values[3] = CStringGetTextDatum(rustydb::settings::type_name(d.type));
+		values[4] = min ? CStringGetTextDatum(min) : (Datum) 0;
+		nulls[4] = min == nullptr;
+		values[5] = max ? CStringGetTextDatum(max) : (Datum) 0;
+		nulls[5] = max == nullptr;
+		values[6] = allowed ? CStringGetTextDatum(allowed) : (Datum) 0;
+		nulls[6] = allowed == nullptr;
+		values[7] = boot ? CStringGetTextDatum(boot) : (Datum) 0;
+		nulls[7] = boot == nullptr;
+		values[8] = BoolGetDatum(d.context == PGC_POSTMASTER);
+		values[9] = CStringGetTextDatum(GucContext_Names[d.context]);
+		values[10] = CStringGetTextDatum(d.description);
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# rustydb test helpers: throwaway PostgreSQL 15 clusters for scenario tests,
+# pgTAP runs and the demo. Source this file; it defines rdb_* functions.
+#
+#   RDB_BINDIR    PostgreSQL bin directory to use (default: the system's;
+#                 scripts/test.sh points it at a private install that
+#                 contains the freshly built rustydb)
+#   RDB_WORK      directory for nodes (default: a new directory under /tmp)
+#
+# Nodes: rdb_node_init NAME [--no-rustydb] | rdb_node_start NAME |
+#   rdb_node_stop NAME [fast|immediate] | rdb_node_crash NAME |
+#   rdb_node_restart NAME | rdb_standby_create PRIMARY STANDBY |
+#   rdb_wait_replay PRIMARY STANDBY | rdb_psql NAME SQL... |
+#   rdb_compare PRIMARY STANDBY SQL | rdb_node_conf NAME LINE
+# Assertions: rdb_ok DESC CMD... | rdb_is DESC GOT WANT | rdb_summary
+
+RDB_BINDIR=${RDB_BINDIR:-/usr/lib/postgresql/15/bin}
+RDB_NODES=()
+RDB_PASS=${RDB_PASS:-0}
+RDB_FAIL=${RDB_FAIL:-0}
+
+if [ -z "${RDB_WORK:-}" ]; then
+	RDB_WORK=$(mktemp -d /tmp/rustydb-nodes.XXXXXX)
+	RDB_WORK_OWNED=1
+fi
+chmod 755 "$RDB_WORK"
+
+# The server refuses to run as root: as root, run it as 'postgres'.
+if [ "$(id -u)" -eq 0 ]; then
+	RDB_SERVER_USER=postgres
+	rdb_as_server() { runuser -u postgres -- "$@"; }
+else
+	RDB_SERVER_USER=$(id -un)
+	rdb_as_server() { "$@"; }
+fi
+
+rdb_log() { echo "# $*"; }
+rdb_die() {
+	echo "FATAL: $*" >&2
+	exit 1
+}
+
+# A TCP port nobody listens on (the server also uses it to name its socket).
+rdb_free_port() {
+	local port
+	for _ in $(seq 1 200); do
+		port=$((20000 + RANDOM % 30000))
+		if ! (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null &&
+			! ls /tmp/.s.PGSQL."$port" >/dev/null 2>&1 &&
+			! grep -qs "^$port\$" "$RDB_WORK"/*/port 2>/dev/null; then
+			echo "$port"
+			return 0
+		fi
+	done
+	rdb_die "no free port found"
+}
+
+rdb_dir() { echo "$RDB_WORK/$1"; }
+rdb_port() { cat "$RDB_WORK/$1/port"; }
+rdb_sock() { echo "$RDB_WORK/$1/socket"; }
+
+# rdb_node_conf NAME LINE: append a line to the node's postgresql.conf.
+rdb_node_conf() {
+	echo "$2" | rdb_as_server tee -a "$RDB_WORK/$1/data/postgresql.conf" >/dev/null
+}
+
+# rdb_node_init NAME [--no-rustydb]
+rdb_node_init() {
+	local name=$1 preload=rustydb dir port
+	[ "${2:-}" = "--no-rustydb" ] && preload=""
+	dir=$RDB_WORK/$name
+	mkdir -p "$dir/socket"
+	chown -R "$RDB_SERVER_USER" "$dir"
+	port=$(rdb_free_port)
+	echo "$port" >"$dir/port"
+	rdb_as_server "$RDB_BINDIR/initdb" -D "$dir/data" -U postgres --auth=trust \
+		--no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
+		{
+			cat "$dir/initdb.log"
+			rdb_die "initdb failed for $name"
+		}
+	rdb_as_server tee -a "$dir/data/postgresql.conf" >/dev/null <<CONF
+# rustydb test node $name
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$dir/socket'
+shared_preload_libraries = '$preload'
+wal_level = replica
+max_wal_senders = 10
+hot_standby = on
+fsync = off
+log_line_prefix = '%m [%p] %q%a '
+logging_collector = off
+max_prepared_transactions = 10
+CONF
+	RDB_NODES+=("$name")
+}
+
+rdb_node_start() {
+	local dir=$RDB_WORK/$1
+	rdb_as_server "$RDB_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null ||
+		{
+			tail -n 30 "$dir/server.log"
+			rdb_die "could not start $1"
+		}
+}
+
+rdb_node_stop() {
+	local dir=$RDB_WORK/$1 mode=${2:-fast}
+	rdb_as_server "$RDB_BINDIR/pg_ctl" -D "$dir/data" -m "$mode" -w -t 120 stop >/dev/null 2>&1 || true
+}
+
+rdb_node_restart() {
+	rdb_node_stop "$1"
+	rdb_node_start "$1"
+}
+
+rdb_node_pid() { head -n 1 "$RDB_WORK/$1/data/postmaster.pid" 2>/dev/null; }
+
+# Kill -9 the postmaster and every process of the cluster, as a machine
+# crash would, then wait until none is left.
+rdb_node_crash() {
+	local pid children
+	pid=$(rdb_node_pid "$1")
+	[ -n "$pid" ] || rdb_die "$1 is not running"
+	children=$(pgrep -P "$pid" || true)
+	kill -9 "$pid" $children 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		if ! kill -0 "$pid" 2>/dev/null && ! pgrep -P "$pid" >/dev/null &&
+			{ [ -z "$children" ] || ! kill -0 $children 2>/dev/null; }; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	rdb_die "processes of $1 survived kill -9"
+}
+
+# rdb_psql NAME SQL [psql options...]: unaligned, tuples only, stop on error.
+rdb_psql() {
+	local name=$1 sql=$2
+	shift 2
+	"$RDB_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$(rdb_sock "$name")" \
+		-p "$(rdb_port "$name")" -U postgres -d "${RDB_DB:-postgres}" "$@" -c "$sql"
+}
+
+# rdb_standby_create PRIMARY STANDBY: pg_basebackup with streaming replication.
+rdb_standby_create() {
+	local primary=$1 name=$2 dir port
+	dir=$RDB_WORK/$name
+	mkdir -p "$dir/socket"
+	chown -R "$RDB_SERVER_USER" "$dir"
+	port=$(rdb_free_port)
+	echo "$port" >"$dir/port"
+	rdb_as_server "$RDB_BINDIR/pg_basebackup" -h "$(rdb_sock "$primary")" -p "$(rdb_port "$primary")" \
+		-U postgres -D "$dir/data" -R -X stream -c fast --no-sync >"$dir/basebackup.log" 2>&1 ||
+		{
+			cat "$dir/basebackup.log"
+			rdb_die "pg_basebackup of $primary failed"
+		}
+	rdb_as_server tee -a "$dir/data/postgresql.conf" >/dev/null <<CONF
+# rustydb test standby $name of $primary
+port = $port
+unix_socket_directories = '$dir/socket'
+CONF
+	RDB_NODES+=("$name")
+	rdb_node_start "$name"
+}
+
+# rdb_wait_replay PRIMARY STANDBY: until the standby has replayed all the
+# WAL the primary has written so far.
+rdb_wait_replay() {
+	local lsn
+	lsn=$(rdb_psql "$1" "SELECT pg_current_wal_lsn()")
+	for _ in $(seq 1 600); do
+		if [ "$(rdb_psql "$2" "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = "t" ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	rdb_die "$2 did not replay up to $lsn within 60 s"
+}
+
+# rdb_compare A B SQL: the query's output must be identical on both nodes.
+rdb_compare() {
+	local a b
+	a=$(rdb_psql "$1" "$3" 2>&1)
+	b=$(rdb_psql "$2" "$3" 2>&1)
+	if [ "$a" = "$b" ]; then
+		rdb_pass "same result on $1 and $2: $3"
+	else
+		rdb_fail "different results on $1 and $2: $3" "$(diff <(echo "$a") <(echo "$b") | head -20)"
+	fi
+}
+
+rdb_pass() {
+	RDB_PASS=$((RDB_PASS + 1))
+	echo "ok $((RDB_PASS + RDB_FAIL)) - $1"
+}
+
+rdb_fail() {
+	RDB_FAIL=$((RDB_FAIL + 1))
+	echo "not ok $((RDB_PASS + RDB_FAIL)) - $1"
+	[ -n "${2:-}" ] && echo "$2" | sed 's/^/#   /'
+	return 0
+}
+
+# rdb_is DESC GOT WANT
+rdb_is() {
+	if [ "$2" = "$3" ]; then
+		rdb_pass "$1"
+	else
+		rdb_fail "$1" "got:  $2
+want: $3"
+	fi
+}
+
+# rdb_ok DESC CMD...: passes when CMD succeeds.
+rdb_ok() {
+	local desc=$1
+	shift
+	if "$@"; then rdb_pass "$desc"; else rdb_fail "$desc"; fi
+}
+
+# rdb_summary: print the totals; non-zero status when anything failed.
+rdb_summary() {
+	echo "1..$((RDB_PASS + RDB_FAIL))"
+	echo "# passed $RDB_PASS, failed $RDB_FAIL"
+	[ "$RDB_FAIL" -eq 0 ]
+}
+
+rdb_cleanup() {
+	local n
+	for n in "${RDB_NODES[@]}"; do
+		[ -f "$RDB_WORK/$n/data/postmaster.pid" ] && rdb_node_stop "$n" immediate
+	done
+	if [ -n "${RDB_WORK_OWNED:-}" ] && [ -z "${RDB_KEEP:-}" ]; then
+		rm -rf "$RDB_WORK"
+	fi
+}
