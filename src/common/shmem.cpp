@@ -21,6 +21,7 @@ namespace {
 
 Segment segments[kMaxSegments];
 Size sizes[kMaxSegments];
+void *ptrs[kMaxSegments];
 int nsegments = 0;
 
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
@@ -75,6 +76,12 @@ segment_size(int i)
 	return (i >= 0 && i < nsegments) ? sizes[i] : 0;
 }
 
+void *
+segment_ptr(int i)
+{
+	return (i >= 0 && i < nsegments) ? ptrs[i] : nullptr;
+}
+
 extern "C" {
 
 static void
@@ -112,6 +119,7 @@ rustydb_shmem_startup(void) noexcept
 			LWLockPadded *locks =
 				segments[i].lwlocks > 0 ? GetNamedLWLockTranche(segments[i].name) : nullptr;
 
+			ptrs[i] = ptr;
 			segments[i].init(ptr, found, locks);
 		}
 		LWLockRelease(AddinShmemInitLock);

@@ -28,6 +28,19 @@ namespace shmem {
 
 constexpr int kMaxSegments = 16;
 
+/*
+ * What a segment reports about itself for the rustydb.memory view: how
+ * many entries it holds, its limit (in entries, set by a setting), and the
+ * most it has held since start-up. -1 where a figure does not apply.
+ */
+struct Usage
+{
+	int64 entries;
+	int64 limit;
+	int64 high_water;
+	const char *limit_setting; /* "rustydb.xxx" that sets the limit, or nullptr */
+};
+
 struct Segment
 {
 	const char *name; /* ShmemIndex name, "rustydb <subsystem>" */
@@ -35,6 +48,8 @@ struct Segment
 	int lwlocks;      /* LWLocks in the segment's named tranche */
 	/* Initialise (found == false) or attach (found == true). */
 	void (*init)(void *ptr, bool found, LWLockPadded *locks);
+	/* Optional: fill *out from the attached segment (reads may be racy). */
+	void (*usage)(const void *ptr, Usage *out);
 };
 
 /* Register a segment; only from _PG_init. */
@@ -47,6 +62,8 @@ void install_hooks();
 int segment_count();
 const Segment *segment_at(int i);
 Size segment_size(int i);
+/* Address of segment i in this process, or nullptr before startup. */
+void *segment_ptr(int i);
 
 } /* namespace shmem */
 } /* namespace rustydb */
