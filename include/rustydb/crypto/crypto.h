@@ -1,0 +1,142 @@
+/*-------------------------------------------------------------------------
+ *
+ * crypto.h
+ *	  Transparent data encryption: the API the table access method uses.
+ *
+ * An encrypted rustydb table has a data key (256 bits, per table, wrapped
+ * by the master key in rustydb.table_keys). Each tuple version's attribute
+ * payload is sealed on its own with an AEAD (AES-256-GCM where the CPU has
+ * it, XChaCha20-Poly1305 otherwise):
+ *
+ *	sealed = header(4) | session(12) | counter(4) | ciphertext(len) | tag(16)
+ *
+ * so sealed_size(len) == len + kSealOverhead. The header names the format,
+ * the cipher and the data key version; session and counter make the nonce
+ * (see docs/tde.md for why it is never reused). The header and the caller's
+ * associated data are authenticated.
+ *
+ * Typical use in the TAM, where the payload is formed and read back:
+ *
+ *	const rustydb::crypto::Cipher *c = rustydb::crypto::relation_cipher(rel);
+ *	if (c != nullptr)
+ *	{
+ *		size_t n = rustydb::crypto::sealed_size(len);
+ *		rustydb::crypto::seal(c, payload, len, aad, aadlen, dest);   // dest has n bytes
+ *		...
+ *		rustydb::crypto::open(c, sealed, n, aad, aadlen, out, blkno); // out has len bytes
+ *	}
+ *
+ * The pointer returned by relation_cipher() stays valid until the end of
+ * the current transaction (a key rotation or relcache invalidation makes
+ * the next call return a new one). These functions are plain C++ without
+ * destructors on the hot path; seal() and open() report failures with
+ * ereport(ERROR), naming the relation (and for open() the block).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_CRYPTO_CRYPTO_H
+#define RUSTYDB_CRYPTO_CRYPTO_H
+
+#include "rustydb/pg.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "storage/block.h"
+#include "utils/rel.h"
+RUSTYDB_PG_INCLUDE_END
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rustydb {
+namespace crypto {
+
+/* Bytes a sealed payload adds to the plaintext: header, nonce parts, tag. */
+constexpr size_t kHeaderBytes = 4;
+constexpr size_t kSessionBytes = 12;
+constexpr size_t kCounterBytes = 4;
+constexpr size_t kTagBytes = 16;
+constexpr size_t kSealOverhead = kHeaderBytes + kSessionBytes + kCounterBytes + kTagBytes;
+
+/* Largest associated data seal()/open() accept from the caller. */
+constexpr size_t kMaxAadBytes = 1024;
+
+/* Cipher ids, as stored in the header and in rustydb.table_keys.cipher. */
+enum class Algorithm : uint8_t
+{
+	Aes256Gcm = 1,
+	XChaCha20Poly1305 = 2
+};
+
+/* An encrypted relation's keys in this backend (opaque). */
+struct Cipher;
+
+/* Subsystem init, called once from _PG_init. */
+void init();
+
+/*
+ * The cipher of a relation: nullptr when the relation is not encrypted.
+ * Cached per backend; an ERROR (naming the relation) when the relation is
+ * encrypted but its key cannot be unwrapped (no key provider, wrong master
+ * key, damaged wrapped key).
+ */
+const Cipher *relation_cipher(Relation rel);
+const Cipher *relation_cipher_oid(Oid relid);
+
+inline size_t
+sealed_size(size_t payload_len)
+{
+	return payload_len + kSealOverhead;
+}
+
+/* Plaintext length of a sealed payload; ERROR if shorter than the overhead. */
+size_t opened_size(const Cipher *cipher, size_t sealed_len, BlockNumber blkno);
+
+/*
+ * Seal len bytes of payload into out (sealed_size(len) bytes, may not
+ * overlap payload) with the relation's current data key. aad (up to
+ * kMaxAadBytes, may be null when aadlen is 0) is authenticated, not stored:
+ * open() must be given the same bytes.
+ */
+void seal(const Cipher *cipher, const void *payload, size_t len, const void *aad, size_t aadlen,
+		  void *out);
+
+/*
+ * Open a sealed payload into out (opened_size() bytes). Any failure
+ * (tampered bytes, wrong aad, unknown key version) is an ERROR with
+ * SQLSTATE XX001 naming the relation and blkno; out is then wiped.
+ */
+void open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aad,
+		  size_t aadlen, void *out, BlockNumber blkno);
+
+/* Same, returning false instead of raising an error (for verification). */
+bool try_open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aad,
+			  size_t aadlen, void *out);
+
+/* The relation (OID) a cipher belongs to, and its current key version. */
+Oid cipher_relid(const Cipher *cipher);
+uint16_t cipher_current_version(const Cipher *cipher);
+Algorithm cipher_algorithm(const Cipher *cipher);
+
+/*
+ * Entry points the table access method registers (from its init):
+ *	Reencrypter:    rewrite every payload of rel under the cipher's current
+ *	                key version (rotate_table_key calls it, then deletes the
+ *	                older key versions);
+ *	PayloadVerifier: open every payload of rel; returns how many failed and
+ *	                sets *checked (verify_encryption calls it).
+ * Without them rotate_table_key only adds a key version for new payloads,
+ * and verify_encryption checks the keys but not the stored payloads.
+ */
+using Reencrypter = void (*)(Relation rel);
+using PayloadVerifier = int64 (*)(Relation rel, int64 *checked);
+void set_reencrypter(Reencrypter fn);
+void set_payload_verifier(PayloadVerifier fn);
+
+/* The algorithm new tables get on this machine. */
+Algorithm preferred_algorithm();
+const char *algorithm_name(Algorithm alg);
+
+} /* namespace crypto */
+} /* namespace rustydb */
+
+#endif /* RUSTYDB_CRYPTO_CRYPTO_H */
