@@ -157,6 +157,14 @@ open_keyring(const char *path)
 					"copy of the data directory.",
 					"Move the keyring file outside the data directory.");
 
+	/* owner first: a file of another user may not even be readable */
+	struct stat pre;
+	if (lstat(path, &pre) == 0 && pre.st_uid != geteuid())
+		throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+					"keyring file \"" + std::string(path) +
+						"\" is not owned by the database server user",
+					{}, "The keyring file must be owned by the user running the server.");
+
 	int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 	{

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# TDE key providers, master key rotation (also killed half-way), and
+# encrypted tables' keys on a standby (docs/tde.md).
+#
+# Until the rustydb table access method exists, an access method named
+# rustydb backed by heap stands in for it: key management does not depend
+# on the storage format. Sealed samples (rustydb.tde_seal, the same code
+# path the table access method uses) made before each event must open
+# after it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/test/lib/cluster.sh"
+trap rdb_cleanup EXIT
+
+NTABLES=20
+KEYS=$RDB_WORK/tde_keys
+mkdir -p "$KEYS"
+chown "$RDB_SERVER_USER" "$KEYS"
+chmod 700 "$KEYS"
+RING=$KEYS/ring
+
+# q NODE SQL: output and errors, never fails
+q() { rdb_psql "$1" "$2" 2>&1 || true; }
+# expect_error DESC NODE SQL PATTERN
+expect_error() {
+	local out
+	out=$(q "$2" "$3")
+	if echo "$out" | grep -q -- "$4"; then
+		rdb_pass "$1"
+	else
+		rdb_fail "$1" "got: $out
+want a match for: $4"
+	fi
+}
+set_conf() { # NODE NAME VALUE (ALTER SYSTEM + reload)
+	rdb_psql "$1" "ALTER SYSTEM SET $2 = '$3'" >/dev/null
+	rdb_psql "$1" "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.3
+}
+samples_ok() { # NODE: how many sealed samples open to their marker
+	q "$1" "SELECT count(*) FROM tde_samples
+	        WHERE convert_from(rustydb.tde_open(rel, s, 'aad'), 'UTF8') = 'marker-' || rel::text"
+}
+
+rdb_as_server bash "$ROOT/scripts/rustydb-keyring" create "$RING" >/dev/null
+rdb_is "rustydb-keyring creates a 0600 keyring" "$(stat -c %a "$RING")" "600"
+rdb_is "rustydb-keyring refuses to overwrite" \
+	"$(rdb_as_server bash "$ROOT/scripts/rustydb-keyring" create "$RING" 2>&1 >/dev/null | grep -c 'already exists')" "1"
+
+rdb_node_init p
+rdb_node_conf p "rustydb.keyring_file = '$RING'"
+rdb_node_start p
+rdb_psql p "CREATE EXTENSION rustydb"
+rdb_psql p "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_am WHERE amname = 'rustydb') THEN
+	CREATE ACCESS METHOD rustydb TYPE TABLE HANDLER heap_tableam_handler; END IF; END \$\$"
+rdb_psql p "DO \$\$ BEGIN FOR i IN 1..$NTABLES LOOP
+	EXECUTE format('CREATE TABLE enc_%s (id int, v text) USING rustydb WITH (encrypted = true)', i);
+	END LOOP; END \$\$"
+rdb_psql p "CREATE TABLE plain_t (id int, v text) USING heap; INSERT INTO plain_t VALUES (1, 'plain')"
+rdb_psql p "CREATE TABLE tde_samples AS
+	SELECT k.relid::regclass AS rel,
+	       rustydb.tde_seal(k.relid::regclass, convert_to('marker-' || k.relid::regclass::text, 'UTF8'), 'aad') AS s
+	FROM rustydb.table_keys k"
+rdb_is "$NTABLES encrypted tables with keys" "$(q p "SELECT count(*) FROM rustydb.encryption_status WHERE encrypted")" "$NTABLES"
+rdb_is "samples open" "$(samples_ok p)" "$NTABLES"
+MK1=$(q p "SELECT master_key_id FROM rustydb.master_key_info()")
+
+# ---- key provider failures: clear errors naming the relation, cluster keeps working
+chmod 0644 "$RING"
+expect_error "keyring with mode 0644 is refused" p "SELECT rustydb.tde_seal('enc_1', 'x')" \
+	'cannot access encrypted relation "enc_1": keyring file .* has mode 0644, must be 0600'
+chmod 0600 "$RING"
+if [ "$(id -u)" -eq 0 ] && [ "$RDB_SERVER_USER" != root ]; then
+	chown root "$RING"
+	expect_error "keyring owned by another user is refused" p "SELECT rustydb.tde_seal('enc_1', 'x')" \
+		'is not owned by the database server user'
+	chown "$RDB_SERVER_USER" "$RING"
+fi
+cp -p "$RING" "$(rdb_dir p)/data/ring"
+set_conf p rustydb.keyring_file "$(rdb_dir p)/data/ring"
+expect_error "keyring inside the data directory is refused" p "SELECT rustydb.tde_seal('enc_1', 'x')" \
+	'is inside the data directory'
+rm -f "$(rdb_dir p)/data/ring"
+expect_error "relative keyring path is rejected" p "ALTER SYSTEM SET rustydb.keyring_file = 'ring'" \
+	'must be an absolute path'
+set_conf p rustydb.keyring_file "$KEYS/missing"
+expect_error "missing keyring file" p "SELECT rustydb.tde_seal('enc_2', 'x')" \
+	'cannot access encrypted relation "enc_2": could not open keyring file'
+rdb_as_server bash "$ROOT/scripts/rustydb-keyring" create "$KEYS/other" >/dev/null
+set_conf p rustydb.keyring_file "$KEYS/other"
+expect_error "wrong master key (another keyring)" p "SELECT rustydb.tde_seal('enc_3', 'x')" \
+	"cannot access encrypted relation \"enc_3\": master key $MK1 is not available from keyring_file"
+expect_error "wrong master key: creating an encrypted table still works with the new key" p \
+	"CREATE TABLE enc_other (id int) USING rustydb WITH (encrypted); SELECT 'created'" 'created'
+rdb_psql p "DROP TABLE enc_other"
+set_conf p rustydb.keyring_file ""
+expect_error "no key provider" p "SELECT rustydb.tde_seal('enc_4', 'x')" \
+	'cannot access encrypted relation "enc_4": no master key provider is configured'
+expect_error "no key provider: creating an encrypted table fails" p \
+	"CREATE TABLE enc_x (id int) USING rustydb WITH (encrypted)" 'no master key provider is configured'
+rdb_is "no key provider: unencrypted tables work" "$(q p "SELECT v FROM plain_t")" "plain"
+set_conf p rustydb.key_command "exit 3"
+expect_error "failing key command" p "SELECT rustydb.tde_seal('enc_5', 'x')" \
+	'rustydb.key_command failed: child process exited with exit code 3'
+set_conf p rustydb.key_command "echo not-a-key"
+expect_error "key command printing garbage" p "SELECT rustydb.tde_seal('enc_5', 'x')" \
+	'rustydb.key_command printed no valid master key'
+set_conf p rustydb.key_command "echo 0000000000000000000000000000000000000000000000000000000000000000"
+expect_error "key command printing a wrong key" p "SELECT rustydb.tde_seal('enc_5', 'x')" \
+	"master key $MK1 is not available from key_command"
+set_conf p rustydb.key_command "tail -n 1 $RING"
+rdb_is "key command printing the right key" "$(samples_ok p)" "$NTABLES"
+set_conf p rustydb.keyring_file "$RING"
+expect_error "two providers at once are refused" p "SELECT rustydb.tde_seal('enc_5', 'x')" \
+	'two master key providers are configured'
+rdb_psql p "ALTER SYSTEM RESET rustydb.key_command"
+set_conf p rustydb.keyring_file "$RING"
+rdb_is "keyring file provider again" "$(samples_ok p)" "$NTABLES"
+
+# a server started without any provider runs; only encrypted tables fail
+rdb_psql p "ALTER SYSTEM SET rustydb.keyring_file = ''"
+rdb_node_restart p
+rdb_is "server without key provider starts" "$(q p "SELECT v FROM plain_t")" "plain"
+expect_error "server without key provider: clear error" p "SELECT count(*) FROM tde_samples WHERE rustydb.tde_open(rel, s, 'aad') IS NOT NULL" \
+	'cannot access encrypted relation "enc_1": no master key provider is configured'
+rdb_psql p "ALTER SYSTEM SET rustydb.keyring_file = '$RING'"
+rdb_node_restart p
+rdb_is "restart with keyring: samples open" "$(samples_ok p)" "$NTABLES"
+
+# ---- master key rotation
+rdb_is "rotate_master_key re-wraps every key" "$(q p "SELECT rustydb.rotate_master_key()")" "$NTABLES"
+MK2=$(q p "SELECT master_key_id FROM rustydb.master_key_info()")
+rdb_ok "rotation made a new master key" test "$MK1" != "$MK2"
+rdb_is "keyring holds two keys" "$(grep -cE '^[0-9a-f]{64}$' "$RING")" "2"
+rdb_is "every key wrapped by the new master key" \
+	"$(q p "SELECT count(*) FROM rustydb.encryption_status WHERE master_key_id = '$MK2'")" "$NTABLES"
+rdb_is "samples open after rotation (new session)" "$(samples_ok p)" "$NTABLES"
+rdb_is "keyring still 0600 after rotation" "$(stat -c %a "$RING")" "600"
+
+# kill -9 while a rotation is uncommitted (held open in its transaction)
+(rdb_psql p "BEGIN; SELECT rustydb.rotate_master_key(); SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 || true) &
+BG=$!
+for _ in $(seq 1 100); do
+	[ "$(q p "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT rustydb.rotate%' AND wait_event = 'PgSleep'")" = "1" ] && break
+	sleep 0.1
+done
+rdb_node_crash p
+wait $BG || true
+rdb_node_start p
+rdb_is "kill -9 during uncommitted rotation: all samples open" "$(samples_ok p)" "$NTABLES"
+rdb_is "kill -9 during uncommitted rotation: keys still under the previous master key" \
+	"$(q p "SELECT count(*) FROM rustydb.encryption_status WHERE master_key_id = '$MK2'")" "$NTABLES"
+rdb_is "keyring intact after the crash (header + 3 keys)" \
+	"$(head -n 1 "$RING")/$(grep -cE '^[0-9a-f]{64}$' "$RING")" "rustydb-keyring-v1/3"
+
+# kill -9 while rotate_master_key() runs, over many tables
+rdb_psql p "DO \$\$ BEGIN FOR i IN 1..400 LOOP
+	EXECUTE format('CREATE TABLE many_%s (id int) USING rustydb WITH (encrypted = true)', i);
+	END LOOP; END \$\$"
+rdb_psql p "INSERT INTO tde_samples
+	SELECT c.oid::regclass, rustydb.tde_seal(c.oid::regclass, convert_to('marker-' || c.relname, 'UTF8'), 'aad')
+	FROM pg_class c WHERE c.relname LIKE 'many\\_%'"
+TOTAL=$((NTABLES + 400))
+(rdb_psql p "SELECT rustydb.rotate_master_key()" >/dev/null 2>&1 || true) &
+BG=$!
+sleep 0.15
+rdb_node_crash p
+wait $BG || true
+rdb_node_start p
+rdb_is "kill -9 during rotate_master_key(): every table readable" "$(samples_ok p)" "$TOTAL"
+rdb_is "kill -9 during rotate_master_key(): all keys under one master key" \
+	"$(q p "SELECT count(DISTINCT master_key_id) FROM rustydb.table_keys")" "1"
+if [ "$(q p "SELECT count(*) FROM rustydb.table_keys WHERE master_key_id = '$MK2'")" = "$TOTAL" ]; then
+	rdb_log "the kill came before the rotation committed"
+else
+	rdb_log "the kill came after the rotation committed"
+fi
+
+# kill -9 right after a committed rotation
+rdb_is "rotation after the crash" "$(q p "SELECT rustydb.rotate_master_key()")" "$TOTAL"
+MK3=$(q p "SELECT master_key_id FROM rustydb.master_key_info()")
+rdb_node_crash p
+rdb_node_start p
+rdb_is "kill -9 after a committed rotation: every table readable" "$(samples_ok p)" "$TOTAL"
+rdb_is "kill -9 after a committed rotation: keys under the new master key" \
+	"$(q p "SELECT count(*) FROM rustydb.table_keys WHERE master_key_id = '$MK3'")" "$TOTAL"
+rdb_psql p "DELETE FROM tde_samples WHERE rel::text LIKE 'many\\_%'"
+rdb_psql p "DO \$\$ BEGIN FOR i IN 1..400 LOOP EXECUTE format('DROP TABLE many_%s', i); END LOOP; END \$\$"
+rdb_is "dropping tables removes their keys" "$(q p "SELECT count(*) FROM rustydb.table_keys")" "$NTABLES"
+
+# ---- standby (pg_basebackup + streaming): same provider reads, none gives a clear error
+rdb_standby_create p s
+rdb_psql p "CREATE TABLE enc_late (id int) USING rustydb WITH (encrypted = true)"
+rdb_psql p "INSERT INTO tde_samples SELECT 'enc_late'::regclass, rustydb.tde_seal('enc_late', convert_to('marker-enc_late', 'UTF8'), 'aad')"
+rdb_wait_replay p s
+rdb_is "standby with the keyring opens every sample" "$(samples_ok s)" "$((NTABLES + 1))"
+rdb_compare p s "SELECT \"table\", key_id, key_version, master_key_id FROM rustydb.encryption_status ORDER BY 1::text"
+rdb_is "rotation on the primary" "$(q p "SELECT rustydb.rotate_master_key()")" "$((NTABLES + 1))"
+rdb_wait_replay p s
+rdb_is "standby reads after a rotation on the primary" "$(samples_ok s)" "$((NTABLES + 1))"
+rdb_compare p s "SELECT relid, key_version, master_key_id, wrapped_key FROM rustydb.table_keys ORDER BY 1, 2"
+
+rdb_standby_create p s2
+rdb_psql s2 "ALTER SYSTEM SET rustydb.keyring_file = ''"
+rdb_node_restart s2
+rdb_wait_replay p s2
+expect_error "standby without the key provider: clear error" s2 \
+	"SELECT rustydb.tde_open('enc_late', s, 'aad') FROM tde_samples WHERE rel = 'enc_late'::regclass" \
+	'cannot access encrypted relation "enc_late": no master key provider is configured'
+rdb_is "standby without the key provider: other tables readable" "$(q s2 "SELECT v FROM plain_t")" "plain"
+
+# promotion: the promoted standby seals new data in sessions of its own
+rdb_psql s "SELECT pg_promote()" >/dev/null
+sleep 1
+rdb_psql s "INSERT INTO tde_samples SELECT 'enc_1'::regclass, rustydb.tde_seal('enc_1', convert_to('marker-enc_1', 'UTF8'), 'aad')"
+rdb_is "promoted standby seals and opens" "$(samples_ok s)" "$((NTABLES + 2))"
+rdb_is "promoted standby uses a session the primary never used" \
+	"$(q s "SELECT count(DISTINCT substr(s, 5, 12)) = count(*) FROM tde_samples WHERE rel = 'enc_1'::regclass")" "t"
+
+rdb_summary
