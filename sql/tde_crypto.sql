@@ -87,6 +87,8 @@ SELECT substr(s1, 5, 12) = substr(s2, 5, 12) AS same_session,
 FROM sealed;
 -- tampering: every region of the sealed bytes, the associated data, length
 SELECT rustydb.tde_open('tde_a', set_byte(s1, 0, get_byte(s1, 0) # 1), 'ctx', 3) FROM sealed;
+SELECT rustydb.tde_open('tde_a', set_byte(s1, 1, 1), 'ctx', 3) FROM sealed;
+SELECT rustydb.tde_open('tde_a', set_byte(s1, 1, 7), 'ctx', 3) FROM sealed;
 SELECT rustydb.tde_open('tde_a', set_byte(s1, 2, get_byte(s1, 2) # 4), 'ctx', 3) FROM sealed;
 SELECT rustydb.tde_open('tde_a', set_byte(s1, 8, get_byte(s1, 8) # 1), 'ctx', 3) FROM sealed;
 SELECT rustydb.tde_open('tde_a', set_byte(s1, 17, get_byte(s1, 17) # 1), 'ctx', 3) FROM sealed;
@@ -112,6 +114,12 @@ SET client_min_messages = warning;
 SELECT convert_from(rustydb.tde_open('tde_a', s1, 'ctx'), 'UTF8') AS old_payload FROM sealed;
 SELECT get_byte(rustydb.tde_seal('tde_a', 'y'), 2) AS new_version;
 SELECT key_version, is_current FROM rustydb.table_keys WHERE relid = 'tde_a'::regclass ORDER BY 1;
+-- its TOAST table got the same new version
+SELECT t.key_version, t.key_id = k.key_id AS same_key, t.is_current
+FROM pg_class c
+JOIN rustydb.table_keys k ON k.relid = c.oid
+JOIN rustydb.table_keys t ON t.relid = c.reltoastrelid AND t.key_version = k.key_version
+WHERE c.relname = 'tde_a' ORDER BY 1;
 SELECT key_version, key_versions, last_rotated >= created AS rotated
 FROM rustydb.encryption_status WHERE "table" = 'tde_a'::regclass;
 SELECT rustydb.rotate_table_key('tde_plain');
@@ -127,8 +135,15 @@ ALTER TABLE tde_a ALTER COLUMN id TYPE bigint;
 REFRESH MATERIALIZED VIEW tde_mv;
 TRUNCATE tde_a;
 SELECT convert_from(rustydb.tde_open('tde_a', s1, 'ctx'), 'UTF8') AS after_rewrites FROM sealed;
-SELECT relid::regclass, key_version FROM rustydb.table_keys
-WHERE relid::regclass::text NOT LIKE 'tde_%' OR relid NOT IN (SELECT oid FROM pg_class);
+SELECT count(*) AS orphan_keys FROM rustydb.table_keys WHERE relid NOT IN (SELECT oid FROM pg_class);
+-- the TOAST table of an encrypted table shares its data keys (same key ids)
+SELECT t.key_version, t.key_id = k.key_id AS same_key, t.is_current
+FROM pg_class c
+JOIN rustydb.table_keys k ON k.relid = c.oid
+JOIN rustydb.table_keys t ON t.relid = c.reltoastrelid AND t.key_version = k.key_version
+WHERE c.relname = 'tde_a' ORDER BY 1;
+SELECT count(*) AS toast_keys_of_unencrypted FROM rustydb.table_keys k
+JOIN pg_class c ON c.reltoastrelid = k.relid WHERE c.relname IN ('tde_plain', 'tde_off');
 
 -- a damaged wrapped key: clear error naming the relation, others unaffected
 UPDATE rustydb.table_keys SET wrapped_key = set_byte(wrapped_key, 30, get_byte(wrapped_key, 30) # 1)

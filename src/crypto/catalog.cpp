@@ -38,6 +38,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
@@ -360,7 +361,8 @@ load_cipher(Oid relid)
 		versions[i].current = rows[i].current;
 		versions[i].key = keys + i * kKeyBytes;
 	}
-	Cipher *c = make_cipher(relid, versions, n);
+	Role role = get_rel_relkind(relid) == RELKIND_TOASTVALUE ? Role::Toast : Role::Table;
+	Cipher *c = make_cipher(relid, role, versions, n);
 	sodium_memzero(keys, kKeyBytes * n);
 	return c;
 }

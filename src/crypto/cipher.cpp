@@ -154,9 +154,15 @@ open_internal(const Cipher *cc, const void *sealed, size_t sealed_len, const voi
 	unsigned fmt = in[0] >> 4;
 	unsigned alg = in[0] & 0x0f;
 	uint16_t version = static_cast<uint16_t>(in[2] | (in[3] << 8));
-	if (fmt != kFormat || in[1] != 0)
+	if (fmt != kFormat || in[1] > static_cast<unsigned>(Role::Toast))
 	{
 		*reason = "unknown sealed payload format";
+		return false;
+	}
+	if (in[1] != static_cast<unsigned>(c->role))
+	{
+		*reason = c->role == Role::Toast ? "a table payload in a TOAST table"
+										 : "a TOAST chunk in place of a table payload";
 		return false;
 	}
 	int vi = version_index(c, version);
@@ -262,7 +268,7 @@ algorithm_name(Algorithm alg)
 }
 
 Cipher *
-make_cipher(Oid relid, const DataKeyVersion *keys, int n)
+make_cipher(Oid relid, Role role, const DataKeyVersion *keys, int n)
 {
 	if (n < 1 || n > kMaxKeyVersions)
 		ereport(ERROR,
@@ -281,6 +287,7 @@ make_cipher(Oid relid, const DataKeyVersion *keys, int n)
 						errhint("Check the memlock limit (ulimit -l) of the server.")));
 	}
 	c->relid = relid;
+	c->role = role;
 	c->nversions = n;
 	c->current = -1;
 	for (int i = 0; i < n; i++)
@@ -440,7 +447,7 @@ seal(const Cipher *cc, const void *payload, size_t len, const void *aad, size_t 
 	uint32_t ctr = c->counter++;
 
 	out[0] = static_cast<unsigned char>((kFormat << 4) | static_cast<unsigned>(c->algs[vi]));
-	out[1] = 0;
+	out[1] = static_cast<unsigned char>(c->role);
 	out[2] = static_cast<unsigned char>(version & 0xff);
 	out[3] = static_cast<unsigned char>(version >> 8);
 	memcpy(out + kHeaderBytes, c->session, kSessionBytes);

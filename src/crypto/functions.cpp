@@ -203,29 +203,48 @@ RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 			update_key_row(rel, rows[i], nullptr, nullptr, false);
 	insert_key_row(rel, relid, newest + 1, true, preferred_algorithm(), key, mk,
 				   GetCurrentTransactionStartTimestamp());
+
+	/* the TOAST table shares the table's keys: same new version for it */
+	Oid toast = target->rd_rel->reltoastrelid;
+	if (OidIsValid(toast))
+	{
+		KeyRow trows[kMaxKeyVersions];
+		int tn = read_key_rows(toast, SnapshotSelf, trows, kMaxKeyVersions);
+
+		if (tn > 0)
+		{
+			for (int i = 0; i < tn; i++)
+				if (trows[i].current)
+					update_key_row(rel, trows[i], nullptr, nullptr, false);
+			insert_key_row(rel, toast, newest + 1, true, preferred_algorithm(), key, mk,
+						   GetCurrentTransactionStartTimestamp());
+			CacheInvalidateRelcacheByRelid(toast);
+		}
+	}
 	sodium_memzero(key, kKeyBytes);
 	CacheInvalidateRelcacheByRelid(relid);
 	CommandCounterIncrement();
 	cache_forget(relid);
+	if (OidIsValid(toast))
+		cache_forget(toast);
 
 	if (reencrypter != nullptr)
 	{
 		reencrypter(target);
 		CommandCounterIncrement();
-		for (int i = 0; i < n; i++)
+		/* every payload is under the new version now: drop the older ones */
+		Oid owners[2] = {relid, toast};
+		for (Oid owner : owners)
 		{
-			HeapTupleData tup;
-			Buffer buf;
-
-			tup.t_self = rows[i].tid;
-			/* the row may have a newer version (is_current was cleared) */
-			if (heap_fetch(rel, SnapshotSelf, &tup, &buf, false))
-			{
-				ReleaseBuffer(buf);
-				CatalogTupleDelete(rel, &tup.t_self);
-			}
+			if (!OidIsValid(owner))
+				continue;
+			KeyRow old[kMaxKeyVersions];
+			int on = read_key_rows(owner, SnapshotSelf, old, kMaxKeyVersions);
+			for (int i = 0; i < on; i++)
+				if (old[i].version != newest + 1)
+					CatalogTupleDelete(rel, &old[i].tid);
+			CacheInvalidateRelcacheByRelid(owner);
 		}
-		CacheInvalidateRelcacheByRelid(relid);
 	}
 	else
 	{
@@ -424,7 +443,7 @@ RUSTYDB_FUNCTION(rustydb_tde_cipher_bench)
 	for (int a = 0; a < nalg; a++)
 	{
 		DataKeyVersion v{1, algs[a], true, key};
-		Cipher *c = make_cipher(InvalidOid, &v, 1);
+		Cipher *c = make_cipher(InvalidOid, Role::Table, &v, 1);
 
 		for (int op = 0; op < 2; op++)
 		{

@@ -259,14 +259,17 @@ create_table_key(Oid relid)
 	table_close(rel, RowExclusiveLock);
 
 	DataKeyVersion v{1, alg, true, key};
-	Cipher *c = make_cipher(relid, &v, 1);
+	Cipher *c = make_cipher(relid, Role::Table, &v, 1);
 	sodium_free(key);
 	cache_put(relid, c);
 }
 
-/* The transient relation of a rewrite gets the original's keys. */
+/*
+ * The transient relation of a rewrite, or the TOAST table of an encrypted
+ * table, gets copies of the original's keys (re-wrapped for its OID).
+ */
 void
-clone_keys(Oid new_relid, Oid orig)
+clone_keys(Oid new_relid, Oid orig, Role role)
 {
 	const Cipher *c = relation_cipher_oid(orig);
 
@@ -284,7 +287,9 @@ clone_keys(Oid new_relid, Oid orig)
 		v[i] = DataKeyVersion{c->versions[i], c->algs[i], i == c->current, c->secrets->keys[i]};
 	}
 	table_close(rel, RowExclusiveLock);
-	cache_put(new_relid, make_cipher(new_relid, v, c->nversions));
+	cache_put(new_relid, make_cipher(new_relid, role, v, c->nversions));
+	elog(DEBUG1, "rustydb: relation %u shares the data keys of encrypted relation %u", new_relid,
+		 orig);
 }
 
 void
@@ -301,14 +306,16 @@ relation_created(Oid relid, bool is_internal)
 	{
 		Oid table = index_table(relid);
 
-		if (OidIsValid(table) && OidIsValid(keys_catalog_oid()) && relation_has_keys(table))
-		{
-			char tkind;
-			Oid tam;
-			NameData tname;
+		char tkind = 0;
+		Oid tam;
+		NameData tname;
 
-			if (!class_row(table, &tkind, &tam, &tname))
-				namestrcpy(&tname, "?");
+		if (!OidIsValid(table) || !class_row(table, &tkind, &tam, &tname))
+			return;
+		/* a TOAST table's own index holds chunk ids, not data */
+		if (tkind != RELKIND_TOASTVALUE && OidIsValid(keys_catalog_oid()) &&
+			relation_has_keys(table))
+		{
 			ereport(settings::plaintext_index_action == 1 ? ERROR : WARNING,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("index \"%s\" on encrypted table \"%s\" stores its keys in plaintext",
@@ -320,11 +327,23 @@ relation_created(Oid relid, bool is_internal)
 		}
 		return;
 	}
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW && relkind != RELKIND_TOASTVALUE)
 		return;
 	Oid am = get_am_oid("rustydb", true);
 	if (!OidIsValid(am) || relam != am)
 		return;
+
+	if (relkind == RELKIND_TOASTVALUE)
+	{
+		/* create_toast_table() names it pg_toast_<table oid> */
+		unsigned int owner = 0;
+		char tail;
+
+		if (sscanf(NameStr(relname), "pg_toast_%u%c", &owner, &tail) == 1 && owner != 0 &&
+			OidIsValid(keys_catalog_oid()) && relation_has_keys(static_cast<Oid>(owner)))
+			clone_keys(relid, static_cast<Oid>(owner), Role::Toast);
+		return;
+	}
 
 	if (is_internal)
 	{
@@ -334,7 +353,7 @@ relation_created(Oid relid, bool is_internal)
 
 		if (sscanf(NameStr(relname), "pg_temp_%u%c", &orig, &tail) == 1 && orig != 0 &&
 			OidIsValid(keys_catalog_oid()) && relation_has_keys(static_cast<Oid>(orig)))
-			clone_keys(relid, static_cast<Oid>(orig));
+			clone_keys(relid, static_cast<Oid>(orig), Role::Table);
 		return;
 	}
 

@@ -11,7 +11,9 @@
  *	sealed = header(4) | session(12) | counter(4) | ciphertext(len) | tag(16)
  *
  * so sealed_size(len) == len + kSealOverhead. The header names the format,
- * the cipher and the data key version; session and counter make the nonce
+ * the cipher, the role (a table's payload or a TOAST chunk: a TOAST table
+ * of an encrypted table shares its data keys) and the data key version;
+ * session and counter make the nonce
  * (see docs/tde.md for why it is never reused). The header and the caller's
  * associated data are authenticated.
  *

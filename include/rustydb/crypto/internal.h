@@ -21,6 +21,17 @@ constexpr int kMaxKeyVersions = 8;
 /* Per-cipher cache of AES-GCM session subkeys used for opening. */
 constexpr int kSubkeySlots = 8;
 
+/*
+ * Role of the relation a cipher seals for, kept in header byte 1 (and so
+ * authenticated): a table's payloads and its TOAST table's chunks share
+ * the data keys but cannot be swapped for one another.
+ */
+enum class Role : uint8_t
+{
+	Table = 0,
+	Toast = 1
+};
+
 /* Key material of one Cipher, in one sodium_malloc'd block. */
 struct Secrets
 {
@@ -32,6 +43,7 @@ struct Secrets
 struct Cipher
 {
 	Oid relid;
+	Role role;
 	int nversions;
 	uint16_t versions[kMaxKeyVersions];
 	Algorithm algs[kMaxKeyVersions];
@@ -65,7 +77,7 @@ struct DataKeyVersion
 };
 
 /* Build a Cipher (not cached) from unwrapped keys; free with free_cipher. */
-Cipher *make_cipher(Oid relid, const DataKeyVersion *keys, int n);
+Cipher *make_cipher(Oid relid, Role role, const DataKeyVersion *keys, int n);
 void free_cipher(Cipher *c);
 
 /* Put a freshly built cipher into the backend cache (replacing any entry). */
