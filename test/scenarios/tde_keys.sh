@@ -62,7 +62,10 @@ rdb_psql p "CREATE TABLE tde_samples AS
 	       rustydb.tde_seal(k.relid::regclass, convert_to('marker-' || k.relid::regclass::text, 'UTF8'), 'aad') AS s
 	FROM rustydb.table_keys k"
 rdb_is "$NTABLES encrypted tables with keys" "$(q p "SELECT count(*) FROM rustydb.encryption_status WHERE encrypted")" "$NTABLES"
-rdb_is "samples open" "$(samples_ok p)" "$NTABLES"
+# each table has a TOAST table (text column) that shares its keys
+KEYROWS=$((2 * NTABLES))
+rdb_is "their TOAST tables share their keys" "$(q p "SELECT count(*) FROM rustydb.table_keys")" "$KEYROWS"
+rdb_is "samples open" "$(samples_ok p)" "$KEYROWS"
 MK1=$(q p "SELECT master_key_id FROM rustydb.master_key_info()")
 
 # ---- key provider failures: clear errors naming the relation, cluster keeps working
@@ -109,13 +112,13 @@ set_conf p rustydb.key_command "echo 0000000000000000000000000000000000000000000
 expect_error "key command printing a wrong key" p "SELECT rustydb.tde_seal('enc_5', 'x')" \
 	"master key $MK1 is not available from key_command"
 set_conf p rustydb.key_command "tail -n 1 $RING"
-rdb_is "key command printing the right key" "$(samples_ok p)" "$NTABLES"
+rdb_is "key command printing the right key" "$(samples_ok p)" "$KEYROWS"
 set_conf p rustydb.keyring_file "$RING"
 expect_error "two providers at once are refused" p "SELECT rustydb.tde_seal('enc_5', 'x')" \
 	'two master key providers are configured'
 rdb_psql p "ALTER SYSTEM RESET rustydb.key_command"
 set_conf p rustydb.keyring_file "$RING"
-rdb_is "keyring file provider again" "$(samples_ok p)" "$NTABLES"
+rdb_is "keyring file provider again" "$(samples_ok p)" "$KEYROWS"
 
 # a server started without any provider runs; only encrypted tables fail
 rdb_psql p "ALTER SYSTEM SET rustydb.keyring_file = ''"
@@ -125,16 +128,16 @@ expect_error "server without key provider: clear error" p "SELECT count(*) FROM 
 	'cannot access encrypted relation "enc_1": no master key provider is configured'
 rdb_psql p "ALTER SYSTEM SET rustydb.keyring_file = '$RING'"
 rdb_node_restart p
-rdb_is "restart with keyring: samples open" "$(samples_ok p)" "$NTABLES"
+rdb_is "restart with keyring: samples open" "$(samples_ok p)" "$KEYROWS"
 
 # ---- master key rotation
-rdb_is "rotate_master_key re-wraps every key" "$(q p "SELECT rustydb.rotate_master_key()")" "$NTABLES"
+rdb_is "rotate_master_key re-wraps every key" "$(q p "SELECT rustydb.rotate_master_key()")" "$KEYROWS"
 MK2=$(q p "SELECT master_key_id FROM rustydb.master_key_info()")
 rdb_ok "rotation made a new master key" test "$MK1" != "$MK2"
 rdb_is "keyring holds two keys" "$(grep -cE '^[0-9a-f]{64}$' "$RING")" "2"
 rdb_is "every key wrapped by the new master key" \
 	"$(q p "SELECT count(*) FROM rustydb.encryption_status WHERE master_key_id = '$MK2'")" "$NTABLES"
-rdb_is "samples open after rotation (new session)" "$(samples_ok p)" "$NTABLES"
+rdb_is "samples open after rotation (new session)" "$(samples_ok p)" "$KEYROWS"
 rdb_is "keyring still 0600 after rotation" "$(stat -c %a "$RING")" "600"
 
 # kill -9 while a rotation is uncommitted (held open in its transaction)
@@ -147,34 +150,49 @@ done
 rdb_node_crash p
 wait $BG || true
 rdb_node_start p
-rdb_is "kill -9 during uncommitted rotation: all samples open" "$(samples_ok p)" "$NTABLES"
+rdb_is "kill -9 during uncommitted rotation: all samples open" "$(samples_ok p)" "$KEYROWS"
 rdb_is "kill -9 during uncommitted rotation: keys still under the previous master key" \
 	"$(q p "SELECT count(*) FROM rustydb.encryption_status WHERE master_key_id = '$MK2'")" "$NTABLES"
 rdb_is "keyring intact after the crash (header + 3 keys)" \
 	"$(head -n 1 "$RING")/$(grep -cE '^[0-9a-f]{64}$' "$RING")" "rustydb-keyring-v1/3"
 
-# kill -9 while rotate_master_key() runs, over many tables
+# kill -9 while rotate_master_key() is half-way through its re-wrapping:
+# it updates the key rows in physical order, so a row locked FOR UPDATE by
+# another session in the middle makes it stop there, the rows before it
+# already re-wrapped (uncommitted), the rest not.
+TOTAL=$((KEYROWS + 400))
 rdb_psql p "DO \$\$ BEGIN FOR i IN 1..400 LOOP
 	EXECUTE format('CREATE TABLE many_%s (id int) USING rustydb WITH (encrypted = true)', i);
 	END LOOP; END \$\$"
 rdb_psql p "INSERT INTO tde_samples
 	SELECT c.oid::regclass, rustydb.tde_seal(c.oid::regclass, convert_to('marker-' || c.relname, 'UTF8'), 'aad')
 	FROM pg_class c WHERE c.relname LIKE 'many\\_%'"
-TOTAL=$((NTABLES + 400))
+BEFORE=$(q p "SELECT master_key_id, count(*) FROM rustydb.table_keys GROUP BY 1 ORDER BY 1")
+MID=$(q p "SELECT ctid FROM rustydb.table_keys ORDER BY ctid OFFSET $((TOTAL / 2)) LIMIT 1")
+(rdb_psql p "BEGIN; SELECT 1 FROM rustydb.table_keys WHERE ctid = '$MID' FOR UPDATE; SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 || true) &
+LOCKER=$!
+for _ in $(seq 1 100); do
+	[ "$(q p "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT 1 FROM rustydb.table_keys%' AND wait_event = 'PgSleep'")" = "1" ] && break
+	sleep 0.1
+done
 (rdb_psql p "SELECT rustydb.rotate_master_key()" >/dev/null 2>&1 || true) &
 BG=$!
-sleep 0.15
+for _ in $(seq 1 100); do
+	[ "$(q p "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT rustydb.rotate_master_key()' AND wait_event_type = 'Lock'")" = "1" ] && break
+	sleep 0.1
+done
+HALF=$(q p "SELECT count(*) FROM rustydb.table_keys k
+	WHERE k.xmax::text = (SELECT backend_xid::text FROM pg_stat_activity WHERE query = 'SELECT rustydb.rotate_master_key()')")
+rdb_ok "rotate_master_key() stopped half-way ($HALF of $TOTAL keys re-wrapped, uncommitted)" \
+	test "$HALF" -gt 0 -a "$HALF" -lt "$TOTAL"
 rdb_node_crash p
-wait $BG || true
+wait $BG $LOCKER || true
 rdb_node_start p
-rdb_is "kill -9 during rotate_master_key(): every table readable" "$(samples_ok p)" "$TOTAL"
-rdb_is "kill -9 during rotate_master_key(): all keys under one master key" \
-	"$(q p "SELECT count(DISTINCT master_key_id) FROM rustydb.table_keys")" "1"
-if [ "$(q p "SELECT count(*) FROM rustydb.table_keys WHERE master_key_id = '$MK2'")" = "$TOTAL" ]; then
-	rdb_log "the kill came before the rotation committed"
-else
-	rdb_log "the kill came after the rotation committed"
-fi
+rdb_is "kill -9 half-way through rotate_master_key(): every table readable" "$(samples_ok p)" "$TOTAL"
+rdb_is "kill -9 half-way through rotate_master_key(): every key wrapped as before the rotation" \
+	"$(q p "SELECT master_key_id, count(*) FROM rustydb.table_keys GROUP BY 1 ORDER BY 1")" "$BEFORE"
+rdb_is "keyring intact after the second crash (header + 4 keys)" \
+	"$(head -n 1 "$RING")/$(grep -cE '^[0-9a-f]{64}$' "$RING")" "rustydb-keyring-v1/4"
 
 # kill -9 right after a committed rotation
 rdb_is "rotation after the crash" "$(q p "SELECT rustydb.rotate_master_key()")" "$TOTAL"
@@ -186,18 +204,18 @@ rdb_is "kill -9 after a committed rotation: keys under the new master key" \
 	"$(q p "SELECT count(*) FROM rustydb.table_keys WHERE master_key_id = '$MK3'")" "$TOTAL"
 rdb_psql p "DELETE FROM tde_samples WHERE rel::text LIKE 'many\\_%'"
 rdb_psql p "DO \$\$ BEGIN FOR i IN 1..400 LOOP EXECUTE format('DROP TABLE many_%s', i); END LOOP; END \$\$"
-rdb_is "dropping tables removes their keys" "$(q p "SELECT count(*) FROM rustydb.table_keys")" "$NTABLES"
+rdb_is "dropping tables removes their keys" "$(q p "SELECT count(*) FROM rustydb.table_keys")" "$KEYROWS"
 
 # ---- standby (pg_basebackup + streaming): same provider reads, none gives a clear error
 rdb_standby_create p s
 rdb_psql p "CREATE TABLE enc_late (id int) USING rustydb WITH (encrypted = true)"
 rdb_psql p "INSERT INTO tde_samples SELECT 'enc_late'::regclass, rustydb.tde_seal('enc_late', convert_to('marker-enc_late', 'UTF8'), 'aad')"
 rdb_wait_replay p s
-rdb_is "standby with the keyring opens every sample" "$(samples_ok s)" "$((NTABLES + 1))"
+rdb_is "standby with the keyring opens every sample" "$(samples_ok s)" "$((KEYROWS + 1))"
 rdb_compare p s "SELECT \"table\", key_id, key_version, master_key_id FROM rustydb.encryption_status ORDER BY 1::text"
-rdb_is "rotation on the primary" "$(q p "SELECT rustydb.rotate_master_key()")" "$((NTABLES + 1))"
+rdb_is "rotation on the primary" "$(q p "SELECT rustydb.rotate_master_key()")" "$((KEYROWS + 1))"
 rdb_wait_replay p s
-rdb_is "standby reads after a rotation on the primary" "$(samples_ok s)" "$((NTABLES + 1))"
+rdb_is "standby reads after a rotation on the primary" "$(samples_ok s)" "$((KEYROWS + 1))"
 rdb_compare p s "SELECT relid, key_version, master_key_id, wrapped_key FROM rustydb.table_keys ORDER BY 1, 2"
 
 rdb_standby_create p s2
@@ -213,7 +231,7 @@ rdb_is "standby without the key provider: other tables readable" "$(q s2 "SELECT
 rdb_psql s "SELECT pg_promote()" >/dev/null
 sleep 1
 rdb_psql s "INSERT INTO tde_samples SELECT 'enc_1'::regclass, rustydb.tde_seal('enc_1', convert_to('marker-enc_1', 'UTF8'), 'aad')"
-rdb_is "promoted standby seals and opens" "$(samples_ok s)" "$((NTABLES + 2))"
+rdb_is "promoted standby seals and opens" "$(samples_ok s)" "$((KEYROWS + 2))"
 rdb_is "promoted standby uses a session the primary never used" \
 	"$(q s "SELECT count(DISTINCT substr(s, 5, 12)) = count(*) FROM tde_samples WHERE rel = 'enc_1'::regclass")" "t"
 
