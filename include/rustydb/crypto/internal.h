@@ -40,6 +40,9 @@ struct Secrets
 	unsigned char keys[kMaxKeyVersions][kKeyBytes];
 };
 
+/* sodium_malloc aligns the end of the block: keep the AES states 16-aligned */
+static_assert(sizeof(Secrets) % 16 == 0, "Secrets must be a multiple of 16 bytes");
+
 struct Cipher
 {
 	Oid relid;
