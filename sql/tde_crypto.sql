@@ -97,6 +97,19 @@ SELECT rustydb.tde_open('tde_a', set_byte(s1, length(s1) - 1, get_byte(s1, lengt
 SELECT rustydb.tde_open('tde_a', s1, 'other', 12) FROM sealed;
 SELECT rustydb.tde_open('tde_a', substr(s1, 1, 30), 'ctx', 5) FROM sealed;
 SELECT rustydb.tde_open('tde_a', substr(s1, 1, length(s1) - 1), 'ctx') FROM sealed;
+-- whole tuples (heap layout), as the table access method seals them: the
+-- header stays, the payload is sealed, the fields that decide how it
+-- decodes are authenticated, those that change later (xmax, hints) are not
+SELECT plain_len, sealed_len - plain_len AS overhead, round_trip, slot_round_trip,
+       position('secret-name'::bytea IN sealed) = 0 AS payload_hidden,
+       null_bitmap_tamper_detected, header_tamper_detected, payload_tamper_detected,
+       mutable_fields_ignored
+FROM rustydb.tde_tuple_selftest('tde_a', ROW(42, 'secret-name'::text, NULL::int, 3.5::float8, NULL::text));
+SELECT plain_len, sealed_len - plain_len AS overhead, round_trip, slot_round_trip,
+       position('secret-name'::bytea IN sealed) = 0 AS payload_hidden,
+       null_bitmap_tamper_detected, header_tamper_detected, payload_tamper_detected,
+       mutable_fields_ignored
+FROM rustydb.tde_tuple_selftest('tde_a', ROW(repeat('secret-name', 300), 7::bigint, true));
 -- another table's key does not open it
 SELECT rustydb.tde_open('tde_ctas', s1, 'ctx', 0) FROM sealed;
 SELECT rustydb.tde_seal('tde_plain', 'x');

@@ -89,3 +89,14 @@ AS 'MODULE_PATHNAME', 'rustydb_tde_cipher_bench'
 LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION rustydb.tde_cipher_bench(integer, integer) FROM PUBLIC;
 COMMENT ON FUNCTION rustydb.tde_cipher_bench(integer, integer) IS 'throughput of the seal and open paths on this machine (superuser)';
+
+CREATE FUNCTION rustydb.tde_tuple_selftest(rel regclass, "row" record,
+	OUT plain_len integer, OUT sealed_len integer, OUT round_trip boolean,
+	OUT slot_round_trip boolean, OUT sealed bytea, OUT null_bitmap_tamper_detected boolean,
+	OUT header_tamper_detected boolean, OUT payload_tamper_detected boolean,
+	OUT mutable_fields_ignored boolean)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rustydb_tde_tuple_selftest'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION rustydb.tde_tuple_selftest(regclass, record) FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.tde_tuple_selftest(regclass, record) IS 'seal and open a row as a whole tuple, as the table access method does (superuser self-test)';

@@ -28,6 +28,9 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
+#include "utils/typcache.h"
+#include "access/htup_details.h"
+#include "executor/tuptable.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb {
@@ -475,4 +478,94 @@ RUSTYDB_FUNCTION(rustydb_tde_cipher_bench)
 		free_cipher(c);
 	}
 	PG_RETURN_NULL();
+}
+
+/*
+ * rustydb.tde_tuple_selftest(rel regclass, row record): the tuple-level
+ * helpers the table access method uses, on the heap-layout tuple of row:
+ * seal, open (copy and into a buffer-heap-tuple slot), and tampering with
+ * each authenticated header field. Superuser.
+ */
+RUSTYDB_FUNCTION(rustydb_tde_tuple_selftest)
+{
+	require_superuser("rustydb.tde_tuple_selftest()");
+	Oid relid = PG_GETARG_OID(0);
+	HeapTupleHeader th = PG_GETARG_HEAPTUPLEHEADER(1);
+	const Cipher *c = require_cipher(relid);
+	TupleDesc result_desc;
+
+	if (get_call_result_type(fcinfo, nullptr, &result_desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	result_desc = BlessTupleDesc(result_desc);
+
+	HeapTupleData plain;
+	plain.t_len = HeapTupleHeaderGetDatumLength(th);
+	plain.t_data = th;
+	ItemPointerSet(&plain.t_self, 7, 3);
+	plain.t_tableOid = relid;
+
+	HeapTuple sealed = seal_tuple(c, &plain);
+	HeapTuple opened = open_tuple_copy(c, sealed, 7);
+	bool round_trip = opened->t_len == plain.t_len &&
+					  memcmp(opened->t_data, plain.t_data, plain.t_len) == 0 &&
+					  ItemPointerEquals(&opened->t_self, &plain.t_self);
+
+	/* into a buffer-heap-tuple slot, then read every attribute back */
+	TupleDesc rowdesc =
+		lookup_rowtype_tupdesc_copy(HeapTupleHeaderGetTypeId(th), HeapTupleHeaderGetTypMod(th));
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(rowdesc, &TTSOpsBufferHeapTuple);
+	store_opened_tuple(c, sealed, slot, 7);
+	slot_getallattrs(slot);
+	HeapTuple reformed = heap_form_tuple(rowdesc, slot->tts_values, slot->tts_isnull);
+	uint32 plain_hoff = plain.t_data->t_hoff;
+	bool slot_round_trip = reformed->t_len == plain.t_len &&
+						   memcmp(reinterpret_cast<char *>(reformed->t_data) + plain_hoff,
+								  reinterpret_cast<char *>(plain.t_data) + plain_hoff,
+								  plain.t_len - plain_hoff) == 0 &&
+						   ItemPointerEquals(&slot->tts_tid, &plain.t_self) &&
+						   slot->tts_tableOid == relid;
+	ExecDropSingleTupleTableSlot(slot);
+
+	/* tampering: each must fail to open, except fields outside the AD */
+	HeapTuple scratch = static_cast<HeapTuple>(palloc(HEAPTUPLESIZE + sealed->t_len));
+	scratch->t_data =
+		reinterpret_cast<HeapTupleHeader>(reinterpret_cast<char *>(scratch) + HEAPTUPLESIZE);
+	HeapTuple t = heap_copytuple(sealed);
+	int bitmap = -1;
+	if (t->t_data->t_infomask & HEAP_HASNULL)
+	{
+		t->t_data->t_bits[0] ^= 0x01;
+		bitmap = try_open_tuple(c, t, scratch) ? 0 : 1;
+		t->t_data->t_bits[0] ^= 0x01;
+	}
+	uint16 natts = HeapTupleHeaderGetNatts(t->t_data);
+	HeapTupleHeaderSetNatts(t->t_data, natts - 1);
+	bool natts_detected = !try_open_tuple(c, t, scratch);
+	HeapTupleHeaderSetNatts(t->t_data, natts);
+	t->t_data->t_infomask ^= HEAP_HASVARWIDTH;
+	bool flags_detected = !try_open_tuple(c, t, scratch);
+	t->t_data->t_infomask ^= HEAP_HASVARWIDTH;
+	char *last = reinterpret_cast<char *>(t->t_data) + t->t_len - 1;
+	*last ^= 0x40;
+	bool payload_detected = !try_open_tuple(c, t, scratch);
+	*last ^= 0x40;
+	t->t_data->t_infomask |= HEAP_XMIN_COMMITTED | HEAP_XMAX_INVALID;
+	HeapTupleHeaderSetXmax(t->t_data, 12345);
+	bool hints_ignored = try_open_tuple(c, t, scratch);
+
+	Datum values[9];
+	bool nulls[9] = {false, false, false, false, false, bitmap < 0, false, false, false};
+	bytea *sealed_bytes = static_cast<bytea *>(palloc(VARHDRSZ + sealed->t_len));
+	SET_VARSIZE(sealed_bytes, VARHDRSZ + sealed->t_len);
+	memcpy(VARDATA(sealed_bytes), sealed->t_data, sealed->t_len);
+	values[0] = Int32GetDatum(static_cast<int32>(plain.t_len));
+	values[1] = Int32GetDatum(static_cast<int32>(sealed->t_len));
+	values[2] = BoolGetDatum(round_trip);
+	values[3] = BoolGetDatum(slot_round_trip);
+	values[4] = PointerGetDatum(sealed_bytes);
+	values[5] = BoolGetDatum(bitmap == 1);
+	values[6] = BoolGetDatum(natts_detected && flags_detected);
+	values[7] = BoolGetDatum(payload_detected);
+	values[8] = BoolGetDatum(hints_ignored);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(result_desc, values, nulls)));
 }

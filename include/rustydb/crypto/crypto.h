@@ -42,6 +42,8 @@
 #include "rustydb/pg.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
+#include "access/htup.h"
+#include "executor/tuptable.h"
 #include "storage/block.h"
 #include "utils/rel.h"
 RUSTYDB_PG_INCLUDE_END
@@ -113,6 +115,44 @@ void open(const Cipher *cipher, const void *sealed, size_t sealed_len, const voi
 /* Same, returning false instead of raising an error (for verification). */
 bool try_open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aad,
 			  size_t aadlen, void *out);
+
+/*
+ * ---- tuple-level helpers ----
+ * For tuples in PostgreSQL's heap tuple layout (rustydb's tuple header is
+ * byte-compatible with it): the payload is bytes [t_hoff, t_len). The
+ * associated data is the attribute count, the HASNULL/HASVARWIDTH/
+ * HASEXTERNAL bits, t_hoff and the null bitmap, so changing any of them
+ * on disk is detected. Header fields that change after insertion (xmin,
+ * xmax, cid, ctid, hint and lock bits) are not authenticated.
+ */
+
+/* A palloc'd copy of plain (header as is) with its payload sealed: t_len + kSealOverhead. */
+HeapTuple seal_tuple(const Cipher *cipher, HeapTuple plain);
+
+/* Length of the opened tuple of a stored (sealed) one; ERROR if too short. */
+uint32 opened_tuple_len(const Cipher *cipher, HeapTuple stored, BlockNumber blkno);
+
+/*
+ * Open stored into dest: dest->t_data must point to opened_tuple_len()
+ * bytes (MAXALIGNed). Sets dest's t_len, t_self and t_tableOid. ERROR
+ * (naming relation and block) if the payload does not authenticate.
+ */
+void open_tuple(const Cipher *cipher, HeapTuple stored, HeapTuple dest, BlockNumber blkno);
+
+/* Same, returning false instead of raising an error (verifiers). */
+bool try_open_tuple(const Cipher *cipher, HeapTuple stored, HeapTuple dest);
+
+/* Same as open_tuple, into one palloc'd HeapTuple (HEAPTUPLESIZE + length). */
+HeapTuple open_tuple_copy(const Cipher *cipher, HeapTuple stored, BlockNumber blkno);
+
+/*
+ * Open stored into a buffer-heap-tuple slot as a materialized tuple owned
+ * by the slot (allocated in its memory context, freed when the slot is
+ * cleared; no buffer pin kept), with tts_tid and tts_tableOid set. The
+ * page tuple itself is never modified.
+ */
+void store_opened_tuple(const Cipher *cipher, HeapTuple stored, TupleTableSlot *slot,
+						BlockNumber blkno);
 
 /* The relation (OID) a cipher belongs to, and its current key version. */
 Oid cipher_relid(const Cipher *cipher);
