@@ -169,6 +169,20 @@ SELECT "check", ok FROM rustydb.verify_encryption('tde_ctas');
 SELECT length(rustydb.tde_seal('tde_auto', 'still works')) AS other_table;
 SELECT count(*) FROM tde_plain;
 
+-- more encrypted tables in one statement than the backend's cipher cache
+-- holds: entries are evicted and unwrapped again, pointers stay valid
+SET rustydb.cipher_cache_size = 16;
+DO $$ BEGIN FOR i IN 1..24 LOOP
+	EXECUTE format('CREATE TABLE tde_many_%s (id int) USING rustydb WITH (encrypted)', i);
+END LOOP; END $$;
+SELECT count(*) AS opened
+FROM (SELECT c.oid::regclass AS r, rustydb.tde_seal(c.oid::regclass, convert_to(c.relname, 'UTF8')) AS s
+      FROM pg_class c WHERE c.relname LIKE 'tde\_many\_%') x,
+     generate_series(1, 3) g
+WHERE convert_from(rustydb.tde_open(r, s), 'UTF8') = r::text;
+RESET rustydb.cipher_cache_size;
+DO $$ BEGIN FOR i IN 1..24 LOOP EXECUTE format('DROP TABLE tde_many_%s', i); END LOOP; END $$;
+
 -- privileges
 CREATE ROLE regress_tde_user;
 CREATE SCHEMA regress_tde AUTHORIZATION regress_tde_user;

@@ -235,4 +235,28 @@ rdb_is "promoted standby seals and opens" "$(samples_ok s)" "$((KEYROWS + 2))"
 rdb_is "promoted standby uses a session the primary never used" \
 	"$(q s "SELECT count(DISTINCT substr(s, 5, 12)) = count(*) FROM tde_samples WHERE rel = 'enc_1'::regclass")" "t"
 
+# ---- a key command serving keys by id (%i): rotation under it
+# learn the id of every key in the keyring through the server
+BYID=$KEYS/byid
+mkdir -p "$BYID"
+rdb_psql p "ALTER SYSTEM SET rustydb.keyring_file = ''" >/dev/null
+for key in $(grep -E '^[0-9a-f]{64}$' "$RING"); do
+	set_conf p rustydb.key_command "echo $key"
+	id=$(q p "SELECT master_key_id FROM rustydb.master_key_info()")
+	echo "$key" >"$BYID/$id"
+done
+NEWKEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+echo "$NEWKEY" >"$BYID/current"
+chown -R "$RDB_SERVER_USER" "$BYID"
+set_conf p rustydb.key_command "cat $BYID/%i"
+NK=$(q p "SELECT master_key_id FROM rustydb.master_key_info()")
+echo "$NEWKEY" >"$BYID/$NK"
+rdb_is "key command by id: samples open" "$(samples_ok p)" "$((KEYROWS + 1))"
+rdb_is "rotate_master_key() under a key command re-wraps under its current key" \
+	"$(q p "SELECT rustydb.rotate_master_key()")" "$((KEYROWS + 1))"
+find "$BYID" -type f ! -name current ! -name "$NK" -delete
+rdb_is "after the rotation the old master keys are no longer needed" "$(samples_ok p)" "$((KEYROWS + 1))"
+rdb_is "every key is wrapped by the command's current key" \
+	"$(q p "SELECT count(*) FROM rustydb.table_keys WHERE master_key_id = '$NK'")" "$((KEYROWS + 1))"
+
 rdb_summary
