@@ -2,7 +2,7 @@
 -- with no key provider configured: catalog objects, privileges, option
 -- validation, and the clear error an encrypted table gets without a key.
 BEGIN;
-SELECT plan(30);
+SELECT plan(36);
 
 SELECT has_table('rustydb', 'table_keys', 'rustydb.table_keys exists');
 SELECT is((SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam
@@ -19,6 +19,12 @@ SELECT has_function('rustydb', 'rotate_master_key', ARRAY[]::text[]);
 SELECT has_function('rustydb', 'rotate_table_key', ARRAY['regclass']);
 SELECT has_function('rustydb', 'verify_encryption', ARRAY['regclass']);
 SELECT function_returns('rustydb', 'rotate_master_key', ARRAY[]::text[], 'integer');
+SELECT function_returns('rustydb', 'rotate_table_key', ARRAY['regclass'], 'integer');
+SELECT has_function('rustydb', 'master_key_info', ARRAY[]::text[]);
+SELECT has_function('rustydb', 'tde_seal', ARRAY['regclass', 'bytea', 'bytea']);
+SELECT has_function('rustydb', 'tde_open', ARRAY['regclass', 'bytea', 'bytea', 'integer']);
+SELECT has_function('rustydb', 'tde_tuple_selftest', ARRAY['regclass', 'record']);
+SELECT has_function('rustydb', 'tde_cipher_bench', ARRAY['integer', 'integer']);
 
 -- privileges: an ordinary role
 CREATE ROLE tap_tde_user;
