@@ -183,6 +183,19 @@ WHERE convert_from(rustydb.tde_open(r, s), 'UTF8') = r::text;
 RESET rustydb.cipher_cache_size;
 DO $$ BEGIN FOR i IN 1..24 LOOP EXECUTE format('DROP TABLE tde_many_%s', i); END LOOP; END $$;
 
+-- temporary tables, and tables whose creation rolls back, leave no keys
+CREATE TEMP TABLE tde_tmp (a int) USING rustydb WITH (encrypted);
+SELECT count(*) AS temp_keys FROM rustydb.table_keys WHERE relid = 'tde_tmp'::regclass;
+DISCARD TEMP;
+BEGIN;
+CREATE TABLE tde_rolled_back (a int) USING rustydb WITH (encrypted);
+SAVEPOINT s;
+CREATE TABLE tde_rolled_back2 (a int) USING rustydb WITH (encrypted);
+ROLLBACK TO SAVEPOINT s;
+SELECT count(*) AS keys_in_xact FROM rustydb.table_keys WHERE relid = 'tde_rolled_back'::regclass;
+ROLLBACK;
+SELECT count(*) AS orphan_keys FROM rustydb.table_keys WHERE relid NOT IN (SELECT oid FROM pg_class);
+
 -- privileges
 CREATE ROLE regress_tde_user;
 CREATE SCHEMA regress_tde AUTHORIZATION regress_tde_user;

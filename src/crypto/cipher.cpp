@@ -55,6 +55,27 @@ struct CacheEntry
 };
 
 HTAB *cache = nullptr;
+/* relations whose entries this transaction created (see cache_put_created) */
+constexpr int kMaxCreated = 64;
+Oid created[kMaxCreated];
+int n_created = 0;
+bool created_overflow = false;
+
+/* Drop the entries; at transaction end also forget the list. */
+void
+forget_created(bool end_of_xact)
+{
+	if (created_overflow)
+		cache_forget(InvalidOid);
+	else
+		for (int i = 0; i < n_created; i++)
+			cache_forget(created[i]);
+	if (end_of_xact)
+	{
+		n_created = 0;
+		created_overflow = false;
+	}
+}
 Cipher *retired = nullptr;
 /* one-entry memo in front of the hash table */
 Oid memo_relid = InvalidOid;
@@ -382,6 +403,16 @@ cache_put(Oid relid, Cipher *c)
 	memo_cipher = c;
 }
 
+void
+cache_put_created(Oid relid, Cipher *c)
+{
+	cache_put(relid, c);
+	if (n_created < kMaxCreated)
+		created[n_created++] = relid;
+	else
+		created_overflow = true;
+}
+
 const Cipher *
 relation_cipher_oid(Oid relid)
 {
@@ -548,6 +579,11 @@ static void
 crypto_xact_callback(XactEvent event, void *arg) noexcept
 {
 	rustydb::boundary::run("crypto_xact_callback", [&] {
+		if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+			rustydb::crypto::forget_created(true);
+		else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+				 event == XACT_EVENT_PREPARE)
+			rustydb::crypto::n_created = 0;
 		switch (event)
 		{
 			case XACT_EVENT_COMMIT:
@@ -564,6 +600,17 @@ crypto_xact_callback(XactEvent event, void *arg) noexcept
 	});
 }
 
+static void
+crypto_subxact_callback(SubXactEvent event, SubTransactionId my_subid,
+						SubTransactionId parent_subid, void *arg) noexcept
+{
+	rustydb::boundary::run("crypto_subxact_callback", [&] {
+		/* coarse but safe: entries created since the transaction began */
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			rustydb::crypto::forget_created(false);
+	});
+}
+
 } /* extern "C" */
 
 namespace rustydb {
@@ -574,6 +621,7 @@ init()
 {
 	CacheRegisterRelcacheCallback(crypto_relcache_callback, (Datum) 0);
 	RegisterXactCallback(crypto_xact_callback, nullptr);
+	RegisterSubXactCallback(crypto_subxact_callback, nullptr);
 	install_hooks();
 }
 

@@ -261,7 +261,7 @@ create_table_key(Oid relid)
 	DataKeyVersion v{1, alg, true, key};
 	Cipher *c = make_cipher(relid, Role::Table, &v, 1);
 	sodium_free(key);
-	cache_put(relid, c);
+	cache_put_created(relid, c);
 }
 
 /*
@@ -287,7 +287,7 @@ clone_keys(Oid new_relid, Oid orig, Role role)
 		v[i] = DataKeyVersion{c->versions[i], c->algs[i], i == c->current, c->secrets->keys[i]};
 	}
 	table_close(rel, RowExclusiveLock);
-	cache_put(new_relid, make_cipher(new_relid, role, v, c->nversions));
+	cache_put_created(new_relid, make_cipher(new_relid, role, v, c->nversions));
 	elog(DEBUG1, "rustydb: relation %u shares the data keys of encrypted relation %u", new_relid,
 		 orig);
 }

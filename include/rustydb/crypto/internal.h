@@ -85,6 +85,12 @@ void free_cipher(Cipher *c);
 
 /* Put a freshly built cipher into the backend cache (replacing any entry). */
 void cache_put(Oid relid, Cipher *c);
+/*
+ * Same, for a relation created by this transaction: the entry is dropped
+ * again if the transaction (or subtransaction) aborts, so a reused OID can
+ * never find it.
+ */
+void cache_put_created(Oid relid, Cipher *c);
 /* Drop a relation's cache entry (or all when relid is InvalidOid). */
 void cache_forget(Oid relid);
 void cache_init();
