@@ -258,5 +258,14 @@ find "$BYID" -type f ! -name current ! -name "$NK" -delete
 rdb_is "after the rotation the old master keys are no longer needed" "$(samples_ok p)" "$((KEYROWS + 1))"
 rdb_is "every key is wrapped by the command's current key" \
 	"$(q p "SELECT count(*) FROM rustydb.table_keys WHERE master_key_id = '$NK'")" "$((KEYROWS + 1))"
+# a rotation that cannot unwrap an old key changes nothing
+od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$BYID/current"
+rm -f "$BYID/$NK"
+expect_error "rotation without the old master key fails cleanly" p "SELECT rustydb.rotate_master_key()" \
+	'cannot access encrypted relation ".*": rustydb.key_command failed'
+echo "$NEWKEY" >"$BYID/$NK"
+rdb_is "... and leaves every key as it was" \
+	"$(q p "SELECT count(*) FROM rustydb.table_keys WHERE master_key_id = '$NK'")" "$((KEYROWS + 1))"
+rdb_is "... and every table readable" "$(samples_ok p)" "$((KEYROWS + 1))"
 
 rdb_summary
