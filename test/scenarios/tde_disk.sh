@@ -20,45 +20,45 @@ chown "$RDB_SERVER_USER" "$KEYS"
 RING=$KEYS/ring
 rdb_as_server bash "$ROOT/scripts/rustydb-keyring" create "$RING" >/dev/null
 
-rdb_node_init p
-rdb_node_conf p "rustydb.keyring_file = '$RING'"
-rdb_node_start p
-rdb_psql p "CREATE EXTENSION rustydb"
-handler=$(rdb_psql p "SELECT amhandler::text FROM pg_am WHERE amname = 'rustydb'")
+rdb_node_init tdisk_p
+rdb_node_conf tdisk_p "rustydb.keyring_file = '$RING'"
+rdb_node_start tdisk_p
+rdb_psql tdisk_p "CREATE EXTENSION rustydb"
+handler=$(rdb_psql tdisk_p "SELECT amhandler::text FROM pg_am WHERE amname = 'rustydb'")
 if [ -z "$handler" ]; then
 	rdb_log "skipped: the rustydb table access method is not part of this build"
 	rdb_summary
 	exit 0
 fi
 
-q() { rdb_psql p "$1" 2>&1 || true; }
+q() { rdb_psql tdisk_p "$1" 2>&1 || true; }
 ENC=RDBMARK-ENC-$RANDOM$RANDOM
 PLAIN=RDBMARK-PLAIN-$RANDOM$RANDOM
 
 # large values stored uncompressed, so the plain table's marker is literally on disk
 for t in enc plain_t; do
 	opt=$([ $t = enc ] && echo "encrypted = true" || echo "encrypted = false")
-	rdb_psql p "CREATE TABLE $t (id int, v text, big text) USING rustydb WITH ($opt);
+	rdb_psql tdisk_p "CREATE TABLE $t (id int, v text, big text) USING rustydb WITH ($opt);
 		ALTER TABLE $t ALTER COLUMN big SET STORAGE EXTERNAL"
 done
 # the same statements on the encrypted table and on a heap reference table
-rdb_psql p "CREATE TABLE heap_ref (id int, v text, big text) USING heap"
+rdb_psql tdisk_p "CREATE TABLE heap_ref (id int, v text, big text) USING heap"
 for t in enc heap_ref; do
-	rdb_psql p "INSERT INTO $t SELECT i, '$ENC row ' || i, NULL FROM generate_series(1, 200) i;
+	rdb_psql tdisk_p "INSERT INTO $t SELECT i, '$ENC row ' || i, NULL FROM generate_series(1, 200) i;
 		INSERT INTO $t VALUES (100001, 'large', repeat('$ENC ' || md5('x'), 3000));
 		UPDATE $t SET v = v || ' updated' WHERE id % 10 = 0;
 		DELETE FROM $t WHERE id % 17 = 0"
 done
-rdb_psql p "INSERT INTO plain_t SELECT i, '$PLAIN row ' || i, NULL FROM generate_series(1, 200) i;
+rdb_psql tdisk_p "INSERT INTO plain_t SELECT i, '$PLAIN row ' || i, NULL FROM generate_series(1, 200) i;
 	INSERT INTO plain_t VALUES (100001, 'large', repeat('$PLAIN ' || md5('x'), 3000))"
 CONTENT="SELECT md5(string_agg(id || ':' || v || ':' || coalesce(md5(big), '-'), ',' ORDER BY id))"
 rdb_is "the encrypted table reads back what was written" \
 	"$(q "$CONTENT FROM enc")" "$(q "$CONTENT FROM heap_ref")"
-rdb_psql p "DROP TABLE heap_ref"
-rdb_psql p "CHECKPOINT" >/dev/null
-rdb_psql p "SELECT pg_switch_wal()" >/dev/null
-rdb_psql p "CHECKPOINT" >/dev/null
-DATA=$(rdb_dir p)/data
+rdb_psql tdisk_p "DROP TABLE heap_ref"
+rdb_psql tdisk_p "CHECKPOINT" >/dev/null
+rdb_psql tdisk_p "SELECT pg_switch_wal()" >/dev/null
+rdb_psql tdisk_p "CHECKPOINT" >/dev/null
+DATA=$(rdb_dir tdisk_p)/data
 rdb_is "no file under the data directory holds the encrypted table's marker" \
 	"$(grep -rlaF "$ENC" "$DATA" | wc -l)" "0"
 rdb_ok "the unencrypted table's marker is found on disk (the test can fail)" \
@@ -68,15 +68,15 @@ rdb_ok "... in its table file and in WAL" \
 rdb_is "verify_encryption passes" "$(q "SELECT bool_and(ok) FROM rustydb.verify_encryption('enc') WHERE ok IS NOT NULL")" "t"
 
 # ---- standby and crash recovery on the encrypted table
-rdb_standby_create p s
-rdb_psql p "INSERT INTO enc SELECT i, '$ENC more ' || i, NULL FROM generate_series(1000, 1500) i"
-rdb_wait_replay p s
-rdb_compare p s "SELECT id, v, md5(big) FROM enc ORDER BY id"
-(rdb_psql p "INSERT INTO enc SELECT i, 'x', NULL FROM generate_series(2000, 400000) i" >/dev/null 2>&1 || true) &
+rdb_standby_create tdisk_p tdisk_s
+rdb_psql tdisk_p "INSERT INTO enc SELECT i, '$ENC more ' || i, NULL FROM generate_series(1000, 1500) i"
+rdb_wait_replay tdisk_p tdisk_s
+rdb_compare tdisk_p tdisk_s "SELECT id, v, md5(big) FROM enc ORDER BY id"
+(rdb_psql tdisk_p "INSERT INTO enc SELECT i, 'x', NULL FROM generate_series(2000, 400000) i" >/dev/null 2>&1 || true) &
 sleep 1
-rdb_node_crash p
+rdb_node_crash tdisk_p
 wait || true
-rdb_node_start p
+rdb_node_start tdisk_p
 rdb_is "after kill -9, the committed rows of the encrypted table read" \
 	"$(q "SELECT count(*) FROM enc WHERE id < 2000 OR id = 100001")" "$((200 - 11 + 1 + 501))"
 rdb_is "after kill -9, the interrupted insert left nothing" \
@@ -84,7 +84,7 @@ rdb_is "after kill -9, the interrupted insert left nothing" \
 
 # ---- tamper with one byte inside a payload on disk
 FILE=$DATA/$(q "SELECT pg_relation_filepath('enc')")
-rdb_node_stop p
+rdb_node_stop tdisk_p
 python3 - "$FILE" <<'PY'
 import struct, sys
 path = sys.argv[1]
@@ -99,7 +99,7 @@ with open(path, 'r+b') as f:
     f.seek(0)
     f.write(page)
 PY
-rdb_node_start p
+rdb_node_start tdisk_p
 out=$(q "SELECT sum(length(v)) FROM enc")
 rdb_ok "a flipped byte gives a clear error naming relation and block" \
 	bash -c "echo \"\$1\" | grep -q 'could not decrypt data in block 0 of relation \"enc\"'" _ "$out"
