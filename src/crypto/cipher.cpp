@@ -379,9 +379,9 @@ cache_put(Oid relid, Cipher *c)
 	if (cache == nullptr)
 		cache_init();
 	cache_forget(relid);
-	if (hash_get_num_entries(cache) >= settings::cipher_cache_size)
+	while (hash_get_num_entries(cache) >= settings::cipher_cache_size)
 	{
-		/* full: evict one entry (its cipher stays valid to the transaction end) */
+		/* full (or the limit was lowered): evict; the cipher stays valid to the transaction end */
 		HASH_SEQ_STATUS seq;
 		CacheEntry *victim;
 
@@ -395,6 +395,8 @@ cache_put(Oid relid, Cipher *c)
 			retire(victim->cipher);
 			hash_search(cache, &vid, HASH_REMOVE, nullptr);
 		}
+		else
+			break;
 	}
 	bool found = false;
 	CacheEntry *e = static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_ENTER, &found));
