@@ -38,7 +38,9 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "catalog/objectaccess.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_namespace.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -82,8 +84,8 @@ const struct
 	const char *name;
 	uint32 bit;
 } kActions[] = {
-	{"select", kSelect},   {"insert", kInsert}, {"update", kUpdate}, {"delete", kDelete},
-	{"truncate", kTruncate}, {"ddl", kDdl},     {"role", kRole},     {"function", kFunction},
+	{"select", kSelect},     {"insert", kInsert}, {"update", kUpdate}, {"delete", kDelete},
+	{"truncate", kTruncate}, {"ddl", kDdl},       {"role", kRole},     {"function", kFunction},
 };
 
 uint32
@@ -218,9 +220,17 @@ load_policies()
 	if (!extension_present)
 		return;
 
+	Oid save_userid;
+	int save_sec_context;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	loading = true;
 	PG_TRY();
 	{
+		/* the policies are readable by superusers only */
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec_context |
+														  SECURITY_LOCAL_USERID_CHANGE |
+														  SECURITY_RESTRICTED_OPERATION);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
 		if (SPI_execute("SELECT actions, objects::oid[], roles, condition "
@@ -229,7 +239,8 @@ load_policies()
 			elog(ERROR, "could not read rustydb.audit_policies");
 
 		int n = static_cast<int>(SPI_processed);
-		Policy *loaded = static_cast<Policy *>(MemoryContextAllocZero(policy_ctx, sizeof(Policy) * Max(n, 1)));
+		Policy *loaded =
+			static_cast<Policy *>(MemoryContextAllocZero(policy_ctx, sizeof(Policy) * Max(n, 1)));
 		int k = 0;
 
 		for (int i = 0; i < n; i++)
@@ -265,22 +276,36 @@ load_policies()
 
 				deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems,
 								  &nulls, &count);
-				p->roles = static_cast<Oid *>(MemoryContextAlloc(policy_ctx, sizeof(Oid) * Max(count, 1)));
+				p->roles =
+					static_cast<Oid *>(MemoryContextAlloc(policy_ctx, sizeof(Oid) * Max(count, 1)));
 				for (int j = 0; j < count; j++)
 				{
-					Oid r = nulls[j] ? InvalidOid : get_role_oid(TextDatumGetCString(elems[j]), true);
+					Oid r =
+						nulls[j] ? InvalidOid : get_role_oid(TextDatumGetCString(elems[j]), true);
 
 					/* a dropped role matches nobody */
 					p->roles[p->nroles++] = r;
 				}
 			}
 			d = SPI_getbinval(tup, desc, 4, &isnull);
-			p->condition_true = isnull ? true : evaluate_condition(TextDatumGetCString(d));
+			if (isnull)
+				p->condition_true = true;
+			else
+			{
+				/* conditions are evaluated as the session user */
+				SetUserIdAndSecContext(GetSessionUserId(),
+									   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+				p->condition_true = evaluate_condition(TextDatumGetCString(d));
+				SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec_context |
+																  SECURITY_LOCAL_USERID_CHANGE |
+																  SECURITY_RESTRICTED_OPERATION);
+			}
 			if (p->mask != 0 && p->condition_true)
 				k++;
 		}
 		SPI_finish();
 		PopActiveSnapshot();
+		SetUserIdAndSecContext(save_userid, save_sec_context);
 		policies = loaded;
 		npolicies = k;
 		if (k > policies_high_water)
@@ -289,6 +314,7 @@ load_policies()
 	}
 	PG_CATCH();
 	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
 		loading = false;
 		cache_valid = false;
 		PG_RE_THROW();
@@ -307,7 +333,8 @@ compute_applicable()
 	user_mask = 0;
 	if (npolicies == 0)
 		return;
-	applicable = static_cast<Policy **>(MemoryContextAlloc(policy_ctx, sizeof(Policy *) * npolicies));
+	applicable =
+		static_cast<Policy **>(MemoryContextAlloc(policy_ctx, sizeof(Policy *) * npolicies));
 	for (int i = 0; i < npolicies; i++)
 	{
 		Policy *p = &policies[i];
@@ -453,8 +480,8 @@ struct Frame
 	Frame *prev;
 	const void *key; /* the QueryDesc, or the PlannedStmt of a utility */
 	SubTransactionId subxid;
-	bool survives_xact; /* CALL/DO: may commit or roll back inside */
-	uint32 statement_actions; /* utility: the statement's class (one bit) */
+	bool survives_xact;          /* CALL/DO: may commit or roll back inside */
+	uint32 statement_actions;    /* utility: the statement's class (one bit) */
 	const char *security_action; /* utility: always-audited event, or nullptr */
 	int nobj;
 	int maxobj;
@@ -548,9 +575,9 @@ add_object(Frame *f, Oid relid, uint32 actions, const char *name)
 	{
 		int n = f->maxobj == 0 ? 4 : f->maxobj * 2;
 
-		f->objs = static_cast<Obj *>(f->objs == nullptr
-										 ? MemoryContextAlloc(audit_ctx, sizeof(Obj) * n)
-										 : repalloc(f->objs, sizeof(Obj) * n));
+		f->objs =
+			static_cast<Obj *>(f->objs == nullptr ? MemoryContextAlloc(audit_ctx, sizeof(Obj) * n)
+												  : repalloc(f->objs, sizeof(Obj) * n));
 		f->maxobj = n;
 	}
 	Obj *o = &f->objs[f->nobj++];
@@ -628,7 +655,8 @@ Record *
 record_buffer()
 {
 	if (record_buf == nullptr)
-		record_buf = static_cast<Record *>(MemoryContextAlloc(TopMemoryContext, record_slot_size()));
+		record_buf =
+			static_cast<Record *>(MemoryContextAlloc(TopMemoryContext, record_slot_size()));
 	return record_buf;
 }
 
@@ -662,13 +690,13 @@ emit_frame(const Frame *f, int sqlerrcode, int64 rows)
 	char detail[kDetailLen];
 
 	if (f->security_action != nullptr)
-		emit_one(f, f->security_action, f->object, f->detail, outcome, rows);
+		emit_one(f, f->security_action, f->object, f->detail, outcome, -1);
 	if (f->statement_actions != 0 && f->nobj == 0)
 		for (const auto &a : kActions)
 			if (f->statement_actions & a.bit)
 				emit_one(f, a.name, f->object[0] ? f->object : nullptr,
 						 f->detail[0] ? f->detail : nullptr, outcome,
-						 a.bit == kFunction ? -1 : rows);
+						 (a.bit & (kFunction | kDdl | kRole)) ? -1 : rows);
 	for (int i = 0; i < f->nobj; i++)
 		for (const auto &a : kActions)
 			if (f->objs[i].actions & a.bit)
@@ -890,9 +918,8 @@ classify_utility(Node *n, List **rels, const char **security, bool *nonatomic, c
 				ListCell *lc;
 
 				foreach (lc, d->objects)
-					*rels = lappend_oid(*rels,
-										rangevar_relid(makeRangeVarFromNameList(
-											static_cast<List *>(lfirst(lc)))));
+					*rels = lappend_oid(*rels, rangevar_relid(makeRangeVarFromNameList(
+												   static_cast<List *>(lfirst(lc)))));
 			}
 			return kDdl;
 		}
@@ -931,7 +958,6 @@ classify_utility(Node *n, List **rels, const char **security, bool *nonatomic, c
 			return GetCommandLogLevel(n) == LOGSTMT_DDL ? static_cast<uint32>(kDdl) : 0u;
 	}
 }
-
 
 /* Emit a frame already taken off the stack, then free it. */
 __attribute__((noinline)) void
@@ -1074,6 +1100,25 @@ guarded_utility(Frame *f, PlannedStmt *pstmt, const char *query_string, bool rea
 	PG_END_TRY();
 }
 
+/* Does a DDL statement concern the audit's own tables? */
+bool
+touches_audit_storage(List *rels)
+{
+	ListCell *lc;
+	char name[kObjectLen];
+
+	foreach (lc, rels)
+	{
+		Oid relid = lfirst_oid(lc);
+
+		if (OidIsValid(relid) && relation_name(relid, name) &&
+			(strncmp(name, "rustydb._audit_", 15) == 0 ||
+			 strcmp(name, "rustydb.audit_policies") == 0))
+			return true;
+	}
+	return false;
+}
+
 } /* namespace */
 
 void
@@ -1167,8 +1212,7 @@ audit_executor_start(QueryDesc *qd, int eflags) noexcept
 }
 
 static void
-audit_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count,
-				   bool execute_once) noexcept
+audit_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once) noexcept
 {
 	rustydb::boundary::run("audit ExecutorRun", [&] {
 		Frame *f = top != nullptr ? find_frame(qd) : nullptr;
@@ -1232,6 +1276,8 @@ audit_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_on
 			!IsAbortedTransactionBlockState() && MyBackendType == B_BACKEND)
 		{
 			cls = classify_utility(n, &rels, &security, &nonatomic, object);
+			if (cls == kDdl && security == nullptr && touches_audit_storage(rels))
+				security = "audit_storage";
 			if (cls != 0 && !capture_enabled())
 				cls = 0;
 			if (cls != 0 || security != nullptr)
@@ -1264,8 +1310,7 @@ audit_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_on
 					f = nullptr;
 				}
 				else
-					copy_statement(f, query_string, pstmt->stmt_location, pstmt->stmt_len,
-								   params);
+					copy_statement(f, query_string, pstmt->stmt_location, pstmt->stmt_len, params);
 			}
 		}
 
@@ -1464,10 +1509,9 @@ RUSTYDB_FUNCTION(rustydb_audit_trail_guard)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("rustydb._audit_trail_guard() must be called as a trigger")));
-	if (!rustydb::audit::purge_in_progress)
+	if (!rustydb::audit::purge_in_progress && !creating_extension)
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("the audit trail is append-only"),
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("the audit trail is append-only"),
 				 errdetail("\"%s\" is changed only by the audit worker and "
 						   "rustydb.purge_audit_trail().",
 						   RelationGetRelationName(td->tg_relation)),

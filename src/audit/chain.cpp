@@ -129,11 +129,11 @@ chain_load_key()
 	else if (n == crypto_generichash_KEYBYTES)
 		memcpy(key, buf, crypto_generichash_KEYBYTES);
 	else
-		ereport(ERROR, (errcode(ERRCODE_CONFIG_FILE_ERROR),
-						errmsg("invalid audit key file \"%s\"", path),
-						errdetail("The file holds %d bytes; a key is 32 raw bytes or 64 "
-								  "hexadecimal digits.",
-								  static_cast<int>(n))));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR), errmsg("invalid audit key file \"%s\"", path),
+				 errdetail("The file holds %d bytes; a key is 32 raw bytes or 64 "
+						   "hexadecimal digits.",
+						   static_cast<int>(n))));
 	sodium_memzero(buf, sizeof(buf));
 	have_key = true;
 	key_loaded = true;

@@ -74,7 +74,8 @@ LWLock *queue_lock = nullptr;
 char *
 slot_at(uint64 pos)
 {
-	return reinterpret_cast<char *>(queue) + kSlotsOffset + (pos % queue->capacity) * queue->slot_size;
+	return reinterpret_cast<char *>(queue) + kSlotsOffset +
+		   (pos % queue->capacity) * queue->slot_size;
 }
 
 Size
@@ -173,8 +174,8 @@ enqueue(const Record *rec, EnqueueMode mode)
 			return;
 		}
 
-		int overflow = mode == EnqueueMode::NoWait ? settings::kAuditOverflowDrop
-												   : settings::audit_overflow;
+		int overflow =
+			mode == EnqueueMode::NoWait ? settings::kAuditOverflowDrop : settings::audit_overflow;
 
 		if (overflow == settings::kAuditOverflowDrop)
 		{

@@ -89,10 +89,10 @@ void
 require_audit_database()
 {
 	if (!in_audit_database())
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("the audit trail is stored in database \"%s\"",
-							   settings::audit_database),
-						errhint("Connect to that database (rustydb.audit_database).")));
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the audit trail is stored in database \"%s\"", settings::audit_database),
+				 errhint("Connect to that database (rustydb.audit_database).")));
 }
 
 bool
@@ -159,8 +159,8 @@ load_state(Oid relid)
 					1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
-		int64 seq = DatumGetInt64(
-			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		int64 seq =
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 		if (seq > last_seq)
 		{
@@ -269,8 +269,8 @@ report_purge(const char *why, int64 rows, int64 upto)
 {
 	char detail[kDetailLen];
 
-	snprintf(detail, sizeof(detail), "%s: " INT64_FORMAT " records purged through seq " INT64_FORMAT,
-			 why, rows, upto);
+	snprintf(detail, sizeof(detail),
+			 "%s: " INT64_FORMAT " records purged through seq " INT64_FORMAT, why, rows, upto);
 	security_event("purge_audit_trail", "rustydb.audit_trail", detail);
 }
 
@@ -306,8 +306,8 @@ purge_for_age()
 {
 	if (settings::audit_retention <= 0)
 		return;
-	TimestampTz before = GetCurrentTimestamp() -
-						 static_cast<int64>(settings::audit_retention) * 60 * USECS_PER_SEC;
+	TimestampTz before =
+		GetCurrentTimestamp() - static_cast<int64>(settings::audit_retention) * 60 * USECS_PER_SEC;
 	int64 upto = bound_before(before);
 	int64 bytes;
 
@@ -545,7 +545,8 @@ worker_main()
 	queue_set_worker(MyLatch, MyProcPid);
 	on_shmem_exit(worker_detach, (Datum) 0);
 
-	char *buf = static_cast<char *>(MemoryContextAlloc(TopMemoryContext, record_slot_size() * kBatch));
+	char *buf =
+		static_cast<char *>(MemoryContextAlloc(TopMemoryContext, record_slot_size() * kBatch));
 	MemoryContext batch_ctx =
 		AllocSetContextCreate(TopMemoryContext, "rustydb audit batch", ALLOCSET_DEFAULT_SIZES);
 	uint64 reported_dropped = 0;
@@ -598,8 +599,8 @@ worker_main()
 		}
 		if (n == kBatch && installed)
 			continue;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,
+						 PG_WAIT_EXTENSION);
 	}
 }
 

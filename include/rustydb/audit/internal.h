@@ -36,8 +36,8 @@ constexpr int kHashLen = 32;
 struct Record
 {
 	TimestampTz event_time;
-	int64 rows;  /* -1: not applicable */
-	uint64 xid;  /* full transaction id, 0: none */
+	int64 rows; /* -1: not applicable */
+	uint64 xid; /* full transaction id, 0: none */
 	int64 session_start;
 	int32 pid;
 	uint32 statement_len;
@@ -99,8 +99,8 @@ extern bool purge_in_progress;
 /* Record size accounting done by a user purge, applied at commit. */
 void note_purge(int64 rows, int64 bytes);
 /* Per-backend structures, for the rustydb.memory view. */
-void capture_usage(int64 *policies_now, int64 *policies_hw, Size *policy_bytes,
-				   int64 *frames_now, int64 *frames_hw, Size *frame_bytes);
+void capture_usage(int64 *policies_now, int64 *policies_hw, Size *policy_bytes, int64 *frames_now,
+				   int64 *frames_hw, Size *frame_bytes);
 
 /* ---- chain.cpp ---- */
 

@@ -26,9 +26,9 @@ struct BackendUsage
 {
 	int64 bytes;
 	int64 entries;
-	int64 limit;                /* -1: bounded otherwise (see limit_setting) */
+	int64 limit; /* -1: bounded otherwise (see limit_setting) */
 	int64 high_water;
-	const char *limit_setting;  /* "rustydb.xxx", or nullptr */
+	const char *limit_setting; /* "rustydb.xxx", or nullptr */
 };
 
 struct BackendStructure
