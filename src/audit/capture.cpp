@@ -238,6 +238,8 @@ load_policies()
 						true, settings::audit_max_policies) != SPI_OK_SELECT)
 			elog(ERROR, "could not read rustydb.audit_policies");
 
+		/* conditions run queries: keep this result's own pointer */
+		SPITupleTable *tt = SPI_tuptable;
 		int n = static_cast<int>(SPI_processed);
 		Policy *loaded =
 			static_cast<Policy *>(MemoryContextAllocZero(policy_ctx, sizeof(Policy) * Max(n, 1)));
@@ -245,8 +247,8 @@ load_policies()
 
 		for (int i = 0; i < n; i++)
 		{
-			HeapTuple tup = SPI_tuptable->vals[i];
-			TupleDesc desc = SPI_tuptable->tupdesc;
+			HeapTuple tup = tt->vals[i];
+			TupleDesc desc = tt->tupdesc;
 			bool isnull;
 			Datum d;
 			Policy *p = &loaded[k];

@@ -108,7 +108,9 @@ queue_usage(const void *ptr, shmem::Usage *out)
 	out->limit_setting = "rustydb.audit_queue_size";
 }
 
-/* On a standby nothing can be written: the server log keeps the record. */
+} /* namespace */
+
+/* Where the trail cannot be written, the server log keeps the record. */
 void
 log_record(const Record *rec)
 {
@@ -119,7 +121,7 @@ log_record(const Record *rec)
 				  errhidestmt(true)));
 }
 
-} /* namespace */
+namespace {} /* namespace */
 
 Size
 record_slot_size()
@@ -238,6 +240,16 @@ queue_release(int n, int64 last_seq)
 	queue->tail += n;
 	queue->written += n;
 	queue->last_seq = last_seq;
+	LWLockRelease(queue_lock);
+	ConditionVariableBroadcast(&queue->space);
+}
+
+void
+queue_release_logged(int n)
+{
+	LWLockAcquire(queue_lock, LW_EXCLUSIVE);
+	queue->tail += n;
+	queue->logged += n;
 	LWLockRelease(queue_lock);
 	ConditionVariableBroadcast(&queue->space);
 }

@@ -552,6 +552,7 @@ worker_main()
 	uint64 reported_dropped = 0;
 	TimestampTz last_age_purge = 0;
 	bool installed = true;
+	bool warned = false;
 
 	for (;;)
 	{
@@ -588,13 +589,33 @@ worker_main()
 			installed = write_batch(buf, n, age_due);
 			if (age_due)
 				last_age_purge = now;
+			if (!installed && n > 0)
+			{
+				/* no trail in the audit database: keep the records in the server log */
+				if (!warned)
+					ereport(WARNING,
+							(errmsg("rustydb is not installed in the audit database \"%s\"",
+									settings::audit_database),
+							 errdetail("Audit records go to the server log until it is."),
+							 errhint("Run CREATE EXTENSION rustydb in that database, or set "
+									 "rustydb.audit_database.")));
+				warned = true;
+				for (int i = 0; i < n; i++)
+					log_record(reinterpret_cast<const Record *>(buf + i * record_slot_size()));
+				queue_release_logged(n);
+			}
+			else if (installed)
+				warned = false;
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_ctx);
 
 		if (ShutdownRequestPending)
 		{
-			/* write what is queued; the postmaster restarts us unless it is stopping */
+			/* write what is queued, then exit; the postmaster restarts us
+			 * unless it is shutting down */
+			if (n > 0 && installed)
+				continue;
 			proc_exit(1);
 		}
 		if (n == kBatch && installed)

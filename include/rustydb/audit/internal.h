@@ -71,6 +71,10 @@ void enqueue(const Record *rec, EnqueueMode mode = EnqueueMode::Setting);
 int queue_peek(char *buf, int max);
 /* Worker side: those n records are durable; release their slots. */
 void queue_release(int n, int64 last_seq);
+/* Worker side: n records went to the server log (no trail table). */
+void queue_release_logged(int n);
+/* Write a record to the server log (LOG level). */
+void log_record(const Record *rec);
 /* Worker side: announce (or clear) the worker's latch. */
 void queue_set_worker(Latch *latch, int pid);
 /* Counters changed outside the queue. */
