@@ -216,6 +216,20 @@ purge_through(int64 upto, int64 *bytes)
 				Oid t2[2] = {INT8OID, BYTEAOID};
 
 				a2[1] = PointerGetDatum(PG_DETOAST_DATUM_COPY(a2[1]));
+				/*
+				 * The anchor is the link the first remaining record points
+				 * to (so records missing at the purge point are purged,
+				 * not reported); with nothing left, the last purged record.
+				 */
+				if (SPI_execute_with_args("SELECT seq - 1, prev_hash FROM rustydb._audit_records "
+										  "WHERE seq > $1 ORDER BY seq LIMIT 1",
+										  1, types, args, nullptr, false, 1) == SPI_OK_SELECT &&
+					SPI_processed == 1)
+				{
+					a2[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+					a2[1] = PointerGetDatum(PG_DETOAST_DATUM_COPY(
+						SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)));
+				}
 				SPI_execute_with_args("UPDATE rustydb._audit_anchor SET seq = $1, hash = $2, "
 									  "purged_at = now() WHERE seq < $1",
 									  2, t2, a2, nullptr, false, 0);
