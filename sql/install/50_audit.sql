@@ -213,14 +213,16 @@ CREATE FUNCTION rustydb._audit_queue_stats(
 	OUT trail_bytes bigint,
 	OUT trail_records bigint,
 	OUT last_seq bigint,
-	OUT worker_pid integer)
+	OUT worker_pid integer,
+	OUT worker_records bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'rustydb_audit_queue_stats'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION rustydb._audit_queue_stats() FROM PUBLIC;
 
 CREATE VIEW rustydb.audit_info AS
-	SELECT q.queue_size, q.queued, q.high_water, q.enqueued, q.written, q.dropped, q.rejected,
+	SELECT q.queue_size, q.queued, q.high_water, q.enqueued, q.written, q.worker_records,
+	       q.dropped, q.rejected,
 	       q.logged_to_server, q.waits, q.purged, q.trail_records, q.trail_bytes,
 	       current_setting('rustydb.audit_max_size') AS trail_limit,
 	       pg_total_relation_size('rustydb._audit_records') AS trail_disk_bytes,

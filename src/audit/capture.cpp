@@ -1184,7 +1184,10 @@ security_event(const char *action, const char *object, const char *detail)
 		memcpy(r->statement, stmt, len);
 		r->statement[len] = '\0';
 		r->statement_len = len;
-		enqueue(r, in_audit_worker ? EnqueueMode::NoWait : EnqueueMode::Setting);
+		if (in_audit_worker)
+			worker_event(r); /* written with the worker's next batch */
+		else
+			enqueue(r);
 	});
 }
 

@@ -56,6 +56,7 @@ struct QueueShared
 	uint64 rejected;
 	uint64 logged;
 	uint64 waits;
+	uint64 worker_written; /* the worker's own records (purges, settings) */
 	int64 purged_rows;
 	int64 trail_bytes;
 	int64 trail_rows;
@@ -245,6 +246,16 @@ queue_release(int n, int64 last_seq)
 }
 
 void
+queue_add_worker_written(int n, int64 last_seq)
+{
+	LWLockAcquire(queue_lock, LW_EXCLUSIVE);
+	queue->worker_written += n;
+	queue->written += n;
+	queue->last_seq = last_seq;
+	LWLockRelease(queue_lock);
+}
+
+void
 queue_release_logged(int n)
 {
 	LWLockAcquire(queue_lock, LW_EXCLUSIVE);
@@ -359,8 +370,8 @@ RUSTYDB_FUNCTION(rustydb_audit_queue_stats)
 	using rustydb::audit::queue;
 	using rustydb::audit::queue_lock;
 	TupleDesc tupdesc;
-	Datum values[14];
-	bool nulls[14];
+	Datum values[15];
+	bool nulls[15];
 
 	if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -388,6 +399,7 @@ RUSTYDB_FUNCTION(rustydb_audit_queue_stats)
 	values[12] = Int64GetDatum(queue->last_seq);
 	values[13] = Int32GetDatum(queue->worker_pid);
 	nulls[13] = queue->worker_pid == 0;
+	values[14] = Int64GetDatum(static_cast<int64>(queue->worker_written));
 	LWLockRelease(queue_lock);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -38,6 +38,9 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "catalog/pg_type.h"
+#include "commands/vacuum.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -65,6 +68,11 @@ constexpr int kNatts = 19;
 constexpr long kAgePurgeIntervalMs = 10000;
 
 /* worker state */
+constexpr int kMaxWorkerEvents = 64;
+char *worker_events = nullptr; /* kMaxWorkerEvents slots */
+int nworker_events = 0;
+int64 worker_events_lost = 0;
+int64 dead_since_vacuum = 0;
 Oid state_relid = InvalidOid;
 int64 last_seq = 0;
 uint8 last_hash[kHashLen];
@@ -310,6 +318,7 @@ purge_for_size(int64 incoming)
 		int64 purged = purge_through(upto, &purged_bytes);
 
 		queue_add_purged(purged, purged_bytes);
+		dead_since_vacuum += purged;
 		if (purged > 0)
 			report_purge("size limit", purged, upto);
 	}
@@ -330,8 +339,18 @@ purge_for_age()
 	int64 purged = purge_through(upto, &bytes);
 
 	queue_add_purged(purged, bytes);
+	dead_since_vacuum += purged;
 	if (purged > 0)
 		report_purge("retention", purged, upto);
+}
+
+/* More than any stored record takes, apart from its texts. */
+constexpr int64 kSizeBoundFixed = 64 + 19 * 8 + 2 * (kHashLen + 4) + 6 * NAMEDATALEN + kAddrLen;
+
+int64
+size_bound(const Record *r)
+{
+	return kSizeBoundFixed + strlen(r->object) + strlen(r->detail) + r->statement_len;
 }
 
 Datum
@@ -355,12 +374,14 @@ bool
 write_batch(char *buf, int n, bool age_purge_due)
 {
 	Size slot = record_slot_size();
-	HeapTuple tuples[kBatch];
+	HeapTuple tuples[kBatch + kMaxWorkerEvents];
 	int64 bytes = 0;
 	int64 seq = last_seq;
 	uint8 hash[kHashLen];
 	uint8 prev[kHashLen];
 	bool ok = true;
+
+	int nlocal = 0;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -388,9 +409,21 @@ write_batch(char *buf, int n, bool age_purge_due)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
 							errmsg("rustydb._audit_records has %d columns, expected %d",
 								   desc->natts, kNatts)));
+		/* make room first: an upper bound of what this batch stores */
+		int64 bound = static_cast<int64>(nworker_events + 16) *
+					  (kSizeBoundFixed + kObjectLen + kDetailLen + 1024);
+
 		for (int i = 0; i < n; i++)
+			bound += size_bound(reinterpret_cast<const Record *>(buf + i * slot));
+		purge_for_size(bound);
+		if (age_purge_due)
+			purge_for_age();
+		/* the worker's own events (from the purges above, too) come first */
+		nlocal = nworker_events;
+		for (int i = 0; i < n + nlocal; i++)
 		{
-			const Record *r = reinterpret_cast<const Record *>(buf + i * slot);
+			const Record *r = reinterpret_cast<const Record *>(
+				i < nlocal ? worker_events + i * slot : buf + (i - nlocal) * slot);
 			Datum values[kNatts];
 			bool nulls[kNatts];
 			char sid[32];
@@ -457,13 +490,9 @@ write_batch(char *buf, int n, bool age_purge_due)
 			memcpy(prev, hash, kHashLen);
 		}
 
-		purge_for_size(bytes);
-		if (age_purge_due)
-			purge_for_age();
-
 		CatalogIndexState ind = CatalogOpenIndexes(rel);
 
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n + nlocal; i++)
 			CatalogTupleInsertWithInfo(rel, tuples[i], ind);
 		CatalogCloseIndexes(ind);
 		table_close(rel, NoLock);
@@ -474,14 +503,52 @@ write_batch(char *buf, int n, bool age_purge_due)
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, nullptr);
 
-	if (ok && n > 0)
+	if (ok && n + nlocal > 0)
 	{
 		last_seq = seq;
 		memcpy(last_hash, prev, kHashLen);
-		queue_add_trail_bytes(bytes, n);
+		queue_add_trail_bytes(bytes, n + nlocal);
+		if (nlocal > 0)
+		{
+			/* events added while writing stay for the next batch */
+			memmove(worker_events, worker_events + nlocal * slot, (nworker_events - nlocal) * slot);
+			nworker_events -= nlocal;
+			queue_add_worker_written(nlocal, last_seq);
+		}
 		queue_release(n, last_seq);
 	}
 	return ok;
+}
+
+/*
+ * Vacuum the trail once purges left a quarter of it dead, so the space of
+ * purged records is reused and the table's size on disk stays near the
+ * limit instead of waiting for autovacuum. Runs between batches, outside
+ * any transaction, as a top-level VACUUM would.
+ */
+void
+vacuum_trail_if_needed()
+{
+	int64 live = queue_trail_rows();
+
+	if (dead_since_vacuum == 0 || dead_since_vacuum < Max(live / 4, 1000))
+		return;
+	dead_since_vacuum = 0;
+	pgstat_report_activity(STATE_RUNNING, "vacuuming the audit trail");
+	StartTransactionCommand();
+	if (OidIsValid(trail_relid("_audit_records")))
+	{
+		VacuumStmt *vs = makeNode(VacuumStmt);
+		ParseState *pstate = make_parsestate(nullptr);
+
+		vs->options = NIL;
+		vs->rels = list_make1(makeVacuumRelation(
+			makeRangeVar(pstrdup("rustydb"), pstrdup("_audit_records"), -1), InvalidOid, NIL));
+		vs->is_vacuumcmd = true;
+		ExecVacuum(pstate, vs, true);
+	}
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
 void
@@ -598,7 +665,7 @@ worker_main()
 		bool age_due = settings::audit_retention > 0 &&
 					   TimestampDifferenceExceeds(last_age_purge, now, kAgePurgeIntervalMs);
 
-		if (n > 0 || age_due)
+		if (n > 0 || age_due || nworker_events > 0)
 		{
 			installed = write_batch(buf, n, age_due);
 			if (age_due)
@@ -623,6 +690,8 @@ worker_main()
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_ctx);
+		if (installed)
+			vacuum_trail_if_needed();
 
 		if (ShutdownRequestPending)
 		{
@@ -640,6 +709,28 @@ worker_main()
 }
 
 } /* namespace */
+
+void
+worker_event(const Record *rec)
+{
+	Size slot = record_slot_size();
+
+	if (worker_events == nullptr)
+		worker_events =
+			static_cast<char *>(MemoryContextAlloc(TopMemoryContext, slot * kMaxWorkerEvents));
+	if (nworker_events >= kMaxWorkerEvents)
+	{
+		/* cannot happen with the batch sizes used; never silently */
+		worker_events_lost++;
+		ereport(LOG,
+				(errmsg("audit worker event not recorded: too many pending (%s)", rec->action)));
+		log_record(rec);
+		return;
+	}
+	memcpy(worker_events + nworker_events * slot, rec,
+		   offsetof(Record, statement) + rec->statement_len + 1);
+	nworker_events++;
+}
 
 void
 register_worker()

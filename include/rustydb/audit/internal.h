@@ -71,6 +71,8 @@ void enqueue(const Record *rec, EnqueueMode mode = EnqueueMode::Setting);
 int queue_peek(char *buf, int max);
 /* Worker side: those n records are durable; release their slots. */
 void queue_release(int n, int64 last_seq);
+/* Worker side: n records of the worker's own were written. */
+void queue_add_worker_written(int n, int64 last_seq);
 /* Worker side: n records went to the server log (no trail table). */
 void queue_release_logged(int n);
 /* Write a record to the server log (LOG level). */
@@ -140,6 +142,9 @@ void chain_hash(const uint8 prev[kHashLen], const ChainFields *f, uint8 out[kHas
 
 /* ---- worker.cpp ---- */
 void register_worker();
+/* In the worker: keep one of its own records for its next batch (the
+ * worker never waits on its own queue). */
+void worker_event(const Record *rec);
 
 /* ---- timeout.cpp ---- */
 void install_timeout();
