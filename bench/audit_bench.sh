@@ -68,24 +68,46 @@ mode() {
 	sleep 1
 }
 
-declare -A RESULTS
+# Server CPU (user + system ticks) of every backend that exited (the
+# postmaster's reaped children) plus the long-lived audit worker: CPU per
+# transaction is far less sensitive than TPS to other load on the machine.
+server_ticks() {
+	local pm wpid t
+	pm=$(rdb_node_pid bench)
+	t=$(awk '{print $16 + $17}' "/proc/$pm/stat")
+	wpid=$(q "SELECT worker_pid FROM rustydb.audit_info")
+	if [ -n "$wpid" ] && [ -r "/proc/$wpid/stat" ]; then
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$wpid/stat")))
+	fi
+	echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+
+declare -A RESULTS CPU
 MODES="off rustydb_dml rustydb_write pgaudit_write"
 for r in $(seq 1 "$ROUNDS"); do
 	for m in $MODES; do
 		mode "$m"
-		tps=$("$RDB_BINDIR/pgbench" -n -T "$SECS" -c "$CLIENTS" -j 2 -h "$(rdb_sock bench)" \
-			-p "$(rdb_port bench)" -U postgres postgres 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p' | head -n1)
-		echo "round $r $m: $tps tps"
-		RESULTS[$m]="${RESULTS[$m]:-} $tps"
+		t0=$(server_ticks)
+		out=$("$RDB_BINDIR/pgbench" -n -T "$SECS" -c "$CLIENTS" -j 2 -h "$(rdb_sock bench)" \
+			-p "$(rdb_port bench)" -U postgres postgres 2>/dev/null)
 		q "SELECT rustydb.audit_flush(60000)" >/dev/null
+		t1=$(server_ticks)
+		tps=$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' <<<"$out" | head -n1)
+		txns=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' <<<"$out")
+		us=$(awk -v d=$((t1 - t0)) -v n="$txns" -v hz="$HZ" 'BEGIN {printf "%.1f", d / hz * 1e6 / n}')
+		echo "round $r $m: $tps tps, $us us server CPU per transaction"
+		RESULTS[$m]="${RESULTS[$m]:-} $tps"
+		CPU[$m]="${CPU[$m]:-} $us"
 	done
 done
 
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-echo "pgbench TPC-B, scale $SCALE, $CLIENTS clients, ${SECS}s x $ROUNDS rounds (median tps)"
+echo "pgbench TPC-B, scale $SCALE, $CLIENTS clients, ${SECS}s x $ROUNDS rounds (medians)"
+printf '%-14s %10s %14s\n' mode tps "cpu_us/txn"
 for m in $MODES; do
-	printf '%-14s %10.1f\n' "$m" "$(median "${RESULTS[$m]}")"
+	printf '%-14s %10.1f %14.1f\n' "$m" "$(median "${RESULTS[$m]}")" "$(median "${CPU[$m]}")"
 done
 off=$(median "${RESULTS[off]}")
 dml=$(median "${RESULTS[rustydb_dml]}")
@@ -96,4 +118,9 @@ awk -v a="$dml" -v b="$off" 'BEGIN {printf "ratio rustydb_dml / off        = %.3
 awk -v a="$wr" -v b="$off" 'BEGIN {printf "ratio rustydb_write / off      = %.3f\n", a / b}'
 awk -v a="$pga" -v b="$off" 'BEGIN {printf "ratio pgaudit_write / off      = %.3f\n", a / b}'
 awk -v a="$wr" -v b="$pga" 'BEGIN {printf "ratio rustydb_write / pgaudit_write = %.3f\n", a / b}'
+c_off=$(median "${CPU[off]}")
+for m in rustydb_dml rustydb_write pgaudit_write; do
+	awk -v a="$c_off" -v b="$(median "${CPU[$m]}")" -v m="$m" \
+		'BEGIN {printf "cpu-based ratio %-14s = %.3f (off cpu/txn / %s cpu/txn)\n", m, a / b, m}'
+done
 q "SELECT 'audit_info: enqueued=' || enqueued || ' written=' || written || ' dropped=' || dropped || ' waits=' || waits || ' high_water=' || high_water FROM rustydb.audit_info"

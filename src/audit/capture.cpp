@@ -132,7 +132,8 @@ ensure_contexts()
 {
 	if (audit_ctx == nullptr)
 	{
-		audit_ctx = AllocSetContextCreate(TopMemoryContext, "rustydb audit", ALLOCSET_SMALL_SIZES);
+		audit_ctx =
+			AllocSetContextCreate(TopMemoryContext, "rustydb audit", ALLOCSET_DEFAULT_SIZES);
 		policy_ctx =
 			AllocSetContextCreate(TopMemoryContext, "rustydb audit policies", ALLOCSET_SMALL_SIZES);
 	}
@@ -491,8 +492,8 @@ struct Frame
 	int nfunc;
 	int extra_funcs;
 	Oid func_oids[kMaxFunctions];
-	char func_names[kMaxFunctions][kObjectLen];
-	char object[kObjectLen]; /* utility: object text when no relation */
+	char (*func_names)[kObjectLen]; /* allocated with the first function */
+	char object[kObjectLen];        /* utility: object text when no relation */
 	char detail[kDetailLen];
 	char user_name[NAMEDATALEN];
 	char *statement; /* bounded copy, palloc'd in audit_ctx */
@@ -516,7 +517,8 @@ copy_statement(Frame *f, const char *source, int location, int len, ParamListInf
 	int slen;
 	StringInfoData buf;
 
-	if (location > 0 && location < static_cast<int>(strlen(s)))
+	/* the parser's location and length of this statement in the string */
+	if (location > 0)
 		s += location;
 	slen = len > 0 ? len : static_cast<int>(strlen(s));
 	/* skip leading white space */
@@ -612,6 +614,8 @@ relation_name(Oid relid, char *out)
 void
 free_frame(Frame *f)
 {
+	if (f->func_names != nullptr)
+		pfree(f->func_names);
 	if (f->statement != nullptr)
 		pfree(f->statement);
 	if (f->objs != nullptr)
@@ -1353,6 +1357,9 @@ audit_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int su
 
 					if (ns != nullptr && fn != nullptr && strcmp(ns, "information_schema") != 0)
 					{
+						if (f->func_names == nullptr)
+							f->func_names = static_cast<char(*)[kObjectLen]>(
+								MemoryContextAlloc(audit_ctx, kMaxFunctions * kObjectLen));
 						if (f->nfunc < kMaxFunctions)
 						{
 							f->func_oids[f->nfunc] = object_id;

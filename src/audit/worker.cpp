@@ -66,6 +66,7 @@ namespace {
 constexpr int kBatch = 256;
 constexpr int kNatts = 19;
 constexpr long kAgePurgeIntervalMs = 10000;
+constexpr long kGatherMs = 5;
 
 /* worker state */
 constexpr int kMaxWorkerEvents = 64;
@@ -661,6 +662,21 @@ worker_main()
 
 		MemoryContext old = MemoryContextSwitchTo(batch_ctx);
 		int n = queue_peek(buf, kBatch);
+
+		/*
+		 * Gather: a transaction per handful of records would cost more than
+		 * the records. While the queue is less than half full, let records
+		 * accumulate for a few milliseconds (backends only wait when it is
+		 * full).
+		 */
+		if (n > 0 && n < kBatch && !ShutdownRequestPending &&
+			queue_position(true) - queue_position(false) <
+				static_cast<uint64>(settings::audit_queue_size) / 2)
+		{
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kGatherMs,
+							 PG_WAIT_EXTENSION);
+			n = queue_peek(buf, kBatch);
+		}
 		TimestampTz now = GetCurrentTimestamp();
 		bool age_due = settings::audit_retention > 0 &&
 					   TimestampDifferenceExceeds(last_age_purge, now, kAgePurgeIntervalMs);
