@@ -19,6 +19,7 @@ chmod 600 "$KEY"
 
 rdb_node_init audit
 rdb_node_conf audit "rustydb.audit_key_file = '$KEY'"
+rdb_node_conf audit "rustydb.audit_statement_max = 256"
 rdb_node_start audit
 q "CREATE EXTENSION rustydb"
 q "CREATE TABLE acct (id int PRIMARY KEY, balance int)"
@@ -109,5 +110,22 @@ q "ALTER TABLE rustydb._audit_records DISABLE TRIGGER audit_records_guard;
    ALTER TABLE rustydb._audit_records ENABLE ALWAYS TRIGGER audit_records_guard" 
 rdb_is "a deleted newest record is reported" \
 	"$(q "SELECT first_broken_seq FROM rustydb.verify_audit_trail()")" "$last"
+
+# statement text is bounded; parameters are added when the setting says so
+# (an EXECUTE is recorded with the text of its prepared statement)
+q "SELECT count(*) FROM acct WHERE id > 0 AND balance IS NOT NULL $(printf 'AND id <> %d ' $(seq 1000 1100))" >/dev/null
+rdb_node_conf audit "rustydb.audit_log_parameters = on"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+q "PREPARE p(int, text) AS SELECT * FROM acct WHERE id = \$1 AND \$2 IS NOT NULL; EXECUTE p(7, 'it''s')" >/dev/null
+q "SELECT rustydb.audit_flush()" >/dev/null
+rdb_is "long statement text cut at rustydb.audit_statement_max" \
+	"$(q "SELECT octet_length(statement) <= 256 AND statement LIKE 'SELECT count(*) FROM acct WHERE id > 0%' FROM rustydb.audit_trail WHERE statement LIKE 'SELECT count(*) FROM acct WHERE id > 0%'")" t
+rdb_is "parameters recorded with rustydb.audit_log_parameters" \
+	"$(q "SELECT statement FROM rustydb.audit_trail WHERE action = 'select' AND statement LIKE '%\$2 IS NOT NULL%' ORDER BY seq DESC LIMIT 1")" \
+	"PREPARE p(int, text) AS SELECT * FROM acct WHERE id = \$1 AND \$2 IS NOT NULL
+parameters: \$1 = '7', \$2 = 'it''s'"
+rdb_is "turning the setting on was recorded" \
+	"$(q "SELECT detail FROM rustydb.audit_trail WHERE action = 'setting_change' AND object = 'rustydb.audit_log_parameters'")" "off -> on"
 
 rdb_summary
