@@ -98,6 +98,24 @@ extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
 extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error */
 extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
 
+/* ---- audit and limits ---- */
+enum AuditOverflow
+{
+	kAuditOverflowWait,
+	kAuditOverflowError,
+	kAuditOverflowDrop
+};
+extern char *audit_database;
+extern int audit_queue_size;
+extern int audit_statement_max;
+extern int audit_overflow; /* AuditOverflow */
+extern bool audit_log_parameters;
+extern int audit_max_size;  /* MB */
+extern int audit_retention; /* minutes, 0 = no age limit */
+extern char *audit_key_file;
+extern int audit_max_policies;
+extern int transaction_timeout; /* ms, 0 = off */
+
 } /* namespace settings */
 } /* namespace rustydb */
 
