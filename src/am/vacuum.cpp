@@ -1,0 +1,643 @@
+/*-------------------------------------------------------------------------
+ *
+ * vacuum.cpp
+ *	  rustydb space reclamation: on-access pruning, VACUUM, freezing and
+ *	  index tuple deletion.
+ *
+ * A tuple version is dead once its deleter committed before every running
+ * snapshot began (or its creator aborted). Pruning, on any page access
+ * that finds the page nearly full and prunable, turns dead tuples into
+ * dead line pointers and compacts the page. VACUUM prunes every page,
+ * collects the dead line pointers, removes the index entries pointing at
+ * them (each index's ambulkdelete), then marks them unused and records the
+ * free space in the FSM. It also freezes old transaction ids and advances
+ * relfrozenxid / relminmxid to the oldest ones left, and reports live and
+ * dead tuple counts to the statistics system for autovacuum.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/am/am.h"
+
+#include "rustydb/mvcc/visibility.h"
+#include "rustydb/storage/page.h"
+#include "rustydb/wal/records.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "postmaster/autovacuum.h"
+RUSTYDB_PG_INCLUDE_END
+
+namespace rustydb::am {
+
+using storage::page_check;
+using storage::tuple_at;
+
+/* ========================================================================
+ * Pruning
+ * ========================================================================
+ */
+
+static void
+log_line_pointers(Relation rel, Buffer buffer, uint8 kind, OffsetNumber *dead, int ndead,
+				  OffsetNumber *unused, int nunused, TransactionId latest_removed)
+{
+	if (!RelationNeedsWAL(rel))
+		return;
+	wal::XlPrune xl;
+	xl.version = wal::kWalFormatVersion;
+	xl.flags = 0;
+	xl.ndead = (uint16) ndead;
+	xl.nunused = (uint16) nunused;
+	xl.latest_removed_xid = latest_removed;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xl, sizeof(xl));
+	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+	if (ndead > 0)
+		XLogRegisterBufData(0, (char *) dead, ndead * sizeof(OffsetNumber));
+	if (nunused > 0)
+		XLogRegisterBufData(0, (char *) unused, nunused * sizeof(OffsetNumber));
+	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, kind);
+	PageSetLSN(BufferGetPage(buffer), recptr);
+}
+
+/*
+ * Prune one page (cleanup lock held): dead tuples become dead line
+ * pointers. Returns the number pruned.
+ */
+static int
+prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin)
+{
+	Page page = BufferGetPage(buffer);
+	OffsetNumber dead[MaxHeapTuplesPerPage];
+	int ndead = 0;
+	TransactionId latest = InvalidTransactionId;
+	TransactionId new_prune_xid = InvalidTransactionId;
+
+	page_check(rel, BufferGetBlockNumber(buffer), page);
+	if (PageIsNew(page))
+		return 0;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		HeapTupleData tup;
+		if (!tuple_at(rel, buffer, page, off, &tup))
+			continue;
+		HTSV_Result res = vistest != nullptr ? mvcc::satisfies_vacuum_vis(&tup, vistest, buffer)
+											 : mvcc::satisfies_vacuum(&tup, oldest_xmin, buffer);
+		TransactionId x = InvalidTransactionId;
+		switch (res)
+		{
+			case HEAPTUPLE_DEAD:
+				dead[ndead++] = off;
+				mvcc::advance_latest_removed_xid(tup.t_data, &latest);
+				break;
+			case HEAPTUPLE_RECENTLY_DEAD:
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				x = mvcc::update_xid(tup.t_data);
+				break;
+			case HEAPTUPLE_INSERT_IN_PROGRESS:
+				x = HeapTupleHeaderGetXmin(tup.t_data);
+				break;
+			default:
+				break;
+		}
+		if (TransactionIdIsNormal(x) &&
+			(!TransactionIdIsValid(new_prune_xid) || TransactionIdPrecedes(x, new_prune_xid)))
+			new_prune_xid = x;
+	}
+
+	if (ndead > 0)
+	{
+		START_CRIT_SECTION();
+		for (int i = 0; i < ndead; i++)
+			ItemIdSetDead(PageGetItemId(page, dead[i]));
+		PageRepairFragmentation(page);
+		((PageHeader) page)->pd_prune_xid = new_prune_xid;
+		PageClearFull(page);
+		MarkBufferDirty(buffer);
+		log_line_pointers(rel, buffer, wal::kPrune, dead, ndead, nullptr, 0, latest);
+		END_CRIT_SECTION();
+	}
+	else if (((PageHeader) page)->pd_prune_xid != new_prune_xid || PageIsFull(page))
+	{
+		((PageHeader) page)->pd_prune_xid = new_prune_xid;
+		PageClearFull(page);
+		MarkBufferDirtyHint(buffer, true);
+	}
+	return ndead;
+}
+
+void
+prune_opt(Relation rel, Buffer buffer)
+{
+	Page page = BufferGetPage(buffer);
+
+	if (RecoveryInProgress())
+		return;
+	TransactionId prune_xid = ((PageHeader) page)->pd_prune_xid;
+	if (!TransactionIdIsValid(prune_xid))
+		return;
+	GlobalVisState *vistest = GlobalVisTestFor(rel);
+	if (!GlobalVisTestIsRemovableXid(vistest, prune_xid))
+		return;
+
+	Size minfree = Max(RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR), BLCKSZ / 10);
+	if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
+	{
+		if (!ConditionalLockBufferForCleanup(buffer))
+			return;
+		if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
+			prune_page(rel, buffer, vistest, InvalidTransactionId);
+		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	}
+}
+
+/* ========================================================================
+ * Freezing
+ * ========================================================================
+ */
+
+static void
+track_xid(TransactionId *min, TransactionId x)
+{
+	if (TransactionIdIsNormal(x) && (!TransactionIdIsValid(*min) || TransactionIdPrecedes(x, *min)))
+		*min = x;
+}
+
+static void
+track_multi(MultiXactId *min, MultiXactId m)
+{
+	if (MultiXactIdIsValid(m) && (!MultiXactIdIsValid(*min) || MultiXactIdPrecedes(m, *min)))
+		*min = m;
+}
+
+bool
+prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cutoff_multi,
+			   TransactionId oldest_xmin, TransactionId *min_xid, MultiXactId *min_multi,
+			   uint16 *infomask, uint16 *infomask2, TransactionId *xmax)
+{
+	bool changed = false;
+	*infomask = t->t_infomask;
+	*infomask2 = t->t_infomask2;
+	*xmax = HeapTupleHeaderGetRawXmax(t);
+
+	/* The creator. */
+	TransactionId xmin = HeapTupleHeaderGetRawXmin(t);
+	if (!HeapTupleHeaderXminFrozen(t) && TransactionIdIsNormal(xmin))
+	{
+		if (TransactionIdPrecedes(xmin, cutoff_xid) &&
+			(HeapTupleHeaderXminCommitted(t) ||
+			 (!HeapTupleHeaderXminInvalid(t) && TransactionIdDidCommit(xmin))))
+		{
+			*infomask |= HEAP_XMIN_FROZEN;
+			changed = true;
+		}
+		else
+			track_xid(min_xid, xmin);
+	}
+
+	/* The deleter, updater or lockers. */
+	if (*infomask & HEAP_XMAX_INVALID)
+		return changed;
+	bool clear = false;
+	if (*infomask & HEAP_XMAX_IS_MULTI)
+	{
+		if (HEAP_XMAX_IS_LOCKED_ONLY(*infomask))
+			clear = !MultiXactIdIsRunning(*xmax, true);
+		else
+		{
+			TransactionId upd = mvcc::update_xid(t);
+			bool upd_alive = TransactionIdIsValid(upd) &&
+							 (TransactionIdIsInProgress(upd) || TransactionIdDidCommit(upd));
+			if (!upd_alive && !MultiXactIdIsRunning(*xmax, false))
+				clear = true;
+			else
+				track_xid(min_xid, upd);
+		}
+		if (!clear)
+		{
+			track_multi(min_multi, *xmax);
+			/* members of a kept multixact stay in pg_multixact; their xids are running */
+		}
+	}
+	else if (HEAP_XMAX_IS_LOCKED_ONLY(*infomask))
+	{
+		clear = !TransactionIdIsCurrentTransactionId(*xmax) && !TransactionIdIsInProgress(*xmax);
+		if (!clear)
+			track_xid(min_xid, *xmax);
+	}
+	else
+	{
+		bool alive = TransactionIdIsCurrentTransactionId(*xmax) ||
+					 TransactionIdIsInProgress(*xmax) || TransactionIdDidCommit(*xmax);
+		clear = !alive;
+		if (!clear)
+			track_xid(min_xid, *xmax);
+	}
+	if (clear)
+	{
+		*infomask &= ~HEAP_XMAX_BITS;
+		*infomask |= HEAP_XMAX_INVALID;
+		*infomask2 &= ~HEAP_KEYS_UPDATED;
+		*xmax = InvalidTransactionId;
+		changed = true;
+	}
+	return changed;
+}
+
+/* ========================================================================
+ * VACUUM
+ * ========================================================================
+ */
+
+struct VacState
+{
+	Relation rel;
+	Relation *indrels;
+	int nindexes;
+	IndexBulkDeleteResult **istats;
+	VacDeadItems *dead;
+	BufferAccessStrategy strategy;
+	double old_reltuples;
+	int64 index_passes;
+};
+
+/* Mark line pointers unused on one page (pass 2). */
+static void
+vacuum_page(VacState *vs, BlockNumber blkno, OffsetNumber *offs, int n)
+{
+	Buffer buf = ReadBufferExtended(vs->rel, MAIN_FORKNUM, blkno, RBM_NORMAL, vs->strategy);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	Page page = BufferGetPage(buf);
+	page_check(vs->rel, blkno, page);
+
+	START_CRIT_SECTION();
+	for (int i = 0; i < n; i++)
+		ItemIdSetUnused(PageGetItemId(page, offs[i]));
+	PageTruncateLinePointerArray(page);
+	MarkBufferDirty(buf);
+	log_line_pointers(vs->rel, buf, wal::kVacuum, nullptr, 0, offs, n, InvalidTransactionId);
+	END_CRIT_SECTION();
+
+	Size freespace = PageGetHeapFreeSpace(page);
+	UnlockReleaseBuffer(buf);
+	RecordPageWithFreeSpace(vs->rel, blkno, freespace);
+}
+
+/* Remove index entries for the collected dead items, then free the items. */
+static void
+vacuum_indexes_and_pages(VacState *vs)
+{
+	VacDeadItems *dead = vs->dead;
+	if (dead->num_items == 0)
+		return;
+
+	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_VACUUM_INDEX);
+	for (int i = 0; i < vs->nindexes; i++)
+	{
+		IndexVacuumInfo ivinfo;
+		memset(&ivinfo, 0, sizeof(ivinfo));
+		ivinfo.index = vs->indrels[i];
+		ivinfo.analyze_only = false;
+		ivinfo.report_progress = false;
+		ivinfo.estimated_count = true;
+		ivinfo.message_level = DEBUG2;
+		ivinfo.num_heap_tuples = vs->old_reltuples;
+		ivinfo.strategy = vs->strategy;
+		vs->istats[i] = vac_bulkdel_one_index(&ivinfo, vs->istats[i], dead);
+	}
+	vs->index_passes++;
+	pgstat_progress_update_param(PROGRESS_VACUUM_NUM_INDEX_VACUUMS, vs->index_passes);
+
+	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_VACUUM_HEAP);
+	OffsetNumber offs[MaxHeapTuplesPerPage];
+	int i = 0;
+	while (i < dead->num_items)
+	{
+		BlockNumber blkno = ItemPointerGetBlockNumber(&dead->items[i]);
+		int n = 0;
+		while (i < dead->num_items && ItemPointerGetBlockNumber(&dead->items[i]) == blkno)
+			offs[n++] = ItemPointerGetOffsetNumber(&dead->items[i++]);
+		vacuum_delay_point();
+		vacuum_page(vs, blkno, offs, n);
+	}
+	dead->num_items = 0;
+	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_SCAN_HEAP);
+}
+
+void
+relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrategy)
+{
+	TransactionId oldest_xmin, freeze_limit;
+	MultiXactId oldest_mxact, multi_cutoff;
+
+	bool aggressive =
+		vacuum_set_xid_limits(rel, params->freeze_min_age, params->freeze_table_age,
+							  params->multixact_freeze_min_age, params->multixact_freeze_table_age,
+							  &oldest_xmin, &oldest_mxact, &freeze_limit, &multi_cutoff);
+	if (params->options & VACOPT_DISABLE_PAGE_SKIPPING)
+		aggressive = true;
+
+	pgstat_progress_start_command(PROGRESS_COMMAND_VACUUM, RelationGetRelid(rel));
+
+	VacState vs;
+	memset(&vs, 0, sizeof(vs));
+	vs.rel = rel;
+	vs.strategy = bstrategy;
+	vs.old_reltuples = rel->rd_rel->reltuples < 0 ? 0 : rel->rd_rel->reltuples;
+	vac_open_indexes(rel, RowExclusiveLock, &vs.nindexes, &vs.indrels);
+	bool do_index = vs.nindexes > 0 && params->index_cleanup != VACOPTVALUE_DISABLED;
+	vs.istats =
+		(IndexBulkDeleteResult **) palloc0(sizeof(IndexBulkDeleteResult *) * Max(vs.nindexes, 1));
+
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	int work_mem_kb = (IsAutoVacuumWorkerProcess() && autovacuum_work_mem != -1)
+						  ? autovacuum_work_mem
+						  : maintenance_work_mem;
+	int64 max_items = MAXDEADITEMS((int64) work_mem_kb * 1024L);
+	max_items = Min(max_items, (int64) (MaxAllocSize / sizeof(ItemPointerData)) - 64);
+	max_items = Min(max_items, (int64) Max(nblocks, 1) * MaxHeapTuplesPerPage);
+	max_items = Max(max_items, (int64) MaxHeapTuplesPerPage);
+	vs.dead = (VacDeadItems *) palloc(vac_max_items_to_alloc_size((int) max_items));
+	vs.dead->max_items = (int) max_items;
+	vs.dead->num_items = 0;
+
+	pgstat_progress_update_param(PROGRESS_VACUUM_TOTAL_HEAP_BLKS, nblocks);
+	pgstat_progress_update_param(PROGRESS_VACUUM_MAX_DEAD_TUPLES, max_items);
+	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_SCAN_HEAP);
+
+	TransactionId new_frozen = InvalidTransactionId;
+	MultiXactId new_minmulti = InvalidMultiXactId;
+	bool scanned_all = true;
+	double live = 0, recently_dead = 0, removed = 0, remaining_dead = 0;
+
+	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
+	{
+		vacuum_delay_point();
+		pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, blkno);
+		if (vs.dead->num_items + MaxHeapTuplesPerPage > vs.dead->max_items)
+			vacuum_indexes_and_pages(&vs);
+
+		Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, bstrategy);
+		bool cleanup = ConditionalLockBufferForCleanup(buf);
+		if (!cleanup)
+		{
+			if (aggressive)
+			{
+				LockBufferForCleanup(buf);
+				cleanup = true;
+			}
+			else
+				LockBuffer(buf, BUFFER_LOCK_SHARE);
+		}
+		Page page = BufferGetPage(buf);
+
+		if (PageIsNew(page))
+		{
+			if (cleanup)
+			{
+				/* left behind by an extension that crashed before its first insert */
+				START_CRIT_SECTION();
+				storage::page_init(page);
+				MarkBufferDirty(buf);
+				if (RelationNeedsWAL(rel))
+				{
+					XLogBeginInsert();
+					XLogRegisterBuffer(0, buf, REGBUF_WILL_INIT | REGBUF_STANDARD);
+					XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kNewPage);
+					PageSetLSN(page, recptr);
+				}
+				END_CRIT_SECTION();
+				Size freespace = PageGetHeapFreeSpace(page);
+				UnlockReleaseBuffer(buf);
+				RecordPageWithFreeSpace(rel, blkno, freespace);
+			}
+			else
+				UnlockReleaseBuffer(buf);
+			continue;
+		}
+		page_check(rel, blkno, page);
+
+		if (cleanup)
+			removed += prune_page(rel, buf, nullptr, oldest_xmin);
+
+		/* Classify what is left, collect dead items, freeze. */
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		OffsetNumber deadoffs[MaxHeapTuplesPerPage];
+		int ndead = 0;
+		wal::XlFreezeEntry frz[MaxHeapTuplesPerPage];
+		int nfrz = 0;
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			ItemId lp = PageGetItemId(page, off);
+			if (ItemIdIsDead(lp))
+			{
+				deadoffs[ndead++] = off;
+				continue;
+			}
+			HeapTupleData tup;
+			if (!tuple_at(rel, buf, page, off, &tup))
+				continue;
+			switch (mvcc::satisfies_vacuum(&tup, oldest_xmin, buf))
+			{
+				case HEAPTUPLE_LIVE:
+				case HEAPTUPLE_DELETE_IN_PROGRESS:
+					live += 1;
+					break;
+				case HEAPTUPLE_RECENTLY_DEAD:
+				case HEAPTUPLE_DEAD: /* not prunable without a cleanup lock */
+					recently_dead += 1;
+					break;
+				default:
+					break;
+			}
+			uint16 im, im2;
+			TransactionId xmax;
+			if (prepare_freeze(tup.t_data, cleanup ? freeze_limit : InvalidTransactionId,
+							   multi_cutoff, oldest_xmin, &new_frozen, &new_minmulti, &im, &im2,
+							   &xmax) &&
+				cleanup)
+			{
+				frz[nfrz].offnum = off;
+				frz[nfrz].infomask = im;
+				frz[nfrz].infomask2 = im2;
+				frz[nfrz].xmax = xmax;
+				frz[nfrz].unused = 0;
+				nfrz++;
+			}
+		}
+		/* without a cleanup lock nothing was frozen: horizons stay put */
+		if (!cleanup)
+			scanned_all = false;
+
+		if (nfrz > 0)
+		{
+			START_CRIT_SECTION();
+			for (int i = 0; i < nfrz; i++)
+			{
+				auto htup = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, frz[i].offnum));
+				htup->t_infomask = frz[i].infomask;
+				htup->t_infomask2 = frz[i].infomask2;
+				HeapTupleHeaderSetXmax(htup, frz[i].xmax);
+			}
+			MarkBufferDirty(buf);
+			if (RelationNeedsWAL(rel))
+			{
+				wal::XlFreeze xl;
+				xl.version = wal::kWalFormatVersion;
+				xl.flags = 0;
+				xl.ntuples = (uint16) nfrz;
+				xl.cutoff_xid = freeze_limit;
+				XLogBeginInsert();
+				XLogRegisterData((char *) &xl, sizeof(xl));
+				XLogRegisterBuffer(0, buf, REGBUF_STANDARD);
+				XLogRegisterBufData(0, (char *) frz, nfrz * sizeof(wal::XlFreezeEntry));
+				XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kFreeze);
+				PageSetLSN(page, recptr);
+			}
+			END_CRIT_SECTION();
+		}
+
+		bool defer_fsm = false;
+		if (ndead > 0 && cleanup && vs.nindexes == 0)
+		{
+			/* no index points here: dead line pointers can go right away */
+			START_CRIT_SECTION();
+			for (int i = 0; i < ndead; i++)
+				ItemIdSetUnused(PageGetItemId(page, deadoffs[i]));
+			PageTruncateLinePointerArray(page);
+			MarkBufferDirty(buf);
+			log_line_pointers(rel, buf, wal::kVacuum, nullptr, 0, deadoffs, ndead,
+							  InvalidTransactionId);
+			END_CRIT_SECTION();
+		}
+		else if (ndead > 0 && do_index)
+		{
+			for (int i = 0; i < ndead; i++)
+			{
+				/* ItemPointerSet evaluates its pointer argument more than once */
+				ItemPointer item = &vs.dead->items[vs.dead->num_items];
+				ItemPointerSet(item, blkno, deadoffs[i]);
+				vs.dead->num_items++;
+			}
+			defer_fsm = true;
+		}
+		else if (ndead > 0)
+			remaining_dead += ndead;
+
+		Size freespace = PageGetHeapFreeSpace(page);
+		UnlockReleaseBuffer(buf);
+		if (!defer_fsm)
+			RecordPageWithFreeSpace(rel, blkno, freespace);
+	}
+	pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, nblocks);
+
+	vacuum_indexes_and_pages(&vs);
+
+	/* Index cleanup and statistics. */
+	if (params->index_cleanup != VACOPTVALUE_DISABLED)
+	{
+		pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_INDEX_CLEANUP);
+		for (int i = 0; i < vs.nindexes; i++)
+		{
+			IndexVacuumInfo ivinfo;
+			memset(&ivinfo, 0, sizeof(ivinfo));
+			ivinfo.index = vs.indrels[i];
+			ivinfo.analyze_only = false;
+			ivinfo.report_progress = false;
+			ivinfo.estimated_count = false;
+			ivinfo.message_level = DEBUG2;
+			ivinfo.num_heap_tuples = live;
+			ivinfo.strategy = bstrategy;
+			vs.istats[i] = vac_cleanup_one_index(&ivinfo, vs.istats[i]);
+			if (vs.istats[i] != nullptr && !vs.istats[i]->estimated_count)
+				vac_update_relstats(vs.indrels[i], vs.istats[i]->num_pages,
+									vs.istats[i]->num_index_tuples, 0, false, InvalidTransactionId,
+									InvalidMultiXactId, nullptr, nullptr, false);
+		}
+	}
+	FreeSpaceMapVacuum(rel);
+
+	/* New horizons: the oldest ids left in the table, never past the cutoffs. */
+	TransactionId frozenxid = oldest_xmin;
+	if (TransactionIdIsValid(new_frozen) && TransactionIdPrecedes(new_frozen, frozenxid))
+		frozenxid = new_frozen;
+	MultiXactId minmulti = oldest_mxact;
+	if (MultiXactIdIsValid(new_minmulti) && MultiXactIdPrecedes(new_minmulti, minmulti))
+		minmulti = new_minmulti;
+	if (!scanned_all)
+	{
+		frozenxid = InvalidTransactionId;
+		minmulti = InvalidMultiXactId;
+	}
+	bool frozenxid_updated, minmulti_updated;
+	vac_update_relstats(rel, nblocks, live, 0, vs.nindexes > 0, frozenxid, minmulti,
+						&frozenxid_updated, &minmulti_updated, false);
+	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, live,
+						 recently_dead + remaining_dead);
+
+	if (params->options & VACOPT_VERBOSE)
+		ereport(INFO,
+				(errmsg("rustydb vacuum of \"%s\": %u pages, %.0f tuples removed, %.0f live, "
+						"%.0f dead but not yet removable",
+						RelationGetRelationName(rel), nblocks, removed, live, recently_dead)));
+
+	pgstat_progress_end_command();
+	vac_close_indexes(vs.nindexes, vs.indrels, NoLock);
+}
+
+/* ========================================================================
+ * Index tuple deletion (btree simple and bottom-up deletion)
+ * ========================================================================
+ */
+
+TransactionId
+index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
+{
+	TransactionId latest = InvalidTransactionId;
+	GlobalVisState *vistest = GlobalVisTestFor(rel);
+	Buffer buf = InvalidBuffer;
+	BlockNumber cur = InvalidBlockNumber;
+
+	for (int i = 0; i < delstate->ndeltids; i++)
+	{
+		TM_IndexDelete *d = &delstate->deltids[i];
+		TM_IndexStatus *st = &delstate->status[d->id];
+		BlockNumber blkno = ItemPointerGetBlockNumber(&d->tid);
+		OffsetNumber off = ItemPointerGetOffsetNumber(&d->tid);
+
+		if (blkno != cur)
+		{
+			if (BufferIsValid(buf))
+				UnlockReleaseBuffer(buf);
+			buf = ReadBuffer(rel, blkno);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page_check(rel, blkno, BufferGetPage(buf));
+			cur = blkno;
+		}
+		Page page = BufferGetPage(buf);
+		if (PageIsNew(page) || off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+			ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+							errmsg_internal("index entry points past the end of rustydb page "
+											"(%u,%u) of \"%s\"",
+											blkno, (unsigned) off, RelationGetRelationName(rel))));
+		ItemId lp = PageGetItemId(page, off);
+		if (ItemIdIsDead(lp))
+		{
+			st->knowndeletable = true;
+			continue;
+		}
+		HeapTupleData tup;
+		if (!tuple_at(rel, buf, page, off, &tup))
+			continue;
+		if (mvcc::satisfies_vacuum_vis(&tup, vistest, buf) == HEAPTUPLE_DEAD)
+		{
+			st->knowndeletable = true;
+			mvcc::advance_latest_removed_xid(tup.t_data, &latest);
+		}
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+	return latest;
+}
+
+} /* namespace rustydb::am */
