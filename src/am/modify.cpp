@@ -466,11 +466,15 @@ prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, in
 	return tup;
 }
 
-/* Place tup on the locked buffer's page and log it (caller: crit section). */
+/*
+ * Place tup on the locked buffer's page and log it (caller: crit section;
+ * vmbuf pinned if the page was all-visible).
+ */
 static OffsetNumber
-place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative)
+place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buffer vmbuf)
 {
 	Page page = BufferGetPage(buffer);
+	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 	OffsetNumber off =
 		PageAddItem(page, (Item) tup->t_data, tup->t_len, InvalidOffsetNumber, false, true);
 	if (off == InvalidOffsetNumber)
@@ -486,6 +490,8 @@ place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative)
 		wal::XlInsert xl;
 		xl.version = wal::kWalFormatVersion;
 		xl.flags = is_first_on_page(page, off) ? wal::kFlagInitPage : 0;
+		if (vm_cleared)
+			xl.flags |= wal::kFlagVmCleared;
 		xl.offnum = off;
 		XLogBeginInsert();
 		XLogRegisterData((char *) &xl, sizeof(xl));
@@ -505,13 +511,18 @@ insert(Relation rel, HeapTuple tup, CommandId cid, int options, BulkInsertState 
 	HeapTuple heaptup = prepare_insert(rel, tup, xid, cid, options);
 	Buffer buffer = get_buffer_for_tuple(rel, heaptup->t_len, bistate, InvalidBuffer);
 
+	Buffer vmbuf = InvalidBuffer;
+
 	CheckForSerializableConflictIn(rel, nullptr, InvalidBlockNumber);
+	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 
 	START_CRIT_SECTION();
-	place_and_log(rel, buffer, heaptup, (options & HEAP_INSERT_SPECULATIVE) != 0);
+	place_and_log(rel, buffer, heaptup, (options & HEAP_INSERT_SPECULATIVE) != 0, vmbuf);
 	END_CRIT_SECTION();
 
 	UnlockReleaseBuffer(buffer);
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
 	pgstat_count_heap_insert(rel, 1);
 	if (heaptup != tup)
 	{
@@ -528,10 +539,14 @@ insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate)
 	if (HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD)
 		heaptup = heap_toast_insert_or_update(rel, tup, nullptr, HEAP_INSERT_SKIP_FSM);
 	Buffer buffer = get_buffer_for_tuple(rel, heaptup->t_len, bistate, InvalidBuffer);
+	Buffer vmbuf = InvalidBuffer;
+	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 	START_CRIT_SECTION();
-	place_and_log(rel, buffer, heaptup, false);
+	place_and_log(rel, buffer, heaptup, false, vmbuf);
 	END_CRIT_SECTION();
 	UnlockReleaseBuffer(buffer);
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
 	if (heaptup != tup)
 		heap_freetuple(heaptup);
 }
@@ -563,9 +578,12 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 		Page page = BufferGetPage(buffer);
 		char *wp = scratch;
 		int first = done;
+		Buffer vmbuf = InvalidBuffer;
+		storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 
 		START_CRIT_SECTION();
 		bool init = false;
+		bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 		for (; done < ntuples; done++)
 		{
 			HeapTuple tup = tuples[done];
@@ -594,7 +612,7 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 		{
 			wal::XlMultiInsert xl;
 			xl.version = wal::kWalFormatVersion;
-			xl.flags = init ? wal::kFlagInitPage : 0;
+			xl.flags = (init ? wal::kFlagInitPage : 0) | (vm_cleared ? wal::kFlagVmCleared : 0);
 			xl.ntuples = (uint16) (done - first);
 			XLogBeginInsert();
 			XLogRegisterData((char *) &xl, sizeof(xl));
@@ -605,6 +623,8 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 		}
 		END_CRIT_SECTION();
 		UnlockReleaseBuffer(buffer);
+		if (BufferIsValid(vmbuf))
+			ReleaseBuffer(vmbuf);
 	}
 
 	for (int i = 0; i < ntuples; i++)
@@ -721,9 +741,12 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 	TransactionId new_xmax;
 	uint16 im, im2;
 	compose_xmax(tp.t_data, xid, MultiXactStatusUpdate, &new_xmax, &im, &im2);
+	Buffer vmbuf = InvalidBuffer;
+	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 
 	Page page = BufferGetPage(buffer);
 	START_CRIT_SECTION();
+	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 	PageSetPrunable(page, xid);
 	apply_xmax(tp.t_data, new_xmax, im, im2);
 	HeapTupleHeaderSetCmax(tp.t_data, cid, iscombo);
@@ -733,10 +756,12 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 		tp.t_data->t_ctid = tp.t_self;
 	MarkBufferDirty(buffer);
 	log_tuple_state(rel, buffer, wal::kDelete, ItemPointerGetOffsetNumber(&tp.t_self), tp.t_data,
-					0);
+					vm_cleared ? wal::kFlagVmCleared : 0);
 	END_CRIT_SECTION();
 
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
 	if (rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW)
 	{
 		if (HeapTupleHasExternal(&tp))
@@ -862,8 +887,15 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	uint16 im, im2;
 	compose_xmax(oldtup.t_data, xid, mine, &new_xmax, &im, &im2);
 
+	Buffer vmbuf_old = InvalidBuffer, vmbuf_new = InvalidBuffer;
+	storage::vm_pin_if_needed(rel, buffer, &vmbuf_old);
+	if (newbuf != buffer)
+		storage::vm_pin_if_needed(rel, newbuf, &vmbuf_new);
+
 	Page newpage = BufferGetPage(newbuf);
 	START_CRIT_SECTION();
+	bool old_vm_cleared = storage::vm_clear(rel, buffer, vmbuf_old);
+	bool new_vm_cleared = newbuf != buffer && storage::vm_clear(rel, newbuf, vmbuf_new);
 	PageSetPrunable(page, xid);
 	OffsetNumber newoff = PageAddItem(newpage, (Item) heaptup->t_data, heaptup->t_len,
 									  InvalidOffsetNumber, false, true);
@@ -887,6 +919,10 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		memset(&xl, 0, sizeof(xl));
 		xl.version = wal::kWalFormatVersion;
 		xl.flags = (newbuf != buffer && is_first_on_page(newpage, newoff)) ? wal::kFlagInitPage : 0;
+		if (old_vm_cleared)
+			xl.flags |= wal::kFlagOldVmCleared;
+		if (new_vm_cleared)
+			xl.flags |= wal::kFlagVmCleared;
 		xl.old_offnum = ItemPointerGetOffsetNumber(&oldtup.t_self);
 		xl.new_offnum = newoff;
 		xl.old_infomask = oldtup.t_data->t_infomask;
@@ -909,6 +945,10 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	if (newbuf != buffer)
 		UnlockReleaseBuffer(newbuf);
 	UnlockReleaseBuffer(buffer);
+	if (BufferIsValid(vmbuf_old))
+		ReleaseBuffer(vmbuf_old);
+	if (BufferIsValid(vmbuf_new))
+		ReleaseBuffer(vmbuf_new);
 	if (have_tuplock)
 		UnlockTuple(rel, &oldtup.t_self, lockmode_of_status(mine));
 	pgstat_count_heap_update(rel, false);

@@ -60,6 +60,7 @@ collect_page(ScanDesc *s, BlockNumber block)
 	Page page = BufferGetPage(s->cbuf);
 	page_check(rel, block, page);
 	bool check = pagemode(s);
+	bool all_visible = check && PageIsAllVisible(page) && !snapshot->takenDuringRecovery;
 	int n = 0;
 	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
@@ -69,7 +70,7 @@ collect_page(ScanDesc *s, BlockNumber block)
 			continue;
 		if (check)
 		{
-			bool visible = mvcc::satisfies(&tup, snapshot, s->cbuf);
+			bool visible = all_visible || mvcc::satisfies(&tup, snapshot, s->cbuf);
 			mvcc::check_serializable_conflict_out(visible, rel, &tup, s->cbuf, snapshot);
 			if (!visible)
 				continue;

@@ -152,6 +152,84 @@ prune_opt(Relation rel, Buffer buffer)
 }
 
 /* ========================================================================
+ * The visibility map
+ * ========================================================================
+ */
+
+/*
+ * Are all tuples on the (cleanup-locked) page visible to every snapshot,
+ * now and later? *cutoff gets the newest creator, the standby conflict
+ * horizon for setting the bit.
+ */
+static bool
+page_all_visible(Relation rel, Buffer buf, TransactionId oldest_xmin, TransactionId *cutoff)
+{
+	Page page = BufferGetPage(buf);
+	*cutoff = InvalidTransactionId;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsUsed(lp))
+			continue;
+		if (!ItemIdIsNormal(lp))
+			return false;
+		HeapTupleData tup;
+		if (!tuple_at(rel, buf, page, off, &tup))
+			return false;
+		if (mvcc::satisfies_vacuum(&tup, oldest_xmin, buf) != HEAPTUPLE_LIVE)
+			return false;
+		if (!HeapTupleHeaderXminCommitted(tup.t_data))
+			return false;
+		TransactionId xmin = HeapTupleHeaderGetXmin(tup.t_data);
+		if (TransactionIdIsNormal(xmin))
+		{
+			if (!TransactionIdPrecedes(xmin, oldest_xmin))
+				return false;
+			if (!TransactionIdIsValid(*cutoff) || TransactionIdFollows(xmin, *cutoff))
+				*cutoff = xmin;
+		}
+	}
+	return true;
+}
+
+/* Mark the page all-visible in the page header and the visibility map. */
+static void
+set_all_visible(Relation rel, Buffer buf, Buffer *vmbuf, TransactionId cutoff)
+{
+	Page page = BufferGetPage(buf);
+	BlockNumber blkno = BufferGetBlockNumber(buf);
+
+	visibilitymap_pin(rel, blkno, vmbuf);
+	LockBuffer(*vmbuf, BUFFER_LOCK_EXCLUSIVE);
+	Page vmpage = BufferGetPage(*vmbuf);
+
+	START_CRIT_SECTION();
+	PageSetAllVisible(page);
+	MarkBufferDirty(buf);
+	storage::vm_set(vmpage, blkno);
+	MarkBufferDirty(*vmbuf);
+	if (RelationNeedsWAL(rel))
+	{
+		wal::XlVisible xl;
+		xl.version = wal::kWalFormatVersion;
+		xl.flags = 0;
+		xl.unused = 0;
+		xl.cutoff_xid = cutoff;
+		XLogBeginInsert();
+		XLogRegisterData((char *) &xl, sizeof(xl));
+		XLogRegisterBuffer(0, *vmbuf, 0);
+		XLogRegisterBuffer(1, buf, REGBUF_STANDARD | (XLogHintBitIsNeeded() ? 0 : REGBUF_NO_IMAGE));
+		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kVisible);
+		PageSetLSN(vmpage, recptr);
+		if (XLogHintBitIsNeeded())
+			PageSetLSN(page, recptr);
+	}
+	END_CRIT_SECTION();
+	LockBuffer(*vmbuf, BUFFER_LOCK_UNLOCK);
+}
+
+/* ========================================================================
  * Freezing
  * ========================================================================
  */
@@ -259,7 +337,31 @@ struct VacState
 	BufferAccessStrategy strategy;
 	double old_reltuples;
 	int64 index_passes;
+	TransactionId oldest_xmin;
+	Buffer vmbuf;
+	BlockNumber all_visible_pages;
 };
+
+/* After vacuuming a page (cleanup or exclusive lock held): maybe all-visible. */
+static void
+maybe_set_all_visible(VacState *vs, Buffer buf)
+{
+	TransactionId cutoff;
+	Page page = BufferGetPage(buf);
+
+	if (PageIsNew(page))
+		return;
+	if (PageIsAllVisible(page))
+	{
+		vs->all_visible_pages++;
+		return;
+	}
+	if (page_all_visible(vs->rel, buf, vs->oldest_xmin, &cutoff))
+	{
+		set_all_visible(vs->rel, buf, &vs->vmbuf, cutoff);
+		vs->all_visible_pages++;
+	}
+}
 
 /* Mark line pointers unused on one page (pass 2). */
 static void
@@ -277,6 +379,7 @@ vacuum_page(VacState *vs, BlockNumber blkno, OffsetNumber *offs, int n)
 	MarkBufferDirty(buf);
 	log_line_pointers(vs->rel, buf, wal::kVacuum, nullptr, 0, offs, n, InvalidTransactionId);
 	END_CRIT_SECTION();
+	maybe_set_all_visible(vs, buf);
 
 	Size freespace = PageGetHeapFreeSpace(page);
 	UnlockReleaseBuffer(buf);
@@ -343,6 +446,8 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	memset(&vs, 0, sizeof(vs));
 	vs.rel = rel;
 	vs.strategy = bstrategy;
+	vs.oldest_xmin = oldest_xmin;
+	vs.vmbuf = InvalidBuffer;
 	vs.old_reltuples = rel->rd_rel->reltuples < 0 ? 0 : rel->rd_rel->reltuples;
 	vac_open_indexes(rel, RowExclusiveLock, &vs.nindexes, &vs.indrels);
 	bool do_index = vs.nindexes > 0 && params->index_cleanup != VACOPTVALUE_DISABLED;
@@ -523,6 +628,10 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		}
 		else if (ndead > 0)
 			remaining_dead += ndead;
+		if (cleanup && !defer_fsm && (ndead == 0 || vs.nindexes == 0))
+			maybe_set_all_visible(&vs, buf);
+		else if (!cleanup && PageIsAllVisible(page))
+			vs.all_visible_pages++;
 
 		Size freespace = PageGetHeapFreeSpace(page);
 		UnlockReleaseBuffer(buf);
@@ -570,8 +679,10 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		minmulti = InvalidMultiXactId;
 	}
 	bool frozenxid_updated, minmulti_updated;
-	vac_update_relstats(rel, nblocks, live, 0, vs.nindexes > 0, frozenxid, minmulti,
-						&frozenxid_updated, &minmulti_updated, false);
+	if (BufferIsValid(vs.vmbuf))
+		ReleaseBuffer(vs.vmbuf);
+	vac_update_relstats(rel, nblocks, live, Min(vs.all_visible_pages, nblocks), vs.nindexes > 0,
+						frozenxid, minmulti, &frozenxid_updated, &minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, live,
 						 recently_dead + remaining_dead);
 

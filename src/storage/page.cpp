@@ -111,6 +111,42 @@ tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple)
 	return true;
 }
 
+/* ------------------------------------------------------------------------
+ * Visibility map
+ * ------------------------------------------------------------------------
+ */
+
+void
+vm_set(Page vmpage, BlockNumber heapblk)
+{
+	/* PostgreSQL's layout: 2 bits per heap block after the page header */
+	constexpr Size map_size = BLCKSZ - MAXALIGN(SizeOfPageHeaderData);
+	constexpr uint32 per_page = map_size * (BITS_PER_BYTE / BITS_PER_HEAPBLOCK);
+	uint32 byte = (heapblk % per_page) / (BITS_PER_BYTE / BITS_PER_HEAPBLOCK);
+	uint32 shift = (heapblk % (BITS_PER_BYTE / BITS_PER_HEAPBLOCK)) * BITS_PER_HEAPBLOCK;
+	auto *map = (uint8 *) PageGetContents(vmpage);
+
+	map[byte] |= (uint8) (VISIBILITYMAP_ALL_VISIBLE << shift);
+}
+
+void
+vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf)
+{
+	if (PageIsAllVisible(BufferGetPage(buf)))
+		visibilitymap_pin(rel, BufferGetBlockNumber(buf), vmbuf);
+}
+
+bool
+vm_clear(Relation rel, Buffer buf, Buffer vmbuf)
+{
+	Page page = BufferGetPage(buf);
+	if (!PageIsAllVisible(page))
+		return false;
+	PageClearAllVisible(page);
+	visibilitymap_clear(rel, BufferGetBlockNumber(buf), vmbuf, VISIBILITYMAP_VALID_BITS);
+	return true;
+}
+
 Size
 page_free_space(Page page)
 {

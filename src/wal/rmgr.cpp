@@ -345,12 +345,14 @@ redo_visible(XLogReaderState *record)
 	if (InHotStandby)
 		ResolveRecoveryConflictWithSnapshot(xl->cutoff_xid, rnode);
 
-	/* The data page: set PD_ALL_VISIBLE. */
+	/* The data page: PD_ALL_VISIBLE (its LSN moves only when hints are logged). */
 	if (XLogReadBufferForRedo(record, 1, &buffer) == BLK_NEEDS_REDO)
 	{
 		Page page = BufferGetPage(buffer);
 		PageSetAllVisible(page);
-		finish_block(record, buffer);
+		if (XLogHintBitIsNeeded())
+			PageSetLSN(page, record->EndRecPtr);
+		MarkBufferDirty(buffer);
 	}
 	if (BufferIsValid(buffer))
 		UnlockReleaseBuffer(buffer);
@@ -363,16 +365,10 @@ redo_visible(XLogReaderState *record)
 		Page vmpage = BufferGetPage(vmbuffer);
 		if (PageIsNew(vmpage))
 			PageInit(vmpage, BLCKSZ, 0);
-		LockBuffer(vmbuffer, BUFFER_LOCK_UNLOCK);
-		Relation reln = CreateFakeRelcacheEntry(rnode);
-		visibilitymap_pin(reln, blkno, &vmbuffer);
-		if (record->EndRecPtr > PageGetLSN(vmpage))
-			visibilitymap_set(reln, blkno, InvalidBuffer, record->EndRecPtr, vmbuffer,
-							  xl->cutoff_xid, VISIBILITYMAP_ALL_VISIBLE);
-		ReleaseBuffer(vmbuffer);
-		FreeFakeRelcacheEntry(reln);
+		storage::vm_set(vmpage, blkno);
+		finish_block(record, vmbuffer);
 	}
-	else if (BufferIsValid(vmbuffer))
+	if (BufferIsValid(vmbuffer))
 		UnlockReleaseBuffer(vmbuffer);
 }
 

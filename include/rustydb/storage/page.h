@@ -93,6 +93,22 @@ bool tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple t
 /* Free space left for a new tuple on the page, like PageGetHeapFreeSpace. */
 Size page_free_space(Page page);
 
+/* ---- the visibility map (page.cpp) ----
+ *
+ * rustydb keeps PostgreSQL's visibility-map fork in PostgreSQL's format
+ * (index-only scans read it directly) but changes it only through its own
+ * WAL records: vm_set marks a heap block all-visible on a locked VM page.
+ * Clearing uses visibilitymap_clear inside the critical section of the
+ * rustydb record that carries kFlagVmCleared.
+ */
+void vm_set(Page vmpage, BlockNumber heapblk);
+
+/* Before a critical section: pin the VM page of a locked all-visible page. */
+void vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf);
+
+/* In a critical section: clear all-visible; returns true if it was set. */
+bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
+
 /* ---- finding a page for a new tuple (hio.cpp) ---- */
 
 /*
