@@ -837,14 +837,39 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		return result;
 	}
 
-	/* The new version's header. */
+	/*
+	 * The new version's header. Lockers of the old version that are still
+	 * there (the update could only proceed past key-share lockers, or our
+	 * own lock) keep a key-share lock on the new version, as with heap.
+	 */
 	HeapTupleHeader nt = newtup->t_data;
+	HeapTupleHeader ot = oldtup.t_data;
 	nt->t_infomask &= ~HEAP_XACT_MASK;
 	nt->t_infomask2 &= ~HEAP2_XACT_MASK;
-	nt->t_infomask |= HEAP_XMAX_INVALID;
 	HeapTupleHeaderSetXmin(nt, xid);
 	HeapTupleHeaderSetCmin(nt, cid);
-	HeapTupleHeaderSetXmax(nt, 0);
+	TransactionId inherit = InvalidTransactionId;
+	if (!(ot->t_infomask & HEAP_XMAX_INVALID) && HEAP_XMAX_IS_LOCKED_ONLY(ot->t_infomask))
+	{
+		TransactionId raw = HeapTupleHeaderGetRawXmax(ot);
+		if (ot->t_infomask & HEAP_XMAX_IS_MULTI)
+		{
+			if (MultiXactIdIsRunning(raw, true))
+			{
+				inherit = raw;
+				nt->t_infomask |=
+					HEAP_XMAX_IS_MULTI | HEAP_XMAX_LOCK_ONLY | (ot->t_infomask & HEAP_LOCK_MASK);
+			}
+		}
+		else if (TransactionIdIsCurrentTransactionId(raw) || TransactionIdIsInProgress(raw))
+		{
+			inherit = raw;
+			nt->t_infomask |= HEAP_XMAX_KEYSHR_LOCK | HEAP_XMAX_LOCK_ONLY;
+		}
+	}
+	if (!TransactionIdIsValid(inherit))
+		nt->t_infomask |= HEAP_XMAX_INVALID;
+	HeapTupleHeaderSetXmax(nt, inherit);
 	newtup->t_tableOid = RelationGetRelid(rel);
 
 	bool toastable =

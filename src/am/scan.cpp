@@ -288,7 +288,7 @@ advance_page(ScanDesc *s, ScanDirection dir)
 		if (block == InvalidBlockNumber)
 			return false;
 		collect_page(s, block);
-		s->cindex = 0;
+		s->cindex = -1;
 		return true;
 	}
 
@@ -316,25 +316,27 @@ advance_page(ScanDesc *s, ScanDirection dir)
 		ss_report_location(s->base.rs_rd, block);
 	s->inited = true;
 	collect_page(s, block);
-	s->cindex = ScanDirectionIsBackward(dir) ? s->ntuples - 1 : 0;
+	/* cindex is the index of the last tuple returned: start before the first */
+	s->cindex = ScanDirectionIsBackward(dir) ? s->ntuples : -1;
 	return true;
 }
 
+/*
+ * The next tuple in direction dir. Stepping from the last returned tuple
+ * (cindex) makes a change of direction (cursors: FETCH PRIOR after NEXT)
+ * return the neighbour of the current tuple, as heap does.
+ */
 static bool
 next_tuple(ScanDesc *s, ScanDirection dir)
 {
 	if (!s->inited && !advance_page(s, dir))
 		return false;
-	if (s->inited && s->ctup.t_data != nullptr && s->cblock != InvalidBlockNumber)
-	{
-		/* continue from the current tuple */
-	}
+	int step = ScanDirectionIsBackward(dir) ? -1 : 1;
 	for (;;)
 	{
-		while (s->cindex >= 0 && s->cindex < s->ntuples)
+		for (int idx = s->cindex + step; idx >= 0 && idx < s->ntuples; idx += step)
 		{
-			int idx = s->cindex;
-			s->cindex += ScanDirectionIsBackward(dir) ? -1 : 1;
+			s->cindex = idx;
 			if (load_tuple(s, idx) && keys_match(s))
 				return true;
 		}
@@ -360,16 +362,6 @@ scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *sl
 		}
 		ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
 		return true;
-	}
-	if (s->inited && s->ctup.t_data != nullptr)
-	{
-		/* a direction change re-reads from the tuple after/before the current one */
-		int last = -1;
-		for (int i = 0; i < s->ntuples; i++)
-			if (s->vistuples[i] == ItemPointerGetOffsetNumber(&s->ctup.t_self))
-				last = i;
-		if (last >= 0)
-			s->cindex = ScanDirectionIsBackward(direction) ? last - 1 : last + 1;
 	}
 	if (!next_tuple(s, direction))
 	{

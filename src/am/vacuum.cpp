@@ -327,6 +327,9 @@ prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cutoff_m
  * ========================================================================
  */
 
+static BlockNumber truncate_tail(Relation rel, BlockNumber nblocks, BlockNumber nonempty,
+								 BufferAccessStrategy strategy);
+
 struct VacState
 {
 	Relation rel;
@@ -451,6 +454,11 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	vs.old_reltuples = rel->rd_rel->reltuples < 0 ? 0 : rel->rd_rel->reltuples;
 	vac_open_indexes(rel, RowExclusiveLock, &vs.nindexes, &vs.indrels);
 	bool do_index = vs.nindexes > 0 && params->index_cleanup != VACOPTVALUE_DISABLED;
+	if (params->nworkers > 0 && vs.nindexes > 1 && do_index && RelationUsesLocalBuffers(rel))
+		ereport(WARNING,
+				(errmsg("disabling parallel option of vacuum on \"%s\" --- cannot vacuum temporary "
+						"tables in parallel",
+						RelationGetRelationName(rel))));
 	vs.istats =
 		(IndexBulkDeleteResult **) palloc0(sizeof(IndexBulkDeleteResult *) * Max(vs.nindexes, 1));
 
@@ -473,6 +481,7 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	TransactionId new_frozen = InvalidTransactionId;
 	MultiXactId new_minmulti = InvalidMultiXactId;
 	bool scanned_all = true;
+	BlockNumber nonempty_pages = 0;
 	double live = 0, recently_dead = 0, removed = 0, remaining_dead = 0;
 
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
@@ -628,6 +637,13 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		}
 		else if (ndead > 0)
 			remaining_dead += ndead;
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+			if (ItemIdIsNormal(PageGetItemId(page, off)) ||
+				(ItemIdIsDead(PageGetItemId(page, off)) && !do_index && vs.nindexes > 0))
+			{
+				nonempty_pages = blkno + 1;
+				break;
+			}
 		if (cleanup && !defer_fsm && (ndead == 0 || vs.nindexes == 0))
 			maybe_set_all_visible(&vs, buf);
 		else if (!cleanup && PageIsAllVisible(page))
@@ -665,6 +681,15 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		}
 	}
 	FreeSpaceMapVacuum(rel);
+	/* no pins may be held while truncating: the buffers are dropped */
+	if (BufferIsValid(vs.vmbuf))
+		ReleaseBuffer(vs.vmbuf);
+	vs.vmbuf = InvalidBuffer;
+	if (params->truncate == VACOPTVALUE_ENABLED)
+	{
+		pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_TRUNCATE);
+		nblocks = truncate_tail(rel, nblocks, nonempty_pages, bstrategy);
+	}
 
 	/* New horizons: the oldest ids left in the table, never past the cutoffs. */
 	TransactionId frozenxid = oldest_xmin;
@@ -679,8 +704,6 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		minmulti = InvalidMultiXactId;
 	}
 	bool frozenxid_updated, minmulti_updated;
-	if (BufferIsValid(vs.vmbuf))
-		ReleaseBuffer(vs.vmbuf);
 	vac_update_relstats(rel, nblocks, live, Min(vs.all_visible_pages, nblocks), vs.nindexes > 0,
 						frozenxid, minmulti, &frozenxid_updated, &minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, live,
@@ -694,6 +717,69 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 
 	pgstat_progress_end_command();
 	vac_close_indexes(vs.nindexes, vs.indrels, NoLock);
+}
+
+/* ========================================================================
+ * Truncating empty pages at the end
+ * ========================================================================
+ */
+
+static bool
+page_is_empty(Relation rel, BlockNumber blkno, BufferAccessStrategy strategy)
+{
+	Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(buf);
+	bool empty = true;
+	if (!PageIsNew(page))
+	{
+		page_check(rel, blkno, page);
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && empty; off++)
+			if (ItemIdIsUsed(PageGetItemId(page, off)))
+				empty = false;
+	}
+	UnlockReleaseBuffer(buf);
+	return empty;
+}
+
+/*
+ * Give empty pages at the end of the relation back to the file system,
+ * when there are enough of them and an exclusive lock is free (like heap:
+ * at least 1000 pages or 1/16 of the table). Returns the new size.
+ */
+static BlockNumber
+truncate_tail(Relation rel, BlockNumber nblocks, BlockNumber nonempty,
+			  BufferAccessStrategy strategy)
+{
+	BlockNumber freeable = nblocks - nonempty;
+	if (freeable == 0 || (freeable < 1000 && freeable < nblocks / 16) ||
+		old_snapshot_threshold >= 0)
+		return nblocks;
+
+	bool locked = false;
+	for (int i = 0; i < 100 && !locked; i++)
+	{
+		if (ConditionalLockRelation(rel, AccessExclusiveLock))
+			locked = true;
+		else
+		{
+			CHECK_FOR_INTERRUPTS();
+			pg_usleep(50000L);
+		}
+	}
+	if (!locked)
+		return nblocks;
+
+	/* Re-check under the lock: new rows may have arrived meanwhile. */
+	BlockNumber now = RelationGetNumberOfBlocks(rel);
+	BlockNumber keep = now;
+	while (keep > nonempty && page_is_empty(rel, keep - 1, strategy))
+		keep--;
+	if (keep < now)
+		RelationTruncate(rel, keep);
+	UnlockRelation(rel, AccessExclusiveLock);
+	return keep < now ? keep : now;
 }
 
 /* ========================================================================
