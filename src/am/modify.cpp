@@ -1056,6 +1056,91 @@ lock_one(Relation rel, HeapTuple tuple, CommandId cid, LockTupleMode mode, LockW
 	return TM_Ok;
 }
 
+/*
+ * Lock the newer versions of a row whose update is still in progress (a
+ * key-share lock passes a no-key update). Without this a third transaction
+ * could delete the new version although our lock protects the key.
+ */
+static TM_Result
+lock_update_chain(Relation rel, ItemPointerData tid, TransactionId prior_xmax, LockTupleMode mode,
+				  LockWaitPolicy policy)
+{
+	TransactionId xid = GetCurrentTransactionId();
+	MultiXactStatus mine = status_of_lock(mode);
+
+	for (;;)
+	{
+		HeapTupleData tup;
+		bool have_tuplock = false;
+		BlockNumber blkno = ItemPointerGetBlockNumber(&tid);
+		if (blkno >= RelationGetNumberOfBlocks(rel))
+			return TM_Ok;
+		Buffer buffer = ReadBuffer(rel, blkno);
+		LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+		Page page = BufferGetPage(buffer);
+		page_check(rel, blkno, page);
+		OffsetNumber off = ItemPointerGetOffsetNumber(&tid);
+		if (PageIsNew(page) || off > PageGetMaxOffsetNumber(page) ||
+			!tuple_at(rel, buffer, page, off, &tup) ||
+			!TransactionIdEquals(HeapTupleHeaderGetXmin(tup.t_data), prior_xmax) ||
+			HeapTupleHeaderXminInvalid(tup.t_data))
+		{
+			UnlockReleaseBuffer(buffer);
+			return TM_Ok; /* the chain ends here */
+		}
+		if (!TransactionIdIsCurrentTransactionId(prior_xmax) &&
+			!TransactionIdIsInProgress(prior_xmax) && !TransactionIdDidCommit(prior_xmax))
+		{
+			UnlockReleaseBuffer(buffer);
+			return TM_Ok; /* the updater aborted: nothing to protect */
+		}
+
+		WaitResult w;
+		while ((w = wait_for_conflicts(rel, buffer, &tup, mine, policy, XLTW_LockUpdated,
+									   &have_tuplock)) == WaitResult::kRecheck)
+			;
+		if (w == WaitResult::kWouldBlock)
+		{
+			UnlockReleaseBuffer(buffer);
+			if (have_tuplock)
+				UnlockTuple(rel, &tid, lockmode_of_status(mine));
+			return TM_WouldBlock;
+		}
+		TM_Result after = result_after_wait(&tup);
+		if (after == TM_Ok && !already_hold(tup.t_data, mine))
+		{
+			TransactionId new_xmax;
+			uint16 im, im2;
+			compose_xmax(tup.t_data, xid, mine, &new_xmax, &im, &im2);
+			START_CRIT_SECTION();
+			apply_xmax(tup.t_data, new_xmax, im, im2);
+			if (HEAP_XMAX_IS_LOCKED_ONLY(im))
+				tup.t_data->t_ctid = tid;
+			MarkBufferDirty(buffer);
+			log_tuple_state(rel, buffer, wal::kLock, off, tup.t_data, 0);
+			END_CRIT_SECTION();
+		}
+
+		/* Further versions? */
+		HeapTupleHeader t = tup.t_data;
+		bool updated = !(t->t_infomask & HEAP_XMAX_INVALID) &&
+					   !HEAP_XMAX_IS_LOCKED_ONLY(t->t_infomask) &&
+					   !ItemPointerEquals(&tup.t_self, &t->t_ctid);
+		ItemPointerData next = t->t_ctid;
+		TransactionId next_xmax = updated ? mvcc::update_xid(t) : InvalidTransactionId;
+		UnlockReleaseBuffer(buffer);
+		if (have_tuplock)
+			UnlockTuple(rel, &tid, lockmode_of_status(mine));
+		if (after != TM_Ok && after != TM_Updated)
+			return after;
+		if (!updated || !TransactionIdIsValid(next_xmax) ||
+			ItemPointerIndicatesMovedPartitions(&next))
+			return TM_Ok;
+		tid = next;
+		prior_xmax = next_xmax;
+	}
+}
+
 TM_Result
 lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot, CommandId cid,
 		   LockTupleMode mode, LockWaitPolicy wait_policy, uint8 flags, TM_FailureData *tmfd)
@@ -1151,6 +1236,32 @@ retry:
 			*tid = tuple->t_data->t_ctid;
 			prior_xmax = mvcc::update_xid(tuple->t_data);
 			ReleaseBuffer(buffer);
+		}
+	}
+
+	if (result == TM_Ok && (flags & TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS))
+	{
+		/* our lock passed an update still in progress: lock its newer versions */
+		LockBuffer(buffer, BUFFER_LOCK_SHARE);
+		HeapTupleHeader t = tuple->t_data;
+		bool updated = !(t->t_infomask & HEAP_XMAX_INVALID) &&
+					   !HEAP_XMAX_IS_LOCKED_ONLY(t->t_infomask) &&
+					   !ItemPointerEquals(&tuple->t_self, &t->t_ctid) &&
+					   !HeapTupleHeaderIndicatesMovedPartitions(t);
+		ItemPointerData next = t->t_ctid;
+		TransactionId upd = updated ? mvcc::update_xid(t) : InvalidTransactionId;
+		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+		if (updated && TransactionIdIsValid(upd) && !TransactionIdIsCurrentTransactionId(upd))
+		{
+			TM_Result chain = lock_update_chain(rel, next, upd, mode, wait_policy);
+			if (chain != TM_Ok)
+			{
+				ReleaseBuffer(buffer);
+				tmfd->ctid = next;
+				tmfd->xmax = upd;
+				tmfd->cmax = InvalidCommandId;
+				return chain;
+			}
 		}
 	}
 
