@@ -933,6 +933,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	apply_xmax(oldtup.t_data, new_xmax, im, im2);
 	HeapTupleHeaderSetCmax(oldtup.t_data, cmax, iscombo);
 	oldtup.t_data->t_ctid = heaptup->t_self;
+	if (newbuf != buffer)
+		PageSetFull(page); /* hint: the next access should prune this page */
 
 	MarkBufferDirty(buffer);
 	if (newbuf != buffer)
