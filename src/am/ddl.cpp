@@ -90,6 +90,9 @@ rewrite_tuple(HeapTuple tuple, TupleDesc olddesc, TupleDesc newdesc, Datum *valu
 	n->t_infomask = (n->t_infomask & ~HEAP_XACT_MASK) | (o->t_infomask & HEAP_XACT_MASK);
 	n->t_infomask2 = (n->t_infomask2 & ~HEAP2_XACT_MASK) | (o->t_infomask2 & HEAP2_XACT_MASK);
 	n->t_infomask &= ~HEAP_COMBOCID;
+	/* version chains do not survive a rewrite: each version stands alone */
+	HeapTupleHeaderClearHotUpdated(n);
+	HeapTupleHeaderClearHeapOnly(n);
 
 	TransactionId min_xid = InvalidTransactionId;
 	MultiXactId min_multi = InvalidMultiXactId;
@@ -266,6 +269,7 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 
 	BlockNumber last_block = InvalidBlockNumber;
 	int64 blocks_done = 0;
+	OffsetNumber roots[MaxHeapTuplesPerPage + 1];
 	while (scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		HeapTuple tuple = &s->ctup;
@@ -273,10 +277,15 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 		bool index_it, alive;
 
 		CHECK_FOR_INTERRUPTS();
-		if (progress && s->cblock != last_block)
+		if (s->cblock != last_block)
 		{
+			/* index entries point at the roots of version chains */
 			last_block = s->cblock;
-			pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_DONE, ++blocks_done);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			get_root_offsets(BufferGetPage(buf), roots);
+			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+			if (progress)
+				pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_DONE, ++blocks_done);
 		}
 
 		if (snapshot == SnapshotAny)
@@ -293,7 +302,18 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 					reltuples += 1;
 					break;
 				case HEAPTUPLE_RECENTLY_DEAD:
-					index_it = true;
+					/*
+					 * A recently dead member of a version chain: the chain's
+					 * live member gets the entry; old snapshots cannot use
+					 * the new index (pg_index.indcheckxmin).
+					 */
+					if (HeapTupleHeaderIsHotUpdated(tuple->t_data))
+					{
+						index_it = false;
+						index_info->ii_BrokenHotChain = true;
+					}
+					else
+						index_it = true;
 					alive = false;
 					break;
 				case HEAPTUPLE_INSERT_IN_PROGRESS:
@@ -322,12 +342,18 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 					}
 					else if (TransactionIdIsCurrentTransactionId(xwait))
 					{
-						index_it = true;
+						if (HeapTupleHeaderIsHotUpdated(tuple->t_data))
+						{
+							index_it = false;
+							index_info->ii_BrokenHotChain = true;
+						}
+						else
+							index_it = true;
 						alive = false;
 					}
 					else
 					{
-						if (checking_uniqueness)
+						if (checking_uniqueness || HeapTupleHeaderIsHotUpdated(tuple->t_data))
 						{
 							LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 							XactLockTableWait(xwait, table_rel, &tuple->t_self,
@@ -355,11 +381,21 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 			reltuples += 1;
 		}
 
+		OffsetNumber off = ItemPointerGetOffsetNumber(&tuple->t_self);
+		if (roots[off] == InvalidOffsetNumber)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg_internal("failed to find the chain root of tuple (%u,%u) in "
+											"\"%s\"",
+											s->cblock, (unsigned) off,
+											RelationGetRelationName(table_rel))));
+		ItemPointerData root_tid;
+		ItemPointerSet(&root_tid, s->cblock, roots[off]);
+
 		MemoryContextReset(econtext->ecxt_per_tuple_memory);
 		if (predicate != nullptr && !ExecQual(predicate, econtext))
 			continue;
 		FormIndexDatum(index_info, slot, estate, values, isnull);
-		callback(index_rel, &tuple->t_self, values, isnull, alive, callback_state);
+		callback(index_rel, &root_tid, values, isnull, alive, callback_state);
 	}
 
 	table_endscan(scan);
@@ -391,13 +427,33 @@ index_validate_scan(Relation table_rel, Relation index_rel, IndexInfo *index_inf
 	auto *s = (ScanDesc *) scan;
 	pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_TOTAL, s->nblocks);
 
+	OffsetNumber roots[MaxHeapTuplesPerPage + 1];
+	bool in_index[MaxHeapTuplesPerPage + 1];
+	BlockNumber root_blkno = InvalidBlockNumber;
 	while (scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		ItemPointer heapcursor = &s->ctup.t_self;
 		CHECK_FOR_INTERRUPTS();
+		if (s->cblock != root_blkno)
+		{
+			root_blkno = s->cblock;
+			LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
+			get_root_offsets(BufferGetPage(s->cbuf), roots);
+			LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
+			memset(in_index, 0, sizeof(in_index));
+		}
+		OffsetNumber off = ItemPointerGetOffsetNumber(&s->ctup.t_self);
+		if (roots[off] == InvalidOffsetNumber)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg_internal("failed to find the chain root of tuple (%u,%u) in "
+											"\"%s\"",
+											root_blkno, (unsigned) off,
+											RelationGetRelationName(table_rel))));
+		ItemPointerData root;
+		ItemPointerSet(&root, root_blkno, roots[off]);
 
+		/* merge: advance through the index's TIDs up to this root */
 		while (!sort_empty &&
-			   (indexcursor == nullptr || ItemPointerCompare(indexcursor, heapcursor) < 0))
+			   (indexcursor == nullptr || ItemPointerCompare(indexcursor, &root) < 0))
 		{
 			Datum val;
 			bool valnull;
@@ -406,20 +462,23 @@ index_validate_scan(Relation table_rel, Relation index_rel, IndexInfo *index_inf
 			{
 				itemptr_decode(&decoded, DatumGetInt64(val));
 				indexcursor = &decoded;
+				if (ItemPointerGetBlockNumber(indexcursor) == root_blkno)
+					in_index[ItemPointerGetOffsetNumber(indexcursor)] = true;
 			}
 			else
 				indexcursor = nullptr;
 		}
-		if (!sort_empty && ItemPointerCompare(indexcursor, heapcursor) == 0)
-			continue; /* already indexed */
-
-		MemoryContextReset(econtext->ecxt_per_tuple_memory);
-		if (predicate != nullptr && !ExecQual(predicate, econtext))
-			continue;
-		FormIndexDatum(index_info, slot, estate, values, isnull);
-		index_insert(index_rel, values, isnull, heapcursor, table_rel,
-					 index_info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false, index_info);
-		state->tups_inserted += 1;
+		if ((sort_empty || ItemPointerCompare(indexcursor, &root) > 0) && !in_index[roots[off]])
+		{
+			MemoryContextReset(econtext->ecxt_per_tuple_memory);
+			if (predicate != nullptr && !ExecQual(predicate, econtext))
+				continue;
+			FormIndexDatum(index_info, slot, estate, values, isnull);
+			index_insert(index_rel, values, isnull, &root, table_rel,
+						 index_info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false,
+						 index_info);
+			state->tups_inserted += 1;
+		}
 	}
 
 	table_endscan(scan);

@@ -252,10 +252,12 @@ rdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandId
 	return rustydb::boundary::run("rustydb_tuple_update", [&] {
 		bool should_free = true;
 		HeapTuple tuple = am::tuple_form(rel, slot, &should_free);
-		TM_Result result = am::update(rel, otid, tuple, cid, crosscheck, wait, tmfd, lockmode);
+		bool hot = false;
+		TM_Result result =
+			am::update(rel, otid, tuple, cid, crosscheck, wait, tmfd, lockmode, &hot);
 		ItemPointerCopy(&tuple->t_self, &slot->tts_tid);
-		/* every new version gets index entries (no heap-only versions yet) */
-		*update_indexes = result == TM_Ok;
+		/* a heap-only version is reached through its chain: no new index entries */
+		*update_indexes = result == TM_Ok && !hot;
 		if (should_free)
 			pfree(tuple);
 		return result;

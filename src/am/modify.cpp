@@ -209,12 +209,16 @@ wait_for_conflicts(Relation rel, Buffer buffer, HeapTuple tuple, MultiXactStatus
 	TransactionId waits[64];
 	int nwaits = 0;
 	bool overflow = false;
+	bool hold_some = false;
 
 	for (int i = 0; i < ms->n; i++)
 	{
 		TransactionId xid = ms->m[i].xid;
 		if (TransactionIdIsCurrentTransactionId(xid))
+		{
+			hold_some = true;
 			continue;
+		}
 		if (!DoLockModesConflict(lockmode_of_status(ms->m[i].status), lockmode_of_status(mine)))
 			continue;
 		if (!TransactionIdIsInProgress(xid))
@@ -230,7 +234,12 @@ wait_for_conflicts(Relation rel, Buffer buffer, HeapTuple tuple, MultiXactStatus
 
 	ItemPointerData tid = tuple->t_self;
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-	if (!acquire_tuplock(rel, &tid, mine, policy, have_tuplock))
+	/*
+	 * Holding a weaker lock on the tuple already, we must not queue for the
+	 * tuple lock: a waiter for a stronger lock queued behind us would wait
+	 * for us while we wait for it (upgrade deadlock).
+	 */
+	if (!hold_some && !acquire_tuplock(rel, &tid, mine, policy, have_tuplock))
 	{
 		LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
 		return WaitResult::kWouldBlock;
@@ -283,6 +292,18 @@ result_after_wait(HeapTuple tuple)
 	return TM_Ok;
 }
 
+/*
+ * A key-share lock does not conflict with an update that left the key
+ * columns alone, even a committed one: the old version can still be locked.
+ */
+static bool
+keyshare_passes_update(HeapTupleHeader t, MultiXactStatus mine)
+{
+	return mine == MultiXactStatusForKeyShare && !(t->t_infomask & HEAP_XMAX_INVALID) &&
+		   !HEAP_XMAX_IS_LOCKED_ONLY(t->t_infomask) && !(t->t_infomask2 & HEAP_KEYS_UPDATED) &&
+		   !HeapTupleHeaderIndicatesMovedPartitions(t);
+}
+
 /* Infomask lock bits for one member standing alone in xmax. */
 static void
 bits_for_status(MultiXactStatus s, uint16 *infomask, uint16 *infomask2)
@@ -327,12 +348,16 @@ compose_xmax(HeapTupleHeader t, TransactionId xid, MultiXactStatus mine, Transac
 	{
 		MultiXactMember m = ms->m[i];
 		bool keep;
-		if (TransactionIdIsCurrentTransactionId(m.xid))
+		if (TransactionIdEquals(m.xid, xid))
 		{
-			/* our own earlier lock: keep only if stronger than the new one */
-			keep = !ISUPDATE_from_mxstatus(mine) && !ISUPDATE_from_mxstatus(m.status) &&
-				   strength(m.status) > strength(mine);
-			if (keep)
+			/*
+			 * Our own earlier lock, same (sub)transaction: the stronger of
+			 * the two stays. A parent's or another subtransaction's lock
+			 * is kept as its own member below, so rolling back this
+			 * subtransaction does not lose it.
+			 */
+			if (!ISUPDATE_from_mxstatus(mine) && !ISUPDATE_from_mxstatus(m.status) &&
+				strength(m.status) > strength(mine))
 				mine = m.status;
 			keep = false;
 		}
@@ -749,6 +774,7 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 	PageSetPrunable(page, xid);
 	apply_xmax(tp.t_data, new_xmax, im, im2);
+	HeapTupleHeaderClearHotUpdated(tp.t_data);
 	HeapTupleHeaderSetCmax(tp.t_data, cid, iscombo);
 	if (changing_part)
 		HeapTupleHeaderSetMovedPartitions(tp.t_data);
@@ -779,11 +805,14 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
  * ========================================================================
  */
 
-/* Did the update change any column that a unique index or FK can see? */
+/*
+ * Did the update change any column in attrs (INDEX_ATTR_BITMAP_KEY: what a
+ * unique index or foreign key can see; INDEX_ATTR_BITMAP_ALL: what any
+ * index uses, so a new version needs new index entries)?
+ */
 static bool
-key_changed(Relation rel, HeapTuple oldtup, HeapTuple newtup)
+attrs_changed(Relation rel, HeapTuple oldtup, HeapTuple newtup, Bitmapset *keys)
 {
-	Bitmapset *keys = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_KEY);
 	TupleDesc desc = RelationGetDescr(rel);
 	int x = -1;
 	bool changed = false;
@@ -791,7 +820,12 @@ key_changed(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 	while (!changed && (x = bms_next_member(keys, x)) >= 0)
 	{
 		int attno = x + FirstLowInvalidHeapAttributeNumber;
-		if (attno <= 0)
+		if (attno == 0)
+		{
+			changed = true; /* a whole-row reference sees every column */
+			break;
+		}
+		if (attno < 0)
 			continue;
 		bool n1, n2;
 		Datum v1 = heap_getattr(oldtup, attno, desc, &n1);
@@ -804,20 +838,24 @@ key_changed(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 			changed = !datumIsEqual(v1, v2, att->attbyval, att->attlen);
 		}
 	}
-	bms_free(keys);
 	return changed;
 }
 
 TM_Result
 update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot crosscheck,
-	   bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode)
+	   bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode, bool *hot)
 {
+	*hot = false;
 	TransactionId xid = GetCurrentTransactionId();
 	HeapTupleData oldtup;
 	bool have_tuplock = false;
+	/* relcache work before any buffer lock */
+	Bitmapset *key_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_KEY);
+	Bitmapset *index_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_ALL);
 	Buffer buffer = read_target(rel, otid, &oldtup, "update");
 
-	*lockmode = key_changed(rel, &oldtup, newtup) ? LockTupleExclusive : LockTupleNoKeyExclusive;
+	*lockmode = attrs_changed(rel, &oldtup, newtup, key_attrs) ? LockTupleExclusive
+															   : LockTupleNoKeyExclusive;
 	MultiXactStatus mine = status_of_update(*lockmode);
 
 	TM_Result result = acquire_right(rel, buffer, &oldtup, cid, crosscheck, mine, LockWaitBlock,
@@ -906,6 +944,13 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		newbuf = get_buffer_for_tuple(rel, heaptup->t_len, nullptr, buffer);
 	}
 
+	/*
+	 * Heap-only version: on the same page and no indexed column changed,
+	 * the new version needs no index entries; index lookups reach it by
+	 * following the version link from the old one.
+	 */
+	bool use_hot = newbuf == buffer && !attrs_changed(rel, &oldtup, heaptup, index_attrs);
+
 	CheckForSerializableConflictIn(rel, &oldtup.t_self, BufferGetBlockNumber(buffer));
 	HeapTupleHeaderAdjustCmax(oldtup.t_data, &cmax, &iscombo);
 	TransactionId new_xmax;
@@ -918,6 +963,10 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		storage::vm_pin_if_needed(rel, newbuf, &vmbuf_new);
 
 	Page newpage = BufferGetPage(newbuf);
+	if (use_hot)
+		HeapTupleHeaderSetHeapOnly(heaptup->t_data);
+	else
+		HeapTupleHeaderClearHeapOnly(heaptup->t_data);
 	START_CRIT_SECTION();
 	bool old_vm_cleared = storage::vm_clear(rel, buffer, vmbuf_old);
 	bool new_vm_cleared = newbuf != buffer && storage::vm_clear(rel, newbuf, vmbuf_new);
@@ -933,6 +982,10 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	apply_xmax(oldtup.t_data, new_xmax, im, im2);
 	HeapTupleHeaderSetCmax(oldtup.t_data, cmax, iscombo);
 	oldtup.t_data->t_ctid = heaptup->t_self;
+	if (use_hot)
+		HeapTupleHeaderSetHotUpdated(oldtup.t_data);
+	else
+		HeapTupleHeaderClearHotUpdated(oldtup.t_data);
 	if (newbuf != buffer)
 		PageSetFull(page); /* hint: the next access should prune this page */
 
@@ -950,6 +1003,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 			xl.flags |= wal::kFlagOldVmCleared;
 		if (new_vm_cleared)
 			xl.flags |= wal::kFlagVmCleared;
+		if (use_hot)
+			xl.flags |= wal::kFlagHotUpdate;
 		xl.old_offnum = ItemPointerGetOffsetNumber(&oldtup.t_self);
 		xl.new_offnum = newoff;
 		xl.old_infomask = oldtup.t_data->t_infomask;
@@ -978,7 +1033,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		ReleaseBuffer(vmbuf_new);
 	if (have_tuplock)
 		UnlockTuple(rel, &oldtup.t_self, lockmode_of_status(mine));
-	pgstat_count_heap_update(rel, false);
+	pgstat_count_heap_update(rel, use_hot);
+	*hot = use_hot;
 
 	newtup->t_self = heaptup->t_self;
 	if (heaptup != newtup)
@@ -1028,6 +1084,18 @@ lock_one(Relation rel, HeapTuple tuple, CommandId cid, LockTupleMode mode, LockW
 	else if (result == TM_BeingModified)
 		result = acquire_right(rel, buffer, tuple, cid, InvalidSnapshot, mine, policy, true,
 							   XLTW_Lock, &have_tuplock);
+	if (result == TM_Updated && keyshare_passes_update(tuple->t_data, mine))
+	{
+		/* other lockers may still conflict with key share: wait for them */
+		WaitResult w;
+		while ((w = wait_for_conflicts(rel, buffer, tuple, mine, policy, XLTW_Lock,
+									   &have_tuplock)) == WaitResult::kRecheck)
+			;
+		if (w == WaitResult::kWouldBlock)
+			result = TM_WouldBlock;
+		else if (keyshare_passes_update(tuple->t_data, mine))
+			result = TM_Ok;
+	}
 
 	if (result != TM_Ok)
 	{
@@ -1109,7 +1177,15 @@ lock_update_chain(Relation rel, ItemPointerData tid, TransactionId prior_xmax, L
 			return TM_WouldBlock;
 		}
 		TM_Result after = result_after_wait(&tup);
-		if (after == TM_Ok && !already_hold(tup.t_data, mine))
+		if (after != TM_Ok && !keyshare_passes_update(tup.t_data, mine))
+		{
+			/* a committed change of this version conflicts with our lock */
+			UnlockReleaseBuffer(buffer);
+			if (have_tuplock)
+				UnlockTuple(rel, &tid, lockmode_of_status(mine));
+			return TM_Updated;
+		}
+		if (!already_hold(tup.t_data, mine))
 		{
 			TransactionId new_xmax;
 			uint16 im, im2;
@@ -1133,8 +1209,6 @@ lock_update_chain(Relation rel, ItemPointerData tid, TransactionId prior_xmax, L
 		UnlockReleaseBuffer(buffer);
 		if (have_tuplock)
 			UnlockTuple(rel, &tid, lockmode_of_status(mine));
-		if (after != TM_Ok && after != TM_Updated)
-			return after;
 		if (!updated || !TransactionIdIsValid(next_xmax) ||
 			ItemPointerIndicatesMovedPartitions(&next))
 			return TM_Ok;
@@ -1156,6 +1230,37 @@ lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slo
 retry:
 	tuple->t_self = *tid;
 	result = lock_one(rel, tuple, cid, mode, wait_policy, &buffer, tmfd);
+
+	if (result == TM_Ok && (flags & TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS))
+	{
+		/* our lock passed an update: lock the newer versions too */
+		LockBuffer(buffer, BUFFER_LOCK_SHARE);
+		HeapTupleHeader t = tuple->t_data;
+		bool updated = !(t->t_infomask & HEAP_XMAX_INVALID) &&
+					   !HEAP_XMAX_IS_LOCKED_ONLY(t->t_infomask) &&
+					   !ItemPointerEquals(&tuple->t_self, &t->t_ctid) &&
+					   !HeapTupleHeaderIndicatesMovedPartitions(t);
+		ItemPointerData next = t->t_ctid;
+		TransactionId upd = updated ? mvcc::update_xid(t) : InvalidTransactionId;
+		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+		if (updated && TransactionIdIsValid(upd) && !TransactionIdIsCurrentTransactionId(upd))
+		{
+			TM_Result chain = lock_update_chain(rel, next, upd, mode, wait_policy);
+			if (chain == TM_WouldBlock)
+			{
+				ReleaseBuffer(buffer);
+				return TM_WouldBlock;
+			}
+			if (chain != TM_Ok)
+			{
+				/* report it like an update of this version: the caller re-checks */
+				result = TM_Updated;
+				tmfd->ctid = next;
+				tmfd->xmax = upd;
+				tmfd->cmax = InvalidCommandId;
+			}
+		}
+	}
 
 	if (result == TM_Updated && (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION))
 	{
@@ -1238,32 +1343,6 @@ retry:
 			*tid = tuple->t_data->t_ctid;
 			prior_xmax = mvcc::update_xid(tuple->t_data);
 			ReleaseBuffer(buffer);
-		}
-	}
-
-	if (result == TM_Ok && (flags & TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS))
-	{
-		/* our lock passed an update still in progress: lock its newer versions */
-		LockBuffer(buffer, BUFFER_LOCK_SHARE);
-		HeapTupleHeader t = tuple->t_data;
-		bool updated = !(t->t_infomask & HEAP_XMAX_INVALID) &&
-					   !HEAP_XMAX_IS_LOCKED_ONLY(t->t_infomask) &&
-					   !ItemPointerEquals(&tuple->t_self, &t->t_ctid) &&
-					   !HeapTupleHeaderIndicatesMovedPartitions(t);
-		ItemPointerData next = t->t_ctid;
-		TransactionId upd = updated ? mvcc::update_xid(t) : InvalidTransactionId;
-		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-		if (updated && TransactionIdIsValid(upd) && !TransactionIdIsCurrentTransactionId(upd))
-		{
-			TM_Result chain = lock_update_chain(rel, next, upd, mode, wait_policy);
-			if (chain != TM_Ok)
-			{
-				ReleaseBuffer(buffer);
-				tmfd->ctid = next;
-				tmfd->xmax = upd;
-				tmfd->cmax = InvalidCommandId;
-				return chain;
-			}
 		}
 	}
 

@@ -573,6 +573,131 @@ get_latest_tid(TableScanDesc scan, ItemPointer tid)
 }
 
 /* ========================================================================
+ * Heap-only version chains
+ * ========================================================================
+ */
+
+bool
+hot_search(Relation rel, Buffer buffer, ItemPointer tid, Snapshot snapshot, HeapTuple tuple,
+		   bool *all_dead, bool first_call, TransactionId *latest_removed)
+{
+	Page page = BufferGetPage(buffer);
+	BlockNumber blkno = BufferGetBlockNumber(buffer);
+	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	bool at_start = first_call;
+	bool skip = !first_call;
+	TransactionId prior = InvalidTransactionId;
+	GlobalVisState *vistest = nullptr;
+
+	if (all_dead)
+		*all_dead = first_call;
+	for (;;)
+	{
+		if (off < FirstOffsetNumber || off > maxoff)
+			break;
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp))
+		{
+			if (ItemIdIsRedirected(lp) && at_start)
+			{
+				off = ItemIdGetRedirect(lp);
+				at_start = false;
+				continue;
+			}
+			break;
+		}
+		if (!tuple_at(rel, buffer, page, off, tuple))
+			break;
+		HeapTupleHeader t = tuple->t_data;
+		if (at_start && HeapTupleHeaderIsHeapOnly(t))
+			break; /* an index entry never points into the middle of a chain */
+		if (TransactionIdIsValid(prior) && !TransactionIdEquals(prior, HeapTupleHeaderGetXmin(t)))
+			break;
+
+		if (!skip)
+		{
+			bool valid = mvcc::satisfies(tuple, snapshot, buffer);
+			mvcc::check_serializable_conflict_out(valid, rel, tuple, buffer, snapshot);
+			if (valid)
+			{
+				ItemPointerSetOffsetNumber(tid, off);
+				PredicateLockTID(rel, &tuple->t_self, snapshot, HeapTupleHeaderGetXmin(t));
+				if (all_dead)
+					*all_dead = false;
+				return true;
+			}
+		}
+		skip = false;
+		if (all_dead && *all_dead)
+		{
+			if (vistest == nullptr)
+				vistest = GlobalVisTestFor(rel);
+			if (mvcc::satisfies_vacuum_vis(tuple, vistest, buffer) != HEAPTUPLE_DEAD)
+				*all_dead = false;
+			else if (latest_removed != nullptr)
+				mvcc::advance_latest_removed_xid(t, latest_removed);
+		}
+		if (!HeapTupleHeaderIsHotUpdated(t) || ItemPointerGetBlockNumber(&t->t_ctid) != blkno)
+			break;
+		off = ItemPointerGetOffsetNumber(&t->t_ctid);
+		at_start = false;
+		prior = mvcc::update_xid(t);
+	}
+	return false;
+}
+
+void
+get_root_offsets(Page page, OffsetNumber *roots)
+{
+	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+
+	memset(roots, 0, sizeof(OffsetNumber) * (MaxHeapTuplesPerPage + 1));
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		OffsetNumber next;
+		TransactionId prior = InvalidTransactionId;
+
+		if (ItemIdIsNormal(lp))
+		{
+			auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+			if (HeapTupleHeaderIsHeapOnly(t))
+				continue;
+			roots[off] = off;
+			if (!HeapTupleHeaderIsHotUpdated(t))
+				continue;
+			next = ItemPointerGetOffsetNumber(&t->t_ctid);
+			prior = mvcc::update_xid(t);
+		}
+		else if (ItemIdIsRedirected(lp))
+			next = ItemIdGetRedirect(lp);
+		else
+			continue;
+
+		for (;;)
+		{
+			if (next < FirstOffsetNumber || next > maxoff)
+				break;
+			ItemId lp2 = PageGetItemId(page, next);
+			if (!ItemIdIsNormal(lp2))
+				break;
+			auto *t2 = (HeapTupleHeader) PageGetItem(page, lp2);
+			if (!HeapTupleHeaderIsHeapOnly(t2))
+				break;
+			if (TransactionIdIsValid(prior) &&
+				!TransactionIdEquals(prior, HeapTupleHeaderGetXmin(t2)))
+				break;
+			roots[next] = off;
+			if (!HeapTupleHeaderIsHotUpdated(t2))
+				break;
+			prior = mvcc::update_xid(t2);
+			next = ItemPointerGetOffsetNumber(&t2->t_ctid);
+		}
+	}
+}
+
+/* ========================================================================
  * Index fetch
  * ========================================================================
  */
@@ -620,43 +745,29 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
 	HeapTuple tuple = &bslot->base.tupdata;
 
-	*call_again = false; /* one version per TID: no chains to walk */
-	Buffer prev = f->cbuf;
-	f->cbuf = ReleaseAndReadBuffer(f->cbuf, rel, blkno);
-	if (prev != f->cbuf)
-		prune_opt(rel, f->cbuf);
-
-	LockBuffer(f->cbuf, BUFFER_LOCK_SHARE);
-	Page page = BufferGetPage(f->cbuf);
-	page_check(rel, blkno, page);
-	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
-	if (all_dead)
-		*all_dead = false;
-	if (PageIsNew(page) || off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page) ||
-		!tuple_at(rel, f->cbuf, page, off, tuple))
+	if (!*call_again)
 	{
-		/* a dead or unused line pointer: the index entry is useless */
-		if (all_dead)
-			*all_dead = true;
-		LockBuffer(f->cbuf, BUFFER_LOCK_UNLOCK);
-		return false;
+		Buffer prev = f->cbuf;
+		f->cbuf = ReleaseAndReadBuffer(f->cbuf, rel, blkno);
+		if (prev != f->cbuf)
+			prune_opt(rel, f->cbuf);
 	}
 
-	bool visible = mvcc::satisfies(tuple, snapshot, f->cbuf);
-	mvcc::check_serializable_conflict_out(visible, rel, tuple, f->cbuf, snapshot);
-	if (visible)
-		PredicateLockTID(rel, tid, snapshot, HeapTupleHeaderGetXmin(tuple->t_data));
-	else if (all_dead)
-		*all_dead =
-			mvcc::satisfies_vacuum_vis(tuple, GlobalVisTestFor(rel), f->cbuf) == HEAPTUPLE_DEAD;
+	LockBuffer(f->cbuf, BUFFER_LOCK_SHARE);
+	page_check(rel, blkno, BufferGetPage(f->cbuf));
+	bool found = hot_search(rel, f->cbuf, tid, snapshot, tuple, all_dead, !*call_again);
 	LockBuffer(f->cbuf, BUFFER_LOCK_UNLOCK);
 
-	if (visible)
+	if (found)
 	{
+		/* only a non-MVCC snapshot can see more than one member of a chain */
+		*call_again = !IsMVCCSnapshot(snapshot);
 		slot->tts_tableOid = RelationGetRelid(rel);
 		ExecStoreBufferHeapTuple(tuple, slot, f->cbuf);
 	}
-	return visible;
+	else
+		*call_again = false;
+	return found;
 }
 
 /* ========================================================================
@@ -781,8 +892,15 @@ scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 	};
 	if (tbmres->ntuples >= 0)
 	{
+		/* exact: the offsets are index entries, roots of version chains */
 		for (int i = 0; i < tbmres->ntuples; i++)
-			consider(tbmres->offsets[i]);
+		{
+			ItemPointerData tid;
+			HeapTupleData tup;
+			ItemPointerSet(&tid, block, tbmres->offsets[i]);
+			if (hot_search(rel, s->cbuf, &tid, snapshot, &tup, nullptr, true))
+				s->vistuples[n++] = ItemPointerGetOffsetNumber(&tid);
+		}
 	}
 	else
 	{

@@ -37,20 +37,24 @@ using storage::tuple_at;
  */
 
 static void
-log_line_pointers(Relation rel, Buffer buffer, uint8 kind, OffsetNumber *dead, int ndead,
-				  OffsetNumber *unused, int nunused, TransactionId latest_removed)
+log_line_pointers(Relation rel, Buffer buffer, uint8 kind, OffsetNumber *redirected,
+				  int nredirected, OffsetNumber *dead, int ndead, OffsetNumber *unused, int nunused,
+				  TransactionId latest_removed)
 {
 	if (!RelationNeedsWAL(rel))
 		return;
 	wal::XlPrune xl;
 	xl.version = wal::kWalFormatVersion;
 	xl.flags = 0;
+	xl.nredirected = (uint16) nredirected;
 	xl.ndead = (uint16) ndead;
 	xl.nunused = (uint16) nunused;
 	xl.latest_removed_xid = latest_removed;
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xl, sizeof(xl));
 	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+	if (nredirected > 0)
+		XLogRegisterBufData(0, (char *) redirected, 2 * nredirected * sizeof(OffsetNumber));
 	if (ndead > 0)
 		XLogRegisterBufData(0, (char *) dead, ndead * sizeof(OffsetNumber));
 	if (nunused > 0)
@@ -59,71 +63,215 @@ log_line_pointers(Relation rel, Buffer buffer, uint8 kind, OffsetNumber *dead, i
 	PageSetLSN(BufferGetPage(buffer), recptr);
 }
 
+/* What pruning will do to one page. */
+struct PruneState
+{
+	Relation rel;
+	Buffer buffer;
+	GlobalVisState *vistest;
+	TransactionId oldest_xmin;
+	TransactionId latest_removed;
+	TransactionId new_prune_xid;
+	int nredirected, ndead, nunused;
+	OffsetNumber redirected[MaxHeapTuplesPerPage * 2];
+	OffsetNumber dead[MaxHeapTuplesPerPage];
+	OffsetNumber unused[MaxHeapTuplesPerPage];
+	bool marked[MaxHeapTuplesPerPage + 1];
+	int8 htsv[MaxHeapTuplesPerPage + 1]; /* -1: not a tuple */
+};
+
+static void
+note_prunable(PruneState *ps, TransactionId x)
+{
+	if (TransactionIdIsNormal(x) &&
+		(!TransactionIdIsValid(ps->new_prune_xid) || TransactionIdPrecedes(x, ps->new_prune_xid)))
+		ps->new_prune_xid = x;
+}
+
 /*
- * Prune one page (cleanup lock held): dead tuples become dead line
- * pointers. Returns the number pruned.
+ * Walk the version chain starting at root (a normal tuple that is not
+ * heap-only, or a redirect). Versions dead to everyone at the head of the
+ * chain are removed: heap-only ones become unused, and the root becomes a
+ * redirect to the first survivor, or a dead line pointer (for VACUUM to
+ * remove with the index entries) when none survives.
+ */
+static void
+prune_chain(PruneState *ps, Page page, OffsetNumber root)
+{
+	OffsetNumber chain[MaxHeapTuplesPerPage];
+	int nchain = 0;
+	int latestdead = -1;
+	TransactionId prior_xmax = InvalidTransactionId;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	OffsetNumber off = root;
+
+	for (;;)
+	{
+		if (off < FirstOffsetNumber || off > maxoff || ps->marked[off])
+			break;
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsUsed(lp))
+			break;
+		if (ItemIdIsRedirected(lp))
+		{
+			if (nchain > 0)
+				break; /* a redirect is only ever a root */
+			chain[nchain++] = off;
+			off = ItemIdGetRedirect(lp);
+			continue;
+		}
+		if (ItemIdIsDead(lp))
+			break;
+		HeapTupleHeader t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (nchain > 0 && !HeapTupleHeaderIsHeapOnly(t))
+			break;
+		if (TransactionIdIsValid(prior_xmax) &&
+			!TransactionIdEquals(HeapTupleHeaderGetXmin(t), prior_xmax))
+			break;
+		chain[nchain++] = off;
+
+		bool dead = false, recent = false;
+		switch ((HTSV_Result) ps->htsv[off])
+		{
+			case HEAPTUPLE_DEAD:
+				dead = true;
+				break;
+			case HEAPTUPLE_RECENTLY_DEAD:
+				recent = true;
+				note_prunable(ps, mvcc::update_xid(t));
+				break;
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				note_prunable(ps, mvcc::update_xid(t));
+				break;
+			case HEAPTUPLE_INSERT_IN_PROGRESS:
+				note_prunable(ps, HeapTupleHeaderGetXmin(t));
+				break;
+			default:
+				break;
+		}
+		if (dead)
+		{
+			latestdead = nchain - 1;
+			mvcc::advance_latest_removed_xid(t, &ps->latest_removed);
+		}
+		else if (!recent)
+			break;
+		if (!HeapTupleHeaderIsHotUpdated(t))
+			break;
+		if (ItemPointerGetBlockNumber(&t->t_ctid) != BufferGetBlockNumber(ps->buffer))
+			break;
+		prior_xmax = mvcc::update_xid(t);
+		off = ItemPointerGetOffsetNumber(&t->t_ctid);
+	}
+
+	for (int i = 0; i < nchain; i++)
+		ps->marked[chain[i]] = true;
+	if (latestdead < 0)
+		return;
+
+	/* the dead versions after the root become unused */
+	for (int i = 1; i <= latestdead; i++)
+		ps->unused[ps->nunused++] = chain[i];
+	if (latestdead == nchain - 1)
+	{
+		/* nothing survives: the root stays for VACUUM as a dead line pointer */
+		ps->dead[ps->ndead++] = root;
+	}
+	else
+	{
+		ps->redirected[2 * ps->nredirected] = root;
+		ps->redirected[2 * ps->nredirected + 1] = chain[latestdead + 1];
+		ps->nredirected++;
+	}
+}
+
+/*
+ * Prune one page (cleanup lock held). Returns the number of tuple versions
+ * removed.
  */
 static int
 prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin)
 {
 	Page page = BufferGetPage(buffer);
-	OffsetNumber dead[MaxHeapTuplesPerPage];
-	int ndead = 0;
-	TransactionId latest = InvalidTransactionId;
-	TransactionId new_prune_xid = InvalidTransactionId;
 
 	page_check(rel, BufferGetBlockNumber(buffer), page);
 	if (PageIsNew(page))
 		return 0;
+	auto *ps = (PruneState *) palloc(sizeof(PruneState));
+	ps->rel = rel;
+	ps->buffer = buffer;
+	ps->vistest = vistest;
+	ps->oldest_xmin = oldest_xmin;
+	ps->latest_removed = InvalidTransactionId;
+	ps->new_prune_xid = InvalidTransactionId;
+	ps->nredirected = ps->ndead = ps->nunused = 0;
+	memset(ps->marked, 0, sizeof(ps->marked));
+
 	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 	{
 		HeapTupleData tup;
+		ps->htsv[off] = -1;
 		if (!tuple_at(rel, buffer, page, off, &tup))
 			continue;
-		HTSV_Result res = vistest != nullptr ? mvcc::satisfies_vacuum_vis(&tup, vistest, buffer)
-											 : mvcc::satisfies_vacuum(&tup, oldest_xmin, buffer);
-		TransactionId x = InvalidTransactionId;
-		switch (res)
-		{
-			case HEAPTUPLE_DEAD:
-				dead[ndead++] = off;
-				mvcc::advance_latest_removed_xid(tup.t_data, &latest);
-				break;
-			case HEAPTUPLE_RECENTLY_DEAD:
-			case HEAPTUPLE_DELETE_IN_PROGRESS:
-				x = mvcc::update_xid(tup.t_data);
-				break;
-			case HEAPTUPLE_INSERT_IN_PROGRESS:
-				x = HeapTupleHeaderGetXmin(tup.t_data);
-				break;
-			default:
-				break;
-		}
-		if (TransactionIdIsNormal(x) &&
-			(!TransactionIdIsValid(new_prune_xid) || TransactionIdPrecedes(x, new_prune_xid)))
-			new_prune_xid = x;
+		ps->htsv[off] =
+			(int8) (vistest != nullptr ? mvcc::satisfies_vacuum_vis(&tup, vistest, buffer)
+									   : mvcc::satisfies_vacuum(&tup, oldest_xmin, buffer));
 	}
 
-	if (ndead > 0)
+	/* chains from their roots */
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (ps->marked[off] || !ItemIdIsUsed(lp) || ItemIdIsDead(lp))
+			continue;
+		if (ItemIdIsNormal(lp) &&
+			HeapTupleHeaderIsHeapOnly((HeapTupleHeader) PageGetItem(page, lp)))
+			continue;
+		prune_chain(ps, page, off);
+	}
+	/* heap-only versions no chain reaches (an aborted update's) */
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		if (ps->marked[off] || ps->htsv[off] != HEAPTUPLE_DEAD)
+			continue;
+		ItemId lp = PageGetItemId(page, off);
+		auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (HeapTupleHeaderIsHeapOnly(t))
+		{
+			ps->unused[ps->nunused++] = off;
+			mvcc::advance_latest_removed_xid(t, &ps->latest_removed);
+			ps->marked[off] = true;
+		}
+	}
+
+	int removed = ps->ndead + ps->nunused;
+	if (ps->nredirected + ps->ndead + ps->nunused > 0)
 	{
 		START_CRIT_SECTION();
-		for (int i = 0; i < ndead; i++)
-			ItemIdSetDead(PageGetItemId(page, dead[i]));
+		for (int i = 0; i < ps->nredirected; i++)
+			ItemIdSetRedirect(PageGetItemId(page, ps->redirected[2 * i]),
+							  ps->redirected[2 * i + 1]);
+		for (int i = 0; i < ps->ndead; i++)
+			ItemIdSetDead(PageGetItemId(page, ps->dead[i]));
+		for (int i = 0; i < ps->nunused; i++)
+			ItemIdSetUnused(PageGetItemId(page, ps->unused[i]));
 		PageRepairFragmentation(page);
-		((PageHeader) page)->pd_prune_xid = new_prune_xid;
+		((PageHeader) page)->pd_prune_xid = ps->new_prune_xid;
 		PageClearFull(page);
 		MarkBufferDirty(buffer);
-		log_line_pointers(rel, buffer, wal::kPrune, dead, ndead, nullptr, 0, latest);
+		log_line_pointers(rel, buffer, wal::kPrune, ps->redirected, ps->nredirected, ps->dead,
+						  ps->ndead, ps->unused, ps->nunused, ps->latest_removed);
 		END_CRIT_SECTION();
 	}
-	else if (((PageHeader) page)->pd_prune_xid != new_prune_xid || PageIsFull(page))
+	else if (((PageHeader) page)->pd_prune_xid != ps->new_prune_xid || PageIsFull(page))
 	{
-		((PageHeader) page)->pd_prune_xid = new_prune_xid;
+		((PageHeader) page)->pd_prune_xid = ps->new_prune_xid;
 		PageClearFull(page);
 		MarkBufferDirtyHint(buffer, true);
 	}
-	return ndead;
+	pfree(ps);
+	return removed;
 }
 
 void
@@ -170,7 +318,7 @@ page_all_visible(Relation rel, Buffer buf, TransactionId oldest_xmin, Transactio
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 	{
 		ItemId lp = PageGetItemId(page, off);
-		if (!ItemIdIsUsed(lp))
+		if (!ItemIdIsUsed(lp) || ItemIdIsRedirected(lp))
 			continue;
 		if (!ItemIdIsNormal(lp))
 			return false;
@@ -380,7 +528,8 @@ vacuum_page(VacState *vs, BlockNumber blkno, OffsetNumber *offs, int n)
 		ItemIdSetUnused(PageGetItemId(page, offs[i]));
 	PageTruncateLinePointerArray(page);
 	MarkBufferDirty(buf);
-	log_line_pointers(vs->rel, buf, wal::kVacuum, nullptr, 0, offs, n, InvalidTransactionId);
+	log_line_pointers(vs->rel, buf, wal::kVacuum, nullptr, 0, nullptr, 0, offs, n,
+					  InvalidTransactionId);
 	END_CRIT_SECTION();
 	maybe_set_all_visible(vs, buf);
 
@@ -620,7 +769,7 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 				ItemIdSetUnused(PageGetItemId(page, deadoffs[i]));
 			PageTruncateLinePointerArray(page);
 			MarkBufferDirty(buf);
-			log_line_pointers(rel, buf, wal::kVacuum, nullptr, 0, deadoffs, ndead,
+			log_line_pointers(rel, buf, wal::kVacuum, nullptr, 0, nullptr, 0, deadoffs, ndead,
 							  InvalidTransactionId);
 			END_CRIT_SECTION();
 		}
@@ -817,20 +966,14 @@ index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 							errmsg_internal("index entry points past the end of rustydb page "
 											"(%u,%u) of \"%s\"",
 											blkno, (unsigned) off, RelationGetRelationName(rel))));
-		ItemId lp = PageGetItemId(page, off);
-		if (ItemIdIsDead(lp))
-		{
-			st->knowndeletable = true;
-			continue;
-		}
+		/* deletable when every version of the chain is dead to everyone */
+		ItemPointerData tid = d->tid;
 		HeapTupleData tup;
-		if (!tuple_at(rel, buf, page, off, &tup))
-			continue;
-		if (mvcc::satisfies_vacuum_vis(&tup, vistest, buf) == HEAPTUPLE_DEAD)
-		{
+		bool all_dead = false;
+		SnapshotData nonvacuumable;
+		InitNonVacuumableSnapshot(nonvacuumable, vistest);
+		if (!hot_search(rel, buf, &tid, &nonvacuumable, &tup, &all_dead, true, &latest) && all_dead)
 			st->knowndeletable = true;
-			mvcc::advance_latest_removed_xid(tup.t_data, &latest);
-		}
 	}
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);

@@ -74,7 +74,17 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 	}
 	if (ItemIdIsRedirected(lp))
 	{
-		report(r, blkno, off, "redirect line pointer (rustydb never writes them)");
+		OffsetNumber to = ItemIdGetRedirect(lp);
+		ItemId tlp = (to >= FirstOffsetNumber && to <= PageGetMaxOffsetNumber(page))
+						 ? PageGetItemId(page, to)
+						 : nullptr;
+		if (tlp == nullptr || !ItemIdIsNormal(tlp))
+			report(r, blkno, off, "redirect to %u, which is not a tuple", (unsigned) to);
+		else if (ItemIdGetOffset(tlp) >= ((PageHeader) page)->pd_upper &&
+				 ItemIdGetOffset(tlp) + ItemIdGetLength(tlp) <= ((PageHeader) page)->pd_special &&
+				 !HeapTupleHeaderIsHeapOnly((HeapTupleHeader) PageGetItem(page, tlp)))
+			report(r, blkno, off, "redirect to %u, which is not a heap-only version",
+				   (unsigned) to);
 		return;
 	}
 	if (lpoff < hdr->pd_upper || lpoff + lplen > hdr->pd_special || lpoff != MAXALIGN(lpoff))

@@ -271,6 +271,11 @@ redo_prune(XLogReaderState *record, uint8 kind)
 		Size len;
 		auto *offs = (OffsetNumber *) XLogRecGetBlockData(record, 0, &len);
 		Page page = BufferGetPage(buffer);
+		if (len != (Size) (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber))
+			elog(PANIC, "rustydb redo: prune record of the wrong length");
+		for (int i = 0; i < xl->nredirected; i++)
+			ItemIdSetRedirect(PageGetItemId(page, offs[2 * i]), offs[2 * i + 1]);
+		offs += 2 * xl->nredirected;
 		for (int i = 0; i < xl->ndead; i++)
 			ItemIdSetDead(PageGetItemId(page, offs[i]));
 		for (int i = 0; i < xl->nunused; i++)
@@ -420,8 +425,8 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		case kVacuum:
 		{
 			auto *xl = (XlPrune *) rec;
-			appendStringInfo(buf, "ndead %u nunused %u latest_removed_xid %u", xl->ndead,
-							 xl->nunused, xl->latest_removed_xid);
+			appendStringInfo(buf, "nredirected %u ndead %u nunused %u latest_removed_xid %u",
+							 xl->nredirected, xl->ndead, xl->nunused, xl->latest_removed_xid);
 			break;
 		}
 		case kFreeze:

@@ -77,6 +77,20 @@ void get_latest_tid(TableScanDesc scan, ItemPointer tid);
 bool tuple_tid_valid(TableScanDesc scan, ItemPointer tid);
 bool tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot);
 
+/*
+ * Heap-only versions: find the member of the version chain at *tid (same
+ * page) visible to snapshot; *tid is set to it. Buffer pinned and
+ * share-locked. first_call: *tid is the chain's root (an index entry);
+ * otherwise it is the member returned last and the search continues
+ * after it. *all_dead (optional) reports whether the whole chain is dead
+ * to everyone; *latest_removed (optional) is advanced over its members.
+ */
+bool hot_search(Relation rel, Buffer buffer, ItemPointer tid, Snapshot snapshot, HeapTuple tuple,
+				bool *all_dead, bool first_call, TransactionId *latest_removed = nullptr);
+
+/* For each offset of the page, the root of its version chain (0: none). */
+void get_root_offsets(Page page, OffsetNumber *roots);
+
 /* Fetch tid if visible to snapshot: pinned buffer returned in *buf. */
 bool fetch(Relation rel, Snapshot snapshot, HeapTuple tuple, Buffer *buf, bool keep_buf);
 
@@ -97,7 +111,8 @@ void multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId c
 TM_Result remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool wait,
 				 TM_FailureData *tmfd, bool changing_part);
 TM_Result update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid,
-				 Snapshot crosscheck, bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode);
+				 Snapshot crosscheck, bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode,
+				 bool *hot);
 TM_Result lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot,
 					 CommandId cid, LockTupleMode mode, LockWaitPolicy wait_policy, uint8 flags,
 					 TM_FailureData *tmfd);

@@ -42,6 +42,7 @@ constexpr uint8 kVisible = 0xB0;     /* page set all-visible (heap block + VM bl
 constexpr uint8 kFlagInitPage = 0x01;     /* re-initialise block 0 before applying */
 constexpr uint8 kFlagVmCleared = 0x02;    /* all-visible cleared on block 0 */
 constexpr uint8 kFlagOldVmCleared = 0x04; /* all-visible cleared on the old page (UPDATE) */
+constexpr uint8 kFlagHotUpdate = 0x08;    /* UPDATE: new version heap-only on the same page */
 
 struct XlInsert
 {
@@ -89,10 +90,14 @@ struct XlPrune
 {
 	uint8 version;
 	uint8 flags;
+	uint16 nredirected;
 	uint16 ndead;
 	uint16 nunused;
 	TransactionId latest_removed_xid; /* standby conflict horizon */
-									  /* block 0 data: OffsetNumber dead[ndead], unused[nunused] */
+									  /*
+	 * block 0 data: OffsetNumber redirected[2 * nredirected] (from, to pairs),
+	 * dead[ndead], unused[nunused]
+	 */
 };
 
 struct XlFreezeEntry
