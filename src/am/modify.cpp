@@ -356,9 +356,11 @@ compose_xmax(HeapTupleHeader t, TransactionId xid, MultiXactStatus mine, Transac
 			 * is kept as its own member below, so rolling back this
 			 * subtransaction does not lose it.
 			 */
-			if (!ISUPDATE_from_mxstatus(mine) && !ISUPDATE_from_mxstatus(m.status) &&
-				strength(m.status) > strength(mine))
-				mine = m.status;
+			if (!ISUPDATE_from_mxstatus(m.status) && strength(m.status) > strength(mine))
+			{
+				/* FOR UPDATE then a no-key UPDATE: the update counts as a key update */
+				mine = ISUPDATE_from_mxstatus(mine) ? MultiXactStatusUpdate : m.status;
+			}
 			keep = false;
 		}
 		else if (ISUPDATE_from_mxstatus(m.status))
