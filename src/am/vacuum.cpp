@@ -593,6 +593,8 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		aggressive = true;
 
 	pgstat_progress_start_command(PROGRESS_COMMAND_VACUUM, RelationGetRelid(rel));
+	/* like heap, prune with the current visibility horizon, at least OldestXmin */
+	GlobalVisState *vistest = GlobalVisTestFor(rel);
 
 	VacState vs;
 	memset(&vs, 0, sizeof(vs));
@@ -681,7 +683,7 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		page_check(rel, blkno, page);
 
 		if (cleanup)
-			removed += prune_page(rel, buf, nullptr, oldest_xmin);
+			removed += prune_page(rel, buf, vistest, oldest_xmin);
 
 		/* Classify what is left, collect dead items, freeze. */
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
