@@ -61,22 +61,42 @@ collect_page(ScanDesc *s, BlockNumber block)
 	page_check(rel, block, page);
 	bool check = pagemode(s);
 	bool all_visible = check && PageIsAllVisible(page) && !snapshot->takenDuringRecovery;
+	bool ssi = check && CheckForSerializableConflictOutNeeded(rel, snapshot);
 	int n = 0;
 	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	if (all_visible && !ssi)
 	{
-		HeapTupleData tup;
-		if (!tuple_at(rel, s->cbuf, page, off, &tup))
-			continue;
-		if (check)
+		/* every tuple is visible: like heap, do not touch the tuples themselves */
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 		{
-			bool visible = all_visible || mvcc::satisfies(&tup, snapshot, s->cbuf);
-			mvcc::check_serializable_conflict_out(visible, rel, &tup, s->cbuf, snapshot);
-			if (!visible)
+			ItemId lp = PageGetItemId(page, off);
+			if (!ItemIdIsNormal(lp))
 				continue;
+			if (unlikely(!storage::lp_is_sane_tuple(page, lp)))
+			{
+				HeapTupleData tup;
+				tuple_at(rel, s->cbuf, page, off, &tup); /* raises the error */
+				continue;
+			}
+			s->vistuples[n++] = off;
 		}
-		s->vistuples[n++] = off;
 	}
+	else
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			HeapTupleData tup;
+			if (!tuple_at(rel, s->cbuf, page, off, &tup))
+				continue;
+			if (check)
+			{
+				bool visible = all_visible || mvcc::satisfies(&tup, snapshot, s->cbuf);
+				if (ssi)
+					mvcc::check_serializable_conflict_out(visible, rel, &tup, s->cbuf, snapshot);
+				if (!visible)
+					continue;
+			}
+			s->vistuples[n++] = off;
+		}
 	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
 	s->ntuples = n;
 }
@@ -93,7 +113,11 @@ load_tuple(ScanDesc *s, int idx)
 	OffsetNumber off = s->vistuples[idx];
 
 	if (pagemode(s))
-		return tuple_at(rel, s->cbuf, page, off, &s->ctup);
+	{
+		/* collect_page checked the line pointer (and the tuple when it looked at it) */
+		storage::tuple_at_checked(rel, s->cblock, page, off, &s->ctup);
+		return true;
+	}
 
 	LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
 	bool ok = tuple_at(rel, s->cbuf, page, off, &s->ctup);

@@ -90,6 +90,33 @@ void page_check(Relation rel, BlockNumber blkno, Page page);
  */
 bool tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple);
 
+/*
+ * The cheap check for the scan fast path: the line pointer is a tuple that
+ * lies inside the page. Tuples passing only this (on all-visible pages,
+ * whose headers a sequential scan never needs) are fully checked by
+ * tuple_at wherever their header is interpreted (fetches, modifications,
+ * visibility checks).
+ */
+static inline bool
+lp_is_sane_tuple(Page page, ItemId lp)
+{
+	auto *hdr = (PageHeader) page;
+	unsigned lpoff = ItemIdGetOffset(lp);
+	return lpoff >= hdr->pd_upper && lpoff + ItemIdGetLength(lp) <= hdr->pd_special &&
+		   ItemIdGetLength(lp) >= kTupleHeaderSize;
+}
+
+/* Point tuple at a line pointer already checked on this page. */
+static inline void
+tuple_at_checked(Relation rel, BlockNumber blkno, Page page, OffsetNumber off, HeapTuple tuple)
+{
+	ItemId lp = PageGetItemId(page, off);
+	tuple->t_data = (HeapTupleHeader) PageGetItem(page, lp);
+	tuple->t_len = ItemIdGetLength(lp);
+	tuple->t_tableOid = RelationGetRelid(rel);
+	ItemPointerSet(&tuple->t_self, blkno, off);
+}
+
 /* Free space left for a new tuple on the page, like PageGetHeapFreeSpace. */
 Size page_free_space(Page page);
 
