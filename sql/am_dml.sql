@@ -42,6 +42,30 @@ SELECT count(*) FROM docs WHERE p <@ box '((0,0),(2,2))';
 SELECT a FROM t WHERE a < 5 ORDER BY a;
 RESET enable_seqscan;
 
+-- heap-only versions: updates of unindexed columns add no index entries
+CREATE TABLE hot (id int PRIMARY KEY, v int, w int) USING rustydb;
+INSERT INTO hot SELECT g, 0, 0 FROM generate_series(1, 100) g;
+BEGIN;
+UPDATE hot SET v = v + 1;
+UPDATE hot SET v = v + 1 WHERE id <= 50;
+UPDATE hot SET id = id + 1000 WHERE id <= 10;
+SELECT pg_stat_get_xact_tuples_hot_updated('hot'::regclass) AS hot_updates,
+       pg_stat_get_xact_tuples_updated('hot'::regclass) AS updates;
+COMMIT;
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SELECT count(*), sum(v) FROM hot WHERE id > 0;
+SELECT id, v FROM hot WHERE id IN (20, 1005) ORDER BY id;
+RESET enable_bitmapscan;
+SELECT count(*), sum(v) FROM hot WHERE id > 0;
+RESET enable_seqscan;
+VACUUM hot;
+SET enable_seqscan = off;
+SELECT count(*), sum(v) FROM hot WHERE id > 0;
+RESET enable_seqscan;
+CREATE INDEX hot_v ON hot (v);
+SELECT count(*) FROM hot WHERE v = 2;
+SELECT * FROM rustydb.verify_table('hot');
+
 -- bitmap and index-only scans
 SET enable_seqscan = off; SET enable_indexscan = off;
 SELECT count(*) FROM t WHERE a < 300 OR b = 'updated';
