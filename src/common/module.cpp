@@ -16,6 +16,7 @@
  */
 #include "rustydb/common/module.h"
 
+#include "rustydb/am/am.h"
 #include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
@@ -60,6 +61,7 @@ _PG_init(void) noexcept
 		rustydb::settings::define_all();
 
 		/* subsystems, in dependency order */
+		rustydb::am::init();
 		rustydb::crypto::init();
 		rustydb::audit::init();
 
