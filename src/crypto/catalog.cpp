@@ -21,10 +21,10 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "rustydb/crypto/catalog.h"
+#include "rustydb/crypto/crypto_catalog.h"
 
 #include "rustydb/common/boundary.h"
-#include "rustydb/crypto/internal.h"
+#include "rustydb/crypto/crypto_internal.h"
 
 #include <cstring>
 #include <string>

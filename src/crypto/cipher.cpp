@@ -27,7 +27,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "rustydb/crypto/internal.h"
+#include "rustydb/crypto/crypto_internal.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"

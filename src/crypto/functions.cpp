@@ -7,8 +7,8 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/common/boundary.h"
-#include "rustydb/crypto/catalog.h"
-#include "rustydb/crypto/internal.h"
+#include "rustydb/crypto/crypto_catalog.h"
+#include "rustydb/crypto/crypto_internal.h"
 
 #include <chrono>
 #include <cstring>
@@ -83,20 +83,6 @@ require_cipher(Oid relid)
 						errmsg("relation \"%s\" is not encrypted",
 							   get_rel_name(relid) ? get_rel_name(relid) : "?")));
 	return c;
-}
-
-Oid
-toast_of(Oid relid)
-{
-	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid toast = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		toast = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->reltoastrelid;
-		ReleaseSysCache(tup);
-	}
-	return toast;
 }
 
 bytea *
@@ -332,24 +318,6 @@ RUSTYDB_FUNCTION(rustydb_verify_encryption)
 	}
 	sodium_memzero(key, kKeyBytes);
 
-	/* the TOAST table must hold the same keys, or large values are plaintext */
-	Oid toast = toast_of(relid);
-	if (OidIsValid(toast))
-	{
-		KeyRow trows[kMaxKeyVersions];
-		int tn = read_key_rows(toast, nullptr, trows, kMaxKeyVersions);
-		bool same = tn == n;
-
-		for (int i = 0; same && i < n; i++)
-			same = trows[i].version == rows[i].version &&
-				   sodium_memcmp(trows[i].key_id.hex, rows[i].key_id.hex, kKeyIdChars) == 0;
-		put_check(rsinfo, "TOAST table shares the keys", same ? 1 : 0,
-				  same ? nullptr
-					   : (tn == 0 ? "the TOAST table has no data keys: out-of-line values are "
-									"not encrypted (its access method is not rustydb)"
-								  : "the TOAST table's key versions differ from the table's"));
-		all_unwrap = all_unwrap && same;
-	}
 	if (!all_unwrap)
 		return (Datum) 0;
 

@@ -25,8 +25,8 @@
  */
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
-#include "rustydb/crypto/catalog.h"
-#include "rustydb/crypto/internal.h"
+#include "rustydb/crypto/crypto_catalog.h"
+#include "rustydb/crypto/crypto_internal.h"
 
 #include <cstring>
 

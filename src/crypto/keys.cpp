@@ -2,7 +2,7 @@
  *
  * keys.cpp
  *	  Key providers (keyring file, key command), master key cache, key
- *	  ids and data key wrapping. See include/rustydb/crypto/keys.h.
+ *	  ids and data key wrapping. See include/rustydb/crypto/crypto_keys.h.
  *
  * Nothing here holds key material outside sodium_malloc'd memory except
  * for the short time a provider's text is parsed; those buffers are
@@ -10,7 +10,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "rustydb/crypto/keys.h"
+#include "rustydb/crypto/crypto_keys.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"

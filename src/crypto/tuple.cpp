@@ -7,11 +7,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "rustydb/crypto/internal.h"
+#include "rustydb/crypto/crypto_internal.h"
 
 #include <cstring>
 
 RUSTYDB_PG_INCLUDE_BEGIN
+#include "access/detoast.h"
+#include "access/heaptoast.h"
 #include "access/htup_details.h"
 #include "executor/tuptable.h"
 #include "utils/lsyscache.h"
@@ -27,7 +29,8 @@ size_t
 tuple_ad(HeapTupleHeader h, unsigned char *ad)
 {
 	uint16 natts = HeapTupleHeaderGetNatts(h);
-	uint16 flags = h->t_infomask & (HEAP_HASNULL | HEAP_HASVARWIDTH | HEAP_HASEXTERNAL);
+	uint16 flags = (h->t_infomask & (HEAP_HASNULL | HEAP_HASVARWIDTH | HEAP_HASEXTERNAL)) |
+				   ((h->t_infomask2 & kValuesSealed) ? 0x8000 : 0);
 	size_t n = 0;
 
 	memcpy(ad + n, &natts, sizeof(natts));
@@ -171,6 +174,130 @@ store_opened_tuple(const Cipher *cipher, HeapTuple stored, TupleTableSlot *slot,
 	slot->tts_flags |= TTS_FLAG_SHOULDFREE;
 	slot->tts_tid = t->t_self;
 	slot->tts_tableOid = stored->t_tableOid;
+}
+
+namespace {
+
+constexpr char kValueAad[] = "rustydb sealed value";
+
+/* A new tuple from values, with the header (versioning, flags) of orig. */
+HeapTuple
+reform(TupleDesc desc, Datum *values, bool *isnull, HeapTuple orig, bool sealed)
+{
+	HeapTuple n = heap_form_tuple(desc, values, isnull);
+	HeapTupleHeader o = orig->t_data, t = n->t_data;
+	uint16 layout = HEAP_HASNULL | HEAP_HASVARWIDTH | HEAP_HASEXTERNAL;
+
+	t->t_choice = o->t_choice;
+	t->t_ctid = o->t_ctid;
+	t->t_infomask = (t->t_infomask & layout) | (o->t_infomask & ~layout);
+	t->t_infomask2 = (t->t_infomask2 & HEAP_NATTS_MASK) |
+					 (o->t_infomask2 & ~(HEAP_NATTS_MASK | kValuesSealed)) |
+					 (sealed ? kValuesSealed : 0);
+	n->t_self = orig->t_self;
+	n->t_tableOid = orig->t_tableOid;
+	return n;
+}
+
+} /* namespace */
+
+bool
+needs_value_sealing(HeapTuple tup)
+{
+	return HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD;
+}
+
+HeapTuple
+seal_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup)
+{
+	if (!HeapTupleHasVarWidth(tup))
+		return tup;
+	int natts = desc->natts;
+	Datum *values = static_cast<Datum *>(palloc(natts * sizeof(Datum)));
+	bool *isnull = static_cast<bool *>(palloc(natts * sizeof(bool)));
+	void **temps = static_cast<void **>(palloc(2 * natts * sizeof(void *)));
+	int ntemps = 0;
+	bool any = false;
+
+	heap_deform_tuple(tup, desc, values, isnull);
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || isnull[i] || att->attlen != -1)
+			continue;
+		struct varlena *v = reinterpret_cast<struct varlena *>(DatumGetPointer(values[i]));
+		struct varlena *flat = VARATT_IS_EXTENDED(v) ? detoast_attr(v) : v;
+		size_t len = VARSIZE_ANY_EXHDR(flat);
+
+		if (flat != v)
+			temps[ntemps++] = flat;
+		if (len <= kSealedValueMin)
+		{
+			values[i] = PointerGetDatum(flat);
+			continue;
+		}
+		struct varlena *blob = static_cast<struct varlena *>(palloc(VARHDRSZ + sealed_size(len)));
+		temps[ntemps++] = blob;
+		SET_VARSIZE(blob, VARHDRSZ + sealed_size(len));
+		seal(cipher, VARDATA_ANY(flat), len, kValueAad, sizeof(kValueAad), VARDATA(blob));
+		values[i] = PointerGetDatum(blob);
+		any = true;
+	}
+	HeapTuple out = any ? reform(desc, values, isnull, tup, true) : tup;
+	for (int i = 0; i < ntemps; i++)
+		pfree(temps[i]);
+	pfree(temps);
+	pfree(values);
+	pfree(isnull);
+	return out;
+}
+
+HeapTuple
+open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blkno)
+{
+	if (!(tup->t_data->t_infomask2 & kValuesSealed))
+		return tup;
+	int natts = desc->natts;
+	Datum *values = static_cast<Datum *>(palloc(natts * sizeof(Datum)));
+	bool *isnull = static_cast<bool *>(palloc(natts * sizeof(bool)));
+	void **temps = static_cast<void **>(palloc(2 * natts * sizeof(void *)));
+	int ntemps = 0;
+
+	heap_deform_tuple(tup, desc, values, isnull);
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || isnull[i] || att->attlen != -1)
+			continue;
+		struct varlena *v = reinterpret_cast<struct varlena *>(DatumGetPointer(values[i]));
+		if (VARATT_IS_EXTERNAL_ONDISK(v))
+		{
+			v = detoast_external_attr(v);
+			temps[ntemps++] = v;
+		}
+		if (VARATT_IS_COMPRESSED(v) || VARATT_IS_EXTERNAL(v))
+			bad_tuple(cipher, blkno, "a sealed tuple holds an unsealed large value");
+		size_t len = VARSIZE_ANY_EXHDR(v);
+		if (len <= kSealedValueMin)
+			continue;
+		if (len < kSealOverhead)
+			bad_tuple(cipher, blkno, "a sealed value is shorter than its overhead");
+		size_t plen = len - kSealOverhead;
+		struct varlena *plain = static_cast<struct varlena *>(palloc(VARHDRSZ + plen));
+		SET_VARSIZE(plain, VARHDRSZ + plen);
+		open(cipher, VARDATA_ANY(v), len, kValueAad, sizeof(kValueAad), VARDATA(plain), blkno);
+		values[i] = PointerGetDatum(plain);
+		temps[ntemps++] = plain;
+	}
+	HeapTuple out = reform(desc, values, isnull, tup, false);
+	for (int i = 0; i < ntemps; i++)
+		pfree(temps[i]);
+	pfree(temps);
+	pfree(values);
+	pfree(isnull);
+	return out;
 }
 
 } /* namespace crypto */

@@ -154,6 +154,30 @@ HeapTuple open_tuple_copy(const Cipher *cipher, HeapTuple stored, BlockNumber bl
 void store_opened_tuple(const Cipher *cipher, HeapTuple stored, TupleTableSlot *slot,
 						BlockNumber blkno);
 
+/*
+ * ---- large values ----
+ * PostgreSQL 15's toaster writes out-of-line values with heap_insert into
+ * a heap TOAST table, outside the access method. So before a tuple of an
+ * encrypted table goes to the toaster, seal_values() replaces each of its
+ * varlena values longer than kSealedValueMin bytes by a sealed copy (an
+ * uncompressed varlena: header, sealed bytes) and marks the tuple with
+ * kValuesSealed in t_infomask2 (a bit PostgreSQL leaves free; it is
+ * authenticated with the tuple). The toaster then only ever stores
+ * ciphertext. open_values() reverses it on a tuple read back: it fetches
+ * out-of-line values and opens them, returning a tuple with every value
+ * inline. Values of at most kSealedValueMin bytes are never moved out of
+ * line by the toaster (it only moves values longer than a TOAST pointer).
+ */
+constexpr uint16 kValuesSealed = 0x0800;
+constexpr size_t kSealedValueMin = 24;
+
+/* Whether a tuple this big, or with these external values, goes to the toaster. */
+bool needs_value_sealing(HeapTuple tup);
+/* tup itself when it has no value to seal, else a new tuple (header copied). */
+HeapTuple seal_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup);
+/* tup itself unless marked kValuesSealed, else a new tuple with values opened. */
+HeapTuple open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blkno);
+
 /* The relation (OID) a cipher belongs to, and its current key version. */
 Oid cipher_relid(const Cipher *cipher);
 uint16_t cipher_current_version(const Cipher *cipher);

@@ -9,7 +9,7 @@
 #define RUSTYDB_CRYPTO_INTERNAL_H
 
 #include "rustydb/crypto/crypto.h"
-#include "rustydb/crypto/keys.h"
+#include "rustydb/crypto/crypto_keys.h"
 
 #include <sodium.h>
 

@@ -8,7 +8,7 @@
 #ifndef RUSTYDB_CRYPTO_CATALOG_H
 #define RUSTYDB_CRYPTO_CATALOG_H
 
-#include "rustydb/crypto/internal.h"
+#include "rustydb/crypto/crypto_internal.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "storage/itemptr.h"
