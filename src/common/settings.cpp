@@ -148,6 +148,7 @@ make_enum(const char *name, int *var, int boot, const struct config_enum_entry *
 const struct config_enum_entry plaintext_index_action_options[] = {
 	{"warning", 0, false},
 	{"error", 1, false},
+	{"log", 2, false},
 	{nullptr, 0, false},
 };
 
@@ -222,7 +223,7 @@ const Definition kRegistry[] = {
 			  "encrypts every new rustydb table that does not set the encrypted option"),
 	make_enum("rustydb.plaintext_index_action", &plaintext_index_action, 0,
 			  plaintext_index_action_options, PGC_SUSET,
-			  "what creating an index on an encrypted table does: warning or error",
+			  "what creating an index on an encrypted table does: warning, error or log",
 			  "Indexes built by PostgreSQL's index access methods store their keys in "
 			  "plaintext."),
 	make_int("rustydb.cipher_cache_size", &cipher_cache_size, 256, 16, 65536, 0, PGC_SUSET,

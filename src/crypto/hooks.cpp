@@ -316,7 +316,9 @@ relation_created(Oid relid, bool is_internal)
 		if (tkind != RELKIND_TOASTVALUE && OidIsValid(keys_catalog_oid()) &&
 			relation_has_keys(table))
 		{
-			ereport(settings::plaintext_index_action == 1 ? ERROR : WARNING,
+			ereport(settings::plaintext_index_action == 1   ? ERROR
+					: settings::plaintext_index_action == 2 ? LOG
+															: WARNING,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("index \"%s\" on encrypted table \"%s\" stores its keys in plaintext",
 							NameStr(relname), NameStr(tname)),
