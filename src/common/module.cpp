@@ -16,6 +16,7 @@
  */
 #include "rustydb/common/module.h"
 
+#include "rustydb/ash/ash.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
@@ -58,6 +59,7 @@ _PG_init(void) noexcept
 		rustydb::settings::define_all();
 
 		/* subsystems, in dependency order */
+		rustydb::ash::init();
 
 		rustydb::shmem::install_hooks();
 		loaded = true;
