@@ -136,11 +136,12 @@ COMMENT ON VIEW rustydb.ash_history IS 'Active Session History samples persisted
 
 -- Samples between p_from and p_to, each weighted by the seconds of database
 -- time it stands for: the ring where it reaches back, ash_history before.
-CREATE FUNCTION rustydb._ash_samples(p_from timestamptz, p_to timestamptz)
-RETURNS TABLE (source text, sample_id bigint, sample_time timestamptz,
+CREATE TYPE rustydb.ash_sample AS (source text, sample_id bigint, sample_time timestamptz,
 	pid integer, usename name, application_name text, session_state text,
 	wait_event_type text, wait_event text, event text, query_id bigint,
-	query text, blocking_pids integer[], weight double precision)
+	query text, blocking_pids integer[], weight double precision);
+CREATE FUNCTION rustydb._ash_samples(p_from timestamptz, p_to timestamptz)
+RETURNS SETOF rustydb.ash_sample
 LANGUAGE sql STABLE
 AS $$
 	WITH ring AS MATERIALIZED (SELECT * FROM rustydb.active_session_history),
@@ -183,9 +184,7 @@ AS $$
 	el AS (SELECT greatest(extract(epoch FROM (t1 - t0)) +
 	                       coalesce((SELECT max(weight) FROM s), 1), 1) AS secs FROM tot),
 	pct AS (SELECT w AS total FROM tot),
-	tb AS (SELECT t0, greatest(extract(epoch FROM t1 - t0), 0.000001) / 10 AS width,
-	              greatest(extract(epoch FROM t1 - t0) / 10,
-	                       coalesce((SELECT max(weight) FROM s), 1)) AS divisor FROM tot),
+	tb AS (SELECT tot.t0, el.secs / 10 AS width, el.secs / 10 AS divisor FROM tot, el),
 	sl AS MATERIALIZED (SELECT s.*, least(10, 1 + floor(extract(epoch FROM s.sample_time - tb.t0)
 	                                                    / tb.width))::int AS slot
 	       FROM s, tb)
@@ -410,14 +409,15 @@ BEGIN
 	SELECT min(x.sample_time), max(x.sample_time), max(x.weight) INTO t0, t1, divisor
 		FROM rustydb._ash_samples(p_from, p_to) x;
 	IF t0 IS NOT NULL THEN
-		width := greatest(extract(epoch FROM t1 - t0), 0.000001) / nb;
-		divisor := greatest(extract(epoch FROM t1 - t0) / nb, divisor);
+		width := (extract(epoch FROM t1 - t0) + divisor) / nb;
+		divisor := width;
 		pts := ARRAY(
-			SELECT ROW(least(nb, 1 + floor(extract(epoch FROM x.sample_time - t0) / width))::int,
-			           x.wait_event_type, sum(x.weight) / divisor)::rustydb.ash_chart_point
-			FROM rustydb._ash_samples(p_from, p_to) x
-			WHERE x.sample_time <= t1
-			GROUP BY 1, 2);
+			SELECT ROW(g.b, g.cls, g.aas)::rustydb.ash_chart_point
+			FROM (SELECT least(nb, 1 + floor(extract(epoch FROM x.sample_time - t0) / width))::int AS b,
+			             x.wait_event_type AS cls, sum(x.weight) / divisor AS aas
+			      FROM rustydb._ash_samples(p_from, p_to) x
+			      WHERE x.sample_time <= t1
+			      GROUP BY 1, 2) g);
 	END IF;
 
 	html := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>ASH Report</title>'

@@ -91,6 +91,8 @@ segment_init(void *ptr, bool found, LWLockPadded *)
 	pg_atomic_init_u64(&sh->worker_started_at, 0);
 	pg_atomic_init_u64(&sh->last_persist_at, 0);
 	pg_atomic_init_u32(&sh->persist_status, 0);
+	pg_atomic_init_u32(&sh->worker_interval_ms, 0);
+	pg_atomic_init_u32(&sh->worker_enabled, 0);
 
 	for (int i = 0; i < sh->nslots; i++)
 		pg_atomic_init_u32(&slot_at(sh, i)->changecount, 0);

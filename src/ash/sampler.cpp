@@ -489,7 +489,7 @@ persist_rows(Shared *sh)
 			if (SPI_execute_with_args("DELETE FROM rustydb.ash_history_data WHERE id <= $1", 1,
 									  trim_types, trim_args, nullptr, false, 0) != SPI_OK_DELETE ||
 				SPI_execute_with_args("DELETE FROM rustydb.ash_history_data "
-									  "WHERE sample_time < now() - make_interval(mins => $2)",
+									  "WHERE sample_time < now() - make_interval(mins => $1)",
 									  1, trim_types + 1, trim_args + 1, nullptr, false,
 									  0) != SPI_OK_DELETE)
 				ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
@@ -576,6 +576,9 @@ worker_main()
 
 		TimestampTz now = GetCurrentTimestamp();
 
+		pg_atomic_write_u32(&sh->worker_interval_ms,
+							static_cast<uint32>(settings::ash_sampling_interval));
+		pg_atomic_write_u32(&sh->worker_enabled, settings::ash_enabled ? 1 : 0);
 		if (!settings::ash_enabled)
 		{
 			next_sample = 0;

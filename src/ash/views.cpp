@@ -232,8 +232,10 @@ RUSTYDB_FUNCTION(rustydb_ash_info)
 	uint64 started = pg_atomic_read_u64(&sh->worker_started_at);
 	uint64 last_persist = pg_atomic_read_u64(&sh->last_persist_at);
 
-	values[0] = BoolGetDatum(rustydb::settings::ash_enabled);
-	values[1] = Int32GetDatum(rustydb::settings::ash_sampling_interval);
+	/* as the sampler sees them (NULL before it first ran) */
+	values[0] = BoolGetDatum(pg_atomic_read_u32(&sh->worker_enabled) != 0);
+	values[1] = Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&sh->worker_interval_ms)));
+	nulls[0] = nulls[1] = pg_atomic_read_u32(&sh->worker_interval_ms) == 0;
 	values[2] = Int32GetDatum(sh->max_entries);
 	values[3] = Int64GetDatum(static_cast<int64>(held));
 	values[4] = Int64GetDatum(static_cast<int64>(head));

@@ -101,6 +101,8 @@ struct Shared
 	pg_atomic_uint64 worker_started_at; /* TimestampTz */
 	pg_atomic_uint64 last_persist_at;   /* TimestampTz */
 	pg_atomic_uint32 persist_status;    /* PersistStatus */
+	pg_atomic_uint32 worker_interval_ms; /* interval the worker uses now */
+	pg_atomic_uint32 worker_enabled;     /* ash_enabled as the worker sees it */
 };
 
 /* The attached segment, or nullptr before shared memory exists. */
