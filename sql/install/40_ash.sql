@@ -351,7 +351,7 @@ END
 $$;
 COMMENT ON FUNCTION rustydb.ash_report(timestamptz, timestamptz) IS 'Active Session History text report: top wait events, SQL, sessions, blockers, activity over time';
 
-CREATE FUNCTION rustydb._html(t text)
+CREATE FUNCTION rustydb._ash_html(t text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$
@@ -428,7 +428,7 @@ BEGIN
 		|| '.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}</style></head><body>'
 		|| '<h1>ASH Report: rustydb Active Session History</h1><table>';
 	FOR r IN SELECT * FROM unnest(secs) u WHERE u.section = 'summary' ORDER BY u.rank LOOP
-		html := html || '<tr><th>' || rustydb._html(r.c1) || '</th><td>' || rustydb._html(r.c2) || '</td></tr>';
+		html := html || '<tr><th>' || rustydb._ash_html(r.c1) || '</th><td>' || rustydb._ash_html(r.c2) || '</td></tr>';
 	END LOOP;
 	html := html || '</table><h2>Average Active Sessions by Wait Class</h2>';
 
@@ -448,21 +448,21 @@ BEGIN
 		LOOP
 			h := r.aas / ymax * ph;
 			svg := svg || format('<rect class="aas" data-class="%s" x="%s" y="%s" width="%s" height="%s" fill="%s"><title>%s: %s</title></rect>',
-				rustydb._html(r.cls), round((px0 + (r.b - 1) * bar)::numeric, 2),
+				rustydb._ash_html(r.cls), round((px0 + (r.b - 1) * bar)::numeric, 2),
 				round((py0 + ph - acc[r.b] - h)::numeric, 2), round((bar - 1)::numeric, 2),
-				round(h::numeric, 2), rustydb._ash_class_color(r.cls), rustydb._html(r.cls),
+				round(h::numeric, 2), rustydb._ash_class_color(r.cls), rustydb._ash_html(r.cls),
 				round(r.aas::numeric, 2));
 			acc[r.b] := acc[r.b] + h;
 		END LOOP;
 		-- axes labels
 		svg := svg || format('<text x="%s" y="%s" font-size="12" text-anchor="end">%s</text>', px0 - 6, py0 + 10, round(ymax::numeric, 2))
 			|| format('<text x="%s" y="%s" font-size="12" text-anchor="end">0</text>', px0 - 6, py0 + ph)
-			|| format('<text x="%s" y="%s" font-size="12">%s</text>', px0, py0 + ph + 18, rustydb._html(t0::text))
-			|| format('<text x="%s" y="%s" font-size="12" text-anchor="end">%s</text>', px0 + pw, py0 + ph + 18, rustydb._html(t1::text))
+			|| format('<text x="%s" y="%s" font-size="12">%s</text>', px0, py0 + ph + 18, rustydb._ash_html(t0::text))
+			|| format('<text x="%s" y="%s" font-size="12" text-anchor="end">%s</text>', px0 + pw, py0 + ph + 18, rustydb._ash_html(t1::text))
 			|| format('<text x="%s" y="%s" font-size="12" transform="rotate(-90 14 %s)" text-anchor="middle">avg active sessions</text>', 14, py0 + ph / 2, py0 + ph / 2);
 		FOR i IN 1 .. coalesce(array_length(classes, 1), 0) LOOP
 			legend := legend || format('<span><i style="background:%s"></i>%s</span>',
-				rustydb._ash_class_color(classes[i]), rustydb._html(classes[i]));
+				rustydb._ash_class_color(classes[i]), rustydb._ash_html(classes[i]));
 		END LOOP;
 	END IF;
 	html := html || svg || '</svg><div class="legend">' || legend || '</div>';
@@ -471,27 +471,27 @@ BEGIN
 	html := html || '<h2>Top Wait Events</h2><table><tr><th>Type</th><th>Event</th><th>Samples</th><th>% Activity</th><th>Avg Active</th></tr>';
 	FOR r IN SELECT * FROM unnest(secs) u WHERE u.section = 'events' ORDER BY u.rank LIMIT 10 LOOP
 		html := html || format('<tr><td>%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td></tr>',
-			rustydb._html(r.c1), rustydb._html(r.c2), r.c3, r.c4, r.c5);
+			rustydb._ash_html(r.c1), rustydb._ash_html(r.c2), r.c3, r.c4, r.c5);
 	END LOOP;
 	html := html || '</table><h2>Top SQL</h2><table><tr><th>Query ID</th><th>Samples</th><th>% Activity</th><th>Top Event</th><th>Query</th></tr>';
 	FOR r IN SELECT * FROM unnest(secs) u WHERE u.section = 'sql' ORDER BY u.rank LIMIT 10 LOOP
 		html := html || format('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td><td>%s</td><td>%s</td></tr>',
-			rustydb._html(r.c1), r.c2, r.c3, rustydb._html(r.c4), rustydb._html(left(r.c5, 200)));
+			rustydb._ash_html(r.c1), r.c2, r.c3, rustydb._ash_html(r.c4), rustydb._ash_html(left(r.c5, 200)));
 	END LOOP;
 	html := html || '</table><h2>Top Sessions</h2><table><tr><th>PID</th><th>User</th><th>Application</th><th>Samples</th><th>% Activity</th><th>Top Event</th></tr>';
 	FOR r IN SELECT * FROM unnest(secs) u WHERE u.section = 'sessions' ORDER BY u.rank LIMIT 10 LOOP
 		html := html || format('<tr><td>%s</td><td>%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td><td>%s</td></tr>',
-			r.c1, rustydb._html(r.c2), rustydb._html(r.c3), r.c4, r.c5, rustydb._html(r.c6));
+			r.c1, rustydb._ash_html(r.c2), rustydb._ash_html(r.c3), r.c4, r.c5, rustydb._ash_html(r.c6));
 	END LOOP;
 	html := html || '</table><h2>Top Blocking Sessions</h2><table><tr><th>Blocking PID</th><th>Blocked Samples</th><th>% Activity</th><th>Sessions Blocked</th><th>User / Application</th><th>Top Event</th></tr>';
 	FOR r IN SELECT * FROM unnest(secs) u WHERE u.section = 'blockers' ORDER BY u.rank LIMIT 10 LOOP
 		html := html || format('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td>%s</td><td>%s</td></tr>',
-			r.c1, r.c2, r.c3, r.c4, rustydb._html(coalesce(r.c5, '(not sampled)')), rustydb._html(coalesce(r.c6, '(not sampled)')));
+			r.c1, r.c2, r.c3, r.c4, rustydb._ash_html(coalesce(r.c5, '(not sampled)')), rustydb._ash_html(coalesce(r.c6, '(not sampled)')));
 	END LOOP;
 	html := html || '</table><h2>Activity Over Time</h2><table><tr><th>Slot Start</th><th>Samples</th><th>Avg Active</th><th>Top Event</th></tr>';
 	FOR r IN SELECT * FROM unnest(secs) u WHERE u.section = 'time' ORDER BY u.rank LOOP
 		html := html || format('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td><td>%s</td></tr>',
-			rustydb._html(r.c1), r.c2, r.c3, rustydb._html(r.c4));
+			rustydb._ash_html(r.c1), r.c2, r.c3, rustydb._ash_html(r.c4));
 	END LOOP;
 	html := html || '</table></body></html>';
 	RETURN html;
