@@ -115,8 +115,8 @@ attach_status_array()
 	bool found;
 	int slots = MaxBackends + NUM_AUXPROCTYPES;
 
-	status_array = static_cast<PgBackendStatus *>(ShmemInitStruct(
-		"Backend Status Array", mul_size(sizeof(PgBackendStatus), slots), &found));
+	status_array = static_cast<PgBackendStatus *>(
+		ShmemInitStruct("Backend Status Array", mul_size(sizeof(PgBackendStatus), slots), &found));
 	if (!found)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("rustydb ash could not find the backend status array")));
@@ -437,8 +437,8 @@ persist_rows(Shared *sh)
 							errmsg("rustydb ash could not look up ash_history_data")));
 
 		bool isnull;
-		bool installed = DatumGetBool(
-			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		bool installed =
+			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 		if (!installed)
 		{
@@ -549,8 +549,8 @@ worker_main()
 	pgstat_report_appname("rustydb ash sampler");
 
 	attach_status_array();
-	sample_context = AllocSetContextCreate(TopMemoryContext, "rustydb ash sample",
-										   ALLOCSET_DEFAULT_SIZES);
+	sample_context =
+		AllocSetContextCreate(TopMemoryContext, "rustydb ash sample", ALLOCSET_DEFAULT_SIZES);
 	pg_atomic_write_u32(&sh->worker_pid, static_cast<uint32>(MyProcPid));
 	pg_atomic_fetch_add_u32(&sh->worker_starts, 1);
 	pg_atomic_write_u64(&sh->worker_started_at, static_cast<uint64>(GetCurrentTimestamp()));
@@ -622,18 +622,21 @@ worker_main()
 					next_sample += behind * interval_us;
 				}
 			}
-			if (connected && now >= next_persist)
-			{
-				wait::start(wait::Event::AshPersist);
-				persist_rows(sh);
-				wait::end();
-				now = GetCurrentTimestamp();
-				next_persist = now + kPersistEveryUs;
-			}
 			timeout_ms = static_cast<long>((next_sample - now + 999) / 1000);
-			if (timeout_ms < 0)
-				timeout_ms = 0;
 		}
+		/* also while disabled: rows sampled before are still written out */
+		if (connected && now >= next_persist)
+		{
+			wait::start(wait::Event::AshPersist);
+			persist_rows(sh);
+			wait::end();
+			now = GetCurrentTimestamp();
+			next_persist = now + kPersistEveryUs;
+			if (next_sample != 0)
+				timeout_ms = static_cast<long>((next_sample - now + 999) / 1000);
+		}
+		if (timeout_ms < 0)
+			timeout_ms = 0;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
 						 wait::info(wait::Event::AshSamplerMain));

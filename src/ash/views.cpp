@@ -256,8 +256,8 @@ RUSTYDB_FUNCTION(rustydb_ash_info)
 	values[15] = Int64GetDatum(static_cast<int64>(sh->total_size));
 	values[16] = Int32GetDatum(sh->text_size);
 	values[17] = Float8GetDatum(samples > 0 ? static_cast<double>(total_ns) / samples / 1000.0 : 0);
-	values[18] = Float8GetDatum(static_cast<double>(pg_atomic_read_u64(&sh->last_sample_ns)) /
-								1000.0);
+	values[18] =
+		Float8GetDatum(static_cast<double>(pg_atomic_read_u64(&sh->last_sample_ns)) / 1000.0);
 	values[19] = Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&sh->last_sessions)));
 	values[20] = Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&sh->max_sessions)));
 	values[21] = Int32GetDatum(static_cast<int32>(worker_pid));

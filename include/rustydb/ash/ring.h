@@ -87,20 +87,20 @@ struct Shared
 	pg_atomic_uint64 rows_written;
 	pg_atomic_uint64 last_sample_id;
 	pg_atomic_uint64 samples_taken;
-	pg_atomic_uint64 ticks_missed;  /* ticks skipped: a sample overran */
-	pg_atomic_uint64 rows_skipped;  /* sessions not recorded: torn reads */
+	pg_atomic_uint64 ticks_missed; /* ticks skipped: a sample overran */
+	pg_atomic_uint64 rows_skipped; /* sessions not recorded: torn reads */
 	pg_atomic_uint64 rows_persisted;
 	pg_atomic_uint64 rows_not_persisted; /* due, but evicted before written */
 	pg_atomic_uint64 persisted_upto;     /* ring row number persisted up to */
 	pg_atomic_uint64 sample_ns_total;    /* time spent sampling */
 	pg_atomic_uint64 last_sample_ns;
-	pg_atomic_uint64 max_sessions;      /* most sessions in one sample */
-	pg_atomic_uint32 last_sessions;     /* sessions in the last sample */
+	pg_atomic_uint64 max_sessions;  /* most sessions in one sample */
+	pg_atomic_uint32 last_sessions; /* sessions in the last sample */
 	pg_atomic_uint32 worker_pid;
 	pg_atomic_uint32 worker_starts;
-	pg_atomic_uint64 worker_started_at; /* TimestampTz */
-	pg_atomic_uint64 last_persist_at;   /* TimestampTz */
-	pg_atomic_uint32 persist_status;    /* PersistStatus */
+	pg_atomic_uint64 worker_started_at;  /* TimestampTz */
+	pg_atomic_uint64 last_persist_at;    /* TimestampTz */
+	pg_atomic_uint32 persist_status;     /* PersistStatus */
 	pg_atomic_uint32 worker_interval_ms; /* interval the worker uses now */
 	pg_atomic_uint32 worker_enabled;     /* ash_enabled as the worker sees it */
 };

@@ -29,10 +29,10 @@ enum PersistStatus : uint32
 {
 	kPersistUnknown = 0,
 	kPersistActive = 1,
-	kPersistDisabled = 2,     /* ash_persist_every = 0 or no ash_database */
-	kPersistNoExtension = 3,  /* rustydb not created in ash_database */
-	kPersistRecovery = 4,     /* server is a standby */
-	kPersistError = 5         /* last attempt failed; see the server log */
+	kPersistDisabled = 2,    /* ash_persist_every = 0 or no ash_database */
+	kPersistNoExtension = 3, /* rustydb not created in ash_database */
+	kPersistRecovery = 4,    /* server is a standby */
+	kPersistError = 5        /* last attempt failed; see the server log */
 };
 
 const char *persist_status_name(uint32 status);

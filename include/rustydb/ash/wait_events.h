@@ -37,8 +37,8 @@ RUSTYDB_PG_INCLUDE_END
 
 /* number, name, description */
 #define RUSTYDB_WAIT_EVENT_LIST(X)                                                                 \
-	X(1, AshSamplerMain, "ASH sampler waiting for its next sample")                                 \
-	X(2, AshPersist, "ASH sampler writing samples into ash_history")                                \
+	X(1, AshSamplerMain, "ASH sampler waiting for its next sample")                                \
+	X(2, AshPersist, "ASH sampler writing samples into ash_history")                               \
 	X(3, SelfTestWait, "diagnostic wait of rustydb.ash_selftest_wait()")
 
 namespace rustydb {
