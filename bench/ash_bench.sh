@@ -6,15 +6,18 @@
 #   2. the sampler's cost per sample with N connections all active
 #      (sleeping in pg_sleep) and all idle, for N = 100 and 500.
 # Uses a build installed privately (as scripts/test.sh does).
-#   ASH_BENCH_SECONDS   seconds per pgbench run (default 20)
-#   ASH_BENCH_ROUNDS    rounds of the four modes (default 3)
+#   ASH_BENCH_SECONDS   seconds per pgbench run (default 10)
+#   ASH_BENCH_ROUNDS    rounds of the four modes (default 5)
+# Besides TPS, each run records the CPU time the sampler process itself
+# used (from /proc), which a busy shared machine does not distort the way it
+# distorts TPS: its share of the run is the sampler's direct cost.
 #   ASH_BENCH_SCALE     pgbench scale (default 10)
 #   ASH_BENCH_CONNS     connection counts for the sampler cost (default "100 500")
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-SECS=${ASH_BENCH_SECONDS:-20}
-ROUNDS=${ASH_BENCH_ROUNDS:-3}
+SECS=${ASH_BENCH_SECONDS:-10}
+ROUNDS=${ASH_BENCH_ROUNDS:-5}
 SCALE=${ASH_BENCH_SCALE:-10}
 CONNS=${ASH_BENCH_CONNS:-100 500}
 
@@ -58,30 +61,42 @@ set_mode() { # off | interval
 }
 
 tps() { pgb "$@" -n -c 2 -j 2 -T "$SECS" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p'; }
+# CPU seconds (user + system) the sampler process has used so far
+worker_cpu() {
+	local pid
+	pid=$(rdb_psql b "SELECT worker_pid FROM rustydb.ash_info")
+	awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$pid/stat"
+}
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 MODES=(off 1s 100ms 10ms)
-declare -A R
+declare -A R C
 echo "# rustydb ASH overhead: pgbench scale $SCALE, 2 clients, ${SECS} s per run, $ROUNDS rounds, $(nproc) cores"
 for wl in select-only tpcb; do
 	flag=""
 	[ "$wl" = select-only ] && flag="-S"
 	for r in $(seq 1 "$ROUNDS"); do
-		for m in "${MODES[@]}"; do
+		for k in 0 1 2 3; do
+			# rotate the order each round so no mode always runs first
+			m=${MODES[$(((k + r) % 4))]}
 			set_mode "$m"
+			c0=$(worker_cpu)
 			t=$(tps $flag)
+			c1=$(worker_cpu)
 			R[$wl.$m]="${R[$wl.$m]:-} $t"
-			echo "#   $wl round $r, ASH $m: $t tps"
+			C[$wl.$m]=$(echo "${C[$wl.$m]:-0} + $c1 - $c0" | bc -l)
+			echo "#   $wl round $r, ASH $m: $t tps, sampler CPU $(echo "$c1 - $c0" | bc -l) s"
 		done
 	done
 done
 echo
-printf '%-12s %-8s %12s %8s\n' workload ash tps_median ratio
+printf '%-12s %-8s %12s %8s %22s\n' workload ash tps_median ratio sampler_cpu_share
 for wl in select-only tpcb; do
 	base=$(echo "${R[$wl.off]}" | tr ' ' '\n' | sed '/^$/d' | median)
 	for m in "${MODES[@]}"; do
 		med=$(echo "${R[$wl.$m]}" | tr ' ' '\n' | sed '/^$/d' | median)
-		printf '%-12s %-8s %12.1f %8.3f\n' "$wl" "$m" "$med" "$(echo "$med / $base" | bc -l)"
+		printf '%-12s %-8s %12.1f %8.3f %21.4f%%\n' "$wl" "$m" "$med" "$(echo "$med / $base" | bc -l)" \
+			"$(echo "100 * ${C[$wl.$m]} / ($SECS * $ROUNDS)" | bc -l)"
 	done
 done
 
@@ -103,6 +118,7 @@ cost_during() { # script clients -> "us_per_sample sessions_per_sample"
 	read -r us1 n1 s1 <<<"$after"
 	printf '%.1f %s' "$(echo "($us1 - $us0) / ($n1 - $n0)" | bc -l)" "$s1"
 }
+echo "# sampler cost per sample at 10 ms (share of one core = us_per_sample / 10000)"
 printf '%-12s %-8s %16s %18s\n' connections state us_per_sample sessions_sampled
 for n in $CONNS; do
 	for state in active idle; do

@@ -322,6 +322,20 @@ take_sample(Shared *sh, TimestampTz now)
 		if (be == nullptr)
 			continue; /* still starting, or exiting */
 
+		/*
+		 * Cheap pre-filter on two racy single-word reads: most sessions are
+		 * idle, and an idle one needs no consistent copy. A session that
+		 * turns active right after this is simply sampled next time.
+		 */
+		{
+			StatusCopy quick;
+
+			quick.state = be->st_state;
+			quick.backend_type = be->st_backendType;
+			if (!is_active(quick, proc->wait_event_info))
+				continue;
+		}
+
 		if (!read_status(be, pid, &st, text, sh->text_size, &text_len, &torn))
 		{
 			if (torn)
