@@ -32,6 +32,8 @@ CREATE TEMP TABLE ash_pids AS
 	UNION ALL SELECT 'idle_tx', p FROM dblink('idle_tx', 'SELECT pg_backend_pid()') AS t(p int);
 SELECT dblink_exec('idle_tx', 'BEGIN');
 SELECT * FROM dblink('idle_tx', 'SELECT 1') AS t(x int);
+-- from now on the idle sessions are idle (their state is set before the reply)
+CREATE TEMP TABLE ash_mark AS SELECT clock_timestamp() AS t;
 
 BEGIN;
 UPDATE ash_t SET v = 1 WHERE id = 1;  -- hold the row lock
@@ -83,7 +85,8 @@ SELECT wait_event_type, wait_event, description FROM rustydb.wait_events ORDER B
 
 -- idle and idle-in-transaction sessions are never sampled
 SELECT p.who, count(a.pid) AS rows_in_ash
-FROM ash_pids p LEFT JOIN rustydb.active_session_history a ON a.pid = p.p
+FROM ash_pids p LEFT JOIN rustydb.active_session_history a
+	ON a.pid = p.p AND a.sample_time > (SELECT t FROM ash_mark)
 WHERE p.who IN ('idle', 'idle_tx')
 GROUP BY p.who ORDER BY p.who;
 
