@@ -17,19 +17,19 @@ if ! command -v chromium >/dev/null 2>&1; then
 	$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
-rdb_node_init ash
-rdb_node_conf ash "rustydb.ash_sampling_interval = 50ms"
-rdb_node_start ash
-rdb_psql ash "CREATE EXTENSION rustydb"
+rdb_node_init ash_html
+rdb_node_conf ash_html "rustydb.ash_sampling_interval = 50ms"
+rdb_node_start ash_html
+rdb_psql ash_html "CREATE EXTENSION rustydb"
 
 # 3 s of two sleeping sessions and one on CPU
-start=$(rdb_psql ash "SELECT now()")
-rdb_psql ash "SELECT pg_sleep(3)" >/dev/null &
-rdb_psql ash "SELECT pg_sleep(3)" >/dev/null &
-rdb_psql ash "DO \$\$ BEGIN WHILE clock_timestamp() < '$start'::timestamptz + interval '3 s' LOOP END LOOP; END \$\$" 
+start=$(rdb_psql ash_html "SELECT now()")
+rdb_psql ash_html "SELECT pg_sleep(3)" >/dev/null &
+rdb_psql ash_html "SELECT pg_sleep(3)" >/dev/null &
+rdb_psql ash_html "DO \$\$ BEGIN WHILE clock_timestamp() < '$start'::timestamptz + interval '3 s' LOOP END LOOP; END \$\$" 
 wait
-rdb_psql ash "SELECT rustydb.ash_report_html('$start', now())" >"$RDB_WORK/report.html"
-rdb_psql ash "SELECT rustydb.ash_report_html('2000-01-01', '2000-01-02')" >"$RDB_WORK/empty.html"
+rdb_psql ash_html "SELECT rustydb.ash_report_html('$start', now())" >"$RDB_WORK/report.html"
+rdb_psql ash_html "SELECT rustydb.ash_report_html('2000-01-01', '2000-01-02')" >"$RDB_WORK/empty.html"
 chmod a+r "$RDB_WORK"/*.html
 
 browse() { # browse OUTPUT-OPTION FILE

@@ -12,25 +12,25 @@ trap rdb_cleanup EXIT
 NCONN=${RDB_ASH_CONNECTIONS:-300}
 PGBENCH=$RDB_BINDIR/pgbench
 
-rdb_node_init ash
-rdb_node_conf ash "max_connections = $((NCONN + 20))"
-rdb_node_conf ash "rustydb.ash_sampling_interval = 10ms"
-rdb_node_conf ash "rustydb.ash_max_entries = 20000"
-rdb_node_start ash
-rdb_psql ash "CREATE EXTENSION rustydb"
-log=$(rdb_dir ash)/server.log
+rdb_node_init ash_robust
+rdb_node_conf ash_robust "max_connections = $((NCONN + 20))"
+rdb_node_conf ash_robust "rustydb.ash_sampling_interval = 10ms"
+rdb_node_conf ash_robust "rustydb.ash_max_entries = 20000"
+rdb_node_start ash_robust
+rdb_psql ash_robust "CREATE EXTENSION rustydb"
+log=$(rdb_dir ash_robust)/server.log
 
-info() { rdb_psql ash "SELECT $1 FROM rustydb.ash_info"; }
+info() { rdb_psql ash_robust "SELECT $1 FROM rustydb.ash_info"; }
 wait_for() { # wait_for SQL-returning-boolean [seconds]
 	local i
 	for i in $(seq 1 $((${2:-30} * 10))); do
-		[ "$(rdb_psql ash "$1")" = "t" ] && return 0
+		[ "$(rdb_psql ash_robust "$1")" = "t" ] && return 0
 		sleep 0.1
 	done
 	return 1
 }
 bench() {
-	"$PGBENCH" -h "$(rdb_sock ash)" -p "$(rdb_port ash)" -U postgres -n "$@" postgres
+	"$PGBENCH" -h "$(rdb_sock ash_robust)" -p "$(rdb_port ash_robust)" -U postgres -n "$@" postgres
 }
 
 rdb_ok "the sampler worker runs" wait_for "SELECT worker_pid IS NOT NULL AND samples_taken > 0 FROM rustydb.ash_info"
@@ -42,7 +42,7 @@ bench -c "$NCONN" -j 2 -T 6 -f "$RDB_WORK/sleep.sql" >"$RDB_WORK/many.out" 2>&1 
 max=$(info max_sessions_per_sample)
 rdb_ok "a sample recorded at least 95% of $NCONN sleeping sessions (max $max)" test "$max" -ge $((NCONN * 95 / 100))
 rdb_is "their rows carry the PgSleep wait and a query id" \
-	"$(rdb_psql ash "SELECT count(*) > 0 AND bool_and(query_id IS NOT NULL) FROM rustydb.active_session_history WHERE wait_event = 'PgSleep'")" "t"
+	"$(rdb_psql ash_robust "SELECT count(*) > 0 AND bool_and(query_id IS NOT NULL) FROM rustydb.active_session_history WHERE wait_event = 'PgSleep'")" "t"
 cost=$(info "round(avg_sample_us::numeric, 1)")
 echo "# sampler cost per sample, averaged over the run: ${cost} us"
 
@@ -55,22 +55,22 @@ rdb_ok "and kept sampling" test "$(info samples_taken)" -gt "$((before + 100))"
 
 # ---- a slow reader and a cancelled reader do not hold the sampler up
 before=$(info samples_taken)
-rdb_psql ash "SELECT count(pg_sleep(0.0005)) FROM rustydb.active_session_history" >/dev/null
+rdb_psql ash_robust "SELECT count(pg_sleep(0.0005)) FROM rustydb.active_session_history" >/dev/null
 after=$(info samples_taken)
 rdb_ok "samples kept coming while a slow reader ran ($before -> $after)" test "$after" -gt "$before"
-out=$(rdb_psql ash "SET statement_timeout = '300ms'; SELECT count(pg_sleep(0.01)) FROM rustydb.active_session_history, generate_series(1, 1000)" 2>&1 || true)
+out=$(rdb_psql ash_robust "SET statement_timeout = '300ms'; SELECT count(pg_sleep(0.01)) FROM rustydb.active_session_history, generate_series(1, 1000)" 2>&1 || true)
 rdb_ok "a reader can be cancelled" grep -q "canceling statement due to statement timeout" <<<"$out"
 before=$(info samples_taken)
 sleep 0.5
 rdb_ok "the sampler keeps going after the cancelled read" test "$(info samples_taken)" -gt "$before"
 
 # ---- ash_enabled off and on without a restart
-rdb_psql ash "ALTER SYSTEM SET rustydb.ash_enabled = off" && rdb_psql ash "SELECT pg_reload_conf()" >/dev/null
+rdb_psql ash_robust "ALTER SYSTEM SET rustydb.ash_enabled = off" && rdb_psql ash_robust "SELECT pg_reload_conf()" >/dev/null
 rdb_ok "ash_enabled = off is picked up" wait_for "SELECT NOT enabled FROM rustydb.ash_info"
 before=$(info samples_taken)
 sleep 0.5
 rdb_is "no samples while disabled" "$(info samples_taken)" "$before"
-rdb_psql ash "ALTER SYSTEM RESET rustydb.ash_enabled" && rdb_psql ash "SELECT pg_reload_conf()" >/dev/null
+rdb_psql ash_robust "ALTER SYSTEM RESET rustydb.ash_enabled" && rdb_psql ash_robust "SELECT pg_reload_conf()" >/dev/null
 rdb_ok "sampling resumes when enabled again" wait_for "SELECT samples_taken > $before FROM rustydb.ash_info"
 
 # ---- the worker terminated: the postmaster restarts it, the ring is kept
