@@ -87,6 +87,12 @@ persist_status_name(uint32 status)
 namespace {
 
 constexpr int kStatusReadRetries = 16;
+/*
+ * pg_blocking_pids() share-locks every lock-manager partition; at most this
+ * many lookups per sample bound what a pile-up of lock waiters costs the
+ * lock manager. Waiters beyond it are recorded with blocking pids unknown.
+ */
+constexpr int kMaxBlockerLookups = 64;
 constexpr int64 kPersistEveryUs = 1000000; /* persist about once a second */
 
 PgBackendStatus *status_array = nullptr;
@@ -297,6 +303,7 @@ take_sample(Shared *sh, TimestampTz now)
 	int64 sample_id = static_cast<int64>(pg_atomic_add_fetch_u64(&sh->last_sample_id, 1));
 	int nprocs = static_cast<int>(ProcGlobal->allProcCount);
 	int sessions = 0;
+	int lookups = 0;
 	char *text = static_cast<char *>(palloc(sh->text_size));
 
 	for (int i = 0; i < nprocs; i++)
@@ -353,7 +360,7 @@ take_sample(Shared *sh, TimestampTz now)
 		int n_blockers = 0;
 
 		if ((wait_event_info & 0xFF000000) == PG_WAIT_LOCK)
-			n_blockers = blocking_pids(pid, blockers);
+			n_blockers = lookups++ < kMaxBlockerLookups ? blocking_pids(pid, blockers) : -1;
 
 		volatile PGPROC *leader = proc->lockGroupLeader;
 		int leader_pid = (leader != nullptr && leader != proc) ? leader->pid : 0;
@@ -381,7 +388,8 @@ take_sample(Shared *sh, TimestampTz now)
 		e->backend_type = static_cast<int16>(st.backend_type);
 		e->state = static_cast<int16>(st.state);
 		e->n_blockers = static_cast<int16>(Min(n_blockers, PG_INT16_MAX));
-		memcpy(e->blockers, blockers, sizeof(int32) * Min(n_blockers, kMaxBlockers));
+		if (n_blockers > 0)
+			memcpy(e->blockers, blockers, sizeof(int32) * Min(n_blockers, kMaxBlockers));
 		fill_client(e, st.client);
 		memcpy(e->appname, st.appname, NAMEDATALEN);
 		e->text_len = text_len;

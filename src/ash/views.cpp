@@ -135,7 +135,7 @@ ring_row_values(const Entry *e, const char *text, Datum *values, bool *nulls)
 	values[18] = TimestampTzGetDatum(e->query_start);
 	nulls[18] = e->query_start == 0;
 
-	int nb = Min(static_cast<int>(e->n_blockers), rustydb::ash::kMaxBlockers);
+	int nb = Max(0, Min(static_cast<int>(e->n_blockers), rustydb::ash::kMaxBlockers));
 	Datum pids[rustydb::ash::kMaxBlockers];
 
 	for (int i = 0; i < nb; i++)
@@ -143,6 +143,7 @@ ring_row_values(const Entry *e, const char *text, Datum *values, bool *nulls)
 	values[19] = PointerGetDatum(construct_array(pids, nb, INT4OID, 4, true, TYPALIGN_INT));
 	values[20] = Int32GetDatum(e->interval_ms);
 	values[21] = Int32GetDatum(e->n_blockers);
+	nulls[19] = nulls[21] = e->n_blockers < 0; /* not looked up: limit per sample */
 }
 
 } /* namespace */

@@ -46,6 +46,23 @@ rdb_is "their rows carry the PgSleep wait and a query id" \
 cost=$(info "round(avg_sample_us::numeric, 1)")
 echo "# sampler cost per sample, averaged over the run: ${cost} us"
 
+# ---- a pile-up of lock waiters: at most 64 blocking-pid lookups per sample
+rdb_psql ash_robust "CREATE TABLE pile (id int PRIMARY KEY, v int); INSERT INTO pile VALUES (1, 0)"
+rdb_psql ash_robust "BEGIN; UPDATE pile SET v = 1; SELECT pg_sleep(4); COMMIT" >/dev/null &
+holder=$!
+sleep 0.5
+echo "UPDATE pile SET v = v + 1 WHERE id = 1;" >"$RDB_WORK/pile.sql"
+bench -c 80 -j 2 -t 1 -f "$RDB_WORK/pile.sql" >"$RDB_WORK/pile.out" 2>&1 &
+piler=$!
+wait "$holder"
+wait "$piler" || { cat "$RDB_WORK/pile.out"; rdb_fail "pgbench lock pile-up"; }
+read -r known unknown <<<"$(rdb_psql ash_robust "SELECT max(known), max(unknown) FROM (
+	SELECT count(*) FILTER (WHERE blocking_pids IS NOT NULL) AS known,
+	       count(*) FILTER (WHERE blocking_pids IS NULL) AS unknown
+	FROM rustydb.active_session_history WHERE wait_event_type = 'Lock' GROUP BY sample_id) s" -F ' ')"
+rdb_ok "with 80 lock waiters, blocking pids were looked up for at most 64 per sample (max $known)" test "$known" -le 64 -a "$known" -ge 60
+rdb_ok "and the others recorded as unknown (max $unknown per sample)" test "$unknown" -ge 1
+
 # ---- backends exiting while sampled: a new connection per statement
 before=$(info samples_taken)
 echo "SELECT 1;" >"$RDB_WORK/one.sql"

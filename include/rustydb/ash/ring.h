@@ -55,7 +55,7 @@ struct Entry
 	uint32 wait_event_info;
 	int16 backend_type;
 	int16 state;
-	int16 n_blockers; /* blocking pids found (may exceed kMaxBlockers) */
+	int16 n_blockers; /* blocking pids found (may exceed kMaxBlockers); -1 unknown */
 	uint8 addr_family;
 	uint8 pad;
 	int32 client_port;
