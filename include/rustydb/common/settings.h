@@ -101,6 +101,23 @@ extern int ash_retention_age;     /* minutes */
 extern int ash_retention_rows;    /* rows in ash_history */
 extern bool ash_idle_in_transaction;
 extern char *ash_database;
+/* ---- audit and limits ---- */
+enum AuditOverflow
+{
+	kAuditOverflowWait,
+	kAuditOverflowError,
+	kAuditOverflowDrop
+};
+extern char *audit_database;
+extern int audit_queue_size;
+extern int audit_statement_max;
+extern int audit_overflow; /* AuditOverflow */
+extern bool audit_log_parameters;
+extern int audit_max_size;  /* MB */
+extern int audit_retention; /* minutes, 0 = no age limit */
+extern char *audit_key_file;
+extern int audit_max_policies;
+extern int transaction_timeout; /* ms, 0 = off */
 
 } /* namespace settings */
 } /* namespace rustydb */
