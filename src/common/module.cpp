@@ -17,6 +17,7 @@
 #include "rustydb/common/module.h"
 
 #include "rustydb/am/am.h"
+#include "rustydb/ash/ash.h"
 #include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
@@ -61,6 +62,7 @@ _PG_init(void) noexcept
 
 		/* subsystems, in dependency order */
 		rustydb::am::init();
+		rustydb::ash::init();
 		rustydb::audit::init();
 
 		rustydb::shmem::install_hooks();
