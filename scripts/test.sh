@@ -6,6 +6,7 @@
 #
 #   bash scripts/test.sh            everything below
 #   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, scenarios, pgsuite
+#   RDB_SKIP="pgsuite scenarios"    skip layers (for quick local runs; CI skips none)
 #   RDB_KEEP=1                      keep the work directory for inspection
 set -euo pipefail
 
@@ -16,7 +17,10 @@ ONLY=""
 if [ "${1:-}" = "--only" ]; then
 	ONLY=$2
 fi
-want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+want() {
+	case " ${RDB_SKIP:-} " in *" $1 "*) return 1 ;; esac
+	[ -z "$ONLY" ] || [ "$ONLY" = "$1" ]
+}
 
 declare -a LAYER_NAMES=() LAYER_PASS=() LAYER_FAIL=()
 record() {
