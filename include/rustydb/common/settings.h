@@ -91,6 +91,24 @@ const char *type_name(Type type);
  * (declared here, defined in src/common/settings.cpp)
  */
 
+/* ---- audit and limits ---- */
+enum AuditOverflow
+{
+	kAuditOverflowWait,
+	kAuditOverflowError,
+	kAuditOverflowDrop
+};
+extern char *audit_database;
+extern int audit_queue_size;
+extern int audit_statement_max;
+extern int audit_overflow; /* AuditOverflow */
+extern bool audit_log_parameters;
+extern int audit_max_size;  /* MB */
+extern int audit_retention; /* minutes, 0 = no age limit */
+extern char *audit_key_file;
+extern int audit_max_policies;
+extern int transaction_timeout; /* ms, 0 = off */
+
 } /* namespace settings */
 } /* namespace rustydb */
 
