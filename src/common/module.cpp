@@ -17,6 +17,7 @@
 #include "rustydb/common/module.h"
 
 #include "rustydb/am/am.h"
+#include "rustydb/ash/ash.h"
 #include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
@@ -63,6 +64,7 @@ _PG_init(void) noexcept
 		/* subsystems, in dependency order */
 		rustydb::am::init();
 		rustydb::crypto::init();
+		rustydb::ash::init();
 		rustydb::audit::init();
 
 		rustydb::shmem::install_hooks();

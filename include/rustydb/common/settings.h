@@ -98,6 +98,16 @@ extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
 extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
 extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
 
+/* ---- ash: active session history ---- */
+extern bool ash_enabled;
+extern int ash_sampling_interval; /* ms */
+extern int ash_max_entries;       /* ring rows */
+extern int ash_query_text_size;   /* bytes of query text per row */
+extern int ash_persist_every;     /* 1 sample in N goes to ash_history; 0 = none */
+extern int ash_retention_age;     /* minutes */
+extern int ash_retention_rows;    /* rows in ash_history */
+extern bool ash_idle_in_transaction;
+extern char *ash_database;
 /* ---- audit and limits ---- */
 enum AuditOverflow
 {
