@@ -24,6 +24,7 @@
  */
 #include "rustydb/audit/audit.h"
 #include "rustydb/audit/internal.h"
+#include "rustydb/common/wait_events.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/memory.h"
@@ -674,7 +675,7 @@ worker_main()
 				static_cast<uint64>(settings::audit_queue_size) / 2)
 		{
 			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kGatherMs,
-							 PG_WAIT_EXTENSION);
+							 wait::info(wait::Event::AuditGather));
 			n = queue_peek(buf, kBatch);
 		}
 		TimestampTz now = GetCurrentTimestamp();
@@ -720,7 +721,7 @@ worker_main()
 		if (n == kBatch && installed)
 			continue;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,
-						 PG_WAIT_EXTENSION);
+						 wait::info(wait::Event::AuditWriterMain));
 	}
 }
 
@@ -1018,7 +1019,7 @@ RUSTYDB_FUNCTION(rustydb_audit_flush)
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
 			PG_RETURN_BOOL(false);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L,
-						 PG_WAIT_EXTENSION);
+						 rustydb::wait::info(rustydb::wait::Event::AuditFlush));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
