@@ -860,6 +860,7 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 	bool nulls[4] = {false, false, true, true};
 	int64 checked = 0;
 	int64 expected;
+	int64 last;
 	int64 broken = 0;
 	uint8 prev[kHashLen];
 	uint8 hash[kHashLen];
@@ -876,7 +877,17 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 	chain_load_key();
 	problem[0] = '\0';
 
+	/*
+	 * The worker publishes the last seq it wrote after its batch committed,
+	 * so read it before taking the snapshot the walk uses: every record up
+	 * to it is then visible to that snapshot (or purged, which moves the
+	 * anchor past it). The statement's own snapshot can be older than a
+	 * batch whose seq is already published; checking against it reported
+	 * records committed concurrently as missing.
+	 */
+	last = queue_last_seq();
 	SPI_connect();
+	PushActiveSnapshot(GetLatestSnapshot());
 	read_anchor(&expected, prev);
 	expected++;
 	row_ctx = AllocSetContextCreate(CurrentMemoryContext, "verify row", ALLOCSET_DEFAULT_SIZES);
@@ -975,13 +986,12 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+	PopActiveSnapshot();
 	SPI_finish();
 
 	/* the newest records written since start-up must still be there */
 	if (broken == 0)
 	{
-		int64 last = queue_last_seq();
-
 		if (last >= expected)
 		{
 			broken = expected;
