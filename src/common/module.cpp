@@ -22,6 +22,7 @@
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
+#include "rustydb/crypto/crypto.h"
 
 #include <sodium.h>
 
@@ -62,6 +63,7 @@ _PG_init(void) noexcept
 
 		/* subsystems, in dependency order */
 		rustydb::am::init();
+		rustydb::crypto::init();
 		rustydb::ash::init();
 		rustydb::audit::init();
 

@@ -91,6 +91,13 @@ const char *type_name(Type type);
  * (declared here, defined in src/common/settings.cpp)
  */
 
+/* ---- crypto: transparent data encryption ---- */
+extern char *keyring_file;         /* rustydb.keyring_file */
+extern char *key_command;          /* rustydb.key_command */
+extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
+extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
+extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
+
 /* ---- ash: active session history ---- */
 extern bool ash_enabled;
 extern int ash_sampling_interval; /* ms */
