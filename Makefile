@@ -15,7 +15,7 @@ EXTVERSION = 0.1.0
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 SOURCES := $(sort $(wildcard src/*/*.cpp))
-HEADERS := $(sort $(wildcard include/rustydb/*.h include/rustydb/*/*.h))
+CXX_HEADERS := $(sort $(wildcard include/rustydb/*.h include/rustydb/*/*.h))
 OBJS = $(SOURCES:.cpp=.o)
 
 # The extension script is assembled from one part per subsystem.
@@ -60,10 +60,10 @@ EXTRA_CLEAN += $(OBJS:.o=.d) $(DATA_built)
 .PHONY: format check-format
 CLANG_FORMAT ?= clang-format
 format:
-	$(CLANG_FORMAT) -i $(SOURCES) $(HEADERS)
+	$(CLANG_FORMAT) -i $(SOURCES) $(CXX_HEADERS)
 
 check-format:
-	$(CLANG_FORMAT) --dry-run -Werror $(SOURCES) $(HEADERS)
+	$(CLANG_FORMAT) --dry-run -Werror $(SOURCES) $(CXX_HEADERS)
 
 # PostgreSQL's own regression and isolation suites on rustydb tables.
 .PHONY: pgsuite
