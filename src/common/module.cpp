@@ -19,6 +19,7 @@
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
+#include "rustydb/vpd/vpd.h"
 
 #include <sodium.h>
 
@@ -58,6 +59,7 @@ _PG_init(void) noexcept
 		rustydb::settings::define_all();
 
 		/* subsystems, in dependency order */
+		rustydb::vpd::init();
 
 		rustydb::shmem::install_hooks();
 		loaded = true;
