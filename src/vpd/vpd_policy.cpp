@@ -735,8 +735,11 @@ get_predicate(Policy *p, Relation rel)
 
 	if (p->type == kDynamic)
 	{
+		/* set after the call: planning inside the function must not consume it */
+		char *r = evaluate(p, rel);
+
 		dynamic_pending = true;
-		return evaluate(p, rel);
+		return r;
 	}
 	ensure_caches();
 	memset(&key, 0, sizeof(key));
@@ -1086,6 +1089,8 @@ restrictive_policies(CmdType cmd, Relation rel)
 		}
 		if (p->all_rows)
 			flags |= kFlagAllRows;
+		if (!p->update_check)
+			flags |= kFlagNoCheck;
 		marker = make_marker(kind, p->id, flags, p->ncols, p->cols);
 		pred = get_predicate(p, rel);
 		if (pred == nullptr)
@@ -1352,8 +1357,13 @@ process_query(Query *q)
 		}
 	}
 
-	/* WITH CHECK OPTIONs of policies whose columns the statement does not touch */
-	if (seen_sec_cols && q->withCheckOptions != NIL && q->resultRelation > 0)
+	/*
+	 * WITH CHECK OPTIONs: PostgreSQL also checks new rows against SELECT
+	 * policies when the statement reads the table; a VPD policy checks new
+	 * rows only with update_check. And a policy with sec_relevant_cols
+	 * whose columns the statement does not touch does not apply.
+	 */
+	if (q->withCheckOptions != NIL && q->resultRelation > 0)
 	{
 		RangeTblEntry *target = rt_fetch(q->resultRelation, q->rtable);
 		List *keep = NIL;
@@ -1363,9 +1373,14 @@ process_query(Query *q)
 			WithCheckOption *wco = static_cast<WithCheckOption *>(lfirst(lc));
 			MarkerInfo mi;
 
-			if (decode_qual(wco->qual, &mi) && (mi.flags & kFlagSecCols) &&
-				!cols_referenced(target, &mi))
-				continue;
+			if (decode_qual(wco->qual, &mi))
+			{
+				if ((mi.flags & kFlagNoCheck) &&
+					(wco->kind == WCO_RLS_INSERT_CHECK || wco->kind == WCO_RLS_UPDATE_CHECK))
+					continue;
+				if ((mi.flags & kFlagSecCols) && !cols_referenced(target, &mi))
+					continue;
+			}
 			keep = lappend(keep, wco);
 		}
 		q->withCheckOptions = keep;

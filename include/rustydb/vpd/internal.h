@@ -25,6 +25,7 @@ enum MarkerKind
 /* Marker flags (second argument) */
 constexpr int kFlagSecCols = 1; /* policy has sec_relevant_cols */
 constexpr int kFlagAllRows = 2; /* ... with sec_relevant_cols_opt all_rows */
+constexpr int kFlagNoCheck = 4; /* update_check false: new rows are not checked */
 
 /* OID of a marker function, or InvalidOid when the extension is absent. */
 Oid marker_oid(MarkerKind kind);
