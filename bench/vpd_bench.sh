@@ -56,8 +56,6 @@ INSERT INTO b.t_policy SELECT g, g % 100, g % 1000, repeat('x', 40) FROM generat
 CREATE INDEX ON b.t_policy (dept, id);
 CREATE TABLE b.t_plain AS SELECT * FROM b.t_policy;
 CREATE INDEX ON b.t_plain (dept, id);
-VACUUM ANALYZE b.t_policy;
-VACUUM ANALYZE b.t_plain;
 GRANT SELECT ON b.t_policy, b.t_plain TO bench_user;
 CREATE FUNCTION b.set_dept(d int) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 AS \$\$ BEGIN PERFORM rustydb.set_context('bench', 'dept', d::text); END \$\$;
@@ -68,6 +66,9 @@ CREATE FUNCTION b.ctx_pred(s text, o text) RETURNS text LANGUAGE sql
 AS \$\$ SELECT 'dept = ' || coalesce(rustydb.sys_context('bench', 'dept')::int, -1) \$\$;
 CREATE FUNCTION b.dyn_pred(s text, o text) RETURNS text LANGUAGE sql AS \$\$ SELECT 'dept = 42' \$\$;
 " >/dev/null
+
+PSQL "VACUUM ANALYZE b.t_policy" >/dev/null
+PSQL "VACUUM ANALYZE b.t_plain" >/dev/null
 
 set_policy() {
 	rdb_psql bench "SELECT rustydb.drop_policy('b', 't_policy', policy_name) FROM rustydb.policies WHERE object_name = 't_policy';
