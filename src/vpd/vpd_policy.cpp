@@ -143,6 +143,7 @@ struct RelEntry
 	char **drv_attr;
 	int ngroups;
 	char **groups;
+	bool stale; /* invalidated while in use: dropped when no longer pinned */
 };
 
 struct PredKey
@@ -166,6 +167,13 @@ HTAB *rel_hash = nullptr;
 HTAB *pred_hash = nullptr;
 
 bool dynamic_pending = false;
+/*
+ * While > 0, cache entries are in use by a hook (policy functions run SQL,
+ * which processes invalidations): invalidations then mark entries stale
+ * instead of freeing them.
+ */
+int pin_depth = 0;
+uint64 inval_counter = 0;
 bool seen_sec_cols = false;
 
 Oid markers[kMarkerCount];
@@ -252,13 +260,28 @@ reset_rel_cache()
 }
 
 void
+mark_all_stale()
+{
+	HASH_SEQ_STATUS st;
+	RelEntry *e;
+
+	hash_seq_init(&st, rel_hash);
+	while ((e = static_cast<RelEntry *>(hash_seq_search(&st))) != nullptr)
+		e->stale = true;
+}
+
+void
 relcache_callback(Oid relid)
 {
+	inval_counter++;
 	if (rel_hash == nullptr)
 		return;
 	if (!OidIsValid(relid))
 	{
-		reset_rel_cache();
+		if (pin_depth > 0)
+			mark_all_stale();
+		else
+			reset_rel_cache();
 		reset_pred_cache();
 		return;
 	}
@@ -267,7 +290,10 @@ relcache_callback(Oid relid)
 	{
 		bool any = e->any;
 
-		drop_rel_entry(e);
+		if (pin_depth > 0)
+			e->stale = true;
+		else
+			drop_rel_entry(e);
 		if (any)
 			reset_pred_cache();
 	}
@@ -502,12 +528,43 @@ RelEntry *
 get_entry(Oid relid)
 {
 	RelEntry *e;
+	RelEntry tmp;
 	bool found;
+	uint64 before = inval_counter;
 
 	ensure_caches();
 	e = static_cast<RelEntry *>(hash_search(rel_hash, &relid, HASH_FIND, nullptr));
-	if (e)
+	if (e && !(e->stale && pin_depth == 0))
 		return e;
+	if (e)
+		drop_rel_entry(e);
+
+	/* load outside the hash: invalidations may arrive while loading */
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.relid = relid;
+	tmp.mcxt = AllocSetContextCreate(vpd_mcxt, "rustydb vpd table", ALLOCSET_SMALL_SIZES);
+	PG_TRY();
+	{
+		load_entry(&tmp);
+	}
+	PG_CATCH();
+	{
+		MemoryContextDelete(tmp.mcxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (inval_counter != before ||
+		(pin_depth > 0 && hash_get_num_entries(rel_hash) >= rustydb::settings::vpd_cache_entries))
+	{
+		/* use it for this statement only */
+		RelEntry *copy = static_cast<RelEntry *>(palloc(sizeof(RelEntry)));
+
+		MemoryContextSetParent(tmp.mcxt, CurrentMemoryContext);
+		*copy = tmp;
+		copy->stale = true;
+		return copy;
+	}
 	if (hash_get_num_entries(rel_hash) >= rustydb::settings::vpd_cache_entries)
 	{
 		reset_rel_cache();
@@ -515,23 +572,7 @@ get_entry(Oid relid)
 		ensure_caches();
 	}
 	e = static_cast<RelEntry *>(hash_search(rel_hash, &relid, HASH_ENTER, &found));
-	e->mcxt = nullptr;
-	e->any = false;
-	e->npol = 0;
-	e->ndrv = 0;
-	e->ngroups = 0;
-	e->mcxt = AllocSetContextCreate(vpd_mcxt, "rustydb vpd table", ALLOCSET_SMALL_SIZES);
-	PG_TRY();
-	{
-		load_entry(e);
-	}
-	PG_CATCH();
-	{
-		/* do not leave a half-loaded entry behind */
-		drop_rel_entry(e);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	*e = tmp;
 	return e;
 }
 
@@ -755,6 +796,9 @@ get_predicate(Policy *p, Relation rel)
 
 	pred = evaluate(p, rel);
 
+	/* the function ran SQL: the cache may have been reset meanwhile */
+	ensure_caches();
+	pe = static_cast<PredEntry *>(hash_search(pred_hash, &key, HASH_FIND, nullptr));
 	if (pe == nullptr && hash_get_num_entries(pred_hash) >= rustydb::settings::vpd_cache_entries)
 	{
 		reset_pred_cache();
@@ -1613,6 +1657,7 @@ xact_callback(XactEvent event)
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
 		eval_depth = 0;
+		pin_depth = 0;
 		set_policy_invoker(InvalidOid);
 		firing = false;
 	}
@@ -1747,7 +1792,19 @@ vpd_restrictive_hook(CmdType cmd, Relation rel) noexcept
 	return rustydb::boundary::run("vpd_restrictive_hook", [&] {
 		List *result = prev_restrictive ? prev_restrictive(cmd, rel) : NIL;
 
-		return list_concat(result, restrictive_policies(cmd, rel));
+		List *volatile mine = NIL;
+
+		pin_depth++;
+		PG_TRY();
+		{
+			mine = restrictive_policies(cmd, rel);
+		}
+		PG_FINALLY();
+		{
+			pin_depth--;
+		}
+		PG_END_TRY();
+		return list_concat(result, mine);
 	});
 }
 
