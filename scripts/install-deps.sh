@@ -14,6 +14,8 @@ PKGS=(
 	clang-format
 	libtap-parser-sourcehandler-pgtap-perl
 	perl
+	procps
+	bzip2
 )
 
 SUDO=""

@@ -5,7 +5,7 @@
 #   throwaway servers running the freshly built rustydb. Ends with totals.
 #
 #   bash scripts/test.sh            everything below
-#   bash scripts/test.sh --only L   one layer: static, regress, pgtap, checks, scenarios
+#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, scenarios
 #   RDB_KEEP=1                      keep the work directory for inspection
 set -euo pipefail
 
@@ -96,6 +96,29 @@ if want regress; then
 	record regress "$((ntests - nfail))" "$nfail"
 fi
 
+if want isolation && ls test/isolation/specs/*.spec >/dev/null 2>&1; then
+	banner "isolation specs"
+	I=$WORK/isolation
+	mkdir -p "$I"
+	cp -a test/isolation/specs test/isolation/expected test/isolation/schedule test/regress.conf "$I"/
+	chown -R "$SERVER_USER" "$I"
+	ntests=$(grep -E '^test:' test/isolation/schedule | sed 's/^test://' | wc -w)
+	set +e
+	(cd "$I" && as_server "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
+		--inputdir="$I" --outputdir="$I" --bindir="$RDB_BINDIR" \
+		--temp-instance="$I/tmp_check" --temp-config="$I/regress.conf" \
+		--encoding=UTF8 --no-locale --dbname=rustydb_isolation --schedule="$I/schedule") 2>&1 | tee "$WORK/isolation.out"
+	status=${PIPESTATUS[0]}
+	set -e
+	nfail=$(grep -Ec '\.\.\. FAILED' "$WORK/isolation.out" || true)
+	if [ "$status" -ne 0 ] && [ "$nfail" -eq 0 ]; then nfail=$ntests; fi
+	if [ -s "$I/regression.diffs" ]; then
+		echo "---- isolation regression.diffs (first 300 lines) ----"
+		head -n 300 "$I/regression.diffs"
+	fi
+	record isolation "$((ntests - nfail))" "$nfail"
+fi
+
 # shellcheck source=../test/lib/cluster.sh
 RDB_WORK=$WORK/nodes
 mkdir -p "$RDB_WORK"
@@ -114,8 +137,8 @@ if want pgtap; then
 			-d postgres test/pgtap/*.sql 2>&1 | tee "$WORK/pgtap.out"
 		exit "${PIPESTATUS[0]}"
 	) && status=0 || status=$?
-	total=$(sed -nE 's/.*Tests=([0-9]+).*/\1/p' "$WORK/pgtap.out" | tail -n1)
-	failed=$(grep -Eo 'Failed [0-9]+/[0-9]+ subtests' "$WORK/pgtap.out" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
+	total=$(sed -nE 's/.*Tests=([0-9]+).*/\1/p' "$WORK/pgtap.out" | tail -n1 || true)
+	failed=$({ grep -Eo 'Failed [0-9]+/[0-9]+ subtests' "$WORK/pgtap.out" || true; } | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
 	total=${total:-0}
 	if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 	record pgtap "$((total - failed))" "$failed"

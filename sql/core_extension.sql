@@ -16,10 +16,18 @@ FROM rustydb.build_info();
 
 -- the schema and its members
 SELECT nspname FROM pg_namespace WHERE nspname = 'rustydb';
+-- (core's own functions; each subsystem's tests check theirs)
 SELECT p.proname, pg_get_function_result(p.oid) AS result
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rustydb'
+  AND p.proname IN ('version', 'build_info', '_settings_registry', 'selftest_boundary')
 ORDER BY 1;
+-- every function in the schema belongs to the extension
+SELECT p.oid::regprocedure
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'rustydb'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
 
 -- rustydb.settings has the documented columns
 SELECT attname, format_type(atttypid, atttypmod)

@@ -98,8 +98,9 @@ CONF
 
 rdb_node_start() {
 	local dir=$RDB_WORK/$1
-	rdb_as_server "$RDB_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null ||
+	rdb_as_server "$RDB_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >"$dir/pg_ctl.log" 2>&1 ||
 		{
+			cat "$dir/pg_ctl.log"
 			tail -n 30 "$dir/server.log"
 			rdb_die "could not start $1"
 		}
