@@ -122,12 +122,13 @@ GRANT INSERT, DELETE ON rustydb.vpd_context TO rustydb_context_admin;
 -- Markers ANDed in front of every policy predicate; constant-folded away by
 -- the planner. Their presence in a cached query lets rustydb invalidate
 -- exactly the cached plans that depend on a static, context-sensitive or
--- dynamic policy. Arguments: policy id, flags, security-relevant columns.
+-- dynamic policy. Arguments: policy id, flags, security-relevant columns;
+-- for dynamic policies also the predicate text and when it was computed.
 CREATE FUNCTION rustydb._vpd_static(integer, integer, smallint[]) RETURNS boolean
 AS 'MODULE_PATHNAME', 'rustydb_vpd_marker' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION rustydb._vpd_context(integer, integer, smallint[]) RETURNS boolean
 AS 'MODULE_PATHNAME', 'rustydb_vpd_marker' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION rustydb._vpd_dynamic(integer, integer, smallint[]) RETURNS boolean
+CREATE FUNCTION rustydb._vpd_dynamic(integer, integer, smallint[], text, bigint) RETURNS boolean
 AS 'MODULE_PATHNAME', 'rustydb_vpd_marker' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE FUNCTION rustydb._vpd_invalidate(relid oid, action text, policy_name text)

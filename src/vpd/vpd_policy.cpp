@@ -38,9 +38,11 @@
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -48,6 +50,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/analyze.h"
 #include "parser/parse_clause.h"
@@ -166,7 +169,9 @@ MemoryContext pred_mcxt = nullptr;
 HTAB *rel_hash = nullptr;
 HTAB *pred_hash = nullptr;
 
-bool dynamic_pending = false;
+/* ExecutorStart calls so far; stamps when a dynamic predicate was computed */
+int64 exec_counter = 1;
+bool seen_dynamic = false;
 /*
  * While > 0, cache entries are in use by a hook (policy functions run SQL,
  * which processes invalidations): invalidations then mark entries stale
@@ -195,6 +200,7 @@ planner_hook_type prev_planner = nullptr;
 post_parse_analyze_hook_type prev_post_parse = nullptr;
 ProcessUtility_hook_type prev_utility = nullptr;
 ExecutorFinish_hook_type prev_finish = nullptr;
+ExecutorStart_hook_type prev_start = nullptr;
 
 const char *const kMarkerNames[kMarkerCount] = {"_vpd_static", "_vpd_context", "_vpd_dynamic"};
 
@@ -581,7 +587,7 @@ get_entry(Oid relid)
 void
 load_markers()
 {
-	Oid argtypes[3] = {INT4OID, INT4OID, INT2ARRAYOID};
+	Oid argtypes[5] = {INT4OID, INT4OID, INT2ARRAYOID, TEXTOID, INT8OID};
 
 	for (int k = 0; k < kMarkerCount; k++)
 	{
@@ -595,7 +601,7 @@ load_markers()
 		List *name =
 			list_make2(makeString(pstrdup("rustydb")), makeString(pstrdup(kMarkerNames[k])));
 
-		markers[k] = LookupFuncName(name, 3, argtypes, true);
+		markers[k] = LookupFuncName(name, k == kMarkerDynamic ? 5 : 3, argtypes, true);
 		if (OidIsValid(markers[k]))
 			marker_hash[k] = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(markers[k]));
 	}
@@ -775,13 +781,7 @@ get_predicate(Policy *p, Relation rel)
 	bool shared = p->type == kSharedStatic || p->type == kSharedContextSensitive;
 
 	if (p->type == kDynamic)
-	{
-		/* set after the call: planning inside the function must not consume it */
-		char *r = evaluate(p, rel);
-
-		dynamic_pending = true;
-		return r;
-	}
+		return evaluate(p, rel);
 	ensure_caches();
 	memset(&key, 0, sizeof(key));
 	key.kind = shared ? 1 : 0;
@@ -930,7 +930,8 @@ parse_predicate(Policy *p, Relation rel, const char *pred)
 }
 
 Expr *
-make_marker(MarkerKind kind, int32 id, int flags, int ncols, const int16 *cols)
+make_marker(MarkerKind kind, int32 id, int flags, int ncols, const int16 *cols,
+			const char *pred = nullptr)
 {
 	List *args;
 	Const *colconst;
@@ -957,6 +958,16 @@ make_marker(MarkerKind kind, int32 id, int flags, int ncols, const int16 *cols)
 	args = list_make3(makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(id), false, true),
 					  makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(flags), false, true),
 					  colconst);
+	if (kind == kMarkerDynamic)
+	{
+		/* the predicate text and when it was computed, checked at each execution */
+		args = lappend(args, pred ? makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
+											  CStringGetTextDatum(pred), false, false)
+								  : makeNullConst(TEXTOID, -1, DEFAULT_COLLATION_OID));
+		args = lappend(args, makeConst(INT8OID, -1, InvalidOid, 8, Int64GetDatum(exec_counter),
+									   false, FLOAT8PASSBYVAL));
+		seen_dynamic = true;
+	}
 	return reinterpret_cast<Expr *>(
 		makeFuncExpr(markers[kind], BOOLOID, args, InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
 }
@@ -1135,8 +1146,8 @@ restrictive_policies(CmdType cmd, Relation rel)
 			flags |= kFlagAllRows;
 		if (!p->update_check)
 			flags |= kFlagNoCheck;
-		marker = make_marker(kind, p->id, flags, p->ncols, p->cols);
 		pred = get_predicate(p, rel);
+		marker = make_marker(kind, p->id, flags, p->ncols, p->cols, pred);
 		if (pred == nullptr)
 			qual = marker;
 		else
@@ -1178,6 +1189,10 @@ struct MarkerInfo
 	int ncols;
 	int16 *cols;
 	Expr *pred; /* nullptr when the policy returned no predicate */
+	int kind;   /* MarkerKind */
+	FuncExpr *marker;
+	const char *text; /* dynamic: predicate text (nullptr: none) */
+	int64 stamp;      /* dynamic: exec_counter when it was computed */
 };
 
 /* If qual is one of our marker-led quals, describe it. */
@@ -1204,8 +1219,19 @@ decode_qual(Node *qual, MarkerInfo *mi)
 		fe = reinterpret_cast<FuncExpr *>(qual);
 	else
 		return false;
-	if (marker_kind_of(fe->funcid) < 0 || list_length(fe->args) != 3)
+	mi->kind = marker_kind_of(fe->funcid);
+	if (mi->kind < 0 || list_length(fe->args) != (mi->kind == kMarkerDynamic ? 5 : 3))
 		return false;
+	mi->marker = fe;
+	mi->text = nullptr;
+	mi->stamp = 0;
+	if (mi->kind == kMarkerDynamic)
+	{
+		c = static_cast<Const *>(list_nth(fe->args, 3));
+		if (!c->constisnull)
+			mi->text = TextDatumGetCString(c->constvalue);
+		mi->stamp = DatumGetInt64(static_cast<Const *>(list_nth(fe->args, 4))->constvalue);
+	}
 	c = static_cast<Const *>(linitial(fe->args));
 	mi->id = DatumGetInt32(c->constvalue);
 	c = static_cast<Const *>(lsecond(fe->args));
@@ -1342,6 +1368,42 @@ check_view_owner(RangeTblEntry *rte)
 			 "security.")));
 }
 
+/* Dynamic policies found in the query being planned (checked at each execution). */
+struct DynamicItem
+{
+	int32 id;
+	Oid relid;
+	char *text;
+	int64 stamp;
+};
+List *collected_dynamic = NIL;
+
+void
+collect_dynamic(const MarkerInfo *mi, Oid relid)
+{
+	ListCell *lc;
+	DynamicItem *it;
+
+	if (mi->kind != kMarkerDynamic)
+		return;
+	foreach (lc, collected_dynamic)
+	{
+		it = static_cast<DynamicItem *>(lfirst(lc));
+		if (it->id == mi->id && it->relid == relid)
+		{
+			if (mi->stamp < it->stamp)
+				it->stamp = mi->stamp;
+			return;
+		}
+	}
+	it = static_cast<DynamicItem *>(palloc0(sizeof(DynamicItem)));
+	it->id = mi->id;
+	it->relid = relid;
+	it->text = mi->text ? pstrdup(mi->text) : nullptr;
+	it->stamp = mi->stamp;
+	collected_dynamic = lappend(collected_dynamic, it);
+}
+
 void
 process_query(Query *q)
 {
@@ -1361,6 +1423,16 @@ process_query(Query *q)
 		if (rte->rtekind != RTE_RELATION)
 			continue;
 		check_view_owner(rte);
+		if (seen_dynamic)
+		{
+			foreach (qc, rte->securityQuals)
+			{
+				MarkerInfo dm;
+
+				if (decode_qual(static_cast<Node *>(lfirst(qc)), &dm))
+					collect_dynamic(&dm, rte->relid);
+			}
+		}
 		if (!seen_sec_cols || rte->securityQuals == NIL)
 			continue;
 		foreach (qc, rte->securityQuals)
@@ -1419,6 +1491,7 @@ process_query(Query *q)
 
 			if (decode_qual(wco->qual, &mi))
 			{
+				collect_dynamic(&mi, target->relid);
 				if ((mi.flags & kFlagNoCheck) &&
 					(wco->kind == WCO_RLS_INSERT_CHECK || wco->kind == WCO_RLS_UPDATE_CHECK))
 					continue;
@@ -1470,13 +1543,372 @@ walk_queries(Node *node, void *context)
 	return expression_tree_walker(node, WALKER(walk_queries), context);
 }
 
-void
-fire_dynamic_pending()
+/*
+ * ---- dynamic policies: checked at every execution ----
+ *
+ * A plan that uses a dynamic policy carries a sentinel PlanInvalItem (it
+ * survives the plan cache's copy of the plan) whose hash value keys an
+ * entry here: the dynamic policies of the plan with the predicate text they
+ * were planned with, and a copy of the query before planning. ExecutorStart
+ * evaluates each policy function again; when a predicate changed, the query
+ * is planned again with the new predicate for this execution and the cached
+ * plans carrying dynamic policies are invalidated. When nothing changed the
+ * cached plan runs as is: a dynamic policy costs one function call per
+ * execution, not a re-plan.
+ */
+constexpr int kSentinelCacheId = -31415;
+
+struct PlanEntry
 {
-	if (!dynamic_pending || firing)
+	uint32 key; /* hash key */
+	MemoryContext mcxt;
+	List *items; /* DynamicItem */
+	Query *query;
+	char *query_string;
+	int cursor_options;
+	bool owned; /* a reset callback of the plan's context frees it */
+};
+
+HTAB *plan_map = nullptr;
+uint32 plan_key_counter = 0;
+int unowned_entries = 0;
+
+void
+drop_plan_entry(uint32 key)
+{
+	PlanEntry *pe;
+
+	if (plan_map == nullptr)
 		return;
-	dynamic_pending = false;
-	invalidate_marker_plans(kMarkerDynamic);
+	pe = static_cast<PlanEntry *>(hash_search(plan_map, &key, HASH_FIND, nullptr));
+	if (pe == nullptr)
+		return;
+	if (!pe->owned)
+		unowned_entries--;
+	MemoryContextDelete(pe->mcxt);
+	hash_search(plan_map, &key, HASH_REMOVE, nullptr);
+}
+
+void
+plan_context_reset(void *arg)
+{
+	drop_plan_entry(static_cast<uint32>(reinterpret_cast<uintptr_t>(arg)));
+}
+
+void
+evict_unowned()
+{
+	HASH_SEQ_STATUS st;
+	PlanEntry *pe;
+
+	hash_seq_init(&st, plan_map);
+	while ((pe = static_cast<PlanEntry *>(hash_seq_search(&st))) != nullptr)
+		if (!pe->owned)
+		{
+			MemoryContextDelete(pe->mcxt);
+			hash_search(plan_map, &pe->key, HASH_REMOVE, nullptr);
+		}
+	unowned_entries = 0;
+}
+
+/* Remember the dynamic policies of a new plan. copy: the query before planning. */
+void
+register_plan(PlannedStmt *ps, List *items, MemoryContext copyctx, Query *copy,
+			  const char *query_string, int cursor_options)
+{
+	HASHCTL ctl;
+	PlanEntry *pe;
+	PlanInvalItem *sentinel;
+	MemoryContext old;
+	ListCell *lc;
+	uint32 key;
+	bool found;
+
+	if (plan_map == nullptr)
+	{
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(PlanEntry);
+		ctl.hcxt = vpd_mcxt;
+		plan_map = hash_create("rustydb vpd dynamic plans", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	if (unowned_entries >= rustydb::settings::vpd_cache_entries)
+		evict_unowned();
+	do
+		key = ++plan_key_counter;
+	while (key == 0 || hash_search(plan_map, &key, HASH_FIND, nullptr) != nullptr);
+
+	MemoryContextSetParent(copyctx, vpd_mcxt);
+	old = MemoryContextSwitchTo(copyctx);
+	pe = static_cast<PlanEntry *>(hash_search(plan_map, &key, HASH_ENTER, &found));
+	pe->mcxt = copyctx;
+	pe->items = NIL;
+	foreach (lc, items)
+	{
+		DynamicItem *src = static_cast<DynamicItem *>(lfirst(lc));
+		DynamicItem *it = static_cast<DynamicItem *>(palloc(sizeof(DynamicItem)));
+
+		*it = *src;
+		it->text = src->text ? pstrdup(src->text) : nullptr;
+		pe->items = lappend(pe->items, it);
+	}
+	pe->query = copy;
+	pe->query_string = query_string ? pstrdup(query_string) : nullptr;
+	pe->cursor_options = cursor_options;
+	pe->owned = false;
+	unowned_entries++;
+	MemoryContextSwitchTo(old);
+
+	/* in the plan's own memory: copied along with it by the plan cache */
+	sentinel = makeNode(PlanInvalItem);
+	sentinel->cacheId = kSentinelCacheId;
+	sentinel->hashValue = key;
+	ps->invalItems = lappend(ps->invalItems, sentinel);
+}
+
+PlanEntry *
+plan_entry_of(PlannedStmt *ps, uint32 *key_out)
+{
+	ListCell *lc;
+
+	if (plan_map == nullptr || ps == nullptr)
+		return nullptr;
+	foreach (lc, ps->invalItems)
+	{
+		PlanInvalItem *item = static_cast<PlanInvalItem *>(lfirst(lc));
+
+		if (item->cacheId == kSentinelCacheId)
+		{
+			*key_out = item->hashValue;
+			return static_cast<PlanEntry *>(
+				hash_search(plan_map, &item->hashValue, HASH_FIND, nullptr));
+		}
+	}
+	return nullptr;
+}
+
+bool
+plan_has_sentinel(PlannedStmt *ps)
+{
+	ListCell *lc;
+
+	foreach (lc, ps->invalItems)
+		if (static_cast<PlanInvalItem *>(lfirst(lc))->cacheId == kSentinelCacheId)
+			return true;
+	return false;
+}
+
+Policy *
+find_policy(RelEntry *e, int32 id)
+{
+	for (int i = 0; i < e->npol; i++)
+		if (e->pol[i].id == id)
+			return &e->pol[i];
+	return nullptr;
+}
+
+struct Changed
+{
+	int32 id;
+	Oid relid;
+	char *text;
+};
+
+bool
+text_equal(const char *a, const char *b)
+{
+	if (a == nullptr || b == nullptr)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* A new dynamic qual for policy p of the relation at rti, with text. */
+Node *
+dynamic_qual(Policy *p, Relation rel, int rti, int flags, const char *text, bool *hassub)
+{
+	Expr *marker = make_marker(kMarkerDynamic, p->id, flags, p->ncols, p->cols, text);
+	Node *expr;
+
+	if (text == nullptr)
+		return reinterpret_cast<Node *>(marker);
+	expr = parse_predicate(p, rel, text);
+	ChangeVarNodes(expr, 1, rti, 0);
+	if (checkExprHasSubLink(expr))
+		*hassub = true;
+	return reinterpret_cast<Node *>(
+		make_andclause(list_make2(marker, reinterpret_cast<Expr *>(expr))));
+}
+
+Node *
+replace_one(Node *qual, Oid relid, int rti, List *changed, bool *hassub)
+{
+	MarkerInfo mi;
+	ListCell *lc;
+
+	if (!decode_qual(qual, &mi) || mi.kind != kMarkerDynamic)
+		return qual;
+	foreach (lc, changed)
+	{
+		Changed *c = static_cast<Changed *>(lfirst(lc));
+
+		if (c->id == mi.id && c->relid == relid)
+		{
+			Relation rel = relation_open(relid, AccessShareLock);
+			Policy *p = find_policy(get_entry(relid), mi.id);
+			Node *r;
+
+			if (p == nullptr)
+				ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+								errmsg("VPD policies of table \"%s\" changed during execution",
+									   RelationGetRelationName(rel))));
+			r = dynamic_qual(p, rel, rti, mi.flags, c->text, hassub);
+			relation_close(rel, NoLock);
+			return r;
+		}
+	}
+	return qual;
+}
+
+bool
+replace_walker(Node *node, void *context)
+{
+	List *changed = static_cast<List *>(context);
+
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query *q = reinterpret_cast<Query *>(node);
+		ListCell *lc;
+		int rti = 0;
+		bool hassub = false;
+
+		foreach (lc, q->rtable)
+		{
+			RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+			ListCell *qc;
+
+			rti++;
+			if (rte->rtekind != RTE_RELATION)
+				continue;
+			foreach (qc, rte->securityQuals)
+				lfirst(qc) =
+					replace_one(static_cast<Node *>(lfirst(qc)), rte->relid, rti, changed, &hassub);
+		}
+		if (q->resultRelation > 0)
+		{
+			Oid relid = rt_fetch(q->resultRelation, q->rtable)->relid;
+
+			foreach (lc, q->withCheckOptions)
+			{
+				WithCheckOption *wco = static_cast<WithCheckOption *>(lfirst(lc));
+
+				wco->qual = replace_one(wco->qual, relid, q->resultRelation, changed, &hassub);
+			}
+		}
+		if (hassub)
+			q->hasSubLinks = true;
+		return query_tree_walker(q, WALKER(replace_walker), context, 0);
+	}
+	return expression_tree_walker(node, WALKER(replace_walker), context);
+}
+
+/* Free the entry together with the plan it describes. */
+void
+own_entry(PlannedStmt *ps, PlanEntry *pe, uint32 key)
+{
+	MemoryContext plan_cxt;
+	MemoryContextCallback *cb;
+
+	if (pe->owned)
+		return;
+	plan_cxt = GetMemoryChunkContext(ps);
+	cb = static_cast<MemoryContextCallback *>(
+		MemoryContextAlloc(plan_cxt, sizeof(MemoryContextCallback)));
+	cb->func = plan_context_reset;
+	cb->arg = reinterpret_cast<void *>(static_cast<uintptr_t>(key));
+	MemoryContextRegisterResetCallback(plan_cxt, cb);
+	pe->owned = true;
+	unowned_entries--;
+}
+
+/* At ExecutorStart: evaluate the plan's dynamic policies; re-plan if one changed. */
+void
+check_dynamic(QueryDesc *qd)
+{
+	uint32 key = 0;
+	PlanEntry *pe = plan_entry_of(qd->plannedstmt, &key);
+	List *changed = NIL;
+	ListCell *lc;
+
+	if (pe == nullptr)
+	{
+		if (plan_map != nullptr && plan_has_sentinel(qd->plannedstmt))
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("cached plan with a dynamic VPD policy expired before its first execution"),
+				 errhint(
+					 "Run the statement again; raise rustydb.vpd_cache_entries if this recurs.")));
+		return;
+	}
+	own_entry(qd->plannedstmt, pe, key);
+
+	pin_depth++;
+	PG_TRY();
+	{
+		foreach (lc, pe->items)
+		{
+			DynamicItem *it = static_cast<DynamicItem *>(lfirst(lc));
+			Relation rel;
+			Policy *p;
+			char *now;
+
+			if (it->stamp == exec_counter)
+				continue; /* computed for this very execution */
+			rel = relation_open(it->relid, AccessShareLock);
+			p = find_policy(get_entry(it->relid), it->id);
+			now = p ? evaluate(p, rel) : nullptr;
+			relation_close(rel, NoLock);
+			if (p == nullptr || !text_equal(now, it->text))
+			{
+				Changed *c = static_cast<Changed *>(palloc(sizeof(Changed)));
+
+				c->id = it->id;
+				c->relid = it->relid;
+				c->text = now;
+				changed = lappend(changed, c);
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		pin_depth--;
+	}
+	PG_END_TRY();
+
+	if (changed != NIL)
+	{
+		/* pe may be gone if an invalidation freed the plan meanwhile: re-find it */
+		pe = plan_entry_of(qd->plannedstmt, &key);
+		if (pe == nullptr)
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("cached plan with a dynamic VPD policy was invalidated during execution"),
+				 errhint("Run the statement again.")));
+		Query *q = copy_node(pe->query);
+
+		(void) replace_walker(reinterpret_cast<Node *>(q), changed);
+		qd->plannedstmt = ::planner(q, pe->query_string, pe->cursor_options, nullptr);
+		/* the cached plans are stale now: rebuild them at their next use */
+		invalidate_marker_plans(kMarkerDynamic);
+		/* the new plan's own entry lives as long as the new plan */
+		pe = plan_entry_of(qd->plannedstmt, &key);
+		if (pe)
+			own_entry(qd->plannedstmt, pe, key);
+	}
 }
 
 /* ---- EXPLAIN ANALYZE: no counts of hidden rows ---- */
@@ -1658,6 +2090,7 @@ xact_callback(XactEvent event)
 	{
 		eval_depth = 0;
 		pin_depth = 0;
+		collected_dynamic = NIL;
 		set_policy_invoker(InvalidOid);
 		firing = false;
 	}
@@ -1771,6 +2204,7 @@ static void vpd_utility(PlannedStmt *pstmt, const char *query_string, bool read_
 						QueryEnvironment *query_env, DestReceiver *dest,
 						QueryCompletion *qc) noexcept;
 static void vpd_executor_finish(QueryDesc *query_desc) noexcept;
+static void vpd_executor_start(QueryDesc *query_desc, int eflags) noexcept;
 static void vpd_relcache_callback(Datum arg, Oid relid) noexcept;
 static void vpd_proc_callback(Datum arg, int cacheid, uint32 hashvalue) noexcept;
 static void vpd_role_callback(Datum arg, int cacheid, uint32 hashvalue) noexcept;
@@ -1813,11 +2247,40 @@ vpd_planner(Query *parse, const char *query_string, int cursor_options,
 			ParamListInfo bound_params) noexcept
 {
 	return rustydb::boundary::run("vpd_planner", [&] {
-		fire_dynamic_pending();
-		(void) walk_queries(reinterpret_cast<Node *>(parse), nullptr);
-		if (prev_planner)
-			return prev_planner(parse, query_string, cursor_options, bound_params);
-		return standard_planner(parse, query_string, cursor_options, bound_params);
+		List *volatile saved = collected_dynamic;
+		MemoryContext volatile copyctx = nullptr;
+		Query *volatile copy = nullptr;
+		PlannedStmt *volatile ps = nullptr;
+
+		collected_dynamic = NIL;
+		PG_TRY();
+		{
+			if (seen_dynamic)
+			{
+				MemoryContext old;
+
+				copyctx = AllocSetContextCreate(CurrentMemoryContext, "rustydb vpd dynamic plan",
+												ALLOCSET_SMALL_SIZES);
+				old = MemoryContextSwitchTo(copyctx);
+				copy = copy_node(parse);
+				MemoryContextSwitchTo(old);
+			}
+			(void) walk_queries(reinterpret_cast<Node *>(parse), nullptr);
+			if (prev_planner)
+				ps = prev_planner(parse, query_string, cursor_options, bound_params);
+			else
+				ps = standard_planner(parse, query_string, cursor_options, bound_params);
+			if (collected_dynamic != NIL && copyctx != nullptr)
+				register_plan(ps, collected_dynamic, copyctx, copy, query_string, cursor_options);
+			else if (copyctx != nullptr)
+				MemoryContextDelete(copyctx);
+		}
+		PG_FINALLY();
+		{
+			collected_dynamic = saved;
+		}
+		PG_END_TRY();
+		return static_cast<PlannedStmt *>(ps);
 	});
 }
 
@@ -1825,7 +2288,6 @@ static void
 vpd_post_parse(ParseState *pstate, Query *query, JumbleState *jstate) noexcept
 {
 	rustydb::boundary::run("vpd_post_parse", [&] {
-		fire_dynamic_pending();
 		if (prev_post_parse)
 			prev_post_parse(pstate, query, jstate);
 	});
@@ -1840,7 +2302,6 @@ vpd_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
 		Node *stmt = pstmt->utilityStmt;
 		bool child = creates_child(stmt);
 
-		fire_dynamic_pending();
 		check_utility(stmt);
 		if (prev_utility)
 			prev_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
@@ -1849,7 +2310,20 @@ vpd_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
 									dest, qc);
 		if (child)
 			protect_new_children();
-		fire_dynamic_pending();
+	});
+}
+
+static void
+vpd_executor_start(QueryDesc *query_desc, int eflags) noexcept
+{
+	rustydb::boundary::run("vpd_executor_start", [&] {
+		if (plan_map != nullptr && hash_get_num_entries(plan_map) > 0)
+			check_dynamic(query_desc);
+		exec_counter++;
+		if (prev_start)
+			prev_start(query_desc, eflags);
+		else
+			standard_ExecutorStart(query_desc, eflags);
 	});
 }
 
@@ -1922,6 +2396,8 @@ policy_init()
 	ProcessUtility_hook = vpd_utility;
 	prev_finish = ExecutorFinish_hook;
 	ExecutorFinish_hook = vpd_executor_finish;
+	prev_start = ExecutorStart_hook;
+	ExecutorStart_hook = vpd_executor_start;
 
 	CacheRegisterRelcacheCallback(vpd_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, vpd_proc_callback, (Datum) 0);

@@ -4,7 +4,7 @@
 --  * update_check
 --  * a prepared statement and a PL/pgSQL function run before and after set_context
 BEGIN;
-SELECT plan(30);
+SELECT plan(35);
 
 SET client_min_messages = warning;
 CREATE ROLE vpdx_hr NOLOGIN;
@@ -150,6 +150,34 @@ SELECT is((SELECT count(*)::int FROM (SELECT ename, job FROM vpdx.emp) s), 9,
 	'sec_relevant_cols: a query without sal/comm sees every row');
 SELECT is((SELECT count(*)::int FROM (SELECT ename, sal FROM vpdx.emp) s), 4,
 	'sec_relevant_cols: a query reading sal sees department 30 only');
+
+-- Acceptance 2 with a dynamic policy whose predicate depends on a table, not a context
+RESET ROLE;
+SET ROLE vpdx_hr;
+SELECT rustydb.drop_policy('vpdx', 'emp', 'sal_rows');
+CREATE TABLE vpdx.visible_jobs (job text);
+INSERT INTO vpdx.visible_jobs VALUES ('CLERK');
+CREATE FUNCTION vpdx.job_pred(s text, o text) RETURNS text LANGUAGE sql
+AS $$ SELECT format('job IN (%s)', coalesce(string_agg(quote_literal(job), ', '), 'NULL')) FROM vpdx.visible_jobs $$;
+SELECT rustydb.add_policy('vpdx', 'emp', 'by_job', 'vpdx', 'job_pred', statement_types => 'select');
+CREATE FUNCTION vpdx.job_names() RETURNS SETOF text LANGUAGE plpgsql
+AS $$ BEGIN RETURN QUERY SELECT ename FROM vpdx.emp ORDER BY ename; END $$;
+GRANT EXECUTE ON FUNCTION vpdx.job_names() TO vpdx_clerk;
+SET ROLE vpdx_clerk;
+PREPARE by_job AS SELECT ename FROM vpdx.emp ORDER BY ename;
+SELECT results_eq('EXECUTE by_job', $$VALUES ('ADAMS'), ('MILLER'), ('SMITH')$$, 'dynamic, prepared: clerks');
+SELECT results_eq('SELECT * FROM vpdx.job_names()', $$VALUES ('ADAMS'), ('MILLER'), ('SMITH')$$,
+	'dynamic, PL/pgSQL: clerks');
+RESET ROLE;
+UPDATE vpdx.visible_jobs SET job = 'MANAGER';
+SET ROLE vpdx_clerk;
+SELECT results_eq('EXECUTE by_job', $$VALUES ('BLAKE'), ('CLARK'), ('JONES')$$,
+	'dynamic, prepared: re-evaluated at the next execution');
+SELECT results_eq('SELECT * FROM vpdx.job_names()', $$VALUES ('BLAKE'), ('CLARK'), ('JONES')$$,
+	'dynamic, PL/pgSQL: re-evaluated at the next execution');
+SELECT results_eq('EXECUTE by_job', $$VALUES ('BLAKE'), ('CLARK'), ('JONES')$$,
+	'dynamic, prepared: unchanged predicate, same rows');
+DEALLOCATE by_job;
 
 RESET ROLE;
 SELECT * FROM finish();
