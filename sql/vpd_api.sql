@@ -140,7 +140,7 @@ PREPARE q AS SELECT ename FROM vpdt.emp ORDER BY 1;
 EXECUTE q;
 EXECUTE q;
 EXECUTE q;
-SELECT last_value AS evaluations FROM vpdt.evals;     -- at least once per execution (an EXECUTE statement also re-reads its target list)
+SELECT last_value AS evaluations FROM vpdt.evals;     -- once at PREPARE, then once per execution
 DEALLOCATE q;
 -- disable / enable
 RESET ROLE;

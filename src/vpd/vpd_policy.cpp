@@ -169,7 +169,11 @@ MemoryContext pred_mcxt = nullptr;
 HTAB *rel_hash = nullptr;
 HTAB *pred_hash = nullptr;
 
-/* ExecutorStart calls so far; stamps when a dynamic predicate was computed */
+/*
+ * Bumped by every ExecutorStart, parse analysis and utility statement: a
+ * dynamic predicate stamped with the current value was computed for the
+ * statement now starting, so its first execution need not evaluate it again.
+ */
 int64 exec_counter = 1;
 bool seen_dynamic = false;
 /*
@@ -2288,6 +2292,8 @@ static void
 vpd_post_parse(ParseState *pstate, Query *query, JumbleState *jstate) noexcept
 {
 	rustydb::boundary::run("vpd_post_parse", [&] {
+		/* a new statement: dynamic predicates computed before it are not fresh */
+		exec_counter++;
 		if (prev_post_parse)
 			prev_post_parse(pstate, query, jstate);
 	});
@@ -2302,6 +2308,7 @@ vpd_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
 		Node *stmt = pstmt->utilityStmt;
 		bool child = creates_child(stmt);
 
+		exec_counter++;
 		check_utility(stmt);
 		if (prev_utility)
 			prev_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
