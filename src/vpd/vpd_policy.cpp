@@ -79,6 +79,15 @@ RUSTYDB_PG_INCLUDE_END
 /* PostgreSQL's walkers take an untyped function pointer */
 #define WALKER(fn) reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(fn))
 
+/* Callbacks PostgreSQL calls (walkers, masks, memory context resets) */
+extern "C" {
+static bool vpd_walk_queries(Node *node, void *context) noexcept;
+static bool vpd_replace_walker(Node *node, void *context) noexcept;
+static bool vpd_zero_filtered(PlanState *ps, void *context) noexcept;
+static Node *vpd_mask_callback(Var *var, replace_rte_variables_context *context) noexcept;
+static void vpd_plan_context_reset(void *arg) noexcept;
+}
+
 namespace rustydb {
 namespace vpd {
 namespace {
@@ -1309,7 +1318,7 @@ mask_var(Var *var, List *preds, int sublevels_up)
 }
 
 Node *
-mask_callback(Var *var, replace_rte_variables_context *context)
+mask_callback_impl(Var *var, replace_rte_variables_context *context)
 {
 	MaskContext *m = static_cast<MaskContext *>(context->callback_arg);
 
@@ -1524,7 +1533,7 @@ process_query(Query *q)
 		rte->securityQuals = NIL;
 		mc->rte = rte;
 		nq = reinterpret_cast<Query *>(replace_rte_variables(reinterpret_cast<Node *>(q), target, 0,
-															 mask_callback, mc, nullptr));
+															 vpd_mask_callback, mc, nullptr));
 		*q = *nq;
 		rt_fetch(target, q->rtable)->securityQuals = own;
 		if (haspreds)
@@ -1533,7 +1542,7 @@ process_query(Query *q)
 }
 
 bool
-walk_queries(Node *node, void *context)
+walk_queries_impl(Node *node, void *context)
 {
 	if (node == nullptr)
 		return false;
@@ -1542,9 +1551,9 @@ walk_queries(Node *node, void *context)
 		Query *q = reinterpret_cast<Query *>(node);
 
 		process_query(q);
-		return query_tree_walker(q, WALKER(walk_queries), context, 0);
+		return query_tree_walker(q, WALKER(vpd_walk_queries), context, 0);
 	}
-	return expression_tree_walker(node, WALKER(walk_queries), context);
+	return expression_tree_walker(node, WALKER(vpd_walk_queries), context);
 }
 
 /*
@@ -1594,7 +1603,7 @@ drop_plan_entry(uint32 key)
 }
 
 void
-plan_context_reset(void *arg)
+plan_context_reset_impl(void *arg)
 {
 	drop_plan_entry(static_cast<uint32>(reinterpret_cast<uintptr_t>(arg)));
 }
@@ -1775,7 +1784,7 @@ replace_one(Node *qual, Oid relid, int rti, List *changed, bool *hassub)
 }
 
 bool
-replace_walker(Node *node, void *context)
+replace_walker_impl(Node *node, void *context)
 {
 	List *changed = static_cast<List *>(context);
 
@@ -1813,9 +1822,9 @@ replace_walker(Node *node, void *context)
 		}
 		if (hassub)
 			q->hasSubLinks = true;
-		return query_tree_walker(q, WALKER(replace_walker), context, 0);
+		return query_tree_walker(q, WALKER(vpd_replace_walker), context, 0);
 	}
-	return expression_tree_walker(node, WALKER(replace_walker), context);
+	return expression_tree_walker(node, WALKER(vpd_replace_walker), context);
 }
 
 /* Free the entry together with the plan it describes. */
@@ -1830,7 +1839,7 @@ own_entry(PlannedStmt *ps, PlanEntry *pe, uint32 key)
 	plan_cxt = GetMemoryChunkContext(ps);
 	cb = static_cast<MemoryContextCallback *>(
 		MemoryContextAlloc(plan_cxt, sizeof(MemoryContextCallback)));
-	cb->func = plan_context_reset;
+	cb->func = vpd_plan_context_reset;
 	cb->arg = reinterpret_cast<void *>(static_cast<uintptr_t>(key));
 	MemoryContextRegisterResetCallback(plan_cxt, cb);
 	pe->owned = true;
@@ -1904,7 +1913,7 @@ check_dynamic(QueryDesc *qd)
 				 errhint("Run the statement again.")));
 		Query *q = copy_node(pe->query);
 
-		(void) replace_walker(reinterpret_cast<Node *>(q), changed);
+		(void) replace_walker_impl(reinterpret_cast<Node *>(q), changed);
 		qd->plannedstmt = ::planner(q, pe->query_string, pe->cursor_options, nullptr);
 		/* the cached plans are stale now: rebuild them at their next use */
 		invalidate_marker_plans(kMarkerDynamic);
@@ -1936,7 +1945,7 @@ plan_uses_policies(PlannedStmt *ps)
 }
 
 bool
-zero_filtered(PlanState *ps, void *context)
+zero_filtered_impl(PlanState *ps, void *context)
 {
 	if (ps == nullptr)
 		return false;
@@ -1951,7 +1960,7 @@ zero_filtered(PlanState *ps, void *context)
 			ps->worker_instrument->instrument[i].nfiltered1 = 0;
 			ps->worker_instrument->instrument[i].nfiltered2 = 0;
 		}
-	return planstate_tree_walker(ps, WALKER(zero_filtered), context);
+	return planstate_tree_walker(ps, WALKER(vpd_zero_filtered), context);
 }
 
 /* ---- utility statements ---- */
@@ -2269,7 +2278,7 @@ vpd_planner(Query *parse, const char *query_string, int cursor_options,
 				copy = copy_node(parse);
 				MemoryContextSwitchTo(old);
 			}
-			(void) walk_queries(reinterpret_cast<Node *>(parse), nullptr);
+			(void) walk_queries_impl(reinterpret_cast<Node *>(parse), nullptr);
 			if (prev_planner)
 				ps = prev_planner(parse, query_string, cursor_options, bound_params);
 			else
@@ -2344,7 +2353,7 @@ vpd_executor_finish(QueryDesc *query_desc) noexcept
 			standard_ExecutorFinish(query_desc);
 		if (query_desc->instrument_options != 0 && query_desc->planstate != nullptr &&
 			plan_uses_policies(query_desc->plannedstmt) && !current_user_exempt())
-			(void) zero_filtered(query_desc->planstate, nullptr);
+			(void) zero_filtered_impl(query_desc->planstate, nullptr);
 	});
 }
 
@@ -2377,6 +2386,40 @@ static void
 vpd_xact_callback(XactEvent event, void *arg) noexcept
 {
 	rustydb::boundary::run("vpd_xact_callback", [&] { xact_callback(event); });
+}
+
+static bool
+vpd_walk_queries(Node *node, void *context) noexcept
+{
+	return rustydb::boundary::run("vpd_walk_queries",
+								  [&] { return walk_queries_impl(node, context); });
+}
+
+static bool
+vpd_replace_walker(Node *node, void *context) noexcept
+{
+	return rustydb::boundary::run("vpd_replace_walker",
+								  [&] { return replace_walker_impl(node, context); });
+}
+
+static bool
+vpd_zero_filtered(PlanState *ps, void *context) noexcept
+{
+	return rustydb::boundary::run("vpd_zero_filtered",
+								  [&] { return zero_filtered_impl(ps, context); });
+}
+
+static Node *
+vpd_mask_callback(Var *var, replace_rte_variables_context *context) noexcept
+{
+	return rustydb::boundary::run("vpd_mask_callback",
+								  [&] { return mask_callback_impl(var, context); });
+}
+
+static void
+vpd_plan_context_reset(void *arg) noexcept
+{
+	rustydb::boundary::run("vpd_plan_context_reset", [&] { plan_context_reset_impl(arg); });
 }
 
 } /* extern "C" */
