@@ -141,6 +141,10 @@ struct Policy
 	int ndeps;
 	char **dep_ns;
 	char **dep_attr;
+	MemoryContext mcxt; /* the table entry's: lives as long as this policy */
+	bool finfo_valid;   /* finfo and owner looked up */
+	Oid owner;
+	FmgrInfo finfo; /* kept across calls so the function's own caches survive */
 };
 
 struct RelEntry
@@ -446,6 +450,7 @@ load_entry(RelEntry *e)
 			char *type;
 			Datum d;
 
+			p->mcxt = m;
 			p->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 			p->group = copy_text(m, tup, desc, 2);
 			p->name = copy_text(m, tup, desc, 3);
@@ -682,14 +687,21 @@ evaluate(Policy *p, Relation rel)
 			 errmsg("policy functions nested too deeply evaluating policy \"%s\" on table \"%s\"",
 					p->name, RelationGetRelationName(rel))));
 
-	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(p->func));
-	if (!HeapTupleIsValid(proctup))
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
-						errmsg("policy function of policy \"%s\" on table \"%s\" does not exist",
-							   p->name, RelationGetRelationName(rel)),
-						errhint("Drop the policy or add it again with an existing function.")));
-	owner = reinterpret_cast<Form_pg_proc>(GETSTRUCT(proctup))->proowner;
-	ReleaseSysCache(proctup);
+	if (!p->finfo_valid)
+	{
+		proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(p->func));
+		if (!HeapTupleIsValid(proctup))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("policy function of policy \"%s\" on table \"%s\" does not exist",
+							p->name, RelationGetRelationName(rel)),
+					 errhint("Drop the policy or add it again with an existing function.")));
+		p->owner = reinterpret_cast<Form_pg_proc>(GETSTRUCT(proctup))->proowner;
+		ReleaseSysCache(proctup);
+		fmgr_info_cxt(p->func, &p->finfo, p->mcxt);
+		p->finfo_valid = true;
+	}
+	owner = p->owner;
 
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	nest = NewGUCNestLevel();
@@ -699,12 +711,10 @@ evaluate(Policy *p, Relation rel)
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
 	{
-		FmgrInfo flinfo;
 		LOCAL_FCINFO(fc, 2);
 		Datum d;
 
-		fmgr_info(p->func, &flinfo);
-		InitFunctionCallInfoData(*fc, &flinfo, 2, InvalidOid, nullptr, nullptr);
+		InitFunctionCallInfoData(*fc, &p->finfo, 2, InvalidOid, nullptr, nullptr);
 		fc->args[0].value = CStringGetTextDatum(p->defschema);
 		fc->args[0].isnull = false;
 		fc->args[1].value = CStringGetTextDatum(p->defname);
@@ -2370,8 +2380,15 @@ vpd_proc_callback(Datum arg, int cacheid, uint32 hashvalue) noexcept
 		if (firing)
 			return;
 		markers_valid = false;
-		/* a changed policy function may return another predicate */
+		/* a changed policy function may return another predicate, or have another owner */
 		reset_pred_cache();
+		if (rel_hash != nullptr)
+		{
+			if (pin_depth > 0)
+				mark_all_stale();
+			else
+				reset_rel_cache();
+		}
 	});
 }
 
