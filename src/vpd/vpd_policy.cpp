@@ -223,6 +223,23 @@ const char *const kMarkerNames[kMarkerCount] = {"_vpd_static", "_vpd_context", "
 
 /* ---- caches ---- */
 
+/* Parsed predicates, by policy and table, with the text they were parsed from. */
+struct ExprKey
+{
+	int32 id;
+	Oid relid;
+};
+
+struct ExprEntry
+{
+	ExprKey key;
+	MemoryContext cxt; /* holds text and expr */
+	char *text;
+	Node *expr;
+};
+
+HTAB *expr_hash = nullptr;
+
 void
 reset_pred_cache()
 {
@@ -230,6 +247,11 @@ reset_pred_cache()
 	{
 		hash_destroy(pred_hash);
 		pred_hash = nullptr;
+	}
+	if (expr_hash)
+	{
+		hash_destroy(expr_hash);
+		expr_hash = nullptr;
 	}
 	MemoryContextReset(pred_mcxt);
 }
@@ -952,6 +974,57 @@ parse_predicate(Policy *p, Relation rel, const char *pred)
 	return result;
 }
 
+/*
+ * parse_predicate, remembering the result for the same policy, table and
+ * text: a static or context-sensitive predicate is parsed once, not for
+ * every statement. Dropped with the predicate cache (relcache and pg_proc
+ * invalidations).
+ */
+Node *
+parsed_predicate(Policy *p, Relation rel, const char *pred)
+{
+	ExprKey key;
+	ExprEntry *ee;
+	Node *expr;
+	bool found;
+	MemoryContext old;
+
+	if (expr_hash == nullptr)
+	{
+		HASHCTL ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(ExprKey);
+		ctl.entrysize = sizeof(ExprEntry);
+		ctl.hcxt = pred_mcxt;
+		expr_hash = hash_create("rustydb vpd parsed predicates", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.id = p->id;
+	key.relid = RelationGetRelid(rel);
+	ee = static_cast<ExprEntry *>(hash_search(expr_hash, &key, HASH_FIND, nullptr));
+	if (ee && strcmp(ee->text, pred) == 0)
+		return copy_node(ee->expr);
+
+	expr = parse_predicate(p, rel, pred);
+	if (expr_hash == nullptr)
+		return expr; /* reset while parsing */
+	if (ee == nullptr && hash_get_num_entries(expr_hash) >= rustydb::settings::vpd_cache_entries)
+		return expr; /* full: not cached (the next reset empties it) */
+	ee = static_cast<ExprEntry *>(hash_search(expr_hash, &key, HASH_ENTER, &found));
+	if (found)
+		MemoryContextReset(ee->cxt);
+	else
+		ee->cxt =
+			AllocSetContextCreate(pred_mcxt, "rustydb vpd parsed predicate", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(ee->cxt);
+	ee->text = pstrdup(pred);
+	ee->expr = copy_node(expr);
+	MemoryContextSwitchTo(old);
+	return expr;
+}
+
 Expr *
 make_marker(MarkerKind kind, int32 id, int flags, int ncols, const int16 *cols,
 			const char *pred = nullptr)
@@ -1175,7 +1248,9 @@ restrictive_policies(CmdType cmd, Relation rel)
 			qual = marker;
 		else
 			qual = make_andclause(
-				list_make2(marker, reinterpret_cast<Expr *>(parse_predicate(p, rel, pred))));
+				list_make2(marker, reinterpret_cast<Expr *>(p->type == kDynamic
+																? parse_predicate(p, rel, pred)
+																: parsed_predicate(p, rel, pred))));
 		if (cmd == CMD_INSERT || cmd == CMD_UPDATE)
 			check = p->update_check ? copy_node(qual) : true_const();
 		result = lappend(result, make_policy(p->name, cmd, qual, check, false));
