@@ -152,7 +152,9 @@ run_script_layer() {
 		echo "---- $f"
 		out=$WORK/$(basename "$f").out
 		set +e
-		bash "$f" 2>&1 | tee "$out"
+		# each script gets a node directory of its own
+		mkdir -p "$WORK/nodes/$layer-$(basename "$f" .sh)"
+		RDB_WORK=$WORK/nodes/$layer-$(basename "$f" .sh) bash "$f" 2>&1 | tee "$out"
 		status=${PIPESTATUS[0]}
 		set -e
 		p=$(sed -nE 's/^# passed ([0-9]+), failed ([0-9]+)$/\1/p' "$out" | tail -n1)

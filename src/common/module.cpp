@@ -16,6 +16,7 @@
  */
 #include "rustydb/common/module.h"
 
+#include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
@@ -60,6 +61,7 @@ _PG_init(void) noexcept
 
 		/* subsystems, in dependency order */
 		rustydb::vpd::init();
+		rustydb::audit::init();
 
 		rustydb::shmem::install_hooks();
 		loaded = true;

@@ -32,6 +32,17 @@ namespace settings {
 /* vpd */
 int vpd_cache_entries = 1024;
 int vpd_context_max_attributes = 1000;
+/* audit and limits */
+char *audit_database = nullptr;
+int audit_queue_size = 1024;
+int audit_statement_max = 2048;
+int audit_overflow = kAuditOverflowWait;
+bool audit_log_parameters = false;
+int audit_max_size = 1024;
+int audit_retention = 0;
+char *audit_key_file = nullptr;
+int audit_max_policies = 64;
+int transaction_timeout = 0;
 
 /* ---- constructors for registry rows ---- */
 
@@ -128,6 +139,41 @@ make_enum(const char *name, int *var, int boot, const struct config_enum_entry *
 	return d;
 }
 
+const struct config_enum_entry kAuditOverflowOptions[] = {
+	{"wait", kAuditOverflowWait, false},
+	{"error", kAuditOverflowError, false},
+	{"drop", kAuditOverflowDrop, false},
+	{nullptr, 0, false},
+};
+
+/* rustydb.audit_key_file: empty, or an absolute path. */
+bool
+check_audit_key_file(char **newval, void **extra, GucSource source)
+{
+	if (*newval == nullptr || (*newval)[0] == '\0')
+		return true;
+	if ((*newval)[0] != '/')
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errdetail("The audit key file must be given as an absolute path.");
+		return false;
+	}
+	return true;
+}
+
+/* rustydb.audit_database: a non-empty name. */
+bool
+check_audit_database(char **newval, void **extra, GucSource source)
+{
+	if (*newval == nullptr || (*newval)[0] == '\0' || strlen(*newval) >= NAMEDATALEN)
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errdetail("The audit database must be a database name.");
+		return false;
+	}
+	return true;
+}
+
 /*
  * ---- the registry ----
  * One section per subsystem, in the order of docs/settings.md.
@@ -151,6 +197,31 @@ const Definition kRegistry[] = {
 	/* ---- ash: active session history ---- */
 
 	/* ---- audit and limits ---- */
+	make_string("rustydb.audit_database", &audit_database, "postgres", PGC_POSTMASTER, 0,
+				"Database where the audit worker stores the audit trail.",
+				"rustydb must be installed there; records from every database go to its trail.",
+				check_audit_database),
+	make_int("rustydb.audit_queue_size", &audit_queue_size, 1024, 16, 1048576, 0, PGC_POSTMASTER,
+			 "Records the shared audit queue holds before it is full."),
+	make_int("rustydb.audit_statement_max", &audit_statement_max, 2048, 64, 65536, GUC_UNIT_BYTE,
+			 PGC_POSTMASTER, "Longest statement text (with parameters) kept in an audit record."),
+	make_enum("rustydb.audit_overflow", &audit_overflow, kAuditOverflowWait, kAuditOverflowOptions,
+			  PGC_SIGHUP,
+			  "What a statement does when the audit queue is full: wait, error or drop."),
+	make_bool("rustydb.audit_log_parameters", &audit_log_parameters, false, PGC_SIGHUP,
+			  "Adds bind parameter values to the statement text of audit records."),
+	make_int("rustydb.audit_max_size", &audit_max_size, 1024, 1, 1048576, GUC_UNIT_MB, PGC_SIGHUP,
+			 "Largest size of the audit trail; the oldest records are purged beyond it."),
+	make_int("rustydb.audit_retention", &audit_retention, 0, 0, 5256000, GUC_UNIT_MIN, PGC_SIGHUP,
+			 "Age after which audit records are purged automatically (0: no age limit)."),
+	make_string("rustydb.audit_key_file", &audit_key_file, "", PGC_POSTMASTER, 0,
+				"File holding the key of the audit trail's hash chain (empty: unkeyed hashes).",
+				"32 bytes, raw or as 64 hexadecimal digits.", check_audit_key_file),
+	make_int("rustydb.audit_max_policies", &audit_max_policies, 64, 1, 4096, 0, PGC_SIGHUP,
+			 "Most audit policies a database may have."),
+	make_int("rustydb.transaction_timeout", &transaction_timeout, 0, 0, INT_MAX, GUC_UNIT_MS,
+			 PGC_USERSET,
+			 "Ends the session of a transaction open longer than this, idle or not (0: off)."),
 
 	/* end of registry: a row with no name */
 	Definition{},

@@ -94,6 +94,23 @@ const char *type_name(Type type);
 /* ---- vpd: row policies ---- */
 extern int vpd_cache_entries;          /* rustydb.vpd_cache_entries */
 extern int vpd_context_max_attributes; /* rustydb.vpd_context_max_attributes */
+/* ---- audit and limits ---- */
+enum AuditOverflow
+{
+	kAuditOverflowWait,
+	kAuditOverflowError,
+	kAuditOverflowDrop
+};
+extern char *audit_database;
+extern int audit_queue_size;
+extern int audit_statement_max;
+extern int audit_overflow; /* AuditOverflow */
+extern bool audit_log_parameters;
+extern int audit_max_size;  /* MB */
+extern int audit_retention; /* minutes, 0 = no age limit */
+extern char *audit_key_file;
+extern int audit_max_policies;
+extern int transaction_timeout; /* ms, 0 = off */
 
 } /* namespace settings */
 } /* namespace rustydb */

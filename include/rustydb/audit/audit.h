@@ -1,0 +1,49 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.h
+ *	  rustydb's audit trail: the API other subsystems call.
+ *
+ * Audit records are produced by audit policies (statements on tables,
+ * DDL, role changes, function execution) and by security events, which
+ * are always audited whatever the policies say. Subsystems report their
+ * security events with security_event():
+ *
+ *	rustydb::audit::security_event("vpd_policy", "public.orders", "add policy p1");
+ *	rustydb::audit::security_event("exempt_access", "public.orders", nullptr);
+ *	rustydb::audit::security_event("key_rotation", "master key", "new version 3");
+ *
+ * The record carries the session's user, database, client and statement
+ * like every other record, outcome "success", and is written to the trail
+ * by the audit worker independently of the caller's transaction: it stays
+ * even if the transaction rolls back (it records the attempt).
+ *
+ * security_event may block while the audit queue is full
+ * (rustydb.audit_overflow = wait) and then raises an error if the query is
+ * cancelled; with audit_overflow = error it raises an error when the queue
+ * is full. Both come out as C++ exceptions (rustydb::Error or PgError), so
+ * it is safe to call from any rustydb C++ code running under
+ * boundary::run, with or without C++ objects alive.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_AUDIT_AUDIT_H
+#define RUSTYDB_AUDIT_AUDIT_H
+
+namespace rustydb {
+namespace audit {
+
+/*
+ * Record a security event. action: a short lower-case name
+ * ("vpd_policy", "exempt_access", "key_rotation", ...), at most 23 bytes;
+ * object: what it concerns (or nullptr); detail: free text (or nullptr).
+ * Longer texts are truncated.
+ */
+void security_event(const char *action, const char *object, const char *detail);
+
+/* Register shared memory, the worker, hooks and timeouts; from _PG_init. */
+void init();
+
+} /* namespace audit */
+} /* namespace rustydb */
+
+#endif /* RUSTYDB_AUDIT_AUDIT_H */

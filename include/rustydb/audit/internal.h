@@ -1,0 +1,159 @@
+/*-------------------------------------------------------------------------
+ *
+ * internal.h
+ *	  Shared definitions of the audit subsystem's source files.
+ *
+ * queue.cpp   the bounded shared-memory queue backends hand records to
+ * capture.cpp policies, hooks and record building in backends
+ * worker.cpp  the background worker writing the trail, purge and verify
+ * chain.cpp   the hash chain shared by the worker and verification
+ * timeout.cpp rustydb.transaction_timeout
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_AUDIT_INTERNAL_H
+#define RUSTYDB_AUDIT_INTERNAL_H
+
+#include "rustydb/pg.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "datatype/timestamp.h"
+RUSTYDB_PG_INCLUDE_END
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rustydb {
+namespace audit {
+
+constexpr int kActionLen = 24;
+constexpr int kObjectLen = 256;
+constexpr int kDetailLen = 256;
+constexpr int kAddrLen = 64;
+constexpr int kHashLen = 32;
+
+/* One audit record as it travels through the queue (fixed-size slot). */
+struct Record
+{
+	TimestampTz event_time;
+	int64 rows; /* -1: not applicable */
+	uint64 xid; /* full transaction id, 0: none */
+	int64 session_start;
+	int32 pid;
+	uint32 statement_len;
+	char outcome[6]; /* "00000" for success, else the SQLSTATE */
+	char action[kActionLen];
+	char user_name[NAMEDATALEN];
+	char session_user_name[NAMEDATALEN];
+	char database_name[NAMEDATALEN];
+	char client_addr[kAddrLen];
+	char application_name[NAMEDATALEN];
+	char object[kObjectLen];
+	char detail[kDetailLen];
+	char statement[FLEXIBLE_ARRAY_MEMBER];
+};
+
+/* Bytes of one queue slot (Record plus the longest statement). */
+Size record_slot_size();
+
+/* ---- queue.cpp ---- */
+
+enum class EnqueueMode
+{
+	Setting, /* as rustydb.audit_overflow says */
+	NoWait   /* never wait (the worker's own events): drop and count */
+};
+
+/* Hand a record to the worker; see rustydb.audit_overflow. */
+void enqueue(const Record *rec, EnqueueMode mode = EnqueueMode::Setting);
+
+/* Worker side: copy up to max records from the queue head into buf. */
+int queue_peek(char *buf, int max);
+/* Worker side: those n records are durable; release their slots. */
+void queue_release(int n, int64 last_seq);
+/* Worker side: n records of the worker's own were written. */
+void queue_add_worker_written(int n, int64 last_seq);
+/* Worker side: n records went to the server log (no trail table). */
+void queue_release_logged(int n);
+/* Write a record to the server log (LOG level). */
+void log_record(const Record *rec);
+/* Worker side: announce (or clear) the worker's latch. */
+void queue_set_worker(Latch *latch, int pid);
+/* Counters changed outside the queue. */
+void queue_add_purged(int64 rows, int64 bytes);
+void queue_set_trail_bytes(int64 bytes, int64 rows);
+void queue_add_trail_bytes(int64 bytes, int64 rows);
+int64 queue_trail_bytes();
+int64 queue_trail_rows();
+/* Last sequence number written in this server lifetime (0: none). */
+int64 queue_last_seq();
+/* Queue head (next to fill) or tail (next to write), monotonic. */
+uint64 queue_position(bool head);
+/* Records dropped since server start. */
+uint64 queue_dropped();
+void register_queue();
+
+/* ---- capture.cpp ---- */
+
+void install_capture_hooks();
+/* Fill the session fields of rec (user, database, client, ...). */
+void fill_session(Record *rec);
+/* Set in the audit worker: its own statements are not audited. */
+extern bool in_audit_worker;
+/* Set while rustydb itself purges: the trail's guard trigger lets it. */
+extern bool purge_in_progress;
+/* Record size accounting done by a user purge, applied at commit. */
+void note_purge(int64 rows, int64 bytes);
+/* Per-backend structures, for the rustydb.memory view. */
+void capture_usage(int64 *policies_now, int64 *policies_hw, Size *policy_bytes, int64 *frames_now,
+				   int64 *frames_hw, Size *frame_bytes);
+
+/* ---- chain.cpp ---- */
+
+/* The values of one stored record, as hashed. nullptr text = SQL NULL. */
+struct ChainFields
+{
+	int64 seq;
+	TimestampTz event_time;
+	const char *session_id;
+	int32 pid;
+	const char *user_name;
+	const char *session_user_name;
+	const char *database_name;
+	const char *client_addr;
+	const char *application_name;
+	const char *action;
+	const char *object;
+	const char *statement;
+	const char *detail;
+	const char *outcome;
+	bool rows_null;
+	int64 rows;
+	bool xid_null;
+	int64 xid;
+};
+
+/* Load the key from rustydb.audit_key_file (once per process). */
+void chain_load_key();
+/* True when records are hashed with a key. */
+bool chain_keyed();
+/* out = H(prev || fields) */
+void chain_hash(const uint8 prev[kHashLen], const ChainFields *f, uint8 out[kHashLen]);
+
+/* ---- worker.cpp ---- */
+void register_worker();
+/* In the worker: keep one of its own records for its next batch (the
+ * worker never waits on its own queue). */
+void worker_event(const Record *rec);
+
+/* ---- timeout.cpp ---- */
+void install_timeout();
+/* Called by capture hooks at each statement. */
+void timeout_check_armed();
+/* emit_log_hook helper: rewrite the FATAL of a fired timeout. */
+void timeout_rewrite_error(ErrorData *edata);
+
+} /* namespace audit */
+} /* namespace rustydb */
+
+#endif /* RUSTYDB_AUDIT_INTERNAL_H */
