@@ -33,7 +33,7 @@
  */
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
-#include "rustydb/vpd/internal.h"
+#include "rustydb/vpd/vpd_internal.h"
 #include "rustydb/vpd/vpd.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN

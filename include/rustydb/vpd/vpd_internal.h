@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
- * internal.h
+ * vpd_internal.h
  *	  Declarations shared by the VPD source files (not for other subsystems).
  *
  *-------------------------------------------------------------------------
  */
-#ifndef RUSTYDB_VPD_INTERNAL_H
-#define RUSTYDB_VPD_INTERNAL_H
+#ifndef RUSTYDB_VPD_VPD_INTERNAL_H
+#define RUSTYDB_VPD_VPD_INTERNAL_H
 
 #include "rustydb/pg.h"
 
@@ -63,4 +63,4 @@ constexpr int kMaxLongPredicate = 32767;
 } /* namespace vpd */
 } /* namespace rustydb */
 
-#endif /* RUSTYDB_VPD_INTERNAL_H */
+#endif /* RUSTYDB_VPD_VPD_INTERNAL_H */
