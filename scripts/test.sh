@@ -5,7 +5,7 @@
 #   throwaway servers running the freshly built rustydb. Ends with totals.
 #
 #   bash scripts/test.sh            everything below
-#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, scenarios
+#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, scenarios, pgsuite
 #   RDB_KEEP=1                      keep the work directory for inspection
 set -euo pipefail
 
@@ -170,6 +170,21 @@ run_script_layer() {
 
 if want checks; then run_script_layer checks test/checks; fi
 if want scenarios; then run_script_layer scenarios test/scenarios; fi
+
+# PostgreSQL's own regression and isolation suites with default_table_access_method
+# = rustydb, each test compared with a heap run; differences not listed in
+# test/pgsuite/expected-differences.txt fail (issue 3, acceptance 8).
+if want pgsuite; then
+	banner "PostgreSQL suites on rustydb tables"
+	set +e
+	bash scripts/pgsuite.sh 2>&1 | tee "$WORK/pgsuite.out"
+	status=${PIPESTATUS[0]}
+	set -e
+	p=$(sed -nE 's/^# (regress|isolation) passed ([0-9]+), failed ([0-9]+)$/\2/p' "$WORK/pgsuite.out" | awk '{s+=$1} END {print s+0}')
+	q=$(sed -nE 's/^# (regress|isolation) passed ([0-9]+), failed ([0-9]+)$/\3/p' "$WORK/pgsuite.out" | awk '{s+=$1} END {print s+0}')
+	if [ "$status" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
+	record pgsuite "$p" "$q"
+fi
 
 banner "totals"
 tp=0 tf=0

@@ -16,6 +16,8 @@
  */
 #include "rustydb/common/module.h"
 
+#include "rustydb/am/am.h"
+#include "rustydb/ash/ash.h"
 #include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
@@ -60,6 +62,8 @@ _PG_init(void) noexcept
 		rustydb::settings::define_all();
 
 		/* subsystems, in dependency order */
+		rustydb::am::init();
+		rustydb::ash::init();
 		rustydb::vpd::init();
 		rustydb::audit::init();
 

@@ -32,6 +32,16 @@ namespace settings {
 /* vpd */
 int vpd_cache_entries = 1024;
 int vpd_context_max_attributes = 1000;
+/* ---- ash: active session history ---- */
+bool ash_enabled = true;
+int ash_sampling_interval = 1000;
+int ash_max_entries = 50000;
+int ash_query_text_size = 256;
+int ash_persist_every = 10;
+int ash_retention_age = 10080;
+int ash_retention_rows = 1000000;
+bool ash_idle_in_transaction = false;
+char *ash_database = nullptr;
 /* audit and limits */
 char *audit_database = nullptr;
 int audit_queue_size = 1024;
@@ -195,6 +205,29 @@ const Definition kRegistry[] = {
 			 "set_context fails with program_limit_exceeded when a new attribute would exceed it."),
 
 	/* ---- ash: active session history ---- */
+	make_bool("rustydb.ash_enabled", &ash_enabled, true, PGC_SIGHUP,
+			  "Samples active sessions into Active Session History.",
+			  "When off, the sampler worker sleeps; the ring and ash_history keep what they hold."),
+	make_int("rustydb.ash_sampling_interval", &ash_sampling_interval, 1000, 10, 60000, GUC_UNIT_MS,
+			 PGC_SIGHUP, "Time between two Active Session History samples."),
+	make_int("rustydb.ash_max_entries", &ash_max_entries, 50000, 100, 1000000, 0, PGC_POSTMASTER,
+			 "Rows kept in the Active Session History ring in shared memory.",
+			 "One row per sampled session per sample; when full, the oldest row is overwritten."),
+	make_int("rustydb.ash_query_text_size", &ash_query_text_size, 256, 32, 4096, GUC_UNIT_BYTE,
+			 PGC_POSTMASTER, "Bytes of query text kept per Active Session History row."),
+	make_int("rustydb.ash_persist_every", &ash_persist_every, 10, 0, 10000, 0, PGC_SIGHUP,
+			 "Writes one Active Session History sample in this many into ash_history.",
+			 "0 persists nothing."),
+	make_int("rustydb.ash_retention_age", &ash_retention_age, 10080, 1, 525600, GUC_UNIT_MIN,
+			 PGC_SIGHUP, "Age after which rows are deleted from ash_history."),
+	make_int("rustydb.ash_retention_rows", &ash_retention_rows, 1000000, 100, 100000000, 0,
+			 PGC_SIGHUP, "Most rows ash_history holds; the oldest are deleted first."),
+	make_bool("rustydb.ash_idle_in_transaction", &ash_idle_in_transaction, false, PGC_SIGHUP,
+			  "Samples sessions that are idle in a transaction as active."),
+	make_string("rustydb.ash_database", &ash_database, "postgres", PGC_POSTMASTER, 0,
+				"Database the Active Session History worker connects to and persists into.",
+				"Samples are written to rustydb.ash_history of this database once the rustydb "
+				"extension is created there."),
 
 	/* ---- audit and limits ---- */
 	make_string("rustydb.audit_database", &audit_database, "postgres", PGC_POSTMASTER, 0,

@@ -94,6 +94,16 @@ const char *type_name(Type type);
 /* ---- vpd: row policies ---- */
 extern int vpd_cache_entries;          /* rustydb.vpd_cache_entries */
 extern int vpd_context_max_attributes; /* rustydb.vpd_context_max_attributes */
+/* ---- ash: active session history ---- */
+extern bool ash_enabled;
+extern int ash_sampling_interval; /* ms */
+extern int ash_max_entries;       /* ring rows */
+extern int ash_query_text_size;   /* bytes of query text per row */
+extern int ash_persist_every;     /* 1 sample in N goes to ash_history; 0 = none */
+extern int ash_retention_age;     /* minutes */
+extern int ash_retention_rows;    /* rows in ash_history */
+extern bool ash_idle_in_transaction;
+extern char *ash_database;
 /* ---- audit and limits ---- */
 enum AuditOverflow
 {

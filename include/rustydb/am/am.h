@@ -1,0 +1,165 @@
+/*-------------------------------------------------------------------------
+ *
+ * am.h
+ *	  Internal interfaces of the rustydb table access method.
+ *
+ * handler.cpp holds the TableAmRoutine; the callbacks live in one file per
+ * concern:
+ *
+ *	modify.cpp	insert, multi-insert, delete, update, row locks,
+ *				speculative insertion
+ *	scan.cpp	sequential, parallel, TID-range, bitmap, sample and ANALYZE
+ *				scans, index fetch, single-row fetch
+ *	ddl.cpp		new storage, truncate, copy, CLUSTER/VACUUM FULL, index
+ *				build and validation, TOAST, size estimates
+ *	vacuum.cpp	on-access pruning, VACUUM, index tuple deletion
+ *	verify.cpp	rustydb.verify_table()
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_AM_AM_H
+#define RUSTYDB_AM_AM_H
+
+#include "rustydb/am/pgincludes.h"
+
+namespace rustydb::am {
+
+/* Register the WAL resource manager; called from _PG_init. */
+void init();
+
+/* ---- tuples (tuple.cpp) ---- */
+
+/*
+ * Form the tuple to store for slot: header plus the contiguous attribute
+ * payload. The one place a payload is formed (see docs/storage.md).
+ */
+HeapTuple tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free);
+
+/* ---- scans (scan.cpp) ---- */
+
+struct ScanDesc
+{
+	TableScanDescData base;
+	BlockNumber nblocks;    /* blocks at scan start */
+	BlockNumber startblock; /* first block of a non-parallel scan */
+	BlockNumber numblocks;  /* limit set by heap_setscanlimits-like callers */
+	BlockNumber cblock;     /* current block, or InvalidBlockNumber */
+	Buffer cbuf;            /* pinned current buffer */
+	bool inited;
+	BufferAccessStrategy strategy;
+	HeapTupleData ctup; /* current tuple */
+	int cindex;         /* index into vistuples */
+	int ntuples;        /* visible tuples on the current page */
+	OffsetNumber vistuples[MaxHeapTuplesPerPage];
+	ParallelBlockTableScanWorkerData *pscanwork;
+	/* TID range */
+	ItemPointerData mintid;
+	ItemPointerData maxtid;
+};
+
+TableScanDesc scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
+						 ParallelTableScanDesc pscan, uint32 flags);
+void scan_end(TableScanDesc scan);
+void scan_rescan(TableScanDesc scan, ScanKey key, bool set_params, bool allow_strat,
+				 bool allow_sync, bool allow_pagemode);
+bool scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *slot);
+void scan_set_tidrange(TableScanDesc scan, ItemPointer mintid, ItemPointer maxtid);
+bool scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection direction, TupleTableSlot *slot);
+
+IndexFetchTableData *index_fetch_begin(Relation rel);
+void index_fetch_reset(IndexFetchTableData *scan);
+void index_fetch_end(IndexFetchTableData *scan);
+bool index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
+					   TupleTableSlot *slot, bool *call_again, bool *all_dead);
+
+bool fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot);
+void get_latest_tid(TableScanDesc scan, ItemPointer tid);
+bool tuple_tid_valid(TableScanDesc scan, ItemPointer tid);
+bool tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot);
+
+/*
+ * Heap-only versions: find the member of the version chain at *tid (same
+ * page) visible to snapshot; *tid is set to it. Buffer pinned and
+ * share-locked. first_call: *tid is the chain's root (an index entry);
+ * otherwise it is the member returned last and the search continues
+ * after it. *all_dead (optional) reports whether the whole chain is dead
+ * to everyone; *latest_removed (optional) is advanced over its members.
+ */
+bool hot_search(Relation rel, Buffer buffer, ItemPointer tid, Snapshot snapshot, HeapTuple tuple,
+				bool *all_dead, bool first_call, TransactionId *latest_removed = nullptr);
+
+/* For each offset of the page, the root of its version chain (0: none). */
+void get_root_offsets(Page page, OffsetNumber *roots);
+
+/* Fetch tid if visible to snapshot: pinned buffer returned in *buf. */
+bool fetch(Relation rel, Snapshot snapshot, HeapTuple tuple, Buffer *buf, bool keep_buf);
+
+bool scan_analyze_next_block(TableScanDesc scan, BlockNumber blockno,
+							 BufferAccessStrategy bstrategy);
+bool scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *liverows,
+							 double *deadrows, TupleTableSlot *slot);
+bool scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres);
+bool scan_bitmap_next_tuple(TableScanDesc scan, TBMIterateResult *tbmres, TupleTableSlot *slot);
+bool scan_sample_next_block(TableScanDesc scan, SampleScanState *scanstate);
+bool scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate, TupleTableSlot *slot);
+
+/* ---- modification (modify.cpp) ---- */
+
+void insert(Relation rel, HeapTuple tup, CommandId cid, int options, BulkInsertState bistate);
+void multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, int options,
+				  BulkInsertState bistate);
+TM_Result remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool wait,
+				 TM_FailureData *tmfd, bool changing_part);
+TM_Result update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid,
+				 Snapshot crosscheck, bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode,
+				 bool *hot);
+TM_Result lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot,
+					 CommandId cid, LockTupleMode mode, LockWaitPolicy wait_policy, uint8 flags,
+					 TM_FailureData *tmfd);
+void finish_speculative(Relation rel, ItemPointer tid);
+void abort_speculative(Relation rel, ItemPointer tid);
+
+/* Insert a tuple with its header as given (CLUSTER, VACUUM FULL). */
+void insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate);
+
+/* ---- DDL (ddl.cpp) ---- */
+
+void relation_set_new_filenode(Relation rel, const RelFileNode *newrnode, char persistence,
+							   TransactionId *freeze_xid, MultiXactId *minmulti);
+void relation_nontransactional_truncate(Relation rel);
+void relation_copy_data(Relation rel, const RelFileNode *newrnode);
+void relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index,
+							   bool use_sort, TransactionId oldest_xmin, TransactionId *xid_cutoff,
+							   MultiXactId *multi_cutoff, double *num_tuples, double *tups_vacuumed,
+							   double *tups_recently_dead);
+double index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_info,
+							  bool allow_sync, bool anyvisible, bool progress,
+							  BlockNumber start_blockno, BlockNumber numblocks,
+							  IndexBuildCallback callback, void *callback_state,
+							  TableScanDesc scan);
+void index_validate_scan(Relation table_rel, Relation index_rel, IndexInfo *index_info,
+						 Snapshot snapshot, ValidateIndexState *state);
+bool relation_needs_toast_table(Relation rel);
+Oid relation_toast_am(Relation rel);
+void estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages, double *tuples,
+					   double *allvisfrac);
+
+/* ---- VACUUM and pruning (vacuum.cpp) ---- */
+
+/* Prune the page if worthwhile and a cleanup lock is free; buffer pinned, unlocked. */
+void prune_opt(Relation rel, Buffer buffer);
+void relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrategy);
+TransactionId index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate);
+
+/*
+ * Freeze what can be frozen in one tuple header, writing the result into
+ * *entry (for WAL) without changing the tuple. Returns true if changed.
+ * Tracks the oldest xid / multixact left behind in *min_xid / *min_multi.
+ */
+bool prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cutoff_multi,
+					TransactionId oldest_xmin, TransactionId *min_xid, MultiXactId *min_multi,
+					uint16 *infomask, uint16 *infomask2, TransactionId *xmax);
+
+} /* namespace rustydb::am */
+
+#endif /* RUSTYDB_AM_AM_H */

@@ -1,0 +1,153 @@
+/*-------------------------------------------------------------------------
+ *
+ * page.h
+ *	  rustydb page and tuple format (see docs/storage.md).
+ *
+ * A rustydb page is a standard PostgreSQL page (PageHeaderData: pd_lsn,
+ * checksum, line-pointer array growing down, tuples growing up) followed by
+ * an 8-byte rustydb special space at the end of the page carrying a magic
+ * number, the page format version and the page kind.
+ *
+ * A rustydb tuple is
+ *
+ *	RdbTupleHeader (23 bytes)  null bitmap  padding  payload
+ *	|<------------------- t_hoff ----------------->|<-- t_len - t_hoff -->|
+ *
+ * The header's byte layout is deliberately the same as heap's
+ * HeapTupleHeaderData, so PostgreSQL's executor slots (TTSOpsBufferHeapTuple),
+ * system columns (xmin, xmax, cmin, cmax), combo command ids and the
+ * toaster read our tuples in place, and ctids match heap's. Everything that
+ * gives the header bits meaning (visibility, locking, pruning, freezing,
+ * WAL) is rustydb's own code. The payload is one contiguous byte range,
+ * formed in one place (rdb_tuple_form) and read back in one place
+ * (rdb_tuple_at), which is where the encryption issue encrypts it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_STORAGE_PAGE_H
+#define RUSTYDB_STORAGE_PAGE_H
+
+#include "rustydb/am/pgincludes.h"
+
+namespace rustydb::storage {
+
+/* ---- page special space ---- */
+
+constexpr uint16 kPageMagic = 0x5259; /* "RY" */
+constexpr uint8 kPageFormatVersion = 1;
+
+enum PageKind : uint8
+{
+	kPageData = 1, /* tuples */
+};
+
+struct PageSpecial
+{
+	uint16 magic;    /* kPageMagic */
+	uint8 version;   /* kPageFormatVersion */
+	uint8 kind;      /* PageKind */
+	uint16 flags;    /* reserved, 0 */
+	uint16 reserved; /* reserved, 0 */
+};
+static_assert(sizeof(PageSpecial) == 8, "rustydb page special space is 8 bytes");
+
+constexpr Size kSpecialSize = MAXALIGN(sizeof(PageSpecial));
+
+/* ---- tuple header ---- */
+
+using RdbTupleHeader = HeapTupleHeaderData;
+constexpr Size kTupleHeaderSize = SizeofHeapTupleHeader; /* 23 */
+
+/* Largest tuple that fits on an empty rustydb page. */
+constexpr Size kMaxTupleSize =
+	BLCKSZ - MAXALIGN(SizeOfPageHeaderData + sizeof(ItemIdData)) - kSpecialSize;
+
+/* Most line pointers a rustydb page can hold (never above heap's). */
+constexpr int kMaxTuplesPerPage = (int) ((BLCKSZ - SizeOfPageHeaderData - kSpecialSize) /
+										 (MAXALIGN(kTupleHeaderSize) + sizeof(ItemIdData)));
+static_assert(kMaxTuplesPerPage <= MaxHeapTuplesPerPage, "TID bitmaps assume heap's limit");
+
+/* ---- page functions (page.cpp) ---- */
+
+/* Initialise an empty rustydb data page. */
+void page_init(Page page);
+
+/* True when the page carries our special space (or is all zeroes). */
+bool page_is_valid(Page page);
+
+/*
+ * Check a page read from rel's block blkno; ERROR (ERRCODE_DATA_CORRUPTED)
+ * naming relation and block when it is not a valid rustydb page. New
+ * (all-zero) pages pass.
+ */
+void page_check(Relation rel, BlockNumber blkno, Page page);
+
+/*
+ * Point tuple at line pointer off of a checked page; ERROR naming relation,
+ * block and offset when the item does not lie within the page or its
+ * header is implausible. Returns false for a line pointer that is not
+ * LP_NORMAL. This is where a stored tuple's payload is read back.
+ */
+bool tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple);
+
+/*
+ * The cheap check for the scan fast path: the line pointer is a tuple that
+ * lies inside the page. Tuples passing only this (on all-visible pages,
+ * whose headers a sequential scan never needs) are fully checked by
+ * tuple_at wherever their header is interpreted (fetches, modifications,
+ * visibility checks).
+ */
+static inline bool
+lp_is_sane_tuple(Page page, ItemId lp)
+{
+	auto *hdr = (PageHeader) page;
+	unsigned lpoff = ItemIdGetOffset(lp);
+	return lpoff >= hdr->pd_upper && lpoff + ItemIdGetLength(lp) <= hdr->pd_special &&
+		   ItemIdGetLength(lp) >= kTupleHeaderSize;
+}
+
+/* Point tuple at a line pointer already checked on this page. */
+static inline void
+tuple_at_checked(Relation rel, BlockNumber blkno, Page page, OffsetNumber off, HeapTuple tuple)
+{
+	ItemId lp = PageGetItemId(page, off);
+	tuple->t_data = (HeapTupleHeader) PageGetItem(page, lp);
+	tuple->t_len = ItemIdGetLength(lp);
+	tuple->t_tableOid = RelationGetRelid(rel);
+	ItemPointerSet(&tuple->t_self, blkno, off);
+}
+
+/* Free space left for a new tuple on the page, like PageGetHeapFreeSpace. */
+Size page_free_space(Page page);
+
+/* ---- the visibility map (page.cpp) ----
+ *
+ * rustydb keeps PostgreSQL's visibility-map fork in PostgreSQL's format
+ * (index-only scans read it directly) but changes it only through its own
+ * WAL records: vm_set marks a heap block all-visible on a locked VM page.
+ * Clearing uses visibilitymap_clear inside the critical section of the
+ * rustydb record that carries kFlagVmCleared.
+ */
+void vm_set(Page vmpage, BlockNumber heapblk);
+
+/* Before a critical section: pin the VM page of a locked all-visible page. */
+void vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf);
+
+/* In a critical section: clear all-visible; returns true if it was set. */
+bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
+
+/* ---- finding a page for a new tuple (hio.cpp) ---- */
+
+/*
+ * Return a pinned, exclusively locked buffer with room for len bytes,
+ * taking free space from the FSM or extending the relation. If other is
+ * valid it is a pinned, unlocked buffer of the same relation that is
+ * returned locked too (lock order by block number). A new page is
+ * initialised here; WAL records carry an init flag when their tuple is the
+ * first on the page, so redo re-creates the page from scratch.
+ */
+Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other);
+
+} /* namespace rustydb::storage */
+
+#endif /* RUSTYDB_STORAGE_PAGE_H */

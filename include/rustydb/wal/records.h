@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * records.h
+ *	  rustydb WAL: the custom resource manager and its record formats.
+ *
+ * Resource manager "rustydb", id 144 (RUSTYDB_RMGR_ID). Every record's
+ * main data starts with a format version byte (kWalFormatVersion); redo
+ * refuses records of an unknown version. The record kind is the high four
+ * bits of the xl_info byte. Block 0 is always the page changed; UPDATE
+ * also registers the old page as block 1 when it differs. Full-page images
+ * are PostgreSQL's (REGBUF_STANDARD: the hole between pd_lower and pd_upper
+ * is left out). Formats are described in docs/storage.md.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_WAL_RECORDS_H
+#define RUSTYDB_WAL_RECORDS_H
+
+#include "rustydb/am/pgincludes.h"
+
+#define RUSTYDB_RMGR_ID 144
+
+namespace rustydb::wal {
+
+constexpr uint8 kWalFormatVersion = 1;
+
+/* Record kinds (xl_info & XLR_RMGR_INFO_MASK). */
+constexpr uint8 kInsert = 0x00;      /* one new tuple */
+constexpr uint8 kMultiInsert = 0x10; /* several new tuples on one page (COPY) */
+constexpr uint8 kDelete = 0x20;      /* xmax set by DELETE */
+constexpr uint8 kUpdate = 0x30;      /* old version's xmax + new version */
+constexpr uint8 kLock = 0x40;        /* xmax set by a row lock */
+constexpr uint8 kConfirm = 0x50;     /* speculative insertion confirmed */
+constexpr uint8 kSuperDelete = 0x60; /* speculative insertion killed */
+constexpr uint8 kPrune = 0x70;       /* dead tuples reduced to dead line pointers */
+constexpr uint8 kVacuum = 0x80;      /* dead line pointers made unused */
+constexpr uint8 kFreeze = 0x90;      /* transaction ids frozen / stale xmax cleared */
+constexpr uint8 kNewPage = 0xA0;     /* empty page initialised */
+constexpr uint8 kVisible = 0xB0;     /* page set all-visible (heap block + VM block) */
+
+/* Flags (the flags byte of each record). */
+constexpr uint8 kFlagInitPage = 0x01;     /* re-initialise block 0 before applying */
+constexpr uint8 kFlagVmCleared = 0x02;    /* all-visible cleared on block 0 */
+constexpr uint8 kFlagOldVmCleared = 0x04; /* all-visible cleared on the old page (UPDATE) */
+constexpr uint8 kFlagHotUpdate = 0x08;    /* UPDATE: new version heap-only on the same page */
+
+struct XlInsert
+{
+	uint8 version;
+	uint8 flags;
+	OffsetNumber offnum;
+	/* block 0 data: the whole tuple, header included */
+};
+
+struct XlMultiInsert
+{
+	uint8 version;
+	uint8 flags;
+	uint16 ntuples;
+	/* block 0 data: ntuples x (OffsetNumber offnum, uint16 len, len bytes) */
+};
+
+/* DELETE, LOCK, CONFIRM, SUPER_DELETE: new transaction fields of one tuple. */
+struct XlTupleState
+{
+	uint8 version;
+	uint8 flags;
+	OffsetNumber offnum;
+	TransactionId xmin;
+	TransactionId xmax;
+	uint16 infomask;
+	uint16 infomask2;
+	ItemPointerData ctid;
+};
+
+struct XlUpdate
+{
+	uint8 version;
+	uint8 flags;
+	OffsetNumber old_offnum;
+	OffsetNumber new_offnum;
+	uint16 old_infomask;
+	uint16 old_infomask2;
+	TransactionId old_xmax;
+	/* block 0: new page, data = new tuple; block 1: old page if different */
+};
+
+/* PRUNE and VACUUM */
+struct XlPrune
+{
+	uint8 version;
+	uint8 flags;
+	uint16 nredirected;
+	uint16 ndead;
+	uint16 nunused;
+	TransactionId latest_removed_xid; /* standby conflict horizon */
+									  /*
+	 * block 0 data: OffsetNumber redirected[2 * nredirected] (from, to pairs),
+	 * dead[ndead], unused[nunused]
+	 */
+};
+
+struct XlFreezeEntry
+{
+	TransactionId xmax;
+	uint16 infomask;
+	uint16 infomask2;
+	OffsetNumber offnum;
+	uint16 unused;
+};
+
+struct XlFreeze
+{
+	uint8 version;
+	uint8 flags;
+	uint16 ntuples;
+	TransactionId cutoff_xid; /* standby conflict horizon */
+							  /* block 0 data: XlFreezeEntry[ntuples] */
+};
+
+struct XlVisible
+{
+	uint8 version;
+	uint8 flags;
+	uint16 unused;
+	TransactionId cutoff_xid;
+	/* block 0: VM page, block 1: rustydb page */
+};
+
+/* Register the rmgr; from _PG_init through rustydb::am::init(). */
+void register_rmgr();
+
+} /* namespace rustydb::wal */
+
+#endif /* RUSTYDB_WAL_RECORDS_H */

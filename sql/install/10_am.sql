@@ -1,0 +1,21 @@
+-- ---------------------------------------------------------------------------
+-- 10_am.sql: the rustydb table access method (docs/am.md, docs/storage.md).
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION rustydb.tableam_handler(internal)
+RETURNS table_am_handler
+AS 'MODULE_PATHNAME', 'rustydb_tableam_handler'
+LANGUAGE C STRICT;
+
+CREATE ACCESS METHOD rustydb TYPE TABLE HANDLER rustydb.tableam_handler;
+COMMENT ON ACCESS METHOD rustydb IS
+	'rustydb table storage: own page and tuple format, MVCC and WAL (resource manager 144)';
+
+CREATE FUNCTION rustydb.verify_table(rel regclass,
+	OUT blkno bigint, OUT offnum integer, OUT msg text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rustydb_verify_table'
+LANGUAGE C STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION rustydb.verify_table(regclass) IS
+	'check every page and tuple of a rustydb table; one row per problem found';
+REVOKE ALL ON FUNCTION rustydb.verify_table(regclass) FROM PUBLIC;

@@ -1,0 +1,553 @@
+/*-------------------------------------------------------------------------
+ *
+ * ddl.cpp
+ *	  rustydb storage lifecycle: new relation files, TRUNCATE, SET
+ *	  TABLESPACE, CLUSTER / VACUUM FULL, CREATE INDEX (CONCURRENTLY), TOAST
+ *	  and planner size estimates.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/am/am.h"
+
+#include "rustydb/mvcc/visibility.h"
+#include "rustydb/storage/page.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "catalog/catalog.h"
+RUSTYDB_PG_INCLUDE_END
+
+namespace rustydb::am {
+
+/* ========================================================================
+ * Relation files
+ * ========================================================================
+ */
+
+void
+relation_set_new_filenode(Relation rel, const RelFileNode *newrnode, char persistence,
+						  TransactionId *freeze_xid, MultiXactId *minmulti)
+{
+	*freeze_xid = RecentXmin;
+	*minmulti = GetOldestMultiXactId();
+
+	SMgrRelation srel = RelationCreateStorage(*newrnode, persistence, true);
+	if (persistence == RELPERSISTENCE_UNLOGGED)
+	{
+		smgrcreate(srel, INIT_FORKNUM, false);
+		log_smgrcreate(newrnode, INIT_FORKNUM);
+		smgrimmedsync(srel, INIT_FORKNUM);
+	}
+	smgrclose(srel);
+}
+
+void
+relation_nontransactional_truncate(Relation rel)
+{
+	RelationTruncate(rel, 0);
+}
+
+void
+relation_copy_data(Relation rel, const RelFileNode *newrnode)
+{
+	FlushRelationBuffers(rel);
+	SMgrRelation dst = RelationCreateStorage(*newrnode, rel->rd_rel->relpersistence, true);
+
+	RelationCopyStorage(RelationGetSmgr(rel), dst, MAIN_FORKNUM, rel->rd_rel->relpersistence);
+	for (int fork = MAIN_FORKNUM + 1; fork <= MAX_FORKNUM; fork++)
+	{
+		auto f = (ForkNumber) fork;
+		if (!smgrexists(RelationGetSmgr(rel), f))
+			continue;
+		smgrcreate(dst, f, false);
+		if (rel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT ||
+			(rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED && f == INIT_FORKNUM))
+			log_smgrcreate(newrnode, f);
+		RelationCopyStorage(RelationGetSmgr(rel), dst, f, rel->rd_rel->relpersistence);
+	}
+	RelationDropStorage(rel);
+	smgrclose(dst);
+}
+
+/* ========================================================================
+ * CLUSTER and VACUUM FULL
+ * ========================================================================
+ */
+
+/* Re-form a surviving tuple for the new table, keep its versioning, freeze. */
+static void
+rewrite_tuple(HeapTuple tuple, TupleDesc olddesc, TupleDesc newdesc, Datum *values, bool *isnull,
+			  Relation new_rel, TransactionId cutoff_xid, MultiXactId cutoff_multi,
+			  TransactionId oldest_xmin, BulkInsertState bistate)
+{
+	heap_deform_tuple(tuple, olddesc, values, isnull);
+	for (int i = 0; i < newdesc->natts; i++)
+		if (TupleDescAttr(newdesc, i)->attisdropped)
+			isnull[i] = true;
+	HeapTuple copy = heap_form_tuple(newdesc, values, isnull);
+	HeapTupleHeader o = tuple->t_data, n = copy->t_data;
+
+	n->t_choice.t_heap = o->t_choice.t_heap;
+	n->t_infomask = (n->t_infomask & ~HEAP_XACT_MASK) | (o->t_infomask & HEAP_XACT_MASK);
+	n->t_infomask2 = (n->t_infomask2 & ~HEAP2_XACT_MASK) | (o->t_infomask2 & HEAP2_XACT_MASK);
+	n->t_infomask &= ~HEAP_COMBOCID;
+	/* version chains do not survive a rewrite: each version stands alone */
+	HeapTupleHeaderClearHotUpdated(n);
+	HeapTupleHeaderClearHeapOnly(n);
+
+	TransactionId min_xid = InvalidTransactionId;
+	MultiXactId min_multi = InvalidMultiXactId;
+	uint16 im, im2;
+	TransactionId xmax;
+	if (prepare_freeze(n, cutoff_xid, cutoff_multi, oldest_xmin, &min_xid, &min_multi, &im, &im2,
+					   &xmax))
+	{
+		n->t_infomask = im;
+		n->t_infomask2 = im2;
+		HeapTupleHeaderSetXmax(n, xmax);
+	}
+	copy->t_tableOid = RelationGetRelid(new_rel);
+	insert_raw(new_rel, copy, bistate);
+	heap_freetuple(copy);
+}
+
+void
+relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index, bool use_sort,
+						  TransactionId oldest_xmin, TransactionId *xid_cutoff,
+						  MultiXactId *multi_cutoff, double *num_tuples, double *tups_vacuumed,
+						  double *tups_recently_dead)
+{
+	TupleDesc olddesc = RelationGetDescr(old_rel);
+	TupleDesc newdesc = RelationGetDescr(new_rel);
+	auto *values = (Datum *) palloc(sizeof(Datum) * Max(newdesc->natts, olddesc->natts));
+	auto *isnull = (bool *) palloc(sizeof(bool) * Max(newdesc->natts, olddesc->natts));
+	Tuplesortstate *sort = nullptr;
+	TableScanDesc tscan = nullptr;
+	IndexScanDesc iscan = nullptr;
+	BulkInsertState bistate = GetBulkInsertState();
+
+	if (old_index != nullptr && use_sort)
+		sort = tuplesort_begin_cluster(olddesc, old_index, maintenance_work_mem, nullptr,
+									   TUPLESORT_NONE);
+	if (old_index != nullptr && !use_sort)
+	{
+		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE,
+									 PROGRESS_CLUSTER_PHASE_INDEX_SCAN_HEAP);
+		iscan = index_beginscan(old_rel, old_index, SnapshotAny, 0, 0);
+		index_rescan(iscan, nullptr, 0, nullptr, 0);
+	}
+	else
+	{
+		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE, PROGRESS_CLUSTER_PHASE_SEQ_SCAN_HEAP);
+		tscan = table_beginscan(old_rel, SnapshotAny, 0, nullptr);
+	}
+
+	TupleTableSlot *slot = table_slot_create(old_rel, nullptr);
+	auto *hslot = (BufferHeapTupleTableSlot *) slot;
+	*num_tuples = *tups_vacuumed = *tups_recently_dead = 0;
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (iscan != nullptr)
+		{
+			if (!index_getnext_slot(iscan, ForwardScanDirection, slot))
+				break;
+		}
+		else if (!table_scan_getnextslot(tscan, ForwardScanDirection, slot))
+			break;
+
+		HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, nullptr);
+		Buffer buf = hslot->buffer;
+		bool isdead;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		switch (mvcc::satisfies_vacuum(tuple, oldest_xmin, buf))
+		{
+			case HEAPTUPLE_DEAD:
+				isdead = true;
+				break;
+			case HEAPTUPLE_RECENTLY_DEAD:
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				*tups_recently_dead += 1;
+				isdead = false;
+				break;
+			default:
+				isdead = false;
+				break;
+		}
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		if (isdead)
+		{
+			*tups_vacuumed += 1;
+			continue;
+		}
+		*num_tuples += 1;
+		if (sort != nullptr)
+			tuplesort_putheaptuple(sort, tuple);
+		else
+			rewrite_tuple(tuple, olddesc, newdesc, values, isnull, new_rel, *xid_cutoff,
+						  *multi_cutoff, oldest_xmin, bistate);
+		pgstat_progress_update_param(PROGRESS_CLUSTER_HEAP_TUPLES_SCANNED,
+									 (int64) (*num_tuples + *tups_vacuumed));
+	}
+	if (iscan != nullptr)
+		index_endscan(iscan);
+	if (tscan != nullptr)
+		table_endscan(tscan);
+	ExecDropSingleTupleTableSlot(slot);
+
+	if (sort != nullptr)
+	{
+		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE, PROGRESS_CLUSTER_PHASE_SORT_TUPLES);
+		tuplesort_performsort(sort);
+		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE, PROGRESS_CLUSTER_PHASE_WRITE_NEW_HEAP);
+		HeapTuple tuple;
+		while ((tuple = tuplesort_getheaptuple(sort, true)) != nullptr)
+		{
+			CHECK_FOR_INTERRUPTS();
+			rewrite_tuple(tuple, olddesc, newdesc, values, isnull, new_rel, *xid_cutoff,
+						  *multi_cutoff, oldest_xmin, bistate);
+		}
+		tuplesort_end(sort);
+	}
+	FreeBulkInsertState(bistate);
+	pfree(values);
+	pfree(isnull);
+}
+
+/* ========================================================================
+ * CREATE INDEX
+ * ========================================================================
+ */
+
+double
+index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_info,
+					   bool allow_sync, bool anyvisible, bool progress, BlockNumber start_blockno,
+					   BlockNumber numblocks, IndexBuildCallback callback, void *callback_state,
+					   TableScanDesc scan)
+{
+	bool checking_uniqueness = index_info->ii_Unique || index_info->ii_ExclusionOps != nullptr;
+	Datum values[INDEX_MAX_KEYS];
+	bool isnull[INDEX_MAX_KEYS];
+	double reltuples = 0;
+	TransactionId oldest_xmin = InvalidTransactionId;
+	Snapshot snapshot;
+	bool need_unregister = false;
+
+	EState *estate = CreateExecutorState();
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	TupleTableSlot *slot = table_slot_create(table_rel, nullptr);
+	econtext->ecxt_scantuple = slot;
+	ExprState *predicate = ExecPrepareQual(index_info->ii_Predicate, estate);
+
+	if (!IsBootstrapProcessingMode() && !index_info->ii_Concurrent)
+		oldest_xmin = GetOldestNonRemovableTransactionId(table_rel);
+
+	if (scan == nullptr)
+	{
+		if (!TransactionIdIsValid(oldest_xmin))
+		{
+			snapshot = RegisterSnapshot(GetTransactionSnapshot());
+			need_unregister = true;
+		}
+		else
+			snapshot = SnapshotAny;
+		scan = table_beginscan_strat(table_rel, snapshot, 0, nullptr, true, allow_sync);
+	}
+	else
+		snapshot = scan->rs_snapshot;
+
+	auto *s = (ScanDesc *) scan;
+	if (start_blockno != 0 || numblocks != InvalidBlockNumber)
+	{
+		s->base.rs_flags &= ~SO_ALLOW_SYNC;
+		s->startblock = start_blockno;
+		s->numblocks = numblocks;
+	}
+	if (progress)
+		pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_TOTAL, s->nblocks);
+
+	BlockNumber last_block = InvalidBlockNumber;
+	int64 blocks_done = 0;
+	OffsetNumber roots[MaxHeapTuplesPerPage + 1];
+	while (scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		HeapTuple tuple = &s->ctup;
+		Buffer buf = s->cbuf;
+		bool index_it, alive;
+
+		CHECK_FOR_INTERRUPTS();
+		if (s->cblock != last_block)
+		{
+			/* index entries point at the roots of version chains */
+			last_block = s->cblock;
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			get_root_offsets(BufferGetPage(buf), roots);
+			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+			if (progress)
+				pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_DONE, ++blocks_done);
+		}
+
+		if (snapshot == SnapshotAny)
+		{
+		recheck:
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			switch (mvcc::satisfies_vacuum(tuple, oldest_xmin, buf))
+			{
+				case HEAPTUPLE_DEAD:
+					index_it = alive = false;
+					break;
+				case HEAPTUPLE_LIVE:
+					index_it = alive = true;
+					reltuples += 1;
+					break;
+				case HEAPTUPLE_RECENTLY_DEAD:
+					/*
+					 * A recently dead member of a version chain: the chain's
+					 * live member gets the entry; old snapshots cannot use
+					 * the new index (pg_index.indcheckxmin).
+					 */
+					if (HeapTupleHeaderIsHotUpdated(tuple->t_data))
+					{
+						index_it = false;
+						index_info->ii_BrokenHotChain = true;
+					}
+					else
+						index_it = true;
+					alive = false;
+					break;
+				case HEAPTUPLE_INSERT_IN_PROGRESS:
+				{
+					TransactionId xwait = HeapTupleHeaderGetXmin(tuple->t_data);
+					if (!anyvisible && checking_uniqueness &&
+						!TransactionIdIsCurrentTransactionId(xwait))
+					{
+						LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+						XactLockTableWait(xwait, table_rel, &tuple->t_self, XLTW_InsertIndexUnique);
+						CHECK_FOR_INTERRUPTS();
+						goto recheck;
+					}
+					index_it = alive = true;
+					reltuples += 1;
+					break;
+				}
+				case HEAPTUPLE_DELETE_IN_PROGRESS:
+				{
+					TransactionId xwait = mvcc::update_xid(tuple->t_data);
+					if (anyvisible)
+					{
+						index_it = true;
+						alive = false;
+						reltuples += 1;
+					}
+					else if (TransactionIdIsCurrentTransactionId(xwait))
+					{
+						if (HeapTupleHeaderIsHotUpdated(tuple->t_data))
+						{
+							index_it = false;
+							index_info->ii_BrokenHotChain = true;
+						}
+						else
+							index_it = true;
+						alive = false;
+					}
+					else
+					{
+						if (checking_uniqueness || HeapTupleHeaderIsHotUpdated(tuple->t_data))
+						{
+							LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+							XactLockTableWait(xwait, table_rel, &tuple->t_self,
+											  XLTW_InsertIndexUnique);
+							CHECK_FOR_INTERRUPTS();
+							goto recheck;
+						}
+						index_it = true;
+						alive = true;
+						reltuples += 1;
+					}
+					break;
+				}
+				default:
+					index_it = alive = false;
+					break;
+			}
+			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+			if (!index_it)
+				continue;
+		}
+		else
+		{
+			alive = true;
+			reltuples += 1;
+		}
+
+		OffsetNumber off = ItemPointerGetOffsetNumber(&tuple->t_self);
+		if (roots[off] == InvalidOffsetNumber)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg_internal("failed to find the chain root of tuple (%u,%u) in "
+											"\"%s\"",
+											s->cblock, (unsigned) off,
+											RelationGetRelationName(table_rel))));
+		ItemPointerData root_tid;
+		ItemPointerSet(&root_tid, s->cblock, roots[off]);
+
+		MemoryContextReset(econtext->ecxt_per_tuple_memory);
+		if (predicate != nullptr && !ExecQual(predicate, econtext))
+			continue;
+		FormIndexDatum(index_info, slot, estate, values, isnull);
+		callback(index_rel, &root_tid, values, isnull, alive, callback_state);
+	}
+
+	table_endscan(scan);
+	if (need_unregister)
+		UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+	index_info->ii_ExpressionsState = NIL;
+	index_info->ii_PredicateState = nullptr;
+	return reltuples;
+}
+
+void
+index_validate_scan(Relation table_rel, Relation index_rel, IndexInfo *index_info,
+					Snapshot snapshot, ValidateIndexState *state)
+{
+	Datum values[INDEX_MAX_KEYS];
+	bool isnull[INDEX_MAX_KEYS];
+	EState *estate = CreateExecutorState();
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	TupleTableSlot *slot = table_slot_create(table_rel, nullptr);
+	econtext->ecxt_scantuple = slot;
+	ExprState *predicate = ExecPrepareQual(index_info->ii_Predicate, estate);
+	ItemPointerData decoded;
+	ItemPointer indexcursor = nullptr;
+	bool sort_empty = false;
+
+	TableScanDesc scan = table_beginscan_strat(table_rel, snapshot, 0, nullptr, true, false);
+	auto *s = (ScanDesc *) scan;
+	pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_TOTAL, s->nblocks);
+
+	OffsetNumber roots[MaxHeapTuplesPerPage + 1];
+	bool in_index[MaxHeapTuplesPerPage + 1];
+	BlockNumber root_blkno = InvalidBlockNumber;
+	while (scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (s->cblock != root_blkno)
+		{
+			root_blkno = s->cblock;
+			LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
+			get_root_offsets(BufferGetPage(s->cbuf), roots);
+			LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
+			memset(in_index, 0, sizeof(in_index));
+		}
+		OffsetNumber off = ItemPointerGetOffsetNumber(&s->ctup.t_self);
+		if (roots[off] == InvalidOffsetNumber)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg_internal("failed to find the chain root of tuple (%u,%u) in "
+											"\"%s\"",
+											root_blkno, (unsigned) off,
+											RelationGetRelationName(table_rel))));
+		ItemPointerData root;
+		ItemPointerSet(&root, root_blkno, roots[off]);
+
+		/* merge: advance through the index's TIDs up to this root */
+		while (!sort_empty &&
+			   (indexcursor == nullptr || ItemPointerCompare(indexcursor, &root) < 0))
+		{
+			Datum val;
+			bool valnull;
+			sort_empty = !tuplesort_getdatum(state->tuplesort, true, &val, &valnull, nullptr);
+			if (!sort_empty)
+			{
+				itemptr_decode(&decoded, DatumGetInt64(val));
+				indexcursor = &decoded;
+				if (ItemPointerGetBlockNumber(indexcursor) == root_blkno)
+					in_index[ItemPointerGetOffsetNumber(indexcursor)] = true;
+			}
+			else
+				indexcursor = nullptr;
+		}
+		if ((sort_empty || ItemPointerCompare(indexcursor, &root) > 0) && !in_index[roots[off]])
+		{
+			MemoryContextReset(econtext->ecxt_per_tuple_memory);
+			if (predicate != nullptr && !ExecQual(predicate, econtext))
+				continue;
+			FormIndexDatum(index_info, slot, estate, values, isnull);
+			index_insert(index_rel, values, isnull, &root, table_rel,
+						 index_info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false,
+						 index_info);
+			state->tups_inserted += 1;
+		}
+	}
+
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+	index_info->ii_ExpressionsState = NIL;
+	index_info->ii_PredicateState = nullptr;
+}
+
+/* ========================================================================
+ * TOAST and size estimates
+ * ========================================================================
+ */
+
+bool
+relation_needs_toast_table(Relation rel)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	int32 data_length = 0;
+	bool unknown = false, toastable = false;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		if (att->attisdropped)
+			continue;
+		data_length = att_align_nominal(data_length, att->attalign);
+		if (att->attlen > 0)
+			data_length += att->attlen;
+		else
+		{
+			int32 maxlen = type_maximum_size(att->atttypid, att->atttypmod);
+			if (maxlen < 0)
+				unknown = true;
+			else
+				data_length += maxlen;
+			if (att->attstorage != TYPSTORAGE_PLAIN)
+				toastable = true;
+		}
+	}
+	if (!toastable)
+		return false;
+	if (unknown)
+		return true;
+	int32 tuple_length =
+		MAXALIGN(SizeofHeapTupleHeader + BITMAPLEN(desc->natts)) + MAXALIGN(data_length);
+	return tuple_length > (int32) TOAST_TUPLE_THRESHOLD;
+}
+
+Oid
+relation_toast_am(Relation rel)
+{
+	return HEAP_TABLE_AM_OID;
+}
+
+void
+estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages, double *tuples,
+				  double *allvisfrac)
+{
+	/*
+	 * Heap's per-page figure: rustydb's special space is 8 bytes, too
+	 * little to matter for an estimate, and identical estimates keep the
+	 * planner's choices identical to heap's.
+	 */
+	const Size overhead = MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData);
+	const Size usable = BLCKSZ - SizeOfPageHeaderData;
+
+	table_block_relation_estimate_size(rel, attr_widths, pages, tuples, allvisfrac, overhead,
+									   usable);
+}
+
+} /* namespace rustydb::am */

@@ -1,0 +1,1036 @@
+/*-------------------------------------------------------------------------
+ *
+ * scan.cpp
+ *	  rustydb scans: sequential (synchronized, parallel, backward), TID
+ *	  range, bitmap, TABLESAMPLE and ANALYZE scans; index fetches and
+ *	  single-row fetches.
+ *
+ * A scan reads one page at a time: under a share lock it collects the
+ * offsets of the tuples visible to the scan's snapshot (MVCC snapshots) or
+ * of all tuples (other snapshots, then checked one by one under the lock
+ * when returned), and returns them with only the buffer pin held.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/am/am.h"
+
+#include "rustydb/mvcc/visibility.h"
+#include "rustydb/storage/page.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "access/valid.h"
+RUSTYDB_PG_INCLUDE_END
+
+namespace rustydb::am {
+
+using storage::page_check;
+using storage::tuple_at;
+
+/* ========================================================================
+ * Page collection
+ * ========================================================================
+ */
+
+static bool
+pagemode(ScanDesc *s)
+{
+	return (s->base.rs_flags & SO_ALLOW_PAGEMODE) && s->base.rs_snapshot != nullptr &&
+		   IsMVCCSnapshot(s->base.rs_snapshot);
+}
+
+/* Read block and collect its candidate offsets into s->vistuples. */
+static void
+collect_page(ScanDesc *s, BlockNumber block)
+{
+	Relation rel = s->base.rs_rd;
+	Snapshot snapshot = s->base.rs_snapshot;
+
+	if (BufferIsValid(s->cbuf))
+	{
+		ReleaseBuffer(s->cbuf);
+		s->cbuf = InvalidBuffer;
+	}
+	CHECK_FOR_INTERRUPTS();
+	s->cbuf = ReadBufferExtended(rel, MAIN_FORKNUM, block, RBM_NORMAL, s->strategy);
+	s->cblock = block;
+	if (snapshot != nullptr && !snapshot->takenDuringRecovery)
+		prune_opt(rel, s->cbuf);
+
+	LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(s->cbuf);
+	page_check(rel, block, page);
+	bool check = pagemode(s);
+	bool all_visible = check && PageIsAllVisible(page) && !snapshot->takenDuringRecovery;
+	bool ssi = check && CheckForSerializableConflictOutNeeded(rel, snapshot);
+	int n = 0;
+	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+	if (all_visible && !ssi)
+	{
+		/* every tuple is visible: like heap, do not touch the tuples themselves */
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			ItemId lp = PageGetItemId(page, off);
+			if (!ItemIdIsNormal(lp))
+				continue;
+			if (unlikely(!storage::lp_is_sane_tuple(page, lp)))
+			{
+				HeapTupleData tup;
+				tuple_at(rel, s->cbuf, page, off, &tup); /* raises the error */
+				continue;
+			}
+			s->vistuples[n++] = off;
+		}
+	}
+	else
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			HeapTupleData tup;
+			if (!tuple_at(rel, s->cbuf, page, off, &tup))
+				continue;
+			if (check)
+			{
+				bool visible = all_visible || mvcc::satisfies(&tup, snapshot, s->cbuf);
+				if (ssi)
+					mvcc::check_serializable_conflict_out(visible, rel, &tup, s->cbuf, snapshot);
+				if (!visible)
+					continue;
+			}
+			s->vistuples[n++] = off;
+		}
+	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
+	s->ntuples = n;
+}
+
+/*
+ * Is the collected tuple at vistuples[idx] one to return? In page mode it
+ * was checked already; otherwise check it now under the lock.
+ */
+static bool
+load_tuple(ScanDesc *s, int idx)
+{
+	Relation rel = s->base.rs_rd;
+	Page page = BufferGetPage(s->cbuf);
+	OffsetNumber off = s->vistuples[idx];
+
+	if (pagemode(s))
+	{
+		/* collect_page checked the line pointer (and the tuple when it looked at it) */
+		storage::tuple_at_checked(rel, s->cblock, page, off, &s->ctup);
+		return true;
+	}
+
+	LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
+	bool ok = tuple_at(rel, s->cbuf, page, off, &s->ctup);
+	if (ok && s->base.rs_snapshot != nullptr)
+	{
+		ok = mvcc::satisfies(&s->ctup, s->base.rs_snapshot, s->cbuf);
+		mvcc::check_serializable_conflict_out(ok, rel, &s->ctup, s->cbuf, s->base.rs_snapshot);
+	}
+	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
+	return ok;
+}
+
+static bool
+keys_match(ScanDesc *s)
+{
+	if (s->base.rs_nkeys == 0)
+		return true;
+	bool ok;
+	HeapKeyTest(&s->ctup, RelationGetDescr(s->base.rs_rd), s->base.rs_nkeys, s->base.rs_key, ok);
+	return ok;
+}
+
+/* ========================================================================
+ * Begin, rescan, end
+ * ========================================================================
+ */
+
+static void
+init_scan(ScanDesc *s, ScanKey key, bool keep_startblock)
+{
+	Relation rel = s->base.rs_rd;
+	ParallelBlockTableScanDesc pb = (ParallelBlockTableScanDesc) s->base.rs_parallel;
+
+	s->nblocks = pb != nullptr ? pb->phs_nblocks : RelationGetNumberOfBlocks(rel);
+
+	bool allow_strat, allow_sync;
+	if (!RelationUsesLocalBuffers(rel) && s->nblocks > (BlockNumber) (NBuffers / 4))
+	{
+		allow_strat = (s->base.rs_flags & SO_ALLOW_STRAT) != 0;
+		allow_sync = (s->base.rs_flags & SO_ALLOW_SYNC) != 0;
+	}
+	else
+		allow_strat = allow_sync = false;
+
+	if (allow_strat)
+	{
+		if (s->strategy == nullptr)
+			s->strategy = GetAccessStrategy(BAS_BULKREAD);
+	}
+	else if (s->strategy != nullptr)
+	{
+		FreeAccessStrategy(s->strategy);
+		s->strategy = nullptr;
+	}
+
+	if (pb != nullptr)
+		s->base.rs_flags &= ~SO_ALLOW_SYNC; /* the parallel machinery syncs */
+	else if (keep_startblock)
+	{
+		if (!allow_sync)
+			s->base.rs_flags &= ~SO_ALLOW_SYNC;
+	}
+	else if (allow_sync)
+	{
+		s->base.rs_flags |= SO_ALLOW_SYNC;
+		s->startblock = ss_get_location(rel, s->nblocks);
+	}
+	else
+	{
+		s->base.rs_flags &= ~SO_ALLOW_SYNC;
+		s->startblock = 0;
+	}
+
+	s->numblocks = InvalidBlockNumber;
+	s->inited = false;
+	s->ctup.t_data = nullptr;
+	ItemPointerSetInvalid(&s->ctup.t_self);
+	if (BufferIsValid(s->cbuf))
+		ReleaseBuffer(s->cbuf);
+	s->cbuf = InvalidBuffer;
+	s->cblock = InvalidBlockNumber;
+	s->ntuples = 0;
+	s->cindex = 0;
+	if (key != nullptr && s->base.rs_nkeys > 0)
+		memcpy(s->base.rs_key, key, s->base.rs_nkeys * sizeof(ScanKeyData));
+
+	if (s->base.rs_flags & SO_TYPE_SEQSCAN)
+		pgstat_count_heap_scan(rel);
+}
+
+TableScanDesc
+scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTableScanDesc pscan,
+		   uint32 flags)
+{
+	RelationIncrementReferenceCount(rel);
+	auto *s = (ScanDesc *) palloc0(sizeof(ScanDesc));
+	s->base.rs_rd = rel;
+	s->base.rs_snapshot = snapshot;
+	s->base.rs_nkeys = nkeys;
+	s->base.rs_flags = flags;
+	s->base.rs_parallel = pscan;
+	s->cbuf = InvalidBuffer;
+	s->ctup.t_tableOid = RelationGetRelid(rel);
+	s->pscanwork = nullptr;
+	if (pscan != nullptr)
+		s->pscanwork =
+			(ParallelBlockTableScanWorkerData *) palloc0(sizeof(ParallelBlockTableScanWorkerData));
+
+	if (!(snapshot && IsMVCCSnapshot(snapshot)))
+		s->base.rs_flags &= ~SO_ALLOW_PAGEMODE;
+
+	if (flags & (SO_TYPE_SEQSCAN | SO_TYPE_SAMPLESCAN))
+		PredicateLockRelation(rel, snapshot);
+
+	s->base.rs_key = nkeys > 0 ? (ScanKey) palloc(sizeof(ScanKeyData) * nkeys) : nullptr;
+	init_scan(s, key, false);
+	return &s->base;
+}
+
+void
+scan_rescan(TableScanDesc scan, ScanKey key, bool set_params, bool allow_strat, bool allow_sync,
+			bool allow_pagemode)
+{
+	auto *s = (ScanDesc *) scan;
+
+	if (set_params)
+	{
+		auto set = [&](uint32 flag, bool on) {
+			if (on)
+				s->base.rs_flags |= flag;
+			else
+				s->base.rs_flags &= ~flag;
+		};
+		set(SO_ALLOW_STRAT, allow_strat);
+		set(SO_ALLOW_SYNC, allow_sync);
+		set(SO_ALLOW_PAGEMODE, allow_pagemode && s->base.rs_snapshot != nullptr &&
+								   IsMVCCSnapshot(s->base.rs_snapshot));
+	}
+	init_scan(s, key, true);
+}
+
+void
+scan_end(TableScanDesc scan)
+{
+	auto *s = (ScanDesc *) scan;
+
+	if (BufferIsValid(s->cbuf))
+		ReleaseBuffer(s->cbuf);
+	RelationDecrementReferenceCount(s->base.rs_rd);
+	if (s->base.rs_key)
+		pfree(s->base.rs_key);
+	if (s->strategy != nullptr)
+		FreeAccessStrategy(s->strategy);
+	if (s->pscanwork != nullptr)
+		pfree(s->pscanwork);
+	if (s->base.rs_flags & SO_TEMP_SNAPSHOT)
+		UnregisterSnapshot(s->base.rs_snapshot);
+	pfree(s);
+}
+
+/* ========================================================================
+ * Sequential scans
+ * ========================================================================
+ */
+
+/* Blocks this scan covers, for the position arithmetic below. */
+static BlockNumber
+scan_span(ScanDesc *s)
+{
+	if (s->numblocks != InvalidBlockNumber)
+		return Min(s->numblocks, s->nblocks > s->startblock ? s->nblocks - s->startblock : 0);
+	return s->nblocks;
+}
+
+/*
+ * Move to the next page in direction dir; false at the end. Non-parallel
+ * scans address pages by position pos in [0, span): block = (startblock +
+ * pos) mod nblocks, so forward, backward and direction changes all work.
+ */
+static bool
+advance_page(ScanDesc *s, ScanDirection dir)
+{
+	ParallelBlockTableScanDesc pb = (ParallelBlockTableScanDesc) s->base.rs_parallel;
+	BlockNumber block;
+
+	if (pb != nullptr)
+	{
+		if (!s->inited)
+			table_block_parallelscan_startblock_init(s->base.rs_rd, s->pscanwork, pb);
+		block = table_block_parallelscan_nextpage(s->base.rs_rd, s->pscanwork, pb);
+		s->inited = true;
+		if (block == InvalidBlockNumber)
+			return false;
+		collect_page(s, block);
+		s->cindex = -1;
+		return true;
+	}
+
+	BlockNumber span = scan_span(s);
+	int64 pos;
+	if (!s->inited)
+		pos = ScanDirectionIsBackward(dir) ? (int64) span - 1 : 0;
+	else
+	{
+		int64 cur = ((int64) s->cblock - (int64) s->startblock + s->nblocks) % Max(s->nblocks, 1);
+		pos = ScanDirectionIsBackward(dir) ? cur - 1 : cur + 1;
+	}
+	if (span == 0 || pos < 0 || pos >= (int64) span)
+	{
+		if (BufferIsValid(s->cbuf))
+			ReleaseBuffer(s->cbuf);
+		s->cbuf = InvalidBuffer;
+		s->cblock = InvalidBlockNumber;
+		s->inited = false;
+		s->ntuples = 0;
+		return false;
+	}
+	block = (BlockNumber) ((s->startblock + pos) % s->nblocks);
+	if (s->inited && (s->base.rs_flags & SO_ALLOW_SYNC) && ScanDirectionIsForward(dir))
+		ss_report_location(s->base.rs_rd, block);
+	s->inited = true;
+	collect_page(s, block);
+	/* cindex is the index of the last tuple returned: start before the first */
+	s->cindex = ScanDirectionIsBackward(dir) ? s->ntuples : -1;
+	return true;
+}
+
+/*
+ * The next tuple in direction dir. Stepping from the last returned tuple
+ * (cindex) makes a change of direction (cursors: FETCH PRIOR after NEXT)
+ * return the neighbour of the current tuple, as heap does.
+ */
+static bool
+next_tuple(ScanDesc *s, ScanDirection dir)
+{
+	if (!s->inited && !advance_page(s, dir))
+		return false;
+	int step = ScanDirectionIsBackward(dir) ? -1 : 1;
+	for (;;)
+	{
+		for (int idx = s->cindex + step; idx >= 0 && idx < s->ntuples; idx += step)
+		{
+			s->cindex = idx;
+			if (load_tuple(s, idx) && keys_match(s))
+				return true;
+		}
+		if (!advance_page(s, dir))
+		{
+			s->ctup.t_data = nullptr;
+			return false;
+		}
+	}
+}
+
+bool
+scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *slot)
+{
+	auto *s = (ScanDesc *) scan;
+
+	if (ScanDirectionIsNoMovement(direction))
+	{
+		if (s->ctup.t_data == nullptr)
+		{
+			ExecClearTuple(slot);
+			return false;
+		}
+		ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+		return true;
+	}
+	if (!next_tuple(s, direction))
+	{
+		ExecClearTuple(slot);
+		return false;
+	}
+	pgstat_count_heap_getnext(s->base.rs_rd);
+	ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+	return true;
+}
+
+/* ========================================================================
+ * TID range scans
+ * ========================================================================
+ */
+
+void
+scan_set_tidrange(TableScanDesc scan, ItemPointer mintid, ItemPointer maxtid)
+{
+	auto *s = (ScanDesc *) scan;
+	ItemPointerData lo, hi;
+
+	ItemPointerSet(&lo, 0, FirstOffsetNumber);
+	ItemPointerSet(&hi, s->nblocks > 0 ? s->nblocks - 1 : 0, MaxOffsetNumber);
+	if (ItemPointerCompare(mintid, &lo) > 0)
+		ItemPointerCopy(mintid, &lo);
+	if (ItemPointerCompare(maxtid, &hi) < 0)
+		ItemPointerCopy(maxtid, &hi);
+
+	if (s->nblocks == 0 || ItemPointerCompare(&hi, &lo) < 0)
+	{
+		/* empty range */
+		s->startblock = 0;
+		s->numblocks = 0;
+	}
+	else
+	{
+		s->startblock = ItemPointerGetBlockNumberNoCheck(&lo);
+		s->numblocks = ItemPointerGetBlockNumberNoCheck(&hi) - s->startblock + 1;
+	}
+	s->mintid = lo;
+	s->maxtid = hi;
+}
+
+bool
+scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection direction, TupleTableSlot *slot)
+{
+	auto *s = (ScanDesc *) scan;
+
+	for (;;)
+	{
+		if (!next_tuple(s, direction))
+		{
+			ExecClearTuple(slot);
+			return false;
+		}
+		if (ItemPointerCompare(&s->ctup.t_self, &s->mintid) < 0)
+		{
+			if (ScanDirectionIsBackward(direction))
+			{
+				ExecClearTuple(slot);
+				return false;
+			}
+			continue;
+		}
+		if (ItemPointerCompare(&s->ctup.t_self, &s->maxtid) > 0)
+		{
+			if (ScanDirectionIsForward(direction))
+			{
+				ExecClearTuple(slot);
+				return false;
+			}
+			continue;
+		}
+		break;
+	}
+	pgstat_count_heap_getnext(s->base.rs_rd);
+	ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+	return true;
+}
+
+/* ========================================================================
+ * Fetching single rows
+ * ========================================================================
+ */
+
+bool
+fetch(Relation rel, Snapshot snapshot, HeapTuple tuple, Buffer *userbuf, bool keep_buf)
+{
+	ItemPointer tid = &tuple->t_self;
+	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
+	Buffer buffer = ReadBuffer(rel, blkno);
+
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(buffer);
+	page_check(rel, blkno, page);
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	ItemPointerData self = *tid;
+	if (PageIsNew(page) || off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page) ||
+		!tuple_at(rel, buffer, page, off, tuple))
+	{
+		UnlockReleaseBuffer(buffer);
+		*userbuf = InvalidBuffer;
+		tuple->t_data = nullptr;
+		tuple->t_self = self;
+		return false;
+	}
+
+	bool valid = mvcc::satisfies(tuple, snapshot, buffer);
+	if (valid)
+		PredicateLockTID(rel, tid, snapshot, HeapTupleHeaderGetXmin(tuple->t_data));
+	mvcc::check_serializable_conflict_out(valid, rel, tuple, buffer, snapshot);
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+
+	if (valid)
+	{
+		*userbuf = buffer;
+		return true;
+	}
+	if (keep_buf)
+		*userbuf = buffer;
+	else
+	{
+		ReleaseBuffer(buffer);
+		*userbuf = InvalidBuffer;
+		tuple->t_data = nullptr;
+	}
+	return false;
+}
+
+bool
+fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot)
+{
+	auto *bslot = (BufferHeapTupleTableSlot *) slot;
+	Buffer buffer;
+
+	bslot->base.tupdata.t_self = *tid;
+	if (fetch(rel, snapshot, &bslot->base.tupdata, &buffer, false))
+	{
+		ExecStorePinnedBufferHeapTuple(&bslot->base.tupdata, slot, buffer);
+		slot->tts_tableOid = RelationGetRelid(rel);
+		return true;
+	}
+	return false;
+}
+
+bool
+tuple_tid_valid(TableScanDesc scan, ItemPointer tid)
+{
+	auto *s = (ScanDesc *) scan;
+	return ItemPointerIsValid(tid) && ItemPointerGetBlockNumber(tid) < s->nblocks;
+}
+
+bool
+tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot)
+{
+	auto *bslot = (BufferHeapTupleTableSlot *) slot;
+
+	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+	bool res = mvcc::satisfies(bslot->base.tuple, snapshot, bslot->buffer);
+	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	return res;
+}
+
+void
+get_latest_tid(TableScanDesc scan, ItemPointer tid)
+{
+	Relation rel = scan->rs_rd;
+	Snapshot snapshot = scan->rs_snapshot;
+	ItemPointerData ctid = *tid;
+	TransactionId prior_xmax = InvalidTransactionId;
+
+	for (;;)
+	{
+		BlockNumber blkno = ItemPointerGetBlockNumber(&ctid);
+		Buffer buffer = ReadBuffer(rel, blkno);
+		LockBuffer(buffer, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buffer);
+		page_check(rel, blkno, page);
+		OffsetNumber off = ItemPointerGetOffsetNumber(&ctid);
+		HeapTupleData tp;
+		if (PageIsNew(page) || off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page) ||
+			!tuple_at(rel, buffer, page, off, &tp))
+		{
+			UnlockReleaseBuffer(buffer);
+			break;
+		}
+		if (TransactionIdIsValid(prior_xmax) &&
+			!TransactionIdEquals(prior_xmax, HeapTupleHeaderGetXmin(tp.t_data)))
+		{
+			UnlockReleaseBuffer(buffer);
+			break;
+		}
+		bool valid = mvcc::satisfies(&tp, snapshot, buffer);
+		mvcc::check_serializable_conflict_out(valid, rel, &tp, buffer, snapshot);
+		if (valid)
+			*tid = ctid;
+		if ((tp.t_data->t_infomask & HEAP_XMAX_INVALID) ||
+			mvcc::xmax_is_lock_only_or_aborted(tp.t_data) ||
+			ItemPointerEquals(&tp.t_self, &tp.t_data->t_ctid))
+		{
+			UnlockReleaseBuffer(buffer);
+			break;
+		}
+		ctid = tp.t_data->t_ctid;
+		prior_xmax = mvcc::update_xid(tp.t_data);
+		UnlockReleaseBuffer(buffer);
+	}
+}
+
+/* ========================================================================
+ * Heap-only version chains
+ * ========================================================================
+ */
+
+bool
+hot_search(Relation rel, Buffer buffer, ItemPointer tid, Snapshot snapshot, HeapTuple tuple,
+		   bool *all_dead, bool first_call, TransactionId *latest_removed)
+{
+	Page page = BufferGetPage(buffer);
+	BlockNumber blkno = BufferGetBlockNumber(buffer);
+	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	bool at_start = first_call;
+	bool skip = !first_call;
+	TransactionId prior = InvalidTransactionId;
+	GlobalVisState *vistest = nullptr;
+
+	if (all_dead)
+		*all_dead = first_call;
+	for (;;)
+	{
+		if (off < FirstOffsetNumber || off > maxoff)
+			break;
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp))
+		{
+			if (ItemIdIsRedirected(lp) && at_start)
+			{
+				off = ItemIdGetRedirect(lp);
+				at_start = false;
+				continue;
+			}
+			break;
+		}
+		if (!tuple_at(rel, buffer, page, off, tuple))
+			break;
+		HeapTupleHeader t = tuple->t_data;
+		if (at_start && HeapTupleHeaderIsHeapOnly(t))
+			break; /* an index entry never points into the middle of a chain */
+		if (TransactionIdIsValid(prior) && !TransactionIdEquals(prior, HeapTupleHeaderGetXmin(t)))
+			break;
+
+		if (!skip)
+		{
+			bool valid = mvcc::satisfies(tuple, snapshot, buffer);
+			mvcc::check_serializable_conflict_out(valid, rel, tuple, buffer, snapshot);
+			if (valid)
+			{
+				ItemPointerSetOffsetNumber(tid, off);
+				PredicateLockTID(rel, &tuple->t_self, snapshot, HeapTupleHeaderGetXmin(t));
+				if (all_dead)
+					*all_dead = false;
+				return true;
+			}
+		}
+		skip = false;
+		if (all_dead && *all_dead)
+		{
+			if (vistest == nullptr)
+				vistest = GlobalVisTestFor(rel);
+			if (mvcc::satisfies_vacuum_vis(tuple, vistest, buffer) != HEAPTUPLE_DEAD)
+				*all_dead = false;
+			else if (latest_removed != nullptr)
+				mvcc::advance_latest_removed_xid(t, latest_removed);
+		}
+		if (!HeapTupleHeaderIsHotUpdated(t) || ItemPointerGetBlockNumber(&t->t_ctid) != blkno)
+			break;
+		off = ItemPointerGetOffsetNumber(&t->t_ctid);
+		at_start = false;
+		prior = mvcc::update_xid(t);
+	}
+	return false;
+}
+
+void
+get_root_offsets(Page page, OffsetNumber *roots)
+{
+	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+
+	memset(roots, 0, sizeof(OffsetNumber) * (MaxHeapTuplesPerPage + 1));
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		OffsetNumber next;
+		TransactionId prior = InvalidTransactionId;
+
+		if (ItemIdIsNormal(lp))
+		{
+			auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+			if (HeapTupleHeaderIsHeapOnly(t))
+				continue;
+			roots[off] = off;
+			if (!HeapTupleHeaderIsHotUpdated(t))
+				continue;
+			next = ItemPointerGetOffsetNumber(&t->t_ctid);
+			prior = mvcc::update_xid(t);
+		}
+		else if (ItemIdIsRedirected(lp))
+			next = ItemIdGetRedirect(lp);
+		else
+			continue;
+
+		for (;;)
+		{
+			if (next < FirstOffsetNumber || next > maxoff)
+				break;
+			ItemId lp2 = PageGetItemId(page, next);
+			if (!ItemIdIsNormal(lp2))
+				break;
+			auto *t2 = (HeapTupleHeader) PageGetItem(page, lp2);
+			if (!HeapTupleHeaderIsHeapOnly(t2))
+				break;
+			if (TransactionIdIsValid(prior) &&
+				!TransactionIdEquals(prior, HeapTupleHeaderGetXmin(t2)))
+				break;
+			roots[next] = off;
+			if (!HeapTupleHeaderIsHotUpdated(t2))
+				break;
+			prior = mvcc::update_xid(t2);
+			next = ItemPointerGetOffsetNumber(&t2->t_ctid);
+		}
+	}
+}
+
+/* ========================================================================
+ * Index fetch
+ * ========================================================================
+ */
+
+struct IndexFetch
+{
+	IndexFetchTableData base;
+	Buffer cbuf;
+};
+
+IndexFetchTableData *
+index_fetch_begin(Relation rel)
+{
+	auto *f = (IndexFetch *) palloc0(sizeof(IndexFetch));
+	f->base.rel = rel;
+	f->cbuf = InvalidBuffer;
+	return &f->base;
+}
+
+void
+index_fetch_reset(IndexFetchTableData *scan)
+{
+	auto *f = (IndexFetch *) scan;
+	if (BufferIsValid(f->cbuf))
+	{
+		ReleaseBuffer(f->cbuf);
+		f->cbuf = InvalidBuffer;
+	}
+}
+
+void
+index_fetch_end(IndexFetchTableData *scan)
+{
+	index_fetch_reset(scan);
+	pfree(scan);
+}
+
+bool
+index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
+				  TupleTableSlot *slot, bool *call_again, bool *all_dead)
+{
+	auto *f = (IndexFetch *) scan;
+	auto *bslot = (BufferHeapTupleTableSlot *) slot;
+	Relation rel = f->base.rel;
+	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
+	HeapTuple tuple = &bslot->base.tupdata;
+
+	if (!*call_again)
+	{
+		Buffer prev = f->cbuf;
+		f->cbuf = ReleaseAndReadBuffer(f->cbuf, rel, blkno);
+		if (prev != f->cbuf)
+			prune_opt(rel, f->cbuf);
+	}
+
+	LockBuffer(f->cbuf, BUFFER_LOCK_SHARE);
+	page_check(rel, blkno, BufferGetPage(f->cbuf));
+	bool found = hot_search(rel, f->cbuf, tid, snapshot, tuple, all_dead, !*call_again);
+	LockBuffer(f->cbuf, BUFFER_LOCK_UNLOCK);
+
+	if (found)
+	{
+		/* only a non-MVCC snapshot can see more than one member of a chain */
+		*call_again = !IsMVCCSnapshot(snapshot);
+		slot->tts_tableOid = RelationGetRelid(rel);
+		ExecStoreBufferHeapTuple(tuple, slot, f->cbuf);
+	}
+	else
+		*call_again = false;
+	return found;
+}
+
+/* ========================================================================
+ * ANALYZE
+ * ========================================================================
+ */
+
+bool
+scan_analyze_next_block(TableScanDesc scan, BlockNumber blockno, BufferAccessStrategy bstrategy)
+{
+	auto *s = (ScanDesc *) scan;
+
+	s->cblock = blockno;
+	s->cbuf = ReadBufferExtended(scan->rs_rd, MAIN_FORKNUM, blockno, RBM_NORMAL, bstrategy);
+	s->cindex = FirstOffsetNumber;
+	LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
+	page_check(scan->rs_rd, blockno, BufferGetPage(s->cbuf));
+	return true;
+}
+
+bool
+scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *liverows,
+						double *deadrows, TupleTableSlot *slot)
+{
+	auto *s = (ScanDesc *) scan;
+	Page page = BufferGetPage(s->cbuf);
+	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+
+	for (; s->cindex <= maxoff; s->cindex++)
+	{
+		ItemId lp = PageGetItemId(page, s->cindex);
+		if (ItemIdIsDead(lp))
+		{
+			*deadrows += 1;
+			continue;
+		}
+		HeapTuple t = &s->ctup;
+		if (!tuple_at(scan->rs_rd, s->cbuf, page, s->cindex, t))
+			continue;
+
+		bool sample = false;
+		switch (mvcc::satisfies_vacuum(t, oldest_xmin, s->cbuf))
+		{
+			case HEAPTUPLE_LIVE:
+				sample = true;
+				*liverows += 1;
+				break;
+			case HEAPTUPLE_DEAD:
+			case HEAPTUPLE_RECENTLY_DEAD:
+				*deadrows += 1;
+				break;
+			case HEAPTUPLE_INSERT_IN_PROGRESS:
+				if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(t->t_data)))
+				{
+					sample = true;
+					*liverows += 1;
+				}
+				break;
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				if (TransactionIdIsCurrentTransactionId(mvcc::update_xid(t->t_data)))
+					*deadrows += 1;
+				else
+				{
+					sample = true;
+					*liverows += 1;
+				}
+				break;
+		}
+		if (sample)
+		{
+			ExecStoreBufferHeapTuple(t, slot, s->cbuf);
+			s->cindex++;
+			/* the buffer stays locked until the page is done */
+			return true;
+		}
+	}
+	UnlockReleaseBuffer(s->cbuf);
+	s->cbuf = InvalidBuffer;
+	ExecClearTuple(slot);
+	return false;
+}
+
+/* ========================================================================
+ * Bitmap scans
+ * ========================================================================
+ */
+
+bool
+scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
+{
+	auto *s = (ScanDesc *) scan;
+	Relation rel = scan->rs_rd;
+	BlockNumber block = tbmres->blockno;
+	Snapshot snapshot = scan->rs_snapshot;
+
+	s->cindex = 0;
+	s->ntuples = 0;
+	if (block >= s->nblocks)
+		return false;
+
+	if (BufferIsValid(s->cbuf))
+		ReleaseBuffer(s->cbuf);
+	s->cbuf = ReadBuffer(rel, block);
+	s->cblock = block;
+	prune_opt(rel, s->cbuf);
+
+	LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(s->cbuf);
+	page_check(rel, block, page);
+	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+	int n = 0;
+	auto consider = [&](OffsetNumber off) {
+		HeapTupleData tup;
+		if (off < FirstOffsetNumber || off > maxoff || !tuple_at(rel, s->cbuf, page, off, &tup))
+			return;
+		bool visible = mvcc::satisfies(&tup, snapshot, s->cbuf);
+		mvcc::check_serializable_conflict_out(visible, rel, &tup, s->cbuf, snapshot);
+		if (!visible)
+			return;
+		PredicateLockTID(rel, &tup.t_self, snapshot, HeapTupleHeaderGetXmin(tup.t_data));
+		s->vistuples[n++] = off;
+	};
+	if (tbmres->ntuples >= 0)
+	{
+		/* exact: the offsets are index entries, roots of version chains */
+		for (int i = 0; i < tbmres->ntuples; i++)
+		{
+			ItemPointerData tid;
+			HeapTupleData tup;
+			ItemPointerSet(&tid, block, tbmres->offsets[i]);
+			if (hot_search(rel, s->cbuf, &tid, snapshot, &tup, nullptr, true))
+				s->vistuples[n++] = ItemPointerGetOffsetNumber(&tid);
+		}
+	}
+	else
+	{
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+			consider(off);
+	}
+	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
+	s->ntuples = n;
+	return n > 0;
+}
+
+bool
+scan_bitmap_next_tuple(TableScanDesc scan, TBMIterateResult *tbmres, TupleTableSlot *slot)
+{
+	auto *s = (ScanDesc *) scan;
+
+	if (s->cindex < 0 || s->cindex >= s->ntuples)
+		return false;
+	OffsetNumber off = s->vistuples[s->cindex++];
+	if (!tuple_at(scan->rs_rd, s->cbuf, BufferGetPage(s->cbuf), off, &s->ctup))
+		return false;
+	pgstat_count_heap_fetch(scan->rs_rd);
+	ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+	return true;
+}
+
+/* ========================================================================
+ * TABLESAMPLE
+ * ========================================================================
+ */
+
+bool
+scan_sample_next_block(TableScanDesc scan, SampleScanState *scanstate)
+{
+	auto *s = (ScanDesc *) scan;
+	TsmRoutine *tsm = scanstate->tsmroutine;
+	BlockNumber block;
+
+	if (s->nblocks == 0)
+		return false;
+	if (tsm->NextSampleBlock)
+		block = tsm->NextSampleBlock(scanstate, s->nblocks);
+	else if (s->cblock == InvalidBlockNumber)
+		block = s->startblock;
+	else
+	{
+		block = s->cblock + 1;
+		if (block >= s->nblocks)
+			block = 0;
+		if (scan->rs_flags & SO_ALLOW_SYNC)
+			ss_report_location(scan->rs_rd, block);
+		if (block == s->startblock)
+			block = InvalidBlockNumber;
+	}
+	if (!BlockNumberIsValid(block))
+	{
+		if (BufferIsValid(s->cbuf))
+			ReleaseBuffer(s->cbuf);
+		s->cbuf = InvalidBuffer;
+		s->cblock = InvalidBlockNumber;
+		s->inited = false;
+		return false;
+	}
+	collect_page(s, block);
+	s->inited = true;
+	return true;
+}
+
+bool
+scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate, TupleTableSlot *slot)
+{
+	auto *s = (ScanDesc *) scan;
+	TsmRoutine *tsm = scanstate->tsmroutine;
+	Page page = BufferGetPage(s->cbuf);
+	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		OffsetNumber off = tsm->NextSampleTuple(scanstate, s->cblock, maxoff);
+		if (!OffsetNumberIsValid(off))
+		{
+			ExecClearTuple(slot);
+			return false;
+		}
+		/* candidates are sorted: binary search */
+		int lo = 0, hi = s->ntuples - 1, found = -1;
+		while (lo <= hi)
+		{
+			int mid = (lo + hi) / 2;
+			if (s->vistuples[mid] == off)
+			{
+				found = mid;
+				break;
+			}
+			if (s->vistuples[mid] < off)
+				lo = mid + 1;
+			else
+				hi = mid - 1;
+		}
+		if (found < 0 || !load_tuple(s, found))
+			continue;
+		pgstat_count_heap_getnext(scan->rs_rd);
+		ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+		return true;
+	}
+}
+
+} /* namespace rustydb::am */

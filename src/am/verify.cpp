@@ -1,0 +1,196 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.cpp
+ *	  rustydb.verify_table(regclass): check every page and tuple invariant.
+ *
+ * Like amcheck's verify_heapam: reads every block under a share lock and
+ * reports each problem as a row (blkno, offnum, msg); never stops at the
+ * first problem and never trusts a byte before checking it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/am/am.h"
+
+#include "rustydb/common/boundary.h"
+#include "rustydb/storage/page.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "access/table.h"
+#include "utils/acl.h"
+#include "commands/defrem.h"
+RUSTYDB_PG_INCLUDE_END
+
+namespace {
+
+using namespace rustydb;
+
+struct Reporter
+{
+	ReturnSetInfo *rsinfo;
+	int count;
+};
+
+void report(Reporter *r, BlockNumber blkno, OffsetNumber off, const char *fmt, ...)
+	pg_attribute_printf(4, 5);
+
+void
+report(Reporter *r, BlockNumber blkno, OffsetNumber off, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	Datum values[3];
+	bool nulls[3] = {false, false, false};
+	values[0] = Int64GetDatum((int64) blkno);
+	if (off == InvalidOffsetNumber)
+	{
+		nulls[1] = true;
+		values[1] = (Datum) 0;
+	}
+	else
+		values[1] = Int32GetDatum((int32) off);
+	values[2] = CStringGetTextDatum(msg);
+	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, values, nulls);
+	r->count++;
+}
+
+void
+check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, Page page,
+			OffsetNumber off, TransactionId next_xid, TransactionId relfrozenxid)
+{
+	auto *hdr = (PageHeader) page;
+	ItemId lp = PageGetItemId(page, off);
+	unsigned lpoff = ItemIdGetOffset(lp), lplen = ItemIdGetLength(lp);
+
+	if (ItemIdIsDead(lp) || !ItemIdIsUsed(lp))
+	{
+		if (ItemIdHasStorage(lp) && ItemIdIsDead(lp))
+			report(r, blkno, off, "dead line pointer has storage (offset %u, length %u)", lpoff,
+				   lplen);
+		return;
+	}
+	if (ItemIdIsRedirected(lp))
+	{
+		OffsetNumber to = ItemIdGetRedirect(lp);
+		ItemId tlp = (to >= FirstOffsetNumber && to <= PageGetMaxOffsetNumber(page))
+						 ? PageGetItemId(page, to)
+						 : nullptr;
+		if (tlp == nullptr || !ItemIdIsNormal(tlp))
+			report(r, blkno, off, "redirect to %u, which is not a tuple", (unsigned) to);
+		else if (ItemIdGetOffset(tlp) >= ((PageHeader) page)->pd_upper &&
+				 ItemIdGetOffset(tlp) + ItemIdGetLength(tlp) <= ((PageHeader) page)->pd_special &&
+				 !HeapTupleHeaderIsHeapOnly((HeapTupleHeader) PageGetItem(page, tlp)))
+			report(r, blkno, off, "redirect to %u, which is not a heap-only version",
+				   (unsigned) to);
+		return;
+	}
+	if (lpoff < hdr->pd_upper || lpoff + lplen > hdr->pd_special || lpoff != MAXALIGN(lpoff))
+	{
+		report(r, blkno, off, "line pointer out of range (offset %u, length %u)", lpoff, lplen);
+		return;
+	}
+	if (lplen < storage::kTupleHeaderSize)
+	{
+		report(r, blkno, off, "tuple length %u shorter than the header", lplen);
+		return;
+	}
+	auto *t = (HeapTupleHeader) (page + lpoff);
+	int natts = HeapTupleHeaderGetNatts(t);
+	if (t->t_hoff < storage::kTupleHeaderSize || t->t_hoff > lplen ||
+		t->t_hoff != MAXALIGN(t->t_hoff))
+		report(r, blkno, off, "bad header length %u", (unsigned) t->t_hoff);
+	if (natts > RelationGetDescr(rel)->natts)
+		report(r, blkno, off, "%d attributes, the relation has %d", natts,
+			   RelationGetDescr(rel)->natts);
+	if ((t->t_infomask & HEAP_HASNULL) && storage::kTupleHeaderSize + BITMAPLEN(natts) > t->t_hoff)
+		report(r, blkno, off, "null bitmap overlaps the payload");
+	if (!(t->t_infomask & HEAP_HASNULL) && MAXALIGN(storage::kTupleHeaderSize) != t->t_hoff)
+		report(r, blkno, off, "header length %u without a null bitmap", (unsigned) t->t_hoff);
+
+	TransactionId xmin = HeapTupleHeaderGetRawXmin(t);
+	if (!HeapTupleHeaderXminFrozen(t) && TransactionIdIsNormal(xmin))
+	{
+		if (!TransactionIdPrecedes(xmin, next_xid))
+			report(r, blkno, off, "xmin %u is in the future (next xid %u)", xmin, next_xid);
+		else if (TransactionIdIsNormal(relfrozenxid) && TransactionIdPrecedes(xmin, relfrozenxid))
+			report(r, blkno, off, "xmin %u precedes relfrozenxid %u", xmin, relfrozenxid);
+	}
+	if ((t->t_infomask & HEAP_XMAX_COMMITTED) && (t->t_infomask & HEAP_XMAX_INVALID))
+		report(r, blkno, off, "xmax both committed and invalid");
+	if ((t->t_infomask & HEAP_XMAX_COMMITTED) && (t->t_infomask & HEAP_XMAX_IS_MULTI))
+		report(r, blkno, off, "multixact xmax marked committed");
+	if (!(t->t_infomask & (HEAP_XMAX_INVALID | HEAP_XMAX_IS_MULTI)))
+	{
+		TransactionId xmax = HeapTupleHeaderGetRawXmax(t);
+		if (TransactionIdIsNormal(xmax) && !TransactionIdPrecedes(xmax, next_xid))
+			report(r, blkno, off, "xmax %u is in the future (next xid %u)", xmax, next_xid);
+	}
+	if (!HeapTupleHeaderIsSpeculative(t) && !HeapTupleHeaderIndicatesMovedPartitions(t))
+	{
+		BlockNumber cblk = ItemPointerGetBlockNumberNoCheck(&t->t_ctid);
+		OffsetNumber coff = ItemPointerGetOffsetNumberNoCheck(&t->t_ctid);
+		if (cblk >= nblocks || coff < FirstOffsetNumber || coff > storage::kMaxTuplesPerPage)
+			report(r, blkno, off, "version link (%u,%u) points outside the relation", cblk,
+				   (unsigned) coff);
+	}
+}
+
+} /* namespace */
+
+RUSTYDB_FUNCTION(rustydb_verify_table)
+{
+	Oid relid = PG_GETARG_OID(0);
+
+	InitMaterializedSRF(fcinfo, 0);
+	Reporter r{(ReturnSetInfo *) fcinfo->resultinfo, 0};
+
+	Relation rel = table_open(relid, AccessShareLock);
+	char *amname = OidIsValid(rel->rd_rel->relam) ? get_am_name(rel->rd_rel->relam) : nullptr;
+	if ((rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW) ||
+		amname == nullptr || strcmp(amname, "rustydb") != 0)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("\"%s\" is not a rustydb table", RelationGetRelationName(rel)),
+						errhint("rustydb.verify_table() checks tables created USING rustydb.")));
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("permission denied for table %s", RelationGetRelationName(rel))));
+
+	TransactionId next_xid = XidFromFullTransactionId(ReadNextFullTransactionId());
+	TransactionId relfrozenxid = rel->rd_rel->relfrozenxid;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+
+	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+		{
+			if (!storage::page_is_valid(page))
+				report(&r, blkno, InvalidOffsetNumber,
+					   "not a valid rustydb page (pd_lower %u, pd_upper %u, pd_special %u)",
+					   (unsigned) ((PageHeader) page)->pd_lower,
+					   (unsigned) ((PageHeader) page)->pd_upper,
+					   (unsigned) ((PageHeader) page)->pd_special);
+			else
+			{
+				OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+				if (maxoff > storage::kMaxTuplesPerPage)
+					report(&r, blkno, InvalidOffsetNumber, "%u line pointers, at most %d fit",
+						   (unsigned) maxoff, storage::kMaxTuplesPerPage);
+				else
+					for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+						check_tuple(&r, rel, nblocks, blkno, page, off, next_xid, relfrozenxid);
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	FreeAccessStrategy(strategy);
+	table_close(rel, AccessShareLock);
+	return (Datum) 0;
+}

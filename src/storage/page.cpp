@@ -1,0 +1,156 @@
+/*-------------------------------------------------------------------------
+ *
+ * page.cpp
+ *	  rustydb page initialisation and validation.
+ *
+ * Every page a rustydb function reads goes through page_check and every
+ * tuple through tuple_at: bytes that do not form a valid rustydb page or
+ * tuple give ERRCODE_DATA_CORRUPTED naming the relation, block and offset,
+ * before anything is dereferenced.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/storage/page.h"
+
+namespace rustydb::storage {
+
+/* ------------------------------------------------------------------------
+ * Page initialisation
+ * ------------------------------------------------------------------------
+ */
+
+void
+page_init(Page page)
+{
+	PageInit(page, BLCKSZ, kSpecialSize);
+	auto *sp = (PageSpecial *) PageGetSpecialPointer(page);
+	sp->magic = kPageMagic;
+	sp->version = kPageFormatVersion;
+	sp->kind = kPageData;
+	sp->flags = 0;
+	sp->reserved = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Validation
+ * ------------------------------------------------------------------------
+ */
+
+bool
+page_is_valid(Page page)
+{
+	if (PageIsNew(page))
+		return true;
+	auto *hdr = (PageHeader) page;
+	if (hdr->pd_special != BLCKSZ - kSpecialSize)
+		return false;
+	if (hdr->pd_lower < SizeOfPageHeaderData || hdr->pd_lower > hdr->pd_upper ||
+		hdr->pd_upper > hdr->pd_special)
+		return false;
+	auto *sp = (PageSpecial *) (page + hdr->pd_special);
+	return sp->magic == kPageMagic && sp->version == kPageFormatVersion && sp->kind == kPageData;
+}
+
+void
+page_check(Relation rel, BlockNumber blkno, Page page)
+{
+	if (likely(page_is_valid(page)))
+		return;
+	auto *hdr = (PageHeader) page;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("invalid rustydb page in block %u of relation \"%s\"", blkno,
+					RelationGetRelationName(rel)),
+			 errdetail("pd_lower %u, pd_upper %u, pd_special %u; expected a rustydb data page "
+					   "of format version %u.",
+					   (unsigned) hdr->pd_lower, (unsigned) hdr->pd_upper,
+					   (unsigned) hdr->pd_special, (unsigned) kPageFormatVersion),
+			 errhint("Restore the table from a backup; rustydb.verify_table() lists the "
+					 "damaged pages.")));
+}
+
+[[noreturn]] static void
+tuple_corrupt(Relation rel, BlockNumber blkno, OffsetNumber off, const char *what)
+{
+	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+					errmsg("invalid rustydb tuple (%u,%u) in relation \"%s\": %s", blkno,
+						   (unsigned) off, RelationGetRelationName(rel), what),
+					errhint("Restore the table from a backup; rustydb.verify_table() lists the "
+							"damaged pages.")));
+}
+
+bool
+tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple)
+{
+	auto *hdr = (PageHeader) page;
+	BlockNumber blkno = BufferGetBlockNumber(buf);
+	ItemId lp = PageGetItemId(page, off);
+
+	if (!ItemIdIsNormal(lp))
+		return false;
+	unsigned lpoff = ItemIdGetOffset(lp);
+	unsigned lplen = ItemIdGetLength(lp);
+	if (lpoff < hdr->pd_upper || lpoff + lplen > hdr->pd_special || lpoff != MAXALIGN(lpoff))
+		tuple_corrupt(rel, blkno, off, "line pointer out of range");
+	if (lplen < kTupleHeaderSize)
+		tuple_corrupt(rel, blkno, off, "tuple shorter than its header");
+
+	auto *th = (HeapTupleHeader) (page + lpoff);
+	if (th->t_hoff < kTupleHeaderSize || th->t_hoff > lplen || th->t_hoff != MAXALIGN(th->t_hoff))
+		tuple_corrupt(rel, blkno, off, "bad header length");
+	if (HeapTupleHeaderGetNatts(th) > RelationGetDescr(rel)->natts)
+		tuple_corrupt(rel, blkno, off, "more attributes than the relation has");
+	if ((th->t_infomask & HEAP_HASNULL) &&
+		kTupleHeaderSize + BITMAPLEN(HeapTupleHeaderGetNatts(th)) > th->t_hoff)
+		tuple_corrupt(rel, blkno, off, "null bitmap overlaps the payload");
+
+	tuple->t_data = th;
+	tuple->t_len = lplen;
+	tuple->t_tableOid = RelationGetRelid(rel);
+	ItemPointerSet(&tuple->t_self, blkno, off);
+	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Visibility map
+ * ------------------------------------------------------------------------
+ */
+
+void
+vm_set(Page vmpage, BlockNumber heapblk)
+{
+	/* PostgreSQL's layout: 2 bits per heap block after the page header */
+	constexpr Size map_size = BLCKSZ - MAXALIGN(SizeOfPageHeaderData);
+	constexpr uint32 per_page = map_size * (BITS_PER_BYTE / BITS_PER_HEAPBLOCK);
+	uint32 byte = (heapblk % per_page) / (BITS_PER_BYTE / BITS_PER_HEAPBLOCK);
+	uint32 shift = (heapblk % (BITS_PER_BYTE / BITS_PER_HEAPBLOCK)) * BITS_PER_HEAPBLOCK;
+	auto *map = (uint8 *) PageGetContents(vmpage);
+
+	map[byte] |= (uint8) (VISIBILITYMAP_ALL_VISIBLE << shift);
+}
+
+void
+vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf)
+{
+	if (PageIsAllVisible(BufferGetPage(buf)))
+		visibilitymap_pin(rel, BufferGetBlockNumber(buf), vmbuf);
+}
+
+bool
+vm_clear(Relation rel, Buffer buf, Buffer vmbuf)
+{
+	Page page = BufferGetPage(buf);
+	if (!PageIsAllVisible(page))
+		return false;
+	PageClearAllVisible(page);
+	visibilitymap_clear(rel, BufferGetBlockNumber(buf), vmbuf, VISIBILITYMAP_VALID_BITS);
+	return true;
+}
+
+Size
+page_free_space(Page page)
+{
+	return PageGetHeapFreeSpace(page);
+}
+
+} /* namespace rustydb::storage */

@@ -1,0 +1,609 @@
+/*-------------------------------------------------------------------------
+ *
+ * rmgr.cpp
+ *	  The "rustydb" WAL resource manager: redo, desc, identify, mask.
+ *
+ * Redo re-applies each record to the page exactly as the original change
+ * did, so that after masking (hint bits, command ids, LSN, checksum, free
+ * space, line-pointer padding) the replayed page equals the primary's:
+ * wal_consistency_checking = 'rustydb' compares them on every record.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/wal/records.h"
+
+#include "rustydb/common/boundary.h"
+#include "rustydb/storage/page.h"
+
+namespace rustydb::wal {
+
+using storage::page_init;
+
+/* ========================================================================
+ * Redo helpers
+ * ========================================================================
+ */
+
+static void
+check_version(XLogReaderState *record, uint8 version)
+{
+	if (version != kWalFormatVersion)
+		elog(PANIC, "rustydb WAL record of format version %u at %X/%X, this build reads version %u",
+			 (unsigned) version, (uint32) (record->ReadRecPtr >> 32), (uint32) record->ReadRecPtr,
+			 (unsigned) kWalFormatVersion);
+}
+
+/* Clear the all-visible bit of block_id's page in the visibility map. */
+static void
+clear_vm(XLogReaderState *record, uint8 block_id)
+{
+	RelFileNode rnode;
+	BlockNumber blkno;
+
+	XLogRecGetBlockTag(record, block_id, &rnode, nullptr, &blkno);
+	Relation reln = CreateFakeRelcacheEntry(rnode);
+	Buffer vmbuffer = InvalidBuffer;
+	visibilitymap_pin(reln, blkno, &vmbuffer);
+	visibilitymap_clear(reln, blkno, vmbuffer, VISIBILITYMAP_VALID_BITS);
+	ReleaseBuffer(vmbuffer);
+	FreeFakeRelcacheEntry(reln);
+}
+
+static void
+finish_block(XLogReaderState *record, Buffer buffer)
+{
+	Page page = BufferGetPage(buffer);
+	PageSetLSN(page, record->EndRecPtr);
+	MarkBufferDirty(buffer);
+}
+
+/* Read block_id for redo; a record with kFlagInitPage re-creates it. */
+static XLogRedoAction
+read_block(XLogReaderState *record, uint8 block_id, bool init, Buffer *buffer)
+{
+	if (init)
+	{
+		*buffer = XLogInitBufferForRedo(record, block_id);
+		page_init(BufferGetPage(*buffer));
+		return BLK_NEEDS_REDO;
+	}
+	return XLogReadBufferForRedo(record, block_id, buffer);
+}
+
+static void
+add_tuple(Page page, OffsetNumber offnum, const char *data, Size len)
+{
+	if (PageAddItem(page, (Item) data, len, offnum, true, true) != offnum)
+		elog(PANIC, "rustydb redo: failed to add tuple at offset %u", (unsigned) offnum);
+}
+
+static HeapTupleHeader
+tuple_for_redo(Page page, OffsetNumber offnum)
+{
+	if (offnum < FirstOffsetNumber || offnum > PageGetMaxOffsetNumber(page))
+		elog(PANIC, "rustydb redo: offset %u out of range", (unsigned) offnum);
+	ItemId lp = PageGetItemId(page, offnum);
+	if (!ItemIdIsNormal(lp))
+		elog(PANIC, "rustydb redo: item %u is not a tuple", (unsigned) offnum);
+	return (HeapTupleHeader) PageGetItem(page, lp);
+}
+
+static void
+set_xmax_fields(HeapTupleHeader htup, TransactionId xmax, uint16 infomask, uint16 infomask2)
+{
+	htup->t_infomask = infomask;
+	htup->t_infomask2 = infomask2;
+	HeapTupleHeaderSetXmax(htup, xmax);
+	/* t_cid is meaningful only inside the originating backend: left alone */
+}
+
+/* ========================================================================
+ * Redo, one function per record kind
+ * ========================================================================
+ */
+
+static void
+redo_insert(XLogReaderState *record)
+{
+	auto *xl = (XlInsert *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buffer;
+
+	if (xl->flags & kFlagVmCleared)
+		clear_vm(record, 0);
+	if (read_block(record, 0, xl->flags & kFlagInitPage, &buffer) == BLK_NEEDS_REDO)
+	{
+		Size len;
+		char *data = XLogRecGetBlockData(record, 0, &len);
+		Page page = BufferGetPage(buffer);
+		add_tuple(page, xl->offnum, data, len);
+		if (xl->flags & kFlagVmCleared)
+			PageClearAllVisible(page);
+		finish_block(record, buffer);
+	}
+	if (BufferIsValid(buffer))
+		UnlockReleaseBuffer(buffer);
+}
+
+static void
+redo_multi_insert(XLogReaderState *record)
+{
+	auto *xl = (XlMultiInsert *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buffer;
+
+	if (xl->flags & kFlagVmCleared)
+		clear_vm(record, 0);
+	if (read_block(record, 0, xl->flags & kFlagInitPage, &buffer) == BLK_NEEDS_REDO)
+	{
+		Size len;
+		char *data = XLogRecGetBlockData(record, 0, &len);
+		char *end = data + len;
+		Page page = BufferGetPage(buffer);
+		for (int i = 0; i < xl->ntuples; i++)
+		{
+			OffsetNumber off;
+			uint16 tlen;
+			memcpy(&off, data, sizeof(off));
+			memcpy(&tlen, data + sizeof(off), sizeof(tlen));
+			data += sizeof(off) + sizeof(tlen);
+			if (data + tlen > end)
+				elog(PANIC, "rustydb redo: truncated multi-insert record");
+			/* tuples are stored unaligned in the record: copy out */
+			char *tup = (char *) palloc(tlen);
+			memcpy(tup, data, tlen);
+			add_tuple(page, off, tup, tlen);
+			pfree(tup);
+			data += tlen;
+		}
+		if (xl->flags & kFlagVmCleared)
+			PageClearAllVisible(page);
+		finish_block(record, buffer);
+	}
+	if (BufferIsValid(buffer))
+		UnlockReleaseBuffer(buffer);
+}
+
+static void
+redo_tuple_state(XLogReaderState *record, uint8 kind)
+{
+	auto *xl = (XlTupleState *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buffer;
+
+	if (xl->flags & kFlagVmCleared)
+		clear_vm(record, 0);
+	if (XLogReadBufferForRedo(record, 0, &buffer) == BLK_NEEDS_REDO)
+	{
+		Page page = BufferGetPage(buffer);
+		HeapTupleHeader htup = tuple_for_redo(page, xl->offnum);
+
+		set_xmax_fields(htup, xl->xmax, xl->infomask, xl->infomask2);
+		HeapTupleHeaderSetXmin(htup, xl->xmin);
+		htup->t_ctid = xl->ctid;
+		if (kind == kDelete || kind == kSuperDelete)
+			PageSetPrunable(page, XLogRecGetXid(record));
+		if (xl->flags & kFlagVmCleared)
+			PageClearAllVisible(page);
+		finish_block(record, buffer);
+	}
+	if (BufferIsValid(buffer))
+		UnlockReleaseBuffer(buffer);
+}
+
+static void
+redo_update(XLogReaderState *record)
+{
+	auto *xl = (XlUpdate *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	bool same_page = !XLogRecHasBlockRef(record, 1);
+	uint8 old_block = same_page ? 0 : 1;
+	Buffer oldbuf = InvalidBuffer, newbuf = InvalidBuffer;
+	BlockNumber newblk;
+
+	XLogRecGetBlockTag(record, 0, nullptr, nullptr, &newblk);
+	if (xl->flags & kFlagOldVmCleared)
+		clear_vm(record, old_block);
+	if (!same_page && (xl->flags & kFlagVmCleared))
+		clear_vm(record, 0);
+
+	/* The old version: its xmax and its link to the new version. */
+	XLogRedoAction old_action = XLogReadBufferForRedo(record, old_block, &oldbuf);
+	if (old_action == BLK_NEEDS_REDO)
+	{
+		Page page = BufferGetPage(oldbuf);
+		HeapTupleHeader htup = tuple_for_redo(page, xl->old_offnum);
+		set_xmax_fields(htup, xl->old_xmax, xl->old_infomask, xl->old_infomask2);
+		ItemPointerSet(&htup->t_ctid, newblk, xl->new_offnum);
+		PageSetPrunable(page, XLogRecGetXid(record));
+		if (xl->flags & kFlagOldVmCleared)
+			PageClearAllVisible(page);
+		if (!same_page)
+			finish_block(record, oldbuf);
+	}
+
+	/* The new version. */
+	XLogRedoAction new_action;
+	if (same_page)
+	{
+		newbuf = oldbuf;
+		new_action = old_action;
+	}
+	else
+		new_action = read_block(record, 0, xl->flags & kFlagInitPage, &newbuf);
+	if (new_action == BLK_NEEDS_REDO)
+	{
+		Size len;
+		char *data = XLogRecGetBlockData(record, 0, &len);
+		Page page = BufferGetPage(newbuf);
+		add_tuple(page, xl->new_offnum, data, len);
+		if (!same_page && (xl->flags & kFlagVmCleared))
+			PageClearAllVisible(page);
+		finish_block(record, newbuf);
+	}
+	if (BufferIsValid(newbuf) && newbuf != oldbuf)
+		UnlockReleaseBuffer(newbuf);
+	if (BufferIsValid(oldbuf))
+		UnlockReleaseBuffer(oldbuf);
+}
+
+static void
+resolve_conflict(XLogReaderState *record, TransactionId latest_removed)
+{
+	if (InHotStandby && TransactionIdIsValid(latest_removed))
+	{
+		RelFileNode rnode;
+		XLogRecGetBlockTag(record, 0, &rnode, nullptr, nullptr);
+		ResolveRecoveryConflictWithSnapshot(latest_removed, rnode);
+	}
+}
+
+static void
+redo_prune(XLogReaderState *record, uint8 kind)
+{
+	auto *xl = (XlPrune *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buffer;
+
+	resolve_conflict(record, xl->latest_removed_xid);
+	if (XLogReadBufferForRedoExtended(record, 0, RBM_NORMAL, true, &buffer) == BLK_NEEDS_REDO)
+	{
+		Size len;
+		auto *offs = (OffsetNumber *) XLogRecGetBlockData(record, 0, &len);
+		Page page = BufferGetPage(buffer);
+		if (len != (Size) (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber))
+			elog(PANIC, "rustydb redo: prune record of the wrong length");
+		for (int i = 0; i < xl->nredirected; i++)
+			ItemIdSetRedirect(PageGetItemId(page, offs[2 * i]), offs[2 * i + 1]);
+		offs += 2 * xl->nredirected;
+		for (int i = 0; i < xl->ndead; i++)
+			ItemIdSetDead(PageGetItemId(page, offs[i]));
+		for (int i = 0; i < xl->nunused; i++)
+			ItemIdSetUnused(PageGetItemId(page, offs[xl->ndead + i]));
+		if (kind == kPrune)
+			PageRepairFragmentation(page);
+		else
+			PageTruncateLinePointerArray(page);
+		finish_block(record, buffer);
+	}
+	if (BufferIsValid(buffer))
+	{
+		Size freespace = PageGetHeapFreeSpace(BufferGetPage(buffer));
+		RelFileNode rnode;
+		BlockNumber blkno;
+		XLogRecGetBlockTag(record, 0, &rnode, nullptr, &blkno);
+		UnlockReleaseBuffer(buffer);
+		XLogRecordPageWithFreeSpace(rnode, blkno, freespace);
+	}
+}
+
+static void
+redo_freeze(XLogReaderState *record)
+{
+	auto *xl = (XlFreeze *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buffer;
+
+	if (TransactionIdIsValid(xl->cutoff_xid))
+	{
+		TransactionId latest = xl->cutoff_xid;
+		TransactionIdRetreat(latest);
+		resolve_conflict(record, latest);
+	}
+	if (XLogReadBufferForRedo(record, 0, &buffer) == BLK_NEEDS_REDO)
+	{
+		Size len;
+		auto *entries = (XlFreezeEntry *) XLogRecGetBlockData(record, 0, &len);
+		Page page = BufferGetPage(buffer);
+		for (int i = 0; i < xl->ntuples; i++)
+		{
+			HeapTupleHeader htup = tuple_for_redo(page, entries[i].offnum);
+			htup->t_infomask = entries[i].infomask;
+			htup->t_infomask2 = entries[i].infomask2;
+			HeapTupleHeaderSetXmax(htup, entries[i].xmax);
+		}
+		finish_block(record, buffer);
+	}
+	if (BufferIsValid(buffer))
+		UnlockReleaseBuffer(buffer);
+}
+
+static void
+redo_new_page(XLogReaderState *record)
+{
+	Buffer buffer = XLogInitBufferForRedo(record, 0);
+	page_init(BufferGetPage(buffer));
+	finish_block(record, buffer);
+	UnlockReleaseBuffer(buffer);
+}
+
+static void
+redo_visible(XLogReaderState *record)
+{
+	auto *xl = (XlVisible *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buffer;
+	RelFileNode rnode;
+	BlockNumber blkno;
+
+	XLogRecGetBlockTag(record, 1, &rnode, nullptr, &blkno);
+	if (InHotStandby)
+		ResolveRecoveryConflictWithSnapshot(xl->cutoff_xid, rnode);
+
+	/* The data page: PD_ALL_VISIBLE (its LSN moves only when hints are logged). */
+	if (XLogReadBufferForRedo(record, 1, &buffer) == BLK_NEEDS_REDO)
+	{
+		Page page = BufferGetPage(buffer);
+		PageSetAllVisible(page);
+		if (XLogHintBitIsNeeded())
+			PageSetLSN(page, record->EndRecPtr);
+		MarkBufferDirty(buffer);
+	}
+	if (BufferIsValid(buffer))
+		UnlockReleaseBuffer(buffer);
+
+	/* The visibility map page. */
+	Buffer vmbuffer = InvalidBuffer;
+	if (XLogReadBufferForRedoExtended(record, 0, RBM_ZERO_ON_ERROR, false, &vmbuffer) ==
+		BLK_NEEDS_REDO)
+	{
+		Page vmpage = BufferGetPage(vmbuffer);
+		if (PageIsNew(vmpage))
+			PageInit(vmpage, BLCKSZ, 0);
+		storage::vm_set(vmpage, blkno);
+		finish_block(record, vmbuffer);
+	}
+	if (BufferIsValid(vmbuffer))
+		UnlockReleaseBuffer(vmbuffer);
+}
+
+/* ========================================================================
+ * rm_desc and rm_identify
+ * ========================================================================
+ */
+
+static void
+desc_record(StringInfo buf, XLogReaderState *record)
+{
+	char *rec = XLogRecGetData(record);
+	uint8 kind = XLogRecGetInfo(record) & XLR_RMGR_INFO_MASK;
+
+	appendStringInfo(buf, "v%u ", (unsigned) (uint8) rec[0]);
+	switch (kind)
+	{
+		case kInsert:
+		{
+			auto *xl = (XlInsert *) rec;
+			appendStringInfo(buf, "off %u flags 0x%02X", xl->offnum, xl->flags);
+			break;
+		}
+		case kMultiInsert:
+		{
+			auto *xl = (XlMultiInsert *) rec;
+			appendStringInfo(buf, "ntuples %u flags 0x%02X", xl->ntuples, xl->flags);
+			break;
+		}
+		case kDelete:
+		case kLock:
+		case kConfirm:
+		case kSuperDelete:
+		{
+			auto *xl = (XlTupleState *) rec;
+			appendStringInfo(buf, "off %u xmax %u infomask 0x%04X infomask2 0x%04X flags 0x%02X",
+							 xl->offnum, xl->xmax, xl->infomask, xl->infomask2, xl->flags);
+			break;
+		}
+		case kUpdate:
+		{
+			auto *xl = (XlUpdate *) rec;
+			appendStringInfo(buf, "old off %u xmax %u infomask 0x%04X; new off %u flags 0x%02X",
+							 xl->old_offnum, xl->old_xmax, xl->old_infomask, xl->new_offnum,
+							 xl->flags);
+			break;
+		}
+		case kPrune:
+		case kVacuum:
+		{
+			auto *xl = (XlPrune *) rec;
+			appendStringInfo(buf, "nredirected %u ndead %u nunused %u latest_removed_xid %u",
+							 xl->nredirected, xl->ndead, xl->nunused, xl->latest_removed_xid);
+			break;
+		}
+		case kFreeze:
+		{
+			auto *xl = (XlFreeze *) rec;
+			appendStringInfo(buf, "ntuples %u cutoff_xid %u", xl->ntuples, xl->cutoff_xid);
+			break;
+		}
+		case kVisible:
+		{
+			auto *xl = (XlVisible *) rec;
+			appendStringInfo(buf, "cutoff_xid %u", xl->cutoff_xid);
+			break;
+		}
+		case kNewPage:
+			appendStringInfoString(buf, "empty page");
+			break;
+	}
+}
+
+static const char *
+identify_record(uint8 info)
+{
+	switch (info & XLR_RMGR_INFO_MASK)
+	{
+		case kInsert:
+			return "INSERT";
+		case kMultiInsert:
+			return "MULTI_INSERT";
+		case kDelete:
+			return "DELETE";
+		case kUpdate:
+			return "UPDATE";
+		case kLock:
+			return "LOCK";
+		case kConfirm:
+			return "CONFIRM";
+		case kSuperDelete:
+			return "SUPER_DELETE";
+		case kPrune:
+			return "PRUNE";
+		case kVacuum:
+			return "VACUUM";
+		case kFreeze:
+			return "FREEZE";
+		case kNewPage:
+			return "NEW_PAGE";
+		case kVisible:
+			return "VISIBLE";
+	}
+	return nullptr;
+}
+
+/* ========================================================================
+ * rm_mask
+ * ========================================================================
+ */
+
+static void
+mask_page(char *pagedata, BlockNumber blkno)
+{
+	Page page = (Page) pagedata;
+
+	mask_page_lsn_and_checksum(page);
+	mask_page_hint_bits(page);
+	mask_unused_space(page);
+
+	for (OffsetNumber off = 1; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId iid = PageGetItemId(page, off);
+		char *item = page + ItemIdGetOffset(iid);
+
+		if (ItemIdIsNormal(iid))
+		{
+			auto htup = (HeapTupleHeader) item;
+			/* hint bits, and lock bits a crash may leave behind, are masked */
+			if (!HeapTupleHeaderXminFrozen(htup))
+				htup->t_infomask &= ~HEAP_XACT_MASK;
+			else
+				htup->t_infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED);
+			htup->t_choice.t_heap.t_field3.t_cid = MASK_MARKER;
+			if (HeapTupleHeaderIsSpeculative(htup))
+				ItemPointerSet(&htup->t_ctid, blkno, off);
+		}
+		if (ItemIdHasStorage(iid))
+		{
+			int len = ItemIdGetLength(iid);
+			int padlen = MAXALIGN(len) - len;
+			if (padlen > 0)
+				memset(item + len, MASK_MARKER, padlen);
+		}
+	}
+}
+
+/* ========================================================================
+ * Registration
+ * ========================================================================
+ */
+
+extern "C" {
+
+static void
+rdb_redo(XLogReaderState *record) noexcept
+{
+	rustydb::boundary::run("rustydb_redo", [&] {
+		uint8 kind = XLogRecGetInfo(record) & XLR_RMGR_INFO_MASK;
+		switch (kind)
+		{
+			case kInsert:
+				redo_insert(record);
+				break;
+			case kMultiInsert:
+				redo_multi_insert(record);
+				break;
+			case kDelete:
+			case kLock:
+			case kConfirm:
+			case kSuperDelete:
+				redo_tuple_state(record, kind);
+				break;
+			case kUpdate:
+				redo_update(record);
+				break;
+			case kPrune:
+			case kVacuum:
+				redo_prune(record, kind);
+				break;
+			case kFreeze:
+				redo_freeze(record);
+				break;
+			case kNewPage:
+				redo_new_page(record);
+				break;
+			case kVisible:
+				redo_visible(record);
+				break;
+			default:
+				elog(PANIC, "rustydb redo: unknown record kind 0x%02X", (unsigned) kind);
+		}
+	});
+}
+
+static void
+rdb_desc(StringInfo buf, XLogReaderState *record) noexcept
+{
+	rustydb::boundary::run("rustydb_desc", [&] { desc_record(buf, record); });
+}
+
+static const char *
+rdb_identify(uint8 info) noexcept
+{
+	return rustydb::boundary::run("rustydb_identify", [&] { return identify_record(info); });
+}
+
+static void
+rdb_mask(char *pagedata, BlockNumber blkno) noexcept
+{
+	rustydb::boundary::run("rustydb_mask", [&] { mask_page(pagedata, blkno); });
+}
+
+} /* extern "C" */
+
+static RmgrData rmgr = {
+	.rm_name = "rustydb",
+	.rm_redo = rdb_redo,
+	.rm_desc = rdb_desc,
+	.rm_identify = rdb_identify,
+	.rm_startup = nullptr,
+	.rm_cleanup = nullptr,
+	.rm_mask = rdb_mask,
+	.rm_decode = nullptr,
+};
+
+void
+register_rmgr()
+{
+	RegisterCustomRmgr(RUSTYDB_RMGR_ID, &rmgr);
+}
+
+} /* namespace rustydb::wal */
