@@ -86,6 +86,8 @@ int active_depth = 0; /* may exceed kStackMax: deeper entries are not stored */
 needs_fmgr_hook_type prev_needs_fmgr_hook = nullptr;
 fmgr_hook_type prev_fmgr_hook = nullptr;
 
+bool loading_trusted = false;
+
 void
 load_trusted()
 {
@@ -94,15 +96,21 @@ load_trusted()
 	SysScanDesc scan;
 	HeapTuple tup;
 
+	if (loading_trusted)
+		return; /* opening the catalog called a function (e.g. a table AM handler) */
 	ntrusted = 0;
 	context_relid = InvalidOid;
 	if (!IsTransactionState())
 		return;
+	loading_trusted = true;
 	nsp = get_namespace_oid("rustydb", true);
 	if (OidIsValid(nsp))
 		context_relid = get_relname_relid("vpd_context", nsp);
 	if (!OidIsValid(context_relid))
+	{
+		loading_trusted = false;
 		return; /* no extension here (yet): look again next time */
+	}
 	rel = table_open(context_relid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, nullptr, 0, nullptr);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -136,6 +144,7 @@ load_trusted()
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	trusted_valid = true;
+	loading_trusted = false;
 }
 
 void
@@ -146,9 +155,8 @@ ensure_trusted()
 }
 
 bool
-is_trusted_function(Oid fn)
+is_trusted_cached(Oid fn)
 {
-	ensure_trusted();
 	for (int i = 0; i < ntrusted; i++)
 		if (trusted[i].func == fn)
 			return true;
@@ -188,7 +196,10 @@ void
 xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		active_depth = 0;
+		loading_trusted = false;
+	}
 }
 
 /* Copy a name argument, lower-cased and trimmed, checking its length. */
@@ -341,7 +352,12 @@ vpd_needs_fmgr_hook(Oid fn_oid) noexcept
 	return rustydb::boundary::run("vpd_needs_fmgr_hook", [&] {
 		if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn_oid))
 			return true;
-		return is_trusted_function(fn_oid);
+		/*
+		 * No catalog access here: PostgreSQL asks while building relation
+		 * cache entries (table AM handlers). The set is loaded at the start
+		 * of every statement (context_prepare) and by set_context.
+		 */
+		return trusted_valid && is_trusted_cached(fn_oid);
 	});
 }
 
@@ -392,6 +408,13 @@ context_init()
 	fmgr_hook = vpd_fmgr_hook;
 	CacheRegisterRelcacheCallback(vpd_ctx_relcache_callback, (Datum) 0);
 	RegisterXactCallback(vpd_ctx_xact_callback, nullptr);
+}
+
+void
+context_prepare()
+{
+	if (!trusted_valid && !loading_trusted && IsTransactionState())
+		load_trusted();
 }
 
 const char *

@@ -2388,6 +2388,7 @@ vpd_post_parse(ParseState *pstate, Query *query, JumbleState *jstate) noexcept
 	rustydb::boundary::run("vpd_post_parse", [&] {
 		/* a new statement: dynamic predicates computed before it are not fresh */
 		exec_counter++;
+		context_prepare();
 		if (prev_post_parse)
 			prev_post_parse(pstate, query, jstate);
 	});
@@ -2403,6 +2404,7 @@ vpd_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
 		bool child = creates_child(stmt);
 
 		exec_counter++;
+		context_prepare();
 		check_utility(stmt);
 		if (prev_utility)
 			prev_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
@@ -2418,6 +2420,7 @@ static void
 vpd_executor_start(QueryDesc *query_desc, int eflags) noexcept
 {
 	rustydb::boundary::run("vpd_executor_start", [&] {
+		context_prepare();
 		if (plan_map != nullptr && hash_get_num_entries(plan_map) > 0)
 			check_dynamic(query_desc);
 		exec_counter++;

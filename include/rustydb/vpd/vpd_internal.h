@@ -36,6 +36,8 @@ void invalidate_marker_plans(MarkerKind kind);
 
 /* ---- application contexts (vpd_context.cpp) ---- */
 void context_init();
+/* Load what the fmgr hooks need (trusted functions); call at statement start. */
+void context_prepare();
 /* Value of namespace.attribute set in this session, or nullptr. Lower-case names. */
 const char *context_value(const char *ns, const char *attr);
 /* Counter bumped whenever any context value changes. */
