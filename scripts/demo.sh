@@ -47,6 +47,9 @@ RDB_BINDIR=/usr/lib/postgresql/15/bin
 . test/lib/cluster.sh
 rdb_node_init demo
 rdb_node_conf demo "compute_query_id = on"
+# a master key for transparent data encryption, outside the data directory
+rdb_as_server bash scripts/rustydb-keyring create "$DEMO/demo/keyring" >/dev/null
+rdb_node_conf demo "rustydb.keyring_file = '$DEMO/demo/keyring'"
 rdb_node_start demo
 rdb_psql demo "CREATE EXTENSION rustydb"
 

@@ -6,6 +6,7 @@
 #
 #   bash scripts/test.sh            everything below
 #   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, scenarios, pgsuite
+#   RDB_SKIP="pgsuite scenarios"    skip layers (for quick local runs; CI skips none)
 #   RDB_KEEP=1                      keep the work directory for inspection
 set -euo pipefail
 
@@ -16,7 +17,10 @@ ONLY=""
 if [ "${1:-}" = "--only" ]; then
 	ONLY=$2
 fi
-want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+want() {
+	case " ${RDB_SKIP:-} " in *" $1 "*) return 1 ;; esac
+	[ -z "$ONLY" ] || [ "$ONLY" = "$1" ]
+}
 
 declare -a LAYER_NAMES=() LAYER_PASS=() LAYER_FAIL=()
 record() {
@@ -73,50 +77,42 @@ else
 	as_server() { "$@"; }
 fi
 
-if want regress; then
-	banner "pg_regress"
-	R=$WORK/regress
-	mkdir -p "$R"
-	cp -a sql expected test/regress.conf test/schedule "$R"/
-	chown -R "$SERVER_USER" "$R"
-	ntests=$(grep -E '^test:' test/schedule | sed 's/^test://' | wc -w)
+# run_pg_regress LAYER DRIVER SCHEDULE INPUTS...: a pg_regress-style driver
+# against a temporary instance with rustydb preloaded (test/regress.conf),
+# run as the server user in a copy of the inputs under $WORK/LAYER.
+run_pg_regress() {
+	local layer=$1 driver=$2 schedule=$3 dir=$WORK/$1 ntests nfail status
+	shift 3
+	mkdir -p "$dir"
+	cp -a "$@" test/regress.conf "$dir"/
+	cp "$schedule" "$dir/schedule"
+	chown -R "$SERVER_USER" "$dir"
+	ntests=$(grep -E '^test:' "$schedule" | sed 's/^test://' | wc -w)
 	set +e
-	(cd "$R" && as_server "$PGXS_DIR/src/test/regress/pg_regress" \
-		--inputdir="$R" --outputdir="$R" --bindir="$RDB_BINDIR" \
-		--temp-instance="$R/tmp_check" --temp-config="$R/regress.conf" \
-		--encoding=UTF8 --no-locale --dbname=rustydb_regress --schedule="$R/schedule") 2>&1 | tee "$WORK/regress.out"
+	(cd "$dir" && as_server "$driver" \
+		--inputdir="$dir" --outputdir="$dir" --bindir="$RDB_BINDIR" \
+		--temp-instance="$dir/tmp_check" --temp-config="$dir/regress.conf" \
+		--encoding=UTF8 --no-locale --dbname="rustydb_$layer" --schedule="$dir/schedule") 2>&1 | tee "$WORK/$layer.out"
 	status=${PIPESTATUS[0]}
 	set -e
-	nfail=$(grep -Ec '\.\.\. FAILED' "$WORK/regress.out" || true)
+	nfail=$(grep -Ec '\.\.\. FAILED' "$WORK/$layer.out" || true)
 	if [ "$status" -ne 0 ] && [ "$nfail" -eq 0 ]; then nfail=$ntests; fi
-	if [ -s "$R/regression.diffs" ]; then
-		echo "---- regression.diffs (first 300 lines) ----"
-		head -n 300 "$R/regression.diffs"
+	if [ -s "$dir/regression.diffs" ]; then
+		echo "---- $layer regression.diffs (first 300 lines) ----"
+		head -n 300 "$dir/regression.diffs"
 	fi
-	record regress "$((ntests - nfail))" "$nfail"
+	record "$layer" "$((ntests - nfail))" "$nfail"
+}
+
+if want regress; then
+	banner "pg_regress"
+	run_pg_regress regress "$PGXS_DIR/src/test/regress/pg_regress" test/schedule sql expected
 fi
 
 if want isolation && ls test/isolation/specs/*.spec >/dev/null 2>&1; then
 	banner "isolation specs"
-	I=$WORK/isolation
-	mkdir -p "$I"
-	cp -a test/isolation/specs test/isolation/expected test/isolation/schedule test/regress.conf "$I"/
-	chown -R "$SERVER_USER" "$I"
-	ntests=$(grep -E '^test:' test/isolation/schedule | sed 's/^test://' | wc -w)
-	set +e
-	(cd "$I" && as_server "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
-		--inputdir="$I" --outputdir="$I" --bindir="$RDB_BINDIR" \
-		--temp-instance="$I/tmp_check" --temp-config="$I/regress.conf" \
-		--encoding=UTF8 --no-locale --dbname=rustydb_isolation --schedule="$I/schedule") 2>&1 | tee "$WORK/isolation.out"
-	status=${PIPESTATUS[0]}
-	set -e
-	nfail=$(grep -Ec '\.\.\. FAILED' "$WORK/isolation.out" || true)
-	if [ "$status" -ne 0 ] && [ "$nfail" -eq 0 ]; then nfail=$ntests; fi
-	if [ -s "$I/regression.diffs" ]; then
-		echo "---- isolation regression.diffs (first 300 lines) ----"
-		head -n 300 "$I/regression.diffs"
-	fi
-	record isolation "$((ntests - nfail))" "$nfail"
+	run_pg_regress isolation "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
+		test/isolation/schedule test/isolation/specs test/isolation/expected
 fi
 
 # shellcheck source=../test/lib/cluster.sh

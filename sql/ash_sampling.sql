@@ -108,3 +108,13 @@ SELECT dblink_disconnect('sleeper'), dblink_disconnect('blocked'), dblink_discon
 ALTER SYSTEM RESET rustydb.ash_sampling_interval;
 SELECT pg_reload_conf();
 DROP TABLE ash_t;
+
+-- rustydb's own idle waits (a worker's main loop waiting for work) are not
+-- activity, and rustydb's workers never show the bare Extension/Extension
+-- PostgreSQL reports for extensions (dblink's waits above do)
+SELECT count(*) AS idle_or_unnamed_rustydb_waits
+FROM rustydb.active_session_history
+WHERE (wait_event_type = 'rustydb' AND wait_event IN ('AuditWriterMain', 'AshSamplerMain'))
+   OR (backend_type LIKE 'rustydb %' AND wait_event_type = 'Extension');
+-- (the audit writer sleeps in AuditWriterMain between batches: were it
+-- counted, this session's samples would show it nearly every second)

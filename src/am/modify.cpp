@@ -18,6 +18,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/crypto/crypto.h"
 
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
@@ -471,6 +472,54 @@ is_first_on_page(Page page, OffsetNumber off)
  * ========================================================================
  */
 
+/*
+ * Encrypted relations (docs/tde.md): the tuple as stored has its payload
+ * sealed. out is the tuple to store (orig itself or a toasted copy of
+ * it); returns the sealed copy, freeing an intermediate copy.
+ */
+static HeapTuple
+seal_if_encrypted(Relation rel, HeapTuple orig, HeapTuple out)
+{
+	const crypto::Cipher *c = crypto::relation_cipher(rel);
+
+	if (c == nullptr)
+		return out;
+	HeapTuple sealed = crypto::seal_tuple(c, out);
+	if (out != orig)
+		heap_freetuple(out);
+	return sealed;
+}
+
+/* The plaintext of a page tuple, for code that reads its attributes. */
+static HeapTuple
+opened_if_encrypted(const crypto::Cipher *c, HeapTuple page_tuple)
+{
+	if (c == nullptr)
+		return page_tuple;
+	return crypto::open_tuple_copy(c, page_tuple, ItemPointerGetBlockNumber(&page_tuple->t_self));
+}
+
+/*
+ * TOAST (when needed) and seal a table's new tuple: for an encrypted
+ * relation, large values are sealed before the toaster sees them, since it
+ * writes them into the heap TOAST table itself.
+ */
+static HeapTuple
+toast_and_seal(Relation rel, HeapTuple tup, int options)
+{
+	const crypto::Cipher *c = crypto::relation_cipher(rel);
+	HeapTuple work = tup;
+
+	if (c != nullptr && crypto::needs_value_sealing(tup))
+		work = crypto::seal_values(c, RelationGetDescr(rel), tup);
+	HeapTuple out = work;
+	if (HeapTupleHasExternal(work) || work->t_len > TOAST_TUPLE_THRESHOLD)
+		out = heap_toast_insert_or_update(rel, work, nullptr, options);
+	if (out != work && work != tup)
+		heap_freetuple(work);
+	return seal_if_encrypted(rel, tup, out);
+}
+
 static HeapTuple
 prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, int options)
 {
@@ -487,10 +536,8 @@ prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, in
 	tup->t_tableOid = RelationGetRelid(rel);
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW)
-		return tup;
-	if (HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD)
-		return heap_toast_insert_or_update(rel, tup, nullptr, options);
-	return tup;
+		return seal_if_encrypted(rel, tup, tup);
+	return toast_and_seal(rel, tup, options);
 }
 
 /*
@@ -561,10 +608,7 @@ insert(Relation rel, HeapTuple tup, CommandId cid, int options, BulkInsertState 
 void
 insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate)
 {
-	HeapTuple heaptup = tup;
-
-	if (HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD)
-		heaptup = heap_toast_insert_or_update(rel, tup, nullptr, HEAP_INSERT_SKIP_FSM);
+	HeapTuple heaptup = toast_and_seal(rel, tup, HEAP_INSERT_SKIP_FSM);
 	Buffer buffer = get_buffer_for_tuple(rel, heaptup->t_len, bistate, InvalidBuffer);
 	Buffer vmbuf = InvalidBuffer;
 	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
@@ -793,7 +837,7 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 	if (rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW)
 	{
 		if (HeapTupleHasExternal(&tp))
-			heap_toast_delete(rel, &tp, false);
+			heap_toast_delete(rel, opened_if_encrypted(crypto::relation_cipher(rel), &tp), false);
 	}
 	ReleaseBuffer(buffer);
 	if (have_tuplock)
@@ -854,10 +898,19 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	/* relcache work before any buffer lock */
 	Bitmapset *key_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_KEY);
 	Bitmapset *index_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_ALL);
+	const crypto::Cipher *cipher = crypto::relation_cipher(rel); /* before any buffer lock */
+	/* large values of an encrypted table are sealed before the toaster sees them */
+	HeapTuple callers_tuple = newtup;
+	if (cipher != nullptr &&
+		(rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+		crypto::needs_value_sealing(newtup))
+		newtup = crypto::seal_values(cipher, RelationGetDescr(rel), newtup);
 	Buffer buffer = read_target(rel, otid, &oldtup, "update");
+	/* attribute values of the old version (its payload never changes) */
+	HeapTuple oldplain = opened_if_encrypted(cipher, &oldtup);
 
-	*lockmode = attrs_changed(rel, &oldtup, newtup, key_attrs) ? LockTupleExclusive
-															   : LockTupleNoKeyExclusive;
+	*lockmode = attrs_changed(rel, oldplain, newtup, key_attrs) ? LockTupleExclusive
+																: LockTupleNoKeyExclusive;
 	MultiXactStatus mine = status_of_update(*lockmode);
 
 	TM_Result result = acquire_right(rel, buffer, &oldtup, cid, crosscheck, mine, LockWaitBlock,
@@ -922,7 +975,10 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	bool iscombo;
 	CommandId cmax = cid;
 
-	if (need_toast || MAXALIGN(newtup->t_len) > PageGetHeapFreeSpace(page))
+	Size stored_len = newtup->t_len + (cipher != nullptr ? crypto::kSealOverhead : 0);
+	HeapTuple plainnew = newtup; /* after TOAST, before sealing */
+
+	if (need_toast || MAXALIGN(stored_len) > PageGetHeapFreeSpace(page))
 	{
 		/*
 		 * The new version goes elsewhere or needs TOAST work, done without
@@ -942,16 +998,19 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 
 		if (need_toast)
-			heaptup = heap_toast_insert_or_update(rel, newtup, &oldtup, 0);
+			plainnew = heap_toast_insert_or_update(rel, newtup, oldplain, 0);
+		heaptup = cipher != nullptr ? crypto::seal_tuple(cipher, plainnew) : plainnew;
 		newbuf = get_buffer_for_tuple(rel, heaptup->t_len, nullptr, buffer);
 	}
+	else if (cipher != nullptr)
+		heaptup = crypto::seal_tuple(cipher, plainnew);
 
 	/*
 	 * Heap-only version: on the same page and no indexed column changed,
 	 * the new version needs no index entries; index lookups reach it by
 	 * following the version link from the old one.
 	 */
-	bool use_hot = newbuf == buffer && !attrs_changed(rel, &oldtup, heaptup, index_attrs);
+	bool use_hot = newbuf == buffer && !attrs_changed(rel, oldplain, plainnew, index_attrs);
 
 	CheckForSerializableConflictIn(rel, &oldtup.t_self, BufferGetBlockNumber(buffer));
 	HeapTupleHeaderAdjustCmax(oldtup.t_data, &cmax, &iscombo);
@@ -1038,9 +1097,13 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	pgstat_count_heap_update(rel, use_hot);
 	*hot = use_hot;
 
-	newtup->t_self = heaptup->t_self;
+	callers_tuple->t_self = heaptup->t_self;
 	if (heaptup != newtup)
 		heap_freetuple(heaptup);
+	if (plainnew != newtup && plainnew != heaptup)
+		heap_freetuple(plainnew);
+	if (newtup != callers_tuple)
+		heap_freetuple(newtup);
 	return TM_Ok;
 }
 
@@ -1350,7 +1413,7 @@ retry:
 
 	slot->tts_tableOid = RelationGetRelid(rel);
 	tuple->t_tableOid = slot->tts_tableOid;
-	ExecStorePinnedBufferHeapTuple(tuple, slot, buffer);
+	store_tuple(rel, tuple, slot, buffer, true);
 	return result;
 }
 
@@ -1397,7 +1460,7 @@ abort_speculative(Relation rel, ItemPointer tid)
 	END_CRIT_SECTION();
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	if (HeapTupleHasExternal(&tp))
-		heap_toast_delete(rel, &tp, true);
+		heap_toast_delete(rel, opened_if_encrypted(crypto::relation_cipher(rel), &tp), true);
 	ReleaseBuffer(buffer);
 	pgstat_count_heap_delete(rel);
 }

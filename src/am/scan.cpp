@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/crypto/crypto.h"
 
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
@@ -213,6 +214,8 @@ scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTabl
 		   uint32 flags)
 {
 	RelationIncrementReferenceCount(rel);
+	/* load an encrypted relation's keys now, not later under a buffer lock */
+	(void) crypto::relation_cipher(rel);
 	auto *s = (ScanDesc *) palloc0(sizeof(ScanDesc));
 	s->base.rs_rd = rel;
 	s->base.rs_snapshot = snapshot;
@@ -384,7 +387,7 @@ scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *sl
 			ExecClearTuple(slot);
 			return false;
 		}
-		ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+		store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
 		return true;
 	}
 	if (!next_tuple(s, direction))
@@ -393,7 +396,7 @@ scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *sl
 		return false;
 	}
 	pgstat_count_heap_getnext(s->base.rs_rd);
-	ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
 	return true;
 }
 
@@ -463,7 +466,7 @@ scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection direction, TupleTabl
 		break;
 	}
 	pgstat_count_heap_getnext(s->base.rs_rd);
-	ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
 	return true;
 }
 
@@ -525,7 +528,7 @@ fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSl
 	bslot->base.tupdata.t_self = *tid;
 	if (fetch(rel, snapshot, &bslot->base.tupdata, &buffer, false))
 	{
-		ExecStorePinnedBufferHeapTuple(&bslot->base.tupdata, slot, buffer);
+		store_tuple(rel, &bslot->base.tupdata, slot, buffer, true);
 		slot->tts_tableOid = RelationGetRelid(rel);
 		return true;
 	}
@@ -735,6 +738,7 @@ struct IndexFetch
 IndexFetchTableData *
 index_fetch_begin(Relation rel)
 {
+	(void) crypto::relation_cipher(rel); /* keys loaded before any buffer lock */
 	auto *f = (IndexFetch *) palloc0(sizeof(IndexFetch));
 	f->base.rel = rel;
 	f->cbuf = InvalidBuffer;
@@ -787,7 +791,7 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 		/* only a non-MVCC snapshot can see more than one member of a chain */
 		*call_again = !IsMVCCSnapshot(snapshot);
 		slot->tts_tableOid = RelationGetRelid(rel);
-		ExecStoreBufferHeapTuple(tuple, slot, f->cbuf);
+		store_tuple(f->base.rel, tuple, slot, f->cbuf, false);
 	}
 	else
 		*call_again = false;
@@ -862,7 +866,7 @@ scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *l
 		}
 		if (sample)
 		{
-			ExecStoreBufferHeapTuple(t, slot, s->cbuf);
+			store_tuple(s->base.rs_rd, t, slot, s->cbuf, false);
 			s->cindex++;
 			/* the buffer stays locked until the page is done */
 			return true;
@@ -947,7 +951,7 @@ scan_bitmap_next_tuple(TableScanDesc scan, TBMIterateResult *tbmres, TupleTableS
 	if (!tuple_at(scan->rs_rd, s->cbuf, BufferGetPage(s->cbuf), off, &s->ctup))
 		return false;
 	pgstat_count_heap_fetch(scan->rs_rd);
-	ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
 	return true;
 }
 
@@ -1028,7 +1032,7 @@ scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate, TupleTabl
 		if (found < 0 || !load_tuple(s, found))
 			continue;
 		pgstat_count_heap_getnext(scan->rs_rd);
-		ExecStoreBufferHeapTuple(&s->ctup, slot, s->cbuf);
+		store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
 		return true;
 	}
 }

@@ -11,6 +11,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/crypto/crypto.h"
 
 namespace rustydb::am {
 
@@ -22,6 +23,41 @@ tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free)
 	slot->tts_tableOid = RelationGetRelid(rel);
 	tuple->t_tableOid = slot->tts_tableOid;
 	return tuple;
+}
+
+void
+store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned)
+{
+	const crypto::Cipher *c = crypto::relation_cipher(rel);
+
+	if (c == nullptr)
+	{
+		if (pinned)
+			ExecStorePinnedBufferHeapTuple(tuple, slot, buf);
+		else
+			ExecStoreBufferHeapTuple(tuple, slot, buf);
+		return;
+	}
+	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
+	BlockNumber blkno = BufferGetBlockNumber(buf);
+	HeapTuple copy = crypto::open_tuple_copy(c, tuple, blkno);
+	HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), copy, blkno);
+	if (full != copy)
+	{
+		heap_freetuple(copy);
+		copy = full;
+	}
+	MemoryContextSwitchTo(old);
+	/*
+	 * The store frees a copy the slot held before (TTS_FLAG_SHOULDFREE);
+	 * marking this one the same way makes the slot free it on its next
+	 * store or clear, while the slot also keeps the buffer pin.
+	 */
+	if (pinned)
+		ExecStorePinnedBufferHeapTuple(copy, slot, buf);
+	else
+		ExecStoreBufferHeapTuple(copy, slot, buf);
+	slot->tts_flags |= TTS_FLAG_SHOULDFREE;
 }
 
 } /* namespace rustydb::am */

@@ -32,7 +32,7 @@
 
 #include "rustydb/ash/ash.h"
 #include "rustydb/ash/ring.h"
-#include "rustydb/ash/wait_events.h"
+#include "rustydb/common/wait_events.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 
@@ -187,7 +187,7 @@ read_status(volatile PgBackendStatus *be, int pid, StatusCopy *out, char *text, 
 bool
 is_active(const StatusCopy &st, uint32 wait_event_info)
 {
-	if ((wait_event_info & 0xFF000000) == PG_WAIT_ACTIVITY)
+	if ((wait_event_info & 0xFF000000) == PG_WAIT_ACTIVITY || wait::is_idle(wait_event_info))
 		return false;
 	switch (st.state)
 	{

@@ -12,7 +12,7 @@
 #include "rustydb/ash/ash.h"
 #include "rustydb/ash/ring.h"
 #include "rustydb/ash/sampler.h"
-#include "rustydb/ash/wait_events.h"
+#include "rustydb/common/wait_events.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"

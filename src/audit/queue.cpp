@@ -21,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/audit/internal.h"
+#include "rustydb/common/wait_events.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
@@ -212,7 +213,7 @@ enqueue(const Record *rec, EnqueueMode mode)
 		LWLockRelease(queue_lock);
 		if (latch != nullptr)
 			SetLatch(latch);
-		ConditionVariableSleep(&queue->space, PG_WAIT_EXTENSION);
+		ConditionVariableSleep(&queue->space, wait::info(wait::Event::AuditQueueFull));
 		sleeping = true;
 	}
 }

@@ -24,6 +24,7 @@
  */
 #include "rustydb/audit/audit.h"
 #include "rustydb/audit/internal.h"
+#include "rustydb/common/wait_events.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/memory.h"
@@ -674,7 +675,7 @@ worker_main()
 				static_cast<uint64>(settings::audit_queue_size) / 2)
 		{
 			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kGatherMs,
-							 PG_WAIT_EXTENSION);
+							 wait::info(wait::Event::AuditGather));
 			n = queue_peek(buf, kBatch);
 		}
 		TimestampTz now = GetCurrentTimestamp();
@@ -720,7 +721,7 @@ worker_main()
 		if (n == kBatch && installed)
 			continue;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,
-						 PG_WAIT_EXTENSION);
+						 wait::info(wait::Event::AuditWriterMain));
 	}
 }
 
@@ -859,6 +860,7 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 	bool nulls[4] = {false, false, true, true};
 	int64 checked = 0;
 	int64 expected;
+	int64 last;
 	int64 broken = 0;
 	uint8 prev[kHashLen];
 	uint8 hash[kHashLen];
@@ -875,7 +877,17 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 	chain_load_key();
 	problem[0] = '\0';
 
+	/*
+	 * The worker publishes the last seq it wrote after its batch committed,
+	 * so read it before taking the snapshot the walk uses: every record up
+	 * to it is then visible to that snapshot (or purged, which moves the
+	 * anchor past it). The statement's own snapshot can be older than a
+	 * batch whose seq is already published; checking against it reported
+	 * records committed concurrently as missing.
+	 */
+	last = queue_last_seq();
 	SPI_connect();
+	PushActiveSnapshot(GetLatestSnapshot());
 	read_anchor(&expected, prev);
 	expected++;
 	row_ctx = AllocSetContextCreate(CurrentMemoryContext, "verify row", ALLOCSET_DEFAULT_SIZES);
@@ -974,13 +986,12 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+	PopActiveSnapshot();
 	SPI_finish();
 
 	/* the newest records written since start-up must still be there */
 	if (broken == 0)
 	{
-		int64 last = queue_last_seq();
-
 		if (last >= expected)
 		{
 			broken = expected;
@@ -1018,7 +1029,7 @@ RUSTYDB_FUNCTION(rustydb_audit_flush)
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
 			PG_RETURN_BOOL(false);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L,
-						 PG_WAIT_EXTENSION);
+						 rustydb::wait::info(rustydb::wait::Event::AuditFlush));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

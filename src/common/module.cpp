@@ -23,6 +23,7 @@
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
 #include "rustydb/vpd/vpd.h"
+#include "rustydb/crypto/crypto.h"
 
 #include <sodium.h>
 
@@ -63,6 +64,7 @@ _PG_init(void) noexcept
 
 		/* subsystems, in dependency order */
 		rustydb::am::init();
+		rustydb::crypto::init();
 		rustydb::ash::init();
 		rustydb::vpd::init();
 		rustydb::audit::init();

@@ -32,6 +32,13 @@ namespace settings {
 /* vpd */
 int vpd_cache_entries = 1024;
 int vpd_context_max_attributes = 1000;
+/* ---- crypto: transparent data encryption ---- */
+char *keyring_file = nullptr;
+char *key_command = nullptr;
+bool encrypt_new_tables = false;
+int plaintext_index_action = 0;
+int cipher_cache_size = 256;
+
 /* ---- ash: active session history ---- */
 bool ash_enabled = true;
 int ash_sampling_interval = 1000;
@@ -149,6 +156,29 @@ make_enum(const char *name, int *var, int boot, const struct config_enum_entry *
 	return d;
 }
 
+/* ---- crypto: check hooks and enum values ---- */
+
+const struct config_enum_entry plaintext_index_action_options[] = {
+	{"warning", 0, false},
+	{"error", 1, false},
+	{"log", 2, false},
+	{nullptr, 0, false},
+};
+
+bool
+check_keyring_file(char **newval, void **extra, GucSource source)
+{
+	if (*newval == nullptr || (*newval)[0] == '\0')
+		return true;
+	if ((*newval)[0] != '/')
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errdetail("rustydb.keyring_file must be an absolute path.");
+		return false;
+	}
+	return true;
+}
+
 const struct config_enum_entry kAuditOverflowOptions[] = {
 	{"wait", kAuditOverflowWait, false},
 	{"error", kAuditOverflowError, false},
@@ -194,6 +224,23 @@ const Definition kRegistry[] = {
 	/* ---- am: table access method ---- */
 
 	/* ---- crypto: transparent data encryption ---- */
+	make_string("rustydb.keyring_file", &keyring_file, "", PGC_SIGHUP, 0,
+				"keyring file holding the master key(s) for encrypted tables",
+				"Absolute path outside the data directory; the file must be owned by the "
+				"server user and have mode 0600. Create one with rustydb-keyring create.",
+				check_keyring_file),
+	make_string("rustydb.key_command", &key_command, "", PGC_SIGHUP, 0,
+				"command that prints the master key as 64 hexadecimal digits",
+				"%i in the command is replaced by the id of the key wanted, or by current."),
+	make_bool("rustydb.encrypt_new_tables", &encrypt_new_tables, false, PGC_SUSET,
+			  "encrypts every new rustydb table that does not set the encrypted option"),
+	make_enum("rustydb.plaintext_index_action", &plaintext_index_action, 0,
+			  plaintext_index_action_options, PGC_SUSET,
+			  "what creating an index on an encrypted table does: warning, error or log",
+			  "Indexes built by PostgreSQL's index access methods store their keys in "
+			  "plaintext."),
+	make_int("rustydb.cipher_cache_size", &cipher_cache_size, 256, 16, 65536, 0, PGC_SUSET,
+			 "most encrypted tables whose keys one backend keeps unwrapped"),
 
 	/* ---- vpd: row policies ---- */
 	make_int("rustydb.vpd_cache_entries", &vpd_cache_entries, 1024, 16, 1048576, 0, PGC_SUSET,

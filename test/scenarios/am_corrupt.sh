@@ -6,15 +6,15 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
 trap rdb_cleanup EXIT
 
-rdb_node_init primary
-rdb_node_start primary
-rdb_psql primary "CREATE EXTENSION rustydb;
+rdb_node_init amcorrupt
+rdb_node_start amcorrupt
+rdb_psql amcorrupt "CREATE EXTENSION rustydb;
 	CREATE TABLE t (a int, b text) USING rustydb;
 	INSERT INTO t SELECT g, 'value ' || g FROM generate_series(1, 2000) g;
 	CHECKPOINT;"
-file=$(rdb_dir primary)/data/$(rdb_psql primary "SELECT pg_relation_filepath('t')")
-rdb_is "clean table: verify_table finds nothing" "$(rdb_psql primary "SELECT count(*) FROM rustydb.verify_table('t')")" "0"
-rdb_node_stop primary
+file=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath('t')")
+rdb_is "clean table: verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('t')")" "0"
+rdb_node_stop amcorrupt
 
 # poke BYTES (hex) at OFFSET of the file
 poke() { printf "$(echo "$2" | sed 's/../\\x&/g')" | dd of="$file" bs=1 seek="$1" conv=notrunc status=none; }
@@ -27,28 +27,28 @@ poke $((2 * 8192 + 24)) "409fe803"
 lp=$(od -An -tu4 -j $((4 * 8192 + 24)) -N4 "$file" | tr -d ' ')
 tupoff=$((lp & 0x7fff))
 poke $((4 * 8192 + tupoff + 22)) "05"
-rdb_node_start primary
+rdb_node_start amcorrupt
 
-out=$(rdb_psql primary "SELECT count(*) FROM t" 2>&1 || true)
+out=$(rdb_psql amcorrupt "SELECT count(*) FROM t" 2>&1 || true)
 rdb_ok "seq scan: ERROR naming relation and block 0" \
 	bash -c "echo '$out' | grep -q 'invalid rustydb page in block 0 of relation \"t\"'"
-out=$(rdb_psql primary "SELECT * FROM t WHERE ctid = '(2,1)'" 2>&1 || true)
+out=$(rdb_psql amcorrupt "SELECT * FROM t WHERE ctid = '(2,1)'" 2>&1 || true)
 rdb_ok "TID fetch: ERROR naming relation and tuple (2,1)" \
 	bash -c "echo '$out' | grep -q 'invalid rustydb tuple (2,1) in relation \"t\": line pointer out of range'"
-out=$(rdb_psql primary "SELECT * FROM t WHERE ctid = '(4,1)'" 2>&1 || true)
+out=$(rdb_psql amcorrupt "SELECT * FROM t WHERE ctid = '(4,1)'" 2>&1 || true)
 rdb_ok "TID fetch: ERROR naming relation and tuple (4,1)" \
 	bash -c "echo '$out' | grep -q 'invalid rustydb tuple (4,1) in relation \"t\": bad header length'"
-out=$(rdb_psql primary "UPDATE t SET b = 'x' WHERE ctid = '(4,1)'" 2>&1 || true)
+out=$(rdb_psql amcorrupt "UPDATE t SET b = 'x' WHERE ctid = '(4,1)'" 2>&1 || true)
 rdb_ok "UPDATE of a damaged tuple: ERROR, not a crash" \
 	bash -c "echo '$out' | grep -q 'invalid rustydb tuple (4,1)'"
-rdb_is "the server is still up" "$(rdb_psql primary "SELECT 1")" "1"
+rdb_is "the server is still up" "$(rdb_psql amcorrupt "SELECT 1")" "1"
 rdb_is "verify_table lists the three problems" \
-	"$(rdb_psql primary "SELECT DISTINCT blkno || ':' || coalesce(offnum::text, '-') FROM rustydb.verify_table('t') ORDER BY 1")" \
+	"$(rdb_psql amcorrupt "SELECT DISTINCT blkno || ':' || coalesce(offnum::text, '-') FROM rustydb.verify_table('t') ORDER BY 1")" \
 	"0:-
 2:1
 4:1"
-rdb_is "undamaged blocks still read" "$(rdb_psql primary "SELECT count(*) FROM t WHERE ctid >= '(5,0)' AND ctid < '(6,0)'")" \
-	"$(rdb_psql primary "SELECT count(*) FROM t WHERE ctid >= '(6,0)' AND ctid < '(7,0)'")"
-rdb_ok "no backend crashed" bash -c "! grep -q 'terminated by signal' '$(rdb_dir primary)/server.log'"
+rdb_is "undamaged blocks still read" "$(rdb_psql amcorrupt "SELECT count(*) FROM t WHERE ctid >= '(5,0)' AND ctid < '(6,0)'")" \
+	"$(rdb_psql amcorrupt "SELECT count(*) FROM t WHERE ctid >= '(6,0)' AND ctid < '(7,0)'")"
+rdb_ok "no backend crashed" bash -c "! grep -q 'terminated by signal' '$(rdb_dir amcorrupt)/server.log'"
 
 rdb_summary

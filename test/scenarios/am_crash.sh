@@ -9,19 +9,19 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
 trap rdb_cleanup EXIT
 
-rdb_node_init primary
-rdb_node_conf primary "default_table_access_method = 'rustydb'"
-rdb_node_start primary
-rdb_psql primary "CREATE EXTENSION rustydb"
+rdb_node_init amcrash
+rdb_node_conf amcrash "default_table_access_method = 'rustydb'"
+rdb_node_start amcrash
+rdb_psql amcrash "CREATE EXTENSION rustydb"
 
-PGB=("$RDB_BINDIR/pgbench" -h "$(rdb_sock primary)" -p "$(rdb_port primary)" -U postgres)
+PGB=("$RDB_BINDIR/pgbench" -h "$(rdb_sock amcrash)" -p "$(rdb_port amcrash)" -U postgres)
 "${PGB[@]}" -i -q -s 10 postgres >"$RDB_WORK/pgbench-init.log" 2>&1 ||
 	{
 		cat "$RDB_WORK/pgbench-init.log"
 		rdb_die "pgbench -i failed"
 	}
 rdb_is "pgbench tables are rustydb tables" \
-	"$(rdb_psql primary "SELECT string_agg(c.relname || ':' || a.amname, ',' ORDER BY c.relname)
+	"$(rdb_psql amcrash "SELECT string_agg(c.relname || ':' || a.amname, ',' ORDER BY c.relname)
 		FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname LIKE 'pgbench_%' AND c.relkind = 'r'")" \
 	"pgbench_accounts:rustydb,pgbench_branches:rustydb,pgbench_history:rustydb,pgbench_tellers:rustydb"
 
@@ -40,26 +40,26 @@ for round in 1 2 3 4 5; do
 	(cd "$logdir" && "${PGB[@]}" -n -c 2 -j 2 -T 30 -l postgres >"$logdir/out.log" 2>&1) &
 	bench=$!
 	sleep 6
-	rdb_node_crash primary
+	rdb_node_crash amcrash
 	wait "$bench" 2>/dev/null || true
-	rdb_node_start primary
+	rdb_node_start amcrash
 	this=$(cat "$logdir"/pgbench_log.* 2>/dev/null | wc -l)
 	acked=$((acked + this))
-	history=$(rdb_psql primary "SELECT count(*) FROM pgbench_history")
+	history=$(rdb_psql amcrash "SELECT count(*) FROM pgbench_history")
 	rdb_ok "round $round: $this acknowledged transactions, all present (history $history >= $acked)" \
 		test "$history" -ge "$acked" -a "$this" -gt 0
 	rdb_ok "round $round: at most the in-flight commits beyond the acknowledged ones" \
 		test "$history" -le $((acked + 2))
 	acked=$history
-	rdb_is "round $round: TPC-B invariant holds" "$(rdb_psql primary "$INVARIANT")" "t"
-	rdb_is "round $round: verify_table finds nothing" "$(rdb_psql primary "$VERIFY")" "0"
+	rdb_is "round $round: TPC-B invariant holds" "$(rdb_psql amcrash "$INVARIANT")" "t"
+	rdb_is "round $round: verify_table finds nothing" "$(rdb_psql amcrash "$VERIFY")" "0"
 done
 
-rdb_psql primary "VACUUM pgbench_accounts"
-rdb_is "after VACUUM: invariant holds" "$(rdb_psql primary "$INVARIANT")" "t"
-rdb_is "after VACUUM: verify_table finds nothing" "$(rdb_psql primary "$VERIFY")" "0"
+rdb_psql amcrash "VACUUM pgbench_accounts"
+rdb_is "after VACUUM: invariant holds" "$(rdb_psql amcrash "$INVARIANT")" "t"
+rdb_is "after VACUUM: verify_table finds nothing" "$(rdb_psql amcrash "$VERIFY")" "0"
 rdb_is "index and sequential scans agree" \
-	"$(rdb_psql primary "SET enable_seqscan = off; SELECT count(*), sum(abalance) FROM pgbench_accounts WHERE aid > 0")" \
-	"$(rdb_psql primary "SET enable_indexscan = off; SET enable_bitmapscan = off; SELECT count(*), sum(abalance) FROM pgbench_accounts WHERE aid > 0")"
+	"$(rdb_psql amcrash "SET enable_seqscan = off; SELECT count(*), sum(abalance) FROM pgbench_accounts WHERE aid > 0")" \
+	"$(rdb_psql amcrash "SET enable_indexscan = off; SET enable_bitmapscan = off; SELECT count(*), sum(abalance) FROM pgbench_accounts WHERE aid > 0")"
 
 rdb_summary

@@ -8,24 +8,24 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
 trap rdb_cleanup EXIT
 
-rdb_node_init primary
-rdb_node_conf primary "wal_consistency_checking = 'rustydb'"
-rdb_node_start primary
-rdb_psql primary "CREATE EXTENSION rustydb;
+rdb_node_init amprimary
+rdb_node_conf amprimary "wal_consistency_checking = 'rustydb'"
+rdb_node_start amprimary
+rdb_psql amprimary "CREATE EXTENSION rustydb;
 	CREATE TABLE acc (id int PRIMARY KEY, owner text, balance bigint) USING rustydb;
 	INSERT INTO acc SELECT g, 'owner ' || g, 100 FROM generate_series(1, 5000) g;"
 
-rdb_standby_create primary standby
-rdb_wait_replay primary standby
+rdb_standby_create amprimary amstandby
+rdb_wait_replay amprimary amstandby
 
 Q_ALL="SELECT count(*), sum(balance), md5(string_agg(id || ':' || owner || ':' || balance, ',' ORDER BY id)) FROM acc"
 Q_IDX="SET enable_seqscan = off; SELECT id, balance FROM acc WHERE id BETWEEN 100 AND 120 ORDER BY id"
 step() {
-	rdb_psql primary "$2" >/dev/null
-	rdb_wait_replay primary standby
-	rdb_compare primary standby "$Q_ALL"
-	rdb_compare primary standby "$Q_IDX"
-	rdb_is "$1: verify_table on the standby" "$(rdb_psql standby "SELECT count(*) FROM rustydb.verify_table('acc')")" "0"
+	rdb_psql amprimary "$2" >/dev/null
+	rdb_wait_replay amprimary amstandby
+	rdb_compare amprimary amstandby "$Q_ALL"
+	rdb_compare amprimary amstandby "$Q_IDX"
+	rdb_is "$1: verify_table on the standby" "$(rdb_psql amstandby "SELECT count(*) FROM rustydb.verify_table('acc')")" "0"
 }
 
 step "initial" "SELECT 1"
@@ -45,8 +45,8 @@ step "truncate and refill" "BEGIN; TRUNCATE acc; INSERT INTO acc SELECT g, 'agai
 step "prune on access" "UPDATE acc SET balance = balance + 1; UPDATE acc SET balance = balance + 1; SELECT count(*) FROM acc"
 
 rdb_ok "the standby reported no inconsistency" \
-	bash -c "! grep -q 'inconsistent page found' '$(rdb_dir standby)/server.log'"
-rdb_ok "the primary logged no error" \
-	bash -c "! grep -q 'PANIC' '$(rdb_dir standby)/server.log' '$(rdb_dir primary)/server.log'"
+	bash -c "! grep -q 'inconsistent page found' '$(rdb_dir amstandby)/server.log'"
+rdb_ok "neither server logged a PANIC" \
+	bash -c "! grep -q 'PANIC' '$(rdb_dir amstandby)/server.log' '$(rdb_dir amprimary)/server.log'"
 
 rdb_summary

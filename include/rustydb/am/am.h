@@ -35,6 +35,15 @@ void init();
  */
 HeapTuple tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free);
 
+/*
+ * Hand a page tuple to a buffer-heap-tuple slot (pinned: the caller's pin
+ * is transferred). For an encrypted relation the slot gets a plaintext
+ * copy it owns (freed when the slot is cleared) and still holds the
+ * buffer pin, so visibility code can look at the page; the shared buffer
+ * never holds plaintext. See docs/tde.md.
+ */
+void store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned);
+
 /* ---- scans (scan.cpp) ---- */
 
 struct ScanDesc

@@ -94,6 +94,13 @@ const char *type_name(Type type);
 /* ---- vpd: row policies ---- */
 extern int vpd_cache_entries;          /* rustydb.vpd_cache_entries */
 extern int vpd_context_max_attributes; /* rustydb.vpd_context_max_attributes */
+/* ---- crypto: transparent data encryption ---- */
+extern char *keyring_file;         /* rustydb.keyring_file */
+extern char *key_command;          /* rustydb.key_command */
+extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
+extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
+extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
+
 /* ---- ash: active session history ---- */
 extern bool ash_enabled;
 extern int ash_sampling_interval; /* ms */

@@ -26,8 +26,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef RUSTYDB_ASH_WAIT_EVENTS_H
-#define RUSTYDB_ASH_WAIT_EVENTS_H
+#ifndef RUSTYDB_COMMON_WAIT_EVENTS_H
+#define RUSTYDB_COMMON_WAIT_EVENTS_H
 
 #include "rustydb/pg.h"
 
@@ -37,16 +37,20 @@ RUSTYDB_PG_INCLUDE_END
 
 /* number, name, description */
 #define RUSTYDB_WAIT_EVENT_LIST(X)                                                                 \
-	X(1, AshSamplerMain, "ASH sampler waiting for its next sample")                                \
-	X(2, AshPersist, "ASH sampler writing samples into ash_history")                               \
-	X(3, SelfTestWait, "diagnostic wait of rustydb.ash_selftest_wait()")
+	X(1, AshSamplerMain, true, "ASH sampler waiting for its next sample")                          \
+	X(2, AshPersist, false, "ASH sampler writing samples into ash_history")                        \
+	X(3, SelfTestWait, false, "diagnostic wait of rustydb.ash_selftest_wait()")                    \
+	X(4, AuditWriterMain, true, "audit writer waiting for records to write")                       \
+	X(5, AuditGather, false, "audit writer gathering a batch of records")                          \
+	X(6, AuditQueueFull, false, "session waiting for room in the full audit queue")                \
+	X(7, AuditFlush, false, "session waiting in audit_flush() for the trail to catch up")
 
 namespace rustydb {
 namespace wait {
 
 enum class Event : uint32
 {
-#define RUSTYDB_WAIT_EVENT_ENUM(num, name, desc) name = num,
+#define RUSTYDB_WAIT_EVENT_ENUM(num, name, idle, desc) name = num,
 	RUSTYDB_WAIT_EVENT_LIST(RUSTYDB_WAIT_EVENT_ENUM)
 #undef RUSTYDB_WAIT_EVENT_ENUM
 };
@@ -79,10 +83,17 @@ end()
  */
 void describe(uint32 wait_event_info, const char **type, const char **name);
 
+/*
+ * True for the rustydb events that mean "idle" (a worker's main loop waiting
+ * for work), which Active Session History does not count as activity, as it
+ * does not count PostgreSQL's Activity class.
+ */
+bool is_idle(uint32 wait_event_info);
+
 /* For the rustydb.wait_events view: entry i (0-based), false past the end. */
 bool registry_at(int i, uint32 *info_out, const char **name, const char **description);
 
 } /* namespace wait */
 } /* namespace rustydb */
 
-#endif /* RUSTYDB_ASH_WAIT_EVENTS_H */
+#endif /* RUSTYDB_COMMON_WAIT_EVENTS_H */

@@ -5,7 +5,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "rustydb/ash/wait_events.h"
+#include "rustydb/common/wait_events.h"
 
 namespace rustydb {
 namespace wait {
@@ -16,11 +16,12 @@ struct Named
 {
 	uint32 number;
 	const char *name;
+	bool idle;
 	const char *description;
 };
 
 const Named kEvents[] = {
-#define RUSTYDB_WAIT_EVENT_ROW(num, name, desc) {num, #name, desc},
+#define RUSTYDB_WAIT_EVENT_ROW(num, name, idle, desc) {num, #name, idle, desc},
 	RUSTYDB_WAIT_EVENT_LIST(RUSTYDB_WAIT_EVENT_ROW)
 #undef RUSTYDB_WAIT_EVENT_ROW
 };
@@ -57,6 +58,18 @@ describe(uint32 wait_event_info, const char **type, const char **name)
 		*type = "unknown";
 	if (*name == nullptr)
 		*name = "unknown";
+}
+
+bool
+is_idle(uint32 wait_event_info)
+{
+	if ((wait_event_info & 0xFF000000) != PG_WAIT_EXTENSION ||
+		(wait_event_info & 0x0000FF00) != kMarker)
+		return false;
+	for (int i = 0; i < kCount; i++)
+		if (kEvents[i].number == (wait_event_info & 0xFF))
+			return kEvents[i].idle;
+	return false;
 }
 
 bool

@@ -1,0 +1,208 @@
+/*-------------------------------------------------------------------------
+ *
+ * crypto.h
+ *	  Transparent data encryption: the API the table access method uses.
+ *
+ * An encrypted rustydb table has a data key (256 bits, per table, wrapped
+ * by the master key in rustydb.table_keys). Each tuple version's attribute
+ * payload is sealed on its own with an AEAD (AES-256-GCM where the CPU has
+ * it, XChaCha20-Poly1305 otherwise):
+ *
+ *	sealed = header(4) | session(12) | counter(4) | ciphertext(len) | tag(16)
+ *
+ * so sealed_size(len) == len + kSealOverhead. The header names the format,
+ * the cipher, the role (a table's payload or a TOAST chunk: a TOAST table
+ * of an encrypted table shares its data keys) and the data key version;
+ * session and counter make the nonce
+ * (see docs/tde.md for why it is never reused). The header and the caller's
+ * associated data are authenticated.
+ *
+ * Typical use in the TAM, where the payload is formed and read back:
+ *
+ *	const rustydb::crypto::Cipher *c = rustydb::crypto::relation_cipher(rel);
+ *	if (c != nullptr)
+ *	{
+ *		size_t n = rustydb::crypto::sealed_size(len);
+ *		rustydb::crypto::seal(c, payload, len, aad, aadlen, dest);   // dest has n bytes
+ *		...
+ *		rustydb::crypto::open(c, sealed, n, aad, aadlen, out, blkno); // out has len bytes
+ *	}
+ *
+ * The pointer returned by relation_cipher() stays valid until the end of
+ * the current transaction (a key rotation or relcache invalidation makes
+ * the next call return a new one). These functions are plain C++ without
+ * destructors on the hot path; seal() and open() report failures with
+ * ereport(ERROR), naming the relation (and for open() the block).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_CRYPTO_CRYPTO_H
+#define RUSTYDB_CRYPTO_CRYPTO_H
+
+#include "rustydb/pg.h"
+
+RUSTYDB_PG_INCLUDE_BEGIN
+#include "access/htup.h"
+#include "executor/tuptable.h"
+#include "storage/block.h"
+#include "utils/rel.h"
+RUSTYDB_PG_INCLUDE_END
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rustydb {
+namespace crypto {
+
+/* Bytes a sealed payload adds to the plaintext: header, nonce parts, tag. */
+constexpr size_t kHeaderBytes = 4;
+constexpr size_t kSessionBytes = 12;
+constexpr size_t kCounterBytes = 4;
+constexpr size_t kTagBytes = 16;
+constexpr size_t kSealOverhead = kHeaderBytes + kSessionBytes + kCounterBytes + kTagBytes;
+
+/* Largest associated data seal()/open() accept from the caller. */
+constexpr size_t kMaxAadBytes = 1024;
+
+/* Cipher ids, as stored in the header and in rustydb.table_keys.cipher. */
+enum class Algorithm : uint8_t
+{
+	Aes256Gcm = 1,
+	XChaCha20Poly1305 = 2
+};
+
+/* An encrypted relation's keys in this backend (opaque). */
+struct Cipher;
+
+/* Subsystem init, called once from _PG_init. */
+void init();
+
+/*
+ * The cipher of a relation: nullptr when the relation is not encrypted.
+ * Cached per backend; an ERROR (naming the relation) when the relation is
+ * encrypted but its key cannot be unwrapped (no key provider, wrong master
+ * key, damaged wrapped key).
+ */
+const Cipher *relation_cipher(Relation rel);
+const Cipher *relation_cipher_oid(Oid relid);
+
+inline size_t
+sealed_size(size_t payload_len)
+{
+	return payload_len + kSealOverhead;
+}
+
+/* Plaintext length of a sealed payload; ERROR if shorter than the overhead. */
+size_t opened_size(const Cipher *cipher, size_t sealed_len, BlockNumber blkno);
+
+/*
+ * Seal len bytes of payload into out (sealed_size(len) bytes, may not
+ * overlap payload) with the relation's current data key. aad (up to
+ * kMaxAadBytes, may be null when aadlen is 0) is authenticated, not stored:
+ * open() must be given the same bytes.
+ */
+void seal(const Cipher *cipher, const void *payload, size_t len, const void *aad, size_t aadlen,
+		  void *out);
+
+/*
+ * Open a sealed payload into out (opened_size() bytes). Any failure
+ * (tampered bytes, wrong aad, unknown key version) is an ERROR with
+ * SQLSTATE XX001 naming the relation and blkno; out is then wiped.
+ */
+void open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aad,
+		  size_t aadlen, void *out, BlockNumber blkno);
+
+/* Same, returning false instead of raising an error (for verification). */
+bool try_open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aad,
+			  size_t aadlen, void *out);
+
+/*
+ * ---- tuple-level helpers ----
+ * For tuples in PostgreSQL's heap tuple layout (rustydb's tuple header is
+ * byte-compatible with it): the payload is bytes [t_hoff, t_len). The
+ * associated data is the attribute count, the HASNULL/HASVARWIDTH/
+ * HASEXTERNAL bits, t_hoff and the null bitmap, so changing any of them
+ * on disk is detected. Header fields that change after insertion (xmin,
+ * xmax, cid, ctid, hint and lock bits) are not authenticated.
+ */
+
+/* A palloc'd copy of plain (header as is) with its payload sealed: t_len + kSealOverhead. */
+HeapTuple seal_tuple(const Cipher *cipher, HeapTuple plain);
+
+/* Length of the opened tuple of a stored (sealed) one; ERROR if too short. */
+uint32 opened_tuple_len(const Cipher *cipher, HeapTuple stored, BlockNumber blkno);
+
+/*
+ * Open stored into dest: dest->t_data must point to opened_tuple_len()
+ * bytes (MAXALIGNed). Sets dest's t_len, t_self and t_tableOid. ERROR
+ * (naming relation and block) if the payload does not authenticate.
+ */
+void open_tuple(const Cipher *cipher, HeapTuple stored, HeapTuple dest, BlockNumber blkno);
+
+/* Same, returning false instead of raising an error (verifiers). */
+bool try_open_tuple(const Cipher *cipher, HeapTuple stored, HeapTuple dest);
+
+/* Same as open_tuple, into one palloc'd HeapTuple (HEAPTUPLESIZE + length). */
+HeapTuple open_tuple_copy(const Cipher *cipher, HeapTuple stored, BlockNumber blkno);
+
+/*
+ * Open stored into a buffer-heap-tuple slot as a materialized tuple owned
+ * by the slot (allocated in its memory context, freed when the slot is
+ * cleared; no buffer pin kept), with tts_tid and tts_tableOid set. The
+ * page tuple itself is never modified.
+ */
+void store_opened_tuple(const Cipher *cipher, HeapTuple stored, TupleTableSlot *slot,
+						BlockNumber blkno);
+
+/*
+ * ---- large values ----
+ * PostgreSQL 15's toaster writes out-of-line values with heap_insert into
+ * a heap TOAST table, outside the access method. So before a tuple of an
+ * encrypted table goes to the toaster, seal_values() replaces each of its
+ * varlena values longer than kSealedValueMin bytes by a sealed copy (an
+ * uncompressed varlena: header, sealed bytes) and marks the tuple with
+ * kValuesSealed in t_infomask2 (a bit PostgreSQL leaves free; it is
+ * authenticated with the tuple). The toaster then only ever stores
+ * ciphertext. open_values() reverses it on a tuple read back: it fetches
+ * out-of-line values and opens them, returning a tuple with every value
+ * inline. Values of at most kSealedValueMin bytes are never moved out of
+ * line by the toaster (it only moves values longer than a TOAST pointer).
+ */
+constexpr uint16 kValuesSealed = 0x0800;
+constexpr size_t kSealedValueMin = 24;
+
+/* Whether a tuple this big, or with these external values, goes to the toaster. */
+bool needs_value_sealing(HeapTuple tup);
+/* tup itself when it has no value to seal, else a new tuple (header copied). */
+HeapTuple seal_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup);
+/* tup itself unless marked kValuesSealed, else a new tuple with values opened. */
+HeapTuple open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blkno);
+
+/* The relation (OID) a cipher belongs to, and its current key version. */
+Oid cipher_relid(const Cipher *cipher);
+uint16_t cipher_current_version(const Cipher *cipher);
+Algorithm cipher_algorithm(const Cipher *cipher);
+
+/*
+ * Entry points the table access method registers (from its init):
+ *	Reencrypter:    rewrite every payload of rel under the cipher's current
+ *	                key version (rotate_table_key calls it, then deletes the
+ *	                older key versions);
+ *	PayloadVerifier: open every payload of rel; returns how many failed and
+ *	                sets *checked (verify_encryption calls it).
+ * Without them rotate_table_key only adds a key version for new payloads,
+ * and verify_encryption checks the keys but not the stored payloads.
+ */
+using Reencrypter = void (*)(Relation rel);
+using PayloadVerifier = int64 (*)(Relation rel, int64 *checked);
+void set_reencrypter(Reencrypter fn);
+void set_payload_verifier(PayloadVerifier fn);
+
+/* The algorithm new tables get on this machine. */
+Algorithm preferred_algorithm();
+const char *algorithm_name(Algorithm alg);
+
+} /* namespace crypto */
+} /* namespace rustydb */
+
+#endif /* RUSTYDB_CRYPTO_CRYPTO_H */

@@ -1,0 +1,117 @@
+/*-------------------------------------------------------------------------
+ *
+ * internal.h
+ *	  Shared between the files of src/crypto; not for other subsystems.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_CRYPTO_INTERNAL_H
+#define RUSTYDB_CRYPTO_INTERNAL_H
+
+#include "rustydb/crypto/crypto.h"
+#include "rustydb/crypto/crypto_keys.h"
+
+#include <sodium.h>
+
+namespace rustydb {
+namespace crypto {
+
+/* Most data key versions a table may have at once (rotate_table_key). */
+constexpr int kMaxKeyVersions = 8;
+/* Per-cipher cache of AES-GCM session subkeys used for opening. */
+constexpr int kSubkeySlots = 8;
+
+/*
+ * Role of the relation a cipher seals for, kept in header byte 1 (and so
+ * authenticated): a table's payloads and its TOAST table's chunks share
+ * the data keys but cannot be swapped for one another.
+ */
+enum class Role : uint8_t
+{
+	Table = 0,
+	Toast = 1
+};
+
+/* Key material of one Cipher, in one sodium_malloc'd block. */
+struct Secrets
+{
+	crypto_aead_aes256gcm_state enc_state; /* subkey of the sealing session */
+	crypto_aead_aes256gcm_state dec_state[kSubkeySlots];
+	unsigned char keys[kMaxKeyVersions][kKeyBytes];
+};
+
+/* sodium_malloc aligns the end of the block: keep the AES states 16-aligned */
+static_assert(sizeof(Secrets) % 16 == 0, "Secrets must be a multiple of 16 bytes");
+
+struct Cipher
+{
+	Oid relid;
+	Role role;
+	int nversions;
+	uint16_t versions[kMaxKeyVersions];
+	Algorithm algs[kMaxKeyVersions];
+	int current; /* index into versions[] of the key new payloads use */
+
+	/* sealing session: fresh random id per process and cipher, counter */
+	bool session_ready;
+	unsigned char session[kSessionBytes];
+	uint32_t counter;
+
+	/* AES-GCM subkeys for opening, by (version, session) */
+	struct
+	{
+		bool valid;
+		uint16_t version;
+		unsigned char session[kSessionBytes];
+	} slots[kSubkeySlots];
+	int next_slot;
+
+	Secrets *secrets;
+	Cipher *next_retired;
+};
+
+/* One data key version, as loaded from the catalog and unwrapped. */
+struct DataKeyVersion
+{
+	uint16_t version;
+	Algorithm alg;
+	bool current;
+	const unsigned char *key; /* kKeyBytes */
+};
+
+/* Build a Cipher (not cached) from unwrapped keys; free with free_cipher. */
+Cipher *make_cipher(Oid relid, Role role, const DataKeyVersion *keys, int n);
+void free_cipher(Cipher *c);
+
+/* Put a freshly built cipher into the backend cache (replacing any entry). */
+void cache_put(Oid relid, Cipher *c);
+/*
+ * Same, for a relation created by this transaction: the entry is dropped
+ * again if the transaction (or subtransaction) aborts, so a reused OID can
+ * never find it.
+ */
+void cache_put_created(Oid relid, Cipher *c);
+/* Drop a relation's cache entry (or all when relid is InvalidOid). */
+void cache_forget(Oid relid);
+void cache_init();
+
+/* Load a relation's keys from rustydb.table_keys; nullptr if none. */
+Cipher *load_cipher(Oid relid);
+
+/* Whether the relation has rows in rustydb.table_keys (SnapshotSelf). */
+bool relation_has_keys(Oid relid);
+
+/* OID of rustydb.table_keys in this database, or InvalidOid. */
+Oid keys_catalog_oid();
+
+/* Hooks (utility, object access), installed by init(). */
+void install_hooks();
+void hooks_xact_end();
+
+/* Whether libsodium offers AES-256-GCM on this CPU. */
+bool aes_available();
+
+} /* namespace crypto */
+} /* namespace rustydb */
+
+#endif /* RUSTYDB_CRYPTO_INTERNAL_H */
