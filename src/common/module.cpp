@@ -22,6 +22,7 @@
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
+#include "rustydb/vpd/vpd.h"
 #include "rustydb/crypto/crypto.h"
 
 #include <sodium.h>
@@ -65,6 +66,7 @@ _PG_init(void) noexcept
 		rustydb::am::init();
 		rustydb::crypto::init();
 		rustydb::ash::init();
+		rustydb::vpd::init();
 		rustydb::audit::init();
 
 		rustydb::shmem::install_hooks();

@@ -29,6 +29,9 @@ namespace settings {
 
 /* ---- setting variables ---- */
 
+/* vpd */
+int vpd_cache_entries = 1024;
+int vpd_context_max_attributes = 1000;
 /* ---- crypto: transparent data encryption ---- */
 char *keyring_file = nullptr;
 char *key_command = nullptr;
@@ -240,6 +243,13 @@ const Definition kRegistry[] = {
 			 "most encrypted tables whose keys one backend keeps unwrapped"),
 
 	/* ---- vpd: row policies ---- */
+	make_int("rustydb.vpd_cache_entries", &vpd_cache_entries, 1024, 16, 1048576, 0, PGC_SUSET,
+			 "Maximum number of tables and of cached predicates in each session's VPD cache.",
+			 "When either cache is full it is emptied and refilled on demand: cached "
+			 "predicates of static and context-sensitive policies are then evaluated again."),
+	make_int("rustydb.vpd_context_max_attributes", &vpd_context_max_attributes, 1000, 1, 100000, 0,
+			 PGC_SUSET, "Maximum number of application context attributes a session may hold.",
+			 "set_context fails with program_limit_exceeded when a new attribute would exceed it."),
 
 	/* ---- ash: active session history ---- */
 	make_bool("rustydb.ash_enabled", &ash_enabled, true, PGC_SIGHUP,

@@ -91,6 +91,9 @@ const char *type_name(Type type);
  * (declared here, defined in src/common/settings.cpp)
  */
 
+/* ---- vpd: row policies ---- */
+extern int vpd_cache_entries;          /* rustydb.vpd_cache_entries */
+extern int vpd_context_max_attributes; /* rustydb.vpd_context_max_attributes */
 /* ---- crypto: transparent data encryption ---- */
 extern char *keyring_file;         /* rustydb.keyring_file */
 extern char *key_command;          /* rustydb.key_command */
