@@ -124,6 +124,10 @@ start_node() {
 	rdb_node_conf "$name" "max_connections = 100"
 	rdb_node_conf "$name" "log_autovacuum_min_duration = 0"
 	rdb_node_conf "$name" "log_lock_waits = on"
+	# rustydb's session history turns query ids on; 'regress' computes them
+	# but keeps EXPLAIN VERBOSE from printing them (they hash OIDs, which
+	# differ between the two runs), as pg_stat_statements' tests do.
+	rdb_node_conf "$name" "compute_query_id = regress"
 	if [ -n "${RDB_PGSUITE_CONF:-}" ]; then rdb_node_conf "$name" "$RDB_PGSUITE_CONF"; fi
 	rdb_node_start "$name"
 	RDB_DB=template1 rdb_psql "$name" "CREATE EXTENSION rustydb"
