@@ -12,6 +12,10 @@
 #
 #   bash scripts/pgsuite.sh [--regress-only|--isolation-only] [test ...]
 #
+#   RDB_PGSUITE_STANDBY=1 RDB_PGSUITE_CONF="wal_consistency_checking = 'rustydb'"
+#       also streams the rustydb run to a standby that checks every replayed
+#       rustydb page against the primary's image, and fails on any problem
+#
 # The PostgreSQL source comes from Debian's deb-src (cached under
 # build/pgsrc); only regress.so, refint.so and autoinc.so are built from it:
 # pg_regress, pg_isolation_regress and isolationtester ship in
@@ -173,8 +177,30 @@ for suite in $SUITES; do
 
 	echo "==== PostgreSQL $suite suite: rustydb ===="
 	start_node "${suite}_rustydb" rustydb
+	if [ -n "${RDB_PGSUITE_STANDBY:-}" ]; then
+		# a streaming standby replays every record the suite writes; with
+		# wal_consistency_checking it compares each replayed page with the
+		# primary's full-page image
+		rdb_standby_create "${suite}_rustydb" "${suite}_standby"
+	fi
 	run_suite "$suite" "${suite}_rustydb" "$WORK/$suite/rustydb"
 	crashed=$(grep -c "terminated by signal" "$RDB_WORK/${suite}_rustydb/server.log" || true)
+	if [ -n "${RDB_PGSUITE_STANDBY:-}" ]; then
+		if rdb_wait_replay "${suite}_rustydb" "${suite}_standby"; then
+			echo "standby replayed the whole $suite run"
+		else
+			crashed=$((crashed + 1))
+		fi
+		bad=$(grep -cE "inconsistent page|FATAL|PANIC|terminated by signal" "$RDB_WORK/${suite}_standby/server.log" || true)
+		if [ "$bad" -gt 0 ]; then
+			echo "$suite: the standby reported $bad replay problem(s):"
+			grep -E "inconsistent page|FATAL|PANIC|terminated by signal" "$RDB_WORK/${suite}_standby/server.log" | head -n 20
+			crashed=$((crashed + bad))
+		else
+			echo "$suite: the standby replayed every record without a problem"
+		fi
+		rdb_node_stop "${suite}_standby"
+	fi
 	rdb_node_stop "${suite}_rustydb"
 	tail -n 3 "$WORK/$suite/rustydb/run.log"
 

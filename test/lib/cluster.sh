@@ -168,17 +168,17 @@ CONF
 }
 
 # rdb_wait_replay PRIMARY STANDBY: until the standby has replayed all the
-# WAL the primary has written so far.
+# WAL the primary has written so far (at most RDB_REPLAY_TIMEOUT seconds, 60).
 rdb_wait_replay() {
 	local lsn
 	lsn=$(rdb_psql "$1" "SELECT pg_current_wal_lsn()")
-	for _ in $(seq 1 600); do
+	for _ in $(seq 1 $((${RDB_REPLAY_TIMEOUT:-60} * 10))); do
 		if [ "$(rdb_psql "$2" "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = "t" ]; then
 			return 0
 		fi
 		sleep 0.1
 	done
-	rdb_die "$2 did not replay up to $lsn within 60 s"
+	rdb_die "$2 did not replay up to $lsn within ${RDB_REPLAY_TIMEOUT:-60} s"
 }
 
 # rdb_compare A B SQL: the query's output must be identical on both nodes.
