@@ -186,7 +186,7 @@ for suite in $SUITES; do
 	run_suite "$suite" "${suite}_rustydb" "$WORK/$suite/rustydb"
 	crashed=$(grep -c "terminated by signal" "$RDB_WORK/${suite}_rustydb/server.log" || true)
 	if [ -n "${RDB_PGSUITE_STANDBY:-}" ]; then
-		if rdb_wait_replay "${suite}_rustydb" "${suite}_standby"; then
+		if (rdb_wait_replay "${suite}_rustydb" "${suite}_standby"); then
 			echo "standby replayed the whole $suite run"
 		else
 			crashed=$((crashed + 1))

@@ -144,7 +144,9 @@ rdb_psql() {
 		-p "$(rdb_port "$name")" -U postgres -d "${RDB_DB:-postgres}" "$@" -c "$sql"
 }
 
-# rdb_standby_create PRIMARY STANDBY: pg_basebackup with streaming replication.
+# rdb_standby_create PRIMARY STANDBY: pg_basebackup with streaming replication
+# through a replication slot named after the standby (the primary keeps the
+# WAL a slow standby still needs).
 rdb_standby_create() {
 	local primary=$1 name=$2 dir port
 	dir=$RDB_WORK/$name
@@ -153,7 +155,7 @@ rdb_standby_create() {
 	port=$(rdb_free_port)
 	echo "$port" >"$dir/port"
 	rdb_as_server "$RDB_BINDIR/pg_basebackup" -h "$(rdb_sock "$primary")" -p "$(rdb_port "$primary")" \
-		-U postgres -D "$dir/data" -R -X stream -c fast --no-sync >"$dir/basebackup.log" 2>&1 ||
+		-U postgres -D "$dir/data" -R -X stream -c fast --no-sync -C -S "$name" >"$dir/basebackup.log" 2>&1 ||
 		{
 			cat "$dir/basebackup.log"
 			rdb_die "pg_basebackup of $primary failed"
