@@ -173,7 +173,11 @@ if want scenarios; then run_script_layer scenarios test/scenarios; fi
 if want pgsuite; then
 	banner "PostgreSQL suites on rustydb tables"
 	set +e
-	bash scripts/pgsuite.sh 2>&1 | tee "$WORK/pgsuite.out"
+	# the rustydb runs stream to a standby that checks every replayed
+	# rustydb page against the primary's image (wal_consistency_checking)
+	RDB_REPLAY_TIMEOUT=900 RDB_PGSUITE_STANDBY=1 \
+		RDB_PGSUITE_CONF="wal_consistency_checking = 'rustydb'" \
+		bash scripts/pgsuite.sh 2>&1 | tee "$WORK/pgsuite.out"
 	status=${PIPESTATUS[0]}
 	set -e
 	p=$(sed -nE 's/^# (regress|isolation) passed ([0-9]+), failed ([0-9]+)$/\2/p' "$WORK/pgsuite.out" | awk '{s+=$1} END {print s+0}')
