@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Active Session History overhead, measured in one run on one server:
 #   1. pgbench, 2 clients, select-only (-S) and TPC-B, with ASH off and
-#      sampling every 1 s, 100 ms and 10 ms; modes interleaved over several
-#      rounds, median TPS per mode, printed as ratios to "off".
+#      sampling every 1 s, 100 ms and 10 ms. Separate pgbench runs of the
+#      same mode differ by 10-25% on a 2-core machine, far more than the
+#      1-2% to be measured, so each workload is ONE continuous pgbench run
+#      (-P 1, per-second throughput) during which the mode cycles
+#      off -> 1s -> 100ms -> 10ms -> off ... every ASH_BENCH_WINDOW seconds.
+#      Each per-second figure is assigned to the mode that was active for
+#      the whole second (the second after a switch is discarded); a mode's
+#      throughput is the mean of its seconds, printed as a ratio to "off"
+#      with a 95% confidence half-width from the per-cycle ratios.
 #   2. the sampler's cost per sample with N connections all active
 #      (sleeping in pg_sleep) and all idle, for N = 100 and 500.
 # Uses a build installed privately (as scripts/test.sh does).
-#   ASH_BENCH_SECONDS   seconds per pgbench run (default 10)
-#   ASH_BENCH_ROUNDS    rounds of the four modes (default 5)
-# Besides TPS, each run records the CPU time the sampler process itself
-# used (from /proc), which a busy shared machine does not distort the way it
-# distorts TPS: its share of the run is the sampler's direct cost.
+#   ASH_BENCH_CYCLES    cycles of the four modes per workload (default 12)
+#   ASH_BENCH_WINDOW    seconds per mode within a cycle (default 6)
+# Besides TPS, the CPU time the sampler process itself used in each mode is
+# recorded (from /proc): its share of the run is the sampler's direct cost.
 #   ASH_BENCH_SCALE     pgbench scale (default 10)
 #   ASH_BENCH_CONNS     connection counts for the sampler cost (default "100 500")
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-SECS=${ASH_BENCH_SECONDS:-10}
-ROUNDS=${ASH_BENCH_ROUNDS:-5}
+CYCLES=${ASH_BENCH_CYCLES:-12}
+WINDOW=${ASH_BENCH_WINDOW:-6}
 SCALE=${ASH_BENCH_SCALE:-10}
 CONNS=${ASH_BENCH_CONNS:-100 500}
 
@@ -60,45 +66,82 @@ set_mode() { # off | interval
 	exit 1
 }
 
-tps() { pgb "$@" -n -c 2 -j 2 -T "$SECS" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p'; }
 # CPU seconds (user + system) the sampler process has used so far
 worker_cpu() {
 	local pid
 	pid=$(rdb_psql b "SELECT worker_pid FROM rustydb.ash_info")
 	awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$pid/stat"
 }
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 MODES=(off 1s 100ms 10ms)
-declare -A R C
-echo "# rustydb ASH overhead: pgbench scale $SCALE, 2 clients, ${SECS} s per run, $ROUNDS rounds, $(nproc) cores"
+# pgbench runs until the cycles are done (then it is stopped): -T only bounds it
+TOTAL=$((CYCLES * 4 * (WINDOW + 5) + 30))
+echo "# rustydb ASH overhead: pgbench scale $SCALE, 2 clients, one continuous run per workload,"
+echo "# $CYCLES cycles of the 4 modes, $WINDOW s each, $(nproc) cores"
+RESULTS=()
 for wl in select-only tpcb; do
 	flag=""
 	[ "$wl" = select-only ] && flag="-S"
-	for r in $(seq 1 "$ROUNDS"); do
-		for k in 0 1 2 3; do
-			# rotate the order each round so no mode always runs first
-			m=${MODES[$(((k + r) % 4))]}
+	set_mode off
+	: >"$WORK/switches"
+	: >"$WORK/cpu"
+	pgb $flag -n -c 2 -j 2 -T "$TOTAL" -P 1 --progress-timestamp >/dev/null 2>"$WORK/progress" &
+	pgpid=$!
+	sleep 1
+	for c in $(seq 1 "$CYCLES"); do
+		for m in "${MODES[@]}"; do
 			set_mode "$m"
+			echo "$(date +%s.%N) $c $m" >>"$WORK/switches"
 			c0=$(worker_cpu)
-			t=$(tps $flag)
-			c1=$(worker_cpu)
-			R[$wl.$m]="${R[$wl.$m]:-} $t"
-			C[$wl.$m]=$(echo "${C[$wl.$m]:-0} + $c1 - $c0" | bc -l)
-			echo "#   $wl round $r, ASH $m: $t tps, sampler CPU $(echo "$c1 - $c0" | bc -l) s"
+			sleep "$WINDOW"
+			echo "$m $(echo "$(worker_cpu) - $c0" | bc -l)" >>"$WORK/cpu"
 		done
 	done
+	kill -INT "$pgpid" 2>/dev/null || true
+	wait "$pgpid" || true
+	# progress lines: "progress: <epoch> s, <tps> tps, ..." covering the second before <epoch>
+	RESULTS+=("$(python3 - "$wl" "$WORK/switches" "$WORK/progress" "$WORK/cpu" "$WINDOW" <<'PY'
+import sys, statistics as st
+wl, swf, prf, cpuf, window = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+sw = [(float(t), int(c), m) for t, c, m in (l.split() for l in open(swf) if l.strip())]
+per = {}  # (cycle, mode) -> [tps]
+for l in open(prf):
+    if not l.startswith('progress:'):
+        continue
+    parts = l.split()
+    end, tps = float(parts[1]), float(parts[3])
+    begin = end - 1.0
+    # the mode whose window contains [begin, end], skipping its first second
+    for i, (t, c, m) in enumerate(sw):
+        nxt = sw[i + 1][0] if i + 1 < len(sw) else t + window
+        if begin >= t + 1.0 and end <= nxt:
+            per.setdefault((c, m), []).append(tps)
+            break
+modes = ['off', '1s', '100ms', '10ms']
+cycles = sorted({c for c, _ in per})
+cpu = {}
+for l in open(cpuf):
+    m, v = l.split()
+    cpu[m] = cpu.get(m, 0.0) + float(v)
+off_all = [x for (c, m), v in per.items() if m == 'off' for x in v]
+base = st.mean(off_all)
+for m in modes:
+    allv = [x for (c, mm), v in per.items() if mm == m for x in v]
+    mean = st.mean(allv)
+    # per-cycle ratios to that cycle's "off" window
+    rs = [st.mean(per[(c, m)]) / st.mean(per[(c, 'off')]) for c in cycles
+          if (c, m) in per and (c, 'off') in per]
+    hw = 1.96 * st.stdev(rs) / len(rs) ** 0.5 if len(rs) > 1 else float('nan')
+    share = 100.0 * cpu.get(m, 0.0) / (len(cycles) * window)
+    print(f"{wl:<12} {m:<7} {mean:10.1f} {len(allv):5d} {mean / base:8.3f} {st.median(rs):8.3f} {hw:8.3f} {share:9.3f}%")
+PY
+)")
 done
 echo
-printf '%-12s %-8s %12s %8s %22s\n' workload ash tps_median ratio sampler_cpu_share
-for wl in select-only tpcb; do
-	base=$(echo "${R[$wl.off]}" | tr ' ' '\n' | sed '/^$/d' | median)
-	for m in "${MODES[@]}"; do
-		med=$(echo "${R[$wl.$m]}" | tr ' ' '\n' | sed '/^$/d' | median)
-		printf '%-12s %-8s %12.1f %8.3f %21.4f%%\n' "$wl" "$m" "$med" "$(echo "$med / $base" | bc -l)" \
-			"$(echo "100 * ${C[$wl.$m]} / ($SECS * $ROUNDS)" | bc -l)"
-	done
-done
+printf '%-12s %-7s %10s %5s %8s %8s %8s %10s\n' workload ash mean_tps secs ratio med_cyc ci95_hw sampler_cpu
+for r in "${RESULTS[@]}"; do echo "$r"; done
+echo "# ratio: mode mean / off mean; med_cyc: median of per-cycle ratios; ci95_hw: 95% half-width"
+echo "# of the per-cycle ratios' mean; sampler_cpu: sampler CPU time as a share of one core"
 
 # ---- sampler cost per sample
 echo
