@@ -6,6 +6,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/crypto/crypto_catalog.h"
 #include "rustydb/crypto/crypto_internal.h"
@@ -159,6 +160,8 @@ RUSTYDB_FUNCTION(rustydb_rotate_master_key)
 	}
 	sodium_memzero(keys, kKeyBytes * (n > 0 ? n : 1));
 	table_close(rel, NoLock);
+	audit_key_event("master key", "rotate_master_key: new master key %.*s, %d data keys re-wrapped",
+					static_cast<int>(kKeyIdChars), mk.id.hex, rewrapped);
 	PG_RETURN_INT32(rewrapped);
 }
 
@@ -260,6 +263,7 @@ RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 					   "re-encrypter.")));
 	}
 	table_close(rel, RowExclusiveLock);
+	audit_key_event(relation_label(target), "rotate_table_key: data key version %d", newest + 1);
 	table_close(target, NoLock);
 	PG_RETURN_INT32(newest + 1);
 }

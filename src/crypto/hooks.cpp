@@ -23,6 +23,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/crypto/crypto_catalog.h"
@@ -48,6 +49,25 @@ RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb {
 namespace crypto {
+
+void
+audit_key_event(const char *object, const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	audit::security_event("key_management", object, detail);
+}
+
+const char *
+relation_label(Relation rel)
+{
+	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
+}
 
 namespace {
 
@@ -186,7 +206,7 @@ inspect(PlannedStmt **pstmt)
 
 /* The pg_class row of a relation created in this command (SnapshotSelf). */
 bool
-class_row(Oid relid, char *relkind, Oid *relam, NameData *relname)
+class_row(Oid relid, char *relkind, Oid *relam, NameData *relname, Oid *relnamespace = nullptr)
 {
 	Relation rel = table_open(RelationRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -202,6 +222,8 @@ class_row(Oid relid, char *relkind, Oid *relam, NameData *relname)
 		*relkind = form->relkind;
 		*relam = form->relam;
 		*relname = form->relname;
+		if (relnamespace != nullptr)
+			*relnamespace = form->relnamespace;
 		found = true;
 	}
 	systable_endscan(scan);
@@ -262,6 +284,15 @@ create_table_key(Oid relid)
 	Cipher *c = make_cipher(relid, Role::Table, &v, 1);
 	sodium_free(key);
 	cache_put_created(relid, c);
+	/* the new pg_class row is not in the syscache yet */
+	char kind;
+	Oid am, nsp = InvalidOid;
+	NameData name;
+	bool known = class_row(relid, &kind, &am, &name, &nsp);
+	audit_key_event(known ? quote_qualified_identifier(get_namespace_name(nsp), NameStr(name))
+						  : psprintf("relation %u", relid),
+					"create_table_key: data key version 1 (%s)",
+					alg == Algorithm::XChaCha20Poly1305 ? "xchacha20-poly1305" : "aes-256-gcm");
 }
 
 /*

@@ -137,6 +137,16 @@ rdb_node_crash() {
 }
 
 # rdb_psql NAME SQL [psql options...]: unaligned, tuples only, stop on error.
+# rdb_keyring_create DIR: a new keyring file DIR/ring (DIR made private to
+# the server's user), for rustydb.keyring_file; prints the file's path
+rdb_keyring_create() {
+	mkdir -p "$1"
+	chown "$RDB_SERVER_USER" "$1"
+	chmod 700 "$1"
+	rdb_as_server bash "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/rustydb-keyring" create "$1/ring" >/dev/null
+	echo "$1/ring"
+}
+
 rdb_psql() {
 	local name=$1 sql=$2
 	shift 2

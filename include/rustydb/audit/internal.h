@@ -8,6 +8,7 @@
  * worker.cpp  the background worker writing the trail, purge and verify
  * chain.cpp   the hash chain shared by the worker and verification
  * timeout.cpp rustydb.transaction_timeout
+ * events.cpp  other subsystems' security events (VPD listeners)
  *
  *-------------------------------------------------------------------------
  */
@@ -152,6 +153,11 @@ void install_timeout();
 void timeout_check_armed();
 /* emit_log_hook helper: rewrite the FATAL of a fired timeout. */
 void timeout_rewrite_error(ErrorData *edata);
+
+/* ---- events.cpp ---- */
+
+/* Subscribe to VPD's policy-change and exempt-access events; from init(). */
+void install_subsystem_listeners();
 
 } /* namespace audit */
 } /* namespace rustydb */

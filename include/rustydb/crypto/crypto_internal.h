@@ -106,6 +106,15 @@ Oid keys_catalog_oid();
 
 /* Hooks (utility, object access), installed by init(). */
 void install_hooks();
+
+/*
+ * Record a key management operation in the audit trail (a security event:
+ * always audited, independent of the transaction). object: "schema.table"
+ * (relation_label) or "master key".
+ */
+void audit_key_event(const char *object, const char *fmt, ...) pg_attribute_printf(2, 3);
+/* "schema.table" of rel, palloc'd. */
+const char *relation_label(Relation rel);
 void hooks_xact_end();
 
 /* Whether libsodium offers AES-256-GCM on this CPU. */
