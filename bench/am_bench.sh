@@ -2,90 +2,127 @@
 # rustydb table access method vs heap, same server, same run:
 #   TPC-B (pgbench scale 10, 2 clients), COPY of 1M rows, a full-scan
 #   aggregate over 1M rows, 100k index point lookups; table sizes.
-# Prints each figure for heap and rustydb and the rustydb/heap ratio
-# (throughput: higher is better; time and size: lower is better).
 #
-#   bash bench/am_bench.sh            (RDB_BENCH_SECONDS=30 for TPC-B)
+# heap and rustydb each get a database of their own on one server (the
+# pgbench tables and the 1M-row table created with that database's
+# default_table_access_method), and every workload runs in alternating
+# pairs, heap then rustydb or rustydb then heap, so drift and load spikes
+# hit both alike. Printed per workload: the median of each side, and the
+# median, mean and 95% confidence half-width of the per-pair ratios
+# (rustydb/heap throughput: heap time / rustydb time, higher is better;
+# sizes rustydb/heap, lower is better).
+#
+#   AM_BENCH_PAIRS    pairs per workload (default 7)
+#   AM_BENCH_SECONDS  seconds of each TPC-B run (default 10)
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-SECONDS_TPCB=${RDB_BENCH_SECONDS:-30}
-
-if [ -z "${RDB_BINDIR:-}" ]; then
-	make -s -j2 >/dev/null
-	WORK=$(mktemp -d /tmp/rustydb-bench.XXXXXX)
-	chmod 755 "$WORK"
-	. test/lib/install.sh
-	RDB_BINDIR=$(rdb_temp_install "$WORK/install" "$ROOT")
-	export RDB_BINDIR
-	export RDB_WORK=$WORK/nodes
-	mkdir -p "$RDB_WORK"
-fi
-. test/lib/cluster.sh
-trap rdb_cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+PAIRS=${AM_BENCH_PAIRS:-7}
+SECS=${AM_BENCH_SECONDS:-10}
+bench_setup
 
 rdb_node_init bench
-rdb_node_conf bench "shared_buffers = '256MB'"
-rdb_node_conf bench "max_wal_size = '2GB'"
+rdb_node_conf bench "shared_buffers = '512MB'"
+rdb_node_conf bench "max_wal_size = '4GB'"
 rdb_node_conf bench "autovacuum = off"
 rdb_node_start bench
-rdb_psql bench "CREATE EXTENSION rustydb"
 PGB=("$RDB_BINDIR/pgbench" -h "$(rdb_sock bench)" -p "$(rdb_port bench)" -U postgres)
 now() { date +%s.%N; }
-q() { rdb_psql bench "$1"; }
+q() { rdb_psql bench "$@"; }
+qd() { # DB SQL
+	"$RDB_BINDIR/psql" -X -q -At -h "$(rdb_sock bench)" -p "$(rdb_port bench)" -U postgres -d "$1" \
+		-v ON_ERROR_STOP=1 -c "$2"
+}
+timed() { # DB SQL -> seconds
+	local t0 t1
+	t0=$(now)
+	qd "$1" "$2" >/dev/null
+	t1=$(now)
+	echo "$t1 - $t0" | bc -l
+}
 
-# the COPY source: 1M rows, written once by the server
 COPYFILE=$(rdb_dir bench)/copy.data
 q "COPY (SELECT g, g % 1000, md5(g::text), g / 7.0 FROM generate_series(1, 1000000) g) TO '$COPYFILE'"
-
-declare -A R
 for am in heap rustydb; do
-	export PGOPTIONS="-c default_table_access_method=$am"
-	q "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history, c" >/dev/null
-	"${PGB[@]}" -i -q -s 10 postgres >/dev/null 2>&1
-	q "CHECKPOINT"
-	R[$am.tpcb]=$("${PGB[@]}" -n -c 2 -j 2 -T "$SECONDS_TPCB" postgres 2>/dev/null |
-		sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | head -n1)
-	R[$am.accounts_mb]=$(q "SELECT round(pg_relation_size('pgbench_accounts') / 1048576.0, 1)")
-
-	q "CREATE TABLE c (id int, a int, b text, c numeric)"
-	q "CHECKPOINT"
-	t0=$(now)
-	q "COPY c FROM '$COPYFILE'"
-	t1=$(now)
-	R[$am.copy_s]=$(echo "$t1 - $t0" | bc -l)
-	R[$am.c_mb]=$(q "SELECT round(pg_relation_size('c') / 1048576.0, 1)")
-	q "VACUUM ANALYZE c"
-
-	best=999999
-	for _ in 1 2 3; do
-		t0=$(now)
-		q "SELECT count(*), sum(a), max(b) FROM c" >/dev/null
-		t1=$(now)
-		t=$(echo "$t1 - $t0" | bc -l)
-		best=$(echo "if ($t < $best) $t else $best" | bc -l)
-	done
-	R[$am.scan_s]=$best
-
-	q "CREATE INDEX c_id ON c (id)"
-	q "SELECT count(*) FROM c WHERE id < 100" >/dev/null
-	t0=$(now)
-	q "DO \$\$ DECLARE s bigint := 0; v int; BEGIN
-		FOR i IN 1..100000 LOOP
-			SELECT a INTO v FROM c WHERE id = 1 + (i * 7919) % 1000000;
-			s := s + v;
-		END LOOP; END \$\$"
-	t1=$(now)
-	R[$am.lookup_s]=$(echo "$t1 - $t0" | bc -l)
+	q "CREATE DATABASE b_$am"
+	qd "b_$am" "CREATE EXTENSION IF NOT EXISTS rustydb"
+	qd "b_$am" "ALTER DATABASE b_$am SET default_table_access_method = $am"
+	"${PGB[@]}" -i -q -s 10 "b_$am" >/dev/null 2>&1
+	qd "b_$am" "CREATE TABLE c (id int, a int, b text, c numeric)"
 done
-unset PGOPTIONS
+q "CHECKPOINT"
 
-ratio() { echo "scale=3; $1 / $2" | bc -l; }
-printf '%-34s %12s %12s %10s\n' "measure" "heap" "rustydb" "ratio"
-printf '%-34s %12.1f %12.1f %10s\n' "TPC-B tps (higher is better)" "${R[heap.tpcb]}" "${R[rustydb.tpcb]}" "$(ratio "${R[rustydb.tpcb]}" "${R[heap.tpcb]}")"
-printf '%-34s %12.3f %12.3f %10s\n' "COPY 1M rows, s" "${R[heap.copy_s]}" "${R[rustydb.copy_s]}" "$(ratio "${R[heap.copy_s]}" "${R[rustydb.copy_s]}")"
-printf '%-34s %12.3f %12.3f %10s\n' "full-scan aggregate 1M rows, s" "${R[heap.scan_s]}" "${R[rustydb.scan_s]}" "$(ratio "${R[heap.scan_s]}" "${R[rustydb.scan_s]}")"
-printf '%-34s %12.3f %12.3f %10s\n' "100k index point lookups, s" "${R[heap.lookup_s]}" "${R[rustydb.lookup_s]}" "$(ratio "${R[heap.lookup_s]}" "${R[rustydb.lookup_s]}")"
-printf '%-34s %12.1f %12.1f %10s\n' "pgbench_accounts size, MB" "${R[heap.accounts_mb]}" "${R[rustydb.accounts_mb]}" "$(ratio "${R[rustydb.accounts_mb]}" "${R[heap.accounts_mb]}")"
-printf '%-34s %12.1f %12.1f %10s\n' "COPY table size, MB" "${R[heap.c_mb]}" "${R[rustydb.c_mb]}" "$(ratio "${R[rustydb.c_mb]}" "${R[heap.c_mb]}")"
-echo "(ratios: speed as rustydb/heap throughput, i.e. heap time / rustydb time; size as rustydb/heap)"
+declare -A V # am.workload -> list of values
+declare -A RAT # workload -> list of per-pair ratios
+order() { if [ $(($1 % 2)) -eq 1 ]; then echo "heap rustydb"; else echo "rustydb heap"; fi; }
+
+echo "# rustydb vs heap: $PAIRS alternating pairs per workload, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# TPC-B: throughput of each run
+for p in $(seq 1 "$PAIRS"); do
+	declare -A T=()
+	for am in $(order "$p"); do
+		T[$am]=$("${PGB[@]}" -n -c 2 -j 2 -T "$SECS" "b_$am" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | head -n1)
+	done
+	V[heap.tpcb]+=" ${T[heap]}"
+	V[rustydb.tpcb]+=" ${T[rustydb]}"
+	RAT[tpcb]+=" $(echo "${T[rustydb]} / ${T[heap]}" | bc -l)"
+	echo "#   TPC-B pair $p: heap ${T[heap]} tps, rustydb ${T[rustydb]} tps"
+done
+for am in heap rustydb; do
+	V[$am.accounts_mb]=$(qd "b_$am" "SELECT round(pg_relation_size('pgbench_accounts') / 1048576.0, 1)")
+done
+
+# COPY: into an emptied table each time (TRUNCATE gives it a new file)
+for p in $(seq 1 "$PAIRS"); do
+	declare -A T=()
+	for am in $(order "$p"); do
+		qd "b_$am" "TRUNCATE c"
+		q "CHECKPOINT"
+		T[$am]=$(timed "b_$am" "COPY c FROM '$COPYFILE'")
+	done
+	V[heap.copy]+=" ${T[heap]}"
+	V[rustydb.copy]+=" ${T[rustydb]}"
+	RAT[copy]+=" $(echo "${T[heap]} / ${T[rustydb]}" | bc -l)"
+done
+for am in heap rustydb; do
+	V[$am.c_mb]=$(qd "b_$am" "SELECT round(pg_relation_size('c') / 1048576.0, 1)")
+	qd "b_$am" "VACUUM ANALYZE c"
+	qd "b_$am" "CREATE INDEX c_id ON c (id)"
+	qd "b_$am" "SELECT count(*), sum(a), max(b) FROM c" >/dev/null # warm the cache
+done
+
+SCAN="SELECT count(*), sum(a), max(b) FROM c"
+LOOKUP="DO \$\$ DECLARE s bigint := 0; v int; BEGIN
+	FOR i IN 1..100000 LOOP
+		SELECT a INTO v FROM c WHERE id = 1 + (i * 7919) % 1000000;
+		s := s + v;
+	END LOOP; END \$\$"
+for w in scan lookup; do
+	sql=$SCAN
+	[ "$w" = lookup ] && sql=$LOOKUP
+	for p in $(seq 1 "$PAIRS"); do
+		declare -A T=()
+		for am in $(order "$p"); do T[$am]=$(timed "b_$am" "$sql"); done
+		V[heap.$w]+=" ${T[heap]}"
+		V[rustydb.$w]+=" ${T[rustydb]}"
+		RAT[$w]+=" $(echo "${T[heap]} / ${T[rustydb]}" | bc -l)"
+	done
+done
+
+med() { bench_stats "$@" | cut -d' ' -f1; }
+echo
+printf '%-32s %10s %10s %8s %8s %8s %7s\n' measure heap rustydb ratio mean ci95 target
+row() { # label workload target
+	read -r m mean hw _ <<<"$(bench_stats ${RAT[$2]})"
+	printf '%-32s %10s %10s %8s %8s %8s %7s\n' "$1" "$(med ${V[heap.$2]})" "$(med ${V[rustydb.$2]})" \
+		"$m" "$mean" "±$hw" "$3"
+}
+row "TPC-B tps" tpcb ">=0.9"
+row "COPY 1M rows, s" copy ">=0.9"
+row "full-scan aggregate 1M rows, s" scan ">=0.9"
+row "100k index point lookups, s" lookup ">=0.9"
+printf '%-32s %10s %10s %8s %8s %8s %7s\n' "pgbench_accounts size, MB" "${V[heap.accounts_mb]}" "${V[rustydb.accounts_mb]}" \
+	"$(echo "scale=3; ${V[rustydb.accounts_mb]} / ${V[heap.accounts_mb]}" | bc -l)" - - "<=1.1"
+printf '%-32s %10s %10s %8s %8s %8s %7s\n' "COPY table size, MB" "${V[heap.c_mb]}" "${V[rustydb.c_mb]}" \
+	"$(echo "scale=3; ${V[rustydb.c_mb]} / ${V[heap.c_mb]}" | bc -l)" - - "<=1.1"
+echo "# heap, rustydb: medians (tps or seconds); ratio: median of the per-pair rustydb/heap"
+echo "# throughput ratios (heap time / rustydb time), mean and 95% half-width of those ratios"

@@ -20,22 +20,13 @@
 #   ASH_BENCH_SCALE     pgbench scale (default 10)
 #   ASH_BENCH_CONNS     connection counts for the sampler cost (default "100 500")
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+. "$(dirname "$0")/lib.sh"
 CYCLES=${ASH_BENCH_CYCLES:-12}
 WINDOW=${ASH_BENCH_WINDOW:-6}
 SCALE=${ASH_BENCH_SCALE:-10}
 CONNS=${ASH_BENCH_CONNS:-100 500}
-
-make -s -j2 >/dev/null
-WORK=$(mktemp -d /tmp/rustydb-ashbench.XXXXXX)
-chmod 755 "$WORK"
-. test/lib/install.sh
-RDB_BINDIR=$(rdb_temp_install "$WORK/install" "$ROOT")
-export RDB_BINDIR RDB_WORK=$WORK/nodes
-mkdir -p "$RDB_WORK"
-. test/lib/cluster.sh
-trap 'rdb_cleanup; rm -rf "$WORK"' EXIT
+bench_setup
+WORK=$BENCH_WORK
 
 maxconn=20
 for n in $CONNS; do [ $((n + 20)) -gt $maxconn ] && maxconn=$((n + 20)); done

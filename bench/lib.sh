@@ -1,0 +1,42 @@
+# Shared set-up and statistics of the bench/ scripts. Source it from a
+# script in bench/ after `set -euo pipefail`:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   bench_setup            build, private install, cluster helpers, cleanup
+#   bench_stats A B ...    "median mean ci95_halfwidth n" of numbers
+#
+# Throughput on the 2-core development machine varies by 10-25% between
+# separate runs of the same thing, far more than most targets' margins, so
+# the scripts compare modes in alternating pairs (or inside one continuous
+# run) and report the distribution of the per-pair ratios, not one ratio
+# of two single runs.
+
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+bench_setup() {
+	cd "$BENCH_ROOT"
+	# scratch space of the run (removed at exit): BENCH_WORK
+	BENCH_WORK=$(mktemp -d /tmp/rustydb-bench.XXXXXX)
+	chmod 755 "$BENCH_WORK"
+	if [ -z "${RDB_BINDIR:-}" ]; then
+		make -s -j2 >/dev/null
+		. test/lib/install.sh
+		RDB_BINDIR=$(rdb_temp_install "$BENCH_WORK/install" "$BENCH_ROOT")
+		export RDB_BINDIR
+	fi
+	export RDB_WORK=${RDB_WORK:-$BENCH_WORK/nodes}
+	mkdir -p "$RDB_WORK"
+	. test/lib/cluster.sh
+	trap 'rdb_cleanup; rm -rf "$BENCH_WORK"' EXIT
+}
+
+# bench_stats X...: median, mean, 95% confidence half-width of the mean
+# (normal approximation), count
+bench_stats() {
+	python3 - "$@" <<'PY'
+import sys, statistics as st
+x = [float(v) for v in sys.argv[1:]]
+hw = 1.96 * st.stdev(x) / len(x) ** 0.5 if len(x) > 1 else float('nan')
+print(f"{st.median(x):.3f} {st.mean(x):.3f} {hw:.3f} {len(x)}")
+PY
+}
