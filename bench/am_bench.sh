@@ -59,13 +59,23 @@ echo "# rustydb vs heap: $PAIRS alternating pairs per workload, $(nproc) cores, 
 # TPC-B: throughput of each run
 for p in $(seq 1 "$PAIRS"); do
 	declare -A T=()
+	declare -A U=()
 	for am in $(order "$p"); do
-		T[$am]=$("${PGB[@]}" -n -c 2 -j 2 -T "$SECS" "b_$am" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | head -n1)
+		c0=$(bench_reaped_cpu bench)
+		out=$("${PGB[@]}" -n -c 2 -j 2 -T "$SECS" "b_$am" 2>/dev/null)
+		c1=$(bench_reaped_cpu bench)
+		T[$am]=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' <<<"$out" | head -n1)
+		n=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' <<<"$out")
+		U[$am]=$(echo "($c1 - $c0) * 1000000 / $n" | bc -l)
 	done
 	V[heap.tpcb]+=" ${T[heap]}"
 	V[rustydb.tpcb]+=" ${T[rustydb]}"
+	V[heap.tpcb_cpu]+=" ${U[heap]}"
+	V[rustydb.tpcb_cpu]+=" ${U[rustydb]}"
 	RAT[tpcb]+=" $(echo "${T[rustydb]} / ${T[heap]}" | bc -l)"
-	echo "#   TPC-B pair $p: heap ${T[heap]} tps, rustydb ${T[rustydb]} tps"
+	RAT[tpcb_cpu]+=" $(echo "${U[heap]} / ${U[rustydb]}" | bc -l)"
+	printf '#   TPC-B pair %d: heap %.1f tps %.0f us CPU/txn, rustydb %.1f tps %.0f us CPU/txn\n' \
+		"$p" "${T[heap]}" "${U[heap]}" "${T[rustydb]}" "${U[rustydb]}"
 done
 for am in heap rustydb; do
 	V[$am.accounts_mb]=$(qd "b_$am" "SELECT round(pg_relation_size('pgbench_accounts') / 1048576.0, 1)")
@@ -117,6 +127,7 @@ row() { # label workload target
 		"$m" "$mean" "±$hw" "$3"
 }
 row "TPC-B tps" tpcb ">=0.9"
+row "TPC-B backend CPU us/txn" tpcb_cpu "-"
 row "COPY 1M rows, s" copy ">=0.9"
 row "full-scan aggregate 1M rows, s" scan ">=0.9"
 row "100k index point lookups, s" lookup ">=0.9"
@@ -125,4 +136,5 @@ printf '%-32s %10s %10s %8s %8s %8s %7s\n' "pgbench_accounts size, MB" "${V[heap
 printf '%-32s %10s %10s %8s %8s %8s %7s\n' "COPY table size, MB" "${V[heap.c_mb]}" "${V[rustydb.c_mb]}" \
 	"$(echo "scale=3; ${V[rustydb.c_mb]} / ${V[heap.c_mb]}" | bc -l)" - - "<=1.1"
 echo "# heap, rustydb: medians (tps or seconds); ratio: median of the per-pair rustydb/heap"
-echo "# throughput ratios (heap time / rustydb time), mean and 95% half-width of those ratios"
+echo "# throughput ratios (heap time / rustydb time), mean and 95% half-width of those ratios;"
+echo "# TPC-B backend CPU: CPU time of the run's backends per transaction (ratio heap/rustydb)"

@@ -40,3 +40,18 @@ hw = 1.96 * st.stdev(x) / len(x) ** 0.5 if len(x) > 1 else float('nan')
 print(f"{st.median(x):.3f} {st.mean(x):.3f} {hw:.3f} {len(x)}")
 PY
 }
+
+# bench_reaped_cpu NODE: CPU seconds (user + system) of every server process
+# of NODE that has exited so far (the postmaster's reaped children, e.g.
+# the backends of a finished pgbench run). CPU per transaction is far less
+# sensitive than throughput to other load on the machine.
+bench_reaped_cpu() {
+	# wait until the client backends of a finished run have exited
+	for _ in $(seq 1 100); do
+		[ "$(rdb_psql "$1" "SELECT count(*) FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && break
+		sleep 0.05
+	done
+	sleep 0.1
+	awk -v hz="$(getconf CLK_TCK)" '{print ($16 + $17) / hz}' "/proc/$(rdb_node_pid "$1")/stat"
+}
