@@ -4,16 +4,20 @@
 #      sampling every 1 s, 100 ms and 10 ms. Separate pgbench runs of the
 #      same mode differ by 10-25% on a 2-core machine, far more than the
 #      1-2% to be measured, so each workload is ONE continuous pgbench run
-#      (-P 1, per-second throughput) during which the mode cycles
-#      off -> 1s -> 100ms -> 10ms -> off ... every ASH_BENCH_WINDOW seconds.
-#      Each per-second figure is assigned to the mode that was active for
-#      the whole second (the second after a switch is discarded); a mode's
-#      throughput is the mean of its seconds, printed as a ratio to "off"
-#      with a 95% confidence half-width from the per-cycle ratios.
+#      (-P 1, per-second throughput) during which the mode changes every
+#      ASH_BENCH_WINDOW seconds, with an "off" window between any two "on"
+#      windows: off m1 off m2 off m3 off ..., the order of m1..m3 rotated
+#      from cycle to cycle. Each per-second figure is assigned to the window
+#      that was active for the whole second (the second after a switch is
+#      discarded); each "on" window is compared with the mean of the two
+#      "off" windows around it, so a steady drift of the throughput (tables
+#      growing, checkpoints, autovacuum) cancels instead of favouring the
+#      modes measured early in a cycle. Printed per mode: the mean of those
+#      window ratios, their median and a 95% confidence half-width.
 #   2. the sampler's cost per sample with N connections all active
 #      (sleeping in pg_sleep) and all idle, for N = 100 and 500.
 # Uses a build installed privately (as scripts/test.sh does).
-#   ASH_BENCH_CYCLES    cycles of the four modes per workload (default 12)
+#   ASH_BENCH_CYCLES    cycles (each: the three "on" modes, each after an off window; default 10)
 #   ASH_BENCH_WINDOW    seconds per mode within a cycle (default 6)
 # Besides TPS, the CPU time the sampler process itself used in each mode is
 # recorded (from /proc): its share of the run is the sampler's direct cost.
@@ -21,7 +25,7 @@
 #   ASH_BENCH_CONNS     connection counts for the sampler cost (default "100 500")
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-CYCLES=${ASH_BENCH_CYCLES:-12}
+CYCLES=${ASH_BENCH_CYCLES:-10}
 WINDOW=${ASH_BENCH_WINDOW:-6}
 SCALE=${ASH_BENCH_SCALE:-10}
 CONNS=${ASH_BENCH_CONNS:-100 500}
@@ -64,11 +68,17 @@ worker_cpu() {
 	awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$pid/stat"
 }
 
-MODES=(off 1s 100ms 10ms)
-# pgbench runs until the cycles are done (then it is stopped): -T only bounds it
-TOTAL=$((CYCLES * 4 * (WINDOW + 5) + 30))
+ON_MODES=(1s 100ms 10ms)
+# the window schedule: off m1 off m2 off m3 per cycle (m1..m3 rotated), then a closing off
+SCHEDULE=()
+for c in $(seq 1 "$CYCLES"); do
+	for k in 0 1 2; do SCHEDULE+=("$c off" "$c ${ON_MODES[$(((c + k) % 3))]}"); done
+done
+SCHEDULE+=("$CYCLES off")
+# pgbench runs until the schedule is done (then it is stopped): -T only bounds it
+TOTAL=$((${#SCHEDULE[@]} * (WINDOW + 5) + 30))
 echo "# rustydb ASH overhead: pgbench scale $SCALE, 2 clients, one continuous run per workload,"
-echo "# $CYCLES cycles of the 4 modes, $WINDOW s each, $(nproc) cores"
+echo "# $CYCLES cycles of off/on windows ($WINDOW s each; each on window between two off windows), $(nproc) cores"
 RESULTS=()
 for wl in select-only tpcb; do
 	flag=""
@@ -79,14 +89,13 @@ for wl in select-only tpcb; do
 	pgb $flag -n -c 2 -j 2 -T "$TOTAL" -P 1 --progress-timestamp >/dev/null 2>"$WORK/progress" &
 	pgpid=$!
 	sleep 1
-	for c in $(seq 1 "$CYCLES"); do
-		for m in "${MODES[@]}"; do
-			set_mode "$m"
-			echo "$(date +%s.%N) $c $m" >>"$WORK/switches"
-			c0=$(worker_cpu)
-			sleep "$WINDOW"
-			echo "$m $(echo "$(worker_cpu) - $c0" | bc -l)" >>"$WORK/cpu"
-		done
+	for entry in "${SCHEDULE[@]}"; do
+		read -r c m <<<"$entry"
+		set_mode "$m"
+		echo "$(date +%s.%N) $c $m" >>"$WORK/switches"
+		c0=$(worker_cpu)
+		sleep "$WINDOW"
+		echo "$m $(echo "$(worker_cpu) - $c0" | bc -l)" >>"$WORK/cpu"
 	done
 	kill -INT "$pgpid" 2>/dev/null || true
 	wait "$pgpid" || true
@@ -95,44 +104,48 @@ for wl in select-only tpcb; do
 import sys, statistics as st
 wl, swf, prf, cpuf, window = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 sw = [(float(t), int(c), m) for t, c, m in (l.split() for l in open(swf) if l.strip())]
-per = {}  # (cycle, mode) -> [tps]
+win = {}  # window index -> [tps]
 for l in open(prf):
     if not l.startswith('progress:'):
         continue
     parts = l.split()
     end, tps = float(parts[1]), float(parts[3])
     begin = end - 1.0
-    # the mode whose window contains [begin, end], skipping its first second
+    # the window containing [begin, end], skipping its first second
     for i, (t, c, m) in enumerate(sw):
         nxt = sw[i + 1][0] if i + 1 < len(sw) else t + window
         if begin >= t + 1.0 and end <= nxt:
-            per.setdefault((c, m), []).append(tps)
+            win.setdefault(i, []).append(tps)
             break
-modes = ['off', '1s', '100ms', '10ms']
-cycles = sorted({c for c, _ in per})
+wmean = {i: st.mean(v) for i, v in win.items()}
 cpu = {}
+windows = {}
 for l in open(cpuf):
     m, v = l.split()
     cpu[m] = cpu.get(m, 0.0) + float(v)
-off_all = [x for (c, m), v in per.items() if m == 'off' for x in v]
+    windows[m] = windows.get(m, 0) + 1
+off_all = [x for i, v in win.items() if sw[i][2] == 'off' for x in v]
 base = st.mean(off_all)
-for m in modes:
-    allv = [x for (c, mm), v in per.items() if mm == m for x in v]
-    mean = st.mean(allv)
-    # per-cycle ratios to that cycle's "off" window
-    rs = [st.mean(per[(c, m)]) / st.mean(per[(c, 'off')]) for c in cycles
-          if (c, m) in per and (c, 'off') in per]
+secs = len(off_all)
+print(f"{wl:<12} {'off':<7} {base:10.1f} {secs:5d} {1.0:8.3f} {1.0:8.3f} {0.0:8.3f} "
+      f"{100.0 * cpu.get('off', 0.0) / (windows.get('off', 1) * window):9.3f}%")
+for m in ['1s', '100ms', '10ms']:
+    allv = [x for i, v in win.items() if sw[i][2] == m for x in v]
+    # each on window against the mean of the off windows before and after it
+    rs = [wmean[i] / ((wmean[i - 1] + wmean[i + 1]) / 2) for i in wmean
+          if sw[i][2] == m and i - 1 in wmean and i + 1 in wmean]
     hw = 1.96 * st.stdev(rs) / len(rs) ** 0.5 if len(rs) > 1 else float('nan')
-    share = 100.0 * cpu.get(m, 0.0) / (len(cycles) * window)
-    print(f"{wl:<12} {m:<7} {mean:10.1f} {len(allv):5d} {mean / base:8.3f} {st.median(rs):8.3f} {hw:8.3f} {share:9.3f}%")
+    share = 100.0 * cpu.get(m, 0.0) / (windows.get(m, 1) * window)
+    print(f"{wl:<12} {m:<7} {st.mean(allv):10.1f} {len(allv):5d} {st.mean(rs):8.3f} {st.median(rs):8.3f} {hw:8.3f} {share:9.3f}%")
 PY
 )")
 done
 echo
-printf '%-12s %-7s %10s %5s %8s %8s %8s %10s\n' workload ash mean_tps secs ratio med_cyc ci95_hw sampler_cpu
+printf '%-12s %-7s %10s %5s %8s %8s %8s %10s\n' workload ash mean_tps secs ratio med_win ci95_hw sampler_cpu
 for r in "${RESULTS[@]}"; do echo "$r"; done
-echo "# ratio: mode mean / off mean; med_cyc: median of per-cycle ratios; ci95_hw: 95% half-width"
-echo "# of the per-cycle ratios' mean; sampler_cpu: sampler CPU time as a share of one core"
+echo "# ratio: mean over the mode's windows of (window TPS / mean TPS of the off windows around it);"
+echo "# med_win: their median; ci95_hw: 95% half-width of their mean; sampler_cpu: sampler CPU time"
+echo "# as a share of one core"
 
 # ---- sampler cost per sample
 echo
