@@ -141,12 +141,16 @@ if want pgtap; then
 fi
 
 run_script_layer() {
-	local layer=$1 dir=$2 pass=0 fail=0 f out
+	# run_script_layer LAYER DIR | run_script_layer LAYER FILE...
+	local layer=$1 pass=0 fail=0 f out
+	local -a files
+	shift
+	if [ -d "$1" ]; then files=("$1"/*.sh); else files=("$@"); fi
 	banner "$layer"
-	for f in "$dir"/*.sh; do
+	for f in "${files[@]}"; do
 		[ -e "$f" ] || continue
 		echo "---- $f"
-		out=$WORK/$(basename "$f").out
+		out=$WORK/$layer-$(basename "$f").out
 		set +e
 		# each script gets a node directory of its own
 		mkdir -p "$WORK/nodes/$layer-$(basename "$f" .sh)"
@@ -166,6 +170,10 @@ run_script_layer() {
 
 if want checks; then run_script_layer checks test/checks; fi
 if want scenarios; then run_script_layer scenarios test/scenarios; fi
+# the access method's crash and standby scenarios again, every table encrypted
+if want scenarios; then
+	RDB_TDE=1 run_script_layer scenarios-tde test/scenarios/am_crash.sh test/scenarios/am_standby.sh
+fi
 
 # PostgreSQL's own regression and isolation suites with default_table_access_method
 # = rustydb, each test compared with a heap run; differences not listed in

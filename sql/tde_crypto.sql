@@ -133,6 +133,25 @@ FROM pg_class c
 JOIN rustydb.table_keys k ON k.relid = c.oid
 JOIN rustydb.table_keys t ON t.relid = c.reltoastrelid AND t.key_version = k.key_version
 WHERE c.relname = 'tde_a' ORDER BY 1;
+-- the payload verifier opens every stored version and sealed large value,
+-- under the key version each names (versions 1 and 2 here)
+CREATE TABLE tde_v (id int, v text, big text) USING rustydb WITH (encrypted = true);
+ALTER TABLE tde_v ALTER COLUMN big SET STORAGE EXTERNAL;
+INSERT INTO tde_v SELECT i, 'row ' || i, CASE WHEN i % 25 = 0 THEN repeat(md5(i::text), 200) END
+FROM generate_series(1, 300) i;
+INSERT INTO tde_v VALUES (0, repeat('inline', 10), repeat('z', 500));
+SELECT rustydb.rotate_table_key('tde_v');
+UPDATE tde_v SET v = v || ' updated' WHERE id % 10 = 0;
+DELETE FROM tde_v WHERE id % 7 = 0;
+BEGIN;
+INSERT INTO tde_v VALUES (1000, 'aborted', repeat(md5('a'), 100));
+ROLLBACK;
+INSERT INTO tde_v SELECT i, 'after rotation', repeat(md5(i::text), 100) FROM generate_series(301, 310) i;
+SELECT "check", ok, detail ~ '^[0-9]+ payloads and [0-9]+ large values checked, 0 failed' AS counted,
+       substring(detail from '^([0-9]+) payloads')::int >= 311 AS every_version,
+       substring(detail from 'and ([0-9]+) large')::int >= 21 AS every_value
+FROM rustydb.verify_encryption('tde_v') WHERE "check" = 'stored payloads open';
+DROP TABLE tde_v;
 SELECT key_version, key_versions, last_rotated >= created AS rotated
 FROM rustydb.encryption_status WHERE "table" = 'tde_a'::regclass;
 SELECT rustydb.rotate_table_key('tde_plain');

@@ -520,4 +520,5 @@ void
 rustydb::am::init()
 {
 	rustydb::wal::register_rmgr();
+	rustydb::am::register_payload_verifier();
 }

@@ -349,11 +349,18 @@ RUSTYDB_FUNCTION(rustydb_verify_encryption)
 	if (payload_verifier != nullptr)
 	{
 		Relation target = table_open(relid, AccessShareLock);
-		int64 checked = 0;
-		int64 failed = payload_verifier(target, &checked);
+		PayloadCheck res{};
+		payload_verifier(target, &res);
 		table_close(target, AccessShareLock);
-		put_check(rsinfo, "stored payloads open", failed == 0 ? 1 : 0,
-				  psprintf(INT64_FORMAT " checked, " INT64_FORMAT " failed", checked, failed));
+		char *detail = psprintf(INT64_FORMAT " payloads and " INT64_FORMAT
+											 " large values checked, " INT64_FORMAT " failed",
+								res.payloads, res.values, res.failed);
+		if (res.values_skipped > 0)
+			detail = psprintf("%s; " INT64_FORMAT " large values of dead versions not fetched",
+							  detail, res.values_skipped);
+		if (res.failed > 0)
+			detail = psprintf("%s; first failure: %s", detail, res.first_failure);
+		put_check(rsinfo, "stored payloads open", res.failed == 0 ? 1 : 0, detail);
 	}
 	else
 		put_check(rsinfo, "stored payloads open", -1,

@@ -300,5 +300,23 @@ open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blk
 	return out;
 }
 
+bool
+try_open_value(const Cipher *cipher, const struct varlena *value)
+{
+	if (VARATT_IS_COMPRESSED(value) || VARATT_IS_EXTERNAL(value))
+		return false;
+	size_t len = VARSIZE_ANY_EXHDR(value);
+	if (len <= kSealedValueMin)
+		return true;
+	if (len < kSealOverhead)
+		return false;
+	size_t plen = len - kSealOverhead;
+	void *plain = palloc(plen > 0 ? plen : 1);
+	bool ok = try_open(cipher, VARDATA_ANY(value), len, kValueAad, sizeof(kValueAad), plain);
+	sodium_memzero(plain, plen);
+	pfree(plain);
+	return ok;
+}
+
 } /* namespace crypto */
 } /* namespace rustydb */

@@ -6,6 +6,10 @@
 #                 scripts/test.sh points it at a private install that
 #                 contains the freshly built rustydb)
 #   RDB_WORK      directory for nodes (default: a new directory under /tmp)
+#   RDB_TDE       1: every node preloading rustydb encrypts every new
+#                 rustydb table (a test keyring, rustydb.encrypt_new_tables
+#                 on, plaintext index warnings only logged); scripts/test.sh
+#                 runs the access method's crash and standby scenarios so
 #
 # Nodes: rdb_node_init NAME [--no-rustydb] | rdb_node_start NAME |
 #   rdb_node_stop NAME [fast|immediate] | rdb_node_crash NAME |
@@ -93,6 +97,17 @@ log_line_prefix = '%m [%p] %q%a '
 logging_collector = off
 max_prepared_transactions = 10
 CONF
+	if [ "${RDB_TDE:-0}" = 1 ] && [ -n "$preload" ]; then
+		local ring=$RDB_WORK/tde_variant_keys/ring
+		if [ ! -e "$ring" ]; then
+			mkdir -p "$RDB_WORK/tde_variant_keys"
+			chown "$RDB_SERVER_USER" "$RDB_WORK/tde_variant_keys"
+			rdb_as_server bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/rustydb-keyring" create "$ring" >/dev/null
+		fi
+		rdb_node_conf "$name" "rustydb.keyring_file = '$ring'"
+		rdb_node_conf "$name" "rustydb.encrypt_new_tables = on"
+		rdb_node_conf "$name" "rustydb.plaintext_index_action = log"
+	fi
 	RDB_NODES+=("$name")
 }
 

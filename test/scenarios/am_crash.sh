@@ -4,6 +4,8 @@
 # each crash every acknowledged transaction is present (pgbench's per-
 # transaction log), none half-done (TPC-B invariant: accounts, tellers,
 # branches and history deltas all sum alike) and verify_table is clean.
+# With RDB_TDE=1 (test/lib/cluster.sh) the tables are encrypted, and
+# verify_encryption opens every stored payload after the last crash.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
@@ -24,6 +26,9 @@ rdb_is "pgbench tables are rustydb tables" \
 	"$(rdb_psql amcrash "SELECT string_agg(c.relname || ':' || a.amname, ',' ORDER BY c.relname)
 		FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname LIKE 'pgbench_%' AND c.relkind = 'r'")" \
 	"pgbench_accounts:rustydb,pgbench_branches:rustydb,pgbench_history:rustydb,pgbench_tellers:rustydb"
+rdb_is "pgbench tables are encrypted exactly when RDB_TDE=1" \
+	"$(rdb_psql amcrash "SELECT count(*) FROM rustydb.encryption_status WHERE encrypted AND \"table\"::text LIKE 'pgbench_%'")" \
+	"$([ "${RDB_TDE:-0}" = 1 ] && echo 4 || echo 0)"
 
 INVARIANT="SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(bbalance) FROM pgbench_branches)
 	AND (SELECT sum(bbalance) FROM pgbench_branches) = (SELECT sum(tbalance) FROM pgbench_tellers)
@@ -55,6 +60,13 @@ for round in 1 2 3 4 5; do
 	rdb_is "round $round: verify_table finds nothing" "$(rdb_psql amcrash "$VERIFY")" "0"
 done
 
+if [ "${RDB_TDE:-0}" = 1 ]; then
+	rdb_is "after the crashes, every stored payload of the encrypted tables opens" \
+		"$(rdb_psql amcrash "SELECT count(*) FILTER (WHERE ok), count(*) FROM pg_class c,
+			LATERAL rustydb.verify_encryption(c.oid) v
+			WHERE c.relname LIKE 'pgbench_%' AND c.relkind = 'r' AND v.\"check\" = 'stored payloads open'")" \
+		"4|4"
+fi
 rdb_psql amcrash "VACUUM pgbench_accounts"
 rdb_is "after VACUUM: invariant holds" "$(rdb_psql amcrash "$INVARIANT")" "t"
 rdb_is "after VACUUM: verify_table finds nothing" "$(rdb_psql amcrash "$VERIFY")" "0"

@@ -15,6 +15,9 @@ rdb_psql amprimary "CREATE EXTENSION rustydb;
 	CREATE TABLE acc (id int PRIMARY KEY, owner text, balance bigint) USING rustydb;
 	INSERT INTO acc SELECT g, 'owner ' || g, 100 FROM generate_series(1, 5000) g;"
 
+rdb_is "acc is encrypted exactly when RDB_TDE=1 (test/lib/cluster.sh)" \
+	"$(rdb_psql amprimary "SELECT count(*) FROM rustydb.encryption_status WHERE encrypted AND \"table\" = 'acc'::regclass")" \
+	"$([ "${RDB_TDE:-0}" = 1 ] && echo 1 || echo 0)"
 rdb_standby_create amprimary amstandby
 rdb_wait_replay amprimary amstandby
 

@@ -4,8 +4,10 @@
 #    encrypted rustydb table: after CHECKPOINT and a WAL switch no file under
 #    the data directory contains the marker; the same test on an unencrypted
 #    rustydb table finds its marker (so the test can fail);
-#  - a byte flipped inside an encrypted payload on disk gives a clear error
-#    naming the relation and the block, and other tables keep working;
+#  - a byte flipped inside an encrypted payload on disk, or inside a sealed
+#    large value's TOAST chunk, gives a clear error naming the relation and
+#    the block, verify_encryption reports it (block, offset), and other
+#    tables keep working;
 #  - crash recovery and a streaming standby on encrypted tables.
 # Needs the rustydb table access method; without it the script says so and
 # checks nothing.
@@ -90,27 +92,46 @@ rdb_is "after kill -9, the committed rows of the encrypted table read" \
 rdb_is "after kill -9, the interrupted insert left nothing" \
 	"$(q "SELECT count(*) FROM enc WHERE id BETWEEN 2000 AND 101999 AND id <> 100001")" "0"
 
-# ---- tamper with one byte inside a payload on disk
+# ---- tamper with one byte inside a payload on disk (table, then TOAST chunk)
 FILE=$DATA/$(q "SELECT pg_relation_filepath('enc')")
-rdb_node_stop tdisk_p
-python3 - "$FILE" <<'PY'
+TOAST=$DATA/$(q "SELECT pg_relation_filepath(reltoastrelid) FROM pg_class WHERE relname = 'enc'")
+VERIFY="SELECT ok || ' ' || detail FROM rustydb.verify_encryption('enc') WHERE \"check\" = 'stored payloads open'"
+rdb_is "before tampering, verify_encryption opens every payload and large value" \
+	"$(q "$VERIFY" | sed -E 's/^(true|t) [0-9]+ payloads and [1-9][0-9]* large values checked, 0 failed.*/clean/')" "clean"
+flip() { # flip FILE EXTRA: one byte of line pointer 1's tuple on block 0, EXTRA bytes after t_hoff
+	python3 - "$1" "$2" <<'PY'
 import struct, sys
-path = sys.argv[1]
+path, extra = sys.argv[1], int(sys.argv[2])
 with open(path, 'r+b') as f:
     page = bytearray(f.read(8192))
     lp = struct.unpack_from('<I', page, 24)[0]       # line pointer 1
     off, length = lp & 0x7FFF, (lp >> 17) & 0x7FFF
     hoff = page[off + 22]                             # t_hoff
-    pos = off + hoff + 20                             # inside the ciphertext
+    pos = off + hoff + extra                          # inside the ciphertext
     assert pos < off + length
     page[pos] ^= 0x01
     f.seek(0)
     f.write(page)
 PY
-rdb_node_start tdisk_p
-out=$(q "SELECT sum(length(v)) FROM enc")
-rdb_ok "a flipped byte gives a clear error naming relation and block" \
-	bash -c "echo \"\$1\" | grep -q 'could not decrypt data in block 0 of relation \"enc\"'" _ "$out"
+}
+# matches DESC SQL ERE: the output of SQL (an error or rows) matches ERE
+matches() { rdb_ok "$1" bash -c 'echo "$1" | grep -qE "$2"' _ "$(q "$2")" "$3"; }
+tampered() { # tampered FILE EXTRA: flip a byte with the server stopped
+	rdb_node_stop tdisk_p
+	flip "$1" "$2"
+	rdb_node_start tdisk_p
+}
+tampered "$FILE" 20
+matches "a flipped byte gives a clear error naming relation and block" \
+	"SELECT sum(length(v)) FROM enc" 'could not decrypt data in block 0 of relation "enc"'
+matches "verify_encryption reports the flipped payload (a row, not an ERROR) with block and offset" \
+	"$VERIFY" '^(f|false) .* 1 failed; first failure: relation "enc", block 0, offset 1: payload does not authenticate'
+# a byte inside the sealed large value's first TOAST chunk (chunk_id, chunk_seq, varlena header, then data)
+tampered "$TOAST" 60
+matches "verify_encryption also reports the flipped byte in the TOAST table" \
+	"$VERIFY" '^(f|false) .* 2 failed; first failure: relation "enc", block 0, offset 1'
+matches "reading the tampered large value gives the clear error" \
+	"SELECT md5(big) FROM enc WHERE id = 100001" 'could not decrypt data in block [0-9]+ of relation "enc"'
 rdb_is "other tables keep working" "$(q "SELECT count(*) FROM plain_t")" "201"
 rdb_ok "the server is still up" test "$(q "SELECT 1")" = "1"
 

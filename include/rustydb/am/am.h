@@ -14,6 +14,7 @@
  *				build and validation, TOAST, size estimates
  *	vacuum.cpp	on-access pruning, VACUUM, index tuple deletion
  *	verify.cpp	rustydb.verify_table()
+ *	verify_payloads.cpp	the payload verifier of rustydb.verify_encryption()
  *
  *-------------------------------------------------------------------------
  */
@@ -24,8 +25,11 @@
 
 namespace rustydb::am {
 
-/* Register the WAL resource manager; called from _PG_init. */
+/* Register the WAL resource manager and the payload verifier; called from _PG_init. */
 void init();
+
+/* Register verify_payloads.cpp's verifier with the encryption subsystem. */
+void register_payload_verifier();
 
 /* ---- tuples (tuple.cpp) ---- */
 

@@ -177,6 +177,12 @@ bool needs_value_sealing(HeapTuple tup);
 HeapTuple seal_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup);
 /* tup itself unless marked kValuesSealed, else a new tuple with values opened. */
 HeapTuple open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blkno);
+/*
+ * Whether one value of a tuple marked kValuesSealed (fetched from TOAST if
+ * it was out of line) opens; values of at most kSealedValueMin bytes are
+ * not sealed and pass. For verifiers: never an ERROR.
+ */
+bool try_open_value(const Cipher *cipher, const struct varlena *value);
 
 /* The relation (OID) a cipher belongs to, and its current key version. */
 Oid cipher_relid(const Cipher *cipher);
@@ -188,13 +194,22 @@ Algorithm cipher_algorithm(const Cipher *cipher);
  *	Reencrypter:    rewrite every payload of rel under the cipher's current
  *	                key version (rotate_table_key calls it, then deletes the
  *	                older key versions);
- *	PayloadVerifier: open every payload of rel; returns how many failed and
- *	                sets *checked (verify_encryption calls it).
+ *	PayloadVerifier: open every payload of rel and every sealed large value
+ *	                it references, filling *result; never an ERROR for a
+ *	                payload that does not open (verify_encryption calls it).
  * Without them rotate_table_key only adds a key version for new payloads,
  * and verify_encryption checks the keys but not the stored payloads.
  */
+struct PayloadCheck
+{
+	int64 payloads;          /* tuple payloads opened or tried */
+	int64 values;            /* sealed large values opened or tried */
+	int64 values_skipped;    /* large values of dead versions, not fetched */
+	int64 failed;            /* payloads, values or items that did not open */
+	char first_failure[256]; /* "" or where and what the first failure was */
+};
 using Reencrypter = void (*)(Relation rel);
-using PayloadVerifier = int64 (*)(Relation rel, int64 *checked);
+using PayloadVerifier = void (*)(Relation rel, PayloadCheck *result);
 void set_reencrypter(Reencrypter fn);
 void set_payload_verifier(PayloadVerifier fn);
 
