@@ -16,7 +16,10 @@
  * succeeds, with the SQLSTATE when it fails (each hook calls the next one
  * inside PG_TRY, so an error raised anywhere in the statement is seen
  * before the transaction aborts). Records go to the shared queue at once,
- * so they do not depend on the statement's transaction committing.
+ * so they do not depend on the statement's transaction committing. A
+ * statement failing before it reaches the executor or ProcessUtility
+ * (parse, analysis, planning) has no frame: emit_log_hook records it as
+ * action "statement" without reading the catalogs.
  *
  * Relation actions come from the plan's range table: the result relation
  * of INSERT/UPDATE/DELETE/MERGE gets the statement's write actions, every
@@ -45,6 +48,8 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
 #include "mb/pg_wchar.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
@@ -117,6 +122,7 @@ Policy *policies = nullptr;
 int npolicies = 0;
 int policies_high_water = 0;
 bool cache_valid = false;
+bool policies_loaded = false; /* loaded at least once in this backend */
 bool extension_present = false;
 Oid policies_relid = InvalidOid;
 bool loading = false;
@@ -218,6 +224,7 @@ load_policies()
 	nsp = get_namespace_oid("rustydb", true);
 	policies_relid = OidIsValid(nsp) ? get_relname_relid("audit_policies", nsp) : InvalidOid;
 	extension_present = OidIsValid(policies_relid);
+	policies_loaded = true;
 	if (!extension_present)
 		return;
 
@@ -509,6 +516,18 @@ int frame_high_water = 0;
 Record *record_buf = nullptr;
 int last_error_code = 0;
 
+/*
+ * Statements in the executor or in ProcessUtility: an error raised while
+ * this is 0 comes from parsing, analysis or planning (or the protocol
+ * around them), where no frame exists. Errors leave it raised; a
+ * subtransaction abort restores the value its start saw, a transaction
+ * end clears it.
+ */
+int exec_nesting = 0;
+constexpr int kMaxSavedNesting = 64;
+int saved_nesting[kMaxSavedNesting];
+bool recording_failure = false;
+
 void
 copy_statement(Frame *f, const char *source, int location, int len, ParamListInfo params)
 {
@@ -739,6 +758,97 @@ frame_failed(Frame *f, int64 rows)
 	}
 	emit_frame(f, code, rows);
 	pop_frame(f);
+}
+
+/* The current top-level statement's text, bounded, into r. */
+void
+copy_current_statement(Record *r)
+{
+	const char *stmt = debug_query_string != nullptr ? debug_query_string : "";
+	int len = strlen(stmt);
+
+	len = pg_mbcliplen(stmt, len, Min(len, settings::audit_statement_max));
+	memcpy(r->statement, stmt, len);
+	r->statement[len] = '\0';
+	r->statement_len = len;
+}
+
+/*
+ * Might a statement that failed before execution be audited? Its action
+ * and objects are not known, so any policy applying to the user counts;
+ * the catalogs cannot be read while the error is reported, so when the
+ * policies are not known (not loaded yet in this session, or invalidated
+ * and reloading failed) it is recorded.
+ */
+bool
+failure_audited()
+{
+	if (!policies_loaded)
+		return true;
+	if (!extension_present)
+		return false;
+	if (npolicies == 0)
+		return !cache_valid;
+	if (applicable_for == GetUserId())
+		return user_mask != 0;
+	return true;
+}
+
+/*
+ * emit_log_hook, ERROR: record a statement that failed at parse, analysis
+ * or planning time (no frame exists for it) as action "statement", the
+ * SQLSTATE as outcome and the message as detail. Uses only what needs no
+ * catalog access: the cached names, else the login's.
+ */
+void
+record_failed_statement(const ErrorData *edata)
+{
+	if (recording_failure || exec_nesting > 0 || in_audit_worker || loading ||
+		MyBackendType != B_BACKEND || IsParallelWorker() || debug_query_string == nullptr ||
+		!IsTransactionState() || IsAbortedTransactionBlockState() || !failure_audited())
+		return;
+	recording_failure = true;
+	PG_TRY();
+	{
+		Record *r = record_buffer();
+		memset(r, 0, offsetof(Record, statement));
+		fill_session(r);
+		/* names not cached yet: session_authorization's (or the oids) */
+		const char *auth = GetConfigOption("session_authorization", true, false);
+
+		if (cached_session != GetSessionUserId() || r->session_user_name[0] == '\0')
+		{
+			if (auth != nullptr && auth[0] != '\0')
+				strlcpy(r->session_user_name, auth, sizeof(r->session_user_name));
+			else
+				snprintf(r->session_user_name, sizeof(r->session_user_name), "role %u",
+						 GetSessionUserId());
+		}
+		if (cached_user != GetUserId() || r->user_name[0] == '\0')
+		{
+			if (GetUserId() == GetSessionUserId())
+				strlcpy(r->user_name, r->session_user_name, sizeof(r->user_name));
+			else
+				snprintf(r->user_name, sizeof(r->user_name), "role %u", GetUserId());
+		}
+		if (r->database_name[0] == '\0')
+			snprintf(r->database_name, sizeof(r->database_name), "database %u", MyDatabaseId);
+		strlcpy(r->action, "statement", sizeof(r->action));
+		if (edata->message != nullptr)
+			strlcpy(r->detail, edata->message, sizeof(r->detail));
+		strlcpy(r->outcome, unpack_sql_state(edata->sqlerrcode), sizeof(r->outcome));
+		copy_current_statement(r);
+		/* interrupts are held here: never fail, wait only under "wait" */
+		enqueue(r, settings::audit_overflow == settings::kAuditOverflowWait ? EnqueueMode::Setting
+																			: EnqueueMode::NoWait);
+	}
+	PG_CATCH();
+	{
+		recording_failure = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	recording_failure = false;
 }
 
 /* ---- hooks ---- */
@@ -1172,8 +1282,6 @@ security_event(const char *action, const char *object, const char *detail)
 {
 	pg::call([action, object, detail] {
 		Record *r = record_buffer();
-		const char *stmt = debug_query_string != nullptr ? debug_query_string : "";
-		int len = strlen(stmt);
 
 		refresh_session_names();
 		memset(r, 0, offsetof(Record, statement));
@@ -1184,10 +1292,7 @@ security_event(const char *action, const char *object, const char *detail)
 		if (detail != nullptr)
 			strlcpy(r->detail, detail, sizeof(r->detail));
 		strlcpy(r->outcome, "00000", sizeof(r->outcome));
-		len = pg_mbcliplen(stmt, len, Min(len, settings::audit_statement_max));
-		memcpy(r->statement, stmt, len);
-		r->statement[len] = '\0';
-		r->statement_len = len;
+		copy_current_statement(r);
 		if (in_audit_worker)
 			worker_event(r); /* written with the worker's next batch */
 		else
@@ -1210,6 +1315,7 @@ audit_executor_start(QueryDesc *qd, int eflags) noexcept
 	rustydb::boundary::run("audit ExecutorStart", [&] {
 		Frame *f = nullptr;
 
+		exec_nesting++; /* until ExecutorEnd, or the (sub)transaction's abort */
 		timeout_check_armed();
 		if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && capture_enabled())
 			f = frame_for_query(qd);
@@ -1258,6 +1364,8 @@ audit_executor_end(QueryDesc *qd) noexcept
 
 		if (f != nullptr)
 			frame_succeeded(f, processed(qd));
+		if (exec_nesting > 0)
+			exec_nesting--;
 		if (prev_executor_end)
 			prev_executor_end(qd);
 		else
@@ -1278,6 +1386,7 @@ audit_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_on
 		bool nonatomic = false;
 		char object[kObjectLen];
 		uint32 cls;
+		int nesting = exec_nesting++;
 
 		timeout_check_armed();
 		object[0] = '\0';
@@ -1326,9 +1435,11 @@ audit_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_on
 		if (f == nullptr)
 		{
 			call_utility(pstmt, query_string, read_only_tree, context, params, env, dest, qc);
+			exec_nesting = nesting;
 			return;
 		}
 		guarded_utility(f, pstmt, query_string, read_only_tree, context, params, env, dest, qc);
+		exec_nesting = nesting;
 		frame_succeeded(f, qc != nullptr ? static_cast<int64>(qc->nprocessed) : 0);
 	});
 }
@@ -1385,6 +1496,8 @@ audit_emit_log(ErrorData *edata) noexcept
 		{
 			last_error_code = edata->sqlerrcode;
 			timeout_rewrite_error(edata);
+			if (edata->elevel == ERROR)
+				record_failed_statement(edata);
 		}
 		if (prev_emit_log)
 			prev_emit_log(edata);
@@ -1404,6 +1517,10 @@ static void
 audit_xact_callback(XactEvent event, void *arg) noexcept
 {
 	rustydb::boundary::run("audit xact callback", [&] {
+		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+			event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+			event == XACT_EVENT_PREPARE)
+			exec_nesting = 0;
 		if (event == XACT_EVENT_COMMIT)
 		{
 			if (pending_purge_rows != 0)
@@ -1426,8 +1543,16 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId my_subid, SubTransac
 					   void *arg) noexcept
 {
 	rustydb::boundary::run("audit subxact callback", [&] {
+		int level = GetCurrentTransactionNestLevel();
+
+		if (event == SUBXACT_EVENT_START_SUB && level < kMaxSavedNesting)
+			saved_nesting[level] = exec_nesting;
 		if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			if (level < kMaxSavedNesting)
+				exec_nesting = saved_nesting[level];
 			frames_aborted(true, my_subid);
+		}
 	});
 }
 

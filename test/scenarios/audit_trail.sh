@@ -39,6 +39,29 @@ rdb_is "the rolled-back rows are gone" "$(q "SELECT count(*) FROM acct")" 0
 rdb_is "failed statement recorded with its SQLSTATE" \
 	"$(q "SELECT outcome FROM rustydb.audit_trail WHERE statement LIKE 'INSERT INTO acct SELECT 3%'")" 22012
 
+# statements failing before execution: syntax error (first statement of
+# a session), unknown table, planning error; an unaudited run-time error
+# is not recorded as one
+q "SELEC * FROM acct" 2>/dev/null || true
+q "SELECT 1; SELECT * FROM no_such_table" >/dev/null 2>&1 || true
+q "SELECT count(*) FROM acct; INSERT INTO acct VALUES (4, 1/0)" >/dev/null 2>&1 || true
+q "CREATE TABLE unaudited (x int); INSERT INTO unaudited VALUES (1/(random() * 0)::int)" 2>/dev/null || true
+q "DO \$\$BEGIN PERFORM * FROM no_such_table2; EXCEPTION WHEN undefined_table THEN NULL; END\$\$; SELECT * FROM no_such_table3" 2>/dev/null || true
+q "SELECT rustydb.audit_flush()" >/dev/null
+rdb_is "syntax error recorded" \
+	"$(q "SELECT outcome || ':' || user_name || ':' || (database_name IS NOT NULL) FROM rustydb.audit_trail WHERE action = 'statement' AND statement = 'SELEC * FROM acct'")" \
+	"42601:$RDB_SERVER_USER:true"
+rdb_is "unknown table recorded" \
+	"$(q "SELECT outcome || ':' || detail FROM rustydb.audit_trail WHERE action = 'statement' AND statement LIKE '%no_such_table'")" \
+	'42P01:relation "no_such_table" does not exist'
+rdb_is "planning error recorded" \
+	"$(q "SELECT outcome FROM rustydb.audit_trail WHERE action = 'statement' AND statement LIKE '%VALUES (4, 1/0)'")" 22012
+rdb_is "run-time error of an unaudited statement not recorded" \
+	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE statement LIKE '%unaudited%'")" 0
+rdb_is "an error caught inside a statement not recorded, the next statement's is" \
+	"$(q "SELECT string_agg(outcome || ':' || detail, ',') FROM rustydb.audit_trail WHERE action = 'statement' AND statement LIKE 'DO%'")" \
+	'42P01:relation "no_such_table3" does not exist'
+
 # more records, then a clean chain
 for i in $(seq 10 40); do q "INSERT INTO acct VALUES ($i, $i)"; done
 q "SELECT rustydb.audit_flush()" >/dev/null
