@@ -218,21 +218,40 @@ enqueue(const Record *rec, EnqueueMode mode)
 	}
 }
 
+/*
+ * Only the worker advances tail, and backends never write a slot between
+ * tail and head, so the records are copied after the lock is released:
+ * holding it while copying a whole batch made backends queue behind it.
+ * The lock's acquire and release order the slots' contents before head.
+ */
 int
 queue_peek(char *buf, int max)
 {
+	uint64 tail;
 	int n;
 
 	LWLockAcquire(queue_lock, LW_SHARED);
-	n = static_cast<int>(Min(static_cast<uint64>(max), queue->head - queue->tail));
+	tail = queue->tail;
+	n = static_cast<int>(Min(static_cast<uint64>(max), queue->head - tail));
+	LWLockRelease(queue_lock);
 	for (int i = 0; i < n; i++)
 	{
-		const Record *r = reinterpret_cast<const Record *>(slot_at(queue->tail + i));
+		const Record *r = reinterpret_cast<const Record *>(slot_at(tail + i));
 
 		memcpy(buf + i * queue->slot_size, r, offsetof(Record, statement) + r->statement_len + 1);
 	}
-	LWLockRelease(queue_lock);
 	return n;
+}
+
+uint64
+queue_length()
+{
+	uint64 v;
+
+	LWLockAcquire(queue_lock, LW_SHARED);
+	v = queue->head - queue->tail;
+	LWLockRelease(queue_lock);
+	return v;
 }
 
 void

@@ -43,6 +43,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -78,6 +79,12 @@ int64 dead_since_vacuum = 0;
 Oid state_relid = InvalidOid;
 int64 last_seq = 0;
 uint8 last_hash[kHashLen];
+/* a batch's tuples: its first block stays allocated between batches */
+MemoryContext tuple_ctx = nullptr;
+/* session_id text of the last record's session */
+char sid[32];
+int64 sid_start = -1;
+int32 sid_pid = -1;
 
 Oid
 trail_relid(const char *relname)
@@ -376,7 +383,7 @@ bool
 write_batch(char *buf, int n, bool age_purge_due)
 {
 	Size slot = record_slot_size();
-	HeapTuple tuples[kBatch + kMaxWorkerEvents];
+	TupleTableSlot *slots[kBatch + kMaxWorkerEvents];
 	int64 bytes = 0;
 	int64 seq = last_seq;
 	uint8 hash[kHashLen];
@@ -406,6 +413,7 @@ write_batch(char *buf, int n, bool age_purge_due)
 
 		Relation rel = table_open(relid, RowExclusiveLock);
 		TupleDesc desc = RelationGetDescr(rel);
+		MemoryContext spi_ctx = CurrentMemoryContext;
 
 		if (desc->natts != kNatts)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
@@ -422,16 +430,21 @@ write_batch(char *buf, int n, bool age_purge_due)
 			purge_for_age();
 		/* the worker's own events (from the purges above, too) come first */
 		nlocal = nworker_events;
+		MemoryContextSwitchTo(tuple_ctx);
 		for (int i = 0; i < n + nlocal; i++)
 		{
 			const Record *r = reinterpret_cast<const Record *>(
 				i < nlocal ? worker_events + i * slot : buf + (i - nlocal) * slot);
 			Datum values[kNatts];
 			bool nulls[kNatts];
-			char sid[32];
 			ChainFields f;
 
-			snprintf(sid, sizeof(sid), "%lx.%x", static_cast<long>(r->session_start), r->pid);
+			if (r->session_start != sid_start || r->pid != sid_pid)
+			{
+				snprintf(sid, sizeof(sid), "%lx.%x", static_cast<long>(r->session_start), r->pid);
+				sid_start = r->session_start;
+				sid_pid = r->pid;
+			}
 			f.seq = ++seq;
 			f.event_time = r->event_time;
 			f.session_id = sid;
@@ -487,17 +500,25 @@ write_batch(char *buf, int n, bool age_purge_due)
 					   heap_compute_data_size(desc, values, nulls);
 
 			values[16] = Int32GetDatum(static_cast<int32>(len));
-			tuples[i] = heap_form_tuple(desc, values, nulls);
+			slots[i] = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
 			bytes += len;
 			memcpy(prev, hash, kHashLen);
 		}
 
+		/*
+		 * One multi-insert: a WAL record and a buffer lock per page rather
+		 * than per record; then the index entries.
+		 */
 		CatalogIndexState ind = CatalogOpenIndexes(rel);
 
-		for (int i = 0; i < n + nlocal; i++)
-			CatalogTupleInsertWithInfo(rel, tuples[i], ind);
+		CatalogTuplesMultiInsertWithInfo(rel, slots, n + nlocal, ind);
 		CatalogCloseIndexes(ind);
+		for (int i = 0; i < n + nlocal; i++)
+			ExecDropSingleTupleTableSlot(slots[i]);
 		table_close(rel, NoLock);
+		MemoryContextSwitchTo(spi_ctx);
+		MemoryContextReset(tuple_ctx);
 	}
 
 	PopActiveSnapshot();
@@ -632,6 +653,10 @@ worker_main()
 		static_cast<char *>(MemoryContextAlloc(TopMemoryContext, record_slot_size() * kBatch));
 	MemoryContext batch_ctx =
 		AllocSetContextCreate(TopMemoryContext, "rustydb audit batch", ALLOCSET_DEFAULT_SIZES);
+
+	/* a full batch of typical records fits in the kept first block */
+	tuple_ctx = AllocSetContextCreate(TopMemoryContext, "rustydb audit tuples", 512 * 1024,
+									  512 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
 	uint64 reported_dropped = 0;
 	TimestampTz last_age_purge = 0;
 	bool installed = true;
@@ -662,22 +687,19 @@ worker_main()
 		}
 
 		MemoryContext old = MemoryContextSwitchTo(batch_ctx);
-		int n = queue_peek(buf, kBatch);
+		uint64 queued = queue_length();
 
 		/*
 		 * Gather: a transaction per handful of records would cost more than
 		 * the records. While the queue is less than half full, let records
 		 * accumulate for a few milliseconds (backends only wait when it is
-		 * full).
+		 * full). The records are copied once, after the wait.
 		 */
-		if (n > 0 && n < kBatch && !ShutdownRequestPending &&
-			queue_position(true) - queue_position(false) <
-				static_cast<uint64>(settings::audit_queue_size) / 2)
-		{
+		if (queued > 0 && queued < static_cast<uint64>(kBatch) && !ShutdownRequestPending &&
+			queued < static_cast<uint64>(settings::audit_queue_size) / 2)
 			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kGatherMs,
 							 wait::info(wait::Event::AuditGather));
-			n = queue_peek(buf, kBatch);
-		}
+		int n = queued > 0 ? queue_peek(buf, kBatch) : 0;
 		TimestampTz now = GetCurrentTimestamp();
 		bool age_due = settings::audit_retention > 0 &&
 					   TimestampDifferenceExceeds(last_age_purge, now, kAgePurgeIntervalMs);

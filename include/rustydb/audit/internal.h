@@ -68,8 +68,10 @@ enum class EnqueueMode
 /* Hand a record to the worker; see rustydb.audit_overflow. */
 void enqueue(const Record *rec, EnqueueMode mode = EnqueueMode::Setting);
 
-/* Worker side: copy up to max records from the queue head into buf. */
+/* Worker side: copy up to max records from the queue's tail into buf. */
 int queue_peek(char *buf, int max);
+/* Records in the queue (queued, not yet released). */
+uint64 queue_length();
 /* Worker side: those n records are durable; release their slots. */
 void queue_release(int n, int64 last_seq);
 /* Worker side: n records of the worker's own were written. */
