@@ -13,6 +13,7 @@
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/wal/records.h"
+#include "rustydb/storage/page.h"
 
 namespace am = rustydb::am;
 
@@ -96,8 +97,12 @@ rdb_parallelscan_estimate(Relation rel) noexcept
 static Size
 rdb_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan) noexcept
 {
-	return rustydb::boundary::run("rustydb_parallelscan_initialize",
-								  [&] { return table_block_parallelscan_initialize(rel, pscan); });
+	return rustydb::boundary::run("rustydb_parallelscan_initialize", [&] {
+		Size size = table_block_parallelscan_initialize(rel, pscan);
+		/* workers hand out data block numbers: the metapage is not one */
+		((ParallelBlockTableScanDesc) pscan)->phs_nblocks = rustydb::storage::data_nblocks(rel);
+		return size;
+	});
 }
 
 static void
