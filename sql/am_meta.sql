@@ -34,12 +34,27 @@ SELECT data_pages, pg_relation_size('m') / 8192 AS blocks, pg_relation_size('h')
 FROM rustydb.metapage('m');
 SELECT count(*) FROM m WHERE ctid >= '(3,0)' AND ctid < '(4,0)';
 
--- statistics: relpages counts the file's blocks (metapage included), as
--- ANALYZE stores them; the planner's estimate is heap's for the same rows
+-- statistics: the table's block count as PostgreSQL sees it
+-- (RelationGetNumberOfBlocks, the access method's relation_size) is its
+-- data pages, so relpages from VACUUM, ANALYZE and CREATE INDEX is heap's;
+-- the planner's estimate is heap's for the same rows
+VACUUM m;
+VACUUM h;
+SELECT (SELECT relpages FROM pg_class WHERE oid = 'm'::regclass) AS vacuum_relpages,
+       (SELECT relpages FROM pg_class WHERE oid = 'h'::regclass) AS heap_relpages;
+UPDATE pg_class SET relpages = 0 WHERE oid IN ('m'::regclass, 'h'::regclass);
+ANALYZE m;
+ANALYZE h;
+SELECT (SELECT relpages FROM pg_class WHERE oid = 'm'::regclass) AS analyze_relpages,
+       (SELECT relpages FROM pg_class WHERE oid = 'h'::regclass) AS heap_relpages;
+UPDATE pg_class SET relpages = 0 WHERE oid IN ('m'::regclass, 'h'::regclass);
+CREATE INDEX m_pad ON m (pad);
+CREATE INDEX h_pad ON h (pad);
+SELECT (SELECT relpages FROM pg_class WHERE oid = 'm'::regclass) AS create_index_relpages,
+       (SELECT relpages FROM pg_class WHERE oid = 'h'::regclass) AS heap_relpages;
+DROP INDEX m_pad, h_pad;
 VACUUM ANALYZE m;
 VACUUM ANALYZE h;
-SELECT (SELECT relpages FROM pg_class WHERE oid = 'm'::regclass) AS relpages,
-       (SELECT relpages FROM pg_class WHERE oid = 'h'::regclass) AS heap_relpages;
 CREATE FUNCTION estimate(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE j json;
 BEGIN
@@ -66,6 +81,18 @@ RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
 RESET parallel_leader_participation;
+
+-- BRIN counts page ranges over the data blocks (RelationGetNumberOfBlocks):
+-- no range stands for the metapage, so a fresh index leaves nothing to
+-- summarize and a search for a missing value reads no page
+CREATE TABLE b (id int) USING rustydb WITH (autovacuum_enabled = off);
+INSERT INTO b SELECT g FROM generate_series(1, 2000) g;
+CREATE INDEX b_brin ON b USING brin (id) WITH (pages_per_range = 1);
+SELECT brin_summarize_new_values('b_brin') AS new_ranges;
+SET enable_seqscan = off;
+EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF, SUMMARY OFF) SELECT * FROM b WHERE id = 5000;
+SELECT count(*) FROM b WHERE id BETWEEN 10 AND 1500;
+RESET enable_seqscan;
 
 -- VACUUM truncating the empty tail: the first data block it frees keeps no
 -- all-visible bit (PostgreSQL shortens the visibility map by the file's

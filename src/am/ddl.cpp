@@ -9,7 +9,6 @@
  */
 #include "rustydb/am/am.h"
 
-#include <cmath>
 
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
@@ -541,50 +540,15 @@ estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages, double *
 				  double *allvisfrac)
 {
 	/*
-	 * Heap's estimate, on data pages: pg_class.relpages counts the metapage
-	 * (ANALYZE, CREATE INDEX and rustydb's VACUUM all store the file's
-	 * block count), so one block is taken off both counts, and the planner
-	 * sees the page and row counts heap would give for the same rows.
-	 * Heap's per-page figures are used too: rustydb's special space is 8
-	 * bytes, too little to matter for an estimate, and identical estimates
-	 * keep the planner's choices identical to heap's.
+	 * Heap's estimate with heap's per-page figures: the block count it asks
+	 * for (RelationGetNumberOfBlocks) and relpages are both data pages, so
+	 * the planner sees the page and row counts heap would give for the same
+	 * rows. rustydb's special space is 8 bytes, too little to matter for an
+	 * estimate, and identical estimates keep the planner's choices heap's.
 	 */
-	const Size overhead = MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData);
-	const Size usable = BLCKSZ - SizeOfPageHeaderData;
-
-	BlockNumber curpages = storage::data_nblocks(rel);
-	BlockNumber relpages = rel->rd_rel->relpages > 0 ? (BlockNumber) rel->rd_rel->relpages - 1 : 0;
-	double reltuples = rel->rd_rel->reltuples;
-	BlockNumber relallvisible = (BlockNumber) rel->rd_rel->relallvisible;
-
-	/* never vacuumed or analyzed (reltuples < 0), no children: assume 10 pages (heap's rule) */
-	if (curpages < 10 && reltuples < 0 && !rel->rd_rel->relhassubclass)
-		curpages = 10;
-	*pages = curpages;
-	if (curpages == 0)
-	{
-		*tuples = 0;
-		*allvisfrac = 0;
-		return;
-	}
-
-	double density;
-	if (reltuples >= 0 && relpages > 0)
-		density = reltuples / (double) relpages;
-	else
-	{
-		/* rows per full page from the column widths (integer division, as heap) */
-		int32 width = get_rel_data_width(rel, attr_widths) + (int32) overhead;
-		density = (double) (usable / width);
-	}
-	*tuples = std::rint(density * (double) curpages);
-
-	if (relallvisible == 0)
-		*allvisfrac = 0;
-	else if ((double) relallvisible >= curpages)
-		*allvisfrac = 1;
-	else
-		*allvisfrac = (double) relallvisible / curpages;
+	table_block_relation_estimate_size(rel, attr_widths, pages, tuples, allvisfrac,
+									   MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData),
+									   BLCKSZ - SizeOfPageHeaderData);
 }
 
 } /* namespace rustydb::am */

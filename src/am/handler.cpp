@@ -98,10 +98,8 @@ static Size
 rdb_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan) noexcept
 {
 	return rustydb::boundary::run("rustydb_parallelscan_initialize", [&] {
-		Size size = table_block_parallelscan_initialize(rel, pscan);
-		/* workers hand out data block numbers: the metapage is not one */
-		((ParallelBlockTableScanDesc) pscan)->phs_nblocks = rustydb::storage::data_nblocks(rel);
-		return size;
+		/* phs_nblocks is RelationGetNumberOfBlocks(): data blocks (rdb_relation_size) */
+		return table_block_parallelscan_initialize(rel, pscan);
 	});
 }
 
@@ -374,11 +372,23 @@ rdb_index_validate_scan(Relation table_rel, Relation index_rel, struct IndexInfo
  * ------------------------------------------------------------------------
  */
 
+/*
+ * The main fork's size as the data blocks' size: PostgreSQL turns it into
+ * RelationGetNumberOfBlocks(), the block-number space of the table's TIDs
+ * (BRIN ranges, ANALYZE's sample, relpages from ANALYZE and CREATE INDEX),
+ * where the metapage has no place. pg_relation_size() reads the file and
+ * still counts it; rustydb's own code asks the smgr (storage::phys_nblocks).
+ */
 static uint64
 rdb_relation_size(Relation rel, ForkNumber fork) noexcept
 {
-	return rustydb::boundary::run("rustydb_relation_size",
-								  [&] { return table_block_relation_size(rel, fork); });
+	return rustydb::boundary::run("rustydb_relation_size", [&] {
+		uint64 size = table_block_relation_size(rel, fork);
+		if ((fork == MAIN_FORKNUM || fork == InvalidForkNumber) &&
+			rustydb::storage::phys_nblocks(rel) > 0)
+			size -= BLCKSZ;
+		return size;
+	});
 }
 
 static bool

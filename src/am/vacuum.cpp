@@ -856,8 +856,8 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		minmulti = InvalidMultiXactId;
 	}
 	bool frozenxid_updated, minmulti_updated;
-	/* relpages counts the metapage, as ANALYZE and CREATE INDEX do (estimate_rel_size) */
-	vac_update_relstats(rel, storage::phys_nblocks_for(nblocks), live,
+	/* relpages counts data pages, as ANALYZE and CREATE INDEX do (rdb_relation_size) */
+	vac_update_relstats(rel, nblocks, live,
 						Min(vs.all_visible_pages, nblocks), vs.nindexes > 0, frozenxid, minmulti,
 						&frozenxid_updated, &minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, live,

@@ -151,7 +151,7 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 void
 verify_metapage(Reporter *r, Relation rel, BufferAccessStrategy strategy)
 {
-	if (RelationGetNumberOfBlocks(rel) == 0)
+	if (storage::phys_nblocks(rel) == 0)
 		return;
 	bool encrypted = crypto::relation_has_keys(RelationGetRelid(rel)); /* before the lock */
 	Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, storage::kMetaBlock, RBM_NORMAL, strategy);
@@ -207,7 +207,7 @@ RUSTYDB_FUNCTION(rustydb_metapage)
 	bool nulls[6] = {false, true, true, true, true, false};
 	values[0] = BoolGetDatum(false);
 	values[5] = Int64GetDatum((int64) storage::data_nblocks(rel));
-	if (RelationGetNumberOfBlocks(rel) > 0)
+	if (storage::phys_nblocks(rel) > 0)
 	{
 		Buffer buf = ReadBuffer(rel, storage::kMetaBlock);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);

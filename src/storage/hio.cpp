@@ -66,7 +66,7 @@ create_metapage(Relation rel, uint32 flags)
 bool
 check_metapage(Relation rel)
 {
-	if (RelationGetNumberOfBlocks(rel) == 0)
+	if (phys_nblocks(rel) == 0)
 		return false;
 	Buffer buf = ReadBuffer(rel, kMetaBlock);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -125,13 +125,13 @@ extend(Relation rel, BulkInsertState bistate)
 
 	/* The metapage's flags are looked up before the extension lock is taken. */
 	uint32 meta_flags = 0;
-	bool maybe_empty = RelationGetNumberOfBlocks(rel) == 0;
+	bool maybe_empty = phys_nblocks(rel) == 0;
 	if (maybe_empty)
 		meta_flags = meta_flags_of(rel);
 
 	if (need_lock)
 		LockRelationForExtension(rel, ExclusiveLock);
-	if (maybe_empty && RelationGetNumberOfBlocks(rel) == 0)
+	if (maybe_empty && phys_nblocks(rel) == 0)
 		create_metapage(rel, meta_flags);
 	Buffer buf;
 	if (bistate != nullptr)
@@ -196,7 +196,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 		target = GetPageWithFreeSpace(rel, len + save);
 		if (target == InvalidBlockNumber)
 		{
-			BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+			BlockNumber nblocks = phys_nblocks(rel);
 			if (nblocks > kMetaBlock + 1)
 				target = nblocks - 1;
 		}

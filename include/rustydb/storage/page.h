@@ -107,11 +107,23 @@ data_block(Buffer buf)
 	return BufferGetBlockNumber(buf) - 1;
 }
 
+/*
+ * The file's block count, metapage included. RelationGetNumberOfBlocks()
+ * is not it: for a table it asks the access method's relation_size, which
+ * reports data blocks only (the block-number space of TIDs, the one BRIN,
+ * ANALYZE and CREATE INDEX count in), so it is the smgr that is asked here.
+ */
+static inline BlockNumber
+phys_nblocks(Relation rel)
+{
+	return smgrnblocks(RelationGetSmgr(rel), MAIN_FORKNUM);
+}
+
 /* Number of data pages of rel (its blocks less the metapage). */
 static inline BlockNumber
 data_nblocks(Relation rel)
 {
-	BlockNumber n = RelationGetNumberOfBlocks(rel);
+	BlockNumber n = phys_nblocks(rel);
 	return n > 0 ? n - 1 : 0;
 }
 
