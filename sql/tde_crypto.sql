@@ -30,7 +30,7 @@ SELECT "table", encrypted, key_version, key_versions,
        cipher IN ('aes-256-gcm', 'xchacha20-poly1305') AS cipher_ok,
        length(key_id) AS key_id_len, length(master_key_id) AS mk_len,
        created = last_rotated AS never_rotated
-FROM rustydb.encryption_status WHERE "table"::text LIKE 'tde_%' ORDER BY 1::text;
+FROM rustydb.encryption_status WHERE "table"::text LIKE 'tde_%' ORDER BY "table"::text;
 -- the option is consumed, other options are kept
 SELECT relname, reloptions FROM pg_class WHERE relname IN ('tde_a', 'tde_off') ORDER BY 1;
 -- only rustydb tables can be encrypted
@@ -44,7 +44,7 @@ ALTER TABLE tde_a RESET (encrypted);
 CREATE TABLE tde_ctas USING rustydb WITH (encrypted) AS SELECT 1 AS x;
 CREATE MATERIALIZED VIEW tde_mv USING rustydb WITH (encrypted = on) AS SELECT 1 AS x;
 SELECT "table", encrypted FROM rustydb.encryption_status
-WHERE "table"::text IN ('tde_ctas', 'tde_mv') ORDER BY 1::text;
+WHERE "table"::text IN ('tde_ctas', 'tde_mv') ORDER BY "table"::text;
 -- rustydb.encrypt_new_tables, and an explicit false overrides it
 SET rustydb.encrypt_new_tables = on;
 CREATE TABLE tde_auto (id int) USING rustydb;
@@ -52,7 +52,7 @@ CREATE TABLE tde_auto_off (id int) USING rustydb WITH (encrypted = false);
 CREATE TABLE tde_auto_heap (id int) USING heap;
 RESET rustydb.encrypt_new_tables;
 SELECT "table", encrypted FROM rustydb.encryption_status
-WHERE "table"::text LIKE 'tde_auto%' ORDER BY 1::text;
+WHERE "table"::text LIKE 'tde_auto%' ORDER BY "table"::text;
 
 -- indexes on encrypted tables store plaintext keys
 SET client_min_messages = notice;

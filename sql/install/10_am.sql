@@ -19,3 +19,13 @@ LANGUAGE C STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION rustydb.verify_table(regclass) IS
 	'check every page and tuple of a rustydb table; one row per problem found';
 REVOKE ALL ON FUNCTION rustydb.verify_table(regclass) FROM PUBLIC;
+
+CREATE FUNCTION rustydb.metapage(rel regclass,
+	OUT present boolean, OUT format_version integer, OUT page_version integer,
+	OUT block_size integer, OUT encrypted boolean, OUT data_pages bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rustydb_metapage'
+LANGUAGE C STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION rustydb.metapage(regclass) IS
+	'the metapage of a rustydb table (block 0): formats, encryption flag, data page count';
+REVOKE ALL ON FUNCTION rustydb.metapage(regclass) FROM PUBLIC;

@@ -9,6 +9,7 @@
  */
 #include "rustydb/am/am.h"
 
+
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
 
@@ -539,15 +540,15 @@ estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages, double *
 				  double *allvisfrac)
 {
 	/*
-	 * Heap's per-page figure: rustydb's special space is 8 bytes, too
-	 * little to matter for an estimate, and identical estimates keep the
-	 * planner's choices identical to heap's.
+	 * Heap's estimate with heap's per-page figures: the block count it asks
+	 * for (RelationGetNumberOfBlocks) and relpages are both data pages, so
+	 * the planner sees the page and row counts heap would give for the same
+	 * rows. rustydb's special space is 8 bytes, too little to matter for an
+	 * estimate, and identical estimates keep the planner's choices heap's.
 	 */
-	const Size overhead = MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData);
-	const Size usable = BLCKSZ - SizeOfPageHeaderData;
-
-	table_block_relation_estimate_size(rel, attr_widths, pages, tuples, allvisfrac, overhead,
-									   usable);
+	table_block_relation_estimate_size(rel, attr_widths, pages, tuples, allvisfrac,
+									   MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData),
+									   BLCKSZ - SizeOfPageHeaderData);
 }
 
 } /* namespace rustydb::am */

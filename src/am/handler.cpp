@@ -13,6 +13,7 @@
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/wal/records.h"
+#include "rustydb/storage/page.h"
 
 namespace am = rustydb::am;
 
@@ -96,8 +97,10 @@ rdb_parallelscan_estimate(Relation rel) noexcept
 static Size
 rdb_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan) noexcept
 {
-	return rustydb::boundary::run("rustydb_parallelscan_initialize",
-								  [&] { return table_block_parallelscan_initialize(rel, pscan); });
+	return rustydb::boundary::run("rustydb_parallelscan_initialize", [&] {
+		/* phs_nblocks is RelationGetNumberOfBlocks(): data blocks (rdb_relation_size) */
+		return table_block_parallelscan_initialize(rel, pscan);
+	});
 }
 
 static void
@@ -369,11 +372,23 @@ rdb_index_validate_scan(Relation table_rel, Relation index_rel, struct IndexInfo
  * ------------------------------------------------------------------------
  */
 
+/*
+ * The main fork's size as the data blocks' size: PostgreSQL turns it into
+ * RelationGetNumberOfBlocks(), the block-number space of the table's TIDs
+ * (BRIN ranges, ANALYZE's sample, relpages from ANALYZE and CREATE INDEX),
+ * where the metapage has no place. pg_relation_size() reads the file and
+ * still counts it; rustydb's own code asks the smgr (storage::phys_nblocks).
+ */
 static uint64
 rdb_relation_size(Relation rel, ForkNumber fork) noexcept
 {
-	return rustydb::boundary::run("rustydb_relation_size",
-								  [&] { return table_block_relation_size(rel, fork); });
+	return rustydb::boundary::run("rustydb_relation_size", [&] {
+		uint64 size = table_block_relation_size(rel, fork);
+		if ((fork == MAIN_FORKNUM || fork == InvalidForkNumber) &&
+			rustydb::storage::phys_nblocks(rel) > 0)
+			size -= BLCKSZ;
+		return size;
+	});
 }
 
 static bool

@@ -553,7 +553,7 @@ place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buff
 		PageAddItem(page, (Item) tup->t_data, tup->t_len, InvalidOffsetNumber, false, true);
 	if (off == InvalidOffsetNumber)
 		elog(PANIC, "failed to add tuple to rustydb page");
-	ItemPointerSet(&tup->t_self, BufferGetBlockNumber(buffer), off);
+	ItemPointerSet(&tup->t_self, storage::data_block(buffer), off);
 	auto *item = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off));
 	if (!speculative)
 		item->t_ctid = tup->t_self;
@@ -666,7 +666,7 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 				elog(PANIC, "failed to add tuple to rustydb page");
 			if (done == first && is_first_on_page(page, off))
 				init = true;
-			ItemPointerSet(&tup->t_self, BufferGetBlockNumber(buffer), off);
+			ItemPointerSet(&tup->t_self, storage::data_block(buffer), off);
 			auto *item = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off));
 			item->t_ctid = tup->t_self;
 			if (need_wal)
@@ -728,7 +728,7 @@ static Buffer
 read_target(Relation rel, ItemPointer tid, HeapTuple tuple, const char *what)
 {
 	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
-	Buffer buffer = ReadBuffer(rel, blkno);
+	Buffer buffer = storage::read_data_block(rel, blkno);
 	LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
 	Page page = BufferGetPage(buffer);
 	page_check(rel, blkno, page);
@@ -804,7 +804,7 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 		return result;
 	}
 
-	CheckForSerializableConflictIn(rel, tid, BufferGetBlockNumber(buffer));
+	CheckForSerializableConflictIn(rel, tid, storage::data_block(buffer));
 
 	/* Outside the critical section: combo cid and multixact creation. */
 	bool iscombo;
@@ -1012,7 +1012,7 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	 */
 	bool use_hot = newbuf == buffer && !attrs_changed(rel, oldplain, plainnew, index_attrs);
 
-	CheckForSerializableConflictIn(rel, &oldtup.t_self, BufferGetBlockNumber(buffer));
+	CheckForSerializableConflictIn(rel, &oldtup.t_self, storage::data_block(buffer));
 	HeapTupleHeaderAdjustCmax(oldtup.t_data, &cmax, &iscombo);
 	TransactionId new_xmax;
 	uint16 im, im2;
@@ -1036,7 +1036,7 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 									  InvalidOffsetNumber, false, true);
 	if (newoff == InvalidOffsetNumber)
 		elog(PANIC, "failed to add tuple to rustydb page");
-	ItemPointerSet(&heaptup->t_self, BufferGetBlockNumber(newbuf), newoff);
+	ItemPointerSet(&heaptup->t_self, storage::data_block(newbuf), newoff);
 	auto *newitem = (HeapTupleHeader) PageGetItem(newpage, PageGetItemId(newpage, newoff));
 	newitem->t_ctid = heaptup->t_self;
 
@@ -1208,9 +1208,9 @@ lock_update_chain(Relation rel, ItemPointerData tid, TransactionId prior_xmax, L
 		HeapTupleData tup;
 		bool have_tuplock = false;
 		BlockNumber blkno = ItemPointerGetBlockNumber(&tid);
-		if (blkno >= RelationGetNumberOfBlocks(rel))
+		if (blkno >= storage::data_nblocks(rel))
 			return TM_Ok;
-		Buffer buffer = ReadBuffer(rel, blkno);
+		Buffer buffer = storage::read_data_block(rel, blkno);
 		LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
 		Page page = BufferGetPage(buffer);
 		page_check(rel, blkno, page);

@@ -52,7 +52,7 @@ collect_page(ScanDesc *s, BlockNumber block)
 		s->cbuf = InvalidBuffer;
 	}
 	CHECK_FOR_INTERRUPTS();
-	s->cbuf = ReadBufferExtended(rel, MAIN_FORKNUM, block, RBM_NORMAL, s->strategy);
+	s->cbuf = storage::read_data_block(rel, block, s->strategy);
 	s->cblock = block;
 	if (snapshot != nullptr && !snapshot->takenDuringRecovery)
 		prune_opt(rel, s->cbuf);
@@ -152,7 +152,7 @@ init_scan(ScanDesc *s, ScanKey key, bool keep_startblock)
 	Relation rel = s->base.rs_rd;
 	ParallelBlockTableScanDesc pb = (ParallelBlockTableScanDesc) s->base.rs_parallel;
 
-	s->nblocks = pb != nullptr ? pb->phs_nblocks : RelationGetNumberOfBlocks(rel);
+	s->nblocks = pb != nullptr ? pb->phs_nblocks : storage::data_nblocks(rel);
 
 	bool allow_strat, allow_sync;
 	if (!RelationUsesLocalBuffers(rel) && s->nblocks > (BlockNumber) (NBuffers / 4))
@@ -480,7 +480,7 @@ fetch(Relation rel, Snapshot snapshot, HeapTuple tuple, Buffer *userbuf, bool ke
 {
 	ItemPointer tid = &tuple->t_self;
 	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
-	Buffer buffer = ReadBuffer(rel, blkno);
+	Buffer buffer = storage::read_data_block(rel, blkno);
 
 	LockBuffer(buffer, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buffer);
@@ -564,7 +564,7 @@ get_latest_tid(TableScanDesc scan, ItemPointer tid)
 	for (;;)
 	{
 		BlockNumber blkno = ItemPointerGetBlockNumber(&ctid);
-		Buffer buffer = ReadBuffer(rel, blkno);
+		Buffer buffer = storage::read_data_block(rel, blkno);
 		LockBuffer(buffer, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buffer);
 		page_check(rel, blkno, page);
@@ -609,7 +609,7 @@ hot_search(Relation rel, Buffer buffer, ItemPointer tid, Snapshot snapshot, Heap
 		   bool *all_dead, bool first_call, TransactionId *latest_removed)
 {
 	Page page = BufferGetPage(buffer);
-	BlockNumber blkno = BufferGetBlockNumber(buffer);
+	BlockNumber blkno = storage::data_block(buffer);
 	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
 	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
 	bool at_start = first_call;
@@ -776,7 +776,7 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 	if (!*call_again)
 	{
 		Buffer prev = f->cbuf;
-		f->cbuf = ReleaseAndReadBuffer(f->cbuf, rel, blkno);
+		f->cbuf = ReleaseAndReadBuffer(f->cbuf, rel, storage::phys_block(blkno));
 		if (prev != f->cbuf)
 			prune_opt(rel, f->cbuf);
 	}
@@ -808,8 +808,15 @@ scan_analyze_next_block(TableScanDesc scan, BlockNumber blockno, BufferAccessStr
 {
 	auto *s = (ScanDesc *) scan;
 
+	/*
+	 * ANALYZE samples from 0 to RelationGetNumberOfBlocks(), which counts the
+	 * metapage: the last number is not a data block (and counts as an
+	 * empty sampled block, which keeps ANALYZE's row estimate right).
+	 */
+	if (blockno >= storage::data_nblocks(scan->rs_rd))
+		return false;
 	s->cblock = blockno;
-	s->cbuf = ReadBufferExtended(scan->rs_rd, MAIN_FORKNUM, blockno, RBM_NORMAL, bstrategy);
+	s->cbuf = storage::read_data_block(scan->rs_rd, blockno, bstrategy);
 	s->cindex = FirstOffsetNumber;
 	LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
 	page_check(scan->rs_rd, blockno, BufferGetPage(s->cbuf));
@@ -898,7 +905,7 @@ scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 
 	if (BufferIsValid(s->cbuf))
 		ReleaseBuffer(s->cbuf);
-	s->cbuf = ReadBuffer(rel, block);
+	s->cbuf = storage::read_data_block(rel, block);
 	s->cblock = block;
 	prune_opt(rel, s->cbuf);
 

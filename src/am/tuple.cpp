@@ -12,6 +12,7 @@
  */
 #include "rustydb/am/am.h"
 #include "rustydb/crypto/crypto.h"
+#include "rustydb/storage/page.h"
 
 namespace rustydb::am {
 
@@ -39,7 +40,7 @@ store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, boo
 		return;
 	}
 	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
-	BlockNumber blkno = BufferGetBlockNumber(buf);
+	BlockNumber blkno = storage::data_block(buf);
 	HeapTuple copy = crypto::open_tuple_copy(c, tuple, blkno);
 	HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), copy, blkno);
 	if (full != copy)

@@ -158,7 +158,7 @@ prune_chain(PruneState *ps, Page page, OffsetNumber root)
 			break;
 		if (!HeapTupleHeaderIsHotUpdated(t))
 			break;
-		if (ItemPointerGetBlockNumber(&t->t_ctid) != BufferGetBlockNumber(ps->buffer))
+		if (ItemPointerGetBlockNumber(&t->t_ctid) != storage::data_block(ps->buffer))
 			break;
 		prior_xmax = mvcc::update_xid(t);
 		off = ItemPointerGetOffsetNumber(&t->t_ctid);
@@ -194,7 +194,7 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 {
 	Page page = BufferGetPage(buffer);
 
-	page_check(rel, BufferGetBlockNumber(buffer), page);
+	page_check(rel, storage::data_block(buffer), page);
 	if (PageIsNew(page))
 		return 0;
 	auto *ps = (PruneState *) palloc(sizeof(PruneState));
@@ -346,7 +346,7 @@ static void
 set_all_visible(Relation rel, Buffer buf, Buffer *vmbuf, TransactionId cutoff)
 {
 	Page page = BufferGetPage(buf);
-	BlockNumber blkno = BufferGetBlockNumber(buf);
+	BlockNumber blkno = storage::data_block(buf);
 
 	visibilitymap_pin(rel, blkno, vmbuf);
 	LockBuffer(*vmbuf, BUFFER_LOCK_EXCLUSIVE);
@@ -518,7 +518,7 @@ maybe_set_all_visible(VacState *vs, Buffer buf)
 static void
 vacuum_page(VacState *vs, BlockNumber blkno, OffsetNumber *offs, int n)
 {
-	Buffer buf = ReadBufferExtended(vs->rel, MAIN_FORKNUM, blkno, RBM_NORMAL, vs->strategy);
+	Buffer buf = storage::read_data_block(vs->rel, blkno, vs->strategy);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	Page page = BufferGetPage(buf);
 	page_check(vs->rel, blkno, page);
@@ -535,7 +535,7 @@ vacuum_page(VacState *vs, BlockNumber blkno, OffsetNumber *offs, int n)
 
 	Size freespace = PageGetHeapFreeSpace(page);
 	UnlockReleaseBuffer(buf);
-	RecordPageWithFreeSpace(vs->rel, blkno, freespace);
+	RecordPageWithFreeSpace(vs->rel, storage::phys_block(blkno), freespace);
 }
 
 /* Remove index entries for the collected dead items, then free the items. */
@@ -613,7 +613,8 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	vs.istats =
 		(IndexBulkDeleteResult **) palloc0(sizeof(IndexBulkDeleteResult *) * Max(vs.nindexes, 1));
 
-	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	storage::check_metapage(rel);
+	BlockNumber nblocks = storage::data_nblocks(rel);
 	int work_mem_kb = (IsAutoVacuumWorkerProcess() && autovacuum_work_mem != -1)
 						  ? autovacuum_work_mem
 						  : maintenance_work_mem;
@@ -642,7 +643,7 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		if (vs.dead->num_items + MaxHeapTuplesPerPage > vs.dead->max_items)
 			vacuum_indexes_and_pages(&vs);
 
-		Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, bstrategy);
+		Buffer buf = storage::read_data_block(rel, blkno, bstrategy);
 		bool cleanup = ConditionalLockBufferForCleanup(buf);
 		if (!cleanup)
 		{
@@ -674,7 +675,7 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 				END_CRIT_SECTION();
 				Size freespace = PageGetHeapFreeSpace(page);
 				UnlockReleaseBuffer(buf);
-				RecordPageWithFreeSpace(rel, blkno, freespace);
+				RecordPageWithFreeSpace(rel, storage::phys_block(blkno), freespace);
 			}
 			else
 				UnlockReleaseBuffer(buf);
@@ -803,7 +804,7 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		Size freespace = PageGetHeapFreeSpace(page);
 		UnlockReleaseBuffer(buf);
 		if (!defer_fsm)
-			RecordPageWithFreeSpace(rel, blkno, freespace);
+			RecordPageWithFreeSpace(rel, storage::phys_block(blkno), freespace);
 	}
 	pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, nblocks);
 
@@ -855,8 +856,10 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		minmulti = InvalidMultiXactId;
 	}
 	bool frozenxid_updated, minmulti_updated;
-	vac_update_relstats(rel, nblocks, live, Min(vs.all_visible_pages, nblocks), vs.nindexes > 0,
-						frozenxid, minmulti, &frozenxid_updated, &minmulti_updated, false);
+	/* relpages counts data pages, as ANALYZE and CREATE INDEX do (rdb_relation_size) */
+	vac_update_relstats(rel, nblocks, live,
+						Min(vs.all_visible_pages, nblocks), vs.nindexes > 0, frozenxid, minmulti,
+						&frozenxid_updated, &minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, live,
 						 recently_dead + remaining_dead);
 
@@ -878,7 +881,7 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 static bool
 page_is_empty(Relation rel, BlockNumber blkno, BufferAccessStrategy strategy)
 {
-	Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+	Buffer buf = storage::read_data_block(rel, blkno, strategy);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	Page page = BufferGetPage(buf);
 	bool empty = true;
@@ -892,6 +895,45 @@ page_is_empty(Relation rel, BlockNumber blkno, BufferAccessStrategy strategy)
 	}
 	UnlockReleaseBuffer(buf);
 	return empty;
+}
+
+/*
+ * Before the file is truncated to keep data pages (keep > 0): clear data
+ * block keep's all-visible bit, WAL-logged. RelationTruncate shortens the
+ * visibility map by physical block count, keep + 1, so it would leave the
+ * bit of data block keep set for the page that a later extension creates
+ * there; redo of PostgreSQL's truncation record does the same on a standby.
+ */
+static void
+clear_visible_before_truncate(Relation rel, BlockNumber keep)
+{
+	Buffer vmbuf = InvalidBuffer;
+	bool vm_set = (visibilitymap_get_status(rel, keep, &vmbuf) & VISIBILITYMAP_VALID_BITS) != 0;
+	Buffer buf = storage::read_data_block(rel, keep);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	Page page = BufferGetPage(buf);
+	if (vm_set || (!PageIsNew(page) && PageIsAllVisible(page)))
+	{
+		visibilitymap_pin(rel, keep, &vmbuf);
+		START_CRIT_SECTION();
+		if (!PageIsNew(page))
+			PageClearAllVisible(page);
+		visibilitymap_clear(rel, keep, vmbuf, VISIBILITYMAP_VALID_BITS);
+		MarkBufferDirty(buf);
+		if (RelationNeedsWAL(rel))
+		{
+			wal::XlClearVisible xl{wal::kWalFormatVersion, wal::kFlagVmCleared};
+			XLogBeginInsert();
+			XLogRegisterData((char *) &xl, sizeof(xl));
+			XLogRegisterBuffer(0, buf, REGBUF_STANDARD);
+			XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kClearVisible);
+			PageSetLSN(page, recptr);
+		}
+		END_CRIT_SECTION();
+	}
+	UnlockReleaseBuffer(buf);
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
 }
 
 /*
@@ -923,12 +965,17 @@ truncate_tail(Relation rel, BlockNumber nblocks, BlockNumber nonempty,
 		return nblocks;
 
 	/* Re-check under the lock: new rows may have arrived meanwhile. */
-	BlockNumber now = RelationGetNumberOfBlocks(rel);
+	BlockNumber now = storage::data_nblocks(rel);
 	BlockNumber keep = now;
 	while (keep > nonempty && page_is_empty(rel, keep - 1, strategy))
 		keep--;
 	if (keep < now)
-		RelationTruncate(rel, keep);
+	{
+		if (keep > 0)
+			clear_visible_before_truncate(rel, keep);
+		/* no data page left: the metapage goes too, as an empty heap is 0 bytes */
+		RelationTruncate(rel, storage::phys_nblocks_for(keep));
+	}
 	UnlockRelation(rel, AccessExclusiveLock);
 	return keep < now ? keep : now;
 }
@@ -957,7 +1004,7 @@ index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 		{
 			if (BufferIsValid(buf))
 				UnlockReleaseBuffer(buf);
-			buf = ReadBuffer(rel, blkno);
+			buf = storage::read_data_block(rel, blkno);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page_check(rel, blkno, BufferGetPage(buf));
 			cur = blkno;

@@ -12,12 +12,14 @@
 #include "rustydb/am/am.h"
 
 #include "rustydb/common/boundary.h"
+#include "rustydb/crypto/crypto.h"
 #include "rustydb/storage/page.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/table.h"
 #include "utils/acl.h"
 #include "commands/defrem.h"
+#include "funcapi.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace {
@@ -44,6 +46,8 @@ report(Reporter *r, BlockNumber blkno, OffsetNumber off, const char *fmt, ...)
 
 	Datum values[3];
 	bool nulls[3] = {false, false, false};
+	if (blkno == InvalidBlockNumber) /* the metapage */
+		nulls[0] = true;
 	values[0] = Int64GetDatum((int64) blkno);
 	if (off == InvalidOffsetNumber)
 	{
@@ -138,7 +142,101 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 	}
 }
 
+/*
+ * The metapage (reported with a null block): present with the first data
+ * page, of this build's formats, and its encrypted flag agreeing with the
+ * key catalog. An all-zero block 0 is a crash during the relation's first
+ * extension, like an all-zero data page not an error (VACUUM rewrites it).
+ */
+void
+verify_metapage(Reporter *r, Relation rel, BufferAccessStrategy strategy)
+{
+	if (storage::phys_nblocks(rel) == 0)
+		return;
+	bool encrypted = crypto::relation_has_keys(RelationGetRelid(rel)); /* before the lock */
+	Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, storage::kMetaBlock, RBM_NORMAL, strategy);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(buf);
+	if (!PageIsNew(page))
+	{
+		const char *why;
+		const storage::MetaPageData *meta = storage::meta_get(page, &why);
+		if (meta == nullptr)
+			report(r, InvalidBlockNumber, InvalidOffsetNumber, "metapage: %s", why);
+		else if (((meta->flags & storage::kMetaEncrypted) != 0) != encrypted)
+			report(r, InvalidBlockNumber, InvalidOffsetNumber,
+				   "metapage: the table is %s, the key catalog says it is %s",
+				   (meta->flags & storage::kMetaEncrypted) ? "encrypted" : "not encrypted",
+				   encrypted ? "encrypted" : "not encrypted");
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+/* Open a rustydb table or materialized view the caller may SELECT from. */
+Relation
+open_table(Oid relid, const char *fn)
+{
+	Relation rel = table_open(relid, AccessShareLock);
+	char *amname = OidIsValid(rel->rd_rel->relam) ? get_am_name(rel->rd_rel->relam) : nullptr;
+	if ((rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW) ||
+		amname == nullptr || strcmp(amname, "rustydb") != 0)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("\"%s\" is not a rustydb table", RelationGetRelationName(rel)),
+						errhint("%s reads tables created USING rustydb.", fn)));
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("permission denied for table %s", RelationGetRelationName(rel))));
+	return rel;
+}
+
 } /* namespace */
+
+/*
+ * rustydb.metapage(regclass): the metapage's fields; present = false (and
+ * nulls) for a relation without blocks. An invalid metapage is an ERROR.
+ */
+RUSTYDB_FUNCTION(rustydb_metapage)
+{
+	Relation rel = open_table(PG_GETARG_OID(0), "rustydb.metapage()");
+	TupleDesc desc;
+	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
+
+	Datum values[6] = {0};
+	bool nulls[6] = {false, true, true, true, true, false};
+	values[0] = BoolGetDatum(false);
+	values[5] = Int64GetDatum((int64) storage::data_nblocks(rel));
+	if (storage::phys_nblocks(rel) > 0)
+	{
+		Buffer buf = ReadBuffer(rel, storage::kMetaBlock);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		const char *why = nullptr;
+		const storage::MetaPageData *meta =
+			PageIsNew(page) ? nullptr : storage::meta_get(page, &why);
+		if (meta != nullptr)
+		{
+			values[0] = BoolGetDatum(true);
+			values[1] = Int32GetDatum((int32) meta->format_version);
+			values[2] = Int32GetDatum((int32) meta->page_version);
+			values[3] = Int32GetDatum((int32) meta->block_size);
+			values[4] = BoolGetDatum((meta->flags & storage::kMetaEncrypted) != 0);
+			for (int i = 1; i <= 4; i++)
+				nulls[i] = false;
+		}
+		UnlockReleaseBuffer(buf);
+		if (why != nullptr)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg("invalid rustydb metapage in relation \"%s\"",
+								   RelationGetRelationName(rel)),
+							errdetail("Block 0 of the file: %s.", why),
+							errhint("rustydb.verify_table() lists every problem of the table.")));
+	}
+	HeapTuple tup = heap_form_tuple(desc, values, nulls);
+	table_close(rel, AccessShareLock);
+	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
+}
 
 RUSTYDB_FUNCTION(rustydb_verify_table)
 {
@@ -147,26 +245,18 @@ RUSTYDB_FUNCTION(rustydb_verify_table)
 	InitMaterializedSRF(fcinfo, 0);
 	Reporter r{(ReturnSetInfo *) fcinfo->resultinfo, 0};
 
-	Relation rel = table_open(relid, AccessShareLock);
-	char *amname = OidIsValid(rel->rd_rel->relam) ? get_am_name(rel->rd_rel->relam) : nullptr;
-	if ((rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW) ||
-		amname == nullptr || strcmp(amname, "rustydb") != 0)
-		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-						errmsg("\"%s\" is not a rustydb table", RelationGetRelationName(rel)),
-						errhint("rustydb.verify_table() checks tables created USING rustydb.")));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						errmsg("permission denied for table %s", RelationGetRelationName(rel))));
+	Relation rel = open_table(relid, "rustydb.verify_table()");
 
 	TransactionId next_xid = XidFromFullTransactionId(ReadNextFullTransactionId());
 	TransactionId relfrozenxid = rel->rd_rel->relfrozenxid;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	BlockNumber nblocks = storage::data_nblocks(rel);
 	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
 
+	verify_metapage(&r, rel, strategy);
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		Buffer buf = storage::read_data_block(rel, blkno, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
 		if (!PageIsNew(page))

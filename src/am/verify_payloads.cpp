@@ -113,7 +113,7 @@ verify_payloads(Relation rel, crypto::PayloadCheck *res)
 		return;
 	Snapshot snap = GetActiveSnapshot();
 	TransactionId horizon = snap != nullptr ? snap->xmin : GetOldestNonRemovableTransactionId(rel);
-	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	BlockNumber nblocks = storage::data_nblocks(rel);
 	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
 	MemoryContext pagecxt = AllocSetContextCreate(CurrentMemoryContext, "rustydb verify payloads",
 												  ALLOCSET_DEFAULT_SIZES);
@@ -123,7 +123,7 @@ verify_payloads(Relation rel, crypto::PayloadCheck *res)
 	{
 		CHECK_FOR_INTERRUPTS();
 		Pending *pending = nullptr;
-		Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		Buffer buf = storage::read_data_block(rel, blkno, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		Page page = BufferGetPage(buf);
 

@@ -6,13 +6,95 @@
  * Order of preference: the bulk-insert state's current page, the
  * relation's cached target block, a page the free space map offers, the
  * last page, and finally a new page at the end of the relation. Pages
- * keep fillfactor's share free for updates of their own tuples.
+ * keep fillfactor's share free for updates of their own tuples. The first
+ * extension of an empty relation creates its metapage (block 0, WAL-logged)
+ * before the first data page. Block numbers here are physical (the free
+ * space map's and the target block's); page_check and the caller get data
+ * block numbers.
  *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/storage/page.h"
 
+#include "rustydb/crypto/crypto.h"
+#include "rustydb/wal/records.h"
+
 namespace rustydb::storage {
+
+static uint32
+meta_flags_of(Relation rel)
+{
+	return crypto::relation_has_keys(RelationGetRelid(rel)) ? kMetaEncrypted : 0;
+}
+
+/* Write the metapage into buf (block 0, exclusively locked), WAL-logged. */
+static void
+write_metapage(Relation rel, Buffer buf, uint32 flags)
+{
+	Page page = BufferGetPage(buf);
+
+	START_CRIT_SECTION();
+	meta_init(page, flags);
+	MarkBufferDirty(buf);
+	if (RelationNeedsWAL(rel))
+	{
+		wal::XlMeta xl{wal::kWalFormatVersion, 0, 0, flags};
+		XLogBeginInsert();
+		XLogRegisterData((char *) &xl, sizeof(xl));
+		XLogRegisterBuffer(0, buf, REGBUF_WILL_INIT | REGBUF_STANDARD);
+		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kMetaPage);
+		PageSetLSN(page, recptr);
+	}
+	END_CRIT_SECTION();
+}
+
+/*
+ * Create the metapage of an empty relation: called with the extension lock
+ * held (or on a backend-local relation) when the relation has no block.
+ */
+static void
+create_metapage(Relation rel, uint32 flags)
+{
+	Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_ZERO_AND_LOCK, nullptr);
+	if (BufferGetBlockNumber(buf) != kMetaBlock)
+		elog(ERROR, "rustydb: metapage of relation \"%s\" created at block %u",
+			 RelationGetRelationName(rel), BufferGetBlockNumber(buf));
+	write_metapage(rel, buf, flags);
+	UnlockReleaseBuffer(buf);
+}
+
+bool
+check_metapage(Relation rel)
+{
+	if (phys_nblocks(rel) == 0)
+		return false;
+	Buffer buf = ReadBuffer(rel, kMetaBlock);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	bool is_new = PageIsNew(BufferGetPage(buf));
+	const char *why = nullptr;
+	if (!is_new && meta_get(BufferGetPage(buf), &why) == nullptr)
+	{
+		UnlockReleaseBuffer(buf);
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+						errmsg("invalid rustydb metapage in relation \"%s\"",
+							   RelationGetRelationName(rel)),
+						errdetail("Block 0 of the file: %s.", why),
+						errhint("Restore the table from a backup; rustydb.verify_table() lists the "
+								"damaged pages.")));
+	}
+	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	if (is_new)
+	{
+		uint32 flags = meta_flags_of(rel); /* no buffer lock held over catalog access */
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		is_new = PageIsNew(BufferGetPage(buf));
+		if (is_new)
+			write_metapage(rel, buf, flags);
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	}
+	ReleaseBuffer(buf);
+	return is_new;
+}
 
 static Buffer
 read_bi(Relation rel, BlockNumber blkno, BulkInsertState bistate)
@@ -22,7 +104,7 @@ read_bi(Relation rel, BlockNumber blkno, BulkInsertState bistate)
 
 	if (BufferIsValid(bistate->current_buf))
 	{
-		if (blkno == BufferGetBlockNumber(bistate->current_buf))
+		if (blkno == BufferGetBlockNumber(bistate->current_buf)) /* physical, both */
 		{
 			IncrBufferRefCount(bistate->current_buf);
 			return bistate->current_buf;
@@ -41,8 +123,16 @@ extend(Relation rel, BulkInsertState bistate)
 {
 	bool need_lock = !RELATION_IS_LOCAL(rel);
 
+	/* The metapage's flags are looked up before the extension lock is taken. */
+	uint32 meta_flags = 0;
+	bool maybe_empty = phys_nblocks(rel) == 0;
+	if (maybe_empty)
+		meta_flags = meta_flags_of(rel);
+
 	if (need_lock)
 		LockRelationForExtension(rel, ExclusiveLock);
+	if (maybe_empty && phys_nblocks(rel) == 0)
+		create_metapage(rel, meta_flags);
 	Buffer buf;
 	if (bistate != nullptr)
 	{
@@ -106,13 +196,14 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 		target = GetPageWithFreeSpace(rel, len + save);
 		if (target == InvalidBlockNumber)
 		{
-			BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
-			if (nblocks > 0)
+			BlockNumber nblocks = phys_nblocks(rel);
+			if (nblocks > kMetaBlock + 1)
 				target = nblocks - 1;
 		}
 	}
 
-	while (target != InvalidBlockNumber)
+	/* (block 0 is the metapage: never a target, whatever the FSM says) */
+	while (target != InvalidBlockNumber && target != kMetaBlock)
 	{
 		Buffer buf;
 		if (target == other_blk)
@@ -127,7 +218,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 			page_init(page);
 			MarkBufferDirty(buf);
 		}
-		page_check(rel, target, page);
+		page_check(rel, target - 1, page);
 		Size avail = page_free_space(page);
 		if (len + save <= avail)
 		{
@@ -157,7 +248,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 	if (!PageIsNew(page))
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
 						errmsg("page %u of relation \"%s\" should be empty but is not",
-							   BufferGetBlockNumber(buf), RelationGetRelationName(rel))));
+							   data_block(buf), RelationGetRelationName(rel))));
 	page_init(page);
 	MarkBufferDirty(buf);
 	/* The new page is invisible to others until we insert; lock other now. */

@@ -19,22 +19,78 @@ namespace rustydb::storage {
  * ------------------------------------------------------------------------
  */
 
-void
-page_init(Page page)
+/* An empty page of the given kind with the rustydb special space. */
+static void
+init_with_special(Page page, PageKind kind)
 {
 	PageInit(page, BLCKSZ, kSpecialSize);
 	auto *sp = (PageSpecial *) PageGetSpecialPointer(page);
 	sp->magic = kPageMagic;
 	sp->version = kPageFormatVersion;
-	sp->kind = kPageData;
+	sp->kind = kind;
 	sp->flags = 0;
 	sp->reserved = 0;
+}
+
+void
+page_init(Page page)
+{
+	init_with_special(page, kPageData);
+}
+
+void
+meta_init(Page page, uint32 flags)
+{
+	init_with_special(page, kPageMeta);
+
+	auto *meta = (MetaPageData *) PageGetContents(page);
+	meta->magic = kMetaMagic;
+	meta->format_version = kMetaFormatVersion;
+	meta->page_version = kPageFormatVersion;
+	meta->block_size = BLCKSZ;
+	meta->flags = flags;
+	meta->reserved = 0;
+	/* pd_lower past the data, so that full-page images keep it (REGBUF_STANDARD) */
+	((PageHeader) page)->pd_lower = (char *) (meta + 1) - (char *) page;
 }
 
 /* ------------------------------------------------------------------------
  * Validation
  * ------------------------------------------------------------------------
  */
+
+const MetaPageData *
+meta_get(Page page, const char **why)
+{
+	auto *hdr = (PageHeader) page;
+	auto *meta = (const MetaPageData *) PageGetContents(page);
+	const char *reason = nullptr;
+
+	if (PageIsNew(page))
+		reason = "the page is all zeroes";
+	else if (hdr->pd_special != BLCKSZ - kSpecialSize ||
+			 hdr->pd_lower < (char *) (meta + 1) - (char *) page || hdr->pd_lower > hdr->pd_upper ||
+			 hdr->pd_upper > hdr->pd_special)
+		reason = "the page header does not describe a rustydb metapage";
+	else
+	{
+		auto *sp = (PageSpecial *) (page + hdr->pd_special);
+		if (sp->magic != kPageMagic || sp->kind != kPageMeta)
+			reason = "the special space does not mark a rustydb metapage";
+		else if (meta->magic != kMetaMagic)
+			reason = "bad metapage magic number";
+		else if (meta->format_version != kMetaFormatVersion || sp->version != kPageFormatVersion ||
+				 meta->page_version != kPageFormatVersion)
+			reason = "unsupported rustydb format version";
+		else if (meta->block_size != BLCKSZ)
+			reason = "the relation was created with a different block size";
+		else if ((meta->flags & ~kMetaEncrypted) != 0)
+			reason = "unknown metapage flags";
+	}
+	if (why != nullptr)
+		*why = reason;
+	return reason == nullptr ? meta : nullptr;
+}
 
 bool
 page_is_valid(Page page)
@@ -57,16 +113,17 @@ page_check(Relation rel, BlockNumber blkno, Page page)
 	if (likely(page_is_valid(page)))
 		return;
 	auto *hdr = (PageHeader) page;
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("invalid rustydb page in block %u of relation \"%s\"", blkno,
-					RelationGetRelationName(rel)),
-			 errdetail("pd_lower %u, pd_upper %u, pd_special %u; expected a rustydb data page "
-					   "of format version %u.",
-					   (unsigned) hdr->pd_lower, (unsigned) hdr->pd_upper,
-					   (unsigned) hdr->pd_special, (unsigned) kPageFormatVersion),
-			 errhint("Restore the table from a backup; rustydb.verify_table() lists the "
-					 "damaged pages.")));
+	ereport(
+		ERROR,
+		(errcode(ERRCODE_DATA_CORRUPTED),
+		 errmsg("invalid rustydb page in block %u of relation \"%s\"", blkno,
+				RelationGetRelationName(rel)),
+		 errdetail("pd_lower %u, pd_upper %u, pd_special %u; expected a rustydb data page "
+				   "of format version %u (data block %u is block %u of the file).",
+				   (unsigned) hdr->pd_lower, (unsigned) hdr->pd_upper, (unsigned) hdr->pd_special,
+				   (unsigned) kPageFormatVersion, blkno, phys_block(blkno)),
+		 errhint("Restore the table from a backup; rustydb.verify_table() lists the "
+				 "damaged pages.")));
 }
 
 [[noreturn]] static void
@@ -83,7 +140,7 @@ bool
 tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple)
 {
 	auto *hdr = (PageHeader) page;
-	BlockNumber blkno = BufferGetBlockNumber(buf);
+	BlockNumber blkno = data_block(buf);
 	ItemId lp = PageGetItemId(page, off);
 
 	if (!ItemIdIsNormal(lp))
@@ -133,7 +190,7 @@ void
 vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf)
 {
 	if (PageIsAllVisible(BufferGetPage(buf)))
-		visibilitymap_pin(rel, BufferGetBlockNumber(buf), vmbuf);
+		visibilitymap_pin(rel, data_block(buf), vmbuf);
 }
 
 bool
@@ -143,7 +200,7 @@ vm_clear(Relation rel, Buffer buf, Buffer vmbuf)
 	if (!PageIsAllVisible(page))
 		return false;
 	PageClearAllVisible(page);
-	visibilitymap_clear(rel, BufferGetBlockNumber(buf), vmbuf, VISIBILITYMAP_VALID_BITS);
+	visibilitymap_clear(rel, data_block(buf), vmbuf, VISIBILITYMAP_VALID_BITS);
 	return true;
 }
 

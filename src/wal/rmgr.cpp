@@ -33,14 +33,25 @@ check_version(XLogReaderState *record, uint8 version)
 			 (unsigned) kWalFormatVersion);
 }
 
+/* The data block number of a record's block_id (a data page). */
+static BlockNumber
+data_block_of(XLogReaderState *record, uint8 block_id, RelFileNode *rnode)
+{
+	BlockNumber blkno;
+	XLogRecGetBlockTag(record, block_id, rnode, nullptr, &blkno);
+	if (blkno == storage::kMetaBlock)
+		elog(PANIC, "rustydb redo: data-page record for the metapage at %X/%X",
+			 (uint32) (record->ReadRecPtr >> 32), (uint32) record->ReadRecPtr);
+	return blkno - 1;
+}
+
 /* Clear the all-visible bit of block_id's page in the visibility map. */
 static void
 clear_vm(XLogReaderState *record, uint8 block_id)
 {
 	RelFileNode rnode;
-	BlockNumber blkno;
+	BlockNumber blkno = data_block_of(record, block_id, &rnode);
 
-	XLogRecGetBlockTag(record, block_id, &rnode, nullptr, &blkno);
 	Relation reln = CreateFakeRelcacheEntry(rnode);
 	Buffer vmbuffer = InvalidBuffer;
 	visibilitymap_pin(reln, blkno, &vmbuffer);
@@ -199,9 +210,9 @@ redo_update(XLogReaderState *record)
 	bool same_page = !XLogRecHasBlockRef(record, 1);
 	uint8 old_block = same_page ? 0 : 1;
 	Buffer oldbuf = InvalidBuffer, newbuf = InvalidBuffer;
-	BlockNumber newblk;
+	RelFileNode rnode;
+	BlockNumber newblk = data_block_of(record, 0, &rnode);
 
-	XLogRecGetBlockTag(record, 0, nullptr, nullptr, &newblk);
 	if (xl->flags & kFlagOldVmCleared)
 		clear_vm(record, old_block);
 	if (!same_page && (xl->flags & kFlagVmCleared))
@@ -328,13 +339,41 @@ redo_freeze(XLogReaderState *record)
 		UnlockReleaseBuffer(buffer);
 }
 
+/* NEW_PAGE and META_PAGE: block 0 re-created from scratch (meta: with flags). */
 static void
-redo_new_page(XLogReaderState *record)
+redo_init_page(XLogReaderState *record, bool meta)
 {
+	uint32 meta_flags = 0;
+	if (meta)
+	{
+		auto *xl = (XlMeta *) XLogRecGetData(record);
+		check_version(record, xl->version);
+		meta_flags = xl->meta_flags;
+	}
 	Buffer buffer = XLogInitBufferForRedo(record, 0);
-	page_init(BufferGetPage(buffer));
+	if (meta)
+		storage::meta_init(BufferGetPage(buffer), meta_flags);
+	else
+		page_init(BufferGetPage(buffer));
 	finish_block(record, buffer);
 	UnlockReleaseBuffer(buffer);
+}
+
+static void
+redo_clear_visible(XLogReaderState *record)
+{
+	auto *xl = (XlClearVisible *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buffer;
+
+	clear_vm(record, 0);
+	if (XLogReadBufferForRedo(record, 0, &buffer) == BLK_NEEDS_REDO)
+	{
+		PageClearAllVisible(BufferGetPage(buffer));
+		finish_block(record, buffer);
+	}
+	if (BufferIsValid(buffer))
+		UnlockReleaseBuffer(buffer);
 }
 
 static void
@@ -344,9 +383,8 @@ redo_visible(XLogReaderState *record)
 	check_version(record, xl->version);
 	Buffer buffer;
 	RelFileNode rnode;
-	BlockNumber blkno;
+	BlockNumber blkno = data_block_of(record, 1, &rnode);
 
-	XLogRecGetBlockTag(record, 1, &rnode, nullptr, &blkno);
 	if (InHotStandby)
 		ResolveRecoveryConflictWithSnapshot(xl->cutoff_xid, rnode);
 
@@ -388,7 +426,8 @@ desc_record(StringInfo buf, XLogReaderState *record)
 	char *rec = XLogRecGetData(record);
 	uint8 kind = XLogRecGetInfo(record) & XLR_RMGR_INFO_MASK;
 
-	appendStringInfo(buf, "v%u ", (unsigned) (uint8) rec[0]);
+	if (XLogRecGetDataLen(record) > 0)
+		appendStringInfo(buf, "v%u ", (unsigned) (uint8) rec[0]);
 	switch (kind)
 	{
 		case kInsert:
@@ -444,6 +483,21 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		case kNewPage:
 			appendStringInfoString(buf, "empty page");
 			break;
+		case kMetaPage:
+		{
+			auto *xl = (XlMeta *) rec;
+			appendStringInfo(buf, "metapage format %u, data pages of format %u, flags 0x%04X%s",
+							 storage::kMetaFormatVersion, (unsigned) storage::kPageFormatVersion,
+							 xl->meta_flags,
+							 (xl->meta_flags & storage::kMetaEncrypted) ? " (encrypted)" : "");
+			break;
+		}
+		case kClearVisible:
+		{
+			auto *xl = (XlClearVisible *) rec;
+			appendStringInfo(buf, "all-visible cleared before truncation, flags 0x%02X", xl->flags);
+			break;
+		}
 	}
 }
 
@@ -476,6 +530,10 @@ identify_record(uint8 info)
 			return "NEW_PAGE";
 		case kVisible:
 			return "VISIBLE";
+		case kMetaPage:
+			return "META_PAGE";
+		case kClearVisible:
+			return "CLEAR_VISIBLE";
 	}
 	return nullptr;
 }
@@ -491,6 +549,10 @@ mask_page(char *pagedata, BlockNumber blkno)
 	Page page = (Page) pagedata;
 
 	mask_page_lsn_and_checksum(page);
+	auto *hdr = (PageHeader) page;
+	if (blkno == storage::kMetaBlock && hdr->pd_special == BLCKSZ - storage::kSpecialSize &&
+		((storage::PageSpecial *) (page + hdr->pd_special))->kind == storage::kPageMeta)
+		return; /* the metapage: no line pointers, nothing else that may differ */
 	mask_page_hint_bits(page);
 	mask_unused_space(page);
 
@@ -509,7 +571,7 @@ mask_page(char *pagedata, BlockNumber blkno)
 				htup->t_infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED);
 			htup->t_choice.t_heap.t_field3.t_cid = MASK_MARKER;
 			if (HeapTupleHeaderIsSpeculative(htup))
-				ItemPointerSet(&htup->t_ctid, blkno, off);
+				ItemPointerSet(&htup->t_ctid, blkno - 1, off); /* data block number */
 		}
 		if (ItemIdHasStorage(iid))
 		{
@@ -558,10 +620,16 @@ rdb_redo(XLogReaderState *record) noexcept
 				redo_freeze(record);
 				break;
 			case kNewPage:
-				redo_new_page(record);
+				redo_init_page(record, false);
 				break;
 			case kVisible:
 				redo_visible(record);
+				break;
+			case kMetaPage:
+				redo_init_page(record, true);
+				break;
+			case kClearVisible:
+				redo_clear_visible(record);
 				break;
 			default:
 				elog(PANIC, "rustydb redo: unknown record kind 0x%02X", (unsigned) kind);

@@ -19,14 +19,19 @@ rdb_node_stop amcorrupt
 # poke BYTES (hex) at OFFSET of the file
 poke() { printf "$(echo "$2" | sed 's/../\\x&/g')" | dd of="$file" bs=1 seek="$1" conv=notrunc status=none; }
 
-# block 0: the rustydb special space (magic) destroyed
-poke $((8192 - 8)) "deadbeef"
-# block 2: first line pointer points past the end of the page
-poke $((2 * 8192 + 24)) "409fe803"
-# block 4: the first tuple's header length (t_hoff) made absurd
-lp=$(od -An -tu4 -j $((4 * 8192 + 24)) -N4 "$file" | tr -d ' ')
+# Data block N (the N of ctid (N,x)) is block N + 1 of the file: block 0 is the metapage.
+rdb_is "the metapage comes first: 4 bytes of magic at offset 24" "$(od -An -tx4 -j 24 -N4 "$file" | tr -d ' ')" "5244424d"
+at() { echo $((($1 + 1) * 8192 + $2)); } # at DATA_BLOCK OFFSET: byte offset in the file
+# data block 0: the rustydb special space (magic) destroyed
+poke "$(at 0 $((8192 - 8)))" "deadbeef"
+# data block 2: first line pointer points past the end of the page
+poke "$(at 2 24)" "409fe803"
+# data block 4: the first tuple's header length (t_hoff) made absurd
+lp=$(od -An -tu4 -j "$(at 4 24)" -N4 "$file" | tr -d ' ')
 tupoff=$((lp & 0x7fff))
-poke $((4 * 8192 + tupoff + 22)) "05"
+poke "$(at 4 $((tupoff + 22)))" "05"
+# the metapage: its magic number
+poke 24 "00000000"
 rdb_node_start amcorrupt
 
 out=$(rdb_psql amcorrupt "SELECT count(*) FROM t" 2>&1 || true)
@@ -42,11 +47,15 @@ out=$(rdb_psql amcorrupt "UPDATE t SET b = 'x' WHERE ctid = '(4,1)'" 2>&1 || tru
 rdb_ok "UPDATE of a damaged tuple: ERROR, not a crash" \
 	bash -c "echo '$out' | grep -q 'invalid rustydb tuple (4,1)'"
 rdb_is "the server is still up" "$(rdb_psql amcorrupt "SELECT 1")" "1"
-rdb_is "verify_table lists the three problems" \
-	"$(rdb_psql amcorrupt "SELECT DISTINCT blkno || ':' || coalesce(offnum::text, '-') FROM rustydb.verify_table('t') ORDER BY 1")" \
-	"0:-
-2:1
-4:1"
+rdb_is "verify_table lists the four problems (the metapage's with a null block)" \
+	"$(rdb_psql amcorrupt "SELECT DISTINCT coalesce(blkno::text, 'meta') || ':' || coalesce(offnum::text, '-') || ' ' || (blkno IS NULL AND msg = 'metapage: bad metapage magic number')::text FROM rustydb.verify_table('t') ORDER BY 1")" \
+	"0:- false
+2:1 false
+4:1 false
+meta:- true"
+out=$(rdb_psql amcorrupt "VACUUM t" 2>&1 || true)
+rdb_ok "VACUUM checks the metapage: ERROR naming the relation" \
+	bash -c "echo '$out' | grep -q 'invalid rustydb metapage in relation \"t\"'"
 rdb_is "undamaged blocks still read" "$(rdb_psql amcorrupt "SELECT count(*) FROM t WHERE ctid >= '(5,0)' AND ctid < '(6,0)'")" \
 	"$(rdb_psql amcorrupt "SELECT count(*) FROM t WHERE ctid >= '(6,0)' AND ctid < '(7,0)'")"
 rdb_ok "no backend crashed" bash -c "! grep -q 'terminated by signal' '$(rdb_dir amcorrupt)/server.log'"

@@ -98,11 +98,12 @@ TOAST=$DATA/$(q "SELECT pg_relation_filepath(reltoastrelid) FROM pg_class WHERE 
 VERIFY="SELECT ok || ' ' || detail FROM rustydb.verify_encryption('enc') WHERE \"check\" = 'stored payloads open'"
 rdb_is "before tampering, verify_encryption opens every payload and large value" \
 	"$(q "$VERIFY" | sed -E 's/^(true|t) [0-9]+ payloads and [1-9][0-9]* large values checked, 0 failed.*/clean/')" "clean"
-flip() { # flip FILE EXTRA: one byte of line pointer 1's tuple on block 0, EXTRA bytes after t_hoff
-	python3 - "$1" "$2" <<'PY'
+flip() { # flip FILE EXTRA BLOCK: one byte of line pointer 1's tuple on file block BLOCK, EXTRA bytes after t_hoff
+	python3 - "$1" "$2" "$3" <<'PY'
 import struct, sys
-path, extra = sys.argv[1], int(sys.argv[2])
+path, extra, block = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with open(path, 'r+b') as f:
+    f.seek(block * 8192)
     page = bytearray(f.read(8192))
     lp = struct.unpack_from('<I', page, 24)[0]       # line pointer 1
     off, length = lp & 0x7FFF, (lp >> 17) & 0x7FFF
@@ -110,24 +111,24 @@ with open(path, 'r+b') as f:
     pos = off + hoff + extra                          # inside the ciphertext
     assert pos < off + length
     page[pos] ^= 0x01
-    f.seek(0)
+    f.seek(block * 8192)
     f.write(page)
 PY
 }
 # matches DESC SQL ERE: the output of SQL (an error or rows) matches ERE
 matches() { rdb_ok "$1" bash -c 'echo "$1" | grep -qE "$2"' _ "$(q "$2")" "$3"; }
-tampered() { # tampered FILE EXTRA: flip a byte with the server stopped
+tampered() { # tampered FILE EXTRA BLOCK: flip a byte with the server stopped
 	rdb_node_stop tdisk_p
-	flip "$1" "$2"
+	flip "$1" "$2" "$3"
 	rdb_node_start tdisk_p
 }
-tampered "$FILE" 20
+tampered "$FILE" 20 1 # data block 0 of the rustydb table (block 0 is the metapage)
 matches "a flipped byte gives a clear error naming relation and block" \
 	"SELECT sum(length(v)) FROM enc" 'could not decrypt data in block 0 of relation "enc"'
 matches "verify_encryption reports the flipped payload (a row, not an ERROR) with block and offset" \
 	"$VERIFY" '^(f|false) .* 1 failed; first failure: relation "enc", block 0, offset 1: payload does not authenticate'
 # a byte inside the sealed large value's first TOAST chunk (chunk_id, chunk_seq, varlena header, then data)
-tampered "$TOAST" 60
+tampered "$TOAST" 60 0 # the TOAST table is heap
 matches "verify_encryption also reports the flipped byte in the TOAST table" \
 	"$VERIFY" '^(f|false) .* 2 failed; first failure: relation "enc", block 0, offset 1'
 matches "reading the tampered large value gives the clear error" \

@@ -86,6 +86,12 @@ void init();
 const Cipher *relation_cipher(Relation rel);
 const Cipher *relation_cipher_oid(Oid relid);
 
+/*
+ * Whether the relation is encrypted: it has rows in rustydb.table_keys
+ * (SnapshotSelf). No key is unwrapped, so no key provider is needed.
+ */
+bool relation_has_keys(Oid relid);
+
 inline size_t
 sealed_size(size_t payload_len)
 {

@@ -98,9 +98,6 @@ void cache_init();
 /* Load a relation's keys from rustydb.table_keys; nullptr if none. */
 Cipher *load_cipher(Oid relid);
 
-/* Whether the relation has rows in rustydb.table_keys (SnapshotSelf). */
-bool relation_has_keys(Oid relid);
-
 /* OID of rustydb.table_keys in this database, or InvalidOid. */
 Oid keys_catalog_oid();
 

@@ -8,6 +8,17 @@
  * an 8-byte rustydb special space at the end of the page carrying a magic
  * number, the page format version and the page kind.
  *
+ * Block 0 of a relation that holds any page is its metapage (relation
+ * format version, relation-level state); data pages follow. Everything
+ * above the storage layer numbers data pages from 0 ("data block numbers":
+ * the first number of a ctid, the visibility map, predicate locks, scans,
+ * ANALYZE and TABLESAMPLE, rustydb's messages), so a row has the ctid heap
+ * would give it; data block d is physical block d + 1. Only the buffer
+ * reads below, the free space map and the relation's target block use
+ * physical block numbers. An empty relation has no block at all: the
+ * metapage is created with the first data page and goes when VACUUM or
+ * TRUNCATE removes the last one, so an empty table is 0 bytes as in heap.
+ *
  * A rustydb tuple is
  *
  *	RdbTupleHeader (23 bytes)  null bitmap  padding  payload
@@ -34,11 +45,13 @@ namespace rustydb::storage {
 /* ---- page special space ---- */
 
 constexpr uint16 kPageMagic = 0x5259; /* "RY" */
-constexpr uint8 kPageFormatVersion = 1;
+/* 2: relations start with a metapage (version 1 had data at block 0) */
+constexpr uint8 kPageFormatVersion = 2;
 
 enum PageKind : uint8
 {
 	kPageData = 1, /* tuples */
+	kPageMeta = 2, /* block 0: MetaPageData */
 };
 
 struct PageSpecial
@@ -52,6 +65,81 @@ struct PageSpecial
 static_assert(sizeof(PageSpecial) == 8, "rustydb page special space is 8 bytes");
 
 constexpr Size kSpecialSize = MAXALIGN(sizeof(PageSpecial));
+
+/* ---- the metapage (block 0) ---- */
+
+constexpr uint32 kMetaMagic = 0x5244424D; /* "RDBM" */
+constexpr uint32 kMetaFormatVersion = 1;
+constexpr BlockNumber kMetaBlock = 0;
+
+/* MetaPageData.flags */
+constexpr uint32 kMetaEncrypted = 0x0001; /* payloads sealed (TDE), fixed at creation */
+
+struct MetaPageData
+{
+	uint32 magic;          /* kMetaMagic */
+	uint32 format_version; /* kMetaFormatVersion: layout of this struct */
+	uint16 page_version;   /* kPageFormatVersion of the relation's data pages */
+	uint16 block_size;     /* BLCKSZ of the build that created it */
+	uint32 flags;          /* kMeta* */
+	uint32 reserved;       /* 0 */
+};
+static_assert(sizeof(MetaPageData) == 20, "rustydb metapage data is 20 bytes");
+
+/* Initialise page as a metapage with the given flags (pd_lower covers the data). */
+void meta_init(Page page, uint32 flags);
+
+/* The metadata of a valid metapage, or nullptr (reason in *why) if it is not one. */
+const MetaPageData *meta_get(Page page, const char **why);
+
+/* ---- block numbers ---- */
+
+static inline BlockNumber
+phys_block(BlockNumber data_block)
+{
+	return data_block + 1;
+}
+
+/* The data block number of a buffer holding a data page. */
+static inline BlockNumber
+data_block(Buffer buf)
+{
+	return BufferGetBlockNumber(buf) - 1;
+}
+
+/*
+ * The file's block count, metapage included. RelationGetNumberOfBlocks()
+ * is not it: for a table it asks the access method's relation_size, which
+ * reports data blocks only (the block-number space of TIDs, the one BRIN,
+ * ANALYZE and CREATE INDEX count in), so it is the smgr that is asked here.
+ */
+static inline BlockNumber
+phys_nblocks(Relation rel)
+{
+	return smgrnblocks(RelationGetSmgr(rel), MAIN_FORKNUM);
+}
+
+/* Number of data pages of rel (its blocks less the metapage). */
+static inline BlockNumber
+data_nblocks(Relation rel)
+{
+	BlockNumber n = phys_nblocks(rel);
+	return n > 0 ? n - 1 : 0;
+}
+
+/* Pin data block d of rel (no lock), through strategy if not null. */
+static inline Buffer
+read_data_block(Relation rel, BlockNumber d, BufferAccessStrategy strategy = nullptr)
+{
+	return ReadBufferExtended(rel, MAIN_FORKNUM, phys_block(d), RBM_NORMAL, strategy);
+}
+
+/* Physical block count that keeps data blocks [0, d): the metapage goes with the last. */
+static inline BlockNumber
+phys_nblocks_for(BlockNumber d)
+{
+	return d > 0 ? d + 1 : 0;
+}
 
 /* ---- tuple header ---- */
 
@@ -76,9 +164,9 @@ void page_init(Page page);
 bool page_is_valid(Page page);
 
 /*
- * Check a page read from rel's block blkno; ERROR (ERRCODE_DATA_CORRUPTED)
- * naming relation and block when it is not a valid rustydb page. New
- * (all-zero) pages pass.
+ * Check a page read from rel's data block blkno; ERROR
+ * (ERRCODE_DATA_CORRUPTED) naming relation and block when it is not a valid
+ * rustydb data page. New (all-zero) pages pass.
  */
 void page_check(Relation rel, BlockNumber blkno, Page page);
 
@@ -147,6 +235,15 @@ bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
  * first on the page, so redo re-creates the page from scratch.
  */
 Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other);
+
+/*
+ * VACUUM's check of the metapage: ERROR (ERRCODE_DATA_CORRUPTED) naming
+ * the relation when block 0 is not a valid metapage of this build's
+ * formats. A crash between the first extension of a relation and its
+ * metapage's WAL record leaves block 0 all zeroes (like any new page): the
+ * metapage is written there, and true returned.
+ */
+bool check_metapage(Relation rel);
 
 } /* namespace rustydb::storage */
 

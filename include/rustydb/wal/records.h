@@ -22,21 +22,24 @@
 
 namespace rustydb::wal {
 
-constexpr uint8 kWalFormatVersion = 1;
+/* 2: metapage records; block numbers in VM clears are data block numbers */
+constexpr uint8 kWalFormatVersion = 2;
 
 /* Record kinds (xl_info & XLR_RMGR_INFO_MASK). */
-constexpr uint8 kInsert = 0x00;      /* one new tuple */
-constexpr uint8 kMultiInsert = 0x10; /* several new tuples on one page (COPY) */
-constexpr uint8 kDelete = 0x20;      /* xmax set by DELETE */
-constexpr uint8 kUpdate = 0x30;      /* old version's xmax + new version */
-constexpr uint8 kLock = 0x40;        /* xmax set by a row lock */
-constexpr uint8 kConfirm = 0x50;     /* speculative insertion confirmed */
-constexpr uint8 kSuperDelete = 0x60; /* speculative insertion killed */
-constexpr uint8 kPrune = 0x70;       /* dead tuples reduced to dead line pointers */
-constexpr uint8 kVacuum = 0x80;      /* dead line pointers made unused */
-constexpr uint8 kFreeze = 0x90;      /* transaction ids frozen / stale xmax cleared */
-constexpr uint8 kNewPage = 0xA0;     /* empty page initialised */
-constexpr uint8 kVisible = 0xB0;     /* page set all-visible (heap block + VM block) */
+constexpr uint8 kInsert = 0x00;       /* one new tuple */
+constexpr uint8 kMultiInsert = 0x10;  /* several new tuples on one page (COPY) */
+constexpr uint8 kDelete = 0x20;       /* xmax set by DELETE */
+constexpr uint8 kUpdate = 0x30;       /* old version's xmax + new version */
+constexpr uint8 kLock = 0x40;         /* xmax set by a row lock */
+constexpr uint8 kConfirm = 0x50;      /* speculative insertion confirmed */
+constexpr uint8 kSuperDelete = 0x60;  /* speculative insertion killed */
+constexpr uint8 kPrune = 0x70;        /* dead tuples reduced to dead line pointers */
+constexpr uint8 kVacuum = 0x80;       /* dead line pointers made unused */
+constexpr uint8 kFreeze = 0x90;       /* transaction ids frozen / stale xmax cleared */
+constexpr uint8 kNewPage = 0xA0;      /* empty page initialised */
+constexpr uint8 kVisible = 0xB0;      /* page set all-visible (heap block + VM block) */
+constexpr uint8 kMetaPage = 0xC0;     /* metapage (block 0) created */
+constexpr uint8 kClearVisible = 0xD0; /* all-visible cleared on an empty page VACUUM truncates */
 
 /* Flags (the flags byte of each record). */
 constexpr uint8 kFlagInitPage = 0x01;     /* re-initialise block 0 before applying */
@@ -125,6 +128,22 @@ struct XlVisible
 	uint16 unused;
 	TransactionId cutoff_xid;
 	/* block 0: VM page, block 1: rustydb page */
+};
+
+/* META_PAGE: block 0 re-created from these fields */
+struct XlMeta
+{
+	uint8 version;
+	uint8 flags; /* record flags, 0 */
+	uint16 unused;
+	uint32 meta_flags; /* MetaPageData.flags */
+};
+
+/* CLEAR_VISIBLE: block 0 is the data page; flags carry kFlagVmCleared. */
+struct XlClearVisible
+{
+	uint8 version;
+	uint8 flags;
 };
 
 /* Register the rmgr; from _PG_init through rustydb::am::init(). */
