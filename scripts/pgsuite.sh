@@ -15,6 +15,12 @@
 #   RDB_PGSUITE_STANDBY=1 RDB_PGSUITE_CONF="wal_consistency_checking = 'rustydb'"
 #       also streams the rustydb run to a standby that checks every replayed
 #       rustydb page against the primary's image, and fails on any problem
+#   RDB_TDE=1
+#       encryption on by default (test/lib/cluster.sh: a test keyring and
+#       rustydb.encrypt_new_tables = on on both servers, which leaves heap
+#       tables alone): every rustydb table of the run is encrypted, checked
+#       after it; the differences allowed are those of
+#       test/pgsuite/expected-differences-tde.txt (TDE issue, acceptance 2)
 #
 # The PostgreSQL source comes from Debian's deb-src (cached under
 # build/pgsrc); only regress.so, refint.so and autoinc.so are built from it:
@@ -39,6 +45,9 @@ esac
 ONLY_TESTS=("$@")
 
 EXPECTED=$ROOT/test/pgsuite/expected-differences.txt
+if [ "${RDB_TDE:-0}" = 1 ]; then
+	EXPECTED=$ROOT/test/pgsuite/expected-differences-tde.txt
+fi
 MAX_REGRESS_DIFFS=10
 MAX_ISOLATION_DIFFS=3
 
@@ -185,6 +194,18 @@ for suite in $SUITES; do
 	fi
 	run_suite "$suite" "${suite}_rustydb" "$WORK/$suite/rustydb"
 	crashed=$(grep -c "terminated by signal" "$RDB_WORK/${suite}_rustydb/server.log" || true)
+	unencrypted=0
+	if [ "${RDB_TDE:-0}" = 1 ]; then
+		# the tables the suite leaves behind: every rustydb one encrypted
+		db=regression
+		[ "$suite" = isolation ] && db=isolation_regression
+		counts=$(RDB_DB=$db rdb_psql "${suite}_rustydb" "SELECT count(*) FILTER (WHERE encrypted) || ' ' || count(*) FILTER (WHERE NOT encrypted) FROM rustydb.encryption_status")
+		read -r n_enc n_plain <<<"$counts"
+		echo "$suite: $n_enc encrypted rustydb tables left by the run, $n_plain not encrypted"
+		if [ "$n_plain" -ne 0 ] || [ "$n_enc" -eq 0 ]; then
+			unencrypted=1
+		fi
+	fi
 	if [ -n "${RDB_PGSUITE_STANDBY:-}" ]; then
 		if (rdb_wait_replay "${suite}_rustydb" "${suite}_standby"); then
 			echo "standby replayed the whole $suite run"
@@ -231,6 +252,10 @@ for suite in $SUITES; do
 		echo "$suite: the rustydb server had $crashed backend crash(es)"
 		grep -B2 -A2 "terminated by signal" "$RDB_WORK/${suite}_rustydb/server.log" | head -n 30
 		fail=$((fail + crashed))
+	fi
+	if [ "$unencrypted" -gt 0 ]; then
+		echo "$suite: encryption on by default did not encrypt every rustydb table"
+		fail=$((fail + 1))
 	fi
 	if [ "$nlisted" -gt "$max" ]; then
 		echo "$suite: $nlisted listed differences, more than the $max allowed"

@@ -192,6 +192,20 @@ if want pgsuite; then
 	q=$(sed -nE 's/^# (regress|isolation) passed ([0-9]+), failed ([0-9]+)$/\3/p' "$WORK/pgsuite.out" | awk '{s+=$1} END {print s+0}')
 	if [ "$status" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
 	record pgsuite "$p" "$q"
+
+	# the regression suite again with encryption on by default (TDE issue,
+	# acceptance 2): differences allowed by expected-differences-tde.txt
+	banner "PostgreSQL regression suite on encrypted rustydb tables"
+	set +e
+	RDB_TDE=1 bash scripts/pgsuite.sh --regress-only 2>&1 | tee "$WORK/pgsuite-tde.out"
+	status=${PIPESTATUS[0]}
+	set -e
+	p=$(sed -nE 's/^# regress passed ([0-9]+), failed ([0-9]+)$/\1/p' "$WORK/pgsuite-tde.out" | tail -n1)
+	q=$(sed -nE 's/^# regress passed ([0-9]+), failed ([0-9]+)$/\2/p' "$WORK/pgsuite-tde.out" | tail -n1)
+	p=${p:-0}
+	q=${q:-0}
+	if [ "$status" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
+	record pgsuite-tde "$p" "$q"
 fi
 
 banner "totals"
