@@ -9,7 +9,6 @@
  */
 #include "rustydb/am/am.h"
 
-
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
 

@@ -857,9 +857,8 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	}
 	bool frozenxid_updated, minmulti_updated;
 	/* relpages counts data pages, as ANALYZE and CREATE INDEX do (rdb_relation_size) */
-	vac_update_relstats(rel, nblocks, live,
-						Min(vs.all_visible_pages, nblocks), vs.nindexes > 0, frozenxid, minmulti,
-						&frozenxid_updated, &minmulti_updated, false);
+	vac_update_relstats(rel, nblocks, live, Min(vs.all_visible_pages, nblocks), vs.nindexes > 0,
+						frozenxid, minmulti, &frozenxid_updated, &minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, live,
 						 recently_dead + remaining_dead);
 
