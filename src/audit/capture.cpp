@@ -56,7 +56,9 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/inval.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 RUSTYDB_PG_INCLUDE_END
@@ -102,6 +104,20 @@ action_bit(const char *name)
 	if (strcmp(name, "all") == 0)
 		return 0xFFu;
 	return 0;
+}
+
+/*
+ * strlcpy for the per-record copies: PostgreSQL's strlcpy copies a byte at
+ * a time; this finds the length with strnlen and copies it with memcpy.
+ * Same result (at most size - 1 bytes, then a NUL).
+ */
+inline void
+copy_name(char *dst, const char *src, size_t size)
+{
+	size_t len = strnlen(src, size - 1);
+
+	memcpy(dst, src, len);
+	dst[len] = '\0';
 }
 
 /* ---- the policy cache ---- */
@@ -427,11 +443,21 @@ char cached_user_name[NAMEDATALEN];
 Oid cached_session = InvalidOid;
 char cached_session_name[NAMEDATALEN];
 
+/*
+ * The session's part of a statement's records (session user, database,
+ * client, ...; zeros elsewhere), built once and copied into each record:
+ * a memset of the record and five strlcpy per record were a good part of
+ * emitting it. Rebuilt when one of the cached names changes.
+ */
+Record *session_tpl = nullptr;
+bool session_tpl_valid = false;
+
 void
 name_of_role(Oid role, Oid *cached, char *buf)
 {
 	if (*cached == role && buf[0] != '\0')
 		return;
+	session_tpl_valid = false;
 	const char *name = IsTransactionState() ? GetUserNameFromId(role, true) : nullptr;
 
 	if (name != nullptr)
@@ -454,6 +480,7 @@ refresh_session_names()
 
 		if (db != nullptr)
 			strlcpy(database_name, db, sizeof(database_name));
+		session_tpl_valid = false;
 	}
 	if (client_addr[0] == '\0' && MyProcPort != nullptr)
 	{
@@ -467,6 +494,7 @@ refresh_session_names()
 		else
 			strlcpy(client_addr, DatumGetCString(DirectFunctionCall1(inet_out, addr)),
 					sizeof(client_addr));
+		session_tpl_valid = false;
 	}
 	if (OidIsValid(GetUserId()))
 		name_of_role(GetUserId(), &cached_user, cached_user_name);
@@ -528,13 +556,46 @@ constexpr int kMaxSavedNesting = 64;
 int saved_nesting[kMaxSavedNesting];
 bool recording_failure = false;
 
+/*
+ * Bytes of s[0..len) kept when clipping it to max bytes without splitting
+ * a character: pg_mbcliplen. Statements are usually plain ASCII, where
+ * that is min(len, max) (ASCII bytes are single characters in every
+ * server encoding) and needs no per-character walk.
+ */
+int
+clip_length(const char *s, int len, int max)
+{
+	constexpr uint64 kHigh = UINT64CONST(0x8080808080808080);
+	constexpr uint64 kOnes = UINT64CONST(0x0101010101010101);
+	int limit = Min(len, max);
+	int i = 0;
+
+	/* eight bytes at a time: any byte with its high bit set, or zero */
+	for (; i + 8 <= limit; i += 8)
+	{
+		uint64 w;
+
+		memcpy(&w, s + i, sizeof(w));
+		if ((w & kHigh) != 0 || ((w - kOnes) & ~w & kHigh) != 0)
+			return pg_mbcliplen(s, len, limit);
+	}
+	for (; i < limit; i++)
+	{
+		unsigned char c = static_cast<unsigned char>(s[i]);
+
+		if (c == 0 || (c & 0x80) != 0)
+			return pg_mbcliplen(s, len, limit);
+	}
+	return limit;
+}
+
 void
 copy_statement(Frame *f, const char *source, int location, int len, ParamListInfo params)
 {
 	int max = settings::audit_statement_max;
 	const char *s = source != nullptr ? source : "";
 	int slen;
-	StringInfoData buf;
+	int clip;
 
 	/* the parser's location and length of this statement in the string */
 	if (location > 0)
@@ -546,26 +607,33 @@ copy_statement(Frame *f, const char *source, int location, int len, ParamListInf
 		s++;
 		slen--;
 	}
-	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, s, pg_mbcliplen(s, slen, Min(slen, max)));
-	if (settings::audit_log_parameters && params != nullptr && params->numParams > 0 &&
-		buf.len < max)
+	clip = clip_length(s, slen, max);
+	if (settings::audit_log_parameters && params != nullptr && params->numParams > 0 && clip < max)
 	{
+		StringInfoData buf;
 		char *p = BuildParamLogString(params, nullptr, -1);
 
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, s, clip);
 		if (p != nullptr)
 		{
 			appendStringInfoString(&buf, "\nparameters: ");
 			appendStringInfoString(&buf, p);
 		}
+		if (buf.len > max)
+			buf.len = pg_mbcliplen(buf.data, buf.len, max);
+		f->statement = static_cast<char *>(MemoryContextAlloc(audit_ctx, buf.len + 1));
+		memcpy(f->statement, buf.data, buf.len);
+		f->statement[buf.len] = '\0';
+		f->statement_len = buf.len;
+		pfree(buf.data);
+		return;
 	}
-	if (buf.len > max)
-		buf.len = pg_mbcliplen(buf.data, buf.len, max);
-	f->statement = static_cast<char *>(MemoryContextAlloc(audit_ctx, buf.len + 1));
-	memcpy(f->statement, buf.data, buf.len);
-	f->statement[buf.len] = '\0';
-	f->statement_len = buf.len;
-	pfree(buf.data);
+	/* no parameters: the clipped text as it is, copied once */
+	f->statement = static_cast<char *>(MemoryContextAlloc(audit_ctx, clip + 1));
+	memcpy(f->statement, s, clip);
+	f->statement[clip] = '\0';
+	f->statement_len = clip;
 }
 
 Frame *
@@ -576,7 +644,7 @@ push_frame(const void *key)
 	refresh_session_names();
 	f->key = key;
 	f->subxid = GetCurrentSubTransactionId();
-	strlcpy(f->user_name, cached_user_name, sizeof(f->user_name));
+	copy_name(f->user_name, cached_user_name, sizeof(f->user_name));
 	f->prev = top;
 	top = f;
 	frame_depth++;
@@ -607,27 +675,106 @@ add_object(Frame *f, Oid relid, uint32 actions, const char *name)
 
 	o->relid = relid;
 	o->actions = actions;
-	strlcpy(o->name, name, sizeof(o->name));
+	copy_name(o->name, name, sizeof(o->name));
 }
 
-/* "schema.relation" of a relation, or nullptr when it is not audited. */
+/*
+ * Relation names, cached per backend: three syscache lookups and a
+ * snprintf per audited relation and statement were a good part of the
+ * capture's cost. An entry goes when the relation's relcache entry is
+ * invalidated (rename, SET SCHEMA, drop: every change of its pg_class
+ * row), all of them when a schema changes (its pg_namespace row: a schema
+ * rename sends no relcache invalidation) or the relcache is reset.
+ * Relations that do not exist are not cached.
+ */
+struct RelName
+{
+	Oid relid; /* hash key */
+	bool audited;
+	char name[kObjectLen];
+};
+
+constexpr long kMaxRelNames = 1024;
+HTAB *relname_cache = nullptr;
+
+void
+relname_cache_reset()
+{
+	if (relname_cache != nullptr)
+		hash_destroy(relname_cache);
+	relname_cache = nullptr;
+}
+
+/* Look the name up in the catalogs; false: not audited, *exists: found. */
 bool
-relation_name(Oid relid, char *out)
+relation_name_lookup(Oid relid, char *out, bool *exists)
 {
 	Oid nsp = get_rel_namespace(relid);
 	char *rel;
 	char *schema;
 
+	*exists = OidIsValid(nsp);
 	if (!OidIsValid(nsp) || nsp == PG_CATALOG_NAMESPACE || nsp == PG_TOAST_NAMESPACE)
 		return false;
 	schema = get_namespace_name(nsp);
-	if (schema == nullptr || strcmp(schema, "information_schema") == 0)
+	if (schema == nullptr)
+	{
+		*exists = false;
+		return false;
+	}
+	if (strcmp(schema, "information_schema") == 0)
 		return false;
 	rel = get_rel_name(relid);
 	if (rel == nullptr)
+	{
+		*exists = false;
 		return false;
+	}
 	snprintf(out, kObjectLen, "%s.%s", schema, rel);
 	return true;
+}
+
+/* "schema.relation" of a relation, or false when it is not audited. */
+bool
+relation_name(Oid relid, char *out)
+{
+	RelName *e;
+	bool found;
+	bool exists;
+	bool audited;
+
+	if (relname_cache != nullptr)
+	{
+		e = static_cast<RelName *>(hash_search(relname_cache, &relid, HASH_FIND, nullptr));
+		if (e != nullptr)
+		{
+			if (e->audited)
+				copy_name(out, e->name, kObjectLen);
+			return e->audited;
+		}
+	}
+	audited = relation_name_lookup(relid, out, &exists);
+	if (!exists)
+		return false;
+	if (relname_cache != nullptr && hash_get_num_entries(relname_cache) >= kMaxRelNames)
+		relname_cache_reset();
+	if (relname_cache == nullptr)
+	{
+		HASHCTL ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(RelName);
+		ctl.hcxt = TopMemoryContext;
+		relname_cache = hash_create("rustydb audit relation names", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = static_cast<RelName *>(hash_search(relname_cache, &relid, HASH_ENTER, &found));
+	e->audited = audited;
+	if (audited)
+		copy_name(e->name, out, sizeof(e->name));
+	else
+		e->name[0] = '\0';
+	return audited;
 }
 
 void
@@ -685,21 +832,49 @@ record_buffer()
 	return record_buf;
 }
 
+/*
+ * What fill_session() sets, except user_name (the frame's): the session
+ * template, then the fields that change between records.
+ */
+void
+fill_from_template(Record *r)
+{
+	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+
+	if (!session_tpl_valid)
+	{
+		if (session_tpl == nullptr)
+			session_tpl = static_cast<Record *>(
+				MemoryContextAlloc(TopMemoryContext, offsetof(Record, statement)));
+		memset(session_tpl, 0, offsetof(Record, statement));
+		fill_session(session_tpl);
+		session_tpl->event_time = 0;
+		session_tpl->xid = 0;
+		session_tpl->user_name[0] = '\0';
+		memset(session_tpl->application_name, 0, sizeof(session_tpl->application_name));
+		session_tpl_valid = true;
+	}
+	memcpy(r, session_tpl, offsetof(Record, statement));
+	r->event_time = GetCurrentTimestamp();
+	r->xid = FullTransactionIdIsValid(fxid) ? U64FromFullTransactionId(fxid) : 0;
+	if (application_name != nullptr)
+		copy_name(r->application_name, application_name, sizeof(r->application_name));
+}
+
 void
 emit_one(const Frame *f, const char *action, const char *object, const char *detail,
 		 const char *outcome, int64 rows)
 {
 	Record *r = record_buffer();
 
-	memset(r, 0, offsetof(Record, statement));
-	fill_session(r);
-	strlcpy(r->user_name, f->user_name, sizeof(r->user_name));
-	strlcpy(r->action, action, sizeof(r->action));
+	fill_from_template(r);
+	copy_name(r->user_name, f->user_name, sizeof(r->user_name));
+	copy_name(r->action, action, sizeof(r->action));
 	if (object != nullptr)
-		strlcpy(r->object, object, sizeof(r->object));
+		copy_name(r->object, object, sizeof(r->object));
 	if (detail != nullptr)
-		strlcpy(r->detail, detail, sizeof(r->detail));
-	strlcpy(r->outcome, outcome, sizeof(r->outcome));
+		copy_name(r->detail, detail, sizeof(r->detail));
+	copy_name(r->outcome, outcome, sizeof(r->outcome));
 	r->rows = rows;
 	r->statement_len = f->statement_len;
 	memcpy(r->statement, f->statement != nullptr ? f->statement : "", f->statement_len);
@@ -767,7 +942,7 @@ copy_current_statement(Record *r)
 	const char *stmt = debug_query_string != nullptr ? debug_query_string : "";
 	int len = strlen(stmt);
 
-	len = pg_mbcliplen(stmt, len, Min(len, settings::audit_statement_max));
+	len = clip_length(stmt, len, settings::audit_statement_max);
 	memcpy(r->statement, stmt, len);
 	r->statement[len] = '\0';
 	r->statement_len = len;
@@ -1510,7 +1685,17 @@ audit_relcache_callback(Datum arg, Oid relid) noexcept
 	rustydb::boundary::run("audit relcache callback", [&] {
 		if (relid == InvalidOid || relid == policies_relid || !extension_present)
 			cache_valid = false;
+		if (relid == InvalidOid)
+			relname_cache_reset();
+		else if (relname_cache != nullptr)
+			(void) hash_search(relname_cache, &relid, HASH_REMOVE, nullptr);
 	});
+}
+
+static void
+audit_namespace_callback(Datum arg, int cacheid, uint32 hashvalue) noexcept
+{
+	rustydb::boundary::run("audit namespace callback", [&] { relname_cache_reset(); });
 }
 
 static void
@@ -1580,6 +1765,7 @@ install_capture_hooks()
 	prev_emit_log = emit_log_hook;
 	emit_log_hook = audit_emit_log;
 	CacheRegisterRelcacheCallback(audit_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, audit_namespace_callback, (Datum) 0);
 	RegisterXactCallback(audit_xact_callback, nullptr);
 	RegisterSubXactCallback(audit_subxact_callback, nullptr);
 }

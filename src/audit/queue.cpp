@@ -33,6 +33,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "pgstat.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "utils/wait_event.h"
 RUSTYDB_PG_INCLUDE_END
@@ -65,25 +66,33 @@ struct QueueShared
 	Latch *worker_latch;
 	int worker_pid;
 	ConditionVariable space;
-	/* slots follow at kSlotsOffset */
+	/* capacity ready marks follow at kReadyOffset, then the slots */
 };
 
-const Size kSlotsOffset = MAXALIGN(sizeof(QueueShared));
+const Size kReadyOffset = MAXALIGN(sizeof(QueueShared));
 
 QueueShared *queue = nullptr;
 LWLock *queue_lock = nullptr;
+pg_atomic_uint64 *ready = nullptr; /* ready[pos % capacity] = pos + 1: slot pos is filled */
+char *slots = nullptr;
+
+Size
+ready_size(uint64 capacity)
+{
+	return MAXALIGN(mul_size(sizeof(pg_atomic_uint64), capacity));
+}
 
 char *
 slot_at(uint64 pos)
 {
-	return reinterpret_cast<char *>(queue) + kSlotsOffset +
-		   (pos % queue->capacity) * queue->slot_size;
+	return slots + (pos % queue->capacity) * queue->slot_size;
 }
 
 Size
 queue_size()
 {
-	return add_size(kSlotsOffset, mul_size(record_slot_size(), settings::audit_queue_size));
+	return add_size(add_size(kReadyOffset, ready_size(settings::audit_queue_size)),
+					mul_size(record_slot_size(), settings::audit_queue_size));
 }
 
 void
@@ -91,12 +100,16 @@ queue_init(void *ptr, bool found, LWLockPadded *locks)
 {
 	queue = static_cast<QueueShared *>(ptr);
 	queue_lock = &locks[0].lock;
+	ready = reinterpret_cast<pg_atomic_uint64 *>(static_cast<char *>(ptr) + kReadyOffset);
+	slots = static_cast<char *>(ptr) + kReadyOffset + ready_size(settings::audit_queue_size);
 	if (found)
 		return;
 	memset(queue, 0, sizeof(QueueShared));
 	queue->capacity = settings::audit_queue_size;
 	queue->slot_size = record_slot_size();
 	ConditionVariableInit(&queue->space);
+	for (uint64 i = 0; i < queue->capacity; i++)
+		pg_atomic_init_u64(&ready[i], 0);
 }
 
 void
@@ -162,15 +175,34 @@ enqueue(const Record *rec, EnqueueMode mode)
 		LWLockAcquire(queue_lock, LW_EXCLUSIVE);
 		if (queue->head - queue->tail < queue->capacity)
 		{
-			Latch *latch;
+			Latch *latch = nullptr;
+			uint64 pos = queue->head;
+			uint64 queued;
 
-			memcpy(slot_at(queue->head), rec, len);
 			queue->head++;
 			queue->enqueued++;
-			if (queue->head - queue->tail > queue->high_water)
-				queue->high_water = queue->head - queue->tail;
-			latch = queue->worker_latch;
+			queued = queue->head - queue->tail;
+			if (queued > queue->high_water)
+				queue->high_water = queued;
+			/*
+			 * Wake the worker only when it may be sleeping until woken: the
+			 * queue was empty (it has written everything), or it is half
+			 * full (it must not wait for its gathering time). Otherwise
+			 * it comes back within its gathering time by itself; setting
+			 * its latch cost a kill() for each batch it wrote.
+			 */
+			if (queued == 1 || queued >= queue->capacity / 2)
+				latch = queue->worker_latch;
 			LWLockRelease(queue_lock);
+
+			/*
+			 * The slot is this backend's until it is marked ready: copy
+			 * the record without holding the lock (nothing between the
+			 * reservation and the mark can fail or be interrupted).
+			 */
+			memcpy(slot_at(pos), rec, len);
+			pg_write_barrier();
+			pg_atomic_write_u64(&ready[pos % queue->capacity], pos + 1);
 			if (sleeping)
 				ConditionVariableCancelSleep();
 			if (latch != nullptr)
@@ -220,9 +252,12 @@ enqueue(const Record *rec, EnqueueMode mode)
 
 /*
  * Only the worker advances tail, and backends never write a slot between
- * tail and head, so the records are copied after the lock is released:
- * holding it while copying a whole batch made backends queue behind it.
- * The lock's acquire and release order the slots' contents before head.
+ * tail and head once they marked it ready, so the records are copied
+ * after the lock is released: holding it while copying a whole batch made
+ * backends queue behind it. A backend reserves its slot (advances head)
+ * under the lock and copies its record after releasing it, then marks
+ * the slot ready; the batch ends at the first slot not ready yet (its
+ * record is taken with the next batch).
  */
 int
 queue_peek(char *buf, int max)
@@ -236,7 +271,16 @@ queue_peek(char *buf, int max)
 	LWLockRelease(queue_lock);
 	for (int i = 0; i < n; i++)
 	{
-		const Record *r = reinterpret_cast<const Record *>(slot_at(tail + i));
+		uint64 pos = tail + i;
+
+		if (pg_atomic_read_u64(&ready[pos % queue->capacity]) != pos + 1)
+		{
+			n = i;
+			break;
+		}
+		pg_read_barrier();
+
+		const Record *r = reinterpret_cast<const Record *>(slot_at(pos));
 
 		memcpy(buf + i * queue->slot_size, r, offsetof(Record, statement) + r->statement_len + 1);
 	}

@@ -661,6 +661,7 @@ worker_main()
 	TimestampTz last_age_purge = 0;
 	bool installed = true;
 	bool warned = false;
+	bool gathered = false; /* records gathered for kGatherMs already */
 
 	for (;;)
 	{
@@ -695,10 +696,11 @@ worker_main()
 		 * accumulate for a few milliseconds (backends only wait when it is
 		 * full). The records are copied once, after the wait.
 		 */
-		if (queued > 0 && queued < static_cast<uint64>(kBatch) && !ShutdownRequestPending &&
-			queued < static_cast<uint64>(settings::audit_queue_size) / 2)
+		if (!gathered && queued > 0 && queued < static_cast<uint64>(kBatch) &&
+			!ShutdownRequestPending && queued < static_cast<uint64>(settings::audit_queue_size) / 2)
 			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kGatherMs,
 							 wait::info(wait::Event::AuditGather));
+		gathered = false;
 		int n = queued > 0 ? queue_peek(buf, kBatch) : 0;
 		TimestampTz now = GetCurrentTimestamp();
 		bool age_due = settings::audit_retention > 0 &&
@@ -736,12 +738,26 @@ worker_main()
 		{
 			/* write what is queued, then exit; the postmaster restarts us
 			 * unless it is shutting down */
-			if (n > 0 && installed)
+			if ((n > 0 || queue_length() > 0) && installed)
 				continue;
 			proc_exit(1);
 		}
 		if (n == kBatch && installed)
 			continue;
+		/*
+		 * Records queued while this batch was written (or still being
+		 * copied into their slots): backends do not wake the worker for
+		 * them (only for a record into an empty queue, or a half-full
+		 * one), so gather them for kGatherMs and take them without
+		 * another wait.
+		 */
+		if (installed && queue_length() > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kGatherMs,
+							 wait::info(wait::Event::AuditGather));
+			gathered = true;
+			continue;
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,
 						 wait::info(wait::Event::AuditWriterMain));
 	}

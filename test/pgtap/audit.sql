@@ -5,7 +5,7 @@
 -- record checked here was committed by the audit worker independently of
 -- it, which is what "independent of the user's transaction" means.
 BEGIN;
-SELECT plan(43);
+SELECT plan(44);
 
 CREATE TABLE audit_tap_t (id int PRIMARY KEY, v text);
 CREATE ROLE audit_tap_user;
@@ -139,6 +139,22 @@ SELECT rustydb.audit_flush();
 SELECT is((SELECT array_agg(user_name)::text FROM tap_rec WHERE action = 'select'
 	AND seq > (SELECT max(seq) FROM tap_rec WHERE object = 'tap_cond')), '{audit_tap_user}',
 	'a role-scoped policy audits only its roles');
+
+-- relation names are cached per session: a renamed table or schema is
+-- recorded under its new name
+CREATE SCHEMA audit_tap_s;
+CREATE TABLE audit_tap_s.rn (x int);
+SELECT rustydb.create_audit_policy('tap_rn', '{insert}', '{audit_tap_s.rn}');
+INSERT INTO audit_tap_s.rn VALUES (1);
+ALTER TABLE audit_tap_s.rn RENAME TO rn2;
+INSERT INTO audit_tap_s.rn2 VALUES (2);
+ALTER SCHEMA audit_tap_s RENAME TO audit_tap_s2;
+INSERT INTO audit_tap_s2.rn2 VALUES (3);
+SELECT rustydb.audit_flush();
+SELECT is((SELECT array_agg(object ORDER BY seq)::text FROM tap_rec WHERE action = 'insert'
+	AND statement LIKE 'INSERT INTO audit_tap_s%'),
+	'{audit_tap_s.rn,audit_tap_s.rn2,audit_tap_s2.rn2}',
+	'records name a relation as it is called when the statement runs');
 
 -- the trail is append-only
 SELECT throws_ok($$DELETE FROM rustydb._audit_records$$, '42501', 'the audit trail is append-only',
