@@ -30,6 +30,18 @@ record() {
 }
 banner() { printf '\n==== %s ====\n' "$*"; }
 
+# tally FILE STATUS [SUITES]: sets p and q, the sums of FILE's
+# "# passed N, failed M" lines (with SUITES, a regex such as
+# 'regress|isolation': its "# SUITE passed N, failed M" lines); a non-zero
+# STATUS with no failure counted counts as one failure
+tally() {
+	local pre=""
+	[ -n "${3:-}" ] && pre="($3) "
+	read -r p q < <(grep -E "^# ${pre}passed [0-9]+, failed [0-9]+\$" "$1" |
+		awk '{sub(",", "", $(NF - 2)); p += $(NF - 2); q += $NF} END {print p + 0, q + 0}')
+	if [ "$2" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
+}
+
 banner "dependencies"
 bash scripts/install-deps.sh
 
@@ -157,11 +169,7 @@ run_script_layer() {
 		RDB_WORK=$WORK/nodes/$layer-$(basename "$f" .sh) bash "$f" 2>&1 | tee "$out"
 		status=${PIPESTATUS[0]}
 		set -e
-		p=$(sed -nE 's/^# passed ([0-9]+), failed ([0-9]+)$/\1/p' "$out" | tail -n1)
-		q=$(sed -nE 's/^# passed ([0-9]+), failed ([0-9]+)$/\2/p' "$out" | tail -n1)
-		p=${p:-0}
-		q=${q:-0}
-		if [ "$status" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
+		tally "$out" "$status"
 		pass=$((pass + p))
 		fail=$((fail + q))
 	done
@@ -188,9 +196,7 @@ if want pgsuite; then
 		bash scripts/pgsuite.sh 2>&1 | tee "$WORK/pgsuite.out"
 	status=${PIPESTATUS[0]}
 	set -e
-	p=$(sed -nE 's/^# (regress|isolation) passed ([0-9]+), failed ([0-9]+)$/\2/p' "$WORK/pgsuite.out" | awk '{s+=$1} END {print s+0}')
-	q=$(sed -nE 's/^# (regress|isolation) passed ([0-9]+), failed ([0-9]+)$/\3/p' "$WORK/pgsuite.out" | awk '{s+=$1} END {print s+0}')
-	if [ "$status" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
+	tally "$WORK/pgsuite.out" "$status" 'regress|isolation'
 	record pgsuite "$p" "$q"
 
 	# the regression suite again with encryption on by default (TDE issue,
@@ -200,11 +206,7 @@ if want pgsuite; then
 	RDB_TDE=1 bash scripts/pgsuite.sh --regress-only 2>&1 | tee "$WORK/pgsuite-tde.out"
 	status=${PIPESTATUS[0]}
 	set -e
-	p=$(sed -nE 's/^# regress passed ([0-9]+), failed ([0-9]+)$/\1/p' "$WORK/pgsuite-tde.out" | tail -n1)
-	q=$(sed -nE 's/^# regress passed ([0-9]+), failed ([0-9]+)$/\2/p' "$WORK/pgsuite-tde.out" | tail -n1)
-	p=${p:-0}
-	q=${q:-0}
-	if [ "$status" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
+	tally "$WORK/pgsuite-tde.out" "$status" regress
 	record pgsuite-tde "$p" "$q"
 fi
 

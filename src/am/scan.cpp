@@ -809,9 +809,9 @@ scan_analyze_next_block(TableScanDesc scan, BlockNumber blockno, BufferAccessStr
 	auto *s = (ScanDesc *) scan;
 
 	/*
-	 * ANALYZE samples from 0 to RelationGetNumberOfBlocks(), which counts the
-	 * metapage: the last number is not a data block (and counts as an
-	 * empty sampled block, which keeps ANALYZE's row estimate right).
+	 * ANALYZE samples from 0 to RelationGetNumberOfBlocks(), the data
+	 * blocks (rdb_relation_size); a number past them would be the file's
+	 * end, never the metapage: it counts as an empty sampled block.
 	 */
 	if (blockno >= storage::data_nblocks(scan->rs_rd))
 		return false;
