@@ -26,22 +26,11 @@ rdb_node_conf bench "max_wal_size = '4GB'"
 rdb_node_conf bench "autovacuum = off"
 rdb_node_start bench
 PGB=("$RDB_BINDIR/pgbench" -h "$(rdb_sock bench)" -p "$(rdb_port bench)" -U postgres)
-now() { date +%s.%N; }
 q() { rdb_psql bench "$@"; }
-qd() { # DB SQL
-	"$RDB_BINDIR/psql" -X -q -At -h "$(rdb_sock bench)" -p "$(rdb_port bench)" -U postgres -d "$1" \
-		-v ON_ERROR_STOP=1 -c "$2"
-}
-timed() { # DB SQL -> seconds
-	local t0 t1
-	t0=$(now)
-	qd "$1" "$2" >/dev/null
-	t1=$(now)
-	echo "$t1 - $t0" | bc -l
-}
+qd() { bench_qd bench "$@"; }
+timed() { bench_timed bench "$@"; }
 
-COPYFILE=$(rdb_dir bench)/copy.data
-q "COPY (SELECT g, g % 1000, md5(g::text), g / 7.0 FROM generate_series(1, 1000000) g) TO '$COPYFILE'"
+COPYFILE=$(bench_copy_data bench)
 for am in heap rustydb; do
 	q "CREATE DATABASE b_$am"
 	qd "b_$am" "CREATE EXTENSION IF NOT EXISTS rustydb"
@@ -100,15 +89,9 @@ for am in heap rustydb; do
 	qd "b_$am" "SELECT count(*), sum(a), max(b) FROM c" >/dev/null # warm the cache
 done
 
-SCAN="SELECT count(*), sum(a), max(b) FROM c"
-LOOKUP="DO \$\$ DECLARE s bigint := 0; v int; BEGIN
-	FOR i IN 1..100000 LOOP
-		SELECT a INTO v FROM c WHERE id = 1 + (i * 7919) % 1000000;
-		s := s + v;
-	END LOOP; END \$\$"
 for w in scan lookup; do
-	sql=$SCAN
-	[ "$w" = lookup ] && sql=$LOOKUP
+	sql=$BENCH_SCAN_SQL
+	[ "$w" = lookup ] && sql=$BENCH_LOOKUP_SQL
 	for p in $(seq 1 "$PAIRS"); do
 		declare -A T=()
 		for am in $(order "$p"); do T[$am]=$(timed "b_$am" "$sql"); done

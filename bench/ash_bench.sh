@@ -154,12 +154,19 @@ echo "SELECT pg_sleep(5);" >"$WORK/active.sql"
 printf '\\sleep 5 s\n' >"$WORK/idle.sql"
 cost_during() { # script clients -> "us_per_sample sessions_per_sample"
 	local before after
-	pgb -n -c "$2" -j 2 -T 8 -f "$1" >/dev/null 2>&1 &
+	# pgbench opens its connections one after another (hundreds take seconds on
+	# 2 cores): measure only once every client is connected, then stop it
+	pgb -n -c "$2" -j 2 -T 120 -f "$1" >/dev/null 2>&1 &
 	local pid=$!
-	sleep 3
+	for _ in $(seq 1 600); do
+		[ "$(rdb_psql b "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'pgbench'")" -ge "$2" ] && break
+		sleep 0.1
+	done
+	sleep 1
 	before=$(rdb_psql b "SELECT avg_sample_us * samples_taken, samples_taken FROM rustydb.ash_info" -F ' ')
 	sleep 3
 	after=$(rdb_psql b "SELECT avg_sample_us * samples_taken, samples_taken, sessions_last_sample FROM rustydb.ash_info" -F ' ')
+	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" || true
 	read -r us0 n0 <<<"$before"
 	read -r us1 n1 s1 <<<"$after"

@@ -4,6 +4,9 @@
 #   . "$(dirname "$0")/lib.sh"
 #   bench_setup            build, private install, cluster helpers, cleanup
 #   bench_stats A B ...    "median mean ci95_halfwidth n" of numbers
+#   bench_reaped_cpu NODE  CPU seconds of NODE's exited server processes
+#   bench_qd, bench_timed  SQL in a database of a node; its wall-clock time
+#   bench_copy_data, BENCH_SCAN_SQL, BENCH_LOOKUP_SQL  the AM read workloads
 #
 # Throughput on the 2-core development machine varies by 10-25% between
 # separate runs of the same thing, far more than most targets' margins, so
@@ -54,4 +57,36 @@ bench_reaped_cpu() {
 	done
 	sleep 0.1
 	awk -v hz="$(getconf CLK_TCK)" '{print ($16 + $17) / hz}' "/proc/$(rdb_node_pid "$1")/stat"
+}
+
+# bench_qd NODE DB SQL: run SQL in database DB of NODE (unaligned, tuples only)
+bench_qd() {
+	"$RDB_BINDIR/psql" -X -q -At -h "$(rdb_sock "$1")" -p "$(rdb_port "$1")" -U postgres -d "$2" \
+		-v ON_ERROR_STOP=1 -c "$3"
+}
+
+# bench_timed NODE DB SQL: wall-clock seconds of SQL
+bench_timed() {
+	local t0 t1
+	t0=$(date +%s.%N)
+	bench_qd "$1" "$2" "$3" >/dev/null
+	t1=$(date +%s.%N)
+	echo "$t1 - $t0" | bc -l
+}
+
+# The table access method's read workloads on table c (id int, a int, b
+# text, c numeric) of 1M rows with an index on id: a full-scan aggregate and
+# 100k index point lookups (am_bench.sh, tde_bench.sh). bench_copy_data NODE
+# writes the 1M rows COPY loads into c to a file of NODE's and prints its path.
+BENCH_SCAN_SQL="SELECT count(*), sum(a), max(b) FROM c"
+BENCH_LOOKUP_SQL="DO \$\$ DECLARE s bigint := 0; v int; BEGIN
+	FOR i IN 1..100000 LOOP
+		SELECT a INTO v FROM c WHERE id = 1 + (i * 7919) % 1000000;
+		s := s + v;
+	END LOOP; END \$\$"
+bench_copy_data() {
+	local f
+	f=$(rdb_dir "$1")/copy.data
+	rdb_psql "$1" "COPY (SELECT g, g % 1000, md5(g::text), g / 7.0 FROM generate_series(1, 1000000) g) TO '$f'"
+	echo "$f"
 }

@@ -1,49 +1,44 @@
 #!/usr/bin/env bash
-# Transparent data encryption benchmark, phase 1: the raw throughput of
-# rustydb's seal and open paths (rustydb.tde_cipher_bench: the same
-# functions the table access method calls, with a throwaway key) for a
-# 128-byte row payload and an 8 KiB payload, for every algorithm this CPU
-# offers. This is the ceiling for encrypted tables: the per-row cost an
-# encrypted table adds cannot be below it.
+# Transparent data encryption benchmark, one server, one run.
 #
-#   bash bench/tde_bench.sh            build, temporary install, one server
-#   ITER_SMALL=N ITER_LARGE=N          iterations (default 200000 / 20000)
+# Phase 1, the ceiling: the raw throughput of rustydb's seal and open paths
+# (rustydb.tde_cipher_bench: the same functions the table access method
+# calls, with a throwaway key) for a 128-byte row payload and an 8 KiB
+# payload, for every algorithm this CPU offers. An encrypted table cannot
+# add less than this per row.
 #
-# Phase 2: encrypted rustydb vs plain rustydb vs heap, same server, same
-# run, on the table access method's four workloads (bench/am_bench.sh):
-# TPC-B (pgbench scale 10, 2 clients, RDB_BENCH_SECONDS, default 20),
-# COPY of 1M rows, a full-scan aggregate over 1M rows (best of 3), 100k
-# index point lookups. Ratios encrypted/plain (throughput: higher is better).
+# Phase 2: encrypted rustydb vs plain rustydb vs heap on the table access
+# method's four workloads (as bench/am_bench.sh): TPC-B (pgbench scale 10,
+# 2 clients), COPY of 1M rows, a full-scan aggregate over 1M rows, 100k
+# index point lookups. Each mode has a database of its own on the server
+# (heap: default_table_access_method = heap; plain: rustydb; enc: rustydb
+# with rustydb.encrypt_new_tables = on), and every workload runs in rounds
+# of the three modes, the order rotated from round to round, so drift and
+# load spikes hit all modes alike. Printed per workload: the median of each
+# mode, and the median, mean and 95% half-width of the per-round ratios
+# encrypted/plain (throughput: higher is better) and encrypted/heap.
+#
+#   TDE_BENCH_ROUNDS   rounds per workload (default 5)
+#   TDE_BENCH_SECONDS  seconds of each TPC-B run (default 10)
+#   ITER_SMALL=N ITER_LARGE=N   cipher iterations (default 200000 / 20000)
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+. "$(dirname "$0")/lib.sh"
+ROUNDS=${TDE_BENCH_ROUNDS:-5}
+SECS=${TDE_BENCH_SECONDS:-10}
 ITER_SMALL=${ITER_SMALL:-200000}
 ITER_LARGE=${ITER_LARGE:-20000}
+bench_setup
 
-make -s -j2 >/dev/null
-WORK=$(mktemp -d /tmp/rustydb-bench.XXXXXX)
-chmod 755 "$WORK"
-. test/lib/install.sh
-RDB_BINDIR=$(rdb_temp_install "$WORK/install" "$ROOT")
-export RDB_BINDIR
-RDB_WORK=$WORK/nodes
-mkdir -p "$RDB_WORK"
-. test/lib/cluster.sh
-cleanup_all() {
-	rdb_cleanup
-	rm -rf "$WORK"
-}
-trap cleanup_all EXIT
-
-KEYS=$WORK/keys
+KEYS=$BENCH_WORK/keys
 mkdir -p "$KEYS"
 chown "$RDB_SERVER_USER" "$KEYS"
 rdb_as_server bash scripts/rustydb-keyring create "$KEYS/ring" >/dev/null
 rdb_node_init bench
 rdb_node_conf bench "rustydb.keyring_file = '$KEYS/ring'"
-rdb_node_conf bench "shared_buffers = '256MB'"
-rdb_node_conf bench "max_wal_size = '2GB'"
+rdb_node_conf bench "shared_buffers = '512MB'"
+rdb_node_conf bench "max_wal_size = '4GB'"
 rdb_node_conf bench "autovacuum = off"
+rdb_node_conf bench "rustydb.plaintext_index_action = log"
 rdb_node_start bench
 rdb_psql bench "CREATE EXTENSION rustydb"
 
@@ -61,61 +56,96 @@ done
 echo "# seal/open include the 4-byte header, the session nonce and the caller's"
 echo "# associated data path; a sealed payload is 36 bytes longer than its plaintext."
 
-# ---- phase 2: the four workloads, heap / rustydb / rustydb encrypted
-SECONDS_TPCB=${RDB_BENCH_SECONDS:-20}
+# ---- phase 2
 PGB=("$RDB_BINDIR/pgbench" -h "$(rdb_sock bench)" -p "$(rdb_port bench)" -U postgres)
-now() { date +%s.%N; }
-q() { rdb_psql bench "$1"; }
-COPYFILE=$(rdb_dir bench)/copy.data
-q "COPY (SELECT g, g % 1000, md5(g::text), g / 7.0 FROM generate_series(1, 1000000) g) TO '$COPYFILE'"
-declare -A R
-for mode in heap plain enc; do
-	case $mode in
-	heap) export PGOPTIONS="-c default_table_access_method=heap" ;;
-	plain) export PGOPTIONS="-c default_table_access_method=rustydb -c rustydb.encrypt_new_tables=off" ;;
-	enc) export PGOPTIONS="-c default_table_access_method=rustydb -c rustydb.encrypt_new_tables=on -c rustydb.plaintext_index_action=warning -c client_min_messages=error" ;;
-	esac
-	q "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history, c" >/dev/null
-	"${PGB[@]}" -i -q -s 10 postgres >/dev/null 2>&1
-	R[$mode.encrypted]=$(q "SELECT count(*) FROM rustydb.encryption_status WHERE encrypted AND \"table\"::text LIKE 'pgbench%'")
-	q "CHECKPOINT"
-	R[$mode.tpcb]=$("${PGB[@]}" -n -c 2 -j 2 -T "$SECONDS_TPCB" postgres 2>/dev/null |
-		sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | head -n1)
-	q "CREATE TABLE c (id int, a int, b text, c numeric)"
-	q "CHECKPOINT"
-	t0=$(now)
-	q "COPY c FROM '$COPYFILE'"
-	t1=$(now)
-	R[$mode.copy_s]=$(echo "$t1 - $t0" | bc -l)
-	q "VACUUM ANALYZE c"
-	best=999999
-	for _ in 1 2 3; do
-		t0=$(now)
-		q "SELECT count(*), sum(a), max(b) FROM c" >/dev/null
-		t1=$(now)
-		t=$(echo "$t1 - $t0" | bc -l)
-		best=$(echo "if ($t < $best) $t else $best" | bc -l)
-	done
-	R[$mode.scan_s]=$best
-	q "CREATE INDEX c_id ON c (id)" 2>/dev/null
-	q "SELECT count(*) FROM c WHERE id < 100" >/dev/null
-	t0=$(now)
-	q "DO \$\$ DECLARE s bigint := 0; v int; BEGIN
-		FOR i IN 1..100000 LOOP
-			SELECT a INTO v FROM c WHERE id = 1 + (i * 7919) % 1000000;
-			s := s + v;
-		END LOOP; END \$\$"
-	t1=$(now)
-	R[$mode.lookup_s]=$(echo "$t1 - $t0" | bc -l)
+q() { rdb_psql bench "$@"; }
+qd() { bench_qd bench "$@"; }
+timed() { bench_timed bench "$@"; }
+MODES=(heap plain enc)
+COPYFILE=$(bench_copy_data bench)
+for m in "${MODES[@]}"; do
+	q "CREATE DATABASE b_$m"
+	qd "b_$m" "CREATE EXTENSION IF NOT EXISTS rustydb"
+	am=rustydb
+	[ "$m" = heap ] && am=heap
+	qd "b_$m" "ALTER DATABASE b_$m SET default_table_access_method = $am"
+	qd "b_$m" "ALTER DATABASE b_$m SET rustydb.encrypt_new_tables = $([ "$m" = enc ] && echo on || echo off)"
+	"${PGB[@]}" -i -q -s 10 "b_$m" >/dev/null 2>&1
+	qd "b_$m" "CREATE TABLE c (id int, a int, b text, c numeric)"
 done
-unset PGOPTIONS
+ENCRYPTED=$(qd b_enc "SELECT count(*) FROM rustydb.encryption_status WHERE encrypted AND (\"table\"::text LIKE 'pgbench%' OR \"table\"::text = 'c')")
+PLAIN_ENC=$(qd b_plain "SELECT count(*) FROM rustydb.encryption_status WHERE encrypted")
+q "CHECKPOINT"
 
-ratio() { echo "scale=3; $1 / $2" | bc -l; }
+declare -A V   # mode.workload -> values
+declare -A RAT # workload.enc_plain / workload.enc_heap -> per-round ratios
+order() { # round -> the three modes, rotated
+	local r=$(($1 % 3))
+	echo "${MODES[$r]} ${MODES[$(((r + 1) % 3))]} ${MODES[$(((r + 2) % 3))]}"
+}
+record() { # workload kind(throughput|time) values of heap plain enc
+	local w=$1 kind=$2
+	V[heap.$w]+=" $3"
+	V[plain.$w]+=" $4"
+	V[enc.$w]+=" $5"
+	if [ "$kind" = throughput ]; then
+		RAT[$w.enc_plain]+=" $(echo "$5 / $4" | bc -l)"
+		RAT[$w.enc_heap]+=" $(echo "$5 / $3" | bc -l)"
+	else
+		RAT[$w.enc_plain]+=" $(echo "$4 / $5" | bc -l)"
+		RAT[$w.enc_heap]+=" $(echo "$3 / $5" | bc -l)"
+	fi
+}
+
 echo
-echo "# encrypted tables in the enc run: ${R[enc.encrypted]} of pgbench's 4 (plain run: ${R[plain.encrypted]})"
-printf '%-32s %10s %10s %10s %10s %8s\n' measure heap plain encrypted enc/plain target
-printf '%-32s %10.1f %10.1f %10.1f %10s %8s\n' "TPC-B tps" "${R[heap.tpcb]}" "${R[plain.tpcb]}" "${R[enc.tpcb]}" "$(ratio "${R[enc.tpcb]}" "${R[plain.tpcb]}")" 0.85
-printf '%-32s %10.3f %10.3f %10.3f %10s %8s\n' "COPY 1M rows, s" "${R[heap.copy_s]}" "${R[plain.copy_s]}" "${R[enc.copy_s]}" "$(ratio "${R[plain.copy_s]}" "${R[enc.copy_s]}")" 0.75
-printf '%-32s %10.3f %10.3f %10.3f %10s %8s\n' "full-scan aggregate 1M rows, s" "${R[heap.scan_s]}" "${R[plain.scan_s]}" "${R[enc.scan_s]}" "$(ratio "${R[plain.scan_s]}" "${R[enc.scan_s]}")" 0.7
-printf '%-32s %10.3f %10.3f %10.3f %10s %8s\n' "100k index point lookups, s" "${R[heap.lookup_s]}" "${R[plain.lookup_s]}" "${R[enc.lookup_s]}" "$(ratio "${R[plain.lookup_s]}" "${R[enc.lookup_s]}")" 0.85
-echo "(enc/plain: throughput ratio, i.e. plain time / encrypted time; higher is better)"
+echo "# phase 2: $ROUNDS rounds of heap/plain/encrypted per workload, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq 1 "$ROUNDS"); do
+	declare -A T=()
+	for m in $(order "$r"); do
+		T[$m]=$("${PGB[@]}" -n -c 2 -j 2 -T "$SECS" "b_$m" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | head -n1)
+	done
+	record tpcb throughput "${T[heap]}" "${T[plain]}" "${T[enc]}"
+	printf '#   TPC-B round %d: heap %.1f, plain %.1f, encrypted %.1f tps\n' "$r" "${T[heap]}" "${T[plain]}" "${T[enc]}"
+done
+for r in $(seq 1 "$ROUNDS"); do
+	declare -A T=()
+	for m in $(order "$r"); do
+		qd "b_$m" "TRUNCATE c"
+		q "CHECKPOINT"
+		T[$m]=$(timed "b_$m" "COPY c FROM '$COPYFILE'")
+	done
+	record copy time "${T[heap]}" "${T[plain]}" "${T[enc]}"
+done
+for m in "${MODES[@]}"; do
+	V[$m.c_mb]=$(qd "b_$m" "SELECT round(pg_relation_size('c') / 1048576.0, 1)")
+	qd "b_$m" "VACUUM ANALYZE c"
+	qd "b_$m" "CREATE INDEX c_id ON c (id)"
+	qd "b_$m" "SELECT count(*), sum(a), max(b) FROM c" >/dev/null # warm the cache
+done
+for w in scan lookup; do
+	sql=$BENCH_SCAN_SQL
+	[ "$w" = lookup ] && sql=$BENCH_LOOKUP_SQL
+	for r in $(seq 1 "$ROUNDS"); do
+		declare -A T=()
+		for m in $(order "$r"); do T[$m]=$(timed "b_$m" "$sql"); done
+		record "$w" time "${T[heap]}" "${T[plain]}" "${T[enc]}"
+	done
+done
+
+med() { bench_stats "$@" | cut -d' ' -f1; }
+echo
+echo "# encrypted tables in the encrypted database: $ENCRYPTED of 5 (pgbench's 4 and c); in the plain one: $PLAIN_ENC"
+printf '%-32s %9s %9s %9s %9s %8s %8s %9s %7s\n' measure heap plain encrypted enc/plain mean ci95 enc/heap target
+row() { # label workload target
+	read -r m mean hw _ <<<"$(bench_stats ${RAT[$2.enc_plain]})"
+	printf '%-32s %9s %9s %9s %9s %8s %8s %9s %7s\n' "$1" "$(med ${V[heap.$2]})" "$(med ${V[plain.$2]})" \
+		"$(med ${V[enc.$2]})" "$m" "$mean" "±$hw" "$(med ${RAT[$2.enc_heap]})" "$3"
+}
+row "TPC-B tps" tpcb ">=0.85"
+row "COPY 1M rows, s" copy ">=0.75"
+row "full-scan aggregate 1M rows, s" scan ">=0.7"
+row "100k index point lookups, s" lookup ">=0.85"
+printf '%-32s %9s %9s %9s\n' "COPY table size, MB" "${V[heap.c_mb]}" "${V[plain.c_mb]}" "${V[enc.c_mb]}"
+echo "# heap, plain, encrypted: medians (tps or seconds); enc/plain: median of the per-round"
+echo "# throughput ratios encrypted/plain (plain time / encrypted time), their mean and 95%"
+echo "# half-width; enc/heap: median of the per-round ratios encrypted/heap"

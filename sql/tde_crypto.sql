@@ -120,13 +120,36 @@ SELECT "check", ok, regexp_replace(detail, 'aes-256-gcm|xchacha20-poly1305', 'ci
 FROM rustydb.verify_encryption('tde_a');
 SELECT * FROM rustydb.verify_encryption('tde_plain');
 
--- table key rotation: old payloads still open, new ones use version 2
+-- table key rotation: a new key version; the table is rewritten so that
+-- every stored payload is sealed under it, and the older version is deleted
+INSERT INTO tde_a SELECT i, 'rotate ' || i FROM generate_series(1, 200) i;
+UPDATE tde_a SET v = v || ' updated' WHERE id % 4 = 0;
+SELECT relfilenode AS before_rotation FROM pg_class WHERE relname = 'tde_a' \gset
 SET client_min_messages = notice;
 SELECT rustydb.rotate_table_key('tde_a');
 SET client_min_messages = warning;
-SELECT convert_from(rustydb.tde_open('tde_a', s1, 'ctx'), 'UTF8') AS old_payload FROM sealed;
-SELECT get_byte(rustydb.tde_seal('tde_a', 'y'), 2) AS new_version;
+SELECT relfilenode <> :before_rotation AS rewritten FROM pg_class WHERE relname = 'tde_a';
+SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE '% updated') AS updated FROM tde_a;
 SELECT key_version, is_current FROM rustydb.table_keys WHERE relid = 'tde_a'::regclass ORDER BY 1;
+SELECT "check", ok, detail FROM rustydb.verify_encryption('tde_a') WHERE "check" = 'stored payloads open';
+SELECT id, v FROM tde_a WHERE id IN (3, 4) ORDER BY id;
+-- bytes sealed under the deleted version no longer open; new ones use version 2
+SELECT convert_from(rustydb.tde_open('tde_a', s1, 'ctx'), 'UTF8') AS old_payload FROM sealed;
+UPDATE sealed SET s1 = rustydb.tde_seal('tde_a', 'marker-0001'::bytea, 'ctx');
+SELECT get_byte(rustydb.tde_seal('tde_a', 'y'), 2) AS new_version;
+-- a rotation that rolls back leaves the old storage and key version in use
+BEGIN;
+SELECT rustydb.rotate_table_key('tde_a');
+ROLLBACK;
+SELECT key_version, is_current FROM rustydb.table_keys WHERE relid = 'tde_a'::regclass ORDER BY 1;
+SELECT count(*) FROM tde_a;
+-- a table this transaction is reading cannot be rewritten
+BEGIN;
+DECLARE c CURSOR FOR SELECT * FROM tde_a;
+FETCH 1 FROM c;
+SELECT rustydb.rotate_table_key('tde_a');
+ROLLBACK;
+TRUNCATE tde_a;
 -- its TOAST table got the same new version
 SELECT t.key_version, t.key_id = k.key_id AS same_key, t.is_current
 FROM pg_class c
@@ -134,7 +157,7 @@ JOIN rustydb.table_keys k ON k.relid = c.oid
 JOIN rustydb.table_keys t ON t.relid = c.reltoastrelid AND t.key_version = k.key_version
 WHERE c.relname = 'tde_a' ORDER BY 1;
 -- the payload verifier opens every stored version and sealed large value,
--- under the key version each names (versions 1 and 2 here)
+-- including large values, after a rotation rewrote them under version 2
 CREATE TABLE tde_v (id int, v text, big text) USING rustydb WITH (encrypted = true);
 ALTER TABLE tde_v ALTER COLUMN big SET STORAGE EXTERNAL;
 INSERT INTO tde_v SELECT i, 'row ' || i, CASE WHEN i % 25 = 0 THEN repeat(md5(i::text), 200) END
@@ -151,6 +174,8 @@ SELECT "check", ok, detail ~ '^[0-9]+ payloads and [0-9]+ large values checked, 
        substring(detail from '^([0-9]+) payloads')::int >= 311 AS every_version,
        substring(detail from 'and ([0-9]+) large')::int >= 21 AS every_value
 FROM rustydb.verify_encryption('tde_v') WHERE "check" = 'stored payloads open';
+SELECT key_version FROM rustydb.table_keys WHERE relid = 'tde_v'::regclass;
+SELECT count(*), sum(length(big)) FROM tde_v;
 DROP TABLE tde_v;
 SELECT key_version, key_versions, last_rotated >= created AS rotated
 FROM rustydb.encryption_status WHERE "table" = 'tde_a'::regclass;

@@ -139,7 +139,11 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 	{
 		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE, PROGRESS_CLUSTER_PHASE_SEQ_SCAN_HEAP);
 		tscan = table_beginscan(old_rel, SnapshotAny, 0, nullptr);
+		pgstat_progress_update_param(PROGRESS_CLUSTER_TOTAL_HEAP_BLKS,
+									 reinterpret_cast<ScanDesc *>(tscan)->nblocks);
 	}
+	BlockNumber prev_cblock = InvalidBlockNumber;
+	int64 written = 0;
 
 	TupleTableSlot *slot = table_slot_create(old_rel, nullptr);
 	auto *hslot = (BufferHeapTupleTableSlot *) slot;
@@ -155,6 +159,18 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 		}
 		else if (!table_scan_getnextslot(tscan, ForwardScanDirection, slot))
 			break;
+		if (tscan != nullptr)
+		{
+			/* blocks scanned so far, counted from where the scan started */
+			auto *ts = reinterpret_cast<ScanDesc *>(tscan);
+			if (ts->cblock != prev_cblock && ts->nblocks > 0)
+			{
+				pgstat_progress_update_param(
+					PROGRESS_CLUSTER_HEAP_BLKS_SCANNED,
+					(ts->cblock + ts->nblocks - ts->startblock) % ts->nblocks + 1);
+				prev_cblock = ts->cblock;
+			}
+		}
 
 		HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, nullptr);
 		Buffer buf = hslot->buffer;
@@ -185,8 +201,11 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 		if (sort != nullptr)
 			tuplesort_putheaptuple(sort, tuple);
 		else
+		{
 			rewrite_tuple(tuple, olddesc, newdesc, values, isnull, new_rel, *xid_cutoff,
 						  *multi_cutoff, oldest_xmin, bistate);
+			pgstat_progress_update_param(PROGRESS_CLUSTER_HEAP_TUPLES_WRITTEN, ++written);
+		}
 		pgstat_progress_update_param(PROGRESS_CLUSTER_HEAP_TUPLES_SCANNED,
 									 (int64) (*num_tuples + *tups_vacuumed));
 	}
@@ -207,6 +226,7 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 			CHECK_FOR_INTERRUPTS();
 			rewrite_tuple(tuple, olddesc, newdesc, values, isnull, new_rel, *xid_cutoff,
 						  *multi_cutoff, oldest_xmin, bistate);
+			pgstat_progress_update_param(PROGRESS_CLUSTER_HEAP_TUPLES_WRITTEN, ++written);
 		}
 		tuplesort_end(sort);
 	}

@@ -536,4 +536,5 @@ rustydb::am::init()
 {
 	rustydb::wal::register_rmgr();
 	rustydb::am::register_payload_verifier();
+	rustydb::am::register_reencrypter();
 }

@@ -87,10 +87,16 @@ check_values(const crypto::Cipher *c, Relation rel, HeapTuple t, crypto::Payload
 			continue;
 		res->values++;
 		struct varlena *fetched = VARATT_IS_EXTERNAL_ONDISK(v) ? detoast_external_attr(v) : v;
+		uint16_t version;
 		if (!crypto::try_open_value(c, fetched))
 			fail(res, rel, blkno, off, "large value of column \"%s\"%s does not open",
 				 NameStr(att->attname),
 				 VARATT_IS_EXTERNAL_ONDISK(v) ? " (stored in the TOAST table)" : "");
+		else if (VARSIZE_ANY_EXHDR(fetched) > crypto::kSealedValueMin &&
+				 crypto::sealed_version(VARDATA_ANY(fetched), VARSIZE_ANY_EXHDR(fetched),
+										&version) &&
+				 version != crypto::cipher_current_version(c))
+			res->older_versions++;
 		if (fetched != v)
 			pfree(fetched);
 	}
@@ -153,6 +159,12 @@ verify_payloads(Relation rel, crypto::PayloadCheck *res)
 					fail(res, rel, blkno, off, "payload does not authenticate");
 					continue;
 				}
+				uint16_t version;
+				if (crypto::sealed_version(reinterpret_cast<char *>(stored.t_data) +
+											   stored.t_data->t_hoff,
+										   stored.t_len - stored.t_data->t_hoff, &version) &&
+					version != crypto::cipher_current_version(c))
+					res->older_versions++;
 				if (!(opened->t_data->t_infomask2 & crypto::kValuesSealed))
 					continue;
 				if (mvcc::satisfies_vacuum(&stored, horizon, buf) == HEAPTUPLE_DEAD)

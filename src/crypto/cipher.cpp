@@ -515,6 +515,17 @@ seal(const Cipher *cc, const void *payload, size_t len, const void *aad, size_t 
 }
 
 bool
+sealed_version(const void *sealed, size_t sealed_len, uint16_t *version)
+{
+	const unsigned char *in = static_cast<const unsigned char *>(sealed);
+
+	if (sealed_len < kSealOverhead)
+		return false;
+	*version = static_cast<uint16_t>(in[2] | (in[3] << 8));
+	return true;
+}
+
+bool
 try_open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aad,
 		 size_t aadlen, void *out)
 {

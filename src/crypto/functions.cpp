@@ -168,8 +168,9 @@ RUSTYDB_FUNCTION(rustydb_rotate_master_key)
 /*
  * rustydb.rotate_table_key(regclass) returns integer: a new data key
  * version for the table; new payloads are sealed with it. When the table
- * access method has registered a re-encrypter, every stored payload is
- * rewritten under the new key and the older versions are deleted.
+ * access method has registered a re-encrypter (it has: a rewrite of the
+ * table, see src/am/reencrypt.cpp), every stored payload is rewritten under
+ * the new key and the older versions are deleted, all in this transaction.
  */
 RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 {
@@ -235,10 +236,18 @@ RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 	if (OidIsValid(toast))
 		cache_forget(toast);
 
+	const char *label = relation_label(target);
+	name = pstrdup(name);
+	/* the re-encrypter's rewrite refuses a table this session has open; the lock stays */
+	table_close(target, NoLock);
 	if (reencrypter != nullptr)
 	{
-		reencrypter(target);
+		reencrypter(relid);
 		CommandCounterIncrement();
+		/* the rewrite may have given the table a new TOAST table (with copied keys) */
+		Relation rewritten = table_open(relid, NoLock);
+		toast = rewritten->rd_rel->reltoastrelid;
+		table_close(rewritten, NoLock);
 		/* every payload is under the new version now: drop the older ones */
 		Oid owners[2] = {relid, toast};
 		for (Oid owner : owners)
@@ -252,6 +261,10 @@ RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 					CatalogTupleDelete(rel, &old[i].tid);
 			CacheInvalidateRelcacheByRelid(owner);
 		}
+		CommandCounterIncrement();
+		cache_forget(relid);
+		if (OidIsValid(toast))
+			cache_forget(toast);
 	}
 	else
 	{
@@ -263,8 +276,7 @@ RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 					   "re-encrypter.")));
 	}
 	table_close(rel, RowExclusiveLock);
-	audit_key_event(relation_label(target), "rotate_table_key: data key version %d", newest + 1);
-	table_close(target, NoLock);
+	audit_key_event(label, "rotate_table_key: data key version %d", newest + 1);
 	PG_RETURN_INT32(newest + 1);
 }
 
@@ -358,6 +370,9 @@ RUSTYDB_FUNCTION(rustydb_verify_encryption)
 		if (res.values_skipped > 0)
 			detail = psprintf("%s; " INT64_FORMAT " large values of dead versions not fetched",
 							  detail, res.values_skipped);
+		if (res.older_versions > 0)
+			detail = psprintf("%s; " INT64_FORMAT " sealed under an older key version", detail,
+							  res.older_versions);
 		if (res.failed > 0)
 			detail = psprintf("%s; first failure: %s", detail, res.first_failure);
 		put_check(rsinfo, "stored payloads open", res.failed == 0 ? 1 : 0, detail);

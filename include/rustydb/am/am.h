@@ -15,6 +15,7 @@
  *	vacuum.cpp	on-access pruning, VACUUM, index tuple deletion
  *	verify.cpp	rustydb.verify_table()
  *	verify_payloads.cpp	the payload verifier of rustydb.verify_encryption()
+ *	reencrypt.cpp	the re-encrypter of rustydb.rotate_table_key()
  *
  *-------------------------------------------------------------------------
  */
@@ -25,11 +26,14 @@
 
 namespace rustydb::am {
 
-/* Register the WAL resource manager and the payload verifier; called from _PG_init. */
+/* Register the WAL resource manager, the payload verifier and the re-encrypter; from _PG_init. */
 void init();
 
 /* Register verify_payloads.cpp's verifier with the encryption subsystem. */
 void register_payload_verifier();
+
+/* Register reencrypt.cpp's table rewrite as rotate_table_key's re-encrypter. */
+void register_reencrypter();
 
 /* ---- tuples (tuple.cpp) ---- */
 

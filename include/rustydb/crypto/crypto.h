@@ -122,6 +122,9 @@ void open(const Cipher *cipher, const void *sealed, size_t sealed_len, const voi
 bool try_open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aad,
 			  size_t aadlen, void *out);
 
+/* The data key version a sealed payload names; false if it is too short to have one. */
+bool sealed_version(const void *sealed, size_t sealed_len, uint16_t *version);
+
 /*
  * ---- tuple-level helpers ----
  * For tuples in PostgreSQL's heap tuple layout (rustydb's tuple header is
@@ -197,9 +200,13 @@ Algorithm cipher_algorithm(const Cipher *cipher);
 
 /*
  * Entry points the table access method registers (from its init):
- *	Reencrypter:    rewrite every payload of rel under the cipher's current
- *	                key version (rotate_table_key calls it, then deletes the
- *	                older key versions);
+ *	Reencrypter:    rewrite every payload of the relation under its current
+ *	                key version, without changing any page in place (an
+ *	                abort must leave the old payloads readable with the old
+ *	                key rows); called with the relation locked
+ *	                AccessExclusive and not open in the caller.
+ *	                rotate_table_key calls it, then deletes the older key
+ *	                versions;
  *	PayloadVerifier: open every payload of rel and every sealed large value
  *	                it references, filling *result; never an ERROR for a
  *	                payload that does not open (verify_encryption calls it).
@@ -212,9 +219,10 @@ struct PayloadCheck
 	int64 values;            /* sealed large values opened or tried */
 	int64 values_skipped;    /* large values of dead versions, not fetched */
 	int64 failed;            /* payloads, values or items that did not open */
+	int64 older_versions;    /* payloads and values sealed under a non-current key version */
 	char first_failure[256]; /* "" or where and what the first failure was */
 };
-using Reencrypter = void (*)(Relation rel);
+using Reencrypter = void (*)(Oid relid);
 using PayloadVerifier = void (*)(Relation rel, PayloadCheck *result);
 void set_reencrypter(Reencrypter fn);
 void set_payload_verifier(PayloadVerifier fn);
