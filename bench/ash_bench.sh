@@ -23,12 +23,14 @@
 # recorded (from /proc): its share of the run is the sampler's direct cost.
 #   ASH_BENCH_SCALE     pgbench scale (default 10)
 #   ASH_BENCH_CONNS     connection counts for the sampler cost (default "100 500")
+#   ASH_BENCH_WORKLOADS the TPS workloads (default "select-only tpcb"; "" for none)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 CYCLES=${ASH_BENCH_CYCLES:-10}
 WINDOW=${ASH_BENCH_WINDOW:-6}
 SCALE=${ASH_BENCH_SCALE:-10}
 CONNS=${ASH_BENCH_CONNS:-100 500}
+WORKLOADS=${ASH_BENCH_WORKLOADS-select-only tpcb}
 bench_setup
 WORK=$BENCH_WORK
 
@@ -40,7 +42,10 @@ rdb_node_conf b "shared_buffers = 256MB"
 rdb_node_conf b "rustydb.ash_persist_every = 10"
 rdb_node_start b
 rdb_psql b "CREATE EXTENSION rustydb"
-pgb() { "$RDB_BINDIR/pgbench" -h "$(rdb_sock b)" -p "$(rdb_port b)" -U postgres "$@" postgres; }
+# pgbench itself (not a shell function around it), so that $! of "pgb ... &" is
+# pgbench's pid and a kill stops it
+PGB=("$RDB_BINDIR/pgbench" -h "$(rdb_sock b)" -p "$(rdb_port b)" -U postgres -d postgres)
+pgb() { "${PGB[@]}" "$@"; }
 pgb -i -q -s "$SCALE" >/dev/null 2>&1
 
 set_mode() { # off | interval
@@ -59,6 +64,20 @@ set_mode() { # off | interval
 	done
 	echo "mode $1 not picked up by the sampler" >&2
 	exit 1
+}
+
+# Server CPU ticks (user + system) so far: the postmaster, its exited
+# children (the psql backends of set_mode, reaped) and its live children
+# (pgbench's backends, the sampler, checkpointer ...), and committed
+# transactions of the database: per window, CPU per transaction.
+server_cpu_txn() {
+	local pm t c
+	pm=$(rdb_node_pid b)
+	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
+	for c in $(pgrep -P "$pm"); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t $(rdb_psql b "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")"
 }
 
 # CPU seconds (user + system) the sampler process has used so far
@@ -80,13 +99,14 @@ TOTAL=$((${#SCHEDULE[@]} * (WINDOW + 5) + 30))
 echo "# rustydb ASH overhead: pgbench scale $SCALE, 2 clients, one continuous run per workload,"
 echo "# $CYCLES cycles of off/on windows ($WINDOW s each; each on window between two off windows), $(nproc) cores"
 RESULTS=()
-for wl in select-only tpcb; do
+for wl in $WORKLOADS; do
 	flag=""
 	[ "$wl" = select-only ] && flag="-S"
 	set_mode off
 	: >"$WORK/switches"
 	: >"$WORK/cpu"
-	pgb $flag -n -c 2 -j 2 -T "$TOTAL" -P 1 --progress-timestamp >/dev/null 2>"$WORK/progress" &
+	: >"$WORK/cputxn"
+	"${PGB[@]}" $flag -n -c 2 -j 2 -T "$TOTAL" -P 1 --progress-timestamp >/dev/null 2>"$WORK/progress" &
 	pgpid=$!
 	sleep 1
 	for entry in "${SCHEDULE[@]}"; do
@@ -94,15 +114,21 @@ for wl in select-only tpcb; do
 		set_mode "$m"
 		echo "$(date +%s.%N) $c $m" >>"$WORK/switches"
 		c0=$(worker_cpu)
-		sleep "$WINDOW"
+		sleep 1
+		read -r k0 x0 <<<"$(server_cpu_txn)"
+		sleep "$((WINDOW - 1))"
+		read -r k1 x1 <<<"$(server_cpu_txn)"
 		echo "$m $(echo "$(worker_cpu) - $c0" | bc -l)" >>"$WORK/cpu"
+		echo "$m $((k1 - k0)) $((x1 - x0))" >>"$WORK/cputxn"
 	done
-	kill -INT "$pgpid" 2>/dev/null || true
+	kill -TERM "$pgpid" 2>/dev/null || true
 	wait "$pgpid" || true
 	# progress lines: "progress: <epoch> s, <tps> tps, ..." covering the second before <epoch>
-	RESULTS+=("$(python3 - "$wl" "$WORK/switches" "$WORK/progress" "$WORK/cpu" "$WINDOW" <<'PY'
+	RESULTS+=("$(python3 - "$wl" "$WORK/switches" "$WORK/progress" "$WORK/cpu" "$WINDOW" "$WORK/cputxn" <<'PY'
 import sys, statistics as st
-wl, swf, prf, cpuf, window = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+wl, swf, prf, cpuf, window, ctf = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), sys.argv[6]
+# server CPU ticks per committed transaction of each window (index as in switches)
+ct = [int(k) / max(int(x), 1) for m, k, x in (l.split() for l in open(ctf) if l.strip())]
 sw = [(float(t), int(c), m) for t, c, m in (l.split() for l in open(swf) if l.strip())]
 win = {}  # window index -> [tps]
 for l in open(prf):
@@ -128,7 +154,7 @@ off_all = [x for i, v in win.items() if sw[i][2] == 'off' for x in v]
 base = st.mean(off_all)
 secs = len(off_all)
 print(f"{wl:<12} {'off':<7} {base:10.1f} {secs:5d} {1.0:8.3f} {1.0:8.3f} {0.0:8.3f} "
-      f"{100.0 * cpu.get('off', 0.0) / (windows.get('off', 1) * window):9.3f}%")
+      f"{100.0 * cpu.get('off', 0.0) / (windows.get('off', 1) * window):9.3f}% {1.0:8.3f} {0.0:8.3f}")
 for m in ['1s', '100ms', '10ms']:
     allv = [x for i, v in win.items() if sw[i][2] == m for x in v]
     # each on window against the mean of the off windows before and after it
@@ -136,16 +162,21 @@ for m in ['1s', '100ms', '10ms']:
           if sw[i][2] == m and i - 1 in wmean and i + 1 in wmean]
     hw = 1.96 * st.stdev(rs) / len(rs) ** 0.5 if len(rs) > 1 else float('nan')
     share = 100.0 * cpu.get(m, 0.0) / (windows.get(m, 1) * window)
-    print(f"{wl:<12} {m:<7} {st.mean(allv):10.1f} {len(allv):5d} {st.mean(rs):8.3f} {st.median(rs):8.3f} {hw:8.3f} {share:9.3f}%")
+    # CPU per transaction: (mean of the off windows around it) / the on window
+    cr = [((ct[i - 1] + ct[i + 1]) / 2) / ct[i] for i in range(1, len(ct) - 1) if sw[i][2] == m]
+    chw = 1.96 * st.stdev(cr) / len(cr) ** 0.5 if len(cr) > 1 else float('nan')
+    print(f"{wl:<12} {m:<7} {st.mean(allv):10.1f} {len(allv):5d} {st.mean(rs):8.3f} {st.median(rs):8.3f} {hw:8.3f} {share:9.3f}% {st.mean(cr):8.3f} {chw:8.3f}")
 PY
 )")
 done
 echo
-printf '%-12s %-7s %10s %5s %8s %8s %8s %10s\n' workload ash mean_tps secs ratio med_win ci95_hw sampler_cpu
+printf '%-12s %-7s %10s %5s %8s %8s %8s %10s %8s %8s\n' workload ash mean_tps secs ratio med_win ci95_hw sampler_cpu cpu_ratio cpu_ci95
 for r in "${RESULTS[@]}"; do echo "$r"; done
 echo "# ratio: mean over the mode's windows of (window TPS / mean TPS of the off windows around it);"
 echo "# med_win: their median; ci95_hw: 95% half-width of their mean; sampler_cpu: sampler CPU time"
-echo "# as a share of one core"
+echo "# as a share of one core; cpu_ratio: mean over the mode's windows of (server CPU per"
+echo "# transaction of the off windows around it / that of the window), sampler included;"
+echo "# cpu_ci95: its 95% half-width"
 
 # ---- sampler cost per sample
 echo
@@ -156,7 +187,7 @@ cost_during() { # script clients -> "us_per_sample sessions_per_sample"
 	local before after
 	# pgbench opens its connections one after another (hundreds take seconds on
 	# 2 cores): measure only once every client is connected, then stop it
-	pgb -n -c "$2" -j 2 -T 120 -f "$1" >/dev/null 2>&1 &
+	"${PGB[@]}" -n -c "$2" -j 2 -T 120 -f "$1" >/dev/null 2>&1 &
 	local pid=$!
 	for _ in $(seq 1 600); do
 		[ "$(rdb_psql b "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'pgbench'")" -ge "$2" ] && break
@@ -166,7 +197,7 @@ cost_during() { # script clients -> "us_per_sample sessions_per_sample"
 	before=$(rdb_psql b "SELECT avg_sample_us * samples_taken, samples_taken FROM rustydb.ash_info" -F ' ')
 	sleep 3
 	after=$(rdb_psql b "SELECT avg_sample_us * samples_taken, samples_taken, sessions_last_sample FROM rustydb.ash_info" -F ' ')
-	kill -INT "$pid" 2>/dev/null || true
+	kill -TERM "$pid" 2>/dev/null || true
 	wait "$pid" || true
 	read -r us0 n0 <<<"$before"
 	read -r us1 n1 s1 <<<"$after"
