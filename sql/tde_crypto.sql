@@ -190,6 +190,15 @@ VACUUM FULL tde_a;
 CLUSTER tde_a USING tde_a_id;
 ALTER TABLE tde_a ALTER COLUMN id TYPE bigint;
 REFRESH MATERIALIZED VIEW tde_mv;
+-- a materialized view rotates the same way (rewritten, one version left);
+-- an unpopulated one has nothing to rewrite
+SELECT rustydb.rotate_table_key('tde_mv');
+SELECT key_version, is_current FROM rustydb.table_keys WHERE relid = 'tde_mv'::regclass;
+SELECT x FROM tde_mv;
+REFRESH MATERIALIZED VIEW tde_mv WITH NO DATA;
+SELECT rustydb.rotate_table_key('tde_mv');
+SELECT key_version, is_current FROM rustydb.table_keys WHERE relid = 'tde_mv'::regclass;
+REFRESH MATERIALIZED VIEW tde_mv;
 TRUNCATE tde_a;
 SELECT convert_from(rustydb.tde_open('tde_a', s1, 'ctx'), 'UTF8') AS after_rewrites FROM sealed;
 SELECT count(*) AS orphan_keys FROM rustydb.table_keys WHERE relid NOT IN (SELECT oid FROM pg_class);

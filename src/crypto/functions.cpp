@@ -238,6 +238,8 @@ RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 
 	const char *label = relation_label(target);
 	name = pstrdup(name);
+	Oid old_filenode = target->rd_rel->relfilenode;
+	bool populated = target->rd_rel->relkind != RELKIND_MATVIEW || RelationIsPopulated(target);
 	/* the re-encrypter's rewrite refuses a table this session has open; the lock stays */
 	table_close(target, NoLock);
 	if (reencrypter != nullptr)
@@ -247,7 +249,17 @@ RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 		/* the rewrite may have given the table a new TOAST table (with copied keys) */
 		Relation rewritten = table_open(relid, NoLock);
 		toast = rewritten->rd_rel->reltoastrelid;
+		bool new_storage = rewritten->rd_rel->relfilenode != old_filenode;
 		table_close(rewritten, NoLock);
+		/*
+		 * The older versions may go only if the rewrite replaced the storage
+		 * (an unpopulated materialized view has nothing stored to rewrite).
+		 */
+		if (!new_storage && populated)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("relation \"%s\" was not rewritten under its new data key", name),
+					 errdetail("The older key versions are kept; nothing was changed.")));
 		/* every payload is under the new version now: drop the older ones */
 		Oid owners[2] = {relid, toast};
 		for (Oid owner : owners)
