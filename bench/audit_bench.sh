@@ -13,6 +13,8 @@
 #   BENCH_ROUNDS   rounds of the four modes (default 3)
 #   BENCH_CLIENTS  pgbench clients (default 4)
 #   BENCH_SCALE    pgbench scale (default 5)
+#   BENCH_SYNC     synchronous_commit (default off: CPU-bound, the worst case
+#                  for auditing; "on" is PostgreSQL's default, durable commits)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -20,6 +22,7 @@ SECS=${BENCH_SECONDS:-20}
 ROUNDS=${BENCH_ROUNDS:-3}
 CLIENTS=${BENCH_CLIENTS:-4}
 SCALE=${BENCH_SCALE:-5}
+SYNC=${BENCH_SYNC:-off}
 
 if [ ! -e /usr/lib/postgresql/15/lib/pgaudit.so ]; then
 	if [ "$(id -u)" -eq 0 ]; then
@@ -46,7 +49,7 @@ rdb_node_init bench
 rdb_node_conf bench "shared_preload_libraries = 'rustydb,pgaudit'"
 rdb_node_conf bench "pgaudit.log = 'none'"
 rdb_node_conf bench "shared_buffers = 256MB"
-rdb_node_conf bench "synchronous_commit = off"
+rdb_node_conf bench "synchronous_commit = $SYNC"
 rdb_node_start bench
 q() { rdb_psql bench "$1"; }
 q "CREATE EXTENSION rustydb; CREATE EXTENSION pgaudit"
@@ -104,7 +107,7 @@ done
 
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-echo "pgbench TPC-B, scale $SCALE, $CLIENTS clients, ${SECS}s x $ROUNDS rounds (medians)"
+echo "pgbench TPC-B, scale $SCALE, $CLIENTS clients, synchronous_commit = $SYNC, ${SECS}s x $ROUNDS rounds (medians)"
 printf '%-14s %10s %14s\n' mode tps "cpu_us/txn"
 for m in $MODES; do
 	printf '%-14s %10.1f %14.1f\n' "$m" "$(median "${RESULTS[$m]}")" "$(median "${CPU[$m]}")"
