@@ -105,7 +105,7 @@ slots_for(TupleDesc desc)
 		pfree(batch_slots);
 		FreeTupleDesc(slots_desc);
 	}
-	slots_desc = CreateTupleDescCopy(desc);
+	slots_desc = CreateTupleDescCopyConstr(desc); /* equalTupleDescs compares constraints */
 	batch_slots = static_cast<TupleTableSlot **>(
 		palloc(sizeof(TupleTableSlot *) * (kBatch + kMaxWorkerEvents)));
 	for (int i = 0; i < kBatch + kMaxWorkerEvents; i++)
