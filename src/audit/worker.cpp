@@ -111,6 +111,9 @@ slots_for(TupleDesc desc)
 	for (int i = 0; i < kBatch + kMaxWorkerEvents; i++)
 		batch_slots[i] = MakeSingleTupleTableSlot(slots_desc, &TTSOpsHeapTuple);
 	MemoryContextSwitchTo(old);
+	/* test/scenarios/audit_writer_slots.sh counts these */
+	elog(DEBUG1, "rustydb audit writer: %d tuple slots made for the trail",
+		 kBatch + kMaxWorkerEvents);
 	return batch_slots;
 }
 /* session_id text of the last record's session */
