@@ -65,6 +65,7 @@ struct QueueShared
 	int64 last_seq;
 	Latch *worker_latch;
 	int worker_pid;
+	uint64 worker_starts; /* writer starts since shared memory was set up */
 	ConditionVariable space;
 	/* capacity ready marks follow at kReadyOffset, then the slots */
 };
@@ -329,13 +330,17 @@ queue_release_logged(int n)
 	ConditionVariableBroadcast(&queue->space);
 }
 
-void
+bool
 queue_set_worker(Latch *latch, int pid)
 {
+	bool first;
+
 	LWLockAcquire(queue_lock, LW_EXCLUSIVE);
 	queue->worker_latch = latch;
 	queue->worker_pid = pid;
+	first = latch != nullptr && queue->worker_starts++ == 0;
 	LWLockRelease(queue_lock);
+	return first;
 }
 
 void

@@ -47,6 +47,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -116,6 +117,45 @@ slots_for(TupleDesc desc)
 		 kBatch + kMaxWorkerEvents);
 	return batch_slots;
 }
+/*
+ * Crash gap. The queue lives in shared memory, so records still queued when
+ * the whole server stops without a clean shutdown (a crash, kill -9, an
+ * immediate shutdown, a backend crash that resets shared memory) are gone.
+ * The writer marks a clean exit with an empty queue in a file of the data
+ * directory, and its first start since shared memory was set up consumes
+ * it: without the mark (and with a trail that has records), the next batch
+ * starts with an "audit_records_lost" event naming the last record that
+ * was written, so the loss is never silent.
+ */
+constexpr char kCleanMark[] = "rustydb_audit_clean";
+bool gap_check_pending = false;
+
+void
+write_clean_mark()
+{
+	FILE *f = AllocateFile(kCleanMark, PG_BINARY_W);
+
+	if (f != nullptr)
+		FreeFile(f);
+}
+
+void
+note_gap_if_any()
+{
+	if (!gap_check_pending)
+		return;
+	gap_check_pending = false;
+	if (last_seq <= 0)
+		return; /* nothing was ever written: a new trail */
+	char detail[kDetailLen];
+
+	snprintf(detail, sizeof(detail),
+			 "the server stopped without a clean shutdown after record " INT64_FORMAT
+			 "; records still queued in shared memory then (at most %d) were lost",
+			 last_seq, settings::audit_queue_size);
+	security_event("audit_records_lost", nullptr, detail); /* inside write_batch's transaction */
+}
+
 /* session_id text of the last record's session */
 char sid[32];
 int64 sid_start = -1;
@@ -436,7 +476,10 @@ write_batch(char *buf, int n, bool age_purge_due)
 	Oid relid = trail_relid("_audit_records");
 
 	if (!OidIsValid(relid) || !OidIsValid(trail_relid("_audit_anchor")))
+	{
 		ok = false;
+		gap_check_pending = false; /* no trail to mark a gap in */
+	}
 	else
 	{
 		if (relid != state_relid)
@@ -444,6 +487,7 @@ write_batch(char *buf, int n, bool age_purge_due)
 			load_state(relid);
 			seq = last_seq;
 		}
+		note_gap_if_any();
 		memcpy(prev, last_hash, kHashLen);
 
 		Relation rel = table_open(relid, RowExclusiveLock);
@@ -683,8 +727,11 @@ worker_main()
 	BackgroundWorkerInitializeConnection(settings::audit_database, nullptr, 0);
 	pgstat_report_appname("rustydb audit writer");
 	chain_load_key();
-	queue_set_worker(MyLatch, MyProcPid);
+	bool first_start = queue_set_worker(MyLatch, MyProcPid);
 	on_shmem_exit(worker_detach, (Datum) 0);
+	/* (the mark is consumed at every start, so a stale one never hides a later crash) */
+	bool clean = unlink(kCleanMark) == 0;
+	gap_check_pending = first_start && !clean;
 
 	char *buf =
 		static_cast<char *>(MemoryContextAlloc(TopMemoryContext, record_slot_size() * kBatch));
@@ -743,7 +790,7 @@ worker_main()
 		bool age_due = settings::audit_retention > 0 &&
 					   TimestampDifferenceExceeds(last_age_purge, now, kAgePurgeIntervalMs);
 
-		if (n > 0 || age_due || nworker_events > 0)
+		if (n > 0 || age_due || nworker_events > 0 || gap_check_pending)
 		{
 			installed = write_batch(buf, n, age_due);
 			if (age_due)
@@ -777,6 +824,8 @@ worker_main()
 			 * unless it is shutting down */
 			if ((n > 0 || queue_length() > 0) && installed)
 				continue;
+			if (queue_length() == 0)
+				write_clean_mark();
 			proc_exit(1);
 		}
 		if (n == kBatch && installed)

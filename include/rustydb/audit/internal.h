@@ -81,7 +81,9 @@ void queue_release_logged(int n);
 /* Write a record to the server log (LOG level). */
 void log_record(const Record *rec);
 /* Worker side: announce (or clear) the worker's latch. */
-void queue_set_worker(Latch *latch, int pid);
+/* Register (or with nullptr, unregister) the writer; true for its first start since shared
+ * memory was set up (server start or crash restart). */
+bool queue_set_worker(Latch *latch, int pid);
 /* Counters changed outside the queue. */
 void queue_add_purged(int64 rows, int64 bytes);
 void queue_set_trail_bytes(int64 bytes, int64 rows);
