@@ -66,6 +66,7 @@ struct QueueShared
 	Latch *worker_latch;
 	int worker_pid;
 	uint64 worker_starts; /* writer starts since shared memory was set up */
+	bool gap_pending;     /* a loss event is owed to the trail (see worker.cpp) */
 	ConditionVariable space;
 	/* capacity ready marks follow at kReadyOffset, then the slots */
 };
@@ -341,6 +342,25 @@ queue_set_worker(Latch *latch, int pid)
 	first = latch != nullptr && queue->worker_starts++ == 0;
 	LWLockRelease(queue_lock);
 	return first;
+}
+
+bool
+queue_gap_pending()
+{
+	bool v;
+
+	LWLockAcquire(queue_lock, LW_SHARED);
+	v = queue->gap_pending;
+	LWLockRelease(queue_lock);
+	return v;
+}
+
+void
+queue_set_gap_pending(bool pending)
+{
+	LWLockAcquire(queue_lock, LW_EXCLUSIVE);
+	queue->gap_pending = pending;
+	LWLockRelease(queue_lock);
 }
 
 void

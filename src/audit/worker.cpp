@@ -128,7 +128,8 @@ slots_for(TupleDesc desc)
  * was written, so the loss is never silent.
  */
 constexpr char kCleanMark[] = "rustydb_audit_clean";
-bool gap_check_pending = false;
+bool gap_check_pending = false; /* this batch must look (mirrors queue_gap_pending()) */
+bool gap_in_batch = false;      /* the event is in the batch being written */
 
 void
 write_clean_mark()
@@ -144,7 +145,7 @@ note_gap_if_any()
 {
 	if (!gap_check_pending)
 		return;
-	gap_check_pending = false;
+	gap_in_batch = true; /* owed until the batch commits */
 	if (last_seq <= 0)
 		return; /* nothing was ever written: a new trail */
 	char detail[kDetailLen];
@@ -479,6 +480,7 @@ write_batch(char *buf, int n, bool age_purge_due)
 	{
 		ok = false;
 		gap_check_pending = false; /* no trail to mark a gap in */
+		queue_set_gap_pending(false);
 	}
 	else
 	{
@@ -607,6 +609,13 @@ write_batch(char *buf, int n, bool age_purge_due)
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, nullptr);
 
+	if (ok && gap_in_batch)
+	{
+		/* committed: the event is in the trail (or the trail was new) */
+		gap_in_batch = false;
+		gap_check_pending = false;
+		queue_set_gap_pending(false);
+	}
 	if (ok && n + nlocal > 0)
 	{
 		last_seq = seq;
@@ -731,7 +740,9 @@ worker_main()
 	on_shmem_exit(worker_detach, (Datum) 0);
 	/* (the mark is consumed at every start, so a stale one never hides a later crash) */
 	bool clean = unlink(kCleanMark) == 0;
-	gap_check_pending = first_start && !clean;
+	if (first_start && !clean)
+		queue_set_gap_pending(true);
+	gap_check_pending = queue_gap_pending();
 
 	char *buf =
 		static_cast<char *>(MemoryContextAlloc(TopMemoryContext, record_slot_size() * kBatch));

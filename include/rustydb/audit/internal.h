@@ -84,6 +84,10 @@ void log_record(const Record *rec);
 /* Register (or with nullptr, unregister) the writer; true for its first start since shared
  * memory was set up (server start or crash restart). */
 bool queue_set_worker(Latch *latch, int pid);
+/* Whether a loss event is owed to the trail; kept in shared memory so a writer that fails before
+ * committing it still owes it after its restart. */
+bool queue_gap_pending();
+void queue_set_gap_pending(bool pending);
 /* Counters changed outside the queue. */
 void queue_add_purged(int64 rows, int64 bytes);
 void queue_set_trail_bytes(int64 bytes, int64 rows);
