@@ -199,15 +199,22 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 		}
 		*num_tuples += 1;
 		if (sort != nullptr)
+		{
 			tuplesort_putheaptuple(sort, tuple);
+			pgstat_progress_update_param(PROGRESS_CLUSTER_HEAP_TUPLES_SCANNED,
+										 (int64) (*num_tuples + *tups_vacuumed));
+		}
 		else
 		{
+			/* scanned and written in one progress update, as heap does */
+			static const int index[] = {PROGRESS_CLUSTER_HEAP_TUPLES_SCANNED,
+										PROGRESS_CLUSTER_HEAP_TUPLES_WRITTEN};
+			int64 val[] = {(int64) (*num_tuples + *tups_vacuumed), ++written};
+
 			rewrite_tuple(tuple, olddesc, newdesc, values, isnull, new_rel, *xid_cutoff,
 						  *multi_cutoff, oldest_xmin, bistate);
-			pgstat_progress_update_param(PROGRESS_CLUSTER_HEAP_TUPLES_WRITTEN, ++written);
+			pgstat_progress_update_multi_param(2, index, val);
 		}
-		pgstat_progress_update_param(PROGRESS_CLUSTER_HEAP_TUPLES_SCANNED,
-									 (int64) (*num_tuples + *tups_vacuumed));
 	}
 	if (iscan != nullptr)
 		index_endscan(iscan);
