@@ -74,9 +74,7 @@ done
 for p in $(seq 1 "$PAIRS"); do
 	declare -A T=()
 	for am in $(order "$p"); do
-		qd "b_$am" "TRUNCATE c"
-		q "CHECKPOINT"
-		T[$am]=$(timed "b_$am" "COPY c FROM '$COPYFILE'")
+		T[$am]=$(bench_copy_timed bench "b_$am" "$COPYFILE")
 	done
 	V[heap.copy]+=" ${T[heap]}"
 	V[rustydb.copy]+=" ${T[rustydb]}"

@@ -6,7 +6,8 @@
 #   bench_stats A B ...    "median mean ci95_halfwidth n" of numbers
 #   bench_reaped_cpu NODE  CPU seconds of NODE's exited server processes
 #   bench_qd, bench_timed  SQL in a database of a node; its wall-clock time
-#   bench_copy_data, BENCH_SCAN_SQL, BENCH_LOOKUP_SQL  the AM read workloads
+#   bench_copy_data, bench_copy_timed, BENCH_SCAN_SQL, BENCH_LOOKUP_SQL
+#                          the AM workloads on table c
 #
 # Throughput on the 2-core development machine varies by 10-25% between
 # separate runs of the same thing, far more than most targets' margins, so
@@ -84,6 +85,14 @@ BENCH_LOOKUP_SQL="DO \$\$ DECLARE s bigint := 0; v int; BEGIN
 		SELECT a INTO v FROM c WHERE id = 1 + (i * 7919) % 1000000;
 		s := s + v;
 	END LOOP; END \$\$"
+# bench_copy_timed NODE DB FILE: empty table c of DB (TRUNCATE gives it a
+# new file), checkpoint, then the wall-clock seconds of COPY c FROM FILE
+bench_copy_timed() {
+	bench_qd "$1" "$2" "TRUNCATE c"
+	rdb_psql "$1" "CHECKPOINT"
+	bench_timed "$1" "$2" "COPY c FROM '$3'"
+}
+
 bench_copy_data() {
 	local f
 	f=$(rdb_dir "$1")/copy.data

@@ -124,9 +124,7 @@ done
 for r in $(seq 1 "$ROUNDS"); do
 	declare -A T=()
 	for m in $(order "$r"); do
-		qd "b_$m" "TRUNCATE c"
-		q "CHECKPOINT"
-		T[$m]=$(timed "b_$m" "COPY c FROM '$COPYFILE'")
+		T[$m]=$(bench_copy_timed bench "b_$m" "$COPYFILE")
 	done
 	record copy time "${T[heap]}" "${T[plain]}" "${T[enc]}"
 done
