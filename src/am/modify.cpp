@@ -18,6 +18,8 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/groups.h"
+#include "rustydb/common/settings.h"
 #include "rustydb/crypto/crypto.h"
 
 #include "rustydb/mvcc/visibility.h"
@@ -490,13 +492,17 @@ seal_if_encrypted(Relation rel, HeapTuple orig, HeapTuple out)
 	return sealed;
 }
 
-/* The plaintext of a page tuple, for code that reads its attributes. */
+/*
+ * The plaintext of a page tuple on buf (pinned; locked: content-locked by
+ * the caller), for code that reads its attributes.
+ */
 static HeapTuple
-opened_if_encrypted(const crypto::Cipher *c, HeapTuple page_tuple)
+opened_if_encrypted(Relation rel, const crypto::Cipher *c, HeapTuple page_tuple, Buffer buf,
+					bool locked)
 {
 	if (c == nullptr)
 		return page_tuple;
-	return crypto::open_tuple_copy(c, page_tuple, ItemPointerGetBlockNumber(&page_tuple->t_self));
+	return open_stored_tuple(rel, c, page_tuple, buf, locked, nullptr);
 }
 
 /*
@@ -505,7 +511,7 @@ opened_if_encrypted(const crypto::Cipher *c, HeapTuple page_tuple)
  * writes them into the heap TOAST table itself.
  */
 static HeapTuple
-toast_and_seal(Relation rel, HeapTuple tup, int options)
+toast_and_seal(Relation rel, HeapTuple tup, int options, bool seal = true)
 {
 	const crypto::Cipher *c = crypto::relation_cipher(rel);
 	HeapTuple work = tup;
@@ -517,11 +523,13 @@ toast_and_seal(Relation rel, HeapTuple tup, int options)
 		out = heap_toast_insert_or_update(rel, work, nullptr, options);
 	if (out != work && work != tup)
 		heap_freetuple(work);
-	return seal_if_encrypted(rel, tup, out);
+	return seal ? seal_if_encrypted(rel, tup, out) : out;
 }
 
+/* seal false: the payload stays in plaintext, for multi_insert to seal in groups */
 static HeapTuple
-prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, int options)
+prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, int options,
+			   bool seal = true)
 {
 	HeapTupleHeader t = tup->t_data;
 
@@ -536,8 +544,8 @@ prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, in
 	tup->t_tableOid = RelationGetRelid(rel);
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW)
-		return seal_if_encrypted(rel, tup, tup);
-	return toast_and_seal(rel, tup, options);
+		return seal ? seal_if_encrypted(rel, tup, tup) : tup;
+	return toast_and_seal(rel, tup, options, seal);
 }
 
 /*
@@ -622,6 +630,83 @@ insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate)
 		heap_freetuple(heaptup);
 }
 
+/*
+ * multi_insert for an encrypted relation: the tuples of each page are
+ * sealed in groups (groups.h) where the page has a group table, else one
+ * by one. The page is built in a private copy, so sealing (which may
+ * fail) happens before the critical section, which copies it in.
+ */
+static void
+multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuples, int ntuples,
+					BulkInsertState bistate)
+{
+	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
+	bool need_wal = RelationNeedsWAL(rel);
+	char *scratch = (char *) palloc(2 * BLCKSZ);
+	char *page_copy = (char *) palloc(BLCKSZ);
+	auto *offs = (OffsetNumber *) palloc(ntuples * sizeof(OffsetNumber));
+	int max_members = settings::seal_group_rows;
+
+	int done = 0;
+	while (done < ntuples)
+	{
+		Size need = tuples[done]->t_len + crypto::kSealOverhead; /* sealed on its own */
+		bool groups = max_members > 1 && MAXALIGN(need) <= storage::kMaxGroupPageTupleSize;
+		Buffer buffer = storage::get_buffer_for_tuple(rel, need, bistate, InvalidBuffer, groups);
+		Page page = BufferGetPage(buffer);
+		bool init = PageGetMaxOffsetNumber(page) == 0;
+		Buffer vmbuf = InvalidBuffer;
+		storage::vm_pin_if_needed(rel, buffer, &vmbuf);
+
+		char *changes = nullptr;
+		Size changes_len = 0;
+		int n = place_sealed(rel, cipher, buffer, tuples + done, ntuples - done, save, max_members,
+							 page_copy, offs + done, &changes, &changes_len);
+
+		START_CRIT_SECTION();
+		memcpy(page, page_copy, BLCKSZ);
+		bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
+		MarkBufferDirty(buffer);
+		if (need_wal)
+		{
+			char *wp = scratch;
+			for (int i = done; i < done + n; i++)
+			{
+				ItemId lp = PageGetItemId(page, offs[i]);
+				uint16 len = (uint16) ItemIdGetLength(lp);
+				memcpy(wp, &offs[i], sizeof(OffsetNumber));
+				memcpy(wp + sizeof(OffsetNumber), &len, sizeof(len));
+				memcpy(wp + sizeof(OffsetNumber) + sizeof(len), PageGetItem(page, lp), len);
+				wp += sizeof(OffsetNumber) + sizeof(len) + len;
+			}
+			wal::XlMultiInsert xl;
+			xl.version = wal::kWalFormatVersion;
+			xl.flags = (init ? wal::kFlagInitPage : 0) | (vm_cleared ? wal::kFlagVmCleared : 0) |
+					   (init && storage::page_groups(page) != nullptr ? wal::kFlagGroupTable : 0) |
+					   (changes_len > 0 ? wal::kFlagGroupChanges : 0);
+			xl.ntuples = (uint16) n;
+			XLogBeginInsert();
+			XLogRegisterData((char *) &xl, sizeof(xl));
+			XLogRegisterBuffer(0, buffer, REGBUF_STANDARD | (init ? REGBUF_WILL_INIT : 0));
+			XLogRegisterBufData(0, scratch, wp - scratch);
+			if (changes_len > 0)
+				XLogRegisterBufData(0, changes, changes_len);
+			XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kMultiInsert);
+			PageSetLSN(page, recptr);
+		}
+		END_CRIT_SECTION();
+		UnlockReleaseBuffer(buffer);
+		if (BufferIsValid(vmbuf))
+			ReleaseBuffer(vmbuf);
+		if (changes != nullptr)
+			pfree(changes);
+		done += n;
+	}
+	pfree(offs);
+	pfree(page_copy);
+	pfree(scratch);
+}
+
 void
 multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, int options,
 			 BulkInsertState bistate)
@@ -630,18 +715,29 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 	auto **tuples = (HeapTuple *) palloc(ntuples * sizeof(HeapTuple));
 	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
 	bool need_wal = RelationNeedsWAL(rel);
-	char *scratch = need_wal ? (char *) palloc(2 * BLCKSZ) : nullptr;
+	const crypto::Cipher *cipher = crypto::relation_cipher(rel); /* before any buffer lock */
 
 	for (int i = 0; i < ntuples; i++)
 	{
 		HeapTuple tup = ExecFetchSlotHeapTuple(slots[i], true, nullptr);
 		slots[i]->tts_tableOid = RelationGetRelid(rel);
 		tup->t_tableOid = slots[i]->tts_tableOid;
-		tuples[i] = prepare_insert(rel, tup, xid, cid, options);
+		tuples[i] = prepare_insert(rel, tup, xid, cid, options, cipher == nullptr);
 	}
 
 	CheckForSerializableConflictIn(rel, nullptr, InvalidBlockNumber);
 
+	if (cipher != nullptr)
+	{
+		multi_insert_sealed(rel, cipher, tuples, ntuples, bistate);
+		for (int i = 0; i < ntuples; i++)
+			slots[i]->tts_tid = tuples[i]->t_self;
+		pgstat_count_heap_insert(rel, ntuples);
+		pfree(tuples);
+		return;
+	}
+
+	char *scratch = need_wal ? (char *) palloc(2 * BLCKSZ) : nullptr;
 	int done = 0;
 	while (done < ntuples)
 	{
@@ -837,7 +933,9 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 	if (rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW)
 	{
 		if (HeapTupleHasExternal(&tp))
-			heap_toast_delete(rel, opened_if_encrypted(crypto::relation_cipher(rel), &tp), false);
+			heap_toast_delete(
+				rel, opened_if_encrypted(rel, crypto::relation_cipher(rel), &tp, buffer, false),
+				false);
 	}
 	ReleaseBuffer(buffer);
 	if (have_tuplock)
@@ -907,7 +1005,7 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		newtup = crypto::seal_values(cipher, RelationGetDescr(rel), newtup);
 	Buffer buffer = read_target(rel, otid, &oldtup, "update");
 	/* attribute values of the old version (its payload never changes) */
-	HeapTuple oldplain = opened_if_encrypted(cipher, &oldtup);
+	HeapTuple oldplain = opened_if_encrypted(rel, cipher, &oldtup, buffer, true);
 
 	*lockmode = attrs_changed(rel, oldplain, newtup, key_attrs) ? LockTupleExclusive
 																: LockTupleNoKeyExclusive;
@@ -1460,7 +1558,8 @@ abort_speculative(Relation rel, ItemPointer tid)
 	END_CRIT_SECTION();
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	if (HeapTupleHasExternal(&tp))
-		heap_toast_delete(rel, opened_if_encrypted(crypto::relation_cipher(rel), &tp), true);
+		heap_toast_delete(
+			rel, opened_if_encrypted(rel, crypto::relation_cipher(rel), &tp, buffer, false), true);
 	ReleaseBuffer(buffer);
 	pgstat_count_heap_delete(rel);
 }

@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/groups.h"
 #include "rustydb/crypto/crypto.h"
 
 #include "rustydb/mvcc/visibility.h"
@@ -215,8 +216,9 @@ scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTabl
 {
 	RelationIncrementReferenceCount(rel);
 	/* load an encrypted relation's keys now, not later under a buffer lock */
-	(void) crypto::relation_cipher(rel);
+	const crypto::Cipher *cipher = crypto::relation_cipher(rel);
 	auto *s = (ScanDesc *) palloc0(sizeof(ScanDesc));
+	s->groups = cipher != nullptr ? opened_groups_create(CurrentMemoryContext) : nullptr;
 	s->base.rs_rd = rel;
 	s->base.rs_snapshot = snapshot;
 	s->base.rs_nkeys = nkeys;
@@ -278,6 +280,7 @@ scan_end(TableScanDesc scan)
 		pfree(s->pscanwork);
 	if (s->base.rs_flags & SO_TEMP_SNAPSHOT)
 		UnregisterSnapshot(s->base.rs_snapshot);
+	opened_groups_free(s->groups);
 	pfree(s);
 }
 
@@ -387,7 +390,7 @@ scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *sl
 			ExecClearTuple(slot);
 			return false;
 		}
-		store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
+		store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
 		return true;
 	}
 	if (!next_tuple(s, direction))
@@ -396,7 +399,7 @@ scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *sl
 		return false;
 	}
 	pgstat_count_heap_getnext(s->base.rs_rd);
-	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
+	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
 	return true;
 }
 
@@ -466,7 +469,7 @@ scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection direction, TupleTabl
 		break;
 	}
 	pgstat_count_heap_getnext(s->base.rs_rd);
-	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
+	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
 	return true;
 }
 
@@ -733,13 +736,16 @@ struct IndexFetch
 {
 	IndexFetchTableData base;
 	Buffer cbuf;
+	OpenedGroups *groups; /* encrypted relations: opened sealed groups */
 };
 
 IndexFetchTableData *
 index_fetch_begin(Relation rel)
 {
-	(void) crypto::relation_cipher(rel); /* keys loaded before any buffer lock */
+	/* keys loaded before any buffer lock */
+	const crypto::Cipher *cipher = crypto::relation_cipher(rel);
 	auto *f = (IndexFetch *) palloc0(sizeof(IndexFetch));
+	f->groups = cipher != nullptr ? opened_groups_create(CurrentMemoryContext) : nullptr;
 	f->base.rel = rel;
 	f->cbuf = InvalidBuffer;
 	return &f->base;
@@ -760,6 +766,7 @@ void
 index_fetch_end(IndexFetchTableData *scan)
 {
 	index_fetch_reset(scan);
+	opened_groups_free(((IndexFetch *) scan)->groups);
 	pfree(scan);
 }
 
@@ -791,7 +798,7 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 		/* only a non-MVCC snapshot can see more than one member of a chain */
 		*call_again = !IsMVCCSnapshot(snapshot);
 		slot->tts_tableOid = RelationGetRelid(rel);
-		store_tuple(f->base.rel, tuple, slot, f->cbuf, false);
+		store_tuple(f->base.rel, tuple, slot, f->cbuf, false, f->groups);
 	}
 	else
 		*call_again = false;
@@ -873,7 +880,7 @@ scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *l
 		}
 		if (sample)
 		{
-			store_tuple(s->base.rs_rd, t, slot, s->cbuf, false);
+			store_tuple(s->base.rs_rd, t, slot, s->cbuf, false, s->groups, true);
 			s->cindex++;
 			/* the buffer stays locked until the page is done */
 			return true;
@@ -958,7 +965,7 @@ scan_bitmap_next_tuple(TableScanDesc scan, TBMIterateResult *tbmres, TupleTableS
 	if (!tuple_at(scan->rs_rd, s->cbuf, BufferGetPage(s->cbuf), off, &s->ctup))
 		return false;
 	pgstat_count_heap_fetch(scan->rs_rd);
-	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
+	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
 	return true;
 }
 
@@ -1039,7 +1046,7 @@ scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate, TupleTabl
 		if (found < 0 || !load_tuple(s, found))
 			continue;
 		pgstat_count_heap_getnext(scan->rs_rd);
-		store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false);
+		store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
 		return true;
 	}
 }

@@ -11,6 +11,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/groups.h"
 #include "rustydb/crypto/crypto.h"
 #include "rustydb/storage/page.h"
 
@@ -27,7 +28,8 @@ tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free)
 }
 
 void
-store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned)
+store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned,
+			OpenedGroups *groups, bool locked)
 {
 	const crypto::Cipher *c = crypto::relation_cipher(rel);
 
@@ -41,7 +43,7 @@ store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, boo
 	}
 	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
 	BlockNumber blkno = storage::data_block(buf);
-	HeapTuple copy = crypto::open_tuple_copy(c, tuple, blkno);
+	HeapTuple copy = open_stored_tuple(rel, c, tuple, buf, locked, groups);
 	HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), copy, blkno);
 	if (full != copy)
 	{

@@ -17,6 +17,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/groups.h"
 
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
@@ -39,13 +40,13 @@ using storage::tuple_at;
 static void
 log_line_pointers(Relation rel, Buffer buffer, uint8 kind, OffsetNumber *redirected,
 				  int nredirected, OffsetNumber *dead, int ndead, OffsetNumber *unused, int nunused,
-				  TransactionId latest_removed)
+				  TransactionId latest_removed, const char *changes = nullptr, Size changes_len = 0)
 {
 	if (!RelationNeedsWAL(rel))
 		return;
 	wal::XlPrune xl;
 	xl.version = wal::kWalFormatVersion;
-	xl.flags = 0;
+	xl.flags = changes_len > 0 ? wal::kFlagGroupChanges : 0;
 	xl.nredirected = (uint16) nredirected;
 	xl.ndead = (uint16) ndead;
 	xl.nunused = (uint16) nunused;
@@ -59,6 +60,8 @@ log_line_pointers(Relation rel, Buffer buffer, uint8 kind, OffsetNumber *redirec
 		XLogRegisterBufData(0, (char *) dead, ndead * sizeof(OffsetNumber));
 	if (nunused > 0)
 		XLogRegisterBufData(0, (char *) unused, nunused * sizeof(OffsetNumber));
+	if (changes_len > 0)
+		XLogRegisterBufData(0, (char *) changes, changes_len);
 	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, kind);
 	PageSetLSN(BufferGetPage(buffer), recptr);
 }
@@ -187,10 +190,12 @@ prune_chain(PruneState *ps, Page page, OffsetNumber root)
 
 /*
  * Prune one page (cleanup lock held). Returns the number of tuple versions
- * removed.
+ * removed, or -1, changing nothing, when sealed groups of the page lose
+ * some of their members and must be re-sealed but cipher is null.
  */
 static int
-prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin)
+prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
+		   const crypto::Cipher *cipher)
 {
 	Page page = BufferGetPage(buffer);
 
@@ -246,6 +251,25 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 	}
 
 	int removed = ps->ndead + ps->nunused;
+	char *changes = nullptr;
+	Size changes_len = 0;
+	if (ps->nredirected + ps->ndead + ps->nunused > 0 && storage::page_groups(page) != nullptr)
+	{
+		/* sealed groups losing members: freed, or their survivors re-sealed */
+		bool loses[MaxHeapTuplesPerPage + 1] = {false};
+		for (int i = 0; i < ps->nredirected; i++)
+			loses[ps->redirected[2 * i]] = true;
+		for (int i = 0; i < ps->ndead; i++)
+			loses[ps->dead[i]] = true;
+		for (int i = 0; i < ps->nunused; i++)
+			loses[ps->unused[i]] = true;
+		if (!prepare_group_changes(rel, cipher, page, storage::data_block(buffer), loses, &changes,
+								   &changes_len))
+		{
+			pfree(ps);
+			return -1;
+		}
+	}
 	if (ps->nredirected + ps->ndead + ps->nunused > 0)
 	{
 		START_CRIT_SECTION();
@@ -257,12 +281,16 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 		for (int i = 0; i < ps->nunused; i++)
 			ItemIdSetUnused(PageGetItemId(page, ps->unused[i]));
 		PageRepairFragmentation(page);
+		storage::apply_group_changes(page, changes, changes_len);
 		((PageHeader) page)->pd_prune_xid = ps->new_prune_xid;
 		PageClearFull(page);
 		MarkBufferDirty(buffer);
 		log_line_pointers(rel, buffer, wal::kPrune, ps->redirected, ps->nredirected, ps->dead,
-						  ps->ndead, ps->unused, ps->nunused, ps->latest_removed);
+						  ps->ndead, ps->unused, ps->nunused, ps->latest_removed, changes,
+						  changes_len);
 		END_CRIT_SECTION();
+		if (changes != nullptr)
+			pfree(changes);
 	}
 	else if (((PageHeader) page)->pd_prune_xid != ps->new_prune_xid || PageIsFull(page))
 	{
@@ -291,10 +319,18 @@ prune_opt(Relation rel, Buffer buffer)
 	Size minfree = Max(RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR), BLCKSZ / 10);
 	if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
 	{
+		/*
+		 * Re-sealing groups needs the key, loaded before the buffer lock
+		 * (the callers, scans and fetches, have it cached). A page's group
+		 * table is fixed when it is initialised, so this unlocked look is
+		 * stable.
+		 */
+		const crypto::Cipher *cipher =
+			storage::page_groups(page) != nullptr ? crypto::relation_cipher(rel) : nullptr;
 		if (!ConditionalLockBufferForCleanup(buffer))
 			return;
 		if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
-			prune_page(rel, buffer, vistest, InvalidTransactionId);
+			prune_page(rel, buffer, vistest, InvalidTransactionId, cipher);
 		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	}
 }
@@ -491,6 +527,7 @@ struct VacState
 	TransactionId oldest_xmin;
 	Buffer vmbuf;
 	BlockNumber all_visible_pages;
+	const crypto::Cipher *cipher; /* loaded when a sealed group must be re-sealed */
 };
 
 /* After vacuuming a page (cleanup or exclusive lock held): maybe all-visible. */
@@ -684,7 +721,19 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		page_check(rel, blkno, page);
 
 		if (cleanup)
-			removed += prune_page(rel, buf, vistest, oldest_xmin);
+		{
+			int n = prune_page(rel, buf, vistest, oldest_xmin, vs.cipher);
+			if (n < 0)
+			{
+				/* groups to re-seal: load the key (not under a buffer lock) and retry */
+				LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+				vs.cipher = crypto::relation_cipher(rel);
+				LockBufferForCleanup(buf);
+				page_check(rel, blkno, page);
+				n = prune_page(rel, buf, vistest, oldest_xmin, vs.cipher);
+			}
+			removed += Max(n, 0);
+		}
 
 		/* Classify what is left, collect dead items, freeze. */
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);

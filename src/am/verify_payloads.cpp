@@ -22,6 +22,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/groups.h"
 #include "rustydb/crypto/crypto.h"
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
@@ -123,6 +124,7 @@ verify_payloads(Relation rel, crypto::PayloadCheck *res)
 	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
 	MemoryContext pagecxt = AllocSetContextCreate(CurrentMemoryContext, "rustydb verify payloads",
 												  ALLOCSET_DEFAULT_SIZES);
+	OpenedGroups *groups = opened_groups_create(CurrentMemoryContext);
 	MemoryContext old = MemoryContextSwitchTo(pagecxt);
 
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
@@ -151,19 +153,39 @@ verify_payloads(Relation rel, crypto::PayloadCheck *res)
 				}
 				HeapTupleData stored;
 				storage::tuple_at_checked(rel, blkno, page, off, &stored);
-				auto opened = static_cast<HeapTuple>(palloc(HEAPTUPLESIZE + stored.t_len));
-				opened->t_data = reinterpret_cast<HeapTupleHeader>(
-					reinterpret_cast<char *>(opened) + HEAPTUPLESIZE);
-				if (!crypto::try_open_tuple(c, &stored, opened))
-				{
-					fail(res, rel, blkno, off, "payload does not authenticate");
-					continue;
-				}
+				HeapTuple opened;
 				uint16_t version;
-				if (crypto::sealed_version(reinterpret_cast<char *>(stored.t_data) +
-											   stored.t_data->t_hoff,
-										   stored.t_len - stored.t_data->t_hoff, &version) &&
-					version != crypto::cipher_current_version(c))
+				bool versioned;
+				int slot, ordinal;
+				if (group_member(&stored, &slot, &ordinal))
+				{
+					/* a member of a sealed group: the group is opened (once per page) */
+					const char *why = nullptr;
+					opened = try_open_member(rel, c, &stored, buf, groups, &why);
+					if (opened == nullptr)
+					{
+						fail(res, rel, blkno, off,
+							 "payload does not authenticate (sealed group: %s)", why);
+						continue;
+					}
+					versioned = crypto::sealed_version(storage::page_groups(page)[slot].seal,
+													   storage::kGroupSealBytes, &version);
+				}
+				else
+				{
+					opened = static_cast<HeapTuple>(palloc(HEAPTUPLESIZE + stored.t_len));
+					opened->t_data = reinterpret_cast<HeapTupleHeader>(
+						reinterpret_cast<char *>(opened) + HEAPTUPLESIZE);
+					if (!crypto::try_open_tuple(c, &stored, opened))
+					{
+						fail(res, rel, blkno, off, "payload does not authenticate");
+						continue;
+					}
+					versioned = crypto::sealed_version(
+						reinterpret_cast<char *>(stored.t_data) + stored.t_data->t_hoff,
+						stored.t_len - stored.t_data->t_hoff, &version);
+				}
+				if (versioned && version != crypto::cipher_current_version(c))
 					res->older_versions++;
 				if (!(opened->t_data->t_infomask2 & crypto::kValuesSealed))
 					continue;
@@ -184,6 +206,7 @@ verify_payloads(Relation rel, crypto::PayloadCheck *res)
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(pagecxt);
+	opened_groups_free(groups);
 	FreeAccessStrategy(strategy);
 }
 

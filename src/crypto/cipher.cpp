@@ -151,23 +151,22 @@ build_ad(unsigned char *buf, const unsigned char *header, const void *aad, size_
 	return kHeaderBytes + aadlen;
 }
 
+/* Bytes before the ciphertext: header, session, counter. */
+constexpr size_t kPrefixBytes = kHeaderBytes + kSessionBytes + kCounterBytes;
+
 /*
- * Open; on failure returns false and sets *reason. Never raises.
+ * Open ctlen bytes of ciphertext ct with the prefix (header, session,
+ * counter: kPrefixBytes) and tag that sealed them; on failure returns
+ * false and sets *reason (out wiped). Never raises.
  */
 bool
-open_internal(const Cipher *cc, const void *sealed, size_t sealed_len, const void *aad,
-			  size_t aadlen, void *out, const char **reason)
+open_core(const Cipher *cc, const unsigned char *in, const unsigned char *ct, size_t ctlen,
+		  const unsigned char *tag, const void *aad, size_t aadlen, void *out, const char **reason)
 {
 	Cipher *c = const_cast<Cipher *>(cc);
-	const unsigned char *in = static_cast<const unsigned char *>(sealed);
-	unsigned char ad[kHeaderBytes + kMaxAadBytes];
+	unsigned char ad[kHeaderBytes + kMaxGroupAadBytes];
 
-	if (sealed_len < kSealOverhead)
-	{
-		*reason = "sealed payload shorter than its header and tag";
-		return false;
-	}
-	if (aadlen > kMaxAadBytes)
+	if (aadlen > kMaxGroupAadBytes)
 	{
 		*reason = "associated data too long";
 		return false;
@@ -199,10 +198,7 @@ open_internal(const Cipher *cc, const void *sealed, size_t sealed_len, const voi
 	}
 	const unsigned char *session = in + kHeaderBytes;
 	const unsigned char *ctr = session + kSessionBytes;
-	const unsigned char *ct = ctr + kCounterBytes;
-	size_t ctlen = sealed_len - kHeaderBytes - kSessionBytes - kCounterBytes;
 	size_t adlen = build_ad(ad, in, aad, aadlen);
-	unsigned long long mlen = 0;
 	int rc;
 
 	if (c->algs[vi] == Algorithm::Aes256Gcm)
@@ -235,26 +231,118 @@ open_internal(const Cipher *cc, const void *sealed, size_t sealed_len, const voi
 		}
 		unsigned char nonce[crypto_aead_aes256gcm_NPUBBYTES] = {0};
 		memcpy(nonce, ctr, kCounterBytes);
-		rc = crypto_aead_aes256gcm_decrypt_afternm(static_cast<unsigned char *>(out), &mlen,
-												   nullptr, ct, ctlen, ad, adlen, nonce,
-												   &c->secrets->dec_state[slot]);
+		rc = crypto_aead_aes256gcm_decrypt_detached_afternm(static_cast<unsigned char *>(out),
+															nullptr, ct, ctlen, tag, ad, adlen,
+															nonce, &c->secrets->dec_state[slot]);
 	}
 	else
 	{
 		unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};
 		memcpy(nonce, session, kSessionBytes);
 		memcpy(nonce + kSessionBytes, ctr, kCounterBytes);
-		rc = crypto_aead_xchacha20poly1305_ietf_decrypt(static_cast<unsigned char *>(out), &mlen,
-														nullptr, ct, ctlen, ad, adlen, nonce,
-														c->secrets->keys[vi]);
+		rc = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(static_cast<unsigned char *>(out),
+																 nullptr, ct, ctlen, tag, ad, adlen,
+																 nonce, c->secrets->keys[vi]);
 	}
 	if (rc != 0)
 	{
-		sodium_memzero(out, sealed_len - kSealOverhead);
+		sodium_memzero(out, ctlen);
 		*reason = "authentication failed: the sealed bytes or their context were altered";
 		return false;
 	}
 	return true;
+}
+
+/* Open a sealed payload (prefix, ciphertext, tag in one range). */
+bool
+open_internal(const Cipher *c, const void *sealed, size_t sealed_len, const void *aad,
+			  size_t aadlen, void *out, const char **reason)
+{
+	const unsigned char *in = static_cast<const unsigned char *>(sealed);
+
+	if (sealed_len < kSealOverhead)
+	{
+		*reason = "sealed payload shorter than its header and tag";
+		return false;
+	}
+	if (aadlen > kMaxAadBytes)
+	{
+		*reason = "associated data too long";
+		return false;
+	}
+	size_t ctlen = sealed_len - kSealOverhead;
+	return open_core(c, in, in + kPrefixBytes, ctlen, in + kPrefixBytes + ctlen, aad, aadlen, out,
+					 reason);
+}
+
+/*
+ * Seal len bytes of payload with the current key: the prefix goes to
+ * prefix (kPrefixBytes), the ciphertext (len bytes) to ct, the tag to tag.
+ */
+void
+seal_core(const Cipher *cc, const void *payload, size_t len, const void *aad, size_t aadlen,
+		  unsigned char *prefix, unsigned char *ct, unsigned char *tag)
+{
+	Cipher *c = const_cast<Cipher *>(cc);
+	unsigned char ad[kHeaderBytes + kMaxGroupAadBytes];
+
+	if (aadlen > kMaxGroupAadBytes)
+		elog(ERROR, "rustydb: associated data of %zu bytes exceeds %zu", aadlen, kMaxGroupAadBytes);
+	if (!c->session_ready || c->counter == UINT32_MAX)
+		new_session(c);
+
+	int vi = c->current;
+	uint16_t version = c->versions[vi];
+	uint32_t ctr = c->counter++;
+
+	prefix[0] = static_cast<unsigned char>((kFormat << 4) | static_cast<unsigned>(c->algs[vi]));
+	prefix[1] = static_cast<unsigned char>(c->role);
+	prefix[2] = static_cast<unsigned char>(version & 0xff);
+	prefix[3] = static_cast<unsigned char>(version >> 8);
+	memcpy(prefix + kHeaderBytes, c->session, kSessionBytes);
+	memcpy(prefix + kHeaderBytes + kSessionBytes, &ctr, kCounterBytes);
+	size_t adlen = build_ad(ad, prefix, aad, aadlen);
+
+	if (c->algs[vi] == Algorithm::Aes256Gcm)
+	{
+		unsigned char nonce[crypto_aead_aes256gcm_NPUBBYTES] = {0};
+
+		if (!aes_available())
+			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							errmsg("cannot encrypt data of relation \"%s\"",
+								   get_rel_name(c->relid) ? get_rel_name(c->relid) : "?"),
+							errdetail("The table's key uses AES-256-GCM, which this CPU lacks.")));
+		memcpy(nonce, &ctr, kCounterBytes);
+		crypto_aead_aes256gcm_encrypt_detached_afternm(
+			ct, tag, nullptr, static_cast<const unsigned char *>(payload), len, ad, adlen, nullptr,
+			nonce, &c->secrets->enc_state);
+	}
+	else
+	{
+		unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};
+
+		memcpy(nonce, c->session, kSessionBytes);
+		memcpy(nonce + kSessionBytes, &ctr, kCounterBytes);
+		crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+			ct, tag, nullptr, static_cast<const unsigned char *>(payload), len, ad, adlen, nullptr,
+			nonce, c->secrets->keys[vi]);
+	}
+}
+
+[[noreturn]] void
+open_failed(const Cipher *cipher, BlockNumber blkno, const char *reason)
+{
+	const char *name = get_rel_name(cipher->relid);
+	if (BlockNumberIsValid(blkno))
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+						errmsg("could not decrypt data in block %u of relation \"%s\"", blkno,
+							   name ? name : "?"),
+						errdetail("%s.", reason),
+						errhint("The data on disk was damaged or tampered with; restore the "
+								"table from a backup.")));
+	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+					errmsg("could not decrypt data of relation \"%s\"", name ? name : "?"),
+					errdetail("%s.", reason)));
 }
 
 } /* namespace */
@@ -463,55 +551,39 @@ opened_size(const Cipher *cipher, size_t sealed_len, BlockNumber blkno)
 }
 
 void
-seal(const Cipher *cc, const void *payload, size_t len, const void *aad, size_t aadlen, void *outp)
+seal(const Cipher *c, const void *payload, size_t len, const void *aad, size_t aadlen, void *outp)
 {
-	Cipher *c = const_cast<Cipher *>(cc);
 	unsigned char *out = static_cast<unsigned char *>(outp);
-	unsigned char ad[kHeaderBytes + kMaxAadBytes];
-	unsigned long long clen = 0;
 
 	if (aadlen > kMaxAadBytes)
 		elog(ERROR, "rustydb: associated data of %zu bytes exceeds %zu", aadlen, kMaxAadBytes);
-	if (!c->session_ready || c->counter == UINT32_MAX)
-		new_session(c);
+	seal_core(c, payload, len, aad, aadlen, out, out + kPrefixBytes, out + kPrefixBytes + len);
+}
 
-	int vi = c->current;
-	uint16_t version = c->versions[vi];
-	uint32_t ctr = c->counter++;
+void
+seal_detached(const Cipher *c, const void *payload, size_t len, const void *aad, size_t aadlen,
+			  void *ct, unsigned char *seal_out)
+{
+	seal_core(c, payload, len, aad, aadlen, seal_out, static_cast<unsigned char *>(ct),
+			  seal_out + kPrefixBytes);
+}
 
-	out[0] = static_cast<unsigned char>((kFormat << 4) | static_cast<unsigned>(c->algs[vi]));
-	out[1] = static_cast<unsigned char>(c->role);
-	out[2] = static_cast<unsigned char>(version & 0xff);
-	out[3] = static_cast<unsigned char>(version >> 8);
-	memcpy(out + kHeaderBytes, c->session, kSessionBytes);
-	memcpy(out + kHeaderBytes + kSessionBytes, &ctr, kCounterBytes);
-	unsigned char *ct = out + kHeaderBytes + kSessionBytes + kCounterBytes;
-	size_t adlen = build_ad(ad, out, aad, aadlen);
+bool
+try_open_detached(const Cipher *c, const unsigned char *seal_in, const void *ct, size_t len,
+				  const void *aad, size_t aadlen, void *out, const char **reason)
+{
+	return open_core(c, seal_in, static_cast<const unsigned char *>(ct), len,
+					 seal_in + kPrefixBytes, aad, aadlen, out, reason);
+}
 
-	if (c->algs[vi] == Algorithm::Aes256Gcm)
-	{
-		unsigned char nonce[crypto_aead_aes256gcm_NPUBBYTES] = {0};
+void
+open_detached(const Cipher *c, const unsigned char *seal_in, const void *ct, size_t len,
+			  const void *aad, size_t aadlen, void *out, BlockNumber blkno)
+{
+	const char *reason = nullptr;
 
-		if (!aes_available())
-			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							errmsg("cannot encrypt data of relation \"%s\"",
-								   get_rel_name(c->relid) ? get_rel_name(c->relid) : "?"),
-							errdetail("The table's key uses AES-256-GCM, which this CPU lacks.")));
-		memcpy(nonce, &ctr, kCounterBytes);
-		crypto_aead_aes256gcm_encrypt_afternm(ct, &clen,
-											  static_cast<const unsigned char *>(payload), len, ad,
-											  adlen, nullptr, nonce, &c->secrets->enc_state);
-	}
-	else
-	{
-		unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};
-
-		memcpy(nonce, c->session, kSessionBytes);
-		memcpy(nonce + kSessionBytes, &ctr, kCounterBytes);
-		crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &clen,
-												   static_cast<const unsigned char *>(payload), len,
-												   ad, adlen, nullptr, nonce, c->secrets->keys[vi]);
-	}
+	if (!try_open_detached(c, seal_in, ct, len, aad, aadlen, out, &reason))
+		open_failed(c, blkno, reason);
 }
 
 bool
@@ -540,20 +612,8 @@ open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aa
 {
 	const char *reason = nullptr;
 
-	if (open_internal(cipher, sealed, sealed_len, aad, aadlen, out, &reason))
-		return;
-
-	const char *name = get_rel_name(cipher->relid);
-	if (BlockNumberIsValid(blkno))
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-						errmsg("could not decrypt data in block %u of relation \"%s\"", blkno,
-							   name ? name : "?"),
-						errdetail("%s.", reason),
-						errhint("The data on disk was damaged or tampered with; restore the "
-								"table from a backup.")));
-	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-					errmsg("could not decrypt data of relation \"%s\"", name ? name : "?"),
-					errdetail("%s.", reason)));
+	if (!open_internal(cipher, sealed, sealed_len, aad, aadlen, out, &reason))
+		open_failed(cipher, blkno, reason);
 }
 
 Oid

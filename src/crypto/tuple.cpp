@@ -22,7 +22,7 @@ RUSTYDB_PG_INCLUDE_END
 namespace rustydb {
 namespace crypto {
 
-namespace {
+namespace {} /* namespace */
 
 /* The header fields that decide how the payload decodes, as associated data. */
 size_t
@@ -46,6 +46,8 @@ tuple_ad(HeapTupleHeader h, unsigned char *ad)
 	return n;
 }
 
+namespace {
+
 [[noreturn]] void
 bad_tuple(const Cipher *c, BlockNumber blkno, const char *what)
 {
@@ -57,8 +59,7 @@ bad_tuple(const Cipher *c, BlockNumber blkno, const char *what)
 					errdetail("%s.", what)));
 }
 
-/* Largest associated data: 5 bytes + a bitmap of 2047 attributes. */
-constexpr size_t kMaxTupleAd = 5 + BITMAPLEN(HEAP_NATTS_MASK);
+/* kMaxTupleAd: 5 bytes + a bitmap of 2047 attributes. */
 static_assert(kMaxTupleAd <= kMaxAadBytes, "tuple associated data must fit");
 
 } /* namespace */

@@ -21,27 +21,28 @@ namespace rustydb::storage {
 
 /* An empty page of the given kind with the rustydb special space. */
 static void
-init_with_special(Page page, PageKind kind)
+init_with_special(Page page, PageKind kind, bool groups)
 {
-	PageInit(page, BLCKSZ, kSpecialSize);
+	PageInit(page, BLCKSZ, groups ? kGroupSpecialSize : kSpecialSize);
 	auto *sp = (PageSpecial *) PageGetSpecialPointer(page);
 	sp->magic = kPageMagic;
 	sp->version = kPageFormatVersion;
 	sp->kind = kind;
-	sp->flags = 0;
+	sp->flags = groups ? kPageGroupTable : 0;
 	sp->reserved = 0;
+	/* PageInit zeroed the group table: every slot free */
 }
 
 void
-page_init(Page page)
+page_init(Page page, bool groups)
 {
-	init_with_special(page, kPageData);
+	init_with_special(page, kPageData, groups);
 }
 
 void
 meta_init(Page page, uint32 flags)
 {
-	init_with_special(page, kPageMeta);
+	init_with_special(page, kPageMeta, false);
 
 	auto *meta = (MetaPageData *) PageGetContents(page);
 	meta->magic = kMetaMagic;
@@ -98,13 +99,16 @@ page_is_valid(Page page)
 	if (PageIsNew(page))
 		return true;
 	auto *hdr = (PageHeader) page;
-	if (hdr->pd_special != BLCKSZ - kSpecialSize)
+	if (hdr->pd_special != BLCKSZ - kSpecialSize && hdr->pd_special != BLCKSZ - kGroupSpecialSize)
 		return false;
 	if (hdr->pd_lower < SizeOfPageHeaderData || hdr->pd_lower > hdr->pd_upper ||
 		hdr->pd_upper > hdr->pd_special)
 		return false;
 	auto *sp = (PageSpecial *) (page + hdr->pd_special);
-	return sp->magic == kPageMagic && sp->version == kPageFormatVersion && sp->kind == kPageData;
+	/* the special space's size and its group-table flag agree */
+	bool groups = hdr->pd_special == BLCKSZ - kGroupSpecialSize;
+	return sp->magic == kPageMagic && sp->version == kPageFormatVersion && sp->kind == kPageData &&
+		   sp->flags == (groups ? kPageGroupTable : 0);
 }
 
 void
@@ -166,6 +170,58 @@ tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple)
 	tuple->t_tableOid = RelationGetRelid(rel);
 	ItemPointerSet(&tuple->t_self, blkno, off);
 	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Group tables
+ * ------------------------------------------------------------------------
+ */
+
+void
+apply_group_changes(Page page, const char *data, Size len)
+{
+	const char *p = data;
+	const char *end = data + len;
+	GroupEntry *table = page_groups(page);
+
+	if (len == 0)
+		return;
+	if (table == nullptr)
+		elog(ERROR, "rustydb: group table changes for a page without a group table");
+	uint8 nslots = (uint8) *p++;
+	for (int i = 0; i < nslots; i++)
+	{
+		if (p + 2 + sizeof(GroupEntry) > end)
+			elog(ERROR, "rustydb: truncated group table changes");
+		uint8 slot = (uint8) p[0];
+		uint8 npayloads = (uint8) p[1];
+		p += 2;
+		if (slot >= kGroupSlots)
+			elog(ERROR, "rustydb: group slot %u out of range", (unsigned) slot);
+		memcpy(&table[slot], p, sizeof(GroupEntry));
+		p += sizeof(GroupEntry);
+		for (int m = 0; m < npayloads; m++)
+		{
+			OffsetNumber off;
+			uint16 plen;
+			if (p + sizeof(off) + sizeof(plen) > end)
+				elog(ERROR, "rustydb: truncated group table changes");
+			memcpy(&off, p, sizeof(off));
+			memcpy(&plen, p + sizeof(off), sizeof(plen));
+			p += sizeof(off) + sizeof(plen);
+			if (p + plen > end || off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+				elog(ERROR, "rustydb: bad member payload in group table changes");
+			ItemId lp = PageGetItemId(page, off);
+			auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+			if (!ItemIdIsNormal(lp) || ItemIdGetLength(lp) != (unsigned) t->t_hoff + plen)
+				elog(ERROR, "rustydb: group member %u does not match its new payload",
+					 (unsigned) off);
+			memcpy((char *) t + t->t_hoff, p, plen);
+			p += plen;
+		}
+	}
+	if (p != end)
+		elog(ERROR, "rustydb: trailing bytes after group table changes");
 }
 
 /* ------------------------------------------------------------------------

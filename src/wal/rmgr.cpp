@@ -70,12 +70,12 @@ finish_block(XLogReaderState *record, Buffer buffer)
 
 /* Read block_id for redo; a record with kFlagInitPage re-creates it. */
 static XLogRedoAction
-read_block(XLogReaderState *record, uint8 block_id, bool init, Buffer *buffer)
+read_block(XLogReaderState *record, uint8 block_id, bool init, Buffer *buffer, bool groups = false)
 {
 	if (init)
 	{
 		*buffer = XLogInitBufferForRedo(record, block_id);
-		page_init(BufferGetPage(*buffer));
+		page_init(BufferGetPage(*buffer), groups);
 		return BLK_NEEDS_REDO;
 	}
 	return XLogReadBufferForRedo(record, block_id, buffer);
@@ -145,7 +145,8 @@ redo_multi_insert(XLogReaderState *record)
 
 	if (xl->flags & kFlagVmCleared)
 		clear_vm(record, 0);
-	if (read_block(record, 0, xl->flags & kFlagInitPage, &buffer) == BLK_NEEDS_REDO)
+	if (read_block(record, 0, xl->flags & kFlagInitPage, &buffer,
+				   (xl->flags & kFlagGroupTable) != 0) == BLK_NEEDS_REDO)
 	{
 		Size len;
 		char *data = XLogRecGetBlockData(record, 0, &len);
@@ -167,6 +168,10 @@ redo_multi_insert(XLogReaderState *record)
 			pfree(tup);
 			data += tlen;
 		}
+		if (xl->flags & kFlagGroupChanges)
+			storage::apply_group_changes(page, data, end - data);
+		else if (data != end)
+			elog(PANIC, "rustydb redo: trailing bytes in multi-insert record");
 		if (xl->flags & kFlagVmCleared)
 			PageClearAllVisible(page);
 		finish_block(record, buffer);
@@ -280,10 +285,16 @@ redo_prune(XLogReaderState *record, uint8 kind)
 	if (XLogReadBufferForRedoExtended(record, 0, RBM_NORMAL, true, &buffer) == BLK_NEEDS_REDO)
 	{
 		Size len;
-		auto *offs = (OffsetNumber *) XLogRecGetBlockData(record, 0, &len);
+		char *data = XLogRecGetBlockData(record, 0, &len);
 		Page page = BufferGetPage(buffer);
-		if (len != (Size) (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber))
+		Size offs_len =
+			(Size) (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber);
+		if (len < offs_len || (len != offs_len && !(xl->flags & kFlagGroupChanges)))
 			elog(PANIC, "rustydb redo: prune record of the wrong length");
+		/* the offsets are not aligned in the record: copy them out */
+		auto *offs = (OffsetNumber *) palloc(Max(offs_len, 1));
+		memcpy(offs, data, offs_len);
+		OffsetNumber *all = offs;
 		for (int i = 0; i < xl->nredirected; i++)
 			ItemIdSetRedirect(PageGetItemId(page, offs[2 * i]), offs[2 * i + 1]);
 		offs += 2 * xl->nredirected;
@@ -295,6 +306,9 @@ redo_prune(XLogReaderState *record, uint8 kind)
 			PageRepairFragmentation(page);
 		else
 			PageTruncateLinePointerArray(page);
+		if (xl->flags & kFlagGroupChanges)
+			storage::apply_group_changes(page, data + offs_len, len - offs_len);
+		pfree(all);
 		finish_block(record, buffer);
 	}
 	if (BufferIsValid(buffer))
@@ -420,6 +434,67 @@ redo_visible(XLogReaderState *record)
  * ========================================================================
  */
 
+/*
+ * The group table changes at the end of block 0's data: which slots get
+ * a new group (how many members, how many re-sealed payloads follow) or
+ * are freed.
+ */
+static void
+desc_groups(StringInfo buf, XLogReaderState *record, uint8 flags)
+{
+	if (flags & kFlagGroupTable)
+		appendStringInfoString(buf, "; group table");
+	if (!(flags & kFlagGroupChanges) || !XLogRecHasBlockRef(record, 0))
+		return;
+	Size len;
+	char *data = XLogRecGetBlockData(record, 0, &len);
+	if (data == nullptr)
+		return; /* a full-page image without the data */
+	char *end = data + len;
+	uint8 kind = XLogRecGetInfo(record) & XLR_RMGR_INFO_MASK;
+	char *p = data;
+	auto *xlrec = XLogRecGetData(record);
+	if (kind == kMultiInsert)
+	{
+		auto *xl = (XlMultiInsert *) xlrec;
+		for (int i = 0; i < xl->ntuples && p + 4 <= end; i++)
+		{
+			uint16 tlen;
+			memcpy(&tlen, p + sizeof(OffsetNumber), sizeof(tlen));
+			p += 4 + tlen;
+		}
+	}
+	else
+	{
+		auto *xl = (XlPrune *) xlrec;
+		p += (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber);
+	}
+	if (p >= end)
+		return;
+	int nslots = (uint8) *p++;
+	appendStringInfoString(buf, "; groups");
+	for (int i = 0; i < nslots && p + 2 + sizeof(storage::GroupEntry) <= end; i++)
+	{
+		storage::GroupEntry e;
+		uint8 slot = (uint8) p[0], npayloads = (uint8) p[1];
+		memcpy(&e, p + 2, sizeof(e));
+		p += 2 + sizeof(e);
+		if (e.nmembers == 0)
+			appendStringInfo(buf, " %u: freed", (unsigned) slot);
+		else
+			appendStringInfo(buf, " %u: %u members at %u..%u, key version %u%s", (unsigned) slot,
+							 (unsigned) e.nmembers, (unsigned) e.first, (unsigned) e.last,
+							 (unsigned) (e.seal[2] | (e.seal[3] << 8)),
+							 npayloads > 0 ? ", re-sealed" : "");
+		for (int m = 0; m < npayloads && p + 4 <= end; m++)
+		{
+			uint16 plen;
+			memcpy(&plen, p + sizeof(OffsetNumber), sizeof(plen));
+			p += 4 + plen;
+		}
+	}
+}
+
 static void
 desc_record(StringInfo buf, XLogReaderState *record)
 {
@@ -440,6 +515,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		{
 			auto *xl = (XlMultiInsert *) rec;
 			appendStringInfo(buf, "ntuples %u flags 0x%02X", xl->ntuples, xl->flags);
+			desc_groups(buf, record, xl->flags);
 			break;
 		}
 		case kDelete:
@@ -466,6 +542,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			auto *xl = (XlPrune *) rec;
 			appendStringInfo(buf, "nredirected %u ndead %u nunused %u latest_removed_xid %u",
 							 xl->nredirected, xl->ndead, xl->nunused, xl->latest_removed_xid);
+			desc_groups(buf, record, xl->flags);
 			break;
 		}
 		case kFreeze:

@@ -50,7 +50,14 @@ HeapTuple tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free);
  * buffer pin, so visibility code can look at the page; the shared buffer
  * never holds plaintext. See docs/tde.md.
  */
-void store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned);
+struct OpenedGroups; /* groups.h */
+/*
+ * groups: where the plaintexts of the page's sealed groups are kept (the
+ * scan's, or nullptr for the backend's); locked: the caller holds buf's
+ * content lock.
+ */
+void store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned,
+				 OpenedGroups *groups = nullptr, bool locked = false);
 
 /* ---- scans (scan.cpp) ---- */
 
@@ -72,6 +79,7 @@ struct ScanDesc
 	/* TID range */
 	ItemPointerData mintid;
 	ItemPointerData maxtid;
+	OpenedGroups *groups; /* encrypted relations: opened sealed groups */
 };
 
 TableScanDesc scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,

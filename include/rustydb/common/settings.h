@@ -100,6 +100,7 @@ extern char *key_command;          /* rustydb.key_command */
 extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
 extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
 extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
+extern int seal_group_rows;        /* rustydb.seal_group_rows */
 
 /* ---- ash: active session history ---- */
 extern bool ash_enabled;

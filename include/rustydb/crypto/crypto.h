@@ -43,6 +43,7 @@
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/htup.h"
+#include "access/htup_details.h"
 #include "executor/tuptable.h"
 #include "storage/block.h"
 #include "utils/rel.h"
@@ -63,6 +64,9 @@ constexpr size_t kSealOverhead = kHeaderBytes + kSessionBytes + kCounterBytes + 
 
 /* Largest associated data seal()/open() accept from the caller. */
 constexpr size_t kMaxAadBytes = 1024;
+
+/* Largest associated data of a detached seal (sealed groups). */
+constexpr size_t kMaxGroupAadBytes = 8192;
 
 /* Cipher ids, as stored in the header and in rustydb.table_keys.cipher. */
 enum class Algorithm : uint8_t
@@ -122,6 +126,21 @@ void open(const Cipher *cipher, const void *sealed, size_t sealed_len, const voi
 bool try_open(const Cipher *cipher, const void *sealed, size_t sealed_len, const void *aad,
 			  size_t aadlen, void *out);
 
+/*
+ * Detached seals, for payloads sealed together (sealed groups, see
+ * storage/page.h): the same AEAD, with the kSealOverhead bytes of header,
+ * session, counter and tag kept apart from the ciphertext, which is
+ * exactly as long as the plaintext. aadlen up to kMaxGroupAadBytes.
+ * open_detached raises the same ERROR as open(); try_open_detached
+ * returns false with a reason instead.
+ */
+void seal_detached(const Cipher *cipher, const void *payload, size_t len, const void *aad,
+				   size_t aadlen, void *ct, unsigned char *seal_out);
+void open_detached(const Cipher *cipher, const unsigned char *seal_in, const void *ct, size_t len,
+				   const void *aad, size_t aadlen, void *out, BlockNumber blkno);
+bool try_open_detached(const Cipher *cipher, const unsigned char *seal_in, const void *ct,
+					   size_t len, const void *aad, size_t aadlen, void *out, const char **reason);
+
 /* The data key version a sealed payload names; false if it is too short to have one. */
 bool sealed_version(const void *sealed, size_t sealed_len, uint16_t *version);
 
@@ -134,6 +153,13 @@ bool sealed_version(const void *sealed, size_t sealed_len, uint16_t *version);
  * on disk is detected. Header fields that change after insertion (xmin,
  * xmax, cid, ctid, hint and lock bits) are not authenticated.
  */
+
+/*
+ * The tuple's associated data (the header fields above) into ad, which
+ * has kMaxTupleAd bytes; returns its length.
+ */
+constexpr size_t kMaxTupleAd = 5 + BITMAPLEN(HEAP_NATTS_MASK);
+size_t tuple_ad(HeapTupleHeader h, unsigned char *ad);
 
 /* A palloc'd copy of plain (header as is) with its payload sealed: t_len + kSealOverhead. */
 HeapTuple seal_tuple(const Cipher *cipher, HeapTuple plain);

@@ -45,8 +45,11 @@ namespace rustydb::storage {
 /* ---- page special space ---- */
 
 constexpr uint16 kPageMagic = 0x5259; /* "RY" */
-/* 2: relations start with a metapage (version 1 had data at block 0) */
-constexpr uint8 kPageFormatVersion = 2;
+/*
+ * 2: relations start with a metapage (version 1 had data at block 0).
+ * 3: a data page of an encrypted table may carry a group table (below).
+ */
+constexpr uint8 kPageFormatVersion = 3;
 
 enum PageKind : uint8
 {
@@ -54,17 +57,51 @@ enum PageKind : uint8
 	kPageMeta = 2, /* block 0: MetaPageData */
 };
 
+/* PageSpecial.flags */
+constexpr uint16 kPageGroupTable = 0x0001; /* a GroupTable follows (encrypted data pages) */
+
 struct PageSpecial
 {
 	uint16 magic;    /* kPageMagic */
 	uint8 version;   /* kPageFormatVersion */
 	uint8 kind;      /* PageKind */
-	uint16 flags;    /* reserved, 0 */
+	uint16 flags;    /* kPage* flags */
 	uint16 reserved; /* reserved, 0 */
 };
 static_assert(sizeof(PageSpecial) == 8, "rustydb page special space is 8 bytes");
 
 constexpr Size kSpecialSize = MAXALIGN(sizeof(PageSpecial));
+
+/*
+ * ---- sealed groups (encrypted tables, docs/tde.md) ----
+ *
+ * COPY seals the payloads of up to kGroupMaxMembers new tuples of one page
+ * with one AEAD. The group's seal (crypto header, nonce, tag: the 36 bytes
+ * crypto::kSealOverhead) is kept once, in an entry of the page's group
+ * table, which follows PageSpecial at the end of the page; each member's
+ * payload is a 2-byte member header (kMemberMarker | slot, ordinal) and
+ * its ciphertext, as long as its plaintext. A page that has a group table
+ * has it for life (it is chosen when the page is initialised); a slot
+ * whose nmembers is 0 is free.
+ */
+constexpr int kGroupSlots = 8;
+constexpr int kGroupMaxMembers = 16;
+constexpr Size kGroupSealBytes = 36; /* crypto::kSealOverhead (checked in groups.cpp) */
+constexpr Size kMemberHeaderBytes = 2;
+constexpr uint8 kMemberMarker = 0x20; /* high nibble 2; per-row sealed payloads start with 1 */
+
+struct GroupEntry
+{
+	uint8 seal[kGroupSealBytes]; /* format|algorithm, role, key version, session, counter, tag */
+	uint16 first;                /* lowest member offset */
+	uint16 last;                 /* highest member offset */
+	uint8 nmembers;              /* 0: slot free */
+	uint8 reserved1;             /* 0 */
+	uint16 reserved2;            /* 0 */
+};
+static_assert(sizeof(GroupEntry) == 44, "a group entry is 44 bytes");
+
+constexpr Size kGroupSpecialSize = MAXALIGN(sizeof(PageSpecial) + kGroupSlots * sizeof(GroupEntry));
 
 /* ---- the metapage (block 0) ---- */
 
@@ -157,8 +194,32 @@ static_assert(kMaxTuplesPerPage <= MaxHeapTuplesPerPage, "TID bitmaps assume hea
 
 /* ---- page functions (page.cpp) ---- */
 
-/* Initialise an empty rustydb data page. */
-void page_init(Page page);
+/* Initialise an empty rustydb data page, with a group table if groups. */
+void page_init(Page page, bool groups = false);
+
+/* The group table of a checked data page, or nullptr if it has none. */
+static inline GroupEntry *
+page_groups(Page page)
+{
+	auto *sp = (PageSpecial *) (page + ((PageHeader) page)->pd_special);
+	if (PageIsNew(page) || !(sp->flags & kPageGroupTable))
+		return nullptr;
+	return (GroupEntry *) (sp + 1);
+}
+
+/*
+ * Apply changes to a page's group table (in a critical section, or in
+ * redo): len bytes of
+ *	uint8 nslots, then per slot: uint8 slot, uint8 npayloads,
+ *	GroupEntry (the slot's new entry), then npayloads x (OffsetNumber off,
+ *	uint16 len, len bytes replacing the payload of the tuple at off).
+ * The format of the group changes in MULTI_INSERT and PRUNE records.
+ */
+void apply_group_changes(Page page, const char *data, Size len);
+
+/* Largest tuple that fits on an empty page with a group table. */
+constexpr Size kMaxGroupPageTupleSize =
+	BLCKSZ - MAXALIGN(SizeOfPageHeaderData + sizeof(ItemIdData)) - kGroupSpecialSize;
 
 /* True when the page carries our special space (or is all zeroes). */
 bool page_is_valid(Page page);
@@ -232,9 +293,12 @@ bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
  * valid it is a pinned, unlocked buffer of the same relation that is
  * returned locked too (lock order by block number). A new page is
  * initialised here; WAL records carry an init flag when their tuple is the
- * first on the page, so redo re-creates the page from scratch.
+ * first on the page, so redo re-creates the page from scratch. groups:
+ * a page initialised here gets a group table (encrypted COPY; len must
+ * then fit kMaxGroupPageTupleSize).
  */
-Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other);
+Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other,
+							bool groups = false);
 
 /*
  * VACUUM's check of the metapage: ERROR (ERRCODE_DATA_CORRUPTED) naming

@@ -22,8 +22,11 @@
 
 namespace rustydb::wal {
 
-/* 2: metapage records; block numbers in VM clears are data block numbers */
-constexpr uint8 kWalFormatVersion = 2;
+/*
+ * 2: metapage records; block numbers in VM clears are data block numbers.
+ * 3: sealed groups: MULTI_INSERT and PRUNE may carry group table changes.
+ */
+constexpr uint8 kWalFormatVersion = 3;
 
 /* Record kinds (xl_info & XLR_RMGR_INFO_MASK). */
 constexpr uint8 kInsert = 0x00;       /* one new tuple */
@@ -46,6 +49,8 @@ constexpr uint8 kFlagInitPage = 0x01;     /* re-initialise block 0 before applyi
 constexpr uint8 kFlagVmCleared = 0x02;    /* all-visible cleared on block 0 */
 constexpr uint8 kFlagOldVmCleared = 0x04; /* all-visible cleared on the old page (UPDATE) */
 constexpr uint8 kFlagHotUpdate = 0x08;    /* UPDATE: new version heap-only on the same page */
+constexpr uint8 kFlagGroupTable = 0x10;   /* with kFlagInitPage: the page has a group table */
+constexpr uint8 kFlagGroupChanges = 0x20; /* block 0 data ends with group table changes */
 
 struct XlInsert
 {
@@ -60,7 +65,11 @@ struct XlMultiInsert
 	uint8 version;
 	uint8 flags;
 	uint16 ntuples;
-	/* block 0 data: ntuples x (OffsetNumber offnum, uint16 len, len bytes) */
+	/*
+	 * block 0 data: ntuples x (OffsetNumber offnum, uint16 len, len bytes),
+	 * then with kFlagGroupChanges the new group entries
+	 * (storage::apply_group_changes)
+	 */
 };
 
 /* DELETE, LOCK, CONFIRM, SUPER_DELETE: new transaction fields of one tuple. */

@@ -1,0 +1,666 @@
+/*-------------------------------------------------------------------------
+ *
+ * groups.cpp
+ *	  Sealed groups of an encrypted table's page: writing them (COPY),
+ *	  opening them (every read path), re-sealing them (pruning) and
+ *	  checking them (verify_encryption). See groups.h and docs/tde.md.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/am/groups.h"
+
+#include <cstring>
+
+namespace rustydb::am {
+
+using storage::GroupEntry;
+using storage::kGroupMaxMembers;
+using storage::kGroupSlots;
+using storage::kMemberHeaderBytes;
+using storage::kMemberMarker;
+
+static_assert(storage::kGroupSealBytes == crypto::kSealOverhead,
+			  "a group entry keeps one detached seal");
+static_assert(kGroupSlots <= 8, "the member marker has three bits for the slot");
+
+/* Group associated data: 10 bytes, then per member 4 bytes and its tuple's. */
+constexpr Size kMaxGroupAd = 10 + kGroupMaxMembers * (4 + crypto::kMaxTupleAd);
+static_assert(kMaxGroupAd <= crypto::kMaxGroupAadBytes, "group associated data must fit");
+
+struct OpenedMember
+{
+	OffsetNumber off;
+	uint16 start; /* in plain[] */
+	uint16 len;   /* plaintext payload bytes */
+};
+
+struct OpenedSlot
+{
+	bool valid;
+	GroupEntry entry; /* the page's entry when opened: its identity */
+	OpenedMember m[kGroupMaxMembers];
+};
+
+struct OpenedGroups
+{
+	RelFileNode node;
+	BlockNumber blkno;
+	OpenedSlot slot[kGroupSlots];
+	Size used; /* bytes of plain[] in use */
+	char plain[BLCKSZ];
+	char ct[BLCKSZ]; /* gathered ciphertext */
+};
+
+static OpenedGroups *backend_groups = nullptr;
+
+OpenedGroups *
+opened_groups_create(MemoryContext cxt)
+{
+	auto *og = (OpenedGroups *) MemoryContextAlloc(cxt, sizeof(OpenedGroups));
+	memset(og, 0, offsetof(OpenedGroups, plain));
+	og->blkno = InvalidBlockNumber;
+	return og;
+}
+
+void
+opened_groups_free(OpenedGroups *og)
+{
+	if (og == nullptr)
+		return;
+	explicit_bzero(og->plain, og->used);
+	pfree(og);
+}
+
+static void
+forget_page(OpenedGroups *og)
+{
+	for (auto &s : og->slot)
+		s.valid = false;
+	explicit_bzero(og->plain, og->used);
+	og->used = 0;
+}
+
+bool
+group_member(HeapTuple stored, int *slot, int *ordinal)
+{
+	HeapTupleHeader t = stored->t_data;
+	uint32 hoff = t->t_hoff;
+
+	if (stored->t_len < hoff + kMemberHeaderBytes)
+		return false;
+	auto *p = (const uint8 *) t + hoff;
+	if ((p[0] & 0xF8) != kMemberMarker)
+		return false;
+	*slot = p[0] & 0x07;
+	*ordinal = p[1];
+	return true;
+}
+
+/* ========================================================================
+ * Members and associated data
+ * ========================================================================
+ */
+
+/* A tuple of the page whose header tuple_ad can read; nullptr if not. */
+static HeapTupleHeader
+plausible_tuple(Page page, OffsetNumber off)
+{
+	ItemId lp = PageGetItemId(page, off);
+	if (!ItemIdIsNormal(lp) || !storage::lp_is_sane_tuple(page, lp))
+		return nullptr;
+	auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+	unsigned lplen = ItemIdGetLength(lp);
+	if (t->t_hoff < storage::kTupleHeaderSize || t->t_hoff + kMemberHeaderBytes > lplen)
+		return nullptr;
+	if ((t->t_infomask & HEAP_HASNULL) &&
+		storage::kTupleHeaderSize + BITMAPLEN(HeapTupleHeaderGetNatts(t)) > t->t_hoff)
+		return nullptr;
+	return t;
+}
+
+/* Payload bytes of a member (after its member header). */
+static uint16
+member_len(Page page, OffsetNumber off)
+{
+	ItemId lp = PageGetItemId(page, off);
+	auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+	return (uint16) (ItemIdGetLength(lp) - t->t_hoff - kMemberHeaderBytes);
+}
+
+/* The members of slot's group in ordinal order into moff; false (why) if they are not all there. */
+static bool
+find_members(Page page, int slot, const GroupEntry *e, OffsetNumber *moff, const char **why)
+{
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	int n = e->nmembers;
+
+	if (n < 1 || n > kGroupMaxMembers || e->first < FirstOffsetNumber || e->first > e->last ||
+		e->last > maxoff)
+	{
+		*why = "the page's group entry is not valid";
+		return false;
+	}
+	memset(moff, 0, n * sizeof(OffsetNumber));
+	int found = 0;
+	for (OffsetNumber off = e->first; off <= e->last; off++)
+	{
+		HeapTupleHeader t = plausible_tuple(page, off);
+		if (t == nullptr)
+			continue;
+		auto *p = (const uint8 *) t + t->t_hoff;
+		if (p[0] != (kMemberMarker | slot))
+			continue;
+		if (p[1] >= n || moff[p[1]] != InvalidOffsetNumber)
+		{
+			*why = "a group member's ordinal is out of range or repeated";
+			return false;
+		}
+		moff[p[1]] = off;
+		found++;
+	}
+	if (found != n)
+	{
+		*why = "a member of a sealed group is missing";
+		return false;
+	}
+	return true;
+}
+
+/* Associated data of a group of n members at moff (ordinal order) into ad. */
+static Size
+group_ad(Page page, BlockNumber blkno, int slot, const OffsetNumber *moff, int n, uint8 *ad)
+{
+	OffsetNumber first = moff[0], last = moff[0];
+	for (int i = 1; i < n; i++)
+	{
+		first = Min(first, moff[i]);
+		last = Max(last, moff[i]);
+	}
+	Size k = 0;
+	memcpy(ad + k, &blkno, 4);
+	k += 4;
+	ad[k++] = (uint8) slot;
+	ad[k++] = (uint8) n;
+	memcpy(ad + k, &first, 2);
+	k += 2;
+	memcpy(ad + k, &last, 2);
+	k += 2;
+	for (int i = 0; i < n; i++)
+	{
+		auto *t = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, moff[i]));
+		uint16 len = member_len(page, moff[i]);
+		memcpy(ad + k, &moff[i], 2);
+		memcpy(ad + k + 2, &len, 2);
+		k += 4;
+		k += crypto::tuple_ad(t, ad + k);
+	}
+	return k;
+}
+
+/* The ciphertexts of the members, concatenated into ct; returns the length. */
+static Size
+gather(Page page, const OffsetNumber *moff, int n, char *ct, OpenedMember *m)
+{
+	Size total = 0;
+	for (int i = 0; i < n; i++)
+	{
+		auto *t = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, moff[i]));
+		uint16 len = member_len(page, moff[i]);
+		memcpy(ct + total, (char *) t + t->t_hoff + kMemberHeaderBytes, len);
+		if (m != nullptr)
+			m[i] = OpenedMember{moff[i], (uint16) total, len};
+		total += len;
+	}
+	return total;
+}
+
+/* ========================================================================
+ * Opening
+ * ========================================================================
+ */
+
+/*
+ * Open slot's group of the (at least share-locked or pinned and stable)
+ * page into og. Never raises for bad data: false with *why.
+ */
+static bool
+open_group(OpenedGroups *og, Relation rel, const crypto::Cipher *c, Page page, BlockNumber blkno,
+		   int slot, const char **why)
+{
+	if (!RelFileNodeEquals(og->node, rel->rd_node) || og->blkno != blkno)
+	{
+		forget_page(og);
+		og->node = rel->rd_node;
+		og->blkno = blkno;
+	}
+	OpenedSlot *os = &og->slot[slot];
+	os->valid = false;
+	const GroupEntry *e = &storage::page_groups(page)[slot];
+	OffsetNumber moff[kGroupMaxMembers];
+	if (!find_members(page, slot, e, moff, why))
+		return false;
+	uint8 ad[kMaxGroupAd];
+	Size adlen = group_ad(page, blkno, slot, moff, e->nmembers, ad);
+	Size total = gather(page, moff, e->nmembers, og->ct, os->m);
+	if (og->used + total > sizeof(og->plain))
+		forget_page(og);
+	if (!crypto::try_open_detached(c, e->seal, og->ct, total, ad, adlen, og->plain + og->used, why))
+		return false;
+	for (int i = 0; i < e->nmembers; i++)
+		os->m[i].start += (uint16) og->used;
+	og->used += total;
+	os->entry = *e;
+	os->valid = true;
+	return true;
+}
+
+/* The opened member (slot, ordinal) at off, if og has it for this page's current group. */
+static const OpenedMember *
+lookup(const OpenedGroups *og, Relation rel, BlockNumber blkno, Page page, int slot, int ordinal,
+	   OffsetNumber off)
+{
+	if (og->blkno != blkno || !RelFileNodeEquals(og->node, rel->rd_node))
+		return nullptr;
+	const OpenedSlot *os = &og->slot[slot];
+	const GroupEntry *e = &storage::page_groups(page)[slot];
+	if (!os->valid || ordinal >= os->entry.nmembers || os->m[ordinal].off != off ||
+		memcmp(&os->entry, e, sizeof(GroupEntry)) != 0)
+		return nullptr;
+	return &os->m[ordinal];
+}
+
+[[noreturn]] static void
+bad_member(Relation rel, BlockNumber blkno, OffsetNumber off, const char *why)
+{
+	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+					errmsg("could not decrypt data in block %u of relation \"%s\"", blkno,
+						   RelationGetRelationName(rel)),
+					errdetail("Tuple (%u,%u): %s.", blkno, (unsigned) off, why),
+					errhint("The data on disk was damaged or tampered with; restore the table "
+							"from a backup.")));
+}
+
+/* A HeapTuple of stored's header and plaintext payload len bytes at plain. */
+static HeapTuple
+member_tuple(HeapTuple stored, const char *plain, uint16 len)
+{
+	uint32 hoff = stored->t_data->t_hoff;
+	auto out = (HeapTuple) palloc(HEAPTUPLESIZE + hoff + len);
+	out->t_data = (HeapTupleHeader) ((char *) out + HEAPTUPLESIZE);
+	memcpy(out->t_data, stored->t_data, hoff);
+	memcpy((char *) out->t_data + hoff, plain, len);
+	out->t_len = hoff + len;
+	out->t_self = stored->t_self;
+	out->t_tableOid = stored->t_tableOid;
+	return out;
+}
+
+/*
+ * The member's opened payload, opening its group if og does not have it;
+ * nullptr with *why if it does not open.
+ */
+static const OpenedMember *
+open_member(Relation rel, const crypto::Cipher *c, HeapTuple stored, Page page, Buffer buf,
+			bool locked, OpenedGroups *og, const char **why)
+{
+	int slot, ordinal;
+	BlockNumber blkno = storage::data_block(buf);
+	OffsetNumber off = ItemPointerGetOffsetNumber(&stored->t_self);
+
+	if (!group_member(stored, &slot, &ordinal))
+	{
+		*why = "not a group member";
+		return nullptr;
+	}
+	if (storage::page_groups(page) == nullptr)
+	{
+		*why = "a group member on a page without a group table";
+		return nullptr;
+	}
+	const OpenedMember *m = lookup(og, rel, blkno, page, slot, ordinal, off);
+	if (m != nullptr)
+		return m;
+	if (!locked)
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+	bool ok = open_group(og, rel, c, page, blkno, slot, why);
+	if (!locked)
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	if (!ok)
+		return nullptr;
+	m = lookup(og, rel, blkno, page, slot, ordinal, off);
+	if (m == nullptr)
+		*why = "the tuple is not the member of its group it claims to be";
+	return m;
+}
+
+HeapTuple
+open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+				  OpenedGroups *og)
+{
+	int slot, ordinal;
+
+	if (!group_member(stored, &slot, &ordinal))
+		return crypto::open_tuple_copy(c, stored, storage::data_block(buf));
+	if (og == nullptr)
+	{
+		if (backend_groups == nullptr)
+			backend_groups = opened_groups_create(TopMemoryContext);
+		og = backend_groups;
+	}
+	const char *why = nullptr;
+	const OpenedMember *m = open_member(rel, c, stored, BufferGetPage(buf), buf, locked, og, &why);
+	if (m == nullptr)
+		bad_member(rel, storage::data_block(buf), ItemPointerGetOffsetNumber(&stored->t_self), why);
+	if (m->len != stored->t_len - stored->t_data->t_hoff - kMemberHeaderBytes)
+		bad_member(rel, storage::data_block(buf), m->off, "the member's length changed");
+	return member_tuple(stored, og->plain + m->start, m->len);
+}
+
+/* ========================================================================
+ * Writing (COPY)
+ * ========================================================================
+ */
+
+static int
+free_slot(const GroupEntry *table, uint8 taken)
+{
+	if (table == nullptr)
+		return -1;
+	for (int s = 0; s < kGroupSlots; s++)
+		if (table[s].nmembers == 0 && !(taken & (1 << s)))
+			return s;
+	return -1;
+}
+
+/* Append a group table change without member payloads. */
+static void
+note_entry(char *changes, Size *len, int slot, const GroupEntry *e)
+{
+	if (*len == 0)
+	{
+		changes[0] = 0;
+		*len = 1;
+	}
+	changes[0]++;
+	changes[*len] = (char) slot;
+	changes[*len + 1] = 0;
+	memcpy(changes + *len + 2, e, sizeof(GroupEntry));
+	*len += 2 + sizeof(GroupEntry);
+}
+
+int
+place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuples, int n, Size save,
+			 int max_members, char *scratch, OffsetNumber *offs, char **changes, Size *changes_len)
+{
+	Page page = (Page) scratch;
+	BlockNumber blkno = storage::data_block(buf);
+	memcpy(scratch, BufferGetPage(buf), BLCKSZ);
+	GroupEntry *table = storage::page_groups(page);
+	char *item = (char *) palloc(BLCKSZ);
+	char *pt = nullptr, *ct = nullptr;
+	uint8 taken = 0;
+	int done = 0;
+
+	*changes = (char *) palloc(1 + kGroupSlots * (2 + sizeof(GroupEntry)));
+	*changes_len = 0;
+
+	auto placed = [&](int i, OffsetNumber off) {
+		offs[i] = off;
+		ItemPointerSet(&tuples[i]->t_self, blkno, off);
+		((HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off)))->t_ctid = tuples[i]->t_self;
+	};
+
+	while (done < n)
+	{
+		int slot = max_members > 1 ? free_slot(table, taken) : -1;
+		if (slot < 0)
+		{
+			/* no group slot left: sealed on its own */
+			HeapTuple sealed = crypto::seal_tuple(c, tuples[done]);
+			if (done > 0 && PageGetHeapFreeSpace(page) < MAXALIGN(sealed->t_len) + save)
+			{
+				pfree(sealed);
+				break;
+			}
+			OffsetNumber off = PageAddItem(page, (Item) sealed->t_data, sealed->t_len,
+										   InvalidOffsetNumber, false, true);
+			pfree(sealed);
+			if (off == InvalidOffsetNumber)
+			{
+				if (done == 0)
+					elog(ERROR, "rustydb: no room for a new tuple on block %u", blkno);
+				break;
+			}
+			placed(done, off);
+			done++;
+			continue;
+		}
+
+		/* a group: place the members with zeroed payloads, then seal them together */
+		OffsetNumber moff[kGroupMaxMembers];
+		int k = 0;
+		while (done + k < n && k < Min(max_members, kGroupMaxMembers))
+		{
+			HeapTupleHeader h = tuples[done + k]->t_data;
+			uint32 hoff = h->t_hoff;
+			uint32 plen = tuples[done + k]->t_len - hoff;
+			uint32 mlen = hoff + kMemberHeaderBytes + plen;
+			if (done + k > 0 && PageGetHeapFreeSpace(page) < MAXALIGN(mlen) + save)
+				break;
+			memcpy(item, h, hoff);
+			item[hoff] = (char) (kMemberMarker | slot);
+			item[hoff + 1] = (char) k;
+			memset(item + hoff + kMemberHeaderBytes, 0, plen);
+			OffsetNumber off =
+				PageAddItem(page, (Item) item, mlen, InvalidOffsetNumber, false, true);
+			if (off == InvalidOffsetNumber)
+			{
+				if (done + k == 0)
+					elog(ERROR, "rustydb: no room for a new tuple on block %u", blkno);
+				break;
+			}
+			moff[k++] = off;
+		}
+		if (k == 0)
+			break;
+		if (pt == nullptr)
+		{
+			pt = (char *) palloc(BLCKSZ);
+			ct = (char *) palloc(BLCKSZ);
+		}
+		Size total = 0;
+		for (int i = 0; i < k; i++)
+		{
+			HeapTuple t = tuples[done + i];
+			uint32 hoff = t->t_data->t_hoff;
+			memcpy(pt + total, (char *) t->t_data + hoff, t->t_len - hoff);
+			total += t->t_len - hoff;
+		}
+		uint8 ad[kMaxGroupAd];
+		Size adlen = group_ad(page, blkno, slot, moff, k, ad);
+		GroupEntry e;
+		memset(&e, 0, sizeof(e));
+		e.nmembers = (uint8) k;
+		e.first = e.last = moff[0];
+		for (int i = 1; i < k; i++)
+		{
+			e.first = Min(e.first, moff[i]);
+			e.last = Max(e.last, moff[i]);
+		}
+		crypto::seal_detached(c, pt, total, ad, adlen, ct, e.seal);
+		explicit_bzero(pt, total);
+		Size pos = 0;
+		for (int i = 0; i < k; i++)
+		{
+			auto *t = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, moff[i]));
+			uint16 len = member_len(page, moff[i]);
+			memcpy((char *) t + t->t_hoff + kMemberHeaderBytes, ct + pos, len);
+			pos += len;
+			placed(done + i, moff[i]);
+		}
+		table[slot] = e;
+		taken |= (uint8) (1 << slot);
+		note_entry(*changes, changes_len, slot, &e);
+		done += k;
+	}
+	pfree(item);
+	if (pt != nullptr)
+	{
+		pfree(pt);
+		pfree(ct);
+	}
+	return done;
+}
+
+/* ========================================================================
+ * Pruning
+ * ========================================================================
+ */
+
+bool
+prepare_group_changes(Relation rel, const crypto::Cipher *c, Page page, BlockNumber blkno,
+					  const bool *loses, char **changes, Size *changes_len)
+{
+	GroupEntry *table = storage::page_groups(page);
+	*changes = nullptr;
+	*changes_len = 0;
+	if (table == nullptr)
+		return true;
+
+	/* at most: the slot headers and every survivor's payload */
+	char *out = (char *) palloc(1 + kGroupSlots * (2 + sizeof(GroupEntry)) + BLCKSZ +
+								kGroupSlots * kGroupMaxMembers * 4);
+	char *plain = nullptr, *ct = nullptr;
+	Size len = 1;
+	out[0] = 0;
+
+	for (int slot = 0; slot < kGroupSlots; slot++)
+	{
+		const GroupEntry *e = &table[slot];
+		if (e->nmembers == 0)
+			continue;
+		OffsetNumber moff[kGroupMaxMembers];
+		const char *why = nullptr;
+		if (!find_members(page, slot, e, moff, &why))
+		{
+			/* a damaged group: left as it is unless pruning would drop part of it */
+			bool touched = false;
+			for (OffsetNumber off = Max(e->first, FirstOffsetNumber);
+				 off <= Min(e->last, PageGetMaxOffsetNumber(page)); off++)
+				touched |= loses[off];
+			if (touched)
+				bad_member(rel, blkno, e->first, why);
+			continue;
+		}
+		int n = e->nmembers, lost = 0;
+		for (int i = 0; i < n; i++)
+			lost += loses[moff[i]] ? 1 : 0;
+		if (lost == 0)
+			continue;
+		GroupEntry ne;
+		memset(&ne, 0, sizeof(ne));
+		if (lost == n)
+		{
+			out[0]++;
+			out[len] = (char) slot;
+			out[len + 1] = 0;
+			memcpy(out + len + 2, &ne, sizeof(ne));
+			len += 2 + sizeof(ne);
+			continue;
+		}
+		if (c == nullptr)
+		{
+			pfree(out);
+			return false;
+		}
+		if (plain == nullptr)
+		{
+			plain = (char *) palloc(BLCKSZ);
+			ct = (char *) palloc(BLCKSZ);
+		}
+		/* open the group as it is */
+		uint8 ad[kMaxGroupAd];
+		Size adlen = group_ad(page, blkno, slot, moff, n, ad);
+		OpenedMember m[kGroupMaxMembers];
+		Size total = gather(page, moff, n, ct, m);
+		crypto::open_detached(c, e->seal, ct, total, ad, adlen, plain, blkno);
+
+		/* the survivors, in their old order, as a new group with a fresh nonce */
+		OffsetNumber soff[kGroupMaxMembers];
+		int ns = 0;
+		Size stotal = 0;
+		for (int i = 0; i < n; i++)
+		{
+			if (loses[moff[i]])
+				continue;
+			soff[ns++] = moff[i];
+			memmove(plain + stotal, plain + m[i].start, m[i].len);
+			stotal += m[i].len;
+		}
+		/* survivors' member headers change their ordinal: not in the AD, which orders them */
+		adlen = group_ad(page, blkno, slot, soff, ns, ad);
+		ne.nmembers = (uint8) ns;
+		ne.first = ne.last = soff[0];
+		for (int i = 1; i < ns; i++)
+		{
+			ne.first = Min(ne.first, soff[i]);
+			ne.last = Max(ne.last, soff[i]);
+		}
+		crypto::seal_detached(c, plain, stotal, ad, adlen, ct, ne.seal);
+		explicit_bzero(plain, BLCKSZ);
+
+		out[0]++;
+		out[len] = (char) slot;
+		out[len + 1] = (char) ns;
+		memcpy(out + len + 2, &ne, sizeof(ne));
+		len += 2 + sizeof(ne);
+		Size pos = 0;
+		for (int i = 0; i < ns; i++)
+		{
+			uint16 mlen = member_len(page, soff[i]);
+			uint16 plen = (uint16) (kMemberHeaderBytes + mlen);
+			memcpy(out + len, &soff[i], sizeof(OffsetNumber));
+			memcpy(out + len + 2, &plen, sizeof(plen));
+			out[len + 4] = (char) (kMemberMarker | slot);
+			out[len + 5] = (char) i;
+			memcpy(out + len + 6, ct + pos, mlen);
+			pos += mlen;
+			len += 4 + plen;
+		}
+	}
+	if (plain != nullptr)
+	{
+		pfree(plain);
+		pfree(ct);
+	}
+	if (out[0] == 0)
+	{
+		pfree(out);
+		return true;
+	}
+	*changes = out;
+	*changes_len = len;
+	return true;
+}
+
+/* ========================================================================
+ * Verification
+ * ========================================================================
+ */
+
+HeapTuple
+try_open_member(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf,
+				OpenedGroups *og, const char **why)
+{
+	const OpenedMember *m = open_member(rel, c, stored, BufferGetPage(buf), buf, true, og, why);
+	if (m == nullptr)
+		return nullptr;
+	if (m->len != stored->t_len - stored->t_data->t_hoff - kMemberHeaderBytes)
+	{
+		*why = "the member's length changed";
+		return nullptr;
+	}
+	return member_tuple(stored, og->plain + m->start, m->len);
+}
+
+} /* namespace rustydb::am */
