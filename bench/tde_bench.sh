@@ -29,6 +29,9 @@
 # (plain time + cipher time) was checked against a scan that sealed each
 # page's tuple area (docs/benchmarks.md).
 #
+#   TDE_BENCH_GROUP_ROWS  rustydb.seal_group_rows of the encrypted database
+#                      (default: the setting's default); COPY, pgbench -i
+#                      included, seals that many rows of a page together
 #   TDE_BENCH_ROUNDS   rounds per workload (default 5)
 #   TDE_BENCH_SECONDS  seconds of each TPC-B run (default 10)
 #   ITER_SMALL=N ITER_LARGE=N   cipher iterations (default 200000 / 20000)
@@ -38,6 +41,7 @@ ROUNDS=${TDE_BENCH_ROUNDS:-5}
 SECS=${TDE_BENCH_SECONDS:-10}
 ITER_SMALL=${ITER_SMALL:-200000}
 ITER_LARGE=${ITER_LARGE:-20000}
+GROUP_ROWS=${TDE_BENCH_GROUP_ROWS:-}
 bench_setup
 
 KEYS=$BENCH_WORK/keys
@@ -84,6 +88,9 @@ for m in "${MODES[@]}"; do
 	[ "$m" = heap ] && am=heap
 	qd "b_$m" "ALTER DATABASE b_$m SET default_table_access_method = $am"
 	qd "b_$m" "ALTER DATABASE b_$m SET rustydb.encrypt_new_tables = $([ "$m" = enc ] && echo on || echo off)"
+	if [ "$m" = enc ] && [ -n "$GROUP_ROWS" ]; then
+		qd "b_$m" "ALTER DATABASE b_$m SET rustydb.seal_group_rows = $GROUP_ROWS"
+	fi
 	"${PGB[@]}" -i -q -s 10 "b_$m" >/dev/null 2>&1
 	qd "b_$m" "CREATE TABLE c (id int, a int, b text, c numeric)"
 done
@@ -112,7 +119,9 @@ record() { # workload kind(throughput|time) values of heap plain enc
 }
 
 echo
+GROUP_ROWS=$(qd b_enc "SHOW rustydb.seal_group_rows")
 echo "# phase 2: $ROUNDS rounds of heap/plain/encrypted per workload, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# encrypted: rustydb.seal_group_rows = $GROUP_ROWS (COPY, pgbench -i included)"
 for r in $(seq 1 "$ROUNDS"); do
 	declare -A T=()
 	for m in $(order "$r"); do
@@ -172,23 +181,28 @@ ALG=$(qd b_enc "SELECT cipher FROM rustydb.encryption_status WHERE \"table\"::te
 echo
 echo "# phase 3: ceilings; table c: $NROWS rows, payload $PAYLOAD_B bytes (mean $AVG_PAYLOAD), $ALG"
 cipher_run "$AVG_PAYLOAD" "$ITER_SMALL"
-ceiling() { # plain_seconds per_row_ns page_mb_per_s -> "per-row page"
-	python3 - "$1" "$2" "$3" "$NROWS" "$PAYLOAD_B" <<'PY'
+GROUP_B=$((AVG_PAYLOAD * GROUP_ROWS))
+[ "$GROUP_ROWS" -gt 1 ] && cipher_run "$GROUP_B" "$ITER_LARGE"
+ceiling() { # plain_seconds per_row_ns per_group_ns page_mb_per_s -> "per-row per-group page"
+	python3 - "$1" "$2" "$3" "$4" "$NROWS" "$PAYLOAD_B" "$GROUP_ROWS" <<'PY'
 import sys
-t, ns, mbs, n, b = (float(v) for v in sys.argv[1:])
-print(f"{t / (t + n * ns * 1e-9):.3f} {t / (t + b / (mbs * 1e6)):.3f}")
+t, ns, gns, mbs, n, b, g = (float(v) for v in sys.argv[1:])
+print(f"{t / (t + n * ns * 1e-9):.3f} {t / (t + n / g * gns * 1e-9):.3f} {t / (t + b / (mbs * 1e6)):.3f}")
 PY
 }
-printf '%-32s %9s %9s %9s %9s %7s\n' measure plain enc/plain per-row page target
+printf '%-32s %9s %9s %9s %9s %9s %7s\n' measure plain enc/plain per-row "group/$GROUP_ROWS" page target
 for spec in "COPY 1M rows|copy|seal|>=0.75" "full-scan aggregate, one process|scan1|open|>=0.7"; do
 	IFS='|' read -r label w op target <<<"$spec"
 	read -r small_ns _ <<<"${CIPH[$ALG.$op.$AVG_PAYLOAD]}"
+	read -r group_ns _ <<<"${CIPH[$ALG.$op.$GROUP_B]}"
 	read -r _ page_mbs <<<"${CIPH[$ALG.$op.8192]}"
 	tp=$(med ${V[plain.$w]})
-	read -r c_row c_page <<<"$(ceiling "$tp" "$small_ns" "$page_mbs")"
-	printf '%-32s %9s %9s %9s %9s %7s\n' "$label" "$tp" "$(med ${RAT[$w.enc_plain]})" "$c_row" "$c_page" "$target"
+	read -r c_row c_group c_page <<<"$(ceiling "$tp" "$small_ns" "$group_ns" "$page_mbs")"
+	printf '%-32s %9s %9s %9s %9s %9s %7s\n' "$label" "$tp" "$(med ${RAT[$w.enc_plain]})" "$c_row" \
+		"$c_group" "$c_page" "$target"
 done
 echo "# per-row: plain/(plain + rows x one seal (COPY) or open (scan) of a mean payload);"
-echo "# page: plain/(plain + payload bytes at the 8 KiB seal or open rate). Any per-row"
-echo "# format is at or below the first (it also stores 36 more bytes a row); no"
-echo "# authenticated format can pass the second."
+echo "# group/N: plain/(plain + rows/N x one seal or open of N mean payloads), the sealed"
+echo "# groups COPY writes; page: plain/(plain + payload bytes at the 8 KiB seal or open"
+echo "# rate). Rows sealed on their own are at or below the first (they also store 36 more"
+echo "# bytes a row); no authenticated format can pass the last."

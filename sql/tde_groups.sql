@@ -19,7 +19,7 @@ CREATE FUNCTION tg_records(since pg_lsn, kind text) RETURNS SETOF text LANGUAGE 
 CREATE TABLE tg (id int, v text) USING rustydb WITH (encrypted = true, autovacuum_enabled = false);
 SELECT pg_current_wal_insert_lsn() AS lsn \gset
 COPY tg FROM PROGRAM 'seq 1 1000 | awk ''{print $1 "\tvalue " $1}''';
--- a new page with a group table (flag 0x10), groups of 16 rows in its 8 slots
+-- a new page with a group table (flag 0x10), groups of up to 16 rows in its 16 slots
 SELECT * FROM tg_records(:'lsn', 'MULTI_INSERT') LIMIT 2;
 SELECT count(*), sum(id), count(DISTINCT v) FROM tg;
 SELECT * FROM tg WHERE id IN (1, 16, 17, 128, 129, 1000) ORDER BY id;

@@ -21,7 +21,7 @@ using storage::kMemberMarker;
 
 static_assert(storage::kGroupSealBytes == crypto::kSealOverhead,
 			  "a group entry keeps one detached seal");
-static_assert(kGroupSlots <= 8, "the member marker has three bits for the slot");
+static_assert(kGroupSlots <= 16 && kGroupSlots <= 8 * sizeof(uint16), "the member marker has four bits for the slot");
 
 /* Group associated data: 10 bytes, then per member 4 bytes and its tuple's. */
 constexpr Size kMaxGroupAd = 10 + kGroupMaxMembers * (4 + crypto::kMaxTupleAd);
@@ -46,19 +46,25 @@ struct OpenedGroups
 	RelFileNode node;
 	BlockNumber blkno;
 	OpenedSlot slot[kGroupSlots];
-	Size used; /* bytes of plain[] in use */
-	char plain[BLCKSZ];
-	char ct[BLCKSZ]; /* gathered ciphertext */
+	MemoryContext cxt;
+	Size used;  /* bytes of plain in use */
+	Size size;  /* bytes allocated for plain, grown on demand up to BLCKSZ */
+	char *plain; /* the plaintexts of the opened groups */
 };
 
+static void forget_page(OpenedGroups *og);
+
 static OpenedGroups *backend_groups = nullptr;
+/* gathered ciphertext of the group being opened (transient) */
+static char gathered[BLCKSZ];
 
 OpenedGroups *
 opened_groups_create(MemoryContext cxt)
 {
-	auto *og = (OpenedGroups *) MemoryContextAlloc(cxt, sizeof(OpenedGroups));
-	memset(og, 0, offsetof(OpenedGroups, plain));
+	/* small: an index scan of one row allocates one, the plaintext buffer comes later */
+	auto *og = (OpenedGroups *) MemoryContextAllocZero(cxt, sizeof(OpenedGroups));
 	og->blkno = InvalidBlockNumber;
+	og->cxt = cxt;
 	return og;
 }
 
@@ -67,8 +73,32 @@ opened_groups_free(OpenedGroups *og)
 {
 	if (og == nullptr)
 		return;
-	explicit_bzero(og->plain, og->used);
+	if (og->plain != nullptr)
+	{
+		explicit_bzero(og->plain, og->used);
+		pfree(og->plain);
+	}
 	pfree(og);
+}
+
+/* Room for n more plaintext bytes (n <= BLCKSZ), dropping the page's groups if full. */
+static void
+reserve(OpenedGroups *og, Size n)
+{
+	if (og->used + n > BLCKSZ)
+		forget_page(og);
+	if (og->used + n <= og->size)
+		return;
+	Size size = Min((Size) BLCKSZ, Max(Max(og->size * 2, og->used + n), (Size) 1024));
+	char *plain = (char *) MemoryContextAlloc(og->cxt, size);
+	if (og->plain != nullptr)
+	{
+		memcpy(plain, og->plain, og->used);
+		explicit_bzero(og->plain, og->used);
+		pfree(og->plain);
+	}
+	og->plain = plain;
+	og->size = size;
 }
 
 static void
@@ -76,7 +106,8 @@ forget_page(OpenedGroups *og)
 {
 	for (auto &s : og->slot)
 		s.valid = false;
-	explicit_bzero(og->plain, og->used);
+	if (og->plain != nullptr)
+		explicit_bzero(og->plain, og->used);
 	og->used = 0;
 }
 
@@ -89,9 +120,9 @@ group_member(HeapTuple stored, int *slot, int *ordinal)
 	if (stored->t_len < hoff + kMemberHeaderBytes)
 		return false;
 	auto *p = (const uint8 *) t + hoff;
-	if ((p[0] & 0xF8) != kMemberMarker)
+	if ((p[0] & 0xF0) != kMemberMarker)
 		return false;
-	*slot = p[0] & 0x07;
+	*slot = p[0] & 0x0F;
 	*ordinal = p[1];
 	return true;
 }
@@ -241,10 +272,10 @@ open_group(OpenedGroups *og, Relation rel, const crypto::Cipher *c, Page page, B
 		return false;
 	uint8 ad[kMaxGroupAd];
 	Size adlen = group_ad(page, blkno, slot, moff, e->nmembers, ad);
-	Size total = gather(page, moff, e->nmembers, og->ct, os->m);
-	if (og->used + total > sizeof(og->plain))
-		forget_page(og);
-	if (!crypto::try_open_detached(c, e->seal, og->ct, total, ad, adlen, og->plain + og->used, why))
+	Size total = gather(page, moff, e->nmembers, gathered, os->m);
+	reserve(og, total);
+	if (!crypto::try_open_detached(c, e->seal, gathered, total, ad, adlen, og->plain + og->used,
+								   why))
 		return false;
 	for (int i = 0; i < e->nmembers; i++)
 		os->m[i].start += (uint16) og->used;
@@ -263,8 +294,10 @@ lookup(const OpenedGroups *og, Relation rel, BlockNumber blkno, Page page, int s
 		return nullptr;
 	const OpenedSlot *os = &og->slot[slot];
 	const GroupEntry *e = &storage::page_groups(page)[slot];
+	/* the nonce (session, counter) identifies a seal: a re-sealed group has another */
 	if (!os->valid || ordinal >= os->entry.nmembers || os->m[ordinal].off != off ||
-		memcmp(&os->entry, e, sizeof(GroupEntry)) != 0)
+		memcmp(os->entry.seal + 4, e->seal + 4, 16) != 0 || os->entry.nmembers != e->nmembers ||
+		os->entry.first != e->first || os->entry.last != e->last)
 		return nullptr;
 	return &os->m[ordinal];
 }
@@ -362,7 +395,7 @@ open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffe
  */
 
 static int
-free_slot(const GroupEntry *table, uint8 taken)
+free_slot(const GroupEntry *table, uint16 taken)
 {
 	if (table == nullptr)
 		return -1;
@@ -398,7 +431,7 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 	GroupEntry *table = storage::page_groups(page);
 	char *item = (char *) palloc(BLCKSZ);
 	char *pt = nullptr, *ct = nullptr;
-	uint8 taken = 0;
+	uint16 taken = 0;
 	int done = 0;
 
 	*changes = (char *) palloc(1 + kGroupSlots * (2 + sizeof(GroupEntry)));
@@ -499,7 +532,7 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 			placed(done + i, moff[i]);
 		}
 		table[slot] = e;
-		taken |= (uint8) (1 << slot);
+		taken |= (uint16) (1 << slot);
 		note_entry(*changes, changes_len, slot, &e);
 		done += k;
 	}

@@ -44,11 +44,14 @@ store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, boo
 	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
 	BlockNumber blkno = storage::data_block(buf);
 	HeapTuple copy = open_stored_tuple(rel, c, tuple, buf, locked, groups);
-	HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), copy, blkno);
-	if (full != copy)
+	if (copy->t_data->t_infomask2 & crypto::kValuesSealed)
 	{
-		heap_freetuple(copy);
-		copy = full;
+		HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), copy, blkno);
+		if (full != copy)
+		{
+			heap_freetuple(copy);
+			copy = full;
+		}
 	}
 	MemoryContextSwitchTo(old);
 	/*

@@ -40,7 +40,7 @@ done
 rdb_psql tgrp_p "COPY gp FROM PROGRAM \$\$seq 1 500 | awk '{print \$1 \"\t$PLAIN \" \$1}'\$\$"
 FILE=$DATA/$(q "SELECT pg_relation_filepath('g')")
 # groups FILE: after a checkpoint, from the table file: data pages, pages
-# with a group table, grouped rows (the nmembers of their 8 group entries),
+# with a group table, grouped rows (the nmembers of their 16 group entries),
 # and the first file block whose slot 0 has 2+ members and slot 1 is in use
 groups() {
 	rdb_psql tgrp_p "CHECKPOINT" >/dev/null
@@ -52,10 +52,10 @@ first = -1
 for b in range(1, len(data) // 8192):
     page = data[b * 8192:(b + 1) * 8192]
     pages += 1
-    if struct.unpack_from('<H', page, 16)[0] != 8192 - 360:
+    if struct.unpack_from('<H', page, 16)[0] != 8192 - 712:
         continue
     grouped += 1
-    n = [page[8192 - 360 + 8 + 44 * s + 40] for s in range(8)]
+    n = [page[8192 - 712 + 8 + 44 * s + 40] for s in range(16)]
     members += sum(n)
     if first < 0 and n[0] > 1 and n[1] > 0:
         first = b
@@ -145,7 +145,7 @@ path, block = sys.argv[1], int(sys.argv[2])
 with open(path, 'r+b') as f:
     f.seek(block * 8192)
     page = bytearray(f.read(8192))
-    first = struct.unpack_from('<H', page, 8192 - 360 + 8 + 36)[0]
+    first = struct.unpack_from('<H', page, 8192 - 712 + 8 + 36)[0]
     lp = struct.unpack_from('<I', page, 24 + 4 * (first - 1))[0]
     off, length = lp & 0x7FFF, (lp >> 17) & 0x7FFF
     hoff = page[off + 22]
@@ -160,9 +160,9 @@ flip_tag() { # one byte of slot 1's tag in the group table
 import sys
 path, block = sys.argv[1], int(sys.argv[2])
 with open(path, 'r+b') as f:
-    f.seek(block * 8192 + 8192 - 360 + 8 + 44 + 30)
+    f.seek(block * 8192 + 8192 - 712 + 8 + 44 + 30)
     b = f.read(1)
-    f.seek(block * 8192 + 8192 - 360 + 8 + 44 + 30)
+    f.seek(block * 8192 + 8192 - 712 + 8 + 44 + 30)
     f.write(bytes([b[0] ^ 0x80]))
 PY
 }

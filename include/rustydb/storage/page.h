@@ -84,7 +84,7 @@ constexpr Size kSpecialSize = MAXALIGN(sizeof(PageSpecial));
  * has it for life (it is chosen when the page is initialised); a slot
  * whose nmembers is 0 is free.
  */
-constexpr int kGroupSlots = 8;
+constexpr int kGroupSlots = 16;
 constexpr int kGroupMaxMembers = 16;
 constexpr Size kGroupSealBytes = 36; /* crypto::kSealOverhead (checked in groups.cpp) */
 constexpr Size kMemberHeaderBytes = 2;
