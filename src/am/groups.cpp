@@ -15,13 +15,15 @@ namespace rustydb::am {
 
 using storage::GroupEntry;
 using storage::kGroupMaxMembers;
-using storage::kGroupSlots;
+using storage::kGroupMaxSlots;
 using storage::kMemberHeaderBytes;
 using storage::kMemberMarker;
 
 static_assert(storage::kGroupSealBytes == crypto::kSealOverhead,
 			  "a group entry keeps one detached seal");
-static_assert(kGroupSlots <= 16 && kGroupSlots <= 8 * sizeof(uint16), "the member marker has four bits for the slot");
+static_assert(kGroupMaxSlots <= 64 && kGroupMaxSlots <= 8 * sizeof(uint64),
+			  "the member header has six bits for the slot");
+static_assert(kGroupMaxMembers <= 64, "the member header has six bits for the ordinal");
 
 /* Group associated data: 10 bytes, then per member 4 bytes and its tuple's. */
 constexpr Size kMaxGroupAd = 10 + kGroupMaxMembers * (4 + crypto::kMaxTupleAd);
@@ -45,10 +47,11 @@ struct OpenedGroups
 {
 	RelFileNode node;
 	BlockNumber blkno;
-	OpenedSlot slot[kGroupSlots];
+	OpenedSlot *slot; /* capacity slots, indexed by slot number */
+	int capacity;
 	MemoryContext cxt;
-	Size used;  /* bytes of plain in use */
-	Size size;  /* bytes allocated for plain, grown on demand up to BLCKSZ */
+	Size used;   /* bytes of plain in use */
+	Size size;   /* bytes allocated for plain, grown on demand up to BLCKSZ */
 	char *plain; /* the plaintexts of the opened groups */
 };
 
@@ -78,7 +81,25 @@ opened_groups_free(OpenedGroups *og)
 		explicit_bzero(og->plain, og->used);
 		pfree(og->plain);
 	}
+	if (og->slot != nullptr)
+		pfree(og->slot);
 	pfree(og);
+}
+
+/* Room for the slots of a page with nslots of them. */
+static void
+reserve_slots(OpenedGroups *og, int nslots)
+{
+	if (nslots <= og->capacity)
+		return;
+	auto *slots = (OpenedSlot *) MemoryContextAllocZero(og->cxt, nslots * sizeof(OpenedSlot));
+	if (og->slot != nullptr)
+	{
+		memcpy(slots, og->slot, og->capacity * sizeof(OpenedSlot));
+		pfree(og->slot);
+	}
+	og->slot = slots;
+	og->capacity = nslots;
 }
 
 /* Room for n more plaintext bytes (n <= BLCKSZ), dropping the page's groups if full. */
@@ -104,11 +125,22 @@ reserve(OpenedGroups *og, Size n)
 static void
 forget_page(OpenedGroups *og)
 {
-	for (auto &s : og->slot)
-		s.valid = false;
+	for (int i = 0; i < og->capacity; i++)
+		og->slot[i].valid = false;
 	if (og->plain != nullptr)
 		explicit_bzero(og->plain, og->used);
 	og->used = 0;
+}
+
+/* The slot and ordinal of a member header; false if p is not one. */
+static inline bool
+decode_member(const uint8 *p, int *slot, int *ordinal)
+{
+	if ((p[0] & 0xF0) != kMemberMarker)
+		return false;
+	*slot = ((p[0] & 0x0F) << 2) | (p[1] >> 6);
+	*ordinal = p[1] & 0x3F;
+	return true;
 }
 
 bool
@@ -119,12 +151,7 @@ group_member(HeapTuple stored, int *slot, int *ordinal)
 
 	if (stored->t_len < hoff + kMemberHeaderBytes)
 		return false;
-	auto *p = (const uint8 *) t + hoff;
-	if ((p[0] & 0xF0) != kMemberMarker)
-		return false;
-	*slot = p[0] & 0x0F;
-	*ordinal = p[1];
-	return true;
+	return decode_member((const uint8 *) t + hoff, slot, ordinal);
 }
 
 /* ========================================================================
@@ -178,15 +205,15 @@ find_members(Page page, int slot, const GroupEntry *e, OffsetNumber *moff, const
 		HeapTupleHeader t = plausible_tuple(page, off);
 		if (t == nullptr)
 			continue;
-		auto *p = (const uint8 *) t + t->t_hoff;
-		if (p[0] != (kMemberMarker | slot))
+		int mslot, ord;
+		if (!decode_member((const uint8 *) t + t->t_hoff, &mslot, &ord) || mslot != slot)
 			continue;
-		if (p[1] >= n || moff[p[1]] != InvalidOffsetNumber)
+		if (ord >= n || moff[ord] != InvalidOffsetNumber)
 		{
 			*why = "a group member's ordinal is out of range or repeated";
 			return false;
 		}
-		moff[p[1]] = off;
+		moff[ord] = off;
 		found++;
 	}
 	if (found != n)
@@ -264,9 +291,11 @@ open_group(OpenedGroups *og, Relation rel, const crypto::Cipher *c, Page page, B
 		og->node = rel->rd_node;
 		og->blkno = blkno;
 	}
+	int nslots = 0;
+	const GroupEntry *e = &storage::page_groups(page, &nslots)[slot];
+	reserve_slots(og, nslots);
 	OpenedSlot *os = &og->slot[slot];
 	os->valid = false;
-	const GroupEntry *e = &storage::page_groups(page)[slot];
 	OffsetNumber moff[kGroupMaxMembers];
 	if (!find_members(page, slot, e, moff, why))
 		return false;
@@ -290,7 +319,7 @@ static const OpenedMember *
 lookup(const OpenedGroups *og, Relation rel, BlockNumber blkno, Page page, int slot, int ordinal,
 	   OffsetNumber off)
 {
-	if (og->blkno != blkno || !RelFileNodeEquals(og->node, rel->rd_node))
+	if (og->blkno != blkno || !RelFileNodeEquals(og->node, rel->rd_node) || slot >= og->capacity)
 		return nullptr;
 	const OpenedSlot *os = &og->slot[slot];
 	const GroupEntry *e = &storage::page_groups(page)[slot];
@@ -345,9 +374,15 @@ open_member(Relation rel, const crypto::Cipher *c, HeapTuple stored, Page page, 
 		*why = "not a group member";
 		return nullptr;
 	}
-	if (storage::page_groups(page) == nullptr)
+	int nslots = 0;
+	if (storage::page_groups(page, &nslots) == nullptr)
 	{
 		*why = "a group member on a page without a group table";
+		return nullptr;
+	}
+	if (slot >= nslots)
+	{
+		*why = "a group member of a slot the page's group table does not have";
 		return nullptr;
 	}
 	const OpenedMember *m = lookup(og, rel, blkno, page, slot, ordinal, off);
@@ -395,12 +430,12 @@ open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffe
  */
 
 static int
-free_slot(const GroupEntry *table, uint16 taken)
+free_slot(const GroupEntry *table, int nslots, uint64 taken)
 {
 	if (table == nullptr)
 		return -1;
-	for (int s = 0; s < kGroupSlots; s++)
-		if (table[s].nmembers == 0 && !(taken & (1 << s)))
+	for (int s = 0; s < nslots; s++)
+		if (table[s].nmembers == 0 && !(taken & (UINT64CONST(1) << s)))
 			return s;
 	return -1;
 }
@@ -428,13 +463,14 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 	Page page = (Page) scratch;
 	BlockNumber blkno = storage::data_block(buf);
 	memcpy(scratch, BufferGetPage(buf), BLCKSZ);
-	GroupEntry *table = storage::page_groups(page);
+	int nslots = 0;
+	GroupEntry *table = storage::page_groups(page, &nslots);
 	char *item = (char *) palloc(BLCKSZ);
 	char *pt = nullptr, *ct = nullptr;
-	uint16 taken = 0;
+	uint64 taken = 0;
 	int done = 0;
 
-	*changes = (char *) palloc(1 + kGroupSlots * (2 + sizeof(GroupEntry)));
+	*changes = (char *) palloc(1 + kGroupMaxSlots * (2 + sizeof(GroupEntry)));
 	*changes_len = 0;
 
 	auto placed = [&](int i, OffsetNumber off) {
@@ -445,7 +481,7 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 
 	while (done < n)
 	{
-		int slot = max_members > 1 ? free_slot(table, taken) : -1;
+		int slot = max_members > 1 ? free_slot(table, nslots, taken) : -1;
 		if (slot < 0)
 		{
 			/* no group slot left: sealed on its own */
@@ -481,8 +517,7 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 			if (done + k > 0 && PageGetHeapFreeSpace(page) < MAXALIGN(mlen) + save)
 				break;
 			memcpy(item, h, hoff);
-			item[hoff] = (char) (kMemberMarker | slot);
-			item[hoff + 1] = (char) k;
+			storage::member_header(slot, k, (uint8 *) item + hoff);
 			memset(item + hoff + kMemberHeaderBytes, 0, plen);
 			OffsetNumber off =
 				PageAddItem(page, (Item) item, mlen, InvalidOffsetNumber, false, true);
@@ -532,7 +567,7 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 			placed(done + i, moff[i]);
 		}
 		table[slot] = e;
-		taken |= (uint16) (1 << slot);
+		taken |= UINT64CONST(1) << slot;
 		note_entry(*changes, changes_len, slot, &e);
 		done += k;
 	}
@@ -554,20 +589,21 @@ bool
 prepare_group_changes(Relation rel, const crypto::Cipher *c, Page page, BlockNumber blkno,
 					  const bool *loses, char **changes, Size *changes_len)
 {
-	GroupEntry *table = storage::page_groups(page);
+	int nslots = 0;
+	GroupEntry *table = storage::page_groups(page, &nslots);
 	*changes = nullptr;
 	*changes_len = 0;
 	if (table == nullptr)
 		return true;
 
 	/* at most: the slot headers and every survivor's payload */
-	char *out = (char *) palloc(1 + kGroupSlots * (2 + sizeof(GroupEntry)) + BLCKSZ +
-								kGroupSlots * kGroupMaxMembers * 4);
+	char *out =
+		(char *) palloc(1 + nslots * (2 + sizeof(GroupEntry)) + BLCKSZ + MaxHeapTuplesPerPage * 4);
 	char *plain = nullptr, *ct = nullptr;
 	Size len = 1;
 	out[0] = 0;
 
-	for (int slot = 0; slot < kGroupSlots; slot++)
+	for (int slot = 0; slot < nslots; slot++)
 	{
 		const GroupEntry *e = &table[slot];
 		if (e->nmembers == 0)
@@ -654,8 +690,7 @@ prepare_group_changes(Relation rel, const crypto::Cipher *c, Page page, BlockNum
 			uint16 plen = (uint16) (kMemberHeaderBytes + mlen);
 			memcpy(out + len, &soff[i], sizeof(OffsetNumber));
 			memcpy(out + len + 2, &plen, sizeof(plen));
-			out[len + 4] = (char) (kMemberMarker | slot);
-			out[len + 5] = (char) i;
+			storage::member_header(slot, i, (uint8 *) out + len + 4);
 			memcpy(out + len + 6, ct + pos, mlen);
 			pos += mlen;
 			len += 4 + plen;

@@ -651,8 +651,16 @@ multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuple
 	while (done < ntuples)
 	{
 		Size need = tuples[done]->t_len + crypto::kSealOverhead; /* sealed on its own */
-		bool groups = max_members > 1 && MAXALIGN(need) <= storage::kMaxGroupPageTupleSize;
-		Buffer buffer = storage::get_buffer_for_tuple(rel, need, bistate, InvalidBuffer, groups);
+		/* a new page gets group slots for a page of tuples like this one */
+		int slots = 0;
+		if (max_members > 1)
+		{
+			slots = storage::group_slots_for(tuples[done]->t_len + storage::kMemberHeaderBytes,
+											 max_members);
+			if (MAXALIGN(need) > storage::max_group_page_tuple_size(slots))
+				slots = 0;
+		}
+		Buffer buffer = storage::get_buffer_for_tuple(rel, need, bistate, InvalidBuffer, slots);
 		Page page = BufferGetPage(buffer);
 		bool init = PageGetMaxOffsetNumber(page) == 0;
 		Buffer vmbuf = InvalidBuffer;
@@ -679,15 +687,20 @@ multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuple
 				memcpy(wp + sizeof(OffsetNumber) + sizeof(len), PageGetItem(page, lp), len);
 				wp += sizeof(OffsetNumber) + sizeof(len) + len;
 			}
+			int nslots = 0;
+			bool table = init && storage::page_groups(page, &nslots) != nullptr;
+			uint8 nslots8 = (uint8) nslots;
 			wal::XlMultiInsert xl;
 			xl.version = wal::kWalFormatVersion;
 			xl.flags = (init ? wal::kFlagInitPage : 0) | (vm_cleared ? wal::kFlagVmCleared : 0) |
-					   (init && storage::page_groups(page) != nullptr ? wal::kFlagGroupTable : 0) |
+					   (table ? wal::kFlagGroupTable : 0) |
 					   (changes_len > 0 ? wal::kFlagGroupChanges : 0);
 			xl.ntuples = (uint16) n;
 			XLogBeginInsert();
 			XLogRegisterData((char *) &xl, sizeof(xl));
 			XLogRegisterBuffer(0, buffer, REGBUF_STANDARD | (init ? REGBUF_WILL_INIT : 0));
+			if (table)
+				XLogRegisterBufData(0, (char *) &nslots8, 1);
 			XLogRegisterBufData(0, scratch, wp - scratch);
 			if (changes_len > 0)
 				XLogRegisterBufData(0, changes, changes_len);

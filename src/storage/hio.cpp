@@ -171,7 +171,7 @@ lock_pair(Buffer buf, Buffer other)
 }
 
 Buffer
-get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, bool groups)
+get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, int group_slots)
 {
 	len = MAXALIGN(len);
 	if (len > kMaxTupleSize)
@@ -215,7 +215,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 		Page page = BufferGetPage(buf);
 		if (PageIsNew(page))
 		{
-			page_init(page, groups);
+			page_init(page, group_slots);
 			MarkBufferDirty(buf);
 		}
 		page_check(rel, target - 1, page);
@@ -249,7 +249,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
 						errmsg("page %u of relation \"%s\" should be empty but is not",
 							   data_block(buf), RelationGetRelationName(rel))));
-	page_init(page, groups);
+	page_init(page, group_slots);
 	MarkBufferDirty(buf);
 	/* The new page is invisible to others until we insert; lock other now. */
 	if (BufferIsValid(other))

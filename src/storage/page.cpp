@@ -21,9 +21,10 @@ namespace rustydb::storage {
 
 /* An empty page of the given kind with the rustydb special space. */
 static void
-init_with_special(Page page, PageKind kind, bool groups)
+init_with_special(Page page, PageKind kind, int group_slots)
 {
-	PageInit(page, BLCKSZ, groups ? kGroupSpecialSize : kSpecialSize);
+	bool groups = group_slots > 0;
+	PageInit(page, BLCKSZ, groups ? group_special_size(group_slots) : kSpecialSize);
 	auto *sp = (PageSpecial *) PageGetSpecialPointer(page);
 	sp->magic = kPageMagic;
 	sp->version = kPageFormatVersion;
@@ -34,15 +35,15 @@ init_with_special(Page page, PageKind kind, bool groups)
 }
 
 void
-page_init(Page page, bool groups)
+page_init(Page page, int group_slots)
 {
-	init_with_special(page, kPageData, groups);
+	init_with_special(page, kPageData, Min(group_slots, kGroupMaxSlots));
 }
 
 void
 meta_init(Page page, uint32 flags)
 {
-	init_with_special(page, kPageMeta, false);
+	init_with_special(page, kPageMeta, 0);
 
 	auto *meta = (MetaPageData *) PageGetContents(page);
 	meta->magic = kMetaMagic;
@@ -99,14 +100,18 @@ page_is_valid(Page page)
 	if (PageIsNew(page))
 		return true;
 	auto *hdr = (PageHeader) page;
-	if (hdr->pd_special != BLCKSZ - kSpecialSize && hdr->pd_special != BLCKSZ - kGroupSpecialSize)
+	if (hdr->pd_special > BLCKSZ - kSpecialSize)
+		return false;
+	Size special = BLCKSZ - hdr->pd_special;
+	int nslots = (int) ((special - Min(special, sizeof(PageSpecial))) / sizeof(GroupEntry));
+	bool groups = special != kSpecialSize;
+	if (groups && (nslots < 1 || nslots > kGroupMaxSlots || special != group_special_size(nslots)))
 		return false;
 	if (hdr->pd_lower < SizeOfPageHeaderData || hdr->pd_lower > hdr->pd_upper ||
 		hdr->pd_upper > hdr->pd_special)
 		return false;
 	auto *sp = (PageSpecial *) (page + hdr->pd_special);
 	/* the special space's size and its group-table flag agree */
-	bool groups = hdr->pd_special == BLCKSZ - kGroupSpecialSize;
 	return sp->magic == kPageMagic && sp->version == kPageFormatVersion && sp->kind == kPageData &&
 		   sp->flags == (groups ? kPageGroupTable : 0);
 }
@@ -182,21 +187,22 @@ apply_group_changes(Page page, const char *data, Size len)
 {
 	const char *p = data;
 	const char *end = data + len;
-	GroupEntry *table = page_groups(page);
+	int nslots = 0;
+	GroupEntry *table = page_groups(page, &nslots);
 
 	if (len == 0)
 		return;
 	if (table == nullptr)
 		elog(ERROR, "rustydb: group table changes for a page without a group table");
-	uint8 nslots = (uint8) *p++;
-	for (int i = 0; i < nslots; i++)
+	uint8 nchanged = (uint8) *p++;
+	for (int i = 0; i < nchanged; i++)
 	{
 		if (p + 2 + sizeof(GroupEntry) > end)
 			elog(ERROR, "rustydb: truncated group table changes");
 		uint8 slot = (uint8) p[0];
 		uint8 npayloads = (uint8) p[1];
 		p += 2;
-		if (slot >= kGroupSlots)
+		if (slot >= nslots)
 			elog(ERROR, "rustydb: group slot %u out of range", (unsigned) slot);
 		memcpy(&table[slot], p, sizeof(GroupEntry));
 		p += sizeof(GroupEntry);

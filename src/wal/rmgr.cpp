@@ -70,12 +70,12 @@ finish_block(XLogReaderState *record, Buffer buffer)
 
 /* Read block_id for redo; a record with kFlagInitPage re-creates it. */
 static XLogRedoAction
-read_block(XLogReaderState *record, uint8 block_id, bool init, Buffer *buffer, bool groups = false)
+read_block(XLogReaderState *record, uint8 block_id, bool init, Buffer *buffer, int group_slots = 0)
 {
 	if (init)
 	{
 		*buffer = XLogInitBufferForRedo(record, block_id);
-		page_init(BufferGetPage(*buffer), groups);
+		page_init(BufferGetPage(*buffer), group_slots);
 		return BLK_NEEDS_REDO;
 	}
 	return XLogReadBufferForRedo(record, block_id, buffer);
@@ -145,11 +145,20 @@ redo_multi_insert(XLogReaderState *record)
 
 	if (xl->flags & kFlagVmCleared)
 		clear_vm(record, 0);
-	if (read_block(record, 0, xl->flags & kFlagInitPage, &buffer,
-				   (xl->flags & kFlagGroupTable) != 0) == BLK_NEEDS_REDO)
+	/* with a new group table, the block data starts with its slot count */
+	Size len = 0;
+	char *data = XLogRecGetBlockData(record, 0, &len);
+	int slots = 0;
+	if ((xl->flags & kFlagGroupTable) && data != nullptr && len > 0)
 	{
-		Size len;
-		char *data = XLogRecGetBlockData(record, 0, &len);
+		slots = (uint8) data[0];
+		data++;
+		len--;
+		if (slots < 1 || slots > storage::kGroupMaxSlots)
+			elog(PANIC, "rustydb redo: group table of %d slots", slots);
+	}
+	if (read_block(record, 0, xl->flags & kFlagInitPage, &buffer, slots) == BLK_NEEDS_REDO)
+	{
 		char *end = data + len;
 		Page page = BufferGetPage(buffer);
 		for (int i = 0; i < xl->ntuples; i++)
@@ -454,6 +463,8 @@ desc_groups(StringInfo buf, XLogReaderState *record, uint8 flags)
 	uint8 kind = XLogRecGetInfo(record) & XLR_RMGR_INFO_MASK;
 	char *p = data;
 	auto *xlrec = XLogRecGetData(record);
+	if (kind == kMultiInsert && (flags & kFlagGroupTable))
+		appendStringInfo(buf, " of %u slots", (unsigned) (uint8) *p++);
 	if (kind == kMultiInsert)
 	{
 		auto *xl = (XlMultiInsert *) xlrec;

@@ -15,6 +15,7 @@
  *	vacuum.cpp	on-access pruning, VACUUM, index tuple deletion
  *	verify.cpp	rustydb.verify_table()
  *	verify_payloads.cpp	the payload verifier of rustydb.verify_encryption()
+ *	groups.cpp	sealed groups of encrypted tables (groups.h)
  *	reencrypt.cpp	the re-encrypter of rustydb.rotate_table_key()
  *
  *-------------------------------------------------------------------------

@@ -79,12 +79,14 @@ constexpr Size kSpecialSize = MAXALIGN(sizeof(PageSpecial));
  * with one AEAD. The group's seal (crypto header, nonce, tag: the 36 bytes
  * crypto::kSealOverhead) is kept once, in an entry of the page's group
  * table, which follows PageSpecial at the end of the page; each member's
- * payload is a 2-byte member header (kMemberMarker | slot, ordinal) and
- * its ciphertext, as long as its plaintext. A page that has a group table
- * has it for life (it is chosen when the page is initialised); a slot
- * whose nmembers is 0 is free.
+ * payload is a 2-byte member header (kMemberMarker and the slot's high
+ * bits; the slot's low 2 bits and the ordinal) and its ciphertext, as
+ * long as its plaintext. The table has as many slots as the page needs
+ * for its groups (group_slots_for, 1 to kGroupMaxSlots), chosen when the
+ * page is initialised; a page has its group table for life. A slot whose
+ * nmembers is 0 is free.
  */
-constexpr int kGroupSlots = 16;
+constexpr int kGroupMaxSlots = 64;
 constexpr int kGroupMaxMembers = 16;
 constexpr Size kGroupSealBytes = 36; /* crypto::kSealOverhead (checked in groups.cpp) */
 constexpr Size kMemberHeaderBytes = 2;
@@ -101,7 +103,19 @@ struct GroupEntry
 };
 static_assert(sizeof(GroupEntry) == 44, "a group entry is 44 bytes");
 
-constexpr Size kGroupSpecialSize = MAXALIGN(sizeof(PageSpecial) + kGroupSlots * sizeof(GroupEntry));
+/* Special space of a page with a group table of nslots slots. */
+constexpr Size
+group_special_size(int nslots)
+{
+	return MAXALIGN(sizeof(PageSpecial) + nslots * sizeof(GroupEntry));
+}
+
+static inline void
+member_header(int slot, int ordinal, uint8 *out)
+{
+	out[0] = (uint8) (kMemberMarker | (slot >> 2));
+	out[1] = (uint8) (((slot & 3) << 6) | ordinal);
+}
 
 /* ---- the metapage (block 0) ---- */
 
@@ -194,17 +208,43 @@ static_assert(kMaxTuplesPerPage <= MaxHeapTuplesPerPage, "TID bitmaps assume hea
 
 /* ---- page functions (page.cpp) ---- */
 
-/* Initialise an empty rustydb data page, with a group table if groups. */
-void page_init(Page page, bool groups = false);
+/* Initialise an empty rustydb data page, with a group table of group_slots slots if > 0. */
+void page_init(Page page, int group_slots = 0);
 
-/* The group table of a checked data page, or nullptr if it has none. */
+/* The group table of a checked data page (its slot count in *nslots), or nullptr. */
 static inline GroupEntry *
-page_groups(Page page)
+page_groups(Page page, int *nslots = nullptr)
 {
 	auto *sp = (PageSpecial *) (page + ((PageHeader) page)->pd_special);
 	if (PageIsNew(page) || !(sp->flags & kPageGroupTable))
 		return nullptr;
+	if (nslots != nullptr)
+		*nslots = (int) ((BLCKSZ - ((PageHeader) page)->pd_special - sizeof(PageSpecial)) /
+						 sizeof(GroupEntry));
 	return (GroupEntry *) (sp + 1);
+}
+
+/*
+ * Slots for a new page whose tuples are about tuple_len bytes (stored as
+ * members) in groups of group_rows: enough for a page of such tuples, and
+ * one more for smaller ones. Tuples a full table has no slot for are
+ * sealed on their own.
+ */
+static inline int
+group_slots_for(Size tuple_len, int group_rows)
+{
+	Size rows = (BLCKSZ - SizeOfPageHeaderData - sizeof(PageSpecial)) /
+				(MAXALIGN(tuple_len) + sizeof(ItemIdData));
+	int slots = (int) ((rows + group_rows - 1) / group_rows) + 1;
+	return Max(1, Min(slots, kGroupMaxSlots));
+}
+
+/* Largest tuple that fits on an empty page with a group table of nslots. */
+static inline Size
+max_group_page_tuple_size(int nslots)
+{
+	return BLCKSZ - MAXALIGN(SizeOfPageHeaderData + sizeof(ItemIdData)) -
+		   group_special_size(nslots);
 }
 
 /*
@@ -216,10 +256,6 @@ page_groups(Page page)
  * The format of the group changes in MULTI_INSERT and PRUNE records.
  */
 void apply_group_changes(Page page, const char *data, Size len);
-
-/* Largest tuple that fits on an empty page with a group table. */
-constexpr Size kMaxGroupPageTupleSize =
-	BLCKSZ - MAXALIGN(SizeOfPageHeaderData + sizeof(ItemIdData)) - kGroupSpecialSize;
 
 /* True when the page carries our special space (or is all zeroes). */
 bool page_is_valid(Page page);
@@ -293,12 +329,13 @@ bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
  * valid it is a pinned, unlocked buffer of the same relation that is
  * returned locked too (lock order by block number). A new page is
  * initialised here; WAL records carry an init flag when their tuple is the
- * first on the page, so redo re-creates the page from scratch. groups:
- * a page initialised here gets a group table (encrypted COPY; len must
- * then fit kMaxGroupPageTupleSize).
+ * first on the page, so redo re-creates the page from scratch.
+ * group_slots > 0: a page initialised here gets a group table of that
+ * many slots (encrypted COPY; len must then fit
+ * max_group_page_tuple_size).
  */
 Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other,
-							bool groups = false);
+							int group_slots = 0);
 
 /*
  * VACUUM's check of the metapage: ERROR (ERRCODE_DATA_CORRUPTED) naming
