@@ -19,12 +19,12 @@ CREATE FUNCTION tg_records(since pg_lsn, kind text) RETURNS SETOF text LANGUAGE 
 CREATE TABLE tg (id int, v text) USING rustydb WITH (encrypted = true, autovacuum_enabled = false);
 SELECT pg_current_wal_insert_lsn() AS lsn \gset
 COPY tg FROM PROGRAM 'seq 1 1000 | awk ''{print $1 "\tvalue " $1}''';
--- a new page with a group table (flag 0x10), groups of up to 16 rows in its 16 slots
+-- a new page with a group table (flag 0x10) of slots for groups of 4 rows (the default)
 SELECT * FROM tg_records(:'lsn', 'MULTI_INSERT') LIMIT 2;
 SELECT count(*), sum(id), count(DISTINCT v) FROM tg;
 SELECT * FROM tg WHERE id IN (1, 16, 17, 128, 129, 1000) ORDER BY id;
 SELECT ok, detail FROM rustydb.verify_encryption('tg') WHERE "check" = 'stored payloads open';
--- index lookups open one group each
+-- index lookups open their row's group
 CREATE INDEX tg_id ON tg (id);
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
@@ -56,10 +56,10 @@ VACUUM tg;
 SELECT count(*), max(id) FROM tg;
 SELECT ok, detail FROM rustydb.verify_encryption('tg') WHERE "check" = 'stored payloads open';
 
--- smaller groups, and none (1: every row sealed on its own, no group table)
+-- larger groups, and none (1: every row sealed on its own, no group table)
 CREATE TABLE tg4 (id int, v text) USING rustydb WITH (encrypted = true);
 CREATE TABLE tg1 (id int, v text) USING rustydb WITH (encrypted = true);
-SET rustydb.seal_group_rows = 4;
+SET rustydb.seal_group_rows = 16;
 SELECT pg_current_wal_insert_lsn() AS lsn \gset
 COPY tg4 FROM PROGRAM 'seq 1 10 | awk ''{print $1 "\tfour " $1}''';
 SELECT * FROM tg_records(:'lsn', 'MULTI_INSERT');

@@ -36,9 +36,10 @@ struct OpenedMember
 	uint16 len;   /* plaintext payload bytes */
 };
 
+/* One opened group of the page. */
 struct OpenedSlot
 {
-	bool valid;
+	int slot;
 	GroupEntry entry; /* the page's entry when opened: its identity */
 	OpenedMember m[kGroupMaxMembers];
 };
@@ -47,8 +48,10 @@ struct OpenedGroups
 {
 	RelFileNode node;
 	BlockNumber blkno;
-	OpenedSlot *slot; /* capacity slots, indexed by slot number */
+	OpenedSlot *open; /* nopen opened groups of the page (room for capacity) */
+	int nopen;
 	int capacity;
+	int hint; /* the one found last: rows are read group by group */
 	MemoryContext cxt;
 	Size used;   /* bytes of plain in use */
 	Size size;   /* bytes allocated for plain, grown on demand up to BLCKSZ */
@@ -81,25 +84,46 @@ opened_groups_free(OpenedGroups *og)
 		explicit_bzero(og->plain, og->used);
 		pfree(og->plain);
 	}
-	if (og->slot != nullptr)
-		pfree(og->slot);
+	if (og->open != nullptr)
+		pfree(og->open);
 	pfree(og);
 }
 
-/* Room for the slots of a page with nslots of them. */
-static void
-reserve_slots(OpenedGroups *og, int nslots)
+/* The opened group of slot, or nullptr. */
+static OpenedSlot *
+find_opened(OpenedGroups *og, int slot)
 {
-	if (nslots <= og->capacity)
-		return;
-	auto *slots = (OpenedSlot *) MemoryContextAllocZero(og->cxt, nslots * sizeof(OpenedSlot));
-	if (og->slot != nullptr)
+	if (og->hint < og->nopen && og->open[og->hint].slot == slot)
+		return &og->open[og->hint];
+	for (int i = 0; i < og->nopen; i++)
+		if (og->open[i].slot == slot)
+		{
+			og->hint = i;
+			return &og->open[i];
+		}
+	return nullptr;
+}
+
+/* A new entry for slot (its group not opened yet). */
+static OpenedSlot *
+add_opened(OpenedGroups *og, int slot)
+{
+	if (og->nopen == og->capacity)
 	{
-		memcpy(slots, og->slot, og->capacity * sizeof(OpenedSlot));
-		pfree(og->slot);
+		int capacity = Max(4, og->capacity * 2);
+		auto *open = (OpenedSlot *) MemoryContextAlloc(og->cxt, capacity * sizeof(OpenedSlot));
+		if (og->open != nullptr)
+		{
+			memcpy(open, og->open, og->nopen * sizeof(OpenedSlot));
+			pfree(og->open);
+		}
+		og->open = open;
+		og->capacity = capacity;
 	}
-	og->slot = slots;
-	og->capacity = nslots;
+	OpenedSlot *os = &og->open[og->nopen++];
+	os->slot = slot;
+	os->entry.nmembers = 0; /* not opened */
+	return os;
 }
 
 /* Room for n more plaintext bytes (n <= BLCKSZ), dropping the page's groups if full. */
@@ -125,8 +149,8 @@ reserve(OpenedGroups *og, Size n)
 static void
 forget_page(OpenedGroups *og)
 {
-	for (int i = 0; i < og->capacity; i++)
-		og->slot[i].valid = false;
+	og->nopen = 0;
+	og->hint = 0;
 	if (og->plain != nullptr)
 		explicit_bzero(og->plain, og->used);
 	og->used = 0;
@@ -291,26 +315,31 @@ open_group(OpenedGroups *og, Relation rel, const crypto::Cipher *c, Page page, B
 		og->node = rel->rd_node;
 		og->blkno = blkno;
 	}
-	int nslots = 0;
-	const GroupEntry *e = &storage::page_groups(page, &nslots)[slot];
-	reserve_slots(og, nslots);
-	OpenedSlot *os = &og->slot[slot];
-	os->valid = false;
+	const GroupEntry *e = &storage::page_groups(page)[slot];
+	OpenedSlot *os = find_opened(og, slot);
+	if (os != nullptr)
+		os->entry.nmembers = 0; /* no longer opened */
 	OffsetNumber moff[kGroupMaxMembers];
 	if (!find_members(page, slot, e, moff, why))
 		return false;
 	uint8 ad[kMaxGroupAd];
 	Size adlen = group_ad(page, blkno, slot, moff, e->nmembers, ad);
-	Size total = gather(page, moff, e->nmembers, gathered, os->m);
-	reserve(og, total);
+	OpenedMember m[kGroupMaxMembers];
+	Size total = gather(page, moff, e->nmembers, gathered, m);
+	reserve(og, total); /* may forget the page's other groups */
 	if (!crypto::try_open_detached(c, e->seal, gathered, total, ad, adlen, og->plain + og->used,
 								   why))
 		return false;
+	os = find_opened(og, slot);
+	if (os == nullptr)
+		os = add_opened(og, slot);
 	for (int i = 0; i < e->nmembers; i++)
+	{
+		os->m[i] = m[i];
 		os->m[i].start += (uint16) og->used;
+	}
 	og->used += total;
 	os->entry = *e;
-	os->valid = true;
 	return true;
 }
 
@@ -319,12 +348,12 @@ static const OpenedMember *
 lookup(const OpenedGroups *og, Relation rel, BlockNumber blkno, Page page, int slot, int ordinal,
 	   OffsetNumber off)
 {
-	if (og->blkno != blkno || !RelFileNodeEquals(og->node, rel->rd_node) || slot >= og->capacity)
+	if (og->blkno != blkno || !RelFileNodeEquals(og->node, rel->rd_node))
 		return nullptr;
-	const OpenedSlot *os = &og->slot[slot];
+	const OpenedSlot *os = find_opened(const_cast<OpenedGroups *>(og), slot);
 	const GroupEntry *e = &storage::page_groups(page)[slot];
 	/* the nonce (session, counter) identifies a seal: a re-sealed group has another */
-	if (!os->valid || ordinal >= os->entry.nmembers || os->m[ordinal].off != off ||
+	if (os == nullptr || ordinal >= os->entry.nmembers || os->m[ordinal].off != off ||
 		memcmp(os->entry.seal + 4, e->seal + 4, 16) != 0 || os->entry.nmembers != e->nmembers ||
 		os->entry.first != e->first || os->entry.last != e->last)
 		return nullptr;

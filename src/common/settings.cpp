@@ -38,7 +38,7 @@ char *key_command = nullptr;
 bool encrypt_new_tables = false;
 int plaintext_index_action = 0;
 int cipher_cache_size = 256;
-int seal_group_rows = 16;
+int seal_group_rows = 4;
 
 /* ---- ash: active session history ---- */
 bool ash_enabled = true;
@@ -242,10 +242,11 @@ const Definition kRegistry[] = {
 			  "plaintext."),
 	make_int("rustydb.cipher_cache_size", &cipher_cache_size, 256, 16, 65536, 0, PGC_SUSET,
 			 "most encrypted tables whose keys one backend keeps unwrapped"),
-	make_int("rustydb.seal_group_rows", &seal_group_rows, 16, 1, 16, 0, PGC_USERSET,
+	make_int("rustydb.seal_group_rows", &seal_group_rows, 4, 1, 16, 0, PGC_USERSET,
 			 "most rows of one page COPY seals together with one AEAD in an encrypted table",
-			 "1 seals every row on its own. Groups make COPY and scans faster; pruning "
-			 "re-seals a group's surviving rows when some of them are removed."),
+			 "1 seals every row on its own. Larger groups make COPY and scans faster and "
+			 "index lookups slower (a lookup opens its row's whole group); pruning re-seals "
+			 "a group's surviving rows when some of them are removed."),
 
 	/* ---- vpd: row policies ---- */
 	make_int("rustydb.vpd_cache_entries", &vpd_cache_entries, 1024, 16, 1048576, 0, PGC_SUSET,
