@@ -23,9 +23,10 @@
 # (COPY, the one-process scan), computed from this run's plain times, the
 # table's payload bytes and the cipher figures measured at the table's own
 # payload size: what encrypted/plain would be if encryption cost nothing
-# but the cipher calls, (a) with one AEAD per row (the stored format) and
-# (b) with one AEAD per page, the least any authenticated format must
-# spend (every payload byte through the cipher once). The additive model
+# but the cipher calls, (a) with one AEAD per row (rows sealed on their
+# own), (b) with one AEAD per group of rustydb.seal_group_rows rows (what
+# COPY writes) and (c) with one AEAD per page, the least any authenticated
+# format must spend (every payload byte through the cipher once). The additive model
 # (plain time + cipher time) was checked against a scan that sealed each
 # page's tuple area (docs/benchmarks.md).
 #
