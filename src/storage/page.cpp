@@ -81,8 +81,9 @@ meta_get(Page page, const char **why)
 			reason = "the special space does not mark a rustydb metapage";
 		else if (meta->magic != kMetaMagic)
 			reason = "bad metapage magic number";
-		else if (meta->format_version != kMetaFormatVersion || sp->version != kPageFormatVersion ||
-				 meta->page_version != kPageFormatVersion)
+		else if (meta->format_version != kMetaFormatVersion || sp->version < kPageFormatOldest ||
+				 sp->version > kPageFormatVersion || meta->page_version < kPageFormatOldest ||
+				 meta->page_version > kPageFormatVersion)
 			reason = "unsupported rustydb format version";
 		else if (meta->block_size != BLCKSZ)
 			reason = "the relation was created with a different block size";
@@ -112,7 +113,9 @@ page_is_valid(Page page)
 		return false;
 	auto *sp = (PageSpecial *) (page + hdr->pd_special);
 	/* the special space's size and its group-table flag agree */
-	return sp->magic == kPageMagic && sp->version == kPageFormatVersion && sp->kind == kPageData &&
+	/* version 2 pages have no group table */
+	return sp->magic == kPageMagic && sp->kind == kPageData &&
+		   (sp->version == kPageFormatVersion || (sp->version == kPageFormatOldest && !groups)) &&
 		   sp->flags == (groups ? kPageGroupTable : 0);
 }
 

@@ -27,10 +27,11 @@ using storage::page_init;
 static void
 check_version(XLogReaderState *record, uint8 version)
 {
-	if (version != kWalFormatVersion)
-		elog(PANIC, "rustydb WAL record of format version %u at %X/%X, this build reads version %u",
+	if (version < kWalFormatOldest || version > kWalFormatVersion)
+		elog(PANIC,
+			 "rustydb WAL record of format version %u at %X/%X, this build reads versions %u to %u",
 			 (unsigned) version, (uint32) (record->ReadRecPtr >> 32), (uint32) record->ReadRecPtr,
-			 (unsigned) kWalFormatVersion);
+			 (unsigned) kWalFormatOldest, (unsigned) kWalFormatVersion);
 }
 
 /* The data block number of a record's block_id (a data page). */

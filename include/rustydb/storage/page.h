@@ -50,6 +50,8 @@ constexpr uint16 kPageMagic = 0x5259; /* "RY" */
  * 3: a data page of an encrypted table may carry a group table (below).
  */
 constexpr uint8 kPageFormatVersion = 3;
+/* Oldest version read: version 2 pages are version 3 pages without a group table. */
+constexpr uint8 kPageFormatOldest = 2;
 
 enum PageKind : uint8
 {

@@ -27,6 +27,8 @@ namespace rustydb::wal {
  * 3: sealed groups: MULTI_INSERT and PRUNE may carry group table changes.
  */
 constexpr uint8 kWalFormatVersion = 3;
+/* Oldest version redo reads: version 2 records are version 3 records without group changes. */
+constexpr uint8 kWalFormatOldest = 2;
 
 /* Record kinds (xl_info & XLR_RMGR_INFO_MASK). */
 constexpr uint8 kInsert = 0x00;       /* one new tuple */
