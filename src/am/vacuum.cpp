@@ -725,12 +725,30 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 			int n = prune_page(rel, buf, vistest, oldest_xmin, vs.cipher);
 			if (n < 0)
 			{
-				/* groups to re-seal: load the key (not under a buffer lock) and retry */
+				/*
+				 * Groups to re-seal: load the key (not under a buffer lock)
+				 * and retry, waiting for the cleanup lock only when the
+				 * first one was waited for too (aggressive VACUUM).
+				 */
 				LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 				vs.cipher = crypto::relation_cipher(rel);
-				LockBufferForCleanup(buf);
-				page_check(rel, blkno, page);
-				n = prune_page(rel, buf, vistest, oldest_xmin, vs.cipher);
+				if (ConditionalLockBufferForCleanup(buf))
+					n = 0;
+				else if (aggressive)
+				{
+					LockBufferForCleanup(buf);
+					n = 0;
+				}
+				else
+				{
+					LockBuffer(buf, BUFFER_LOCK_SHARE);
+					cleanup = false;
+				}
+				if (cleanup)
+				{
+					page_check(rel, blkno, page);
+					n = prune_page(rel, buf, vistest, oldest_xmin, vs.cipher);
+				}
 			}
 			removed += Max(n, 0);
 		}

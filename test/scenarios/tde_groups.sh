@@ -227,4 +227,19 @@ matches "format version 9 is refused with the clear error" "$V2SUM" 'invalid rus
 matches "a page with a group table claiming version 2 is refused" \
 	"SELECT count(*) FROM g" 'invalid rustydb (page|metapage)'
 
+# ---- VACUUM without the key provider: only a page whose groups need a re-seal needs the key
+rdb_psql tgrp_p "CREATE TABLE kd (id int, v text) USING rustydb WITH (encrypted = true);
+	CREATE TABLE kc (id int, v text) USING rustydb WITH (encrypted = true)"
+for t in kd kc; do
+	rdb_psql tgrp_p "COPY $t FROM PROGRAM \$\$seq 1 100 | awk '{print \$1 \"\tk\"}'\$\$"
+done
+rdb_psql tgrp_p "DELETE FROM kd WHERE id = 5"
+rdb_node_conf tgrp_p "rustydb.keyring_file = ''"
+rdb_node_restart tgrp_p
+rdb_ok "without the key provider, VACUUM of a table whose groups lose no member works" \
+	rdb_psql tgrp_p "VACUUM kc"
+matches "... and VACUUM of a page whose group must be re-sealed gives the key error" \
+	"VACUUM kd" 'cannot access encrypted relation "kd"'
+rdb_ok "the server is still up" test "$(q "SELECT count(*) FROM gp")" = "500"
+
 rdb_summary
