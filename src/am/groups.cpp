@@ -296,6 +296,30 @@ gather(Page page, const OffsetNumber *moff, int n, char *ct, OpenedMember *m)
 	return total;
 }
 
+/*
+ * Seal the plaintexts pt (total bytes, the n members at moff in ordinal
+ * order, already on the page with their final lengths) as slot's group:
+ * the ciphertext goes to ct, the returned entry holds the seal.
+ */
+static GroupEntry
+seal_group(const crypto::Cipher *c, Page page, BlockNumber blkno, int slot,
+		   const OffsetNumber *moff, int n, const char *pt, Size total, char *ct)
+{
+	uint8 ad[kMaxGroupAd];
+	Size adlen = group_ad(page, blkno, slot, moff, n, ad);
+	GroupEntry e;
+	memset(&e, 0, sizeof(e));
+	e.nmembers = (uint8) n;
+	e.first = e.last = moff[0];
+	for (int i = 1; i < n; i++)
+	{
+		e.first = Min(e.first, moff[i]);
+		e.last = Max(e.last, moff[i]);
+	}
+	crypto::seal_detached(c, pt, total, ad, adlen, ct, e.seal);
+	return e;
+}
+
 /* ========================================================================
  * Opening
  * ========================================================================
@@ -345,12 +369,12 @@ open_group(OpenedGroups *og, Relation rel, const crypto::Cipher *c, Page page, B
 
 /* The opened member (slot, ordinal) at off, if og has it for this page's current group. */
 static const OpenedMember *
-lookup(const OpenedGroups *og, Relation rel, BlockNumber blkno, Page page, int slot, int ordinal,
+lookup(OpenedGroups *og, Relation rel, BlockNumber blkno, Page page, int slot, int ordinal,
 	   OffsetNumber off)
 {
 	if (og->blkno != blkno || !RelFileNodeEquals(og->node, rel->rd_node))
 		return nullptr;
-	const OpenedSlot *os = find_opened(const_cast<OpenedGroups *>(og), slot);
+	const OpenedSlot *os = find_opened(og, slot);
 	const GroupEntry *e = &storage::page_groups(page)[slot];
 	/* the nonce (session, counter) identifies a seal: a re-sealed group has another */
 	if (os == nullptr || ordinal >= os->entry.nmembers || os->m[ordinal].off != off ||
@@ -459,19 +483,22 @@ open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffe
  */
 
 static int
-free_slot(const GroupEntry *table, int nslots, uint64 taken)
+free_slot(const GroupEntry *table, int nslots)
 {
 	if (table == nullptr)
 		return -1;
 	for (int s = 0; s < nslots; s++)
-		if (table[s].nmembers == 0 && !(taken & (UINT64CONST(1) << s)))
+		if (table[s].nmembers == 0)
 			return s;
 	return -1;
 }
 
-/* Append a group table change without member payloads. */
+/*
+ * Append slot's new entry to group table changes (storage::apply_group_changes),
+ * npayloads member payloads to follow; the first call starts the count.
+ */
 static void
-note_entry(char *changes, Size *len, int slot, const GroupEntry *e)
+note_entry(char *changes, Size *len, int slot, const GroupEntry *e, int npayloads)
 {
 	if (*len == 0)
 	{
@@ -480,7 +507,7 @@ note_entry(char *changes, Size *len, int slot, const GroupEntry *e)
 	}
 	changes[0]++;
 	changes[*len] = (char) slot;
-	changes[*len + 1] = 0;
+	changes[*len + 1] = (char) npayloads;
 	memcpy(changes + *len + 2, e, sizeof(GroupEntry));
 	*len += 2 + sizeof(GroupEntry);
 }
@@ -496,7 +523,6 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 	GroupEntry *table = storage::page_groups(page, &nslots);
 	char *item = (char *) palloc(BLCKSZ);
 	char *pt = nullptr, *ct = nullptr;
-	uint64 taken = 0;
 	int done = 0;
 
 	*changes = (char *) palloc(1 + kGroupMaxSlots * (2 + sizeof(GroupEntry)));
@@ -510,16 +536,14 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 
 	while (done < n)
 	{
-		int slot = max_members > 1 ? free_slot(table, nslots, taken) : -1;
+		int slot = max_members > 1 ? free_slot(table, nslots) : -1;
 		if (slot < 0)
 		{
-			/* no group slot left: sealed on its own */
-			HeapTuple sealed = crypto::seal_tuple(c, tuples[done]);
-			if (done > 0 && PageGetHeapFreeSpace(page) < MAXALIGN(sealed->t_len) + save)
-			{
-				pfree(sealed);
+			/* no group slot left: sealed on its own (if it fits: no seal wasted) */
+			Size sealed_len = crypto::sealed_size(tuples[done]->t_len);
+			if (done > 0 && PageGetHeapFreeSpace(page) < MAXALIGN(sealed_len) + save)
 				break;
-			}
+			HeapTuple sealed = crypto::seal_tuple(c, tuples[done]);
 			OffsetNumber off = PageAddItem(page, (Item) sealed->t_data, sealed->t_len,
 										   InvalidOffsetNumber, false, true);
 			pfree(sealed);
@@ -573,18 +597,7 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 			memcpy(pt + total, (char *) t->t_data + hoff, t->t_len - hoff);
 			total += t->t_len - hoff;
 		}
-		uint8 ad[kMaxGroupAd];
-		Size adlen = group_ad(page, blkno, slot, moff, k, ad);
-		GroupEntry e;
-		memset(&e, 0, sizeof(e));
-		e.nmembers = (uint8) k;
-		e.first = e.last = moff[0];
-		for (int i = 1; i < k; i++)
-		{
-			e.first = Min(e.first, moff[i]);
-			e.last = Max(e.last, moff[i]);
-		}
-		crypto::seal_detached(c, pt, total, ad, adlen, ct, e.seal);
+		GroupEntry e = seal_group(c, page, blkno, slot, moff, k, pt, total, ct);
 		explicit_bzero(pt, total);
 		Size pos = 0;
 		for (int i = 0; i < k; i++)
@@ -596,8 +609,7 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 			placed(done + i, moff[i]);
 		}
 		table[slot] = e;
-		taken |= UINT64CONST(1) << slot;
-		note_entry(*changes, changes_len, slot, &e);
+		note_entry(*changes, changes_len, slot, &e, 0);
 		done += k;
 	}
 	pfree(item);
@@ -629,8 +641,7 @@ prepare_group_changes(Relation rel, const crypto::Cipher *c, Page page, BlockNum
 	char *out =
 		(char *) palloc(1 + nslots * (2 + sizeof(GroupEntry)) + BLCKSZ + MaxHeapTuplesPerPage * 4);
 	char *plain = nullptr, *ct = nullptr;
-	Size len = 1;
-	out[0] = 0;
+	Size len = 0;
 
 	for (int slot = 0; slot < nslots; slot++)
 	{
@@ -655,15 +666,11 @@ prepare_group_changes(Relation rel, const crypto::Cipher *c, Page page, BlockNum
 			lost += loses[moff[i]] ? 1 : 0;
 		if (lost == 0)
 			continue;
-		GroupEntry ne;
-		memset(&ne, 0, sizeof(ne));
 		if (lost == n)
 		{
-			out[0]++;
-			out[len] = (char) slot;
-			out[len + 1] = 0;
-			memcpy(out + len + 2, &ne, sizeof(ne));
-			len += 2 + sizeof(ne);
+			GroupEntry freed;
+			memset(&freed, 0, sizeof(freed));
+			note_entry(out, &len, slot, &freed, 0);
 			continue;
 		}
 		if (c == nullptr)
@@ -696,22 +703,9 @@ prepare_group_changes(Relation rel, const crypto::Cipher *c, Page page, BlockNum
 			stotal += m[i].len;
 		}
 		/* survivors' member headers change their ordinal: not in the AD, which orders them */
-		adlen = group_ad(page, blkno, slot, soff, ns, ad);
-		ne.nmembers = (uint8) ns;
-		ne.first = ne.last = soff[0];
-		for (int i = 1; i < ns; i++)
-		{
-			ne.first = Min(ne.first, soff[i]);
-			ne.last = Max(ne.last, soff[i]);
-		}
-		crypto::seal_detached(c, plain, stotal, ad, adlen, ct, ne.seal);
+		GroupEntry ne = seal_group(c, page, blkno, slot, soff, ns, plain, stotal, ct);
 		explicit_bzero(plain, BLCKSZ);
-
-		out[0]++;
-		out[len] = (char) slot;
-		out[len + 1] = (char) ns;
-		memcpy(out + len + 2, &ne, sizeof(ne));
-		len += 2 + sizeof(ne);
+		note_entry(out, &len, slot, &ne, ns);
 		Size pos = 0;
 		for (int i = 0; i < ns; i++)
 		{
@@ -730,7 +724,7 @@ prepare_group_changes(Relation rel, const crypto::Cipher *c, Page page, BlockNum
 		pfree(plain);
 		pfree(ct);
 	}
-	if (out[0] == 0)
+	if (len == 0)
 	{
 		pfree(out);
 		return true;

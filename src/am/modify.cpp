@@ -631,6 +631,46 @@ insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate)
 }
 
 /*
+ * Log the n new tuples at offs on the locked page of buffer as one
+ * MULTI_INSERT record (in the critical section), with the page's new group
+ * table and group changes when there are any. scratch: 2 * BLCKSZ bytes.
+ */
+static void
+log_multi_insert(Buffer buffer, const OffsetNumber *offs, int n, bool init, bool vm_cleared,
+				 const char *changes, Size changes_len, char *scratch)
+{
+	Page page = BufferGetPage(buffer);
+	char *wp = scratch;
+	for (int i = 0; i < n; i++)
+	{
+		ItemId lp = PageGetItemId(page, offs[i]);
+		uint16 len = (uint16) ItemIdGetLength(lp);
+		memcpy(wp, &offs[i], sizeof(OffsetNumber));
+		memcpy(wp + sizeof(OffsetNumber), &len, sizeof(len));
+		memcpy(wp + sizeof(OffsetNumber) + sizeof(len), PageGetItem(page, lp), len);
+		wp += sizeof(OffsetNumber) + sizeof(len) + len;
+	}
+	int nslots = 0;
+	bool table = init && storage::page_groups(page, &nslots) != nullptr;
+	uint8 nslots8 = (uint8) nslots;
+	wal::XlMultiInsert xl;
+	xl.version = wal::kWalFormatVersion;
+	xl.flags = (init ? wal::kFlagInitPage : 0) | (vm_cleared ? wal::kFlagVmCleared : 0) |
+			   (table ? wal::kFlagGroupTable : 0) | (changes_len > 0 ? wal::kFlagGroupChanges : 0);
+	xl.ntuples = (uint16) n;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xl, sizeof(xl));
+	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD | (init ? REGBUF_WILL_INIT : 0));
+	if (table)
+		XLogRegisterBufData(0, (char *) &nslots8, 1);
+	XLogRegisterBufData(0, scratch, wp - scratch);
+	if (changes_len > 0)
+		XLogRegisterBufData(0, (char *) changes, changes_len);
+	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kMultiInsert);
+	PageSetLSN(page, recptr);
+}
+
+/*
  * multi_insert for an encrypted relation: the tuples of each page are
  * sealed in groups (groups.h) where the page has a group table, else one
  * by one. The page is built in a private copy, so sealing (which may
@@ -676,37 +716,8 @@ multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuple
 		bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 		MarkBufferDirty(buffer);
 		if (need_wal)
-		{
-			char *wp = scratch;
-			for (int i = done; i < done + n; i++)
-			{
-				ItemId lp = PageGetItemId(page, offs[i]);
-				uint16 len = (uint16) ItemIdGetLength(lp);
-				memcpy(wp, &offs[i], sizeof(OffsetNumber));
-				memcpy(wp + sizeof(OffsetNumber), &len, sizeof(len));
-				memcpy(wp + sizeof(OffsetNumber) + sizeof(len), PageGetItem(page, lp), len);
-				wp += sizeof(OffsetNumber) + sizeof(len) + len;
-			}
-			int nslots = 0;
-			bool table = init && storage::page_groups(page, &nslots) != nullptr;
-			uint8 nslots8 = (uint8) nslots;
-			wal::XlMultiInsert xl;
-			xl.version = wal::kWalFormatVersion;
-			xl.flags = (init ? wal::kFlagInitPage : 0) | (vm_cleared ? wal::kFlagVmCleared : 0) |
-					   (table ? wal::kFlagGroupTable : 0) |
-					   (changes_len > 0 ? wal::kFlagGroupChanges : 0);
-			xl.ntuples = (uint16) n;
-			XLogBeginInsert();
-			XLogRegisterData((char *) &xl, sizeof(xl));
-			XLogRegisterBuffer(0, buffer, REGBUF_STANDARD | (init ? REGBUF_WILL_INIT : 0));
-			if (table)
-				XLogRegisterBufData(0, (char *) &nslots8, 1);
-			XLogRegisterBufData(0, scratch, wp - scratch);
-			if (changes_len > 0)
-				XLogRegisterBufData(0, changes, changes_len);
-			XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kMultiInsert);
-			PageSetLSN(page, recptr);
-		}
+			log_multi_insert(buffer, offs + done, n, init, vm_cleared, changes, changes_len,
+							 scratch);
 		END_CRIT_SECTION();
 		UnlockReleaseBuffer(buffer);
 		if (BufferIsValid(vmbuf))
@@ -751,12 +762,12 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 	}
 
 	char *scratch = need_wal ? (char *) palloc(2 * BLCKSZ) : nullptr;
+	auto *offs = (OffsetNumber *) palloc(ntuples * sizeof(OffsetNumber));
 	int done = 0;
 	while (done < ntuples)
 	{
 		Buffer buffer = get_buffer_for_tuple(rel, tuples[done]->t_len, bistate, InvalidBuffer);
 		Page page = BufferGetPage(buffer);
-		char *wp = scratch;
 		int first = done;
 		Buffer vmbuf = InvalidBuffer;
 		storage::vm_pin_if_needed(rel, buffer, &vmbuf);
@@ -778,29 +789,12 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 			ItemPointerSet(&tup->t_self, storage::data_block(buffer), off);
 			auto *item = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off));
 			item->t_ctid = tup->t_self;
-			if (need_wal)
-			{
-				uint16 len = (uint16) tup->t_len;
-				memcpy(wp, &off, sizeof(off));
-				memcpy(wp + sizeof(off), &len, sizeof(len));
-				memcpy(wp + sizeof(off) + sizeof(len), item, len);
-				wp += sizeof(off) + sizeof(len) + len;
-			}
+			offs[done] = off;
 		}
 		MarkBufferDirty(buffer);
 		if (need_wal)
-		{
-			wal::XlMultiInsert xl;
-			xl.version = wal::kWalFormatVersion;
-			xl.flags = (init ? wal::kFlagInitPage : 0) | (vm_cleared ? wal::kFlagVmCleared : 0);
-			xl.ntuples = (uint16) (done - first);
-			XLogBeginInsert();
-			XLogRegisterData((char *) &xl, sizeof(xl));
-			XLogRegisterBuffer(0, buffer, REGBUF_STANDARD | (init ? REGBUF_WILL_INIT : 0));
-			XLogRegisterBufData(0, scratch, wp - scratch);
-			XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kMultiInsert);
-			PageSetLSN(page, recptr);
-		}
+			log_multi_insert(buffer, offs + first, done - first, init, vm_cleared, nullptr, 0,
+							 scratch);
 		END_CRIT_SECTION();
 		UnlockReleaseBuffer(buffer);
 		if (BufferIsValid(vmbuf))
@@ -812,6 +806,7 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 	pgstat_count_heap_insert(rel, ntuples);
 	if (scratch != nullptr)
 		pfree(scratch);
+	pfree(offs);
 	pfree(tuples);
 }
 
