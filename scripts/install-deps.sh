@@ -16,6 +16,8 @@ PKGS=(
 	perl
 	procps
 	bzip2
+	gdb
+	postgresql-15-repack
 )
 
 SUDO=""

@@ -5,7 +5,7 @@
 #   throwaway servers running the freshly built rustydb. Ends with totals.
 #
 #   bash scripts/test.sh            everything below
-#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, scenarios, pgsuite
+#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, concurrency, scenarios, pgsuite
 #   RDB_SKIP="pgsuite scenarios"    skip layers (for quick local runs; CI skips none)
 #   RDB_KEEP=1                      keep the work directory for inspection
 set -euo pipefail
@@ -177,6 +177,8 @@ run_script_layer() {
 }
 
 if want checks; then run_script_layer checks test/checks; fi
+# concurrent writers under a watchdog that fails a run that stops committing
+if want concurrency; then run_script_layer concurrency test/concurrency; fi
 if want scenarios; then run_script_layer scenarios test/scenarios; fi
 # the access method's crash and standby scenarios again, every table encrypted
 if want scenarios; then

@@ -13,6 +13,7 @@
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/crypto/crypto.h"
+#include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
@@ -59,6 +60,42 @@ report(Reporter *r, BlockNumber blkno, OffsetNumber off, const char *fmt, ...)
 	values[2] = CStringGetTextDatum(msg);
 	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, values, nulls);
 	r->count++;
+}
+
+/*
+ * Does the tuple's version link (t_ctid) lead anywhere? Only an update
+ * that committed or is still running leaves a link to a newer version; a
+ * row never updated, only locked, or whose updater aborted or crashed
+ * keeps whatever t_ctid was written last (an aborted update's link points
+ * at a version that pruning may remove and VACUUM may truncate away), as
+ * with heap. xmax is not in the future here (checked before); one older
+ * than the relation's freeze horizons cannot be looked up, and is left
+ * alone.
+ */
+bool
+link_is_live(Relation rel, HeapTupleHeader t, TransactionId next_xid, TransactionId relfrozenxid)
+{
+	uint16 im = t->t_infomask;
+	if ((im & HEAP_XMAX_INVALID) || HEAP_XMAX_IS_LOCKED_ONLY(im))
+		return false;
+	if (im & HEAP_XMAX_COMMITTED)
+		return true;
+	TransactionId raw = HeapTupleHeaderGetRawXmax(t);
+	if (im & HEAP_XMAX_IS_MULTI)
+	{
+		MultiXactId relminmxid = rel->rd_rel->relminmxid;
+		if (!MultiXactIdIsValid(raw) ||
+			(MultiXactIdIsValid(relminmxid) && MultiXactIdPrecedes(raw, relminmxid)))
+			return false;
+	}
+	else if (!TransactionIdIsNormal(raw) || !TransactionIdPrecedes(raw, next_xid) ||
+			 (TransactionIdIsNormal(relfrozenxid) && TransactionIdPrecedes(raw, relfrozenxid)))
+		return false;
+	TransactionId up = mvcc::update_xid(t);
+	if (!TransactionIdIsNormal(up))
+		return false;
+	return TransactionIdIsCurrentTransactionId(up) || TransactionIdIsInProgress(up) ||
+		   TransactionIdDidCommit(up);
 }
 
 void
@@ -132,7 +169,8 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 		if (TransactionIdIsNormal(xmax) && !TransactionIdPrecedes(xmax, next_xid))
 			report(r, blkno, off, "xmax %u is in the future (next xid %u)", xmax, next_xid);
 	}
-	if (!HeapTupleHeaderIsSpeculative(t) && !HeapTupleHeaderIndicatesMovedPartitions(t))
+	if (!HeapTupleHeaderIsSpeculative(t) && !HeapTupleHeaderIndicatesMovedPartitions(t) &&
+		link_is_live(rel, t, next_xid, relfrozenxid))
 	{
 		BlockNumber cblk = ItemPointerGetBlockNumberNoCheck(&t->t_ctid);
 		OffsetNumber coff = ItemPointerGetOffsetNumberNoCheck(&t->t_ctid);

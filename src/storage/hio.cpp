@@ -149,7 +149,11 @@ extend(Relation rel, BulkInsertState bistate)
 	return buf;
 }
 
-/* Lock buf and other (if valid and different) in block-number order. */
+/*
+ * Lock buf and other (if valid and different) in block-number order: the
+ * one order in which rustydb ever holds two data pages' content locks
+ * (docs/storage.md, "Buffer lock order").
+ */
 static void
 lock_pair(Buffer buf, Buffer other)
 {
@@ -170,6 +174,32 @@ lock_pair(Buffer buf, Buffer other)
 	}
 }
 
+/* Undo lock_pair (and the pin on buf unless it is other or bistate's). */
+static void
+unlock_pair(Buffer buf, Buffer other, BulkInsertState bistate)
+{
+	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	if (buf == other)
+		return;
+	if (BufferIsValid(other))
+		LockBuffer(other, BUFFER_LOCK_UNLOCK);
+	ReleaseBuffer(buf);
+	if (bistate != nullptr && BufferIsValid(bistate->current_buf))
+	{
+		ReleaseBuffer(bistate->current_buf);
+		bistate->current_buf = InvalidBuffer;
+	}
+}
+
+/*
+ * other: the old version's page (pinned, unlocked) when an update needs a
+ * page for its new version, else InvalidBuffer. Returns a pinned page
+ * with room for len bytes, exclusively locked, and other locked too. Both
+ * locks are always taken in block-number order: a page another backend
+ * extended the relation by is visible to everyone at once (through
+ * nblocks - 1 and the free space map), so a backend that has just extended
+ * may not wait for other while holding the new page (issue 16's hang).
+ */
 Buffer
 get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, int group_slots)
 {
@@ -178,6 +208,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						errmsg("row is too big: size %zu, maximum size %zu", (size_t) len,
 							   (size_t) kMaxTupleSize)));
+	Assert(!BufferIsValid(other) || bistate == nullptr);
 
 	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
 	/* A tuple that cannot fit beside fillfactor's reserve ignores it. */
@@ -191,71 +222,80 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 	else
 		target = RelationGetTargetBlock(rel);
 
-	if (target == InvalidBlockNumber)
+	for (;;)
 	{
-		target = GetPageWithFreeSpace(rel, len + save);
 		if (target == InvalidBlockNumber)
 		{
-			BlockNumber nblocks = phys_nblocks(rel);
-			if (nblocks > kMetaBlock + 1)
-				target = nblocks - 1;
+			target = GetPageWithFreeSpace(rel, len + save);
+			if (target == InvalidBlockNumber)
+			{
+				BlockNumber nblocks = phys_nblocks(rel);
+				if (nblocks > kMetaBlock + 1)
+					target = nblocks - 1;
+			}
 		}
-	}
 
-	/* (block 0 is the metapage: never a target, whatever the FSM says) */
-	while (target != InvalidBlockNumber && target != kMetaBlock)
-	{
-		Buffer buf;
-		if (target == other_blk)
-			buf = other;
-		else
-			buf = read_bi(rel, target, bistate);
-		lock_pair(buf, other);
+		/* (block 0 is the metapage: never a target, whatever the FSM says) */
+		while (target != InvalidBlockNumber && target != kMetaBlock)
+		{
+			Buffer buf;
+			if (target == other_blk)
+				buf = other;
+			else
+				buf = read_bi(rel, target, bistate);
+			lock_pair(buf, other);
 
+			Page page = BufferGetPage(buf);
+			if (PageIsNew(page))
+			{
+				page_init(page, group_slots);
+				MarkBufferDirty(buf);
+			}
+			page_check(rel, target - 1, page);
+			Size avail = page_free_space(page);
+			if (len + save <= avail)
+			{
+				RelationSetTargetBlock(rel, target);
+				return buf;
+			}
+
+			/* Not enough room: unlock and ask the FSM for another page. */
+			unlock_pair(buf, other, bistate);
+			target = RecordAndGetPageWithFreeSpace(rel, target, avail, len + save);
+		}
+
+		/* No existing page has room: extend the relation. */
+		Buffer buf = extend(rel, bistate);
 		Page page = BufferGetPage(buf);
-		if (PageIsNew(page))
-		{
-			page_init(page, group_slots);
-			MarkBufferDirty(buf);
-		}
-		page_check(rel, target - 1, page);
-		Size avail = page_free_space(page);
-		if (len + save <= avail)
-		{
-			RelationSetTargetBlock(rel, target);
+		if (!PageIsNew(page))
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg("page %u of relation \"%s\" should be empty but is not",
+								   data_block(buf), RelationGetRelationName(rel))));
+		page_init(page, group_slots);
+		MarkBufferDirty(buf);
+		RelationSetTargetBlock(rel, BufferGetBlockNumber(buf));
+		if (!BufferIsValid(other))
 			return buf;
-		}
 
-		/* Not enough room: unlock and ask the FSM for another page. */
+		/*
+		 * other is below the new page. Others may already be waiting for the
+		 * new page while holding other: take other without waiting, or give
+		 * the new page up and lock both in block order. Meanwhile others may
+		 * have filled it; then look for a page again.
+		 */
+		Assert(other_blk < BufferGetBlockNumber(buf));
+		if (ConditionalLockBuffer(other))
+			return buf;
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-		if (buf != other)
-		{
-			if (BufferIsValid(other))
-				LockBuffer(other, BUFFER_LOCK_UNLOCK);
-			ReleaseBuffer(buf);
-		}
-		if (bistate != nullptr && BufferIsValid(bistate->current_buf))
-		{
-			ReleaseBuffer(bistate->current_buf);
-			bistate->current_buf = InvalidBuffer;
-		}
-		target = RecordAndGetPageWithFreeSpace(rel, target, avail, len + save);
-	}
-
-	/* No existing page has room: extend the relation. */
-	Buffer buf = extend(rel, bistate);
-	Page page = BufferGetPage(buf);
-	if (!PageIsNew(page))
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-						errmsg("page %u of relation \"%s\" should be empty but is not",
-							   data_block(buf), RelationGetRelationName(rel))));
-	page_init(page, group_slots);
-	MarkBufferDirty(buf);
-	/* The new page is invisible to others until we insert; lock other now. */
-	if (BufferIsValid(other))
 		LockBuffer(other, BUFFER_LOCK_EXCLUSIVE);
-	RelationSetTargetBlock(rel, BufferGetBlockNumber(buf));
-	return buf;
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		Size avail = page_free_space(page);
+		if (len <= avail)
+			return buf;
+		BlockNumber full = BufferGetBlockNumber(buf);
+		unlock_pair(buf, other, bistate);
+		target = RecordAndGetPageWithFreeSpace(rel, full, avail, len + save);
+	}
 }
 
 } /* namespace rustydb::storage */

@@ -11,8 +11,13 @@ rdb_node_start amcorrupt
 rdb_psql amcorrupt "CREATE EXTENSION rustydb;
 	CREATE TABLE t (a int, b text) USING rustydb;
 	INSERT INTO t SELECT g, 'value ' || g FROM generate_series(1, 2000) g;
+	CREATE TABLE u (a int) USING rustydb;
+	INSERT INTO u VALUES (1);
+	UPDATE u SET a = 2;
 	CHECKPOINT;"
 file=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath('t')")
+ufile=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath('u')")
+rdb_is "u: an updated row, verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('u')")" "0"
 rdb_is "clean table: verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('t')")" "0"
 rdb_node_stop amcorrupt
 
@@ -32,7 +37,14 @@ tupoff=$((lp & 0x7fff))
 poke "$(at 4 $((tupoff + 22)))" "05"
 # the metapage: its magic number
 poke 24 "00000000"
+# u: the committed update's old version (data block 0, first tuple) links to block 9999
+lp=$(od -An -tu4 -j 8216 -N4 "$ufile" | tr -d ' ')
+printf '\x0f\x27' | dd of="$ufile" bs=1 seek=$((8192 + (lp & 0x7fff) + 14)) conv=notrunc status=none
 rdb_node_start amcorrupt
+
+rdb_is "a committed update's broken version link is reported (an aborted one's is not: am_meta)" \
+	"$(rdb_psql amcorrupt "SELECT blkno || ':' || offnum || ' ' || msg FROM rustydb.verify_table('u')")" \
+	"0:1 version link (9999,2) points outside the relation"
 
 out=$(rdb_psql amcorrupt "SELECT count(*) FROM t" 2>&1 || true)
 rdb_ok "seq scan: ERROR naming relation and block 0" \
