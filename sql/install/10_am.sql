@@ -20,6 +20,14 @@ COMMENT ON FUNCTION rustydb.verify_table(regclass) IS
 	'check every page and tuple of a rustydb table; one row per problem found';
 REVOKE ALL ON FUNCTION rustydb.verify_table(regclass) FROM PUBLIC;
 
+CREATE FUNCTION rustydb.recover_heap_pages(rel regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'rustydb_recover_heap_pages'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION rustydb.recover_heap_pages(regclass) IS
+	'rebuild a rustydb table whose files were replaced by a heap table''s (e.g. by a file-swapping tool) from its visible rows; returns the row count';
+REVOKE ALL ON FUNCTION rustydb.recover_heap_pages(regclass) FROM PUBLIC;
+
 CREATE FUNCTION rustydb.metapage(rel regclass,
 	OUT present boolean, OUT format_version integer, OUT page_version integer,
 	OUT block_size integer, OUT encrypted boolean, OUT data_pages bigint)

@@ -214,6 +214,7 @@ TableScanDesc
 scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTableScanDesc pscan,
 		   uint32 flags)
 {
+	storage::check_storage(rel);
 	RelationIncrementReferenceCount(rel);
 	/* load an encrypted relation's keys now, not later under a buffer lock */
 	const crypto::Cipher *cipher = crypto::relation_cipher(rel);
@@ -742,6 +743,7 @@ struct IndexFetch
 IndexFetchTableData *
 index_fetch_begin(Relation rel)
 {
+	storage::check_storage(rel);
 	/* keys loaded before any buffer lock */
 	const crypto::Cipher *cipher = crypto::relation_cipher(rel);
 	auto *f = (IndexFetch *) palloc0(sizeof(IndexFetch));

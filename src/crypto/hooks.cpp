@@ -26,6 +26,7 @@
 #include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
+#include "rustydb/common/tools.h"
 #include "rustydb/crypto/crypto_catalog.h"
 #include "rustydb/crypto/crypto_internal.h"
 
@@ -204,6 +205,46 @@ inspect(PlannedStmt **pstmt)
 	return value ? 1 : 0;
 }
 
+/*
+ * pg_repack's copy of a rustydb table (and, for an encrypted table, its
+ * change log) is created as a rustydb table whatever the session's
+ * default access method, so that pg_repack's file swap exchanges rustydb
+ * files (tools.h). Returns the statement to run (a private copy when
+ * changed).
+ */
+PlannedStmt *
+steer_tool_tables(PlannedStmt *pstmt)
+{
+	Node *node = pstmt->utilityStmt;
+	RangeVar *target = nullptr;
+	if (IsA(node, CreateTableAsStmt))
+	{
+		auto *ctas = castNode(CreateTableAsStmt, node);
+		if (ctas->into != nullptr && ctas->objtype == OBJECT_TABLE)
+			target = ctas->into->rel;
+	}
+	else if (IsA(node, CreateStmt))
+		target = castNode(CreateStmt, node)->relation;
+	if (target == nullptr || target->schemaname == nullptr)
+		return pstmt;
+
+	Oid orig;
+	tools::RepackRole role = tools::pg_repack_role(target->schemaname, target->relname, &orig);
+	if (role == tools::RepackRole::kNone ||
+		(role == tools::RepackRole::kLog &&
+		 !(OidIsValid(keys_catalog_oid()) && relation_has_keys(orig))))
+		return pstmt;
+
+	auto *copy = static_cast<PlannedStmt *>(copyObjectImpl(pstmt));
+	if (IsA(copy->utilityStmt, CreateTableAsStmt))
+		castNode(CreateTableAsStmt, copy->utilityStmt)->into->accessMethod = pstrdup("rustydb");
+	else
+		castNode(CreateStmt, copy->utilityStmt)->accessMethod = pstrdup("rustydb");
+	elog(DEBUG1, "rustydb: pg_repack's %s of table %u is created as a rustydb table",
+		 role == tools::RepackRole::kCopy ? "copy" : "change log", orig);
+	return copy;
+}
+
 /* The pg_class row of a relation created in this command (SnapshotSelf). */
 bool
 class_row(Oid relid, char *relkind, Oid *relam, NameData *relname, Oid *relnamespace = nullptr)
@@ -327,10 +368,10 @@ void
 relation_created(Oid relid, bool is_internal)
 {
 	char relkind = 0;
-	Oid relam = InvalidOid;
+	Oid relam = InvalidOid, relnsp = InvalidOid;
 	NameData relname;
 
-	if (!class_row(relid, &relkind, &relam, &relname))
+	if (!class_row(relid, &relkind, &relam, &relname, &relnsp))
 		return;
 
 	if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
@@ -341,10 +382,16 @@ relation_created(Oid relid, bool is_internal)
 		Oid tam;
 		NameData tname;
 
-		if (!OidIsValid(table) || !class_row(table, &tkind, &tam, &tname))
+		/*
+		 * A TOAST table's own index holds chunk ids, not data; pg_repack's
+		 * copy gets the original's indexes again and its log an index of
+		 * row numbers: no new plaintext, no warning.
+		 */
+		Oid tnsp = InvalidOid, orig;
+		if (!OidIsValid(table) || !class_row(table, &tkind, &tam, &tname, &tnsp))
 			return;
-		/* a TOAST table's own index holds chunk ids, not data */
 		if (tkind != RELKIND_TOASTVALUE && OidIsValid(keys_catalog_oid()) &&
+			tools::pg_repack_role(tnsp, NameStr(tname), &orig) == tools::RepackRole::kNone &&
 			relation_has_keys(table))
 		{
 			ereport(settings::plaintext_index_action == 1   ? ERROR
@@ -390,6 +437,26 @@ relation_created(Oid relid, bool is_internal)
 		return;
 	}
 
+	/*
+	 * pg_repack's copy has exactly the original's keys (none for a plain
+	 * table, whatever rustydb.encrypt_new_tables says): the swap gives its
+	 * files to the original, whose keys must open them. Its change log of
+	 * an encrypted table is sealed with them too.
+	 */
+	Oid orig;
+	tools::RepackRole role = tools::pg_repack_role(relnsp, NameStr(relname), &orig);
+	if (role != tools::RepackRole::kNone)
+	{
+		bool has_keys = OidIsValid(keys_catalog_oid()) && relation_has_keys(orig);
+		if (has_keys || role == tools::RepackRole::kCopy)
+		{
+			pending_encrypted = -1;
+			if (has_keys)
+				clone_keys(relid, orig, Role::Table);
+			return;
+		}
+	}
+
 	bool encrypt = pending_encrypted >= 0 ? pending_encrypted == 1 : settings::encrypt_new_tables;
 	pending_encrypted = -1;
 	if (encrypt)
@@ -416,7 +483,7 @@ crypto_process_utility(PlannedStmt *pstmt, const char *query, bool read_only_tre
 {
 	rustydb::boundary::run("crypto_process_utility", [&] {
 		using namespace rustydb::crypto;
-		PlannedStmt *stmt = pstmt;
+		PlannedStmt *stmt = steer_tool_tables(pstmt);
 		int request = inspect(&stmt);
 		int saved = pending_encrypted;
 

@@ -74,7 +74,10 @@ check_metapage(Relation rel)
 	const char *why = nullptr;
 	if (!is_new && meta_get(BufferGetPage(buf), &why) == nullptr)
 	{
+		bool heap = page_is_heap(BufferGetPage(buf));
 		UnlockReleaseBuffer(buf);
+		if (heap)
+			heap_pages_error(rel, kMetaBlock);
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
 						errmsg("invalid rustydb metapage in relation \"%s\"",
 							   RelationGetRelationName(rel)),
@@ -209,6 +212,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 						errmsg("row is too big: size %zu, maximum size %zu", (size_t) len,
 							   (size_t) kMaxTupleSize)));
 	Assert(!BufferIsValid(other) || bistate == nullptr);
+	check_storage(rel);
 
 	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
 	/* A tuple that cannot fit beside fillfactor's reserve ignores it. */

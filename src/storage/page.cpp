@@ -70,6 +70,8 @@ meta_get(Page page, const char **why)
 
 	if (PageIsNew(page))
 		reason = "the page is all zeroes";
+	else if (page_is_heap(page))
+		reason = "it is a heap page (the table's files were replaced by a heap table's)";
 	else if (hdr->pd_special != BLCKSZ - kSpecialSize ||
 			 hdr->pd_lower < (char *) (meta + 1) - (char *) page || hdr->pd_lower > hdr->pd_upper ||
 			 hdr->pd_upper > hdr->pd_special)
@@ -119,11 +121,68 @@ page_is_valid(Page page)
 		   sp->flags == (groups ? kPageGroupTable : 0);
 }
 
+bool
+page_is_heap(Page page)
+{
+	auto *hdr = (PageHeader) page;
+	return !PageIsNew(page) && hdr->pd_special == BLCKSZ && PageGetPageSize(page) == BLCKSZ &&
+		   PageGetPageLayoutVersion(page) == PG_PAGE_LAYOUT_VERSION &&
+		   hdr->pd_lower >= SizeOfPageHeaderData && hdr->pd_lower <= hdr->pd_upper &&
+		   hdr->pd_upper <= hdr->pd_special;
+}
+
+void
+heap_pages_error(Relation rel, BlockNumber phys_blkno)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("relation \"%s\" holds heap pages, not rustydb pages",
+					RelationGetRelationName(rel)),
+			 errdetail("Block %u of its file is a heap page: the table's files were replaced by "
+					   "a heap table's, as a tool that rebuilds tables and swaps their files "
+					   "(such as pg_repack without rustydb's support) does.",
+					   phys_blkno),
+			 errhint("SELECT rustydb.recover_heap_pages('%s') rebuilds the table from those pages "
+					 "as a rustydb table.",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)))));
+}
+
+void
+check_storage(Relation rel)
+{
+	if (likely(rel->rd_amcache != nullptr))
+		return;
+	if (phys_nblocks(rel) > 0)
+	{
+		Buffer buf = ReadBuffer(rel, kMetaBlock);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		bool heap = page_is_heap(page);
+		const char *why = nullptr;
+		bool ok = !heap && (PageIsNew(page) || meta_get(page, &why) != nullptr);
+		UnlockReleaseBuffer(buf);
+		if (heap)
+			heap_pages_error(rel, kMetaBlock);
+		if (!ok)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg("invalid rustydb metapage in relation \"%s\"",
+								   RelationGetRelationName(rel)),
+							errdetail("Block 0 of the file: %s.", why),
+							errhint("Restore the table from a backup; rustydb.verify_table() lists "
+									"the damaged pages.")));
+	}
+	/* freed by the relation cache whenever it rebuilds or drops the entry */
+	rel->rd_amcache = MemoryContextAllocZero(CacheMemoryContext, sizeof(int));
+}
+
 void
 page_check(Relation rel, BlockNumber blkno, Page page)
 {
 	if (likely(page_is_valid(page)))
 		return;
+	if (page_is_heap(page))
+		heap_pages_error(rel, phys_block(blkno));
 	auto *hdr = (PageHeader) page;
 	ereport(
 		ERROR,

@@ -3,25 +3,31 @@
 #
 #   rdb_pgbench_watched NODE DB LOG -- PGBENCH_ARGS...
 #
-# Runs pgbench against NODE/DB (output in LOG) and watches the database's
-# commit counter (pg_stat_database.xact_commit + xact_rollback). If it does
-# not move for RDB_STALL_SECONDS (default 60) while pgbench runs, the run
-# has stopped making progress: the watchdog writes pg_stat_activity, the
-# lock waits and every waiting backend's stack (gdb) into LOG.stall, stops
-# pgbench, ends the node with an immediate shutdown (a hung instance does not
-# stop otherwise) and returns 2. Returns pgbench's status otherwise.
+# Runs pgbench against NODE/DB (output in LOG) with a progress report every
+# second (-P 1) and watches it: if pgbench completes no transaction for
+# RDB_STALL_SECONDS (default 60) while it runs, the run has stopped making
+# progress. The watchdog then writes pg_stat_activity, the lock waits and
+# every waiting backend's stack (gdb) into LOG.stall, stops pgbench, ends
+# the node with an immediate shutdown (a hung instance does not stop
+# otherwise) and returns 2. Returns pgbench's status otherwise.
 #
-# Progress is what is measured, never time: a slow, loaded machine still
-# commits, so the stall window only has to exceed the longest pause a
-# healthy run can have (a checkpoint, a lock wait that the deadlock detector
-# ends after deadlock_timeout).
+# Progress is pgbench's own count of completed transactions, never time
+# and never the server's commit counters (background workers and
+# autovacuum commit in a hung instance): a slow, loaded machine still
+# completes transactions, so the stall window only has to exceed the
+# longest pause a healthy run can have (a checkpoint, a lock wait that the
+# deadlock detector ends after deadlock_timeout).
 #
 #   RDB_BUSY_LOOPS   busy CPU loops run beside pgbench (default 2): a lock-
 #                    order bug needs a backend preempted while it holds a
 #                    buffer lock, which a loaded machine makes likely
 
-rdb_watch_counter() {
-	rdb_psql "$1" "SELECT coalesce(sum(xact_commit + xact_rollback), 0) FROM pg_stat_database WHERE datname = '$2'" 2>/dev/null || echo "?"
+# rdb_pgbench_progress LOG: transactions in the newest progress report
+# (-P), or "none" before the first one
+rdb_pgbench_progress() {
+	local line
+	line=$(grep -E '^progress: ' "$1" 2>/dev/null | tail -n 1)
+	if [ -z "$line" ]; then echo none; else echo "$line"; fi
 }
 
 # rdb_dump_stall NODE DB FILE: what a hung instance looks like, for the log
@@ -56,20 +62,23 @@ rdb_pgbench_watched() {
 		(while :; do :; done) &
 		busy+=($!)
 	done
-	"$RDB_BINDIR/pgbench" -h "$(rdb_sock "$node")" -p "$(rdb_port "$node")" -U postgres "$@" "$db" >"$log" 2>&1 &
+	"$RDB_BINDIR/pgbench" -h "$(rdb_sock "$node")" -p "$(rdb_port "$node")" -U postgres -P 1 "$@" "$db" >"$log" 2>&1 &
 	bench=$!
-	last=$(rdb_watch_counter "$node" "$db")
+	last=none
 	while kill -0 "$bench" 2>/dev/null; do
 		sleep 1
-		now=$(rdb_watch_counter "$node" "$db")
-		if [ "$now" != "$last" ]; then
+		now=$(rdb_pgbench_progress "$log")
+		# a new report with transactions in it is progress
+		if [ "$now" != "$last" ] && [[ "$now" =~ ^progress:\ [0-9.]+\ s,\ ([0-9.]+)\ tps ]] &&
+			[ "${BASH_REMATCH[1]}" != "0.0" ]; then
 			last=$now
 			still=0
 			continue
 		fi
+		last=$now
 		still=$((still + 1))
 		if [ "$still" -ge "$stall" ]; then
-			echo "# watchdog: no commit in $db for $stall s; state in $log.stall"
+			echo "# watchdog: pgbench completed no transaction in $db for $stall s; state in $log.stall"
 			rdb_dump_stall "$node" "$db" "$log.stall"
 			sed 's/^/#   /' "$log.stall" | head -n 200
 			kill "$bench" 2>/dev/null

@@ -17,6 +17,7 @@
  *	verify_payloads.cpp	the payload verifier of rustydb.verify_encryption()
  *	groups.cpp	sealed groups of encrypted tables (groups.h)
  *	reencrypt.cpp	the re-encrypter of rustydb.rotate_table_key()
+ *	recover.cpp	rustydb.recover_heap_pages(): a table over heap files rebuilt
  *
  *-------------------------------------------------------------------------
  */

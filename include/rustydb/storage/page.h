@@ -263,6 +263,30 @@ void apply_group_changes(Page page, const char *data, Size len);
 bool page_is_valid(Page page);
 
 /*
+ * Does the page look like a heap page (a valid standard header, no special
+ * space)? Such a page in a rustydb relation means its files were replaced
+ * by a heap table's (a tool that swaps relation files: docs/am.md).
+ */
+bool page_is_heap(Page page);
+
+/*
+ * ERROR (ERRCODE_DATA_CORRUPTED) for a rustydb relation whose file block
+ * phys_blkno is a heap page: what happened and how to recover
+ * (rustydb.recover_heap_pages).
+ */
+[[noreturn]] void heap_pages_error(Relation rel, BlockNumber phys_blkno);
+
+/*
+ * Once per relation cache entry (rebuilt whenever pg_class changes, e.g.
+ * when a tool swaps the relation's files): check that block 0 is a
+ * rustydb metapage (or all zeroes, or absent). Called where scans, fetches
+ * and inserts start, so a relation whose files are not rustydb's gives one
+ * clear error instead of reading garbage or, for a one-block heap file,
+ * seeming empty.
+ */
+void check_storage(Relation rel);
+
+/*
  * Check a page read from rel's data block blkno; ERROR
  * (ERRCODE_DATA_CORRUPTED) naming relation and block when it is not a valid
  * rustydb data page. New (all-zero) pages pass.
