@@ -255,7 +255,12 @@ load_policies()
 		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec_context |
 														  SECURITY_LOCAL_USERID_CHANGE |
 														  SECURITY_RESTRICTED_OPERATION);
-		PushActiveSnapshot(GetTransactionSnapshot());
+		/*
+		 * A snapshot taken now, not the transaction's: a REPEATABLE READ
+		 * transaction that began before a policy change would otherwise
+		 * cache the old policies past its end.
+		 */
+		PushActiveSnapshot(GetLatestSnapshot());
 		SPI_connect();
 		if (SPI_execute("SELECT actions, objects::oid[], roles, condition "
 						"FROM rustydb.audit_policies WHERE enabled ORDER BY policy_name",

@@ -73,6 +73,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "utils/rel.h"
 #include "utils/regproc.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 RUSTYDB_PG_INCLUDE_END
 
@@ -369,6 +370,26 @@ end_catalog_read(AsCatalogReader *s)
 	AtEOXact_GUC(true, s->nest);
 }
 
+/*
+ * Run a read-only query over rustydb's policy catalogs (inside SPI) with a
+ * snapshot taken now, not the transaction's: a REPEATABLE READ or
+ * SERIALIZABLE transaction that began before a policy change must still
+ * load the change once its invalidation has arrived, or the stale result
+ * would be cached past the transaction's end (issue 18).
+ */
+int
+exec_catalog_query(const char *sql, int nargs, Oid *argtypes, Datum *args, long tcount)
+{
+	SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == nullptr)
+		elog(ERROR, "could not prepare a rustydb policy catalog query: %s",
+			 SPI_result_code_string(SPI_result));
+	int rc = SPI_execute_snapshot(plan, args, nullptr, GetLatestSnapshot(), InvalidSnapshot, true,
+								  false, tcount);
+	SPI_freeplan(plan);
+	return rc;
+}
+
 bool
 extension_present()
 {
@@ -456,7 +477,7 @@ load_entry(RelEntry *e)
 				 " JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
 				 " ORDER BY p.policy_name, p.id",
 				 kAncestors);
-	if (SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 0) != SPI_OK_SELECT)
+	if (exec_catalog_query(sql, 1, argtypes, args, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read rustydb.vpd_policy");
 	if (SPI_processed > 0)
 	{
@@ -540,7 +561,7 @@ load_entry(RelEntry *e)
 				 " UNION ALL SELECT 'g', g.policy_group::text, NULL FROM rustydb.vpd_policy_group g"
 				 " JOIN anc ON g.relid = anc.relid",
 				 kAncestors);
-	if (SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 0) != SPI_OK_SELECT)
+	if (exec_catalog_query(sql, 1, argtypes, args, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read rustydb.vpd_driving_context");
 	if (SPI_processed > 0)
 	{
@@ -2065,11 +2086,10 @@ catalog_policy_for(Oid relid, const char *condition)
 	begin_catalog_read(&reader);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(
-			psprintf("%s SELECT p.policy_name::text FROM rustydb.vpd_policy p"
-					 " JOIN anc ON p.relid = anc.relid WHERE %s ORDER BY 1 LIMIT 1",
-					 kAncestors, condition),
-			1, argtypes, args, nullptr, true, 1) != SPI_OK_SELECT)
+	if (exec_catalog_query(psprintf("%s SELECT p.policy_name::text FROM rustydb.vpd_policy p"
+									" JOIN anc ON p.relid = anc.relid WHERE %s ORDER BY 1 LIMIT 1",
+									kAncestors, condition),
+						   1, argtypes, args, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read rustydb.vpd_policy");
 	if (SPI_processed > 0)
 		result = MemoryContextStrdup(caller,
