@@ -28,6 +28,13 @@ COMMENT ON FUNCTION rustydb.recover_heap_pages(regclass) IS
 	'rebuild a rustydb table whose files were replaced by a heap table''s (e.g. by a file-swapping tool) from its visible rows; returns the row count';
 REVOKE ALL ON FUNCTION rustydb.recover_heap_pages(regclass) FROM PUBLIC;
 
+CREATE FUNCTION rustydb._heap_pages_only(rel regclass, tool text)
+RETURNS regclass
+AS 'MODULE_PATHNAME', 'rustydb_heap_pages_only'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION rustydb._heap_pages_only(regclass, text) IS
+	'rel, unless it is a rustydb table; wrapped around the table argument of tools that read pages by TID block number (pg_visibility)';
+
 CREATE FUNCTION rustydb.metapage(rel regclass,
 	OUT present boolean, OUT format_version integer, OUT page_version integer,
 	OUT block_size integer, OUT encrypted boolean, OUT data_pages bigint)

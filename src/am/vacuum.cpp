@@ -541,6 +541,14 @@ maybe_set_all_visible(VacState *vs, Buffer buf)
 		return;
 	if (PageIsAllVisible(page))
 	{
+		/*
+		 * The page says all-visible; the map may have lost its bit
+		 * (pg_truncate_visibility_map, a lost fork): set it again, as heap
+		 * does. No new standby conflict: the page was all-visible already.
+		 */
+		BlockNumber blkno = storage::data_block(buf);
+		if ((visibilitymap_get_status(vs->rel, blkno, &vs->vmbuf) & VISIBILITYMAP_ALL_VISIBLE) == 0)
+			set_all_visible(vs->rel, buf, &vs->vmbuf, InvalidTransactionId);
 		vs->all_visible_pages++;
 		return;
 	}

@@ -15,6 +15,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/common/module.h"
+#include "rustydb/common/tools.h"
 
 #include "rustydb/am/am.h"
 #include "rustydb/ash/ash.h"
@@ -64,6 +65,7 @@ _PG_init(void) noexcept
 
 		/* subsystems, in dependency order */
 		rustydb::am::init();
+		rustydb::tools::init();
 		rustydb::crypto::init();
 		rustydb::ash::init();
 		rustydb::vpd::init();

@@ -8,15 +8,27 @@
  */
 #include "rustydb/common/tools.h"
 
+#include "rustydb/common/boundary.h"
+
 #include <cstring>
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
+#include "parser/parse_func.h"
+#include "utils/catcache.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "utils/lsyscache.h"
@@ -101,6 +113,200 @@ pg_repack_role(const char *nspname, const char *relname, Oid *original)
 	if (nspname == nullptr || strcmp(nspname, "repack") != 0)
 		return RepackRole::kNone;
 	return pg_repack_role(get_namespace_oid(nspname, true), relname, original);
+}
+
+/* ------------------------------------------------------------------------
+ * The heap-only function guard
+ * ------------------------------------------------------------------------
+ */
+
+namespace {
+
+/*
+ * Functions that read the pages of their first argument (a table) by TID
+ * block number: on a rustydb table they would read file block N for data
+ * block N (the metapage for 0) and report healthy rows as corrupt.
+ */
+struct Guarded
+{
+	const char *extension;
+	const char *name;
+	const char *why;
+};
+constexpr Guarded kGuarded[] = {
+	{"pg_visibility", "pg_visibility", "pg_visibility()"},
+	{"pg_visibility", "pg_check_visible", "pg_check_visible()"},
+	{"pg_visibility", "pg_check_frozen", "pg_check_frozen()"},
+};
+
+post_parse_analyze_hook_type prev_post_parse = nullptr;
+
+/* The guarded functions' OIDs in this database (valid while guard_known). */
+bool guard_known = false;
+Oid guard_fn = InvalidOid; /* rustydb._heap_pages_only(regclass, text) */
+constexpr int kMaxGuardedOids = 16;
+Oid guarded_oids[kMaxGuardedOids];
+const char *guarded_why[kMaxGuardedOids];
+int nguarded = 0;
+
+void
+guard_forget(Datum, int, uint32)
+{
+	guard_known = false;
+}
+
+/* Look the functions up (catalog access: only inside a transaction). */
+void
+guard_load()
+{
+	guard_known = true;
+	nguarded = 0;
+	guard_fn = InvalidOid;
+	Oid nsp = get_namespace_oid("rustydb", true);
+	if (!OidIsValid(nsp))
+		return;
+	Oid argtypes[2] = {REGCLASSOID, TEXTOID};
+	List *name =
+		list_make2(makeString(pstrdup("rustydb")), makeString(pstrdup("_heap_pages_only")));
+	guard_fn = LookupFuncName(name, 2, argtypes, true);
+	if (!OidIsValid(guard_fn))
+		return;
+	for (const Guarded &g : kGuarded)
+	{
+		Oid ext = get_extension_oid(g.extension, true);
+		if (!OidIsValid(ext))
+			continue;
+		CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(g.name));
+		for (int i = 0; i < list->n_members && nguarded < kMaxGuardedOids; i++)
+		{
+			HeapTuple tup = &list->members[i]->tuple;
+			auto *form = (Form_pg_proc) GETSTRUCT(tup);
+			if (form->pronargs < 1 || form->proargtypes.values[0] != REGCLASSOID ||
+				getExtensionOfObject(ProcedureRelationId, form->oid) != ext)
+				continue;
+			guarded_oids[nguarded] = form->oid;
+			guarded_why[nguarded] = g.why;
+			nguarded++;
+		}
+		ReleaseSysCacheList(list);
+	}
+}
+
+const char *
+guarded(Oid fn)
+{
+	for (int i = 0; i < nguarded; i++)
+		if (guarded_oids[i] == fn)
+			return guarded_why[i];
+	return nullptr;
+}
+
+bool guard_walker(Node *node, void *context);
+
+/* PostgreSQL's tree walkers take an untyped function pointer */
+#define GUARD_WALKER reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(guard_walker))
+
+bool
+guard_walker_impl(Node *node, void *context)
+{
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker(castNode(Query, node), GUARD_WALKER, context, 0);
+	if (IsA(node, FuncExpr))
+	{
+		auto *fe = castNode(FuncExpr, node);
+		const char *why = guarded(fe->funcid);
+		if (why != nullptr && fe->args != NIL)
+		{
+			auto *first = static_cast<Node *>(linitial(fe->args));
+			auto *call =
+				makeFuncExpr(guard_fn, REGCLASSOID,
+							 list_make2(first, makeConst(TEXTOID, -1, InvalidOid, -1,
+														 CStringGetTextDatum(why), false, false)),
+							 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+			call->location = fe->location;
+			linitial(fe->args) = call;
+		}
+	}
+	return expression_tree_walker(node, GUARD_WALKER, context);
+}
+
+bool
+guard_walker(Node *node, void *context)
+{
+	return guard_walker_impl(node, context);
+}
+
+} /* namespace */
+
+} /* namespace rustydb::tools */
+
+extern "C" {
+
+static void
+tools_post_parse(ParseState *pstate, Query *query, JumbleState *jstate) noexcept
+{
+	rustydb::boundary::run("tools_post_parse", [&] {
+		using namespace rustydb::tools;
+		if (prev_post_parse)
+			prev_post_parse(pstate, query, jstate);
+		if (!IsTransactionState())
+			return;
+		if (!guard_known)
+			guard_load();
+		if (nguarded > 0)
+			(void) guard_walker(reinterpret_cast<Node *>(query), nullptr);
+	});
+}
+
+static void
+tools_proc_callback(Datum arg, int cacheid, uint32 hashvalue) noexcept
+{
+	rustydb::boundary::run("tools_proc_callback",
+						   [&] { rustydb::tools::guard_forget(arg, cacheid, hashvalue); });
+}
+
+} /* extern "C" */
+
+/*
+ * rustydb._heap_pages_only(rel regclass, tool text) RETURNS regclass: rel,
+ * unless it is a rustydb table (then the error naming the tool).
+ */
+RUSTYDB_FUNCTION(rustydb_heap_pages_only)
+{
+	Oid relid = PG_GETARG_OID(0);
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tup))
+	{
+		auto *form = (Form_pg_class) GETSTRUCT(tup);
+		Oid am = get_am_oid("rustydb", true);
+		bool rustydb = OidIsValid(am) && form->relam == am;
+		NameData name = form->relname;
+		ReleaseSysCache(tup);
+		if (rustydb)
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s cannot check rustydb table \"%s\"",
+						text_to_cstring(PG_GETARG_TEXT_PP(1)), NameStr(name)),
+				 errdetail("It reads the page of data block N at file block N, but block 0 of a "
+						   "rustydb table's file is its metapage: it would check the wrong "
+						   "pages and report healthy rows as corrupt."),
+				 errhint("rustydb.verify_table() checks every page and tuple of a rustydb "
+						 "table; pg_visibility_map() reads its visibility map correctly.")));
+	}
+	PG_RETURN_OID(relid);
+}
+
+namespace rustydb::tools {
+
+void
+init()
+{
+	prev_post_parse = post_parse_analyze_hook;
+	post_parse_analyze_hook = tools_post_parse;
+	CacheRegisterSyscacheCallback(PROCOID, tools_proc_callback, (Datum) 0);
 }
 
 } /* namespace rustydb::tools */

@@ -10,6 +10,8 @@
 #                 rustydb table (a test keyring, rustydb.encrypt_new_tables
 #                 on, plaintext index warnings only logged); scripts/test.sh
 #                 runs the access method's crash and standby scenarios so
+#   RDB_INITDB_OPTS extra initdb options for the nodes rdb_node_init makes
+#                 (e.g. --data-checksums), word-split
 #
 # Nodes: rdb_node_init NAME [--no-rustydb] | rdb_node_start NAME |
 #   rdb_node_stop NAME [fast|immediate] | rdb_node_crash NAME |
@@ -77,8 +79,9 @@ rdb_node_init() {
 	chown -R "$RDB_SERVER_USER" "$dir"
 	port=$(rdb_free_port)
 	echo "$port" >"$dir/port"
+	# shellcheck disable=SC2086
 	rdb_as_server "$RDB_BINDIR/initdb" -D "$dir/data" -U postgres --auth=trust \
-		--no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
+		--no-sync -E UTF8 --locale=C ${RDB_INITDB_OPTS:-} >"$dir/initdb.log" 2>&1 ||
 		{
 			cat "$dir/initdb.log"
 			rdb_die "initdb failed for $name"

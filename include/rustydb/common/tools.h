@@ -37,6 +37,15 @@ RepackRole pg_repack_role(Oid nspid, const char *relname, Oid *original);
 /* The same, for a statement's target (schema name as written, may be null). */
 RepackRole pg_repack_role(const char *nspname, const char *relname, Oid *original);
 
+/*
+ * Install the heap-only function guard (from _PG_init): calls of functions
+ * that read a table's pages by TID block number as file block number
+ * (pg_visibility's page checks) get their table argument wrapped in
+ * rustydb._heap_pages_only(), which refuses a rustydb table with a clear
+ * error instead of letting the function read the metapage as data block 0.
+ */
+void init();
+
 } /* namespace rustydb::tools */
 
 #endif /* RUSTYDB_COMMON_TOOLS_H */
