@@ -18,6 +18,7 @@ PKGS=(
 	bzip2
 	gdb
 	postgresql-15-repack
+	postgresql-15-partman
 )
 
 SUDO=""
