@@ -2211,6 +2211,7 @@ xact_callback(XactEvent event)
 		collected_dynamic = NIL;
 		set_policy_invoker(InvalidOid);
 		firing = false;
+		explain_reset();
 	}
 }
 
@@ -2260,6 +2261,12 @@ bool
 relation_has_policies(Oid relid)
 {
 	return get_entry(relid)->any;
+}
+
+bool
+statement_under_policies(PlannedStmt *ps)
+{
+	return plan_uses_policies(ps) && !current_user_exempt();
 }
 
 bool
@@ -2421,16 +2428,27 @@ vpd_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
 {
 	rustydb::boundary::run("vpd_utility", [&] {
 		Node *stmt = pstmt->utilityStmt;
-		bool child = creates_child(stmt);
+		volatile bool child = creates_child(stmt);
 
 		exec_counter++;
 		context_prepare();
 		check_utility(stmt);
-		if (prev_utility)
-			prev_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env,
-									dest, qc);
+		volatile bool explaining = explain_enter(stmt);
+		PG_TRY();
+		{
+			if (prev_utility)
+				prev_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest,
+							 qc);
+			else
+				standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params,
+										query_env, dest, qc);
+		}
+		PG_FINALLY();
+		{
+			if (explaining)
+				explain_leave();
+		}
+		PG_END_TRY();
 		if (child)
 			protect_new_children();
 	});
@@ -2444,6 +2462,7 @@ vpd_executor_start(QueryDesc *query_desc, int eflags) noexcept
 		if (plan_map != nullptr && hash_get_num_entries(plan_map) > 0)
 			check_dynamic(query_desc);
 		exec_counter++;
+		explain_check_start(query_desc);
 		if (prev_start)
 			prev_start(query_desc, eflags);
 		else
@@ -2564,6 +2583,7 @@ policy_init()
 	prev_start = ExecutorStart_hook;
 	ExecutorStart_hook = vpd_executor_start;
 
+	explain_init();
 	CacheRegisterRelcacheCallback(vpd_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, vpd_proc_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, vpd_role_callback, (Datum) 0);

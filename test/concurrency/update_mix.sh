@@ -131,7 +131,7 @@ run() {
 	# takes the last page, which another backend may just have extended)
 	local rounds=1 seconds=$SECONDS_PER_RUN round done_tx=0 n
 	if [[ "$name" == *fresh* ]]; then
-		rounds=${RDB_CONC_ROUNDS:-20}
+		rounds=${RDB_CONC_ROUNDS:-30}
 		seconds=1
 	fi
 	local -a args=(-n -c "$CLIENTS" -j 4 -T "$seconds" --max-tries=1000)

@@ -52,6 +52,21 @@ void policy_init();
 bool relation_has_policies(Oid relid);
 /* Is the current user exempt from VPD policies? */
 bool current_user_exempt();
+/* Does the plan read a table with VPD policies, for a user not exempt from them? */
+bool statement_under_policies(PlannedStmt *ps);
+
+/* ---- EXPLAIN under policies (vpd_explain.cpp) ---- */
+void explain_init();
+/*
+ * Around an EXPLAIN statement in the utility hook: explain_enter notes its
+ * options (true when stmt is an EXPLAIN), explain_leave forgets them.
+ */
+bool explain_enter(Node *stmt);
+void explain_leave();
+/* From ExecutorStart: refuse an instrumented run of a plan under policies inside EXPLAIN. */
+void explain_check_start(QueryDesc *query_desc);
+/* Transaction end: no EXPLAIN is running. */
+void explain_reset();
 
 /* Listeners (vpd_policy.cpp) */
 void report_policy_change(Oid relid, const char *action, const char *object);
