@@ -278,11 +278,12 @@ bool page_is_heap(Page page);
 
 /*
  * Once per relation cache entry (rebuilt whenever pg_class changes, e.g.
- * when a tool swaps the relation's files): check that block 0 is a
- * rustydb metapage (or all zeroes, or absent). Called where scans, fetches
- * and inserts start, so a relation whose files are not rustydb's gives one
- * clear error instead of reading garbage or, for a one-block heap file,
- * seeming empty.
+ * when a tool swaps the relation's files): check that block 0 is not a
+ * heap page. Called where scans, fetches and inserts start, so a relation
+ * whose files are a heap table's gives one clear error instead of reading
+ * garbage or, for a one-block heap file, seeming empty. (A damaged
+ * metapage is left to VACUUM and verify_table: the data pages stay
+ * readable.)
  */
 void check_storage(Relation rel);
 
