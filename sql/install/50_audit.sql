@@ -232,23 +232,31 @@ CREATE VIEW rustydb.audit_info AS
 COMMENT ON VIEW rustydb.audit_info IS 'audit queue and trail: sizes, high-water mark, counters since server start';
 REVOKE ALL ON rustydb.audit_info FROM PUBLIC;
 
-CREATE FUNCTION rustydb.purge_audit_trail(before timestamptz)
+CREATE FUNCTION rustydb.purge_audit_trail(before timestamptz, acknowledge_breaks boolean DEFAULT false)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'rustydb_purge_audit_trail'
 LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION rustydb.purge_audit_trail(timestamptz) IS 'delete audit records older than a time (audited); returns the count';
-REVOKE ALL ON FUNCTION rustydb.purge_audit_trail(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.purge_audit_trail(timestamptz, boolean) IS 'delete audit records older than a time (audited); refused while the range has a break unless acknowledge_breaks (then the breaks are recorded); returns the count';
+REVOKE ALL ON FUNCTION rustydb.purge_audit_trail(timestamptz, boolean) FROM PUBLIC;
 
 CREATE FUNCTION rustydb.verify_audit_trail(
 	OUT valid boolean,
 	OUT records_checked bigint,
 	OUT first_broken_seq bigint,
-	OUT problem text)
+	OUT problem text,
+	OUT breaks bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'rustydb_verify_audit_trail'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION rustydb.verify_audit_trail() IS 'check the hash chain of the audit trail; reports the first broken link';
+COMMENT ON FUNCTION rustydb.verify_audit_trail() IS 'check the hash chain of the audit trail and its head kept outside SQL; reports the first break and how many there are';
 REVOKE ALL ON FUNCTION rustydb.verify_audit_trail() FROM PUBLIC;
+
+CREATE FUNCTION rustydb.audit_trail_breaks(OUT seq bigint, OUT problem text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rustydb_audit_trail_breaks'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rustydb.audit_trail_breaks() IS 'every break of the audit trail''s chain (missing, modified, out of place records; a truncated end)';
+REVOKE ALL ON FUNCTION rustydb.audit_trail_breaks() FROM PUBLIC;
 
 CREATE FUNCTION rustydb.audit_flush(timeout_ms integer DEFAULT 10000)
 RETURNS boolean

@@ -1202,6 +1202,14 @@ classify_utility(Node *n, List **rels, const char **security, bool *nonatomic, c
 			if (strcmp(castNode(AlterExtensionStmt, n)->extname, "rustydb") == 0)
 				*security = "audit_extension";
 			return kDdl;
+		case T_AlterExtensionContentsStmt:
+			/* taking an object out of rustydb (so that it can be dropped) */
+			if (strcmp(castNode(AlterExtensionContentsStmt, n)->extname, "rustydb") == 0)
+			{
+				*security = "audit_extension";
+				strlcpy(object, "rustydb", kObjectLen);
+			}
+			return kDdl;
 		case T_DropStmt:
 		{
 			DropStmt *d = castNode(DropStmt, n);
@@ -1397,8 +1405,9 @@ guarded_utility(Frame *f, PlannedStmt *pstmt, const char *query_string, bool rea
 }
 
 /* Does a DDL statement concern the audit's own tables? */
+/* Does the statement concern one of the trail's tables? (its name into object) */
 bool
-touches_audit_storage(List *rels)
+touches_audit_storage(List *rels, char *object)
 {
 	ListCell *lc;
 	char name[kObjectLen];
@@ -1410,7 +1419,10 @@ touches_audit_storage(List *rels)
 		if (OidIsValid(relid) && relation_name(relid, name) &&
 			(strncmp(name, "rustydb._audit_", 15) == 0 ||
 			 strcmp(name, "rustydb.audit_policies") == 0))
+		{
+			strlcpy(object, name, kObjectLen);
 			return true;
+		}
 	}
 	return false;
 }
@@ -1574,7 +1586,7 @@ audit_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_on
 			!IsAbortedTransactionBlockState() && MyBackendType == B_BACKEND)
 		{
 			cls = classify_utility(n, &rels, &security, &nonatomic, object);
-			if (cls == kDdl && security == nullptr && touches_audit_storage(rels))
+			if (cls == kDdl && security == nullptr && touches_audit_storage(rels, object))
 				security = "audit_storage";
 			if (cls != 0 && !capture_enabled())
 				cls = 0;
@@ -1629,6 +1641,8 @@ audit_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int su
 					void *arg) noexcept
 {
 	rustydb::boundary::run("audit object_access", [&] {
+		if (!in_audit_worker && !loading && IsTransactionState())
+			protection_event(access, class_id, object_id, sub_id);
 		if (access == OAT_FUNCTION_EXECUTE && top != nullptr && (unscoped_mask() & kFunction) &&
 			!loading)
 		{

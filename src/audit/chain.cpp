@@ -194,5 +194,18 @@ chain_hash(const uint8 prev[kHashLen], const ChainFields *f, uint8 out[kHashLen]
 		pfree(buf);
 }
 
+void
+chain_mac(const uint8 *data, size_t len, uint8 out[kHashLen])
+{
+	static const char domain[] = "rustydb audit head";
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, have_key ? key : nullptr, have_key ? sizeof(key) : 0, kHashLen);
+	crypto_generichash_update(&st, reinterpret_cast<const unsigned char *>(domain),
+							  sizeof(domain) - 1);
+	crypto_generichash_update(&st, data, len);
+	crypto_generichash_final(&st, out, kHashLen);
+}
+
 } /* namespace audit */
 } /* namespace rustydb */

@@ -262,6 +262,31 @@ load_state(Oid relid)
 					  last_hash);
 		}
 	}
+	/*
+	 * The head kept outside SQL (head.cpp): a trail that ends before it lost
+	 * its newest records. The chain continues after the head, so their
+	 * sequence numbers are never reused and the gap stays visible, and the
+	 * loss is recorded.
+	 */
+	int64 head_seq = 0;
+	uint8 head_hash[kHashLen];
+	HeadState hs = head_read(&head_seq, head_hash);
+	if (hs == HeadState::kValid && head_seq > last_seq)
+	{
+		char detail[kDetailLen];
+		snprintf(detail, sizeof(detail),
+				 "records " INT64_FORMAT " to " INT64_FORMAT
+				 " were written but are no longer in the trail (its head, kept in "
+				 "pg_rustydb/audit_head, is record " INT64_FORMAT "); the chain continues after it",
+				 last_seq + 1, head_seq, head_seq);
+		last_seq = head_seq;
+		memcpy(last_hash, head_hash, kHashLen);
+		security_event("audit_records_missing", "rustydb.audit_trail", detail);
+	}
+	else if (hs == HeadState::kDamaged)
+		security_event("audit_head_damaged", "pg_rustydb/audit_head",
+					   "the audit trail's head file is not one this server wrote with its audit "
+					   "key; it is replaced after the next batch");
 	if (SPI_execute("SELECT coalesce(sum(record_bytes), 0)::bigint, count(*) "
 					"FROM rustydb._audit_records",
 					true, 1) == SPI_OK_SELECT &&
@@ -289,6 +314,9 @@ purge_through(int64 upto, int64 *bytes)
 	PG_TRY();
 	{
 		SPI_execute("LOCK TABLE rustydb._audit_anchor IN EXCLUSIVE MODE", false, 0);
+		int64 anchor_seq;
+		uint8 anchor_hash[kHashLen];
+		read_anchor(&anchor_seq, anchor_hash);
 		if (SPI_execute_with_args(
 				"WITH d AS (DELETE FROM rustydb._audit_records WHERE seq <= $1 "
 				"RETURNING seq, hash, record_bytes) "
@@ -322,6 +350,24 @@ purge_through(int64 upto, int64 *bytes)
 					a2[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 					a2[1] = PointerGetDatum(PG_DETOAST_DATUM_COPY(
 						SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)));
+				}
+				/*
+				 * Records that were already missing in the purged range, or
+				 * right after it (the anchor moves over them), are recorded,
+				 * never absorbed silently.
+				 */
+				int64 new_anchor = DatumGetInt64(a2[0]);
+				int64 missing = (new_anchor - anchor_seq) - rows;
+				if (missing > 0)
+				{
+					char detail[kDetailLen];
+					snprintf(detail, sizeof(detail),
+							 "the purge through record " INT64_FORMAT
+							 " moved the trail's start from "
+							 "record " INT64_FORMAT " to " INT64_FORMAT " and deleted " INT64_FORMAT
+							 " records: " INT64_FORMAT " were already missing",
+							 upto, anchor_seq + 1, new_anchor + 1, rows, missing);
+					security_event("audit_purge_gap", "rustydb.audit_trail", detail);
 				}
 				SPI_execute_with_args("UPDATE rustydb._audit_anchor SET seq = $1, hash = $2, "
 									  "purged_at = now() WHERE seq < $1",
@@ -608,6 +654,13 @@ write_batch(char *buf, int n, bool age_purge_due)
 	SPI_finish();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, nullptr);
+
+	/* the batch is durable (also with synchronous_commit off) before its head is */
+	if (ok && n + nlocal > 0)
+	{
+		XLogFlush(XactLastCommitEnd);
+		head_write(seq, prev);
+	}
 
 	if (ok && gap_in_batch)
 	{
@@ -957,71 +1010,83 @@ rustydb_audit_worker_main(Datum arg) noexcept
 
 using namespace rustydb::audit;
 
+namespace {
+
 /*
- * rustydb.purge_audit_trail(before timestamptz): delete the records older
- * than before (the prefix of the trail up to the first record at or after
- * it). Always audited; returns the number of records deleted.
+ * One problem the walk found: the record it concerns and what is wrong.
+ * The walk goes on after a break (re-synchronised on the next record), so
+ * every break is reported, not only the first.
  */
-RUSTYDB_FUNCTION(rustydb_purge_audit_trail)
+struct TrailBreak
 {
-	TimestampTz before = PG_GETARG_TIMESTAMPTZ(0);
-	char detail[kDetailLen];
-	int64 rows;
-	int64 bytes;
-	int64 upto;
+	int64 seq;
+	char problem[256];
+};
 
-	require_audit_database();
-	snprintf(detail, sizeof(detail), "before %s", timestamptz_to_str(before));
-	security_event("purge_audit_trail", "rustydb.audit_trail", detail);
+struct TrailWalk
+{
+	int64 checked;        /* records whose hash verified */
+	int64 nbreaks;        /* problems found */
+	TrailBreak first;     /* the first problem (when nbreaks > 0) */
+	Tuplestorestate *out; /* every problem, when listing them */
+	TupleDesc out_desc;
+};
 
-	SPI_connect();
-	upto = bound_before(before);
-	rows = upto > 0 ? purge_through(upto, &bytes) : 0;
-	SPI_finish();
-	if (rows > 0)
-		note_purge(rows, bytes);
-	PG_RETURN_INT64(rows);
+void add_break(TrailWalk *w, int64 seq, const char *fmt, ...) pg_attribute_printf(3, 4);
+
+void
+add_break(TrailWalk *w, int64 seq, const char *fmt, ...)
+{
+	TrailBreak b;
+	va_list ap;
+
+	b.seq = seq;
+	va_start(ap, fmt);
+	vsnprintf(b.problem, sizeof(b.problem), fmt, ap);
+	va_end(ap);
+	if (w->nbreaks == 0)
+		w->first = b;
+	w->nbreaks++;
+	if (w->out != nullptr)
+	{
+		Datum values[2] = {Int64GetDatum(b.seq), CStringGetTextDatum(b.problem)};
+		bool nulls[2] = {false, false};
+		tuplestore_putvalues(w->out, w->out_desc, values, nulls);
+	}
 }
 
 /*
- * rustydb.verify_audit_trail(): walk the trail from the anchor in seq
- * order and recompute every hash. Returns (valid, records_checked,
- * first_broken_seq, problem): the first record that is missing, out of
- * place, or whose hash or link does not match.
+ * Walk the trail from the anchor in seq order, recomputing every hash, and
+ * compare its end with the newest record the worker wrote (shared memory)
+ * and with the head kept outside SQL (head.cpp). After a break the walk
+ * continues from the next record's own stored link, so one deleted or
+ * edited record is one break and the records after it are still checked.
  */
-RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
+void
+walk_trail(TrailWalk *w)
 {
-	TupleDesc tupdesc;
-	Datum values[4];
-	bool nulls[4] = {false, false, true, true};
-	int64 checked = 0;
 	int64 expected;
-	int64 last;
-	int64 broken = 0;
 	uint8 prev[kHashLen];
 	uint8 hash[kHashLen];
-	char problem[512];
 	MemoryContext row_ctx;
 	Portal portal;
+	int64 head_seq = 0;
+	uint8 head_hash[kHashLen];
+	bool head_seen = false;
 
-	if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("function returning record called in context that cannot "
-							   "accept type record")));
-	tupdesc = BlessTupleDesc(tupdesc);
+	w->checked = 0;
+	w->nbreaks = 0;
 	require_audit_database();
 	chain_load_key();
-	problem[0] = '\0';
 
 	/*
-	 * The worker publishes the last seq it wrote after its batch committed,
-	 * so read it before taking the snapshot the walk uses: every record up
-	 * to it is then visible to that snapshot (or purged, which moves the
-	 * anchor past it). The statement's own snapshot can be older than a
-	 * batch whose seq is already published; checking against it reported
-	 * records committed concurrently as missing.
+	 * The worker publishes the last seq it wrote, and stores the head, after
+	 * its batch committed: read both before taking the snapshot the walk
+	 * uses, so every record up to them is visible to it (or purged, which
+	 * moves the anchor past it).
 	 */
-	last = queue_last_seq();
+	int64 last = queue_last_seq();
+	HeadState hs = head_read(&head_seq, head_hash);
 	SPI_connect();
 	PushActiveSnapshot(GetLatestSnapshot());
 	read_anchor(&expected, prev);
@@ -1033,12 +1098,12 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 		"client_addr, application_name, action, object, statement, detail, outcome, "
 		"rows_affected, xid, prev_hash, hash FROM rustydb._audit_records ORDER BY seq",
 		0, nullptr, nullptr, nullptr, true, 0);
-	while (broken == 0)
+	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 1000);
 		if (SPI_processed == 0)
 			break;
-		for (uint64 i = 0; i < SPI_processed && broken == 0; i++)
+		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple tup = SPI_tuptable->vals[i];
 			TupleDesc desc = SPI_tuptable->tupdesc;
@@ -1072,49 +1137,56 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 			f.rows = isnull[14] ? 0 : DatumGetInt64(d[14]);
 			f.xid_null = isnull[15];
 			f.xid = isnull[15] ? 0 : DatumGetInt64(d[15]);
+			bool has_hashes = !isnull[16] && !isnull[17] && copy_hash(d[16], stored_prev) &&
+							  copy_hash(d[17], stored);
 
-			if (f.seq != expected)
+			if (f.seq < expected)
+				add_break(w, f.seq,
+						  "record " INT64_FORMAT " is out of place (expected " INT64_FORMAT ")",
+						  f.seq, expected);
+			else if (!has_hashes)
 			{
-				broken = expected;
-				if (f.seq > expected)
-					snprintf(problem, sizeof(problem),
-							 "record " INT64_FORMAT " is missing (the next record is " INT64_FORMAT
-							 ")",
-							 expected, f.seq);
-				else
-					snprintf(problem, sizeof(problem),
-							 "record " INT64_FORMAT " is out of place (expected " INT64_FORMAT ")",
-							 f.seq, expected);
-			}
-			else if (isnull[16] || isnull[17] || !copy_hash(d[16], stored_prev) ||
-					 !copy_hash(d[17], stored))
-			{
-				broken = f.seq;
-				snprintf(problem, sizeof(problem), "record " INT64_FORMAT " has no valid hash",
-						 f.seq);
-			}
-			else if (memcmp(stored_prev, prev, kHashLen) != 0)
-			{
-				broken = f.seq;
-				snprintf(problem, sizeof(problem),
-						 "record " INT64_FORMAT " does not link to the record before it", f.seq);
+				add_break(w, f.seq, "record " INT64_FORMAT " has no valid hash", f.seq);
+				expected = f.seq + 1;
+				memset(prev, 0, kHashLen); /* the next record cannot link: reported too */
 			}
 			else
 			{
-				chain_hash(prev, &f, hash);
+				bool linked = true;
+				if (f.seq > expected)
+				{
+					add_break(w, expected,
+							  f.seq == expected + 1 ? "record " INT64_FORMAT " is missing"
+													: "records " INT64_FORMAT " to " INT64_FORMAT
+													  " are missing",
+							  expected, f.seq - 1);
+					linked = false; /* its predecessor is gone: check it from its own link */
+				}
+				else if (memcmp(stored_prev, prev, kHashLen) != 0)
+				{
+					add_break(w, f.seq,
+							  "record " INT64_FORMAT " does not link to the record before it",
+							  f.seq);
+					linked = false;
+				}
+				chain_hash(linked ? prev : stored_prev, &f, hash);
 				if (memcmp(hash, stored, kHashLen) != 0)
-				{
-					broken = f.seq;
-					snprintf(problem, sizeof(problem),
-							 "record " INT64_FORMAT " was modified (its hash does not match)",
-							 f.seq);
-				}
+					add_break(w, f.seq,
+							  "record " INT64_FORMAT " was modified (its hash does not match)",
+							  f.seq);
 				else
+					w->checked++;
+				if (hs == HeadState::kValid && f.seq == head_seq)
 				{
-					memcpy(prev, stored, kHashLen);
-					expected++;
-					checked++;
+					head_seen = true;
+					if (memcmp(stored, head_hash, kHashLen) != 0)
+						add_break(w, f.seq,
+								  "record " INT64_FORMAT " is not the one the audit worker wrote "
+								  "(its hash differs from the trail's head kept outside SQL)",
+								  f.seq);
 				}
+				memcpy(prev, stored, kHashLen);
+				expected = f.seq + 1;
 			}
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(row_ctx);
@@ -1125,29 +1197,131 @@ RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
 	PopActiveSnapshot();
 	SPI_finish();
 
-	/* the newest records written since start-up must still be there */
-	if (broken == 0)
+	/* the newest records written must still be there */
+	int64 newest = last;
+	const char *where = "written by the audit worker since start-up";
+	if (hs == HeadState::kValid && head_seq > newest)
 	{
-		if (last >= expected)
-		{
-			broken = expected;
-			snprintf(problem, sizeof(problem),
-					 "records " INT64_FORMAT " to " INT64_FORMAT
-					 " are missing (written by the audit worker, no longer in the trail)",
-					 expected, last);
-		}
+		newest = head_seq;
+		where = "the trail's head, kept outside SQL in pg_rustydb/audit_head, is record";
 	}
-
-	values[0] = BoolGetDatum(broken == 0);
-	values[1] = Int64GetDatum(checked);
-	if (broken != 0)
+	if (newest >= expected)
 	{
-		values[2] = Int64GetDatum(broken);
+		if (newest == head_seq && hs == HeadState::kValid && !head_seen)
+			add_break(w, expected,
+					  "records " INT64_FORMAT " to " INT64_FORMAT
+					  " are missing from the end of the trail (%s " INT64_FORMAT ")",
+					  expected, newest, where, head_seq);
+		else
+			add_break(w, expected, "records " INT64_FORMAT " to " INT64_FORMAT " are missing (%s)",
+					  expected, newest, where);
+	}
+	if (hs == HeadState::kDamaged)
+		add_break(w, expected,
+				  "the trail's head file pg_rustydb/audit_head is damaged or was not written "
+				  "with this server's audit key");
+}
+
+} /* namespace */
+
+/*
+ * rustydb.verify_audit_trail(): (valid, records_checked, first_broken_seq,
+ * problem, breaks): the first problem, and how many there are
+ * (rustydb.audit_trail_breaks() lists them).
+ */
+RUSTYDB_FUNCTION(rustydb_verify_audit_trail)
+{
+	TupleDesc tupdesc;
+	Datum values[5];
+	bool nulls[5] = {false, false, true, true, false};
+	TrailWalk w;
+
+	if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("function returning record called in context that cannot "
+							   "accept type record")));
+	tupdesc = BlessTupleDesc(tupdesc);
+	w.out = nullptr;
+	w.out_desc = nullptr;
+	walk_trail(&w);
+	values[0] = BoolGetDatum(w.nbreaks == 0);
+	values[1] = Int64GetDatum(w.checked);
+	if (w.nbreaks > 0)
+	{
+		values[2] = Int64GetDatum(w.first.seq);
 		nulls[2] = false;
-		values[3] = CStringGetTextDatum(problem);
+		values[3] = CStringGetTextDatum(w.first.problem);
 		nulls[3] = false;
 	}
+	values[4] = Int64GetDatum(w.nbreaks);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* rustydb.audit_trail_breaks(): every problem verify_audit_trail() counts. */
+RUSTYDB_FUNCTION(rustydb_audit_trail_breaks)
+{
+	TrailWalk w;
+
+	InitMaterializedSRF(fcinfo, 0);
+	auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	w.out = rsinfo->setResult;
+	w.out_desc = rsinfo->setDesc;
+	walk_trail(&w);
+	return (Datum) 0;
+}
+
+/*
+ * rustydb.purge_audit_trail(before timestamptz): delete the records older
+ * than before (the prefix of the trail up to the first record at or after
+ * it). Always audited; returns the number of records deleted. Refused while
+ * the trail has a break in the range it would delete (or right after it).
+ */
+RUSTYDB_FUNCTION(rustydb_purge_audit_trail)
+{
+	TimestampTz before = PG_GETARG_TIMESTAMPTZ(0);
+	bool acknowledge = PG_GETARG_BOOL(1);
+	char detail[kDetailLen];
+	int64 rows;
+	int64 bytes;
+	int64 upto;
+
+	require_audit_database();
+	snprintf(detail, sizeof(detail), "before %s", timestamptz_to_str(before));
+	security_event("purge_audit_trail", "rustydb.audit_trail", detail);
+
+	SPI_connect();
+	upto = bound_before(before);
+	/* a purge never absorbs a gap or a modified record: refuse while the range has one */
+	if (upto > 0)
+	{
+		TrailWalk w;
+		w.out = nullptr;
+		w.out_desc = nullptr;
+		walk_trail(&w);
+		if (w.nbreaks > 0 && w.first.seq <= upto + 1 && acknowledge)
+		{
+			snprintf(detail, sizeof(detail),
+					 "purge through record " INT64_FORMAT " acknowledged %lld break(s) of the "
+					 "trail; the first: %.120s",
+					 upto, static_cast<long long>(w.nbreaks), w.first.problem);
+			security_event("audit_purge_breaks", "rustydb.audit_trail", detail);
+		}
+		else if (w.nbreaks > 0 && w.first.seq <= upto + 1)
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("cannot purge the audit trail through record " INT64_FORMAT
+						": it is broken at record " INT64_FORMAT,
+						upto, w.first.seq),
+				 errdetail("%s.", w.first.problem),
+				 errhint("rustydb.audit_trail_breaks() lists every break. Investigate them, then "
+						 "purge with acknowledge_breaks => true (the breaks are recorded).")));
+	}
+	rows = upto > 0 ? purge_through(upto, &bytes) : 0;
+	SPI_finish();
+	if (rows > 0)
+		note_purge(rows, bytes);
+	PG_RETURN_INT64(rows);
 }
 
 /*

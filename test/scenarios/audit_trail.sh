@@ -89,7 +89,7 @@ q "SET session_replication_role = replica; ALTER TABLE rustydb._audit_records DI
    ALTER TABLE rustydb._audit_records ENABLE ALWAYS TRIGGER audit_records_guard"
 rdb_is "a deleted record is reported exactly" \
 	"$(q "SELECT CASE WHEN valid THEN 't' ELSE 'f' END || ' ' || first_broken_seq || ' ' || problem FROM rustydb.verify_audit_trail()")" \
-	"f $victim record $victim is missing (the next record is $((victim + 1)))"
+	"f $victim record $victim is missing"
 
 # tamper: recompute the edited record's hash without the key (unkeyed BLAKE2b is not enough)
 victim2=$(q "SELECT seq FROM rustydb.audit_trail WHERE statement = 'INSERT INTO acct VALUES (12, 12)'")
@@ -99,16 +99,26 @@ q "ALTER TABLE rustydb._audit_records DISABLE TRIGGER audit_records_guard;
 rdb_is "the first broken record is reported" \
 	"$(q "SELECT first_broken_seq FROM rustydb.verify_audit_trail()")" "$victim2"
 
-# purge past the damage: the chain verifies from the purge point
+rdb_is "every break is reported, not only the first: the edited record (and the link after its forged hash), the deleted one" \
+	"$(q "SELECT breaks FROM rustydb.verify_audit_trail()") $(q "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM rustydb.audit_trail_breaks()")" \
+	"3 $(printf '%s\n' "$victim2" "$((victim2 + 1))" "$victim" | sort -n | paste -sd,)"
+
+# a purge never absorbs a break silently: refused, or acknowledged and recorded
 cut=$(q "SELECT event_time FROM rustydb.audit_trail WHERE seq = $((victim + 1))")
-purged=$(q "SELECT rustydb.purge_audit_trail('$cut')")
+out=$(q "SELECT rustydb.purge_audit_trail('$cut')" 2>&1 || true)
+rdb_ok "purging over the damage is refused" grep -q 'cannot purge the audit trail through record' <<<"$out"
+# purge past the damage, acknowledged: the chain verifies from the purge point
+purged=$(q "SELECT rustydb.purge_audit_trail('$cut', acknowledge_breaks => true)")
 rdb_is "purge removed the records before the cut (one was already deleted)" "$purged" "$((victim - 1))"
 rdb_is "anchor is the last purged record" "$(q "SELECT seq FROM rustydb._audit_anchor")" "$victim"
 rdb_is "after the purge the chain verifies from the purge point" \
 	"$(q "SELECT valid FROM rustydb.verify_audit_trail()")" t
 q "SELECT rustydb.audit_flush()" >/dev/null
-rdb_is "the purge is audited" \
-	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE action = 'purge_audit_trail' AND detail LIKE 'before %'")" 1
+rdb_is "the purge is audited (the refused one too)" \
+	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE action = 'purge_audit_trail' AND detail LIKE 'before %'")" 2
+rdb_is "the acknowledged breaks and the record missing in the purged range are recorded" \
+	"$(q "SELECT string_agg(action, ',' ORDER BY seq) FROM rustydb.audit_trail WHERE action IN ('audit_purge_breaks', 'audit_purge_gap')")" \
+	"audit_purge_breaks,audit_purge_gap"
 rdb_is "purge needs the audit function: direct deletes are refused" \
 	"$(q "DELETE FROM rustydb._audit_records" 2>&1 | grep -o 'append-only')" append-only
 

@@ -18,6 +18,10 @@
 #include "rustydb/pg.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
+#include "catalog/objectaccess.h"
+RUSTYDB_PG_INCLUDE_END
+
+RUSTYDB_PG_INCLUDE_BEGIN
 #include "datatype/timestamp.h"
 RUSTYDB_PG_INCLUDE_END
 
@@ -148,6 +152,23 @@ void chain_load_key();
 bool chain_keyed();
 /* out = H(prev || fields) */
 void chain_hash(const uint8 prev[kHashLen], const ChainFields *f, uint8 out[kHashLen]);
+/* out = H("rustydb audit head" || data), keyed like the chain */
+void chain_mac(const uint8 *data, size_t len, uint8 out[kHashLen]);
+
+/* ---- protect.cpp: changes to the trail's protection are security events ---- */
+void protection_event(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id);
+
+/* ---- head.cpp: the chain's head, kept where SQL does not reach ---- */
+enum class HeadState
+{
+	kAbsent,  /* no head file yet (a new trail, or none written since) */
+	kValid,   /* *seq and hash hold the head */
+	kDamaged, /* the file exists but is not a head this key wrote */
+};
+/* Read the head (the newest record the worker wrote: seq and hash). */
+HeadState head_read(int64 *seq, uint8 hash[kHashLen]);
+/* Worker, after its batch committed (and the commit is flushed): store the head. */
+void head_write(int64 seq, const uint8 hash[kHashLen]);
 
 /* ---- worker.cpp ---- */
 void register_worker();
