@@ -6,8 +6,9 @@
  * The trail's records live in a table a superuser can edit once the guard
  * is out of the way; the hash chain shows a deleted or changed record in
  * the middle, but a deleted tail leaves a valid (shorter) chain. So after
- * every batch commits (and the commit is flushed to WAL) the audit worker
+ * its batches commit (and the commit is flushed to WAL) the audit worker
  * stores the newest record's seq and hash in $PGDATA/pg_rustydb/audit_head
+ * (at most every kHeadIntervalMs while busy, at once when it goes idle)
  * (written to a temporary file, fsynced and renamed), with a MAC under the
  * audit key when rustydb.audit_key_file names one. At start-up the worker
  * continues the chain after the head, so sequence numbers are never reused
@@ -29,8 +30,10 @@
 #include <sodium.h>
 
 RUSTYDB_PG_INCLUDE_BEGIN
+#include "access/xlog.h"
 #include "common/file_perm.h"
 #include "storage/fd.h"
+#include "utils/timestamp.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb {
@@ -133,6 +136,38 @@ head_write(int64 seq, const uint8 hash[kHashLen])
 	CloseTransientFile(fd);
 	/* renamed atomically, the directory fsynced: a crash leaves the old or the new head */
 	durable_rename(kTmpPath, kPath, ERROR);
+}
+
+namespace {
+
+bool pending = false;
+int64 pending_seq = 0;
+uint8 pending_hash[kHashLen];
+XLogRecPtr pending_lsn = InvalidXLogRecPtr;
+TimestampTz last_written = 0;
+
+} /* namespace */
+
+void
+head_flush()
+{
+	if (!pending)
+		return;
+	XLogFlush(pending_lsn);
+	head_write(pending_seq, pending_hash);
+	pending = false;
+	last_written = GetCurrentTimestamp();
+}
+
+void
+head_note(int64 seq, const uint8 hash[kHashLen], uint64 commit_lsn)
+{
+	pending = true;
+	pending_seq = seq;
+	memcpy(pending_hash, hash, kHashLen);
+	pending_lsn = static_cast<XLogRecPtr>(commit_lsn);
+	if (TimestampDifferenceExceeds(last_written, GetCurrentTimestamp(), kHeadIntervalMs))
+		head_flush();
 }
 
 } /* namespace audit */

@@ -657,10 +657,7 @@ write_batch(char *buf, int n, bool age_purge_due)
 
 	/* the batch is durable (also with synchronous_commit off) before its head is */
 	if (ok && n + nlocal > 0)
-	{
-		XLogFlush(XactLastCommitEnd);
-		head_write(seq, prev);
-	}
+		head_note(seq, prev, XactLastCommitEnd);
 
 	if (ok && gap_in_batch)
 	{
@@ -888,10 +885,14 @@ worker_main()
 			 * unless it is shutting down */
 			if ((n > 0 || queue_length() > 0) && installed)
 				continue;
+			head_flush();
 			if (queue_length() == 0)
 				write_clean_mark();
 			proc_exit(1);
 		}
+		/* idle, or between bursts: the head catches up with the trail */
+		if (queue_length() == 0)
+			head_flush();
 		if (n == kBatch && installed)
 			continue;
 		/*

@@ -167,8 +167,17 @@ enum class HeadState
 };
 /* Read the head (the newest record the worker wrote: seq and hash). */
 HeadState head_read(int64 *seq, uint8 hash[kHashLen]);
-/* Worker, after its batch committed (and the commit is flushed): store the head. */
+/* Store the head now (the records up to seq are committed and flushed). */
 void head_write(int64 seq, const uint8 hash[kHashLen]);
+/*
+ * Worker, after a batch committed at commit_lsn: the new head, stored at
+ * most every kHeadIntervalMs while batches follow each other (an fsync and
+ * a rename each), and at once by head_flush() when the worker goes idle or
+ * exits. The commit is flushed to WAL before the head is written.
+ */
+constexpr int kHeadIntervalMs = 100;
+void head_note(int64 seq, const uint8 hash[kHashLen], uint64 commit_lsn);
+void head_flush();
 
 /* ---- worker.cpp ---- */
 void register_worker();
