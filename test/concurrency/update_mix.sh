@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Concurrent writers on hot rows must never hang the instance or lose an
 # update. 16 pgbench clients (RDB_CONC_CLIENTS) run, beside busy CPU loops:
-#   two     two row updates per transaction in random order (the reproducer
-#           of the get_buffer_for_tuple lock-order hang)
+#   pair    issue 16's reproducer as reported: two row updates per
+#           transaction in random order, run in 30 short rounds ("fresh"
+#           runs), each on a refilled 100-row table with new backends, whose
+#           first update of a full page takes the last page, which another
+#           backend may just have extended (where the get_buffer_for_tuple
+#           lock-order hang struck before the fix; docs/storage.md)
+#   two     the same with a ledger (every statement records what it changed)
 #   three   SELECT ... FOR SHARE, SELECT ... FOR UPDATE, an update,
 #           INSERT ... ON CONFLICT DO UPDATE and an update that changes the
 #           row's length, in random row order
@@ -10,6 +15,9 @@
 #   wide    two updates of rows of a table with fillfactor 100 and rows
 #           that change length: new versions go to other pages, and the
 #           table extends during the run
+#   grow    the same on 64 wide rows (autovacuum off): the table keeps
+#           extending under contended pages
+#   vac     VACUUM of the hot tables beside the writers (mixes, weight 1)
 # on small hot tables (100 rows: most versions land on the last pages,
 # which the relation extends under the writers), under READ COMMITTED,
 # REPEATABLE READ and SERIALIZABLE (--max-tries retries serialization
@@ -22,7 +30,8 @@
 #   RDB_CONC_AM=heap         calibrate on heap (the same runs; a failure
 #                            there is PostgreSQL's or the script's)
 #   RDB_CONC_SECONDS=N       seconds per run (default 15)
-#   RDB_CONC_ONLY="rc-plain" runs to do (names as printed)
+#   RDB_CONC_ROUNDS=N        rounds of the fresh runs (default 30, 1 s each)
+#   RDB_CONC_ONLY="rc-fresh-plain" runs to do (names as printed)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
@@ -109,7 +118,12 @@ WITH u AS (UPDATE grow SET v = v + 1, pad = repeat(md5(:b::text), 64 - :n) WHERE
 END;
 SQL
 
-# run NAME ENCRYPTED ISOLATION SCRIPT...
+# VACUUM beside the writers (pruning and the visibility map under them)
+cat >"$SCRIPTS/vac.sql" <<'SQL'
+VACUUM hot, grow;
+SQL
+
+# run NAME ENCRYPTED ISOLATION SCRIPT... (SCRIPT@WEIGHT as pgbench takes it)
 run() {
 	local name=$1 enc=$2 iso=$3 db status with=""
 	shift 3
@@ -135,7 +149,9 @@ run() {
 		seconds=1
 	fi
 	local -a args=(-n -c "$CLIENTS" -j 4 -T "$seconds" --max-tries=1000)
-	for s in "$@"; do args+=(-f "$SCRIPTS/$s.sql"); done
+	for s in "$@"; do
+		if [[ "$s" == *@* ]]; then args+=(-f "$SCRIPTS/${s%@*}.sql@${s#*@}"); else args+=(-f "$SCRIPTS/$s.sql"); fi
+	done
 	for ((round = 1; round <= rounds; round++)); do
 		RDB_DB=$db rdb_psql conc "
 			TRUNCATE hot, wide, grow, ledger;
@@ -195,9 +211,9 @@ for enc in false true; do
 	tag=plain
 	[ "$enc" = true ] && tag=enc
 	[ "$AM" = rustydb ] || { [ "$enc" = true ] && continue; }
-	run "rc-mix-$tag" "$enc" "read committed" two three churn wide
-	run "rr-mix-$tag" "$enc" "repeatable read" two three churn wide
-	run "ser-mix-$tag" "$enc" serializable two three churn wide
+	run "rc-mix-$tag" "$enc" "read committed" two@20 three@20 churn@20 wide@20 grow@20 vac@1
+	run "rr-mix-$tag" "$enc" "repeatable read" two@20 three@20 churn@20 wide@20 grow@20 vac@1
+	run "ser-mix-$tag" "$enc" serializable two@20 three@20 churn@20 wide@20 grow@20 vac@1
 done
 
 rdb_summary
