@@ -94,29 +94,23 @@ INSERT INTO ledger SELECT 'hot', count(*) FROM i;
 WITH u AS (UPDATE hot SET v = v + 1 WHERE id = :b RETURNING 1) INSERT INTO ledger SELECT 'hot', count(*) FROM u;
 END;
 SQL
-cat >"$SCRIPTS/wide.sql" <<'SQL'
-\set a random(1, 2000)
-\set b random(1, 2000)
-\set n random(1, 12)
+# length_updates TABLE ROWS SUM: two updates of random rows that change
+# their length (md5 repeated n and SUM - n times), each logged in the ledger
+length_updates() {
+	cat >"$SCRIPTS/$1.sql" <<SQL
+\\set a random(1, $2)
+\\set b random(1, $2)
+\\set n random(1, $(($3 - 1)))
 BEGIN;
-WITH u AS (UPDATE wide SET v = v + 1, pad = repeat(md5(:a::text), :n) WHERE id = :a RETURNING 1)
-  INSERT INTO ledger SELECT 'wide', count(*) FROM u;
-WITH u AS (UPDATE wide SET v = v + 1, pad = repeat(md5(:b::text), 13 - :n) WHERE id = :b RETURNING 1)
-  INSERT INTO ledger SELECT 'wide', count(*) FROM u;
+WITH u AS (UPDATE $1 SET v = v + 1, pad = repeat(md5(:a::text), :n) WHERE id = :a RETURNING 1)
+  INSERT INTO ledger SELECT '$1', count(*) FROM u;
+WITH u AS (UPDATE $1 SET v = v + 1, pad = repeat(md5(:b::text), $3 - :n) WHERE id = :b RETURNING 1)
+  INSERT INTO ledger SELECT '$1', count(*) FROM u;
 END;
 SQL
-
-cat >"$SCRIPTS/grow.sql" <<'SQL'
-\set a random(1, 64)
-\set b random(1, 64)
-\set n random(4, 60)
-BEGIN;
-WITH u AS (UPDATE grow SET v = v + 1, pad = repeat(md5(:a::text), :n) WHERE id = :a RETURNING 1)
-  INSERT INTO ledger SELECT 'grow', count(*) FROM u;
-WITH u AS (UPDATE grow SET v = v + 1, pad = repeat(md5(:b::text), 64 - :n) WHERE id = :b RETURNING 1)
-  INSERT INTO ledger SELECT 'grow', count(*) FROM u;
-END;
-SQL
+}
+length_updates wide 2000 13
+length_updates grow 64 62
 
 # VACUUM beside the writers (pruning and the visibility map under them)
 cat >"$SCRIPTS/vac.sql" <<'SQL'

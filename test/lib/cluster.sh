@@ -18,7 +18,8 @@
 #   rdb_node_restart NAME | rdb_standby_create PRIMARY STANDBY |
 #   rdb_wait_replay PRIMARY STANDBY | rdb_psql NAME SQL... |
 #   rdb_compare PRIMARY STANDBY SQL | rdb_node_conf NAME LINE
-# Assertions: rdb_ok DESC CMD... | rdb_is DESC GOT WANT | rdb_summary
+# Assertions: rdb_ok DESC CMD... | rdb_is DESC GOT WANT |
+#   rdb_expect_error DESC NODE SQL PATTERN | rdb_summary
 
 RDB_BINDIR=${RDB_BINDIR:-/usr/lib/postgresql/15/bin}
 RDB_NODES=()
@@ -165,6 +166,15 @@ rdb_keyring_create() {
 	echo "$1/ring"
 }
 
+# rdb_audit_key_create FILE: a new random audit key (64 hex digits), private
+# to the server's user, for rustydb.audit_key_file; prints the file's path
+rdb_audit_key_create() {
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"
+	chown "$RDB_SERVER_USER" "$1"
+	chmod 600 "$1"
+	echo "$1"
+}
+
 rdb_psql() {
 	local name=$1 sql=$2
 	shift 2
@@ -242,6 +252,19 @@ rdb_is() {
 	else
 		rdb_fail "$1" "got:  $2
 want: $3"
+	fi
+}
+
+# rdb_expect_error DESC NODE SQL PATTERN: passes when the statement's output
+# (errors included) matches PATTERN (grep basic regular expression).
+rdb_expect_error() {
+	local out
+	out=$(rdb_psql "$2" "$3" 2>&1 || true)
+	if echo "$out" | grep -q -- "$4"; then
+		rdb_pass "$1"
+	else
+		rdb_fail "$1" "got: $out
+want a match for: $4"
 	fi
 }
 

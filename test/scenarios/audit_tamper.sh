@@ -13,10 +13,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 trap rdb_cleanup EXIT
 
 q() { rdb_psql tamper "$1"; }
-KEY=$RDB_WORK/audit.key
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"
-chown "$RDB_SERVER_USER" "$KEY"
-chmod 600 "$KEY"
+KEY=$(rdb_audit_key_create "$RDB_WORK/audit.key")
 
 rdb_node_init tamper
 rdb_node_conf tamper "rustydb.audit_key_file = '$KEY'"

@@ -12,10 +12,7 @@ trap rdb_cleanup EXIT
 
 q() { rdb_psql audit "$1"; }
 
-KEY=$RDB_WORK/audit.key
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"
-chown "$RDB_SERVER_USER" "$KEY"
-chmod 600 "$KEY"
+KEY=$(rdb_audit_key_create "$RDB_WORK/audit.key")
 
 rdb_node_init audit
 rdb_node_conf audit "rustydb.audit_key_file = '$KEY'"

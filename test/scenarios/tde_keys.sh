@@ -21,17 +21,6 @@ RING=$KEYS/ring
 
 # q NODE SQL: output and errors, never fails
 q() { rdb_psql "$1" "$2" 2>&1 || true; }
-# expect_error DESC NODE SQL PATTERN
-expect_error() {
-	local out
-	out=$(q "$2" "$3")
-	if echo "$out" | grep -q -- "$4"; then
-		rdb_pass "$1"
-	else
-		rdb_fail "$1" "got: $out
-want a match for: $4"
-	fi
-}
 set_conf() { # NODE NAME VALUE (ALTER SYSTEM + reload)
 	rdb_psql "$1" "ALTER SYSTEM SET $2 = '$3'" >/dev/null
 	rdb_psql "$1" "SELECT pg_reload_conf()" >/dev/null
@@ -71,51 +60,51 @@ MK1=$(q tkeys_p "SELECT master_key_id FROM rustydb.master_key_info()")
 
 # ---- key provider failures: clear errors naming the relation, cluster keeps working
 chmod 0644 "$RING"
-expect_error "keyring with mode 0644 is refused" tkeys_p "SELECT rustydb.tde_seal('enc_1', 'x')" \
+rdb_expect_error "keyring with mode 0644 is refused" tkeys_p "SELECT rustydb.tde_seal('enc_1', 'x')" \
 	'cannot access encrypted relation "enc_1": keyring file .* has mode 0644, must be 0600'
 chmod 0600 "$RING"
 if [ "$(id -u)" -eq 0 ] && [ "$RDB_SERVER_USER" != root ]; then
 	chown root "$RING"
-	expect_error "keyring owned by another user is refused" tkeys_p "SELECT rustydb.tde_seal('enc_1', 'x')" \
+	rdb_expect_error "keyring owned by another user is refused" tkeys_p "SELECT rustydb.tde_seal('enc_1', 'x')" \
 		'is not owned by the database server user'
 	chown "$RDB_SERVER_USER" "$RING"
 fi
 cp -p "$RING" "$(rdb_dir tkeys_p)/data/ring"
 set_conf tkeys_p rustydb.keyring_file "$(rdb_dir tkeys_p)/data/ring"
-expect_error "keyring inside the data directory is refused" tkeys_p "SELECT rustydb.tde_seal('enc_1', 'x')" \
+rdb_expect_error "keyring inside the data directory is refused" tkeys_p "SELECT rustydb.tde_seal('enc_1', 'x')" \
 	'is inside the data directory'
 rm -f "$(rdb_dir tkeys_p)/data/ring"
-expect_error "relative keyring path is rejected" tkeys_p "ALTER SYSTEM SET rustydb.keyring_file = 'ring'" \
+rdb_expect_error "relative keyring path is rejected" tkeys_p "ALTER SYSTEM SET rustydb.keyring_file = 'ring'" \
 	'must be an absolute path'
 set_conf tkeys_p rustydb.keyring_file "$KEYS/missing"
-expect_error "missing keyring file" tkeys_p "SELECT rustydb.tde_seal('enc_2', 'x')" \
+rdb_expect_error "missing keyring file" tkeys_p "SELECT rustydb.tde_seal('enc_2', 'x')" \
 	'cannot access encrypted relation "enc_2": could not open keyring file'
 rdb_as_server bash "$ROOT/scripts/rustydb-keyring" create "$KEYS/other" >/dev/null
 set_conf tkeys_p rustydb.keyring_file "$KEYS/other"
-expect_error "wrong master key (another keyring)" tkeys_p "SELECT rustydb.tde_seal('enc_3', 'x')" \
+rdb_expect_error "wrong master key (another keyring)" tkeys_p "SELECT rustydb.tde_seal('enc_3', 'x')" \
 	"cannot access encrypted relation \"enc_3\": master key $MK1 is not available from keyring_file"
-expect_error "wrong master key: creating an encrypted table still works with the new key" tkeys_p \
+rdb_expect_error "wrong master key: creating an encrypted table still works with the new key" tkeys_p \
 	"CREATE TABLE enc_other (id int) USING rustydb WITH (encrypted); SELECT 'created'" 'created'
 rdb_psql tkeys_p "DROP TABLE enc_other"
 set_conf tkeys_p rustydb.keyring_file ""
-expect_error "no key provider" tkeys_p "SELECT rustydb.tde_seal('enc_4', 'x')" \
+rdb_expect_error "no key provider" tkeys_p "SELECT rustydb.tde_seal('enc_4', 'x')" \
 	'cannot access encrypted relation "enc_4": no master key provider is configured'
-expect_error "no key provider: creating an encrypted table fails" tkeys_p \
+rdb_expect_error "no key provider: creating an encrypted table fails" tkeys_p \
 	"CREATE TABLE enc_x (id int) USING rustydb WITH (encrypted)" 'no master key provider is configured'
 rdb_is "no key provider: unencrypted tables work" "$(q tkeys_p "SELECT v FROM plain_t")" "plain"
 set_conf tkeys_p rustydb.key_command "exit 3"
-expect_error "failing key command" tkeys_p "SELECT rustydb.tde_seal('enc_5', 'x')" \
+rdb_expect_error "failing key command" tkeys_p "SELECT rustydb.tde_seal('enc_5', 'x')" \
 	'rustydb.key_command failed: child process exited with exit code 3'
 set_conf tkeys_p rustydb.key_command "echo not-a-key"
-expect_error "key command printing garbage" tkeys_p "SELECT rustydb.tde_seal('enc_5', 'x')" \
+rdb_expect_error "key command printing garbage" tkeys_p "SELECT rustydb.tde_seal('enc_5', 'x')" \
 	'rustydb.key_command printed no valid master key'
 set_conf tkeys_p rustydb.key_command "echo 0000000000000000000000000000000000000000000000000000000000000000"
-expect_error "key command printing a wrong key" tkeys_p "SELECT rustydb.tde_seal('enc_5', 'x')" \
+rdb_expect_error "key command printing a wrong key" tkeys_p "SELECT rustydb.tde_seal('enc_5', 'x')" \
 	"master key $MK1 is not available from key_command"
 set_conf tkeys_p rustydb.key_command "tail -n 1 $RING"
 rdb_is "key command printing the right key" "$(samples_ok tkeys_p)" "$KEYROWS"
 set_conf tkeys_p rustydb.keyring_file "$RING"
-expect_error "two providers at once are refused" tkeys_p "SELECT rustydb.tde_seal('enc_5', 'x')" \
+rdb_expect_error "two providers at once are refused" tkeys_p "SELECT rustydb.tde_seal('enc_5', 'x')" \
 	'two master key providers are configured'
 rdb_psql tkeys_p "ALTER SYSTEM RESET rustydb.key_command"
 set_conf tkeys_p rustydb.keyring_file "$RING"
@@ -125,7 +114,7 @@ rdb_is "keyring file provider again" "$(samples_ok tkeys_p)" "$KEYROWS"
 rdb_psql tkeys_p "ALTER SYSTEM SET rustydb.keyring_file = ''"
 rdb_node_restart tkeys_p
 rdb_is "server without key provider starts" "$(q tkeys_p "SELECT v FROM plain_t")" "plain"
-expect_error "server without key provider: clear error" tkeys_p "SELECT count(*) FROM tde_samples WHERE rustydb.tde_open(rel, s, 'aad') IS NOT NULL" \
+rdb_expect_error "server without key provider: clear error" tkeys_p "SELECT count(*) FROM tde_samples WHERE rustydb.tde_open(rel, s, 'aad') IS NOT NULL" \
 	'cannot access encrypted relation "enc_1": no master key provider is configured'
 rdb_psql tkeys_p "ALTER SYSTEM SET rustydb.keyring_file = '$RING'"
 rdb_node_restart tkeys_p
@@ -223,7 +212,7 @@ rdb_standby_create tkeys_p tkeys_s2
 rdb_psql tkeys_s2 "ALTER SYSTEM SET rustydb.keyring_file = ''"
 rdb_node_restart tkeys_s2
 rdb_wait_replay tkeys_p tkeys_s2
-expect_error "standby without the key provider: clear error" tkeys_s2 \
+rdb_expect_error "standby without the key provider: clear error" tkeys_s2 \
 	"SELECT rustydb.tde_open('enc_late', s, 'aad') FROM tde_samples WHERE rel = 'enc_late'::regclass" \
 	'cannot access encrypted relation "enc_late": no master key provider is configured'
 rdb_is "standby without the key provider: other tables readable" "$(q tkeys_s2 "SELECT v FROM plain_t")" "plain"
@@ -262,7 +251,7 @@ rdb_is "every key is wrapped by the command's current key" \
 # a rotation that cannot unwrap an old key changes nothing
 od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$BYID/current"
 rm -f "$BYID/$NK"
-expect_error "rotation without the old master key fails cleanly" tkeys_p "SELECT rustydb.rotate_master_key()" \
+rdb_expect_error "rotation without the old master key fails cleanly" tkeys_p "SELECT rustydb.rotate_master_key()" \
 	'cannot access encrypted relation ".*": rustydb.key_command failed'
 echo "$NEWKEY" >"$BYID/$NK"
 rdb_is "... and leaves every key as it was" \
