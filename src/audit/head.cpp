@@ -8,7 +8,8 @@
  * the middle, but a deleted tail leaves a valid (shorter) chain. So after
  * its batches commit (and the commit is flushed to WAL) the audit worker
  * stores the newest record's seq and hash in $PGDATA/pg_rustydb/audit_head
- * (at most every kHeadIntervalMs while busy, at once when it goes idle)
+ * (at most every kHeadIntervalMs while busy, and once the worker has been
+ * idle for kHeadIntervalMs or when it exits)
  * (written to a temporary file, fsynced and renamed), with a MAC under the
  * audit key when rustydb.audit_key_file names one. At start-up the worker
  * continues the chain after the head, so sequence numbers are never reused
@@ -147,6 +148,12 @@ XLogRecPtr pending_lsn = InvalidXLogRecPtr;
 TimestampTz last_written = 0;
 
 } /* namespace */
+
+bool
+head_pending()
+{
+	return pending;
+}
 
 void
 head_flush()

@@ -890,9 +890,6 @@ worker_main()
 				write_clean_mark();
 			proc_exit(1);
 		}
-		/* idle, or between bursts: the head catches up with the trail */
-		if (queue_length() == 0)
-			head_flush();
 		if (n == kBatch && installed)
 			continue;
 		/*
@@ -907,6 +904,19 @@ worker_main()
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kGatherMs,
 							 wait::info(wait::Event::AuditGather));
 			gathered = true;
+			continue;
+		}
+		/*
+		 * Idle: once no record has come for kHeadIntervalMs, the head
+		 * catches up with the trail (under load head_note writes it at
+		 * most every kHeadIntervalMs).
+		 */
+		if (head_pending())
+		{
+			int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   kHeadIntervalMs, wait::info(wait::Event::AuditWriterMain));
+			if (rc & WL_TIMEOUT)
+				head_flush();
 			continue;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,

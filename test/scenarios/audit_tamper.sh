@@ -13,6 +13,17 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 trap rdb_cleanup EXIT
 
 q() { rdb_psql tamper "$1"; }
+# head_seq: the seq the head file holds (int64 at offset 16)
+head_seq() { od -An -t d8 -j 16 -N 8 "$(rdb_dir tamper)/data/pg_rustydb/audit_head" | tr -d ' '; }
+# wait_head SEQ: until the worker's head covers record SEQ (it writes it
+# once idle for 100 ms): the state the crash below must happen in
+wait_head() {
+	for _ in $(seq 1 1200); do
+		[ "$(head_seq)" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	rdb_die "the audit head did not reach record $1"
+}
 KEY=$(rdb_audit_key_create "$RDB_WORK/audit.key")
 
 rdb_node_init tamper
@@ -27,18 +38,19 @@ rdb_ok "the head file exists outside SQL's tables" test -s "$(rdb_dir tamper)/da
 
 # ---- the attack: replace the guard, disable its trigger (each recorded,
 # naming the object, as the superuser does it), then delete the newest records
+base=$(q "SELECT max(seq) FROM rustydb._audit_records")
 q "CREATE OR REPLACE FUNCTION rustydb._audit_trail_guard() RETURNS trigger LANGUAGE plpgsql
 	AS \$\$ BEGIN RETURN NULL; END \$\$"
 q "ALTER TABLE rustydb._audit_records DISABLE TRIGGER audit_records_guard"
 q "SELECT rustydb.audit_flush()" >/dev/null
 rdb_is "replacing the guard function is a security event naming it" \
-	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE action = 'rustydb_object_change'
+	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE seq > $base AND action = 'rustydb_object_change'
 		AND object = 'rustydb._audit_trail_guard()' AND detail LIKE '%created or replaced'")" 1
 rdb_is "disabling the guard's trigger names the table and the trigger" \
-	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE action = 'audit_storage'
+	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE seq > $base AND action = 'audit_storage'
 		AND object = 'rustydb._audit_records (trigger audit_records_guard)' AND detail LIKE '%(now disabled)'")" 1
 rdb_is "... and the ALTER TABLE names the table" \
-	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE action = 'audit_storage' AND object = 'rustydb._audit_records'")" 1
+	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE seq > $base AND action = 'audit_storage' AND object = 'rustydb._audit_records'")" 1
 last=$(q "SELECT max(seq) FROM rustydb._audit_records")
 q "DELETE FROM rustydb._audit_records WHERE seq > $last - 5"
 rdb_is "the truncated tail (the evidence above included) is reported while the server runs" \
@@ -78,6 +90,7 @@ rdb_is "... and taking a function out of the extension" \
 q "ALTER TABLE rustydb._audit_records DISABLE TRIGGER audit_records_guard"
 q "SELECT rustydb.audit_flush()" >/dev/null
 last=$(q "SELECT max(seq) FROM rustydb._audit_records")
+wait_head "$last"
 q "DELETE FROM rustydb._audit_records WHERE seq > $last - 2"
 rdb_node_crash tamper
 rdb_node_start tamper

@@ -172,11 +172,13 @@ void head_write(int64 seq, const uint8 hash[kHashLen]);
 /*
  * Worker, after a batch committed at commit_lsn: the new head, stored at
  * most every kHeadIntervalMs while batches follow each other (an fsync and
- * a rename each), and at once by head_flush() when the worker goes idle or
- * exits. The commit is flushed to WAL before the head is written.
+ * a rename each), and by head_flush() once the worker has been idle for
+ * kHeadIntervalMs, or when it exits. The commit is flushed to WAL before
+ * the head is written.
  */
 constexpr int kHeadIntervalMs = 100;
 void head_note(int64 seq, const uint8 hash[kHashLen], uint64 commit_lsn);
+bool head_pending();
 void head_flush();
 
 /* ---- worker.cpp ---- */
