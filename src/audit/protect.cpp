@@ -62,12 +62,40 @@ verb(ObjectAccessType access)
 	}
 }
 
+/*
+ * The function's schema and name, read with SnapshotSelf: a function this
+ * command just created is not in the syscache's view yet.
+ */
+bool
+function_row(Oid fn, Oid *nsp, NameData *name)
+{
+	Relation rel = table_open(ProcedureRelationId, AccessShareLock);
+	ScanKeyData key;
+	ScanKeyInit(&key, Anum_pg_proc_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(fn));
+	SysScanDesc scan = systable_beginscan(rel, ProcedureOidIndexId, true, SnapshotSelf, 1, &key);
+	HeapTuple tup = systable_getnext(scan);
+	bool found = HeapTupleIsValid(tup);
+	if (found)
+	{
+		auto *form = (Form_pg_proc) GETSTRUCT(tup);
+		*nsp = form->pronamespace;
+		*name = form->proname;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 void
 function_event(ObjectAccessType access, Oid fn)
 {
-	if (!in_rustydb_schema(get_func_namespace(fn)))
+	Oid nsp = InvalidOid;
+	NameData proname;
+	if (!function_row(fn, &nsp, &proname) || !in_rustydb_schema(nsp))
 		return;
-	char *name = format_procedure_qualified(fn);
+	/* with its arguments when the syscache sees it (not yet for a new function) */
+	char *name = OidIsValid(get_func_namespace(fn)) ? format_procedure_qualified(fn)
+													: psprintf("rustydb.%s(...)", NameStr(proname));
 	char detail[256];
 	snprintf(detail, sizeof(detail), "function %s of rustydb's schema %s", name, verb(access));
 	security_event("rustydb_object_change", name, detail);

@@ -85,6 +85,13 @@ rdb_is "altering and dropping rustydb's functions are recorded, also when rolled
 	"rustydb.verify_audit_trail() altered, rustydb.audit_trail_breaks() dropped"
 rdb_is "... and taking a function out of the extension" \
 	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE action = 'audit_extension' AND object = 'rustydb'")" 1
+q "CREATE FUNCTION rustydb.audit_backdoor() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+q "DROP FUNCTION rustydb.audit_backdoor()"
+q "SELECT rustydb.audit_flush()" >/dev/null
+rdb_is "a new function in rustydb's schema, and its drop, are recorded" \
+	"$(q "SELECT string_agg(object || ' ' || split_part(detail, ' ', 6), ', ' ORDER BY seq) FROM rustydb.audit_trail
+		WHERE action = 'rustydb_object_change' AND object LIKE 'rustydb.audit_backdoor%'")" \
+	"rustydb.audit_backdoor(...) created, rustydb.audit_backdoor() dropped"
 
 # ---- kill -9 right after a second truncation
 q "ALTER TABLE rustydb._audit_records DISABLE TRIGGER audit_records_guard"
