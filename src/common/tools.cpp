@@ -58,16 +58,17 @@ suffix_oid(const char *relname, const char *prefix)
 	return (Oid) v;
 }
 
-/* Is relid a table using the rustydb access method? */
+} /* namespace */
+
 bool
-is_rustydb_table(Oid relid)
+uses_rustydb(Oid relid)
 {
 	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return false;
 	auto *form = (Form_pg_class) GETSTRUCT(tup);
 	bool yes = false;
-	if (form->relkind == RELKIND_RELATION && OidIsValid(form->relam))
+	if (OidIsValid(form->relam))
 	{
 		Oid am = get_am_oid("rustydb", true);
 		yes = OidIsValid(am) && form->relam == am;
@@ -75,8 +76,6 @@ is_rustydb_table(Oid relid)
 	ReleaseSysCache(tup);
 	return yes;
 }
-
-} /* namespace */
 
 RepackRole
 pg_repack_role(Oid nspid, const char *relname, Oid *original)
@@ -100,7 +99,7 @@ pg_repack_role(Oid nspid, const char *relname, Oid *original)
 	Oid ext = get_extension_oid("pg_repack", true);
 	if (!OidIsValid(ext) || getExtensionOfObject(NamespaceRelationId, nspid) != ext)
 		return RepackRole::kNone;
-	if (!is_rustydb_table(orig))
+	if (get_rel_relkind(orig) != RELKIND_RELATION || !uses_rustydb(orig))
 		return RepackRole::kNone;
 	*original = orig;
 	return role;
@@ -276,26 +275,16 @@ tools_proc_callback(Datum arg, int cacheid, uint32 hashvalue) noexcept
 RUSTYDB_FUNCTION(rustydb_heap_pages_only)
 {
 	Oid relid = PG_GETARG_OID(0);
-	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (HeapTupleIsValid(tup))
-	{
-		auto *form = (Form_pg_class) GETSTRUCT(tup);
-		Oid am = get_am_oid("rustydb", true);
-		bool rustydb = OidIsValid(am) && form->relam == am;
-		NameData name = form->relname;
-		ReleaseSysCache(tup);
-		if (rustydb)
-			ereport(
-				ERROR,
+	if (rustydb::tools::uses_rustydb(relid))
+		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s cannot check rustydb table \"%s\"",
-						text_to_cstring(PG_GETARG_TEXT_PP(1)), NameStr(name)),
+						text_to_cstring(PG_GETARG_TEXT_PP(1)), get_rel_name(relid)),
 				 errdetail("It reads the page of data block N at file block N, but block 0 of a "
 						   "rustydb table's file is its metapage: it would check the wrong "
 						   "pages and report healthy rows as corrupt."),
 				 errhint("rustydb.verify_table() checks every page and tuple of a rustydb "
 						 "table; pg_visibility_map() reads its visibility map correctly.")));
-	}
 	PG_RETURN_OID(relid);
 }
 

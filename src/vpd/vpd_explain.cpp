@@ -33,7 +33,6 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "optimizer/optimizer.h"
 #include "tcop/tcopprot.h"
 #include "utils/plancache.h"
-#include "utils/rls.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb {
@@ -85,13 +84,6 @@ refuse_analyze(bool analyze)
 					 "exempt from policies (rustydb_exempt_access_policy).")));
 }
 
-/* Is relid under VPD policies for this user (row security active for it)? */
-bool
-relation_under_policies(Oid relid)
-{
-	return check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED && relation_has_policies(relid);
-}
-
 /* EXPLAIN EXECUTE: the prepared statement's relations (views expanded). */
 void
 check_execute(ExecuteStmt *exec, const Options &o)
@@ -102,7 +94,7 @@ check_execute(ExecuteStmt *exec, const Options &o)
 	bool under = false;
 	ListCell *lc;
 	foreach (lc, prepared->plansource->relationOids)
-		if (relation_under_policies(lfirst_oid(lc)))
+		if (relation_under_policies(lfirst_oid(lc), InvalidOid))
 		{
 			under = true;
 			break;

@@ -2043,8 +2043,7 @@ plan_uses_policies(PlannedStmt *ps)
 
 		if (rte->rtekind != RTE_RELATION || rte->relkind == RELKIND_VIEW)
 			continue;
-		if (check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED &&
-			relation_has_policies(rte->relid))
+		if (relation_under_policies(rte->relid, rte->checkAsUser))
 			return true;
 	}
 	return false;
@@ -2261,6 +2260,12 @@ bool
 relation_has_policies(Oid relid)
 {
 	return get_entry(relid)->any;
+}
+
+bool
+relation_under_policies(Oid relid, Oid check_as)
+{
+	return check_enable_rls(relid, check_as, true) == RLS_ENABLED && relation_has_policies(relid);
 }
 
 bool

@@ -19,7 +19,8 @@
 #   rdb_wait_replay PRIMARY STANDBY | rdb_psql NAME SQL... |
 #   rdb_compare PRIMARY STANDBY SQL | rdb_node_conf NAME LINE
 # Assertions: rdb_ok DESC CMD... | rdb_is DESC GOT WANT |
-#   rdb_expect_error DESC NODE SQL PATTERN | rdb_summary
+#   rdb_expect_error DESC NODE SQL PATTERN | rdb_wait_for DESC SECONDS CMD... |
+#   rdb_summary
 
 RDB_BINDIR=${RDB_BINDIR:-/usr/lib/postgresql/15/bin}
 RDB_NODES=()
@@ -219,6 +220,19 @@ rdb_wait_replay() {
 		sleep 0.1
 	done
 	rdb_die "$2 did not replay up to $lsn within ${RDB_REPLAY_TIMEOUT:-60} s"
+}
+
+# rdb_wait_for DESC SECONDS CMD...: poll CMD (every 0.1 s) until it
+# succeeds; after SECONDS without success the script dies naming DESC. For
+# waiting on a state, never on time.
+rdb_wait_for() {
+	local desc=$1 secs=$2 i
+	shift 2
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	rdb_die "timed out after $secs s waiting for $desc"
 }
 
 # rdb_compare A B SQL: the query's output must be identical on both nodes.

@@ -55,7 +55,7 @@ rdb_dump_stall() {
 }
 
 rdb_pgbench_watched() {
-	local node=$1 db=$2 log=$3 stall=${RDB_STALL_SECONDS:-60} bench status last now still=0 i
+	local node=$1 db=$2 log=$3 stall=${RDB_STALL_SECONDS:-60} bench status last now i
 	local -a busy=()
 	shift 4 # NODE DB LOG --
 	for ((i = 0; i < ${RDB_BUSY_LOOPS:-2}; i++)); do
@@ -65,19 +65,18 @@ rdb_pgbench_watched() {
 	"$RDB_BINDIR/pgbench" -h "$(rdb_sock "$node")" -p "$(rdb_port "$node")" -U postgres -P 1 "$@" "$db" >"$log" 2>&1 &
 	bench=$!
 	last=none
+	local progress_at=$SECONDS
+	# poll pgbench's reports (one a second) until it exits
 	while kill -0 "$bench" 2>/dev/null; do
 		sleep 1
 		now=$(rdb_pgbench_progress "$log")
 		# a new report with transactions in it is progress
 		if [ "$now" != "$last" ] && [[ "$now" =~ ^progress:\ [0-9.]+\ s,\ ([0-9.]+)\ tps ]] &&
 			[ "${BASH_REMATCH[1]}" != "0.0" ]; then
-			last=$now
-			still=0
-			continue
+			progress_at=$SECONDS
 		fi
 		last=$now
-		still=$((still + 1))
-		if [ "$still" -ge "$stall" ]; then
+		if [ $((SECONDS - progress_at)) -ge "$stall" ]; then
 			echo "# watchdog: pgbench completed no transaction in $db for $stall s; state in $log.stall"
 			rdb_dump_stall "$node" "$db" "$log.stall"
 			sed 's/^/#   /' "$log.stall" | head -n 200

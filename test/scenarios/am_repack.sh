@@ -81,11 +81,13 @@ SQL
 	-f "$RDB_WORK/dml.sql" postgres >"$RDB_WORK/pgbench.log" 2>&1 &
 bench=$!
 # wait until the workload is committing, then repack both tables
-until [ "$(rdb_psql rp "SELECT count(*) FROM rplain WHERE id > 20000")" -gt 20 ]; do sleep 0.2; done
+# new_rows N: the workload has inserted more than N rows
+new_rows() { [ "$(rdb_psql rp "SELECT count(*) FROM rplain WHERE id > 20000")" -gt "$1" ]; }
+rdb_wait_for "the workload to commit" 300 new_rows 20
 status=0
 "${REPACK[@]}" -t rplain -t renc >"$RDB_WORK/repack1.log" 2>&1 || status=$?
 # keep the workload going until after the swap, then stop it
-until [ "$(rdb_psql rp "SELECT count(*) FROM rplain WHERE id > 20000")" -gt 200 ]; do sleep 0.2; done
+rdb_wait_for "the workload to commit after the repack" 300 new_rows 200
 kill "$bench" 2>/dev/null
 wait "$bench" 2>/dev/null || true
 rdb_is "pg_repack -t rplain -t renc under pgbench: exit 0" "$status" "0"

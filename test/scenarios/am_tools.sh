@@ -23,24 +23,18 @@ trap rdb_cleanup EXIT
 
 # q NODE SQL: output and errors, never fails
 q() { rdb_psql "$1" "$2" 2>&1 || true; }
-# twin NODE SQL...: each statement for r and for h (TBL the table's name);
-# etwin: for e and for eh
-twin() {
-	local node=$1 s
-	shift
+# pair A B NODE SQL...: each statement for table A and for its heap twin B
+# (TBL stands for the table's name); twin: r and h; etwin: e and eh
+pair() {
+	local a=$1 b=$2 node=$3 s
+	shift 3
 	for s in "$@"; do
-		rdb_psql "$node" "${s//TBL/r}" >/dev/null
-		rdb_psql "$node" "${s//TBL/h}" >/dev/null
+		rdb_psql "$node" "${s//TBL/$a}" >/dev/null
+		rdb_psql "$node" "${s//TBL/$b}" >/dev/null
 	done
 }
-etwin() {
-	local node=$1 s
-	shift
-	for s in "$@"; do
-		rdb_psql "$node" "${s//TBL/e}" >/dev/null
-		rdb_psql "$node" "${s//TBL/eh}" >/dev/null
-	done
-}
+twin() { pair r h "$@"; }
+etwin() { pair e eh "$@"; }
 # rowsig TABLE: count and digest of its rows
 rowsig() {
 	echo "SELECT count(*) || ' ' || md5(coalesce(string_agg(id || ':' || v || ':' || coalesce(n::text, '-'), ',' ORDER BY id), '')) FROM $1"
@@ -396,11 +390,9 @@ out=$(rdb_as_server "$RDB_BINDIR/pg_checksums" --check -D "$(rdb_dir c)/data" 2>
 rdb_is "pg_checksums --check passes after --enable" "$st $(echo "$out" | grep -Ec '^Bad checksums: +0$')" "0 1"
 rdb_node_start c
 # the autoprewarm worker loads r's blocks in the background: until it has
-# loaded as many as r has data pages (at most 2 minutes)
-for _ in $(seq 1 1200); do
-	[ "$(q c "SELECT count(*) FROM pg_buffercache WHERE relfilenode = $CNODE AND relforknumber = 0")" -ge "$NC" ] && break
-	sleep 0.1
-done
+# loaded as many as r has data pages
+prewarmed() { [ "$(q c "SELECT count(*) FROM pg_buffercache WHERE relfilenode = $CNODE AND relforknumber = 0")" -ge "$NC" ]; }
+rdb_wait_for "autoprewarm to load r" 120 prewarmed
 rdb_is "autoprewarm: at startup it loads file blocks 0 .. data pages - 1 of r: the metapage, and not the last data page" \
 	"$(q c "${BUFS}")" "$(seq -s, 0 $((NC - 1)))"
 rdb_is "pg_checksums --enable: checksums on, r and e read back (from disk) unchanged" \

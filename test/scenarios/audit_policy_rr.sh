@@ -22,7 +22,7 @@ exec 3>"$fifo"
 step() { # step SQL MARKER: run SQL in the user's session, wait for MARKER
 	echo "$1" >&3
 	echo "SELECT '$2';" >&3
-	until grep -q "^$2\$" "$out"; do sleep 0.05; done
+	rdb_wait_for "the user's session to reach '$2'" 120 grep -q "^$2\$" "$out"
 }
 
 step "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;" began

@@ -17,13 +17,8 @@ q() { rdb_psql tamper "$1"; }
 head_seq() { od -An -t d8 -j 16 -N 8 "$(rdb_dir tamper)/data/pg_rustydb/audit_head" | tr -d ' '; }
 # wait_head SEQ: until the worker's head covers record SEQ (it writes it
 # once idle for 100 ms): the state the crash below must happen in
-wait_head() {
-	for _ in $(seq 1 1200); do
-		[ "$(head_seq)" -ge "$1" ] && return 0
-		sleep 0.05
-	done
-	rdb_die "the audit head did not reach record $1"
-}
+head_covers() { [ "$(head_seq)" -ge "$1" ]; }
+wait_head() { rdb_wait_for "the audit head to reach record $1" 60 head_covers "$1"; }
 KEY=$(rdb_audit_key_create "$RDB_WORK/audit.key")
 
 rdb_node_init tamper

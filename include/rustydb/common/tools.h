@@ -27,6 +27,9 @@ enum class RepackRole
 	kLog,  /* repack.log_<oid>: rows changed during the repack */
 };
 
+/* Does relation relid use the rustydb access method? */
+bool uses_rustydb(Oid relid);
+
 /*
  * Is (namespace nspid, relname) pg_repack's copy or log table of an
  * existing rustydb table? Returns the role and sets *original to that

@@ -50,6 +50,11 @@ Oid policy_invoker();
 void policy_init();
 /* Is there any enabled VPD policy or driving context on relid (or an ancestor)? */
 bool relation_has_policies(Oid relid);
+/*
+ * Is row security active on relid for check_as (InvalidOid: the current
+ * user), with VPD policies on it? (Exemption not checked.)
+ */
+bool relation_under_policies(Oid relid, Oid check_as);
 /* Is the current user exempt from VPD policies? */
 bool current_user_exempt();
 /* Does the plan read a table with VPD policies, for a user not exempt from them? */
