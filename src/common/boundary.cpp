@@ -46,6 +46,9 @@ capture_current_exception(Failure *out) noexcept
 	out->detail[0] = '\0';
 	out->hint[0] = '\0';
 	out->type_name[0] = '\0';
+	out->file = nullptr;
+	out->line = 0;
+	out->func = nullptr;
 
 	try
 	{
@@ -58,6 +61,9 @@ capture_current_exception(Failure *out) noexcept
 		copy_text(out->message, sizeof(out->message), e.what());
 		copy_text(out->detail, sizeof(out->detail), e.detail().c_str());
 		copy_text(out->hint, sizeof(out->hint), e.hint().c_str());
+		out->file = e.file();
+		out->line = e.line();
+		out->func = e.func();
 	}
 	catch (const PgError &e)
 	{
@@ -97,9 +103,19 @@ raise(const char *where, const Failure *failure)
 			ReThrowError(failure->edata);
 			break;
 		case Failure::kRustydb:
-			ereport(ERROR, (errcode(failure->sqlstate), errmsg_internal("%s", failure->message),
-							failure->detail[0] ? errdetail_internal("%s", failure->detail) : 0,
-							failure->hint[0] ? errhint("%s", failure->hint) : 0));
+			/* ereport spelled out, so that LOCATION is the raising site */
+			if (errstart(ERROR, TEXTDOMAIN))
+			{
+				errcode(failure->sqlstate);
+				errmsg_internal("%s", failure->message);
+				if (failure->detail[0])
+					errdetail_internal("%s", failure->detail);
+				if (failure->hint[0])
+					errhint("%s", failure->hint);
+				errfinish(failure->file ? failure->file : __FILE__,
+						  failure->file ? failure->line : __LINE__,
+						  failure->func ? failure->func : PG_FUNCNAME_MACRO);
+			}
 			break;
 		case Failure::kOutOfMemory:
 			ereport(ERROR,

@@ -549,56 +549,70 @@ keyring_add_new_key()
 	return remember(key_id(key.p, "rdbmkid_"), key.p);
 }
 
+namespace {
+
+/*
+ * What wrapping and unwrapping a data key share: the key-encryption key
+ * derived from the master key, and the associated data the wrapped key is
+ * bound to (a label, the relation, the key version and the algorithm, so a
+ * wrapped key copied to another relation, version or algorithm does not
+ * unwrap; the byte layout is part of the catalog format). The destructor
+ * wipes the key-encryption key; nothing in between calls PostgreSQL.
+ */
+struct WrapContext
+{
+	static constexpr char kLabel[] = "rustydb-dk1";
+	static constexpr size_t kAdMax = sizeof(kLabel) - 1 + sizeof(Oid) + sizeof(int32) + 1;
+
+	unsigned char kek[kKeyBytes];
+	unsigned char ad[kAdMax];
+	size_t adlen = 0;
+
+	WrapContext(const MasterKey &mk, Oid relid, int version, int algorithm)
+	{
+		int32 v = version;
+
+		crypto_kdf_derive_from_key(kek, sizeof(kek), 1, "rdbwrap_", mk.key);
+		memcpy(ad, kLabel, sizeof(kLabel) - 1);
+		adlen = sizeof(kLabel) - 1;
+		memcpy(ad + adlen, &relid, sizeof(relid));
+		adlen += sizeof(relid);
+		memcpy(ad + adlen, &v, sizeof(v));
+		adlen += sizeof(v);
+		ad[adlen++] = static_cast<unsigned char>(algorithm);
+	}
+	~WrapContext() { sodium_memzero(kek, sizeof(kek)); }
+	WrapContext(const WrapContext &) = delete;
+	WrapContext &operator=(const WrapContext &) = delete;
+};
+
+} /* namespace */
+
 void
 wrap_data_key(const MasterKey &mk, Oid relid, int version, int algorithm,
 			  const unsigned char *data_key, unsigned char *wrapped)
 {
-	unsigned char kek[kKeyBytes];
-	unsigned char ad[32];
-	size_t adlen = 0;
-
-	crypto_kdf_derive_from_key(kek, sizeof(kek), 1, "rdbwrap_", mk.key);
-	memcpy(ad, "rustydb-dk1", 11);
-	adlen = 11;
-	memcpy(ad + adlen, &relid, sizeof(relid));
-	adlen += sizeof(relid);
-	int32 v = version;
-	memcpy(ad + adlen, &v, sizeof(v));
-	adlen += sizeof(v);
-	ad[adlen++] = static_cast<unsigned char>(algorithm);
-
+	WrapContext w(mk, relid, version, algorithm);
 	unsigned char *nonce = wrapped;
-	randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 	unsigned long long clen = 0;
+
+	randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(
-		wrapped + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, data_key, kKeyBytes, ad,
-		adlen, nullptr, nonce, kek);
-	sodium_memzero(kek, sizeof(kek));
+		wrapped + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, data_key, kKeyBytes, w.ad,
+		w.adlen, nullptr, nonce, w.kek);
 }
 
 bool
 unwrap_data_key(const MasterKey &mk, Oid relid, int version, int algorithm,
 				const unsigned char *wrapped, unsigned char *data_key)
 {
-	unsigned char kek[kKeyBytes];
-	unsigned char ad[32];
-	size_t adlen = 0;
-
-	crypto_kdf_derive_from_key(kek, sizeof(kek), 1, "rdbwrap_", mk.key);
-	memcpy(ad, "rustydb-dk1", 11);
-	adlen = 11;
-	memcpy(ad + adlen, &relid, sizeof(relid));
-	adlen += sizeof(relid);
-	int32 v = version;
-	memcpy(ad + adlen, &v, sizeof(v));
-	adlen += sizeof(v);
-	ad[adlen++] = static_cast<unsigned char>(algorithm);
-
+	WrapContext w(mk, relid, version, algorithm);
 	unsigned long long mlen = 0;
 	int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
 		data_key, &mlen, nullptr, wrapped + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-		kWrappedBytes - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad, adlen, wrapped, kek);
-	sodium_memzero(kek, sizeof(kek));
+		kWrappedBytes - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, w.ad, w.adlen, wrapped,
+		w.kek);
+
 	if (rc != 0 || mlen != kKeyBytes)
 	{
 		sodium_memzero(data_key, kKeyBytes);

@@ -58,21 +58,34 @@ namespace rustydb {
 class Error : public std::exception
 {
   public:
-	Error(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
+	/*
+	 * file, line and func default to the site that constructs the error
+	 * (GCC and Clang builtins), so the server log's LOCATION names the
+	 * raising code rather than boundary.cpp.
+	 */
+	Error(int sqlstate, std::string message, std::string detail = {}, std::string hint = {},
+		  const char *file = __builtin_FILE(), int line = __builtin_LINE(),
+		  const char *func = __builtin_FUNCTION())
 		: sqlstate_(sqlstate), message_(std::move(message)), detail_(std::move(detail)),
-		  hint_(std::move(hint))
+		  hint_(std::move(hint)), file_(file), line_(line), func_(func)
 	{}
 
 	const char *what() const noexcept override { return message_.c_str(); }
 	int sqlstate() const noexcept { return sqlstate_; }
 	const std::string &detail() const noexcept { return detail_; }
 	const std::string &hint() const noexcept { return hint_; }
+	const char *file() const noexcept { return file_; }
+	int line() const noexcept { return line_; }
+	const char *func() const noexcept { return func_; }
 
   private:
 	int sqlstate_;
 	std::string message_;
 	std::string detail_;
 	std::string hint_;
+	const char *file_; /* string literals: static storage */
+	int line_;
+	const char *func_;
 };
 
 /*
@@ -110,6 +123,10 @@ struct Failure
 	char detail[1024];
 	char hint[512];
 	char type_name[128];
+	/* kRustydb: where the Error was constructed (static strings) */
+	const char *file;
+	int line;
+	const char *func;
 };
 
 /* Fill *out from the exception being handled; call only inside catch. */
