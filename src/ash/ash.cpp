@@ -23,7 +23,6 @@ init()
 	/* query ids for every statement (compute_query_id = auto turns them on) */
 	EnableQueryId();
 	register_ring();
-	install_hooks();
 	register_worker();
 }
 

@@ -21,6 +21,7 @@
 #include "rustydb/ash/ash.h"
 #include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
+#include "rustydb/common/hooks.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
 #include "rustydb/vpd/vpd.h"
@@ -68,6 +69,8 @@ _PG_init(void) noexcept
 		rustydb::tools::init();
 		rustydb::crypto::init();
 		rustydb::ash::init();
+		/* the query-processing hooks, calling the subsystems in hooks.cpp's order */
+		rustydb::hooks::install();
 		rustydb::vpd::init();
 		rustydb::audit::init();
 

@@ -138,8 +138,6 @@ constexpr Guarded kGuarded[] = {
 	{"pg_visibility", "pg_check_frozen", "pg_check_frozen()"},
 };
 
-post_parse_analyze_hook_type prev_post_parse = nullptr;
-
 /* The guarded functions' OIDs in this database (valid while guard_known). */
 bool guard_known = false;
 Oid guard_fn = InvalidOid; /* rustydb._heap_pages_only(regclass, text) */
@@ -244,22 +242,6 @@ guard_walker(Node *node, void *context)
 extern "C" {
 
 static void
-tools_post_parse(ParseState *pstate, Query *query, JumbleState *jstate) noexcept
-{
-	rustydb::boundary::run("tools_post_parse", [&] {
-		using namespace rustydb::tools;
-		if (prev_post_parse)
-			prev_post_parse(pstate, query, jstate);
-		if (!IsTransactionState())
-			return;
-		if (!guard_known)
-			guard_load();
-		if (nguarded > 0)
-			(void) guard_walker(reinterpret_cast<Node *>(query), nullptr);
-	});
-}
-
-static void
 tools_proc_callback(Datum arg, int cacheid, uint32 hashvalue) noexcept
 {
 	rustydb::boundary::run("tools_proc_callback",
@@ -291,10 +273,20 @@ RUSTYDB_FUNCTION(rustydb_heap_pages_only)
 namespace rustydb::tools {
 
 void
+hook_post_parse(hooks::PostParseCall &call)
+{
+	call.proceed();
+	if (!IsTransactionState())
+		return;
+	if (!guard_known)
+		guard_load();
+	if (nguarded > 0)
+		(void) guard_walker(reinterpret_cast<Node *>(call.query), nullptr);
+}
+
+void
 init()
 {
-	prev_post_parse = post_parse_analyze_hook;
-	post_parse_analyze_hook = tools_post_parse;
 	CacheRegisterSyscacheCallback(PROCOID, tools_proc_callback, (Datum) 0);
 }
 

@@ -695,7 +695,6 @@ init()
 	CacheRegisterRelcacheCallback(crypto_relcache_callback, (Datum) 0);
 	RegisterXactCallback(crypto_xact_callback, nullptr);
 	RegisterSubXactCallback(crypto_subxact_callback, nullptr);
-	install_hooks();
 }
 
 } /* namespace crypto */

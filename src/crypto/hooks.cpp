@@ -72,9 +72,6 @@ relation_label(Relation rel)
 
 namespace {
 
-ProcessUtility_hook_type prev_utility = nullptr;
-object_access_hook_type prev_object_access = nullptr;
-
 /* -1: no explicit option (rustydb.encrypt_new_tables decides); 0/1: explicit. */
 int pending_encrypted = -1;
 
@@ -474,67 +471,43 @@ hooks_xact_end()
 } /* namespace crypto */
 } /* namespace rustydb */
 
-extern "C" {
-
-static void
-crypto_process_utility(PlannedStmt *pstmt, const char *query, bool read_only_tree,
-					   ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *env,
-					   DestReceiver *dest, QueryCompletion *qc) noexcept
-{
-	rustydb::boundary::run("crypto_process_utility", [&] {
-		using namespace rustydb::crypto;
-		PlannedStmt *stmt = steer_tool_tables(pstmt);
-		int request = inspect(&stmt);
-		int saved = pending_encrypted;
-
-		if (stmt != pstmt)
-			read_only_tree = false;
-		pending_encrypted = request;
-		if (prev_utility)
-			prev_utility(stmt, query, read_only_tree, context, params, env, dest, qc);
-		else
-			standard_ProcessUtility(stmt, query, read_only_tree, context, params, env, dest, qc);
-		pending_encrypted = saved;
-	});
-}
-
-static void
-crypto_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id,
-					 void *arg) noexcept
-{
-	rustydb::boundary::run("crypto_object_access", [&] {
-		using namespace rustydb::crypto;
-
-		if (prev_object_access)
-			prev_object_access(access, class_id, object_id, sub_id, arg);
-		if (class_id != RelationRelationId || sub_id != 0)
-			return;
-		if (access == OAT_POST_CREATE)
-		{
-			auto *pc = static_cast<ObjectAccessPostCreate *>(arg);
-
-			relation_created(object_id, pc != nullptr && pc->is_internal);
-		}
-		else if (access == OAT_DROP)
-		{
-			delete_key_rows(object_id);
-			cache_forget(object_id);
-		}
-	});
-}
-
-} /* extern "C" */
-
 namespace rustydb {
 namespace crypto {
 
 void
-install_hooks()
+hook_process_utility(hooks::UtilityCall &call)
 {
-	prev_utility = ProcessUtility_hook;
-	ProcessUtility_hook = crypto_process_utility;
-	prev_object_access = object_access_hook;
-	object_access_hook = crypto_object_access;
+	PlannedStmt *stmt = steer_tool_tables(call.pstmt);
+	int request = inspect(&stmt);
+	int saved = pending_encrypted;
+
+	if (stmt != call.pstmt)
+	{
+		call.pstmt = stmt;
+		call.read_only_tree = false;
+	}
+	pending_encrypted = request;
+	call.proceed();
+	pending_encrypted = saved;
+}
+
+void
+hook_object_access(hooks::ObjectAccessCall &call)
+{
+	call.proceed();
+	if (call.class_id != RelationRelationId || call.sub_id != 0)
+		return;
+	if (call.access == OAT_POST_CREATE)
+	{
+		auto *pc = static_cast<ObjectAccessPostCreate *>(call.arg);
+
+		relation_created(call.object_id, pc != nullptr && pc->is_internal);
+	}
+	else if (call.access == OAT_DROP)
+	{
+		delete_key_rows(call.object_id);
+		cache_forget(call.object_id);
+	}
 }
 
 } /* namespace crypto */

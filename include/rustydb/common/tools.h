@@ -16,6 +16,7 @@
 #ifndef RUSTYDB_COMMON_TOOLS_H
 #define RUSTYDB_COMMON_TOOLS_H
 
+#include "rustydb/common/hooks.h"
 #include "rustydb/pg.h"
 
 namespace rustydb::tools {
@@ -48,6 +49,9 @@ RepackRole pg_repack_role(const char *nspname, const char *relname, Oid *origina
  * error instead of letting the function read the metapage as data block 0.
  */
 void init();
+
+/* Step of post_parse_analyze (the pg_visibility guard), run by src/common/hooks.cpp. */
+void hook_post_parse(hooks::PostParseCall &call);
 
 } /* namespace rustydb::tools */
 

@@ -39,6 +39,7 @@
 #ifndef RUSTYDB_CRYPTO_CRYPTO_H
 #define RUSTYDB_CRYPTO_CRYPTO_H
 
+#include "rustydb/common/hooks.h"
 #include "rustydb/pg.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
@@ -80,6 +81,14 @@ struct Cipher;
 
 /* Subsystem init, called once from _PG_init. */
 void init();
+
+/*
+ * Steps of ProcessUtility (CREATE TABLE's encrypted option, steering tool
+ * tables) and object_access (a new encrypted table's keys, a dropped
+ * table's key rows), run by src/common/hooks.cpp.
+ */
+void hook_process_utility(hooks::UtilityCall &call);
+void hook_object_access(hooks::ObjectAccessCall &call);
 
 /*
  * The cipher of a relation: nullptr when the relation is not encrypted.

@@ -101,9 +101,6 @@ Cipher *load_cipher(Oid relid);
 /* OID of rustydb.table_keys in this database, or InvalidOid. */
 Oid keys_catalog_oid();
 
-/* Hooks (utility, object access), installed by init(). */
-void install_hooks();
-
 /*
  * Record a key management operation in the audit trail (a security event:
  * always audited, independent of the transaction). object: "schema.table"
