@@ -56,3 +56,20 @@ COMMENT ON FUNCTION rustydb.selftest_boundary(text) IS 'exercise the C++/Postgre
 
 GRANT USAGE ON SCHEMA rustydb TO PUBLIC;
 GRANT SELECT ON rustydb.settings TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- NULL arguments. A rustydb function is STRICT (NULL in, NULL out, nothing
+-- done) unless one of its arguments has a meaning when NULL (documented with
+-- the function). Such a function refuses NULL for every other argument with
+-- this one error: SQLSTATE 22004, naming the argument (C functions raise the
+-- same error through rustydb::require_argument).
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION rustydb._not_null(is_null boolean, argument text) RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+	IF is_null THEN
+		RAISE EXCEPTION 'argument "%" must not be null', argument USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+END
+$$;

@@ -149,7 +149,7 @@ COMMENT ON FUNCTION rustydb.clear_context(text, text, text) IS
 	'clear one attribute, or every attribute, of an application context (only from its trusted function)';
 
 CREATE FUNCTION rustydb.sys_context(namespace text, attribute text, length integer DEFAULT 256)
-RETURNS text AS 'MODULE_PATHNAME', 'rustydb_vpd_sys_context' LANGUAGE C STABLE;
+RETURNS text AS 'MODULE_PATHNAME', 'rustydb_vpd_sys_context' LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION rustydb.sys_context(text, text, integer) IS
 	'value of an application context attribute, or of a built-in USERENV attribute';
 
@@ -167,9 +167,7 @@ DECLARE
 	r oid;
 	s text := coalesce(object_schema, current_schema());
 BEGIN
-	IF object_name IS NULL THEN
-		RAISE EXCEPTION 'object_name must not be null' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM rustydb._not_null(object_name IS NULL, 'object_name');
 	SELECT c.oid INTO r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	 WHERE n.nspname = s AND c.relname = object_name AND c.relkind IN ('r', 'p', 'v', 'm', 'f');
 	IF r IS NULL THEN
@@ -284,11 +282,10 @@ DECLARE
 	ns text := lower(btrim(namespace));
 	att text := lower(btrim(attribute));
 BEGIN
-	IF policy_name IS NULL OR btrim(policy_name) = '' THEN
+	PERFORM rustydb._not_null(policy_name IS NULL, 'policy_name');
+	PERFORM rustydb._not_null(policy_function IS NULL, 'policy_function');
+	IF btrim(policy_name) = '' THEN
 		RAISE EXCEPTION 'policy_name must not be empty' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF policy_function IS NULL THEN
-		RAISE EXCEPTION 'policy_function must not be null' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	f := to_regprocedure(format('%I.%I(text, text)', fs, policy_function));
 	IF f IS NULL THEN
@@ -426,6 +423,7 @@ AS $$
 DECLARE
 	pid integer;
 BEGIN
+	PERFORM rustydb._not_null(p IS NULL, 'policy_name');
 	SELECT id INTO pid FROM rustydb.vpd_policy WHERE relid = r AND policy_group = g AND policy_name = p;
 	IF pid IS NULL THEN
 		RAISE EXCEPTION 'policy "%" does not exist for table %', p, r::regclass
@@ -465,9 +463,7 @@ DECLARE
 	r oid := rustydb._vpd_relid(object_schema, object_name);
 	pid integer := rustydb._vpd_find(r, rustydb._vpd_group(r, group_name), policy_name);
 BEGIN
-	IF enable IS NULL THEN
-		RAISE EXCEPTION 'enable must not be null' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM rustydb._not_null(enable IS NULL, 'enable');
 	UPDATE rustydb.vpd_policy p SET enable = enable_grouped_policy.enable WHERE p.id = pid;
 	PERFORM rustydb._vpd_invalidate(r, CASE WHEN enable THEN 'enable_policy' ELSE 'disable_policy' END, policy_name);
 END
@@ -530,9 +526,8 @@ DECLARE
 	ns text := lower(btrim(namespace));
 	att text := lower(btrim(attribute));
 BEGIN
-	IF ns IS NULL OR att IS NULL THEN
-		RAISE EXCEPTION 'namespace and attribute must not be null' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM rustydb._not_null(ns IS NULL, 'namespace');
+	PERFORM rustydb._not_null(att IS NULL, 'attribute');
 	IF (SELECT policy_type FROM rustydb.vpd_policy WHERE id = pid) NOT IN ('CONTEXT_SENSITIVE', 'SHARED_CONTEXT_SENSITIVE') THEN
 		RAISE EXCEPTION 'policy "%" is not context-sensitive', policy_name
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Attribute associations apply only to context-sensitive policies.';
@@ -570,7 +565,8 @@ AS $$
 DECLARE
 	r oid := rustydb._vpd_relid(object_schema, object_name);
 BEGIN
-	IF policy_group IS NULL OR btrim(policy_group) = '' OR policy_group = 'SYS_DEFAULT' THEN
+	PERFORM rustydb._not_null(policy_group IS NULL, 'policy_group');
+	IF btrim(policy_group) = '' OR policy_group = 'SYS_DEFAULT' THEN
 		RAISE EXCEPTION 'invalid policy group name "%"', policy_group
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'SYS_DEFAULT always exists.';
 	END IF;
@@ -616,9 +612,8 @@ DECLARE
 	ns text := lower(btrim(namespace));
 	att text := lower(btrim(attribute));
 BEGIN
-	IF ns IS NULL OR att IS NULL THEN
-		RAISE EXCEPTION 'namespace and attribute must not be null' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM rustydb._not_null(ns IS NULL, 'namespace');
+	PERFORM rustydb._not_null(att IS NULL, 'attribute');
 	IF EXISTS (SELECT 1 FROM rustydb.vpd_driving_context d WHERE d.relid = r AND d.namespace = ns AND d.attribute = att) THEN
 		RAISE EXCEPTION 'driving context %.% already exists for table %', ns, att, r::regclass
 			USING ERRCODE = 'duplicate_object';
@@ -639,6 +634,8 @@ AS $$
 DECLARE
 	r oid := rustydb._vpd_relid(object_schema, object_name);
 BEGIN
+	PERFORM rustydb._not_null(namespace IS NULL, 'namespace');
+	PERFORM rustydb._not_null(attribute IS NULL, 'attribute');
 	DELETE FROM rustydb.vpd_driving_context d
 	 WHERE d.relid = r AND d.namespace = lower(btrim(drop_policy_context.namespace))
 	   AND d.attribute = lower(btrim(drop_policy_context.attribute));
@@ -659,7 +656,9 @@ DECLARE
 	ns text := lower(btrim(namespace));
 	f oid;
 BEGIN
-	IF ns IS NULL OR ns = '' OR length(ns) > 128 THEN
+	PERFORM rustydb._not_null(namespace IS NULL, 'namespace');
+	PERFORM rustydb._not_null(trusted_function IS NULL, 'trusted_function');
+	IF ns = '' OR length(ns) > 128 THEN
 		RAISE EXCEPTION 'invalid context namespace "%"', namespace USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF ns = 'userenv' THEN
@@ -695,6 +694,7 @@ AS $$
 DECLARE
 	ns text := lower(btrim(namespace));
 BEGIN
+	PERFORM rustydb._not_null(namespace IS NULL, 'namespace');
 	IF NOT pg_has_role(current_user, 'rustydb_context_admin', 'USAGE') THEN
 		RAISE EXCEPTION 'permission denied to drop context "%"', ns USING ERRCODE = 'insufficient_privilege';
 	END IF;

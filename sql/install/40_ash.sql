@@ -259,10 +259,8 @@ RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
-	IF p_from IS NULL OR p_to IS NULL THEN
-		RAISE EXCEPTION 'report range must not be null'
-			USING ERRCODE = '22004', HINT = 'Pass two timestamps, e.g. now() - interval ''1 hour'' and now().';
-	END IF;
+	PERFORM rustydb._not_null(p_from IS NULL, 'p_from');
+	PERFORM rustydb._not_null(p_to IS NULL, 'p_to');
 	IF p_from > p_to THEN
 		RAISE EXCEPTION 'report range starts after it ends'
 			USING ERRCODE = '22023', DETAIL = format('from %s is later than to %s', p_from, p_to);

@@ -49,8 +49,10 @@ DECLARE
 	ok boolean;
 	n integer;
 BEGIN
-	IF policy_name IS NULL OR actions IS NULL OR cardinality(actions) = 0 THEN
-		RAISE EXCEPTION 'audit policy needs a name and at least one action'
+	PERFORM rustydb._not_null(policy_name IS NULL, 'policy_name');
+	PERFORM rustydb._not_null(actions IS NULL, 'actions');
+	IF cardinality(actions) = 0 THEN
+		RAISE EXCEPTION 'audit policy needs at least one action'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	FOREACH a IN ARRAY actions LOOP
@@ -99,6 +101,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM rustydb._not_null(policy_name IS NULL, 'policy_name');
 	UPDATE rustydb.audit_policies p SET enabled = true WHERE p.policy_name = enable_audit_policy.policy_name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'audit policy "%" does not exist', policy_name USING ERRCODE = 'undefined_object';
@@ -113,6 +116,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM rustydb._not_null(policy_name IS NULL, 'policy_name');
 	UPDATE rustydb.audit_policies p SET enabled = false WHERE p.policy_name = disable_audit_policy.policy_name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'audit policy "%" does not exist', policy_name USING ERRCODE = 'undefined_object';
@@ -127,6 +131,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM rustydb._not_null(policy_name IS NULL, 'policy_name');
 	DELETE FROM rustydb.audit_policies p WHERE p.policy_name = drop_audit_policy.policy_name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'audit policy "%" does not exist', policy_name USING ERRCODE = 'undefined_object';

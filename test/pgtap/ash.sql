@@ -81,7 +81,7 @@ SELECT ok((SELECT h LIKE '%app &lt;b&gt;%' AND h LIKE '%x &lt; 3 &amp; y%' AND h
 	'HTML report escapes text');
 
 -- argument errors
-SELECT throws_ok($$SELECT rustydb.ash_report(NULL, now())$$, '22004', 'report range must not be null',
+SELECT throws_ok($$SELECT rustydb.ash_report(NULL, now())$$, '22004', 'argument "p_from" must not be null',
 	'a NULL range is refused');
 SELECT throws_ok($$SELECT rustydb.ash_report_html(now(), now() - interval '1 hour')$$, '22023',
 	'report range starts after it ends', 'a reversed range is refused');

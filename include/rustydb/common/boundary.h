@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * boundary.h
- *	  The C++/PostgreSQL error boundary (house rule 1).
+ *	  The C++/PostgreSQL error boundary: no C++ exception crosses a
+ *	  PostgreSQL frame, no PostgreSQL error skips a C++ destructor.
  *
  * PostgreSQL reports errors with ereport(ERROR), which longjmps to the
  * nearest PG_TRY; C++ reports them with exceptions, which unwind through

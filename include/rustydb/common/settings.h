@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * settings.h
- *	  The registry of every rustydb.* setting (house rule 3).
+ *	  The registry of every rustydb.* setting: bounds, units, check hooks
+ *	  (documented in docs/settings.md).
  *
  * Every setting is one row of the table in src/common/settings.cpp: its
  * name, type, bounds, unit, context, check and assign hooks, and
