@@ -22,6 +22,7 @@
  */
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
+#include "rustydb/vpd/session.h"
 #include "rustydb/vpd/vpd_internal.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
@@ -61,32 +62,8 @@ struct CtxEntry
 	char *value;
 };
 
-HTAB *ctx_hash = nullptr;
-MemoryContext ctx_mcxt = nullptr;
-uint64 ctx_gen = 0;
-Oid invoker = InvalidOid;
-
-/* Trusted functions, loaded from rustydb.vpd_context. */
-struct Trusted
-{
-	char ns[kMaxNameLen + 1];
-	Oid func;
-};
-Trusted *trusted = nullptr;
-int ntrusted = 0;
-int trusted_cap = 0;
-bool trusted_valid = false;
-Oid context_relid = InvalidOid;
-
-/* Functions with fmgr hooks currently executing (innermost last). */
-constexpr int kStackMax = 256;
-Oid active[kStackMax];
-int active_depth = 0; /* may exceed kStackMax: deeper entries are not stored */
-
 needs_fmgr_hook_type prev_needs_fmgr_hook = nullptr;
 fmgr_hook_type prev_fmgr_hook = nullptr;
-
-bool loading_trusted = false;
 
 void
 load_trusted()
@@ -95,23 +72,24 @@ load_trusted()
 	Relation rel;
 	SysScanDesc scan;
 	HeapTuple tup;
+	Session::Contexts &c = session().contexts;
 
-	if (loading_trusted)
+	if (c.loading_trusted)
 		return; /* opening the catalog called a function (e.g. a table AM handler) */
-	ntrusted = 0;
-	context_relid = InvalidOid;
+	c.ntrusted = 0;
+	c.context_relid = InvalidOid;
 	if (!IsTransactionState())
 		return;
-	loading_trusted = true;
+	c.loading_trusted = true;
 	nsp = get_namespace_oid("rustydb", true);
 	if (OidIsValid(nsp))
-		context_relid = get_relname_relid("vpd_context", nsp);
-	if (!OidIsValid(context_relid))
+		c.context_relid = get_relname_relid("vpd_context", nsp);
+	if (!OidIsValid(c.context_relid))
 	{
-		loading_trusted = false;
+		c.loading_trusted = false;
 		return; /* no extension here (yet): look again next time */
 	}
-	rel = table_open(context_relid, AccessShareLock);
+	rel = table_open(c.context_relid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, nullptr, 0, nullptr);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -122,43 +100,43 @@ load_trusted()
 
 		if (isnull1 || isnull2)
 			continue;
-		if (ntrusted == trusted_cap)
+		if (c.ntrusted == c.trusted_cap)
 		{
-			int cap = trusted_cap == 0 ? 16 : trusted_cap * 2;
-			Trusted *n =
-				static_cast<Trusted *>(MemoryContextAllocZero(ctx_mcxt, sizeof(Trusted) * cap));
+			int cap = c.trusted_cap == 0 ? 16 : c.trusted_cap * 2;
+			TrustedFunction *n = static_cast<TrustedFunction *>(
+				MemoryContextAllocZero(c.mcxt, sizeof(TrustedFunction) * cap));
 
-			if (ntrusted > 0)
-				memcpy(n, trusted, sizeof(Trusted) * ntrusted);
-			if (trusted)
-				pfree(trusted);
-			trusted = n;
-			trusted_cap = cap;
+			if (c.ntrusted > 0)
+				memcpy(n, c.trusted, sizeof(TrustedFunction) * c.ntrusted);
+			if (c.trusted)
+				pfree(c.trusted);
+			c.trusted = n;
+			c.trusted_cap = cap;
 		}
 		s = TextDatumGetCString(ns);
-		strlcpy(trusted[ntrusted].ns, s, sizeof(trusted[ntrusted].ns));
+		strlcpy(c.trusted[c.ntrusted].ns, s, sizeof(c.trusted[c.ntrusted].ns));
 		pfree(s);
-		trusted[ntrusted].func = DatumGetObjectId(fn);
-		ntrusted++;
+		c.trusted[c.ntrusted].func = DatumGetObjectId(fn);
+		c.ntrusted++;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	trusted_valid = true;
-	loading_trusted = false;
+	c.trusted_valid = true;
+	c.loading_trusted = false;
 }
 
 void
 ensure_trusted()
 {
-	if (!trusted_valid)
+	if (!session().contexts.trusted_valid)
 		load_trusted();
 }
 
 bool
 is_trusted_cached(Oid fn)
 {
-	for (int i = 0; i < ntrusted; i++)
-		if (trusted[i].func == fn)
+	for (int i = 0; i < session().contexts.ntrusted; i++)
+		if (session().contexts.trusted[i].func == fn)
 			return true;
 	return false;
 }
@@ -168,19 +146,20 @@ Oid
 namespace_function(const char *ns)
 {
 	ensure_trusted();
-	for (int i = 0; i < ntrusted; i++)
-		if (strcmp(trusted[i].ns, ns) == 0)
-			return trusted[i].func;
+	for (int i = 0; i < session().contexts.ntrusted; i++)
+		if (strcmp(session().contexts.trusted[i].ns, ns) == 0)
+			return session().contexts.trusted[i].func;
 	return InvalidOid;
 }
 
 bool
 function_active(Oid fn)
 {
-	int n = active_depth < kStackMax ? active_depth : kStackMax;
+	int n =
+		session().contexts.active_depth < kActiveMax ? session().contexts.active_depth : kActiveMax;
 
 	for (int i = n - 1; i >= 0; i--)
-		if (active[i] == fn)
+		if (session().contexts.active[i] == fn)
 			return true;
 	return false;
 }
@@ -188,8 +167,8 @@ function_active(Oid fn)
 void
 relcache_callback(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == context_relid)
-		trusted_valid = false;
+	if (!OidIsValid(relid) || relid == session().contexts.context_relid)
+		session().contexts.trusted_valid = false;
 }
 
 void
@@ -197,8 +176,8 @@ xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
-		active_depth = 0;
-		loading_trusted = false;
+		session().contexts.active_depth = 0;
+		session().contexts.loading_trusted = false;
 	}
 }
 
@@ -233,19 +212,20 @@ ensure_hash()
 {
 	HASHCTL ctl;
 
-	if (ctx_hash)
+	if (session().contexts.values)
 		return;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(CtxKey);
 	ctl.entrysize = sizeof(CtxEntry);
-	ctl.hcxt = ctx_mcxt;
-	ctx_hash = hash_create("rustydb vpd contexts", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.hcxt = session().contexts.mcxt;
+	session().contexts.values =
+		hash_create("rustydb vpd contexts", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 void
 context_changed()
 {
-	ctx_gen++;
+	session().contexts.generation++;
 	invalidate_marker_plans(kMarkerContext);
 }
 
@@ -311,7 +291,9 @@ userenv_value(const char *attr)
 	if (strcmp(attr, "isdba") == 0)
 		return pstrdup(superuser() ? "TRUE" : "FALSE");
 	if (strcmp(attr, "policy_invoker") == 0)
-		return OidIsValid(invoker) ? GetUserNameFromId(invoker, true) : nullptr;
+		return OidIsValid(session().contexts.invoker)
+				   ? GetUserNameFromId(session().contexts.invoker, true)
+				   : nullptr;
 	if (strcmp(attr, "server_host") == 0)
 	{
 		char buf[256];
@@ -357,7 +339,7 @@ vpd_needs_fmgr_hook(Oid fn_oid) noexcept
 		 * cache entries (table AM handlers). The set is loaded at the start
 		 * of every statement (context_prepare) and by set_context.
 		 */
-		return trusted_valid && is_trusted_cached(fn_oid);
+		return session().contexts.trusted_valid && is_trusted_cached(fn_oid);
 	});
 }
 
@@ -368,14 +350,14 @@ vpd_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg) noexcept
 		switch (event)
 		{
 			case FHET_START:
-				if (active_depth < kStackMax)
-					active[active_depth] = flinfo->fn_oid;
-				active_depth++;
+				if (session().contexts.active_depth < kActiveMax)
+					session().contexts.active[session().contexts.active_depth] = flinfo->fn_oid;
+				session().contexts.active_depth++;
 				break;
 			case FHET_END:
 			case FHET_ABORT:
-				if (active_depth > 0)
-					active_depth--;
+				if (session().contexts.active_depth > 0)
+					session().contexts.active_depth--;
 				break;
 		}
 		if (prev_fmgr_hook)
@@ -400,7 +382,7 @@ vpd_ctx_xact_callback(XactEvent event, void *arg) noexcept
 void
 context_init()
 {
-	ctx_mcxt =
+	session().contexts.mcxt =
 		AllocSetContextCreate(TopMemoryContext, "rustydb vpd contexts", ALLOCSET_SMALL_SIZES);
 	prev_needs_fmgr_hook = needs_fmgr_hook;
 	needs_fmgr_hook = vpd_needs_fmgr_hook;
@@ -413,7 +395,8 @@ context_init()
 void
 context_prepare()
 {
-	if (!trusted_valid && !loading_trusted && IsTransactionState())
+	if (!session().contexts.trusted_valid && !session().contexts.loading_trusted &&
+		IsTransactionState())
 		load_trusted();
 }
 
@@ -423,31 +406,31 @@ context_value(const char *ns, const char *attr)
 	CtxKey key;
 	CtxEntry *e;
 
-	if (ctx_hash == nullptr)
+	if (session().contexts.values == nullptr)
 		return nullptr;
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.ns, ns, sizeof(key.ns));
 	strlcpy(key.attr, attr, sizeof(key.attr));
-	e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_FIND, nullptr));
+	e = static_cast<CtxEntry *>(hash_search(session().contexts.values, &key, HASH_FIND, nullptr));
 	return e ? e->value : nullptr;
 }
 
 uint64
 context_generation()
 {
-	return ctx_gen;
+	return session().contexts.generation;
 }
 
 void
 set_policy_invoker(Oid userid)
 {
-	invoker = userid;
+	session().contexts.invoker = userid;
 }
 
 Oid
 policy_invoker()
 {
-	return invoker;
+	return session().contexts.invoker;
 }
 
 } /* namespace vpd */
@@ -480,12 +463,13 @@ RUSTYDB_FUNCTION(rustydb_vpd_set_context)
 	if (PG_ARGISNULL(2))
 	{
 		/* a NULL value removes the attribute: sys_context returns NULL either way */
-		e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_FIND, nullptr));
+		e = static_cast<CtxEntry *>(
+			hash_search(session().contexts.values, &key, HASH_FIND, nullptr));
 		if (e)
 		{
 			if (e->value)
 				pfree(e->value);
-			hash_search(ctx_hash, &key, HASH_REMOVE, nullptr);
+			hash_search(session().contexts.values, &key, HASH_REMOVE, nullptr);
 			context_changed();
 		}
 		PG_RETURN_VOID();
@@ -497,10 +481,11 @@ RUSTYDB_FUNCTION(rustydb_vpd_set_context)
 						errdetail("Context values are at most %d bytes.", kMaxValueLen)));
 	v = text_to_cstring(val);
 
-	e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_FIND, nullptr));
+	e = static_cast<CtxEntry *>(hash_search(session().contexts.values, &key, HASH_FIND, nullptr));
 	if (e == nullptr)
 	{
-		if (hash_get_num_entries(ctx_hash) >= rustydb::settings::vpd_context_max_attributes)
+		if (hash_get_num_entries(session().contexts.values) >=
+			rustydb::settings::vpd_context_max_attributes)
 			ereport(
 				ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -509,15 +494,16 @@ RUSTYDB_FUNCTION(rustydb_vpd_set_context)
 						   rustydb::settings::vpd_context_max_attributes),
 				 errhint(
 					 "Clear attributes that are no longer needed with rustydb.clear_context.")));
-		e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_ENTER, &found));
-		e->value = MemoryContextStrdup(ctx_mcxt, v);
+		e = static_cast<CtxEntry *>(
+			hash_search(session().contexts.values, &key, HASH_ENTER, &found));
+		e->value = MemoryContextStrdup(session().contexts.mcxt, v);
 		context_changed();
 	}
 	else if (e->value == nullptr || strcmp(e->value, v) != 0)
 	{
 		char *old = e->value;
 
-		e->value = MemoryContextStrdup(ctx_mcxt, v);
+		e->value = MemoryContextStrdup(session().contexts.mcxt, v);
 		if (old)
 			pfree(old);
 		context_changed();
@@ -541,7 +527,7 @@ RUSTYDB_FUNCTION(rustydb_vpd_clear_context)
 						errmsg("client_identifier is not supported"),
 						errdetail("rustydb application contexts are local to the session.")));
 	check_trusted_caller(ns, "clear_context");
-	if (ctx_hash == nullptr)
+	if (session().contexts.values == nullptr)
 		PG_RETURN_VOID();
 	if (!PG_ARGISNULL(2))
 	{
@@ -552,12 +538,13 @@ RUSTYDB_FUNCTION(rustydb_vpd_clear_context)
 		memset(&key, 0, sizeof(key));
 		strlcpy(key.ns, ns, sizeof(key.ns));
 		strlcpy(key.attr, attr, sizeof(key.attr));
-		e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_FIND, nullptr));
+		e = static_cast<CtxEntry *>(
+			hash_search(session().contexts.values, &key, HASH_FIND, nullptr));
 		if (e)
 		{
 			if (e->value)
 				pfree(e->value);
-			hash_search(ctx_hash, &key, HASH_REMOVE, nullptr);
+			hash_search(session().contexts.values, &key, HASH_REMOVE, nullptr);
 			changed = true;
 		}
 	}
@@ -566,14 +553,14 @@ RUSTYDB_FUNCTION(rustydb_vpd_clear_context)
 		HASH_SEQ_STATUS st;
 		CtxEntry *e;
 
-		hash_seq_init(&st, ctx_hash);
+		hash_seq_init(&st, session().contexts.values);
 		while ((e = static_cast<CtxEntry *>(hash_seq_search(&st))) != nullptr)
 		{
 			if (strcmp(e->key.ns, ns) != 0)
 				continue;
 			if (e->value)
 				pfree(e->value);
-			hash_search(ctx_hash, &e->key, HASH_REMOVE, nullptr);
+			hash_search(session().contexts.values, &e->key, HASH_REMOVE, nullptr);
 			changed = true;
 		}
 	}
@@ -616,12 +603,12 @@ RUSTYDB_FUNCTION(rustydb_vpd_session_context)
 	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (ctx_hash)
+	if (session().contexts.values)
 	{
 		HASH_SEQ_STATUS st;
 		CtxEntry *e;
 
-		hash_seq_init(&st, ctx_hash);
+		hash_seq_init(&st, session().contexts.values);
 		while ((e = static_cast<CtxEntry *>(hash_seq_search(&st))) != nullptr)
 		{
 			Datum values[3];

@@ -23,6 +23,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/common/boundary.h"
+#include "rustydb/vpd/session.h"
 #include "rustydb/vpd/vpd_internal.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
@@ -41,21 +42,10 @@ namespace {
 
 ExplainOneQuery_hook_type prev_explain_one_query = nullptr;
 
-/* the options of the EXPLAIN statements running in this backend, innermost last */
-constexpr int kMaxNesting = 16;
-struct Options
-{
-	bool analyze;
-	bool buffers;
-	bool costs;
-};
-Options stack[kMaxNesting];
-int depth = 0;
-
-Options
+ExplainOptions
 parse_options(ExplainStmt *stmt)
 {
-	Options o{false, false, true};
+	ExplainOptions o{false, false, true};
 	ListCell *lc;
 	foreach (lc, stmt->options)
 	{
@@ -86,7 +76,7 @@ refuse_analyze(bool analyze)
 
 /* EXPLAIN EXECUTE: the prepared statement's relations (views expanded). */
 void
-check_execute(ExecuteStmt *exec, const Options &o)
+check_execute(ExecuteStmt *exec, const ExplainOptions &o)
 {
 	PreparedStatement *prepared = FetchPreparedStatement(exec->name, false);
 	if (prepared == nullptr || prepared->plansource == nullptr || current_user_exempt())
@@ -164,7 +154,7 @@ explain_enter(Node *stmt)
 	if (!IsA(stmt, ExplainStmt))
 		return false;
 	auto *es = castNode(ExplainStmt, stmt);
-	Options o = parse_options(es);
+	ExplainOptions o = parse_options(es);
 	if (es->query != nullptr && IsA(es->query, Query))
 	{
 		Query *q = castNode(Query, es->query);
@@ -173,32 +163,34 @@ explain_enter(Node *stmt)
 			check_execute(castNode(ExecuteStmt, q->utilityStmt), o);
 	}
 	/* deeper than the stack: treated as ANALYZE (the backstop refuses) */
-	if (depth < kMaxNesting)
-		stack[depth] = o;
-	depth++;
+	if (session().explain.depth < kExplainMaxNesting)
+		session().explain.stack[session().explain.depth] = o;
+	session().explain.depth++;
 	return true;
 }
 
 void
 explain_leave()
 {
-	if (depth > 0)
-		depth--;
+	if (session().explain.depth > 0)
+		session().explain.depth--;
 }
 
 void
 explain_reset()
 {
-	depth = 0;
+	session().explain.depth = 0;
 }
 
 void
 explain_check_start(QueryDesc *query_desc)
 {
-	if (depth == 0 || query_desc->plannedstmt == nullptr)
+	if (session().explain.depth == 0 || query_desc->plannedstmt == nullptr)
 		return;
 	bool instrumented = query_desc->instrument_options != 0;
-	bool buffers = depth <= kMaxNesting ? stack[depth - 1].buffers : true;
+	bool buffers = session().explain.depth <= kExplainMaxNesting
+					   ? session().explain.stack[session().explain.depth - 1].buffers
+					   : true;
 	if ((instrumented || buffers) && statement_under_policies(query_desc->plannedstmt))
 		refuse_analyze(instrumented);
 }

@@ -33,6 +33,7 @@
  */
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
+#include "rustydb/vpd/session.h"
 #include "rustydb/vpd/vpd_internal.h"
 #include "rustydb/vpd/vpd.h"
 
@@ -178,40 +179,6 @@ struct PredEntry
 	char *snapshot;
 };
 
-MemoryContext vpd_mcxt = nullptr;
-MemoryContext pred_mcxt = nullptr;
-HTAB *rel_hash = nullptr;
-HTAB *pred_hash = nullptr;
-
-/*
- * Bumped by every ExecutorStart, parse analysis and utility statement: a
- * dynamic predicate stamped with the current value was computed for the
- * statement now starting, so its first execution need not evaluate it again.
- */
-int64 exec_counter = 1;
-bool seen_dynamic = false;
-/*
- * While > 0, cache entries are in use by a hook (policy functions run SQL,
- * which processes invalidations): invalidations then mark entries stale
- * instead of freeing them.
- */
-int pin_depth = 0;
-uint64 inval_counter = 0;
-bool seen_sec_cols = false;
-
-Oid markers[kMarkerCount];
-uint32 marker_hash[kMarkerCount];
-bool markers_valid = false;
-bool firing = false;
-
-/* tables whose policy functions are being evaluated (recursion guard) */
-constexpr int kEvalMax = 16;
-Oid eval_stack[kEvalMax];
-int eval_depth = 0;
-
-ExemptAccessListener exempt_listener = nullptr;
-PolicyChangeListener change_listener = nullptr;
-
 row_security_policy_hook_type prev_permissive = nullptr;
 row_security_policy_hook_type prev_restrictive = nullptr;
 planner_hook_type prev_planner = nullptr;
@@ -239,22 +206,20 @@ struct ExprEntry
 	Node *expr;
 };
 
-HTAB *expr_hash = nullptr;
-
 void
 reset_pred_cache()
 {
-	if (pred_hash)
+	if (session().pred.results)
 	{
-		hash_destroy(pred_hash);
-		pred_hash = nullptr;
+		hash_destroy(session().pred.results);
+		session().pred.results = nullptr;
 	}
-	if (expr_hash)
+	if (session().pred.parsed)
 	{
-		hash_destroy(expr_hash);
-		expr_hash = nullptr;
+		hash_destroy(session().pred.parsed);
+		session().pred.parsed = nullptr;
 	}
-	MemoryContextReset(pred_mcxt);
+	MemoryContextReset(session().pred.mcxt);
 }
 
 void
@@ -262,22 +227,22 @@ ensure_caches()
 {
 	HASHCTL ctl;
 
-	if (rel_hash == nullptr)
+	if (session().cache.tables == nullptr)
 	{
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(RelEntry);
-		ctl.hcxt = vpd_mcxt;
-		rel_hash =
+		ctl.hcxt = session().cache.mcxt;
+		session().cache.tables =
 			hash_create("rustydb vpd tables", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	if (pred_hash == nullptr)
+	if (session().pred.results == nullptr)
 	{
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(PredKey);
 		ctl.entrysize = sizeof(PredEntry);
-		ctl.hcxt = pred_mcxt;
-		pred_hash =
+		ctl.hcxt = session().pred.mcxt;
+		session().pred.results =
 			hash_create("rustydb vpd predicates", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 }
@@ -289,7 +254,7 @@ drop_rel_entry(RelEntry *e)
 
 	if (e->mcxt)
 		MemoryContextDelete(e->mcxt);
-	hash_search(rel_hash, &relid, HASH_REMOVE, nullptr);
+	hash_search(session().cache.tables, &relid, HASH_REMOVE, nullptr);
 }
 
 void
@@ -298,9 +263,9 @@ reset_rel_cache()
 	HASH_SEQ_STATUS st;
 	RelEntry *e;
 
-	if (rel_hash == nullptr)
+	if (session().cache.tables == nullptr)
 		return;
-	hash_seq_init(&st, rel_hash);
+	hash_seq_init(&st, session().cache.tables);
 	while ((e = static_cast<RelEntry *>(hash_seq_search(&st))) != nullptr)
 		drop_rel_entry(e);
 }
@@ -311,7 +276,7 @@ mark_all_stale()
 	HASH_SEQ_STATUS st;
 	RelEntry *e;
 
-	hash_seq_init(&st, rel_hash);
+	hash_seq_init(&st, session().cache.tables);
 	while ((e = static_cast<RelEntry *>(hash_seq_search(&st))) != nullptr)
 		e->stale = true;
 }
@@ -319,24 +284,25 @@ mark_all_stale()
 void
 relcache_callback(Oid relid)
 {
-	inval_counter++;
-	if (rel_hash == nullptr)
+	session().cache.inval_counter++;
+	if (session().cache.tables == nullptr)
 		return;
 	if (!OidIsValid(relid))
 	{
-		if (pin_depth > 0)
+		if (session().cache.pin_depth > 0)
 			mark_all_stale();
 		else
 			reset_rel_cache();
 		reset_pred_cache();
 		return;
 	}
-	RelEntry *e = static_cast<RelEntry *>(hash_search(rel_hash, &relid, HASH_FIND, nullptr));
+	RelEntry *e =
+		static_cast<RelEntry *>(hash_search(session().cache.tables, &relid, HASH_FIND, nullptr));
 	if (e)
 	{
 		bool any = e->any;
 
-		if (pin_depth > 0)
+		if (session().cache.pin_depth > 0)
 			e->stale = true;
 		else
 			drop_rel_entry(e);
@@ -597,11 +563,11 @@ get_entry(Oid relid)
 	RelEntry *e;
 	RelEntry tmp;
 	bool found;
-	uint64 before = inval_counter;
+	uint64 before = session().cache.inval_counter;
 
 	ensure_caches();
-	e = static_cast<RelEntry *>(hash_search(rel_hash, &relid, HASH_FIND, nullptr));
-	if (e && !(e->stale && pin_depth == 0))
+	e = static_cast<RelEntry *>(hash_search(session().cache.tables, &relid, HASH_FIND, nullptr));
+	if (e && !(e->stale && session().cache.pin_depth == 0))
 		return e;
 	if (e)
 		drop_rel_entry(e);
@@ -609,7 +575,8 @@ get_entry(Oid relid)
 	/* load outside the hash: invalidations may arrive while loading */
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.relid = relid;
-	tmp.mcxt = AllocSetContextCreate(vpd_mcxt, "rustydb vpd table", ALLOCSET_SMALL_SIZES);
+	tmp.mcxt =
+		AllocSetContextCreate(session().cache.mcxt, "rustydb vpd table", ALLOCSET_SMALL_SIZES);
 	PG_TRY();
 	{
 		load_entry(&tmp);
@@ -621,8 +588,9 @@ get_entry(Oid relid)
 	}
 	PG_END_TRY();
 
-	if (inval_counter != before ||
-		(pin_depth > 0 && hash_get_num_entries(rel_hash) >= rustydb::settings::vpd_cache_entries))
+	if (session().cache.inval_counter != before ||
+		(session().cache.pin_depth > 0 &&
+		 hash_get_num_entries(session().cache.tables) >= rustydb::settings::vpd_cache_entries))
 	{
 		/* use it for this statement only */
 		RelEntry *copy = static_cast<RelEntry *>(palloc(sizeof(RelEntry)));
@@ -632,13 +600,13 @@ get_entry(Oid relid)
 		copy->stale = true;
 		return copy;
 	}
-	if (hash_get_num_entries(rel_hash) >= rustydb::settings::vpd_cache_entries)
+	if (hash_get_num_entries(session().cache.tables) >= rustydb::settings::vpd_cache_entries)
 	{
 		reset_rel_cache();
 		reset_pred_cache();
 		ensure_caches();
 	}
-	e = static_cast<RelEntry *>(hash_search(rel_hash, &relid, HASH_ENTER, &found));
+	e = static_cast<RelEntry *>(hash_search(session().cache.tables, &relid, HASH_ENTER, &found));
 	*e = tmp;
 	return e;
 }
@@ -652,8 +620,8 @@ load_markers()
 
 	for (int k = 0; k < kMarkerCount; k++)
 	{
-		markers[k] = InvalidOid;
-		marker_hash[k] = 0;
+		session().markers.oid[k] = InvalidOid;
+		session().markers.hash[k] = 0;
 	}
 	if (!IsTransactionState() || !OidIsValid(get_namespace_oid("rustydb", true)))
 		return;
@@ -662,11 +630,13 @@ load_markers()
 		List *name =
 			list_make2(makeString(pstrdup("rustydb")), makeString(pstrdup(kMarkerNames[k])));
 
-		markers[k] = LookupFuncName(name, k == kMarkerDynamic ? 5 : 3, argtypes, true);
-		if (OidIsValid(markers[k]))
-			marker_hash[k] = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(markers[k]));
+		session().markers.oid[k] =
+			LookupFuncName(name, k == kMarkerDynamic ? 5 : 3, argtypes, true);
+		if (OidIsValid(session().markers.oid[k]))
+			session().markers.hash[k] =
+				GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(session().markers.oid[k]));
 	}
-	markers_valid = OidIsValid(markers[0]);
+	session().markers.valid = OidIsValid(session().markers.oid[0]);
 }
 
 /* ---- predicate evaluation ---- */
@@ -712,8 +682,8 @@ evaluate(Policy *p, Relation rel)
 	char *volatile result = nullptr;
 	ErrorData *volatile edata = nullptr;
 
-	for (int i = 0; i < eval_depth; i++)
-		if (eval_stack[i] == relid)
+	for (int i = 0; i < session().pred.eval_depth; i++)
+		if (session().pred.eval_stack[i] == relid)
 			ereport(
 				ERROR,
 				(errcode(ERRCODE_INVALID_RECURSION),
@@ -723,7 +693,7 @@ evaluate(Policy *p, Relation rel)
 				 errhint(
 					 "A policy function must not query its own table; read a lookup table or an "
 					 "application context instead.")));
-	if (eval_depth >= kEvalMax)
+	if (session().pred.eval_depth >= kEvalMax)
 		ereport(
 			ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -749,7 +719,7 @@ evaluate(Policy *p, Relation rel)
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	nest = NewGUCNestLevel();
 	set_policy_search_path(p);
-	eval_stack[eval_depth++] = relid;
+	session().pred.eval_stack[session().pred.eval_depth++] = relid;
 	set_policy_invoker(save_uid);
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
@@ -772,7 +742,7 @@ evaluate(Policy *p, Relation rel)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(oldcxt);
-		eval_depth--;
+		session().pred.eval_depth--;
 		set_policy_invoker(save_invoker);
 		edata = CopyErrorData();
 		if (cancel_like(edata->sqlerrcode))
@@ -799,7 +769,7 @@ evaluate(Policy *p, Relation rel)
 	}
 	SetUserIdAndSecContext(save_uid, save_sec);
 	AtEOXact_GUC(true, nest);
-	eval_depth--;
+	session().pred.eval_depth--;
 	set_policy_invoker(save_invoker);
 
 	if (result != nullptr)
@@ -856,7 +826,7 @@ get_predicate(Policy *p, Relation rel)
 	if (p->type == kContextSensitive || p->type == kSharedContextSensitive)
 		snap = context_snapshot(p);
 
-	pe = static_cast<PredEntry *>(hash_search(pred_hash, &key, HASH_FIND, nullptr));
+	pe = static_cast<PredEntry *>(hash_search(session().pred.results, &key, HASH_FIND, nullptr));
 	if (pe && (snap == nullptr || (pe->snapshot && strcmp(pe->snapshot, snap) == 0)))
 		return pe->isnull ? nullptr : pstrdup(pe->pred);
 
@@ -864,13 +834,14 @@ get_predicate(Policy *p, Relation rel)
 
 	/* the function ran SQL: the cache may have been reset meanwhile */
 	ensure_caches();
-	pe = static_cast<PredEntry *>(hash_search(pred_hash, &key, HASH_FIND, nullptr));
-	if (pe == nullptr && hash_get_num_entries(pred_hash) >= rustydb::settings::vpd_cache_entries)
+	pe = static_cast<PredEntry *>(hash_search(session().pred.results, &key, HASH_FIND, nullptr));
+	if (pe == nullptr &&
+		hash_get_num_entries(session().pred.results) >= rustydb::settings::vpd_cache_entries)
 	{
 		reset_pred_cache();
 		ensure_caches();
 	}
-	pe = static_cast<PredEntry *>(hash_search(pred_hash, &key, HASH_ENTER, &found));
+	pe = static_cast<PredEntry *>(hash_search(session().pred.results, &key, HASH_ENTER, &found));
 	if (found)
 	{
 		if (pe->pred)
@@ -879,8 +850,8 @@ get_predicate(Policy *p, Relation rel)
 			pfree(pe->snapshot);
 	}
 	pe->isnull = pred == nullptr;
-	pe->pred = pred ? MemoryContextStrdup(pred_mcxt, pred) : nullptr;
-	pe->snapshot = snap ? MemoryContextStrdup(pred_mcxt, snap) : nullptr;
+	pe->pred = pred ? MemoryContextStrdup(session().pred.mcxt, pred) : nullptr;
+	pe->snapshot = snap ? MemoryContextStrdup(session().pred.mcxt, snap) : nullptr;
 	return pred;
 }
 
@@ -1010,35 +981,36 @@ parsed_predicate(Policy *p, Relation rel, const char *pred)
 	bool found;
 	MemoryContext old;
 
-	if (expr_hash == nullptr)
+	if (session().pred.parsed == nullptr)
 	{
 		HASHCTL ctl;
 
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(ExprKey);
 		ctl.entrysize = sizeof(ExprEntry);
-		ctl.hcxt = pred_mcxt;
-		expr_hash = hash_create("rustydb vpd parsed predicates", 64, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ctl.hcxt = session().pred.mcxt;
+		session().pred.parsed = hash_create("rustydb vpd parsed predicates", 64, &ctl,
+											HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	memset(&key, 0, sizeof(key));
 	key.id = p->id;
 	key.relid = RelationGetRelid(rel);
-	ee = static_cast<ExprEntry *>(hash_search(expr_hash, &key, HASH_FIND, nullptr));
+	ee = static_cast<ExprEntry *>(hash_search(session().pred.parsed, &key, HASH_FIND, nullptr));
 	if (ee && strcmp(ee->text, pred) == 0)
 		return copy_node(ee->expr);
 
 	expr = parse_predicate(p, rel, pred);
-	if (expr_hash == nullptr)
+	if (session().pred.parsed == nullptr)
 		return expr; /* reset while parsing */
-	if (ee == nullptr && hash_get_num_entries(expr_hash) >= rustydb::settings::vpd_cache_entries)
+	if (ee == nullptr &&
+		hash_get_num_entries(session().pred.parsed) >= rustydb::settings::vpd_cache_entries)
 		return expr; /* full: not cached (the next reset empties it) */
-	ee = static_cast<ExprEntry *>(hash_search(expr_hash, &key, HASH_ENTER, &found));
+	ee = static_cast<ExprEntry *>(hash_search(session().pred.parsed, &key, HASH_ENTER, &found));
 	if (found)
 		MemoryContextReset(ee->cxt);
 	else
-		ee->cxt =
-			AllocSetContextCreate(pred_mcxt, "rustydb vpd parsed predicate", ALLOCSET_SMALL_SIZES);
+		ee->cxt = AllocSetContextCreate(session().pred.mcxt, "rustydb vpd parsed predicate",
+										ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(ee->cxt);
 	ee->text = pstrdup(pred);
 	ee->expr = copy_node(expr);
@@ -1053,9 +1025,9 @@ make_marker(MarkerKind kind, int32 id, int flags, int ncols, const int16 *cols,
 	List *args;
 	Const *colconst;
 
-	if (!markers_valid)
+	if (!session().markers.valid)
 		load_markers();
-	if (!OidIsValid(markers[kind]))
+	if (!OidIsValid(session().markers.oid[kind]))
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("rustydb VPD functions are missing"),
 						errhint("Recreate the rustydb extension in this database.")));
@@ -1081,12 +1053,13 @@ make_marker(MarkerKind kind, int32 id, int flags, int ncols, const int16 *cols,
 		args = lappend(args, pred ? makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
 											  CStringGetTextDatum(pred), false, false)
 								  : makeNullConst(TEXTOID, -1, DEFAULT_COLLATION_OID));
-		args = lappend(args, makeConst(INT8OID, -1, InvalidOid, 8, Int64GetDatum(exec_counter),
-									   false, FLOAT8PASSBYVAL));
-		seen_dynamic = true;
+		args = lappend(args, makeConst(INT8OID, -1, InvalidOid, 8,
+									   Int64GetDatum(session().stmt.exec_counter), false,
+									   FLOAT8PASSBYVAL));
+		session().stmt.seen_dynamic = true;
 	}
-	return reinterpret_cast<Expr *>(
-		makeFuncExpr(markers[kind], BOOLOID, args, InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
+	return reinterpret_cast<Expr *>(makeFuncExpr(session().markers.oid[kind], BOOLOID, args,
+												 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
 }
 
 MarkerKind
@@ -1225,7 +1198,7 @@ restrictive_policies(CmdType cmd, Relation rel)
 			napplicable++;
 	if (current_user_exempt())
 	{
-		if (napplicable > 0 && exempt_listener)
+		if (napplicable > 0 && session().listeners.exempt)
 		{
 			ExemptAccessEvent ev;
 
@@ -1235,7 +1208,7 @@ restrictive_policies(CmdType cmd, Relation rel)
 			ev.command = cmd;
 			ev.npolicies = napplicable;
 			ev.reason = ExemptReason::kExemptRole;
-			exempt_listener(&ev);
+			session().listeners.exempt(&ev);
 		}
 		return NIL;
 	}
@@ -1257,7 +1230,7 @@ restrictive_policies(CmdType cmd, Relation rel)
 		if (p->has_cols)
 		{
 			flags |= kFlagSecCols;
-			seen_sec_cols = true;
+			session().stmt.seen_sec_cols = true;
 		}
 		if (p->all_rows)
 			flags |= kFlagAllRows;
@@ -1495,7 +1468,6 @@ struct DynamicItem
 	char *text;
 	int64 stamp;
 };
-List *collected_dynamic = NIL;
 
 void
 collect_dynamic(const MarkerInfo *mi, Oid relid)
@@ -1505,7 +1477,7 @@ collect_dynamic(const MarkerInfo *mi, Oid relid)
 
 	if (mi->kind != kMarkerDynamic)
 		return;
-	foreach (lc, collected_dynamic)
+	foreach (lc, session().stmt.collected_dynamic)
 	{
 		it = static_cast<DynamicItem *>(lfirst(lc));
 		if (it->id == mi->id && it->relid == relid)
@@ -1520,7 +1492,7 @@ collect_dynamic(const MarkerInfo *mi, Oid relid)
 	it->relid = relid;
 	it->text = mi->text ? pstrdup(mi->text) : nullptr;
 	it->stamp = mi->stamp;
-	collected_dynamic = lappend(collected_dynamic, it);
+	session().stmt.collected_dynamic = lappend(session().stmt.collected_dynamic, it);
 }
 
 void
@@ -1542,7 +1514,7 @@ process_query(Query *q)
 		if (rte->rtekind != RTE_RELATION)
 			continue;
 		check_view_owner(rte);
-		if (seen_dynamic)
+		if (session().stmt.seen_dynamic)
 		{
 			foreach (qc, rte->securityQuals)
 			{
@@ -1552,7 +1524,7 @@ process_query(Query *q)
 					collect_dynamic(&dm, rte->relid);
 			}
 		}
-		if (!seen_sec_cols || rte->securityQuals == NIL)
+		if (!session().stmt.seen_sec_cols || rte->securityQuals == NIL)
 			continue;
 		foreach (qc, rte->securityQuals)
 		{
@@ -1688,24 +1660,20 @@ struct PlanEntry
 	bool owned; /* a reset callback of the plan's context frees it */
 };
 
-HTAB *plan_map = nullptr;
-uint32 plan_key_counter = 0;
-int unowned_entries = 0;
-
 void
 drop_plan_entry(uint32 key)
 {
 	PlanEntry *pe;
 
-	if (plan_map == nullptr)
+	if (session().plans.map == nullptr)
 		return;
-	pe = static_cast<PlanEntry *>(hash_search(plan_map, &key, HASH_FIND, nullptr));
+	pe = static_cast<PlanEntry *>(hash_search(session().plans.map, &key, HASH_FIND, nullptr));
 	if (pe == nullptr)
 		return;
 	if (!pe->owned)
-		unowned_entries--;
+		session().plans.unowned--;
 	MemoryContextDelete(pe->mcxt);
-	hash_search(plan_map, &key, HASH_REMOVE, nullptr);
+	hash_search(session().plans.map, &key, HASH_REMOVE, nullptr);
 }
 
 void
@@ -1720,14 +1688,14 @@ evict_unowned()
 	HASH_SEQ_STATUS st;
 	PlanEntry *pe;
 
-	hash_seq_init(&st, plan_map);
+	hash_seq_init(&st, session().plans.map);
 	while ((pe = static_cast<PlanEntry *>(hash_seq_search(&st))) != nullptr)
 		if (!pe->owned)
 		{
 			MemoryContextDelete(pe->mcxt);
-			hash_search(plan_map, &pe->key, HASH_REMOVE, nullptr);
+			hash_search(session().plans.map, &pe->key, HASH_REMOVE, nullptr);
 		}
-	unowned_entries = 0;
+	session().plans.unowned = 0;
 }
 
 /* Remember the dynamic policies of a new plan. copy: the query before planning. */
@@ -1743,24 +1711,24 @@ register_plan(PlannedStmt *ps, List *items, MemoryContext copyctx, Query *copy,
 	uint32 key;
 	bool found;
 
-	if (plan_map == nullptr)
+	if (session().plans.map == nullptr)
 	{
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(uint32);
 		ctl.entrysize = sizeof(PlanEntry);
-		ctl.hcxt = vpd_mcxt;
-		plan_map = hash_create("rustydb vpd dynamic plans", 64, &ctl,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ctl.hcxt = session().cache.mcxt;
+		session().plans.map = hash_create("rustydb vpd dynamic plans", 64, &ctl,
+										  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	if (unowned_entries >= rustydb::settings::vpd_cache_entries)
+	if (session().plans.unowned >= rustydb::settings::vpd_cache_entries)
 		evict_unowned();
 	do
-		key = ++plan_key_counter;
-	while (key == 0 || hash_search(plan_map, &key, HASH_FIND, nullptr) != nullptr);
+		key = ++session().plans.key_counter;
+	while (key == 0 || hash_search(session().plans.map, &key, HASH_FIND, nullptr) != nullptr);
 
-	MemoryContextSetParent(copyctx, vpd_mcxt);
+	MemoryContextSetParent(copyctx, session().cache.mcxt);
 	old = MemoryContextSwitchTo(copyctx);
-	pe = static_cast<PlanEntry *>(hash_search(plan_map, &key, HASH_ENTER, &found));
+	pe = static_cast<PlanEntry *>(hash_search(session().plans.map, &key, HASH_ENTER, &found));
 	pe->mcxt = copyctx;
 	pe->items = NIL;
 	foreach (lc, items)
@@ -1776,7 +1744,7 @@ register_plan(PlannedStmt *ps, List *items, MemoryContext copyctx, Query *copy,
 	pe->query_string = query_string ? pstrdup(query_string) : nullptr;
 	pe->cursor_options = cursor_options;
 	pe->owned = false;
-	unowned_entries++;
+	session().plans.unowned++;
 	MemoryContextSwitchTo(old);
 
 	/* in the plan's own memory: copied along with it by the plan cache */
@@ -1791,7 +1759,7 @@ plan_entry_of(PlannedStmt *ps, uint32 *key_out)
 {
 	ListCell *lc;
 
-	if (plan_map == nullptr || ps == nullptr)
+	if (session().plans.map == nullptr || ps == nullptr)
 		return nullptr;
 	foreach (lc, ps->invalItems)
 	{
@@ -1801,7 +1769,7 @@ plan_entry_of(PlannedStmt *ps, uint32 *key_out)
 		{
 			*key_out = item->hashValue;
 			return static_cast<PlanEntry *>(
-				hash_search(plan_map, &item->hashValue, HASH_FIND, nullptr));
+				hash_search(session().plans.map, &item->hashValue, HASH_FIND, nullptr));
 		}
 	}
 	return nullptr;
@@ -1949,7 +1917,7 @@ own_entry(PlannedStmt *ps, PlanEntry *pe, uint32 key)
 	cb->arg = reinterpret_cast<void *>(static_cast<uintptr_t>(key));
 	MemoryContextRegisterResetCallback(plan_cxt, cb);
 	pe->owned = true;
-	unowned_entries--;
+	session().plans.unowned--;
 }
 
 /* At ExecutorStart: evaluate the plan's dynamic policies; re-plan if one changed. */
@@ -1963,7 +1931,7 @@ check_dynamic(QueryDesc *qd)
 
 	if (pe == nullptr)
 	{
-		if (plan_map != nullptr && plan_has_sentinel(qd->plannedstmt))
+		if (session().plans.map != nullptr && plan_has_sentinel(qd->plannedstmt))
 			ereport(
 				ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -1974,7 +1942,7 @@ check_dynamic(QueryDesc *qd)
 	}
 	own_entry(qd->plannedstmt, pe, key);
 
-	pin_depth++;
+	session().cache.pin_depth++;
 	PG_TRY();
 	{
 		foreach (lc, pe->items)
@@ -1984,7 +1952,7 @@ check_dynamic(QueryDesc *qd)
 			Policy *p;
 			char *now;
 
-			if (it->stamp == exec_counter)
+			if (it->stamp == session().stmt.exec_counter)
 				continue; /* computed for this very execution */
 			rel = relation_open(it->relid, AccessShareLock);
 			p = find_policy(get_entry(it->relid), it->id);
@@ -2003,7 +1971,7 @@ check_dynamic(QueryDesc *qd)
 	}
 	PG_FINALLY();
 	{
-		pin_depth--;
+		session().cache.pin_depth--;
 	}
 	PG_END_TRY();
 
@@ -2205,11 +2173,11 @@ xact_callback(XactEvent event)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
-		eval_depth = 0;
-		pin_depth = 0;
-		collected_dynamic = NIL;
+		session().pred.eval_depth = 0;
+		session().cache.pin_depth = 0;
+		session().stmt.collected_dynamic = NIL;
 		set_policy_invoker(InvalidOid);
-		firing = false;
+		session().markers.firing = false;
 		explain_reset();
 	}
 }
@@ -2221,18 +2189,18 @@ xact_callback(XactEvent event)
 Oid
 marker_oid(MarkerKind kind)
 {
-	if (!markers_valid)
+	if (!session().markers.valid)
 		load_markers();
-	return markers[kind];
+	return session().markers.oid[kind];
 }
 
 int
 marker_kind_of(Oid funcid)
 {
-	if (!markers_valid)
+	if (!session().markers.valid)
 		load_markers();
 	for (int k = 0; k < kMarkerCount; k++)
-		if (markers[k] == funcid && OidIsValid(funcid))
+		if (session().markers.oid[k] == funcid && OidIsValid(funcid))
 			return k;
 	return -1;
 }
@@ -2240,18 +2208,18 @@ marker_kind_of(Oid funcid)
 void
 invalidate_marker_plans(MarkerKind kind)
 {
-	if (!markers_valid)
+	if (!session().markers.valid)
 		load_markers();
-	if (!OidIsValid(markers[kind]))
+	if (!OidIsValid(session().markers.oid[kind]))
 		return;
-	firing = true;
+	session().markers.firing = true;
 	PG_TRY();
 	{
-		CallSyscacheCallbacks(PROCOID, marker_hash[kind]);
+		CallSyscacheCallbacks(PROCOID, session().markers.hash[kind]);
 	}
 	PG_FINALLY();
 	{
-		firing = false;
+		session().markers.firing = false;
 	}
 	PG_END_TRY();
 }
@@ -2285,7 +2253,7 @@ current_user_exempt()
 void
 report_policy_change(Oid relid, const char *action, const char *object)
 {
-	if (change_listener)
+	if (session().listeners.change)
 	{
 		PolicyChangeEvent ev;
 
@@ -2293,25 +2261,25 @@ report_policy_change(Oid relid, const char *action, const char *object)
 		ev.userid = GetUserId();
 		ev.action = action;
 		ev.object = object;
-		change_listener(&ev);
+		session().listeners.change(&ev);
 	}
 }
 
 ExemptAccessListener
 set_exempt_access_listener(ExemptAccessListener listener)
 {
-	ExemptAccessListener prev = exempt_listener;
+	ExemptAccessListener prev = session().listeners.exempt;
 
-	exempt_listener = listener;
+	session().listeners.exempt = listener;
 	return prev;
 }
 
 PolicyChangeListener
 set_policy_change_listener(PolicyChangeListener listener)
 {
-	PolicyChangeListener prev = change_listener;
+	PolicyChangeListener prev = session().listeners.change;
 
-	change_listener = listener;
+	session().listeners.change = listener;
 	return prev;
 }
 
@@ -2358,14 +2326,14 @@ vpd_restrictive_hook(CmdType cmd, Relation rel) noexcept
 
 		List *volatile mine = NIL;
 
-		pin_depth++;
+		session().cache.pin_depth++;
 		PG_TRY();
 		{
 			mine = restrictive_policies(cmd, rel);
 		}
 		PG_FINALLY();
 		{
-			pin_depth--;
+			session().cache.pin_depth--;
 		}
 		PG_END_TRY();
 		return list_concat(result, mine);
@@ -2377,15 +2345,15 @@ vpd_planner(Query *parse, const char *query_string, int cursor_options,
 			ParamListInfo bound_params) noexcept
 {
 	return rustydb::boundary::run("vpd_planner", [&] {
-		List *volatile saved = collected_dynamic;
+		List *volatile saved = session().stmt.collected_dynamic;
 		MemoryContext volatile copyctx = nullptr;
 		Query *volatile copy = nullptr;
 		PlannedStmt *volatile ps = nullptr;
 
-		collected_dynamic = NIL;
+		session().stmt.collected_dynamic = NIL;
 		PG_TRY();
 		{
-			if (seen_dynamic)
+			if (session().stmt.seen_dynamic)
 			{
 				MemoryContext old;
 
@@ -2400,14 +2368,15 @@ vpd_planner(Query *parse, const char *query_string, int cursor_options,
 				ps = prev_planner(parse, query_string, cursor_options, bound_params);
 			else
 				ps = standard_planner(parse, query_string, cursor_options, bound_params);
-			if (collected_dynamic != NIL && copyctx != nullptr)
-				register_plan(ps, collected_dynamic, copyctx, copy, query_string, cursor_options);
+			if (session().stmt.collected_dynamic != NIL && copyctx != nullptr)
+				register_plan(ps, session().stmt.collected_dynamic, copyctx, copy, query_string,
+							  cursor_options);
 			else if (copyctx != nullptr)
 				MemoryContextDelete(copyctx);
 		}
 		PG_FINALLY();
 		{
-			collected_dynamic = saved;
+			session().stmt.collected_dynamic = saved;
 		}
 		PG_END_TRY();
 		return static_cast<PlannedStmt *>(ps);
@@ -2419,7 +2388,7 @@ vpd_post_parse(ParseState *pstate, Query *query, JumbleState *jstate) noexcept
 {
 	rustydb::boundary::run("vpd_post_parse", [&] {
 		/* a new statement: dynamic predicates computed before it are not fresh */
-		exec_counter++;
+		session().stmt.exec_counter++;
 		context_prepare();
 		if (prev_post_parse)
 			prev_post_parse(pstate, query, jstate);
@@ -2435,7 +2404,7 @@ vpd_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
 		Node *stmt = pstmt->utilityStmt;
 		volatile bool child = creates_child(stmt);
 
-		exec_counter++;
+		session().stmt.exec_counter++;
 		context_prepare();
 		check_utility(stmt);
 		volatile bool explaining = explain_enter(stmt);
@@ -2464,9 +2433,9 @@ vpd_executor_start(QueryDesc *query_desc, int eflags) noexcept
 {
 	rustydb::boundary::run("vpd_executor_start", [&] {
 		context_prepare();
-		if (plan_map != nullptr && hash_get_num_entries(plan_map) > 0)
+		if (session().plans.map != nullptr && hash_get_num_entries(session().plans.map) > 0)
 			check_dynamic(query_desc);
-		exec_counter++;
+		session().stmt.exec_counter++;
 		explain_check_start(query_desc);
 		if (prev_start)
 			prev_start(query_desc, eflags);
@@ -2499,14 +2468,14 @@ static void
 vpd_proc_callback(Datum arg, int cacheid, uint32 hashvalue) noexcept
 {
 	rustydb::boundary::run("vpd_proc_callback", [&] {
-		if (firing)
+		if (session().markers.firing)
 			return;
-		markers_valid = false;
+		session().markers.valid = false;
 		/* a changed policy function may return another predicate, or have another owner */
 		reset_pred_cache();
-		if (rel_hash != nullptr)
+		if (session().cache.tables != nullptr)
 		{
-			if (pin_depth > 0)
+			if (session().cache.pin_depth > 0)
 				mark_all_stale();
 			else
 				reset_rel_cache();
@@ -2569,8 +2538,9 @@ namespace vpd {
 void
 policy_init()
 {
-	vpd_mcxt = AllocSetContextCreate(TopMemoryContext, "rustydb vpd", ALLOCSET_DEFAULT_SIZES);
-	pred_mcxt =
+	session().cache.mcxt =
+		AllocSetContextCreate(TopMemoryContext, "rustydb vpd", ALLOCSET_DEFAULT_SIZES);
+	session().pred.mcxt =
 		AllocSetContextCreate(TopMemoryContext, "rustydb vpd predicates", ALLOCSET_SMALL_SIZES);
 
 	prev_permissive = row_security_policy_hook_permissive;
