@@ -5,15 +5,18 @@
  *
  * Every cache, counter, stack and flag that VPD keeps between two calls
  * lives in the one Session of this backend, reached through session().
- * Each group of fields names the file that owns it; other files read it
- * only through that file's functions (include/rustydb/vpd/internal.h),
- * with a few documented exceptions (the statement counters, which the
- * hooks advance). The hook chain (the previous hooks rustydb calls in
- * turn) is not session state: src/vpd/hooks.cpp keeps it.
+ * Each group of fields names the src/vpd file that owns it; other files
+ * use a group only through its owner's functions
+ * (include/rustydb/vpd/internal.h). The exceptions: the Statement group,
+ * which several files share as its comment says; the "rustydb vpd" memory
+ * context, shared by the policy cache and the dynamic plans; and
+ * session_abort(), which resets every group. The hook chain (the hooks
+ * VPD's call in turn) is not session state: src/vpd/hooks.cpp keeps it.
  *
- * Lifetime: the struct is a static object, zero-initialised with the
- * defaults below; session_init() creates its memory contexts from
- * _PG_init. Nothing in it is shared with other backends.
+ * Lifetime: the struct is a static object, initialised with the defaults
+ * below before _PG_init runs; session_init() creates its memory contexts
+ * from _PG_init, and session_abort() resets what a failed statement may
+ * leave behind. Nothing in it is shared with other backends.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,8 +24,8 @@
 #define RUSTYDB_VPD_SESSION_H
 
 #include "rustydb/pg.h"
+#include "rustydb/vpd/internal.h"
 #include "rustydb/vpd/vpd.h"
-#include "rustydb/vpd/vpd_internal.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "nodes/pg_list.h"
@@ -57,11 +60,15 @@ struct ExplainOptions
 
 struct Session
 {
-	/* ---- the table cache: each table's policies (policy cache) ---- */
+	/*
+	 * "rustydb vpd", created by session_init(): the policy cache's table
+	 * entries (one child context each) and the dynamic plan entries.
+	 */
+	MemoryContext mcxt = nullptr;
+
+	/* ---- the policy cache: each table's policies (cache.cpp) ---- */
 	struct PolicyCache
 	{
-		/* "rustydb vpd": table entries (one child context each), dynamic plan entries */
-		MemoryContext mcxt = nullptr;
 		HTAB *tables = nullptr; /* RelEntry by table OID, at most vpd_cache_entries */
 		/*
 		 * While > 0, entries are in use by a hook (policy functions run SQL,
@@ -72,7 +79,7 @@ struct Session
 		uint64 inval_counter = 0; /* bumped by every relcache invalidation */
 	} cache;
 
-	/* ---- predicates: policy function results and parsed predicates ---- */
+	/* ---- policy function results and parsed predicates (predicate.cpp) ---- */
 	struct Predicates
 	{
 		/* "rustydb vpd predicates": both hashes, reset as a whole */
@@ -84,7 +91,13 @@ struct Session
 		int eval_depth = 0;
 	} pred;
 
-	/* ---- the statement being analysed, planned or started ---- */
+	/*
+	 * ---- the statement being analysed, planned or started ----
+	 * exec_counter is advanced by the statement hooks (hooks.cpp); the
+	 * seen_* flags are set where policies are applied (rls.cpp, markers.cpp);
+	 * collected_dynamic is filled by rewrite.cpp inside the planner hook,
+	 * which saves and restores it around nested planning.
+	 */
 	struct Statement
 	{
 		/*
@@ -99,7 +112,7 @@ struct Session
 		List *collected_dynamic = NIL; /* DynamicItem: the plan being built's dynamic policies */
 	} stmt;
 
-	/* ---- the marker functions rustydb._vpd_static/_context/_dynamic ---- */
+	/* ---- the marker functions rustydb._vpd_static/_context/_dynamic (markers.cpp) ---- */
 	struct Markers
 	{
 		Oid oid[kMarkerCount] = {};
@@ -108,7 +121,7 @@ struct Session
 		bool firing = false;            /* invalidating marker plans: ignore our own callback */
 	} markers;
 
-	/* ---- cached plans that use dynamic policies ---- */
+	/* ---- cached plans that use dynamic policies (dynamic.cpp) ---- */
 	struct DynamicPlans
 	{
 		HTAB *map = nullptr; /* PlanEntry by the key in the plan's sentinel */
@@ -116,7 +129,7 @@ struct Session
 		int unowned = 0; /* entries not yet tied to their plan's memory */
 	} plans;
 
-	/* ---- application contexts ---- */
+	/* ---- application contexts (context.cpp) ---- */
 	struct Contexts
 	{
 		MemoryContext mcxt = nullptr; /* "rustydb vpd contexts" */
@@ -135,14 +148,14 @@ struct Session
 		int active_depth = 0; /* may exceed kActiveMax: deeper entries are not stored */
 	} contexts;
 
-	/* ---- the EXPLAIN statements running in this backend, innermost last ---- */
+	/* ---- the EXPLAIN statements running in this backend, innermost last (explain.cpp) ---- */
 	struct Explains
 	{
 		ExplainOptions stack[kExplainMaxNesting] = {};
 		int depth = 0; /* may exceed kExplainMaxNesting */
 	} explain;
 
-	/* ---- subscribers to VPD's events (include/rustydb/vpd/vpd.h) ---- */
+	/* ---- subscribers to VPD's events, include/rustydb/vpd/vpd.h (api.cpp) ---- */
 	struct Listeners
 	{
 		ExemptAccessListener exempt = nullptr;
@@ -152,6 +165,15 @@ struct Session
 
 /* This backend's VPD state. */
 Session &session();
+
+/* Create the session's memory contexts; called once from _PG_init. */
+void session_init();
+
+/*
+ * The transaction aborted (XACT_EVENT_ABORT or XACT_EVENT_PARALLEL_ABORT):
+ * reset the stacks, pins and flags a failed statement may have left set.
+ */
+void session_abort();
 
 } /* namespace vpd */
 } /* namespace rustydb */

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
- * vpd_explain.cpp
- *	  EXPLAIN of statements that read tables under VPD policies.
+ * explain.cpp
+ *	  VPD: EXPLAIN of statements that read tables under VPD policies.
  *
  * Every figure EXPLAIN ANALYZE prints below a policy's filter can count
  * rows the policy hides: an index or bitmap index scan's rows, heap
@@ -18,29 +18,35 @@
  *	  is forced, with a NOTICE); EXPLAIN EXECUTE must say COSTS OFF itself.
  *
  * auto_explain's log_analyze output goes to the server log, not to the
- * user; its "Rows Removed" counts are zeroed there (vpd_policy.cpp).
+ * user; its "Rows Removed" counts are zeroed there (hide_filtered_counts,
+ * from ExecutorFinish).
  *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/common/boundary.h"
+#include "rustydb/vpd/internal.h"
 #include "rustydb/vpd/session.h"
-#include "rustydb/vpd/vpd_internal.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
+#include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
 #include "commands/prepare.h"
 #include "executor/instrument.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "tcop/tcopprot.h"
 #include "utils/plancache.h"
 RUSTYDB_PG_INCLUDE_END
 
+/* Callback PostgreSQL calls (plan state walker) */
+extern "C" {
+static bool vpd_zero_filtered(PlanState *ps, void *context) noexcept;
+}
+
 namespace rustydb {
 namespace vpd {
 namespace {
-
-ExplainOneQuery_hook_type prev_explain_one_query = nullptr;
 
 ExplainOptions
 parse_options(ExplainStmt *stmt)
@@ -104,16 +110,48 @@ check_execute(ExecuteStmt *exec, const ExplainOptions &o)
 				 errhint("Use EXPLAIN (COSTS OFF) EXECUTE %s.", exec->name)));
 }
 
+bool
+plan_uses_policies(PlannedStmt *ps)
+{
+	ListCell *lc;
+
+	foreach (lc, ps->rtable)
+	{
+		RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+
+		if (rte->rtekind != RTE_RELATION || rte->relkind == RELKIND_VIEW)
+			continue;
+		if (relation_under_policies(rte->relid, rte->checkAsUser))
+			return true;
+	}
+	return false;
+}
+
+bool
+zero_filtered_impl(PlanState *ps, void *context)
+{
+	if (ps == nullptr)
+		return false;
+	if (ps->instrument)
+	{
+		ps->instrument->nfiltered1 = 0;
+		ps->instrument->nfiltered2 = 0;
+	}
+	if (ps->worker_instrument)
+		for (int i = 0; i < ps->worker_instrument->num_workers; i++)
+		{
+			ps->worker_instrument->instrument[i].nfiltered1 = 0;
+			ps->worker_instrument->instrument[i].nfiltered2 = 0;
+		}
+	return planstate_tree_walker(ps, WALKER(vpd_zero_filtered), context);
+}
+
+} /* namespace */
+
 void
 explain_one_query(Query *query, int cursor_options, IntoClause *into, ExplainState *es,
 				  const char *query_string, ParamListInfo params, QueryEnvironment *query_env)
 {
-	if (prev_explain_one_query != nullptr)
-	{
-		/* another extension plans it: the ExecutorStart backstop still applies */
-		prev_explain_one_query(query, cursor_options, into, es, query_string, params, query_env);
-		return;
-	}
 	/* as PostgreSQL's own ExplainOneQuery, with the plan inspected in between */
 	instr_time planstart, planduration;
 	BufferUsage bufusage_start, bufusage;
@@ -146,8 +184,6 @@ explain_one_query(Query *query, int cursor_options, IntoClause *into, ExplainSta
 				   es->buffers ? &bufusage : nullptr);
 }
 
-} /* namespace */
-
 bool
 explain_enter(Node *stmt)
 {
@@ -162,10 +198,11 @@ explain_enter(Node *stmt)
 			IsA(q->utilityStmt, ExecuteStmt))
 			check_execute(castNode(ExecuteStmt, q->utilityStmt), o);
 	}
+	Session::Explains &ex = session().explain;
 	/* deeper than the stack: treated as ANALYZE (the backstop refuses) */
-	if (session().explain.depth < kExplainMaxNesting)
-		session().explain.stack[session().explain.depth] = o;
-	session().explain.depth++;
+	if (ex.depth < kExplainMaxNesting)
+		ex.stack[ex.depth] = o;
+	ex.depth++;
 	return true;
 }
 
@@ -177,22 +214,29 @@ explain_leave()
 }
 
 void
-explain_reset()
+explain_check_start(QueryDesc *query_desc)
 {
-	session().explain.depth = 0;
+	const Session::Explains &ex = session().explain;
+	if (ex.depth == 0 || query_desc->plannedstmt == nullptr)
+		return;
+	bool instrumented = query_desc->instrument_options != 0;
+	bool buffers = ex.depth <= kExplainMaxNesting ? ex.stack[ex.depth - 1].buffers : true;
+	if ((instrumented || buffers) && statement_under_policies(query_desc->plannedstmt))
+		refuse_analyze(instrumented);
+}
+
+bool
+statement_under_policies(PlannedStmt *ps)
+{
+	return plan_uses_policies(ps) && !current_user_exempt();
 }
 
 void
-explain_check_start(QueryDesc *query_desc)
+hide_filtered_counts(QueryDesc *query_desc)
 {
-	if (session().explain.depth == 0 || query_desc->plannedstmt == nullptr)
-		return;
-	bool instrumented = query_desc->instrument_options != 0;
-	bool buffers = session().explain.depth <= kExplainMaxNesting
-					   ? session().explain.stack[session().explain.depth - 1].buffers
-					   : true;
-	if ((instrumented || buffers) && statement_under_policies(query_desc->plannedstmt))
-		refuse_analyze(instrumented);
+	if (query_desc->instrument_options != 0 && query_desc->planstate != nullptr &&
+		plan_uses_policies(query_desc->plannedstmt) && !current_user_exempt())
+		(void) zero_filtered_impl(query_desc->planstate, nullptr);
 }
 
 } /* namespace vpd */
@@ -200,28 +244,11 @@ explain_check_start(QueryDesc *query_desc)
 
 extern "C" {
 
-static void
-vpd_explain_one_query(Query *query, int cursor_options, IntoClause *into, ExplainState *es,
-					  const char *query_string, ParamListInfo params,
-					  QueryEnvironment *query_env) noexcept
+static bool
+vpd_zero_filtered(PlanState *ps, void *context) noexcept
 {
-	rustydb::boundary::run("vpd_explain_one_query", [&] {
-		rustydb::vpd::explain_one_query(query, cursor_options, into, es, query_string, params,
-										query_env);
-	});
+	return rustydb::boundary::run("vpd_zero_filtered",
+								  [&] { return rustydb::vpd::zero_filtered_impl(ps, context); });
 }
 
 } /* extern "C" */
-
-namespace rustydb {
-namespace vpd {
-
-void
-explain_init()
-{
-	prev_explain_one_query = ExplainOneQuery_hook;
-	ExplainOneQuery_hook = vpd_explain_one_query;
-}
-
-} /* namespace vpd */
-} /* namespace rustydb */

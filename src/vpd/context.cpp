@@ -1,29 +1,29 @@
 /*-------------------------------------------------------------------------
  *
- * vpd_context.cpp
- *	  Application contexts: create_context's trusted functions, set_context,
+ * context.cpp
+ *	  VPD: application contexts: create_context's trusted functions, set_context,
  *	  clear_context, sys_context (with the built-in USERENV namespace) and
  *	  session_context.
  *
  * A context value lives in backend memory for the session (like Oracle's
  * local contexts; not transactional). Only the namespace's trusted
  * function may change it: rustydb marks trusted functions through
- * PostgreSQL's fmgr hooks (needs_fmgr_hook/fmgr_hook), keeps a stack of the
- * trusted functions currently executing, and set_context/clear_context
- * check that the namespace's function is on it.
+ * PostgreSQL's fmgr hooks (needs_fmgr_hook/fmgr_hook, in hooks.cpp), keeps
+ * a stack of the trusted functions currently executing, and
+ * set_context/clear_context check that the namespace's function is on it.
  *
  * Every change bumps a generation counter and invalidates this backend's
  * cached plans that carry a context-sensitive policy, so a prepared
  * statement or PL/pgSQL query never runs with a predicate computed for an
- * older context (vpd_policy.cpp re-evaluates the predicate when the plan is
- * rebuilt).
+ * older context (predicate.cpp evaluates the predicate again when the plan
+ * is rebuilt and a context it depends on changed).
  *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
+#include "rustydb/vpd/internal.h"
 #include "rustydb/vpd/session.h"
-#include "rustydb/vpd/vpd_internal.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/genam.h"
@@ -36,7 +36,6 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
@@ -61,9 +60,6 @@ struct CtxEntry
 	CtxKey key; /* hash key, must be first */
 	char *value;
 };
-
-needs_fmgr_hook_type prev_needs_fmgr_hook = nullptr;
-fmgr_hook_type prev_fmgr_hook = nullptr;
 
 void
 load_trusted()
@@ -162,23 +158,6 @@ function_active(Oid fn)
 		if (session().contexts.active[i] == fn)
 			return true;
 	return false;
-}
-
-void
-relcache_callback(Datum arg, Oid relid)
-{
-	if (!OidIsValid(relid) || relid == session().contexts.context_relid)
-		session().contexts.trusted_valid = false;
-}
-
-void
-xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		session().contexts.active_depth = 0;
-		session().contexts.loading_trusted = false;
-	}
 }
 
 /* Copy a name argument, lower-cased and trimmed, checking its length. */
@@ -319,77 +298,42 @@ userenv_value(const char *attr)
 
 } /* namespace */
 
-/* ---- fmgr hooks: track trusted functions on the call stack ---- */
-
-extern "C" {
-
-static bool vpd_needs_fmgr_hook(Oid fn_oid) noexcept;
-static void vpd_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg) noexcept;
-static void vpd_ctx_relcache_callback(Datum arg, Oid relid) noexcept;
-static void vpd_ctx_xact_callback(XactEvent event, void *arg) noexcept;
-
-static bool
-vpd_needs_fmgr_hook(Oid fn_oid) noexcept
+void
+context_relcache_invalidated(Oid relid)
 {
-	return rustydb::boundary::run("vpd_needs_fmgr_hook", [&] {
-		if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn_oid))
-			return true;
-		/*
-		 * No catalog access here: PostgreSQL asks while building relation
-		 * cache entries (table AM handlers). The set is loaded at the start
-		 * of every statement (context_prepare) and by set_context.
-		 */
-		return session().contexts.trusted_valid && is_trusted_cached(fn_oid);
-	});
+	if (!OidIsValid(relid) || relid == session().contexts.context_relid)
+		session().contexts.trusted_valid = false;
 }
 
-static void
-vpd_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg) noexcept
+bool
+is_trusted_function(Oid fn)
 {
-	rustydb::boundary::run("vpd_fmgr_hook", [&] {
-		switch (event)
-		{
-			case FHET_START:
-				if (session().contexts.active_depth < kActiveMax)
-					session().contexts.active[session().contexts.active_depth] = flinfo->fn_oid;
-				session().contexts.active_depth++;
-				break;
-			case FHET_END:
-			case FHET_ABORT:
-				if (session().contexts.active_depth > 0)
-					session().contexts.active_depth--;
-				break;
-		}
-		if (prev_fmgr_hook)
-			prev_fmgr_hook(event, flinfo, arg);
-	});
+	/*
+	 * No catalog access here: PostgreSQL asks while building relation
+	 * cache entries (table AM handlers). The set is loaded at the start
+	 * of every statement (context_prepare) and by set_context.
+	 */
+	return session().contexts.trusted_valid && is_trusted_cached(fn);
 }
-
-static void
-vpd_ctx_relcache_callback(Datum arg, Oid relid) noexcept
-{
-	rustydb::boundary::run("vpd_ctx_relcache_callback", [&] { relcache_callback(arg, relid); });
-}
-
-static void
-vpd_ctx_xact_callback(XactEvent event, void *arg) noexcept
-{
-	rustydb::boundary::run("vpd_ctx_xact_callback", [&] { xact_callback(event, arg); });
-}
-
-} /* extern "C" */
 
 void
-context_init()
+trusted_function_event(FmgrHookEventType event, Oid fn)
 {
-	session().contexts.mcxt =
-		AllocSetContextCreate(TopMemoryContext, "rustydb vpd contexts", ALLOCSET_SMALL_SIZES);
-	prev_needs_fmgr_hook = needs_fmgr_hook;
-	needs_fmgr_hook = vpd_needs_fmgr_hook;
-	prev_fmgr_hook = fmgr_hook;
-	fmgr_hook = vpd_fmgr_hook;
-	CacheRegisterRelcacheCallback(vpd_ctx_relcache_callback, (Datum) 0);
-	RegisterXactCallback(vpd_ctx_xact_callback, nullptr);
+	Session::Contexts &c = session().contexts;
+
+	switch (event)
+	{
+		case FHET_START:
+			if (c.active_depth < kActiveMax)
+				c.active[c.active_depth] = fn;
+			c.active_depth++;
+			break;
+		case FHET_END:
+		case FHET_ABORT:
+			if (c.active_depth > 0)
+				c.active_depth--;
+			break;
+	}
 }
 
 void
