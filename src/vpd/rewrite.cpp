@@ -12,7 +12,9 @@
  *	- with sec_relevant_cols_opt all_rows the rows are not filtered: the
  *	  relevant columns become CASE WHEN predicate THEN column END (the
  *	  statement's target table keeps the filter);
- *	- WITH CHECK options are dropped for policies without update_check;
+ *	- the new-row checks (WITH CHECK options) of policies without
+ *	  update_check are dropped, and those of policies whose
+ *	  sec_relevant_cols the statement does not touch;
  *	- a table under policies reached through a view whose owner bypasses
  *	  row security is refused;
  *	- the dynamic policies of the query are collected into
