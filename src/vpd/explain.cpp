@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
- * vpd_explain.cpp
- *	  EXPLAIN of statements that read tables under VPD policies.
+ * explain.cpp
+ *	  VPD: EXPLAIN of statements that read tables under VPD policies.
  *
  * Every figure EXPLAIN ANALYZE prints below a policy's filter can count
  * rows the policy hides: an index or bitmap index scan's rows, heap
@@ -18,44 +18,40 @@
  *	  is forced, with a NOTICE); EXPLAIN EXECUTE must say COSTS OFF itself.
  *
  * auto_explain's log_analyze output goes to the server log, not to the
- * user; its "Rows Removed" counts are zeroed there (vpd_policy.cpp).
+ * user; its "Rows Removed" counts are zeroed there (hide_filtered_counts,
+ * from ExecutorFinish).
  *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/common/boundary.h"
-#include "rustydb/vpd/vpd_internal.h"
+#include "rustydb/vpd/internal.h"
+#include "rustydb/vpd/session.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
+#include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
 #include "commands/prepare.h"
 #include "executor/instrument.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "tcop/tcopprot.h"
 #include "utils/plancache.h"
 RUSTYDB_PG_INCLUDE_END
 
+/* Callback PostgreSQL calls (plan state walker) */
+extern "C" {
+static bool vpd_zero_filtered(PlanState *ps, void *context) noexcept;
+}
+
 namespace rustydb {
 namespace vpd {
 namespace {
 
-ExplainOneQuery_hook_type prev_explain_one_query = nullptr;
-
-/* the options of the EXPLAIN statements running in this backend, innermost last */
-constexpr int kMaxNesting = 16;
-struct Options
-{
-	bool analyze;
-	bool buffers;
-	bool costs;
-};
-Options stack[kMaxNesting];
-int depth = 0;
-
-Options
+ExplainOptions
 parse_options(ExplainStmt *stmt)
 {
-	Options o{false, false, true};
+	ExplainOptions o{false, false, true};
 	ListCell *lc;
 	foreach (lc, stmt->options)
 	{
@@ -86,7 +82,7 @@ refuse_analyze(bool analyze)
 
 /* EXPLAIN EXECUTE: the prepared statement's relations (views expanded). */
 void
-check_execute(ExecuteStmt *exec, const Options &o)
+check_execute(ExecuteStmt *exec, const ExplainOptions &o)
 {
 	PreparedStatement *prepared = FetchPreparedStatement(exec->name, false);
 	if (prepared == nullptr || prepared->plansource == nullptr || current_user_exempt())
@@ -114,16 +110,48 @@ check_execute(ExecuteStmt *exec, const Options &o)
 				 errhint("Use EXPLAIN (COSTS OFF) EXECUTE %s.", exec->name)));
 }
 
+bool
+plan_uses_policies(PlannedStmt *ps)
+{
+	ListCell *lc;
+
+	foreach (lc, ps->rtable)
+	{
+		RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+
+		if (rte->rtekind != RTE_RELATION || rte->relkind == RELKIND_VIEW)
+			continue;
+		if (relation_under_policies(rte->relid, rte->checkAsUser))
+			return true;
+	}
+	return false;
+}
+
+bool
+zero_filtered_impl(PlanState *ps, void *context)
+{
+	if (ps == nullptr)
+		return false;
+	if (ps->instrument)
+	{
+		ps->instrument->nfiltered1 = 0;
+		ps->instrument->nfiltered2 = 0;
+	}
+	if (ps->worker_instrument)
+		for (int i = 0; i < ps->worker_instrument->num_workers; i++)
+		{
+			ps->worker_instrument->instrument[i].nfiltered1 = 0;
+			ps->worker_instrument->instrument[i].nfiltered2 = 0;
+		}
+	return planstate_tree_walker(ps, WALKER(vpd_zero_filtered), context);
+}
+
+} /* namespace */
+
 void
 explain_one_query(Query *query, int cursor_options, IntoClause *into, ExplainState *es,
 				  const char *query_string, ParamListInfo params, QueryEnvironment *query_env)
 {
-	if (prev_explain_one_query != nullptr)
-	{
-		/* another extension plans it: the ExecutorStart backstop still applies */
-		prev_explain_one_query(query, cursor_options, into, es, query_string, params, query_env);
-		return;
-	}
 	/* as PostgreSQL's own ExplainOneQuery, with the plan inspected in between */
 	instr_time planstart, planduration;
 	BufferUsage bufusage_start, bufusage;
@@ -156,15 +184,13 @@ explain_one_query(Query *query, int cursor_options, IntoClause *into, ExplainSta
 				   es->buffers ? &bufusage : nullptr);
 }
 
-} /* namespace */
-
 bool
 explain_enter(Node *stmt)
 {
 	if (!IsA(stmt, ExplainStmt))
 		return false;
 	auto *es = castNode(ExplainStmt, stmt);
-	Options o = parse_options(es);
+	ExplainOptions o = parse_options(es);
 	if (es->query != nullptr && IsA(es->query, Query))
 	{
 		Query *q = castNode(Query, es->query);
@@ -172,35 +198,45 @@ explain_enter(Node *stmt)
 			IsA(q->utilityStmt, ExecuteStmt))
 			check_execute(castNode(ExecuteStmt, q->utilityStmt), o);
 	}
+	Session::Explains &ex = session().explain;
 	/* deeper than the stack: treated as ANALYZE (the backstop refuses) */
-	if (depth < kMaxNesting)
-		stack[depth] = o;
-	depth++;
+	if (ex.depth < kExplainMaxNesting)
+		ex.stack[ex.depth] = o;
+	ex.depth++;
 	return true;
 }
 
 void
 explain_leave()
 {
-	if (depth > 0)
-		depth--;
-}
-
-void
-explain_reset()
-{
-	depth = 0;
+	if (session().explain.depth > 0)
+		session().explain.depth--;
 }
 
 void
 explain_check_start(QueryDesc *query_desc)
 {
-	if (depth == 0 || query_desc->plannedstmt == nullptr)
+	const Session::Explains &ex = session().explain;
+	if (ex.depth == 0 || query_desc->plannedstmt == nullptr)
 		return;
 	bool instrumented = query_desc->instrument_options != 0;
-	bool buffers = depth <= kMaxNesting ? stack[depth - 1].buffers : true;
+	bool buffers = ex.depth <= kExplainMaxNesting ? ex.stack[ex.depth - 1].buffers : true;
 	if ((instrumented || buffers) && statement_under_policies(query_desc->plannedstmt))
 		refuse_analyze(instrumented);
+}
+
+bool
+statement_under_policies(PlannedStmt *ps)
+{
+	return plan_uses_policies(ps) && !current_user_exempt();
+}
+
+void
+hide_filtered_counts(QueryDesc *query_desc)
+{
+	if (query_desc->instrument_options != 0 && query_desc->planstate != nullptr &&
+		plan_uses_policies(query_desc->plannedstmt) && !current_user_exempt())
+		(void) zero_filtered_impl(query_desc->planstate, nullptr);
 }
 
 } /* namespace vpd */
@@ -208,28 +244,11 @@ explain_check_start(QueryDesc *query_desc)
 
 extern "C" {
 
-static void
-vpd_explain_one_query(Query *query, int cursor_options, IntoClause *into, ExplainState *es,
-					  const char *query_string, ParamListInfo params,
-					  QueryEnvironment *query_env) noexcept
+static bool
+vpd_zero_filtered(PlanState *ps, void *context) noexcept
 {
-	rustydb::boundary::run("vpd_explain_one_query", [&] {
-		rustydb::vpd::explain_one_query(query, cursor_options, into, es, query_string, params,
-										query_env);
-	});
+	return rustydb::boundary::run("vpd_zero_filtered",
+								  [&] { return rustydb::vpd::zero_filtered_impl(ps, context); });
 }
 
 } /* extern "C" */
-
-namespace rustydb {
-namespace vpd {
-
-void
-explain_init()
-{
-	prev_explain_one_query = ExplainOneQuery_hook;
-	ExplainOneQuery_hook = vpd_explain_one_query;
-}
-
-} /* namespace vpd */
-} /* namespace rustydb */

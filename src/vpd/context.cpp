@@ -1,28 +1,29 @@
 /*-------------------------------------------------------------------------
  *
- * vpd_context.cpp
- *	  Application contexts: create_context's trusted functions, set_context,
+ * context.cpp
+ *	  VPD: application contexts: create_context's trusted functions, set_context,
  *	  clear_context, sys_context (with the built-in USERENV namespace) and
  *	  session_context.
  *
  * A context value lives in backend memory for the session (like Oracle's
  * local contexts; not transactional). Only the namespace's trusted
  * function may change it: rustydb marks trusted functions through
- * PostgreSQL's fmgr hooks (needs_fmgr_hook/fmgr_hook), keeps a stack of the
- * trusted functions currently executing, and set_context/clear_context
- * check that the namespace's function is on it.
+ * PostgreSQL's fmgr hooks (needs_fmgr_hook/fmgr_hook, in hooks.cpp), keeps
+ * a stack of the trusted functions currently executing, and
+ * set_context/clear_context check that the namespace's function is on it.
  *
  * Every change bumps a generation counter and invalidates this backend's
  * cached plans that carry a context-sensitive policy, so a prepared
  * statement or PL/pgSQL query never runs with a predicate computed for an
- * older context (vpd_policy.cpp re-evaluates the predicate when the plan is
- * rebuilt).
+ * older context (predicate.cpp evaluates the predicate again when the plan
+ * is rebuilt and a context it depends on changed).
  *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
-#include "rustydb/vpd/vpd_internal.h"
+#include "rustydb/vpd/internal.h"
+#include "rustydb/vpd/session.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/genam.h"
@@ -35,7 +36,6 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
@@ -61,33 +61,6 @@ struct CtxEntry
 	char *value;
 };
 
-HTAB *ctx_hash = nullptr;
-MemoryContext ctx_mcxt = nullptr;
-uint64 ctx_gen = 0;
-Oid invoker = InvalidOid;
-
-/* Trusted functions, loaded from rustydb.vpd_context. */
-struct Trusted
-{
-	char ns[kMaxNameLen + 1];
-	Oid func;
-};
-Trusted *trusted = nullptr;
-int ntrusted = 0;
-int trusted_cap = 0;
-bool trusted_valid = false;
-Oid context_relid = InvalidOid;
-
-/* Functions with fmgr hooks currently executing (innermost last). */
-constexpr int kStackMax = 256;
-Oid active[kStackMax];
-int active_depth = 0; /* may exceed kStackMax: deeper entries are not stored */
-
-needs_fmgr_hook_type prev_needs_fmgr_hook = nullptr;
-fmgr_hook_type prev_fmgr_hook = nullptr;
-
-bool loading_trusted = false;
-
 void
 load_trusted()
 {
@@ -95,23 +68,24 @@ load_trusted()
 	Relation rel;
 	SysScanDesc scan;
 	HeapTuple tup;
+	Session::Contexts &c = session().contexts;
 
-	if (loading_trusted)
+	if (c.loading_trusted)
 		return; /* opening the catalog called a function (e.g. a table AM handler) */
-	ntrusted = 0;
-	context_relid = InvalidOid;
+	c.ntrusted = 0;
+	c.context_relid = InvalidOid;
 	if (!IsTransactionState())
 		return;
-	loading_trusted = true;
+	c.loading_trusted = true;
 	nsp = get_namespace_oid("rustydb", true);
 	if (OidIsValid(nsp))
-		context_relid = get_relname_relid("vpd_context", nsp);
-	if (!OidIsValid(context_relid))
+		c.context_relid = get_relname_relid("vpd_context", nsp);
+	if (!OidIsValid(c.context_relid))
 	{
-		loading_trusted = false;
+		c.loading_trusted = false;
 		return; /* no extension here (yet): look again next time */
 	}
-	rel = table_open(context_relid, AccessShareLock);
+	rel = table_open(c.context_relid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, nullptr, 0, nullptr);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -122,43 +96,43 @@ load_trusted()
 
 		if (isnull1 || isnull2)
 			continue;
-		if (ntrusted == trusted_cap)
+		if (c.ntrusted == c.trusted_cap)
 		{
-			int cap = trusted_cap == 0 ? 16 : trusted_cap * 2;
-			Trusted *n =
-				static_cast<Trusted *>(MemoryContextAllocZero(ctx_mcxt, sizeof(Trusted) * cap));
+			int cap = c.trusted_cap == 0 ? 16 : c.trusted_cap * 2;
+			TrustedFunction *n = static_cast<TrustedFunction *>(
+				MemoryContextAllocZero(c.mcxt, sizeof(TrustedFunction) * cap));
 
-			if (ntrusted > 0)
-				memcpy(n, trusted, sizeof(Trusted) * ntrusted);
-			if (trusted)
-				pfree(trusted);
-			trusted = n;
-			trusted_cap = cap;
+			if (c.ntrusted > 0)
+				memcpy(n, c.trusted, sizeof(TrustedFunction) * c.ntrusted);
+			if (c.trusted)
+				pfree(c.trusted);
+			c.trusted = n;
+			c.trusted_cap = cap;
 		}
 		s = TextDatumGetCString(ns);
-		strlcpy(trusted[ntrusted].ns, s, sizeof(trusted[ntrusted].ns));
+		strlcpy(c.trusted[c.ntrusted].ns, s, sizeof(c.trusted[c.ntrusted].ns));
 		pfree(s);
-		trusted[ntrusted].func = DatumGetObjectId(fn);
-		ntrusted++;
+		c.trusted[c.ntrusted].func = DatumGetObjectId(fn);
+		c.ntrusted++;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	trusted_valid = true;
-	loading_trusted = false;
+	c.trusted_valid = true;
+	c.loading_trusted = false;
 }
 
 void
 ensure_trusted()
 {
-	if (!trusted_valid)
+	if (!session().contexts.trusted_valid)
 		load_trusted();
 }
 
 bool
 is_trusted_cached(Oid fn)
 {
-	for (int i = 0; i < ntrusted; i++)
-		if (trusted[i].func == fn)
+	for (int i = 0; i < session().contexts.ntrusted; i++)
+		if (session().contexts.trusted[i].func == fn)
 			return true;
 	return false;
 }
@@ -168,38 +142,22 @@ Oid
 namespace_function(const char *ns)
 {
 	ensure_trusted();
-	for (int i = 0; i < ntrusted; i++)
-		if (strcmp(trusted[i].ns, ns) == 0)
-			return trusted[i].func;
+	for (int i = 0; i < session().contexts.ntrusted; i++)
+		if (strcmp(session().contexts.trusted[i].ns, ns) == 0)
+			return session().contexts.trusted[i].func;
 	return InvalidOid;
 }
 
 bool
 function_active(Oid fn)
 {
-	int n = active_depth < kStackMax ? active_depth : kStackMax;
+	int n =
+		session().contexts.active_depth < kActiveMax ? session().contexts.active_depth : kActiveMax;
 
 	for (int i = n - 1; i >= 0; i--)
-		if (active[i] == fn)
+		if (session().contexts.active[i] == fn)
 			return true;
 	return false;
-}
-
-void
-relcache_callback(Datum arg, Oid relid)
-{
-	if (!OidIsValid(relid) || relid == context_relid)
-		trusted_valid = false;
-}
-
-void
-xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		active_depth = 0;
-		loading_trusted = false;
-	}
 }
 
 /* Copy a name argument, lower-cased and trimmed, checking its length. */
@@ -233,19 +191,20 @@ ensure_hash()
 {
 	HASHCTL ctl;
 
-	if (ctx_hash)
+	if (session().contexts.values)
 		return;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(CtxKey);
 	ctl.entrysize = sizeof(CtxEntry);
-	ctl.hcxt = ctx_mcxt;
-	ctx_hash = hash_create("rustydb vpd contexts", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.hcxt = session().contexts.mcxt;
+	session().contexts.values =
+		hash_create("rustydb vpd contexts", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 void
 context_changed()
 {
-	ctx_gen++;
+	session().contexts.generation++;
 	invalidate_marker_plans(kMarkerContext);
 }
 
@@ -311,7 +270,9 @@ userenv_value(const char *attr)
 	if (strcmp(attr, "isdba") == 0)
 		return pstrdup(superuser() ? "TRUE" : "FALSE");
 	if (strcmp(attr, "policy_invoker") == 0)
-		return OidIsValid(invoker) ? GetUserNameFromId(invoker, true) : nullptr;
+		return OidIsValid(session().contexts.invoker)
+				   ? GetUserNameFromId(session().contexts.invoker, true)
+				   : nullptr;
 	if (strcmp(attr, "server_host") == 0)
 	{
 		char buf[256];
@@ -337,83 +298,49 @@ userenv_value(const char *attr)
 
 } /* namespace */
 
-/* ---- fmgr hooks: track trusted functions on the call stack ---- */
-
-extern "C" {
-
-static bool vpd_needs_fmgr_hook(Oid fn_oid) noexcept;
-static void vpd_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg) noexcept;
-static void vpd_ctx_relcache_callback(Datum arg, Oid relid) noexcept;
-static void vpd_ctx_xact_callback(XactEvent event, void *arg) noexcept;
-
-static bool
-vpd_needs_fmgr_hook(Oid fn_oid) noexcept
+void
+context_relcache_invalidated(Oid relid)
 {
-	return rustydb::boundary::run("vpd_needs_fmgr_hook", [&] {
-		if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn_oid))
-			return true;
-		/*
-		 * No catalog access here: PostgreSQL asks while building relation
-		 * cache entries (table AM handlers). The set is loaded at the start
-		 * of every statement (context_prepare) and by set_context.
-		 */
-		return trusted_valid && is_trusted_cached(fn_oid);
-	});
+	if (!OidIsValid(relid) || relid == session().contexts.context_relid)
+		session().contexts.trusted_valid = false;
 }
 
-static void
-vpd_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg) noexcept
+bool
+is_trusted_function(Oid fn)
 {
-	rustydb::boundary::run("vpd_fmgr_hook", [&] {
-		switch (event)
-		{
-			case FHET_START:
-				if (active_depth < kStackMax)
-					active[active_depth] = flinfo->fn_oid;
-				active_depth++;
-				break;
-			case FHET_END:
-			case FHET_ABORT:
-				if (active_depth > 0)
-					active_depth--;
-				break;
-		}
-		if (prev_fmgr_hook)
-			prev_fmgr_hook(event, flinfo, arg);
-	});
+	/*
+	 * No catalog access here: PostgreSQL asks while building relation
+	 * cache entries (table AM handlers). The set is loaded at the start
+	 * of every statement (context_prepare) and by set_context.
+	 */
+	return session().contexts.trusted_valid && is_trusted_cached(fn);
 }
-
-static void
-vpd_ctx_relcache_callback(Datum arg, Oid relid) noexcept
-{
-	rustydb::boundary::run("vpd_ctx_relcache_callback", [&] { relcache_callback(arg, relid); });
-}
-
-static void
-vpd_ctx_xact_callback(XactEvent event, void *arg) noexcept
-{
-	rustydb::boundary::run("vpd_ctx_xact_callback", [&] { xact_callback(event, arg); });
-}
-
-} /* extern "C" */
 
 void
-context_init()
+trusted_function_event(FmgrHookEventType event, Oid fn)
 {
-	ctx_mcxt =
-		AllocSetContextCreate(TopMemoryContext, "rustydb vpd contexts", ALLOCSET_SMALL_SIZES);
-	prev_needs_fmgr_hook = needs_fmgr_hook;
-	needs_fmgr_hook = vpd_needs_fmgr_hook;
-	prev_fmgr_hook = fmgr_hook;
-	fmgr_hook = vpd_fmgr_hook;
-	CacheRegisterRelcacheCallback(vpd_ctx_relcache_callback, (Datum) 0);
-	RegisterXactCallback(vpd_ctx_xact_callback, nullptr);
+	Session::Contexts &c = session().contexts;
+
+	switch (event)
+	{
+		case FHET_START:
+			if (c.active_depth < kActiveMax)
+				c.active[c.active_depth] = fn;
+			c.active_depth++;
+			break;
+		case FHET_END:
+		case FHET_ABORT:
+			if (c.active_depth > 0)
+				c.active_depth--;
+			break;
+	}
 }
 
 void
 context_prepare()
 {
-	if (!trusted_valid && !loading_trusted && IsTransactionState())
+	if (!session().contexts.trusted_valid && !session().contexts.loading_trusted &&
+		IsTransactionState())
 		load_trusted();
 }
 
@@ -423,31 +350,31 @@ context_value(const char *ns, const char *attr)
 	CtxKey key;
 	CtxEntry *e;
 
-	if (ctx_hash == nullptr)
+	if (session().contexts.values == nullptr)
 		return nullptr;
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.ns, ns, sizeof(key.ns));
 	strlcpy(key.attr, attr, sizeof(key.attr));
-	e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_FIND, nullptr));
+	e = static_cast<CtxEntry *>(hash_search(session().contexts.values, &key, HASH_FIND, nullptr));
 	return e ? e->value : nullptr;
 }
 
 uint64
 context_generation()
 {
-	return ctx_gen;
+	return session().contexts.generation;
 }
 
 void
 set_policy_invoker(Oid userid)
 {
-	invoker = userid;
+	session().contexts.invoker = userid;
 }
 
 Oid
 policy_invoker()
 {
-	return invoker;
+	return session().contexts.invoker;
 }
 
 } /* namespace vpd */
@@ -480,12 +407,13 @@ RUSTYDB_FUNCTION(rustydb_vpd_set_context)
 	if (PG_ARGISNULL(2))
 	{
 		/* a NULL value removes the attribute: sys_context returns NULL either way */
-		e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_FIND, nullptr));
+		e = static_cast<CtxEntry *>(
+			hash_search(session().contexts.values, &key, HASH_FIND, nullptr));
 		if (e)
 		{
 			if (e->value)
 				pfree(e->value);
-			hash_search(ctx_hash, &key, HASH_REMOVE, nullptr);
+			hash_search(session().contexts.values, &key, HASH_REMOVE, nullptr);
 			context_changed();
 		}
 		PG_RETURN_VOID();
@@ -497,10 +425,11 @@ RUSTYDB_FUNCTION(rustydb_vpd_set_context)
 						errdetail("Context values are at most %d bytes.", kMaxValueLen)));
 	v = text_to_cstring(val);
 
-	e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_FIND, nullptr));
+	e = static_cast<CtxEntry *>(hash_search(session().contexts.values, &key, HASH_FIND, nullptr));
 	if (e == nullptr)
 	{
-		if (hash_get_num_entries(ctx_hash) >= rustydb::settings::vpd_context_max_attributes)
+		if (hash_get_num_entries(session().contexts.values) >=
+			rustydb::settings::vpd_context_max_attributes)
 			ereport(
 				ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -509,15 +438,16 @@ RUSTYDB_FUNCTION(rustydb_vpd_set_context)
 						   rustydb::settings::vpd_context_max_attributes),
 				 errhint(
 					 "Clear attributes that are no longer needed with rustydb.clear_context.")));
-		e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_ENTER, &found));
-		e->value = MemoryContextStrdup(ctx_mcxt, v);
+		e = static_cast<CtxEntry *>(
+			hash_search(session().contexts.values, &key, HASH_ENTER, &found));
+		e->value = MemoryContextStrdup(session().contexts.mcxt, v);
 		context_changed();
 	}
 	else if (e->value == nullptr || strcmp(e->value, v) != 0)
 	{
 		char *old = e->value;
 
-		e->value = MemoryContextStrdup(ctx_mcxt, v);
+		e->value = MemoryContextStrdup(session().contexts.mcxt, v);
 		if (old)
 			pfree(old);
 		context_changed();
@@ -541,7 +471,7 @@ RUSTYDB_FUNCTION(rustydb_vpd_clear_context)
 						errmsg("client_identifier is not supported"),
 						errdetail("rustydb application contexts are local to the session.")));
 	check_trusted_caller(ns, "clear_context");
-	if (ctx_hash == nullptr)
+	if (session().contexts.values == nullptr)
 		PG_RETURN_VOID();
 	if (!PG_ARGISNULL(2))
 	{
@@ -552,12 +482,13 @@ RUSTYDB_FUNCTION(rustydb_vpd_clear_context)
 		memset(&key, 0, sizeof(key));
 		strlcpy(key.ns, ns, sizeof(key.ns));
 		strlcpy(key.attr, attr, sizeof(key.attr));
-		e = static_cast<CtxEntry *>(hash_search(ctx_hash, &key, HASH_FIND, nullptr));
+		e = static_cast<CtxEntry *>(
+			hash_search(session().contexts.values, &key, HASH_FIND, nullptr));
 		if (e)
 		{
 			if (e->value)
 				pfree(e->value);
-			hash_search(ctx_hash, &key, HASH_REMOVE, nullptr);
+			hash_search(session().contexts.values, &key, HASH_REMOVE, nullptr);
 			changed = true;
 		}
 	}
@@ -566,14 +497,14 @@ RUSTYDB_FUNCTION(rustydb_vpd_clear_context)
 		HASH_SEQ_STATUS st;
 		CtxEntry *e;
 
-		hash_seq_init(&st, ctx_hash);
+		hash_seq_init(&st, session().contexts.values);
 		while ((e = static_cast<CtxEntry *>(hash_seq_search(&st))) != nullptr)
 		{
 			if (strcmp(e->key.ns, ns) != 0)
 				continue;
 			if (e->value)
 				pfree(e->value);
-			hash_search(ctx_hash, &e->key, HASH_REMOVE, nullptr);
+			hash_search(session().contexts.values, &e->key, HASH_REMOVE, nullptr);
 			changed = true;
 		}
 	}
@@ -616,12 +547,12 @@ RUSTYDB_FUNCTION(rustydb_vpd_session_context)
 	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (ctx_hash)
+	if (session().contexts.values)
 	{
 		HASH_SEQ_STATUS st;
 		CtxEntry *e;
 
-		hash_seq_init(&st, ctx_hash);
+		hash_seq_init(&st, session().contexts.values);
 		while ((e = static_cast<CtxEntry *>(hash_seq_search(&st))) != nullptr)
 		{
 			Datum values[3];
