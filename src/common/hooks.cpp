@@ -29,6 +29,7 @@
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/tools.h"
 #include "rustydb/crypto/crypto.h"
+#include "rustydb/vpd/hooks.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "executor/executor.h"
@@ -49,24 +50,29 @@ template <typename C> struct Step
 /* ---- the order ---- */
 
 const Step<PostParseCall> kPostParse[] = {
+	{"vpd post_parse_analyze", vpd::on_post_parse_analyze},
 	{"ash post_parse_analyze", ash::hook_post_parse},
 	{"tools post_parse_analyze", tools::hook_post_parse},
 };
 const Step<PlannerCall> kPlanner[] = {
+	{"vpd planner", vpd::on_planner},
 	{"ash planner", ash::hook_planner},
 };
 const Step<StartCall> kStart[] = {
+	{"vpd ExecutorStart", vpd::on_executor_start},
 	{"ash ExecutorStart", ash::hook_executor_start},
 };
 const Step<RunCall> kRun[] = {
 	{"ash ExecutorRun", ash::hook_executor_run},
 };
 const Step<FinishCall> kFinish[] = {
+	{"vpd ExecutorFinish", vpd::on_executor_finish},
 	{"ash ExecutorFinish", ash::hook_executor_finish},
 };
 const Step<EndCall> *const kEnd = nullptr;
 constexpr int kEndSteps = 0;
 const Step<UtilityCall> kUtility[] = {
+	{"vpd ProcessUtility", vpd::on_process_utility},
 	{"ash ProcessUtility", ash::hook_process_utility},
 	{"crypto ProcessUtility", crypto::hook_process_utility},
 };
@@ -348,6 +354,9 @@ install()
 	object_access_hook = rdb_object_access;
 	prev_emit_log = emit_log_hook;
 	emit_log_hook = rdb_emit_log;
+
+	/* hooks with one owner, which replace PostgreSQL's behaviour */
+	vpd::install_owned_hooks();
 }
 
 } /* namespace rustydb::hooks */

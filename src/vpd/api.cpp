@@ -132,16 +132,14 @@ invalidate_policy_relation(FunctionCallInfo fcinfo, const char *default_action)
 
 RUSTYDB_FUNCTION(rustydb_vpd_invalidate)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("relid must not be null")));
+	rustydb::require_argument(fcinfo, 0, "relid");
 	invalidate_policy_relation(fcinfo, "change");
 	PG_RETURN_VOID();
 }
 
 RUSTYDB_FUNCTION(rustydb_vpd_refresh)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("relid must not be null")));
+	rustydb::require_argument(fcinfo, 0, "relid");
 	invalidate_policy_relation(fcinfo, "refresh_policy");
 	PG_RETURN_VOID();
 }

@@ -392,9 +392,8 @@ RUSTYDB_FUNCTION(rustydb_vpd_set_context)
 	text *val;
 	char *v;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("namespace and attribute must not be null")));
+	rustydb::require_argument(fcinfo, 0, "namespace");
+	rustydb::require_argument(fcinfo, 1, "attribute");
 	normalize_name(PG_GETARG_TEXT_PP(0), "context namespace", ns);
 	normalize_name(PG_GETARG_TEXT_PP(1), "context attribute", attr);
 	check_trusted_caller(ns, "set_context");
@@ -462,9 +461,7 @@ RUSTYDB_FUNCTION(rustydb_vpd_clear_context)
 	char attr[kMaxNameLen + 1];
 	bool changed = false;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("namespace must not be null")));
+	rustydb::require_argument(fcinfo, 0, "namespace");
 	normalize_name(PG_GETARG_TEXT_PP(0), "context namespace", ns);
 	if (!PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -518,15 +515,13 @@ RUSTYDB_FUNCTION(rustydb_vpd_sys_context)
 	char ns[kMaxNameLen + 1];
 	char attr[kMaxNameLen + 1];
 	const char *v;
-	int len = 256;
+	int len;
 	size_t n;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
+	/* STRICT: no argument is NULL */
 	normalize_name(PG_GETARG_TEXT_PP(0), "context namespace", ns);
 	normalize_name(PG_GETARG_TEXT_PP(1), "context attribute", attr);
-	if (!PG_ARGISNULL(2))
-		len = PG_GETARG_INT32(2);
+	len = PG_GETARG_INT32(2);
 	if (len < 1 || len > kMaxValueLen)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("sys_context length must be between 1 and %d", kMaxValueLen)));

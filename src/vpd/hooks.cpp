@@ -4,10 +4,14 @@
  *	  VPD: every PostgreSQL hook and callback VPD uses, and the one
  *	  function that installs them (include/rustydb/vpd/hooks.h).
  *
- * Each hook is an extern "C" function that runs its body, an on_*
- * function, inside rustydb::boundary::run, passing the hook installed
- * before VPD's as next. The bodies only sequence calls into the files that
- * own each concern:
+ * The statement hooks (post_parse, planner, ExecutorStart/Finish,
+ * ProcessUtility) are steps run by src/common/hooks.cpp in its documented
+ * order: each on_* function takes the call record and calls proceed().
+ * The hooks VPD alone uses (row security, ExplainOneQuery, fmgr) and its
+ * callbacks are extern "C" functions here that run their on_* body inside
+ * rustydb::boundary::run, passing the hook installed before VPD's as next;
+ * install_owned_hooks() installs them, called from src/common/hooks.cpp.
+ * The bodies only sequence calls into the files that own each concern:
  *
  *	row security      rls.cpp (policies for the rewriter)
  *	post_parse        the statement counter; context.cpp (trusted functions)
@@ -39,16 +43,11 @@ namespace rustydb {
 namespace vpd {
 namespace {
 
-/* The hooks installed before VPD's, which VPD's call in turn (set by install_hooks). */
+/* The hooks installed before VPD's, which VPD's call in turn (set by install_owned_hooks). */
 struct Chain
 {
 	row_security_policy_hook_type permissive = nullptr;
 	row_security_policy_hook_type restrictive = nullptr;
-	planner_hook_type planner = nullptr;
-	post_parse_analyze_hook_type post_parse = nullptr;
-	ProcessUtility_hook_type utility = nullptr;
-	ExecutorFinish_hook_type finish = nullptr;
-	ExecutorStart_hook_type start = nullptr;
 	ExplainOneQuery_hook_type explain_one_query = nullptr;
 	needs_fmgr_hook_type needs_fmgr = nullptr;
 	fmgr_hook_type fmgr = nullptr;
@@ -77,20 +76,18 @@ on_restrictive_policies(CmdType cmd, Relation rel, row_security_policy_hook_type
 /* ---- statements ---- */
 
 void
-on_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate,
-					  post_parse_analyze_hook_type next)
+on_post_parse_analyze(hooks::PostParseCall &call)
 {
 	/* a new statement: dynamic predicates computed before it are not fresh */
 	session().stmt.exec_counter++;
 	context_prepare();
-	if (next)
-		next(pstate, query, jstate);
+	call.proceed();
 }
 
-PlannedStmt *
-on_planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo bound_params,
-		   planner_hook_type next)
+void
+on_planner(hooks::PlannerCall &call)
 {
+	Query *parse = call.parse;
 	Session::Statement &stmt = session().stmt;
 	/* planning may nest (a function run while planning plans its own statements) */
 	List *volatile saved = stmt.collected_dynamic;
@@ -112,12 +109,11 @@ on_planner(Query *parse, const char *query_string, int cursor_options, ParamList
 			MemoryContextSwitchTo(old);
 		}
 		rewrite_for_policies(parse);
-		if (next)
-			ps = next(parse, query_string, cursor_options, bound_params);
-		else
-			ps = standard_planner(parse, query_string, cursor_options, bound_params);
+		call.proceed();
+		ps = call.result;
 		if (stmt.collected_dynamic != NIL && copyctx != nullptr)
-			register_plan(ps, stmt.collected_dynamic, copyctx, copy, query_string, cursor_options);
+			register_plan(ps, stmt.collected_dynamic, copyctx, copy, call.query_string,
+						  call.cursor_options);
 		else if (copyctx != nullptr)
 			MemoryContextDelete(copyctx);
 	}
@@ -126,38 +122,30 @@ on_planner(Query *parse, const char *query_string, int cursor_options, ParamList
 		stmt.collected_dynamic = saved;
 	}
 	PG_END_TRY();
-	return static_cast<PlannedStmt *>(ps);
+	call.result = static_cast<PlannedStmt *>(ps);
 }
 
 void
-on_executor_start(QueryDesc *query_desc, int eflags, ExecutorStart_hook_type next)
+on_executor_start(hooks::StartCall &call)
 {
 	context_prepare();
-	recheck_dynamic_policies(query_desc);
+	recheck_dynamic_policies(call.query_desc);
 	session().stmt.exec_counter++;
-	explain_check_start(query_desc);
-	if (next)
-		next(query_desc, eflags);
-	else
-		standard_ExecutorStart(query_desc, eflags);
+	explain_check_start(call.query_desc);
+	call.proceed();
 }
 
 void
-on_executor_finish(QueryDesc *query_desc, ExecutorFinish_hook_type next)
+on_executor_finish(hooks::FinishCall &call)
 {
-	if (next)
-		next(query_desc);
-	else
-		standard_ExecutorFinish(query_desc);
-	hide_filtered_counts(query_desc);
+	call.proceed();
+	hide_filtered_counts(call.query_desc);
 }
 
 void
-on_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
-				   ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *query_env,
-				   DestReceiver *dest, QueryCompletion *qc, ProcessUtility_hook_type next)
+on_process_utility(hooks::UtilityCall &call)
 {
-	Node *stmt = pstmt->utilityStmt;
+	Node *stmt = call.pstmt->utilityStmt;
 	volatile bool child = creates_child(stmt);
 
 	session().stmt.exec_counter++;
@@ -166,11 +154,7 @@ on_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_
 	volatile bool explaining = explain_enter(stmt);
 	PG_TRY();
 	{
-		if (next)
-			next(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env,
-									dest, qc);
+		call.proceed();
 	}
 	PG_FINALLY();
 	{
@@ -271,47 +255,6 @@ vpd_restrictive_hook(CmdType cmd, Relation rel) noexcept
 }
 
 static void
-vpd_post_parse(ParseState *pstate, Query *query, JumbleState *jstate) noexcept
-{
-	rustydb::boundary::run("vpd_post_parse",
-						   [&] { on_post_parse_analyze(pstate, query, jstate, chain.post_parse); });
-}
-
-static PlannedStmt *
-vpd_planner(Query *parse, const char *query_string, int cursor_options,
-			ParamListInfo bound_params) noexcept
-{
-	return rustydb::boundary::run("vpd_planner", [&] {
-		return on_planner(parse, query_string, cursor_options, bound_params, chain.planner);
-	});
-}
-
-static void
-vpd_executor_start(QueryDesc *query_desc, int eflags) noexcept
-{
-	rustydb::boundary::run("vpd_executor_start",
-						   [&] { on_executor_start(query_desc, eflags, chain.start); });
-}
-
-static void
-vpd_executor_finish(QueryDesc *query_desc) noexcept
-{
-	rustydb::boundary::run("vpd_executor_finish",
-						   [&] { on_executor_finish(query_desc, chain.finish); });
-}
-
-static void
-vpd_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
-			ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *query_env,
-			DestReceiver *dest, QueryCompletion *qc) noexcept
-{
-	rustydb::boundary::run("vpd_utility", [&] {
-		on_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest,
-						   qc, chain.utility);
-	});
-}
-
-static void
 vpd_explain_one_query(Query *query, int cursor_options, IntoClause *into, ExplainState *es,
 					  const char *query_string, ParamListInfo params,
 					  QueryEnvironment *query_env) noexcept
@@ -365,22 +308,12 @@ namespace rustydb {
 namespace vpd {
 
 void
-install_hooks()
+install_owned_hooks()
 {
 	chain.permissive = row_security_policy_hook_permissive;
 	row_security_policy_hook_permissive = vpd_permissive_hook;
 	chain.restrictive = row_security_policy_hook_restrictive;
 	row_security_policy_hook_restrictive = vpd_restrictive_hook;
-	chain.planner = planner_hook;
-	planner_hook = vpd_planner;
-	chain.post_parse = post_parse_analyze_hook;
-	post_parse_analyze_hook = vpd_post_parse;
-	chain.utility = ProcessUtility_hook;
-	ProcessUtility_hook = vpd_utility;
-	chain.finish = ExecutorFinish_hook;
-	ExecutorFinish_hook = vpd_executor_finish;
-	chain.start = ExecutorStart_hook;
-	ExecutorStart_hook = vpd_executor_start;
 	chain.explain_one_query = ExplainOneQuery_hook;
 	ExplainOneQuery_hook = vpd_explain_one_query;
 	chain.needs_fmgr = needs_fmgr_hook;
@@ -399,7 +332,6 @@ void
 init()
 {
 	session_init();
-	install_hooks();
 }
 
 } /* namespace vpd */

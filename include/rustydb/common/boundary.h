@@ -216,6 +216,24 @@ call(Fn &&fn, Args &&...args) -> decltype(fn(std::forward<Args>(args)...))
 }
 
 } /* namespace pg */
+
+/*
+ * A SQL function's argument n that has no meaning when NULL: the one
+ * error rustydb raises for it (22004, naming the argument; the SQL
+ * functions raise the same through rustydb._not_null). Functions that
+ * compute a value are STRICT instead. LOCATION names the caller.
+ */
+inline void
+require_argument(FunctionCallInfo fcinfo, int n, const char *name,
+				 const char *file = __builtin_FILE(), int line = __builtin_LINE(),
+				 const char *func = __builtin_FUNCTION())
+{
+	if (PG_ARGISNULL(n))
+		throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED,
+					std::string("argument \"") + name + "\" must not be null", {}, {}, file, line,
+					func);
+}
+
 } /* namespace rustydb */
 
 /*

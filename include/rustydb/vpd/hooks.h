@@ -4,19 +4,20 @@
  *	  VPD: the bodies of the PostgreSQL hooks and callbacks VPD uses, and
  *	  their installation (src/vpd/hooks.cpp).
  *
- * Each on_* function is the whole of what VPD does in one hook, including
- * the call of the next hook in the chain: next is the hook that was
- * installed before VPD's, or nullptr, in which case PostgreSQL's standard
- * function is called (for the hooks that have one). An installer that
- * calls several subsystems from one hook passes as next whatever runs
- * after VPD. These are C++ functions: the extern "C" hook that calls one
- * must run it inside rustydb::boundary::run.
+ * Each on_* function is the whole of what VPD does in one hook. The
+ * statement hooks are steps of src/common/hooks.cpp (include/rustydb/
+ * common/hooks.h): they call call.proceed() for the later steps. The
+ * others take next, the hook that was installed before VPD's, or nullptr,
+ * in which case PostgreSQL's standard behaviour applies. These are C++
+ * functions: the extern "C" hook that calls one runs it inside
+ * rustydb::boundary::run.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef RUSTYDB_VPD_HOOKS_H
 #define RUSTYDB_VPD_HOOKS_H
 
+#include "rustydb/common/hooks.h"
 #include "rustydb/pg.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
@@ -33,10 +34,11 @@ namespace rustydb {
 namespace vpd {
 
 /*
- * Install every hook and callback below, chained after the hooks already
- * installed; called once from init() (_PG_init).
+ * Install the hooks only VPD uses (row security, ExplainOneQuery, fmgr) and
+ * its callbacks, chained after the hooks already installed; called once
+ * from hooks::install() (_PG_init).
  */
-void install_hooks();
+void install_owned_hooks();
 
 /* ---- row security (row_security_policy_hook_permissive/_restrictive) ---- */
 
@@ -45,23 +47,18 @@ List *on_permissive_policies(CmdType cmd, Relation rel, row_security_policy_hook
 /* The next hook's policies, then one restrictive policy per applicable VPD policy. */
 List *on_restrictive_policies(CmdType cmd, Relation rel, row_security_policy_hook_type next);
 
-/* ---- statements ---- */
+/* ---- statements: steps run by src/common/hooks.cpp ---- */
 
-/* A new statement: the next hook, after noting the statement. */
-void on_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate,
-						   post_parse_analyze_hook_type next);
+/* A new statement: note it, then the later steps. */
+void on_post_parse_analyze(hooks::PostParseCall &call);
 /* Rewrite the query for sec_relevant_cols and all_rows, plan it, record its dynamic policies. */
-PlannedStmt *on_planner(Query *parse, const char *query_string, int cursor_options,
-						ParamListInfo bound_params, planner_hook_type next);
+void on_planner(hooks::PlannerCall &call);
 /* Re-check dynamic policies and EXPLAIN's limits, then start the plan. */
-void on_executor_start(QueryDesc *query_desc, int eflags, ExecutorStart_hook_type next);
+void on_executor_start(hooks::StartCall &call);
 /* Finish the plan, then hide auto_explain's counts of filtered rows. */
-void on_executor_finish(QueryDesc *query_desc, ExecutorFinish_hook_type next);
+void on_executor_finish(hooks::FinishCall &call);
 /* Check the statement, run it (noting an EXPLAIN's options), protect new children. */
-void on_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
-						ProcessUtilityContext context, ParamListInfo params,
-						QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc,
-						ProcessUtility_hook_type next);
+void on_process_utility(hooks::UtilityCall &call);
 /*
  * EXPLAIN of one query: with another hook installed, that hook plans it
  * (ExecutorStart's check still applies); otherwise VPD plans it and checks
