@@ -35,6 +35,7 @@
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
+#include "rustydb/timeout/timeout.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/parallel.h"
@@ -1508,7 +1509,7 @@ audit_executor_start(QueryDesc *qd, int eflags) noexcept
 		Frame *f = nullptr;
 
 		exec_nesting++; /* until ExecutorEnd, or the (sub)transaction's abort */
-		timeout_check_armed();
+		rustydb::timeout::check_armed();
 		if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && capture_enabled())
 			f = frame_for_query(qd);
 		if (f == nullptr)
@@ -1580,7 +1581,7 @@ audit_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_on
 		uint32 cls;
 		int nesting = exec_nesting++;
 
-		timeout_check_armed();
+		rustydb::timeout::check_armed();
 		object[0] = '\0';
 		if (!in_audit_worker && !loading && !IsParallelWorker() && IsTransactionState() &&
 			!IsAbortedTransactionBlockState() && MyBackendType == B_BACKEND)
@@ -1689,7 +1690,7 @@ audit_emit_log(ErrorData *edata) noexcept
 		if (edata->elevel >= ERROR)
 		{
 			last_error_code = edata->sqlerrcode;
-			timeout_rewrite_error(edata);
+			rustydb::timeout::rewrite_error(edata);
 			if (edata->elevel == ERROR)
 				record_failed_statement(edata);
 		}

@@ -998,7 +998,6 @@ init()
 	register_queue();
 	register_worker();
 	install_capture_hooks();
-	install_timeout();
 	install_subsystem_listeners();
 	memory::register_backend_structure({"rustydb audit policy cache", policy_cache_usage});
 	memory::register_backend_structure({"rustydb audit statement frames", frame_usage});

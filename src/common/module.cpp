@@ -23,6 +23,7 @@
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
+#include "rustydb/timeout/timeout.h"
 #include "rustydb/vpd/vpd.h"
 #include "rustydb/crypto/crypto.h"
 
@@ -70,6 +71,9 @@ _PG_init(void) noexcept
 		rustydb::ash::init();
 		rustydb::vpd::init();
 		rustydb::audit::init();
+		/* after audit, whose hooks arm its timer: PostgreSQL calls transaction
+		 * callbacks newest first, so the timer's runs before audit's */
+		rustydb::timeout::init();
 
 		rustydb::shmem::install_hooks();
 		loaded = true;

@@ -7,7 +7,6 @@
  * capture.cpp policies, hooks and record building in backends
  * worker.cpp  the background worker writing the trail, purge and verify
  * chain.cpp   the hash chain shared by the worker and verification
- * timeout.cpp rustydb.transaction_timeout
  * events.cpp  other subsystems' security events (VPD listeners)
  *
  *-------------------------------------------------------------------------
@@ -186,13 +185,6 @@ void register_worker();
 /* In the worker: keep one of its own records for its next batch (the
  * worker never waits on its own queue). */
 void worker_event(const Record *rec);
-
-/* ---- timeout.cpp ---- */
-void install_timeout();
-/* Called by capture hooks at each statement. */
-void timeout_check_armed();
-/* emit_log_hook helper: rewrite the FATAL of a fired timeout. */
-void timeout_rewrite_error(ErrorData *edata);
 
 /* ---- events.cpp ---- */
 
