@@ -23,7 +23,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/audit/audit.h"
-#include "rustydb/audit/internal.h"
+#include "rustydb/audit/capture.h"
 #include "rustydb/common/wait_events.h"
 
 #include "rustydb/common/boundary.h"
@@ -310,7 +310,7 @@ purge_through(int64 upto, int64 *bytes)
 	bool isnull;
 
 	*bytes = 0;
-	purge_in_progress = true;
+	session().purge_in_progress = true;
 	PG_TRY();
 	{
 		SPI_execute("LOCK TABLE rustydb._audit_anchor IN EXCLUSIVE MODE", false, 0);
@@ -374,11 +374,11 @@ purge_through(int64 upto, int64 *bytes)
 									  2, t2, a2, nullptr, false, 0);
 			}
 		}
-		purge_in_progress = false;
+		session().purge_in_progress = false;
 	}
 	PG_CATCH();
 	{
-		purge_in_progress = false;
+		session().purge_in_progress = false;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -782,7 +782,7 @@ worker_main()
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
-	in_audit_worker = true;
+	session().in_audit_worker = true;
 	BackgroundWorkerInitializeConnection(settings::audit_database, nullptr, 0);
 	pgstat_report_appname("rustydb audit writer");
 	chain_load_key();
@@ -962,45 +962,6 @@ register_worker()
 	strlcpy(worker.bgw_name, "rustydb audit writer", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "rustydb audit writer", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
-}
-
-void
-policy_cache_usage(memory::BackendUsage *out)
-{
-	int64 n, hw, fn, fhw;
-	Size pb, fb;
-
-	capture_usage(&n, &hw, &pb, &fn, &fhw, &fb);
-	out->bytes = static_cast<int64>(pb);
-	out->entries = n;
-	out->limit = settings::audit_max_policies;
-	out->high_water = hw;
-	out->limit_setting = "rustydb.audit_max_policies";
-}
-
-void
-frame_usage(memory::BackendUsage *out)
-{
-	int64 n, hw, fn, fhw;
-	Size pb, fb;
-
-	capture_usage(&n, &hw, &pb, &fn, &fhw, &fb);
-	out->bytes = static_cast<int64>(fb);
-	out->entries = fn;
-	out->limit = -1; /* one per nested statement: bounded by max_stack_depth */
-	out->high_water = fhw;
-	out->limit_setting = "max_stack_depth";
-}
-
-void
-init()
-{
-	register_queue();
-	register_worker();
-	install_capture_hooks();
-	install_subsystem_listeners();
-	memory::register_backend_structure({"rustydb audit policy cache", policy_cache_usage});
-	memory::register_backend_structure({"rustydb audit statement frames", frame_usage});
 }
 
 } /* namespace audit */

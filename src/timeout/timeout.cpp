@@ -15,7 +15,7 @@
  *
  * PostgreSQL 15 has no transaction-start callback, so the timer is armed
  * by the first statement of each transaction (audit's ExecutorStart and
- * ProcessUtility hooks, src/audit/capture.cpp, call check_armed()), for the
+ * ProcessUtility hooks, src/audit/hooks.cpp, call check_armed()), for the
  * time that remains. It is disarmed at commit and prepare. PostgreSQL
  * disables all timers when a statement fails; the abort callback re-arms
  * it so an aborted transaction block left idle is still ended. When the

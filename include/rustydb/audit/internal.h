@@ -3,11 +3,16 @@
  * internal.h
  *	  Shared definitions of the audit subsystem's source files.
  *
- * queue.cpp   the bounded shared-memory queue backends hand records to
- * capture.cpp policies, hooks and record building in backends
- * worker.cpp  the background worker writing the trail, purge and verify
- * chain.cpp   the hash chain shared by the worker and verification
- * events.cpp  other subsystems' security events (VPD listeners)
+ * audit.cpp    init(): registration from _PG_init
+ * queue.cpp    the bounded shared-memory queue backends hand records to
+ * capture.h    the backend side: session state, policies, frames, records
+ *              and hooks (session.cpp, policies.cpp, objects.cpp,
+ *              frames.cpp, records.cpp, hooks.cpp)
+ * worker.cpp   the background worker writing the trail, purge and verify
+ * chain.cpp    the hash chain shared by the worker and verification
+ * head.cpp     the chain's head, kept outside SQL
+ * protect.cpp  the trail's guard trigger and changes to its protection
+ * events.cpp   other subsystems' security events (VPD listeners)
  *
  *-------------------------------------------------------------------------
  */
@@ -105,20 +110,10 @@ uint64 queue_position(bool head);
 uint64 queue_dropped();
 void register_queue();
 
-/* ---- capture.cpp ---- */
+/* ---- session.cpp ---- */
 
-void install_capture_hooks();
-/* Fill the session fields of rec (user, database, client, ...). */
-void fill_session(Record *rec);
-/* Set in the audit worker: its own statements are not audited. */
-extern bool in_audit_worker;
-/* Set while rustydb itself purges: the trail's guard trigger lets it. */
-extern bool purge_in_progress;
 /* Record size accounting done by a user purge, applied at commit. */
 void note_purge(int64 rows, int64 bytes);
-/* Per-backend structures, for the rustydb.memory view. */
-void capture_usage(int64 *policies_now, int64 *policies_hw, Size *policy_bytes, int64 *frames_now,
-				   int64 *frames_hw, Size *frame_bytes);
 
 /* ---- chain.cpp ---- */
 

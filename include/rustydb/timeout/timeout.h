@@ -8,7 +8,7 @@
  * of the termination message; it installs no executor or log hook of its
  * own. Audit's ExecutorStart and ProcessUtility hooks call check_armed()
  * at every statement, and its emit_log hook calls rewrite_error()
- * (src/audit/capture.cpp). The setting itself is in the registry
+ * (src/audit/hooks.cpp). The setting itself is in the registry
  * (src/common/settings.cpp).
  *
  *-------------------------------------------------------------------------
