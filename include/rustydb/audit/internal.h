@@ -8,7 +8,9 @@
  * capture.h    the backend side: session state, policies, frames, records
  *              and hooks (session.cpp, policies.cpp, objects.cpp,
  *              frames.cpp, records.cpp, hooks.cpp)
- * worker.cpp   the background worker writing the trail, purge and verify
+ * writer.h     the writer side: the worker (worker.cpp), its batches
+ *              (writer.cpp), the trail's anchor and purges (trail.cpp),
+ *              verification and the trail's SQL functions (verify.cpp)
  * chain.cpp    the hash chain shared by the worker and verification
  * head.cpp     the chain's head, kept outside SQL
  * protect.cpp  the trail's guard trigger and changes to its protection
