@@ -218,17 +218,6 @@ pop_frame(Frame *f)
 	}
 }
 
-Frame *
-find_frame(const void *key)
-{
-	const FrameStack &fs = session().frames;
-
-	for (Frame *t = fs.top; t != nullptr; t = t->prev)
-		if (t->key == key)
-			return t;
-	return nullptr;
-}
-
 /* The statement of frame f failed with the error being handled. */
 void
 frame_failed(Frame *f, int64 rows)

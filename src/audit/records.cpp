@@ -9,9 +9,11 @@
  * planning: it has no frame, so emit_log_hook records it as action
  * "statement" without reading the catalogs), and security events, which
  * are recorded whatever the policies say (security_event(), audit.h).
- * Records go to the shared queue at once, so they do not depend on the
- * statement's transaction committing; in the audit worker a security
- * event is kept for its next batch instead.
+ * Each record starts with the session's fields (session.cpp resolves the
+ * names), copied from a template for frames' records. Records go to the
+ * shared queue at once, so they do not depend on the statement's
+ * transaction committing; in the audit worker a security event is kept
+ * for its next batch instead.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,12 +28,65 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/xact.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb {
 namespace audit {
 
+void
+fill_session(Record *r)
+{
+	SessionNames &n = session().names;
+	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+
+	if (n.session_id[0] == '\0')
+		snprintf(n.session_id, sizeof(n.session_id), "%lx.%x", static_cast<long>(MyStartTime),
+				 MyProcPid);
+	r->event_time = GetCurrentTimestamp();
+	r->rows = -1;
+	r->xid = FullTransactionIdIsValid(fxid) ? U64FromFullTransactionId(fxid) : 0;
+	r->session_start = static_cast<int64>(MyStartTime);
+	r->pid = MyProcPid;
+	strlcpy(r->user_name, n.user_name, sizeof(r->user_name));
+	strlcpy(r->session_user_name, n.session_user_name, sizeof(r->session_user_name));
+	strlcpy(r->database_name, n.database_name, sizeof(r->database_name));
+	strlcpy(r->client_addr, n.client_addr, sizeof(r->client_addr));
+	if (application_name != nullptr)
+		strlcpy(r->application_name, application_name, sizeof(r->application_name));
+}
+
 namespace {
+
+/*
+ * What fill_session() sets, except user_name (the frame's): the session
+ * template, then the fields that change between records.
+ */
+void
+fill_from_template(Record *r)
+{
+	SessionNames &n = session().names;
+	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+
+	if (!n.tpl_valid)
+	{
+		if (n.tpl == nullptr)
+			n.tpl = static_cast<Record *>(
+				MemoryContextAlloc(TopMemoryContext, offsetof(Record, statement)));
+		memset(n.tpl, 0, offsetof(Record, statement));
+		fill_session(n.tpl);
+		n.tpl->event_time = 0;
+		n.tpl->xid = 0;
+		n.tpl->user_name[0] = '\0';
+		memset(n.tpl->application_name, 0, sizeof(n.tpl->application_name));
+		n.tpl_valid = true;
+	}
+	memcpy(r, n.tpl, offsetof(Record, statement));
+	r->event_time = GetCurrentTimestamp();
+	r->xid = FullTransactionIdIsValid(fxid) ? U64FromFullTransactionId(fxid) : 0;
+	if (application_name != nullptr)
+		copy_name(r->application_name, application_name, sizeof(r->application_name));
+}
 
 void
 emit_one(const Frame *f, const char *action, const char *object, const char *detail,

@@ -5,8 +5,8 @@
  *	  include/rustydb/audit/capture.h).
  *
  * Owns: the memory contexts, the session's names that every record
- * carries (user, session user, database, client, session id) and the
- * record template built from them, the transaction and subtransaction
+ * carries (user, session user, database, client, session id; records.cpp
+ * copies them into records), the transaction and subtransaction
  * callbacks (frames of aborted statements, statement nesting, a user
  * purge's size accounting), the cache invalidation callbacks (policy
  * cache, relation names), and the figures rustydb.memory shows for the
@@ -26,7 +26,6 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
-#include "utils/timestamp.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb {
@@ -99,54 +98,6 @@ refresh_session_names()
 		name_of_role(GetUserId(), &n.user, n.user_name);
 	if (OidIsValid(GetSessionUserId()))
 		name_of_role(GetSessionUserId(), &n.session_user, n.session_user_name);
-}
-
-void
-fill_session(Record *r)
-{
-	SessionNames &n = session().names;
-	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
-
-	if (n.session_id[0] == '\0')
-		snprintf(n.session_id, sizeof(n.session_id), "%lx.%x", static_cast<long>(MyStartTime),
-				 MyProcPid);
-	r->event_time = GetCurrentTimestamp();
-	r->rows = -1;
-	r->xid = FullTransactionIdIsValid(fxid) ? U64FromFullTransactionId(fxid) : 0;
-	r->session_start = static_cast<int64>(MyStartTime);
-	r->pid = MyProcPid;
-	strlcpy(r->user_name, n.user_name, sizeof(r->user_name));
-	strlcpy(r->session_user_name, n.session_user_name, sizeof(r->session_user_name));
-	strlcpy(r->database_name, n.database_name, sizeof(r->database_name));
-	strlcpy(r->client_addr, n.client_addr, sizeof(r->client_addr));
-	if (application_name != nullptr)
-		strlcpy(r->application_name, application_name, sizeof(r->application_name));
-}
-
-void
-fill_from_template(Record *r)
-{
-	SessionNames &n = session().names;
-	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
-
-	if (!n.tpl_valid)
-	{
-		if (n.tpl == nullptr)
-			n.tpl = static_cast<Record *>(
-				MemoryContextAlloc(TopMemoryContext, offsetof(Record, statement)));
-		memset(n.tpl, 0, offsetof(Record, statement));
-		fill_session(n.tpl);
-		n.tpl->event_time = 0;
-		n.tpl->xid = 0;
-		n.tpl->user_name[0] = '\0';
-		memset(n.tpl->application_name, 0, sizeof(n.tpl->application_name));
-		n.tpl_valid = true;
-	}
-	memcpy(r, n.tpl, offsetof(Record, statement));
-	r->event_time = GetCurrentTimestamp();
-	r->xid = FullTransactionIdIsValid(fxid) ? U64FromFullTransactionId(fxid) : 0;
-	if (application_name != nullptr)
-		copy_name(r->application_name, application_name, sizeof(r->application_name));
 }
 
 void

@@ -12,7 +12,8 @@
  *              utility statements classified, relation names (cached)
  * frames.cpp   the stack of statement frames: push, end, fail, abort
  * records.cpp  records built from frames, failed statements and security
- *              events, handed to the queue
+ *              events (the session's fields from a template), handed to
+ *              the queue
  * hooks.cpp    the PostgreSQL hooks (executor, utility, object access,
  *              emit_log) and their one install function
  *
@@ -170,7 +171,7 @@ struct SessionNames
 	/*
 	 * The session's part of a statement's records (session user, database,
 	 * client, ...; zeros elsewhere), built once and copied into each
-	 * record: a memset of the record and five strlcpy per record were a
+	 * record (records.cpp): a memset of the record and five strlcpy per record were a
 	 * good part of emitting it. Rebuilt when one of the names changes.
 	 */
 	Record *tpl = nullptr;
@@ -239,10 +240,6 @@ void ensure_contexts();
 void register_session_callbacks();
 /* Resolve the names that need the catalogs while that is safe (statement start). */
 void refresh_session_names();
-/* Fill the session fields of rec (user, database, client, ...). */
-void fill_session(Record *rec);
-/* fill_session() without user_name (the frame's), from the session template. */
-void fill_from_template(Record *r);
 /* rustydb.memory figures of the policy cache and the frames. */
 void policy_cache_usage(memory::BackendUsage *out);
 void frame_usage(memory::BackendUsage *out);
@@ -283,7 +280,15 @@ void copy_statement(Frame *f, const char *source, int location, int len, ParamLi
 int clip_length(const char *s, int len, int max);
 /* Remove f (and anything above it) from the stack without recording it. */
 void pop_frame(Frame *f);
-Frame *find_frame(const void *key);
+/* The frame of key (a QueryDesc or PlannedStmt), or nullptr. */
+inline Frame *
+find_frame(const void *key)
+{
+	for (Frame *t = session().frames.top; t != nullptr; t = t->prev)
+		if (t->key == key)
+			return t;
+	return nullptr;
+}
 /* The statement of frame f succeeded, or failed with the error being handled. */
 void frame_succeeded(Frame *f, int64 rows);
 void frame_failed(Frame *f, int64 rows);
@@ -291,6 +296,9 @@ void frame_failed(Frame *f, int64 rows);
 void frames_aborted(bool by_subxact, SubTransactionId subid);
 
 /* ---- records.cpp ---- */
+
+/* Fill the session fields of rec (user, database, client, ...). */
+void fill_session(Record *rec);
 
 /* The buffer records are built in (TopMemoryContext, one queue slot). */
 Record *record_buffer();
