@@ -451,19 +451,15 @@ frame_for_utility(PlannedStmt *pstmt, const char *query_string, ParamListInfo pa
 }
 
 /*
- * object_access, OAT_FUNCTION_EXECUTE: a function the current statement
- * executes, recorded in the top frame when a policy audits functions
- * without naming objects (the first kMaxFunctions, then a count).
- * Functions of pg_catalog and information_schema are not recorded.
+ * A function the current statement executes, in the top frame (the first
+ * kMaxFunctions, then a count); note_function() has checked that a policy
+ * audits functions. Functions of pg_catalog and information_schema are not
+ * recorded.
  */
 void
-note_function(Oid function)
+add_function(Oid function)
 {
 	const Session &s = session();
-
-	if (s.frames.top == nullptr || !(unscoped_mask() & kFunction) || s.policy.loading)
-		return;
-
 	Frame *f = s.frames.top;
 	bool seen = false;
 

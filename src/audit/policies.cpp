@@ -302,19 +302,6 @@ relation_mask(Oid relid)
 	return mask;
 }
 
-/* Actions audited for the current user on statements without a relation. */
-uint32
-unscoped_mask()
-{
-	PolicyCache &c = session().policy;
-	uint32 mask = 0;
-
-	for (int i = 0; i < c.napplicable; i++)
-		if (c.applicable[i]->objects == nullptr)
-			mask |= c.applicable[i]->mask;
-	return mask;
-}
-
 /* May this statement be audited at all? Loads the policies if needed. */
 bool
 capture_enabled()

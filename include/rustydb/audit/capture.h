@@ -250,8 +250,23 @@ void frame_usage(memory::BackendUsage *out);
 bool capture_enabled();
 /* Actions audited on relation relid for the current user. */
 uint32 relation_mask(Oid relid);
-/* Actions audited for the current user on statements without a relation. */
-uint32 unscoped_mask();
+
+/*
+ * Actions audited for the current user on statements without a relation
+ * (inline: the object access hook asks at every function call).
+ */
+inline uint32
+unscoped_mask()
+{
+	const PolicyCache &c = session().policy;
+	uint32 mask = 0;
+
+	for (int i = 0; i < c.napplicable; i++)
+		if (c.applicable[i]->objects == nullptr)
+			mask |= c.applicable[i]->mask;
+	return mask;
+}
+
 /* Might a statement that failed before execution be audited? */
 bool failure_audited();
 /* A relcache invalidation of relid (InvalidOid: all): reload when it is the policies'. */
@@ -267,8 +282,22 @@ void relation_names_invalidate(Oid relid);
 Frame *frame_for_query(QueryDesc *qd);
 /* The frame of a utility statement a policy covers or that is a security event, or nullptr. */
 Frame *frame_for_utility(PlannedStmt *pstmt, const char *query_string, ParamListInfo params);
-/* object_access, OAT_FUNCTION_EXECUTE: add the function to the top frame. */
-void note_function(Oid function);
+/* Add a function the statement executes to the top frame. */
+void add_function(Oid function);
+
+/*
+ * object_access, OAT_FUNCTION_EXECUTE: record the function in the top
+ * frame when a policy audits functions without naming objects. The test
+ * is inline: it runs at every function call of every statement.
+ */
+inline void
+note_function(Oid function)
+{
+	const Session &s = session();
+
+	if (s.frames.top != nullptr && (unscoped_mask() & kFunction) && !s.policy.loading)
+		add_function(function);
+}
 
 /* ---- frames.cpp ---- */
 
@@ -280,6 +309,7 @@ void copy_statement(Frame *f, const char *source, int location, int len, ParamLi
 int clip_length(const char *s, int len, int max);
 /* Remove f (and anything above it) from the stack without recording it. */
 void pop_frame(Frame *f);
+
 /* The frame of key (a QueryDesc or PlannedStmt), or nullptr. */
 inline Frame *
 find_frame(const void *key)
@@ -289,6 +319,7 @@ find_frame(const void *key)
 			return t;
 	return nullptr;
 }
+
 /* The statement of frame f succeeded, or failed with the error being handled. */
 void frame_succeeded(Frame *f, int64 rows);
 void frame_failed(Frame *f, int64 rows);
@@ -299,7 +330,6 @@ void frames_aborted(bool by_subxact, SubTransactionId subid);
 
 /* Fill the session fields of rec (user, database, client, ...). */
 void fill_session(Record *rec);
-
 /* The buffer records are built in (TopMemoryContext, one queue slot). */
 Record *record_buffer();
 /* Turn a frame into records; sqlerrcode 0 is success. */
