@@ -1,9 +1,13 @@
-/*
+/*-------------------------------------------------------------------------
+ *
  * protect.cpp
- *	  Changes to the audit trail's own protection are security events.
+ *	  The audit trail's own protection: the guard trigger of its tables,
+ *	  and changes to that protection as security events.
  *
  * The trail's tables are guarded by triggers that call
- * rustydb._audit_trail_guard(); rustydb's behaviour lives in the functions
+ * rustydb._audit_trail_guard(): they change only through rustydb (the
+ * worker's inserts bypass triggers; purges set
+ * Session::purge_in_progress). rustydb's behaviour lives in the functions
  * of its schema. A superuser who replaces, alters or drops one of those
  * functions, or creates, enables, disables, renames or drops a trigger on
  * the trail's tables, is recorded as it happens (audit's object access
@@ -11,10 +15,14 @@
  * policies say, and even if the transaction later rolls back (records are
  * queued outside the transaction). CREATE/ALTER/DROP EXTENSION rustydb,
  * DDL on the trail's tables and changes of rustydb.* settings are recorded
- * by the utility hook and the worker (capture.cpp, worker.cpp).
+ * by the utility hook (objects.cpp classifies them) and the worker
+ * (worker.cpp).
+ *
+ *-------------------------------------------------------------------------
  */
 #include "rustydb/audit/audit.h"
-#include "rustydb/audit/internal.h"
+#include "rustydb/audit/capture.h"
+#include "rustydb/common/boundary.h"
 
 #include <cstring>
 
@@ -157,3 +165,25 @@ protection_event(ObjectAccessType access, Oid class_id, Oid object_id, int sub_i
 
 } /* namespace audit */
 } /* namespace rustydb */
+
+/*
+ * Statement trigger on the trail's tables: they change only through
+ * rustydb (the worker's inserts bypass triggers; purges set
+ * Session::purge_in_progress).
+ */
+RUSTYDB_FUNCTION(rustydb_audit_trail_guard)
+{
+	TriggerData *td = reinterpret_cast<TriggerData *>(fcinfo->context);
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("rustydb._audit_trail_guard() must be called as a trigger")));
+	if (!rustydb::audit::session().purge_in_progress && !creating_extension)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("the audit trail is append-only"),
+				 errdetail("\"%s\" is changed only by the audit worker and "
+						   "rustydb.purge_audit_trail().",
+						   RelationGetRelationName(td->tg_relation)),
+				 errhint("Use rustydb.purge_audit_trail() to remove old records.")));
+	return PointerGetDatum(nullptr);
+}

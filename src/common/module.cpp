@@ -24,6 +24,7 @@
 #include "rustydb/common/hooks.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/common/shmem.h"
+#include "rustydb/timeout/timeout.h"
 #include "rustydb/vpd/vpd.h"
 #include "rustydb/crypto/crypto.h"
 
@@ -73,6 +74,9 @@ _PG_init(void) noexcept
 		rustydb::hooks::install();
 		rustydb::vpd::init();
 		rustydb::audit::init();
+		/* after audit, whose hooks arm its timer: PostgreSQL calls transaction
+		 * callbacks newest first, so the timer's runs before audit's */
+		rustydb::timeout::init();
 
 		rustydb::shmem::install_hooks();
 		loaded = true;

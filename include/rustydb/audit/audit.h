@@ -40,7 +40,7 @@ namespace audit {
  */
 void security_event(const char *action, const char *object, const char *detail);
 
-/* Register shared memory, the worker, hooks and timeouts; from _PG_init. */
+/* Register shared memory, the worker and the hooks; from _PG_init. */
 void init();
 
 } /* namespace audit */

@@ -3,12 +3,18 @@
  * internal.h
  *	  Shared definitions of the audit subsystem's source files.
  *
- * queue.cpp   the bounded shared-memory queue backends hand records to
- * capture.cpp policies, hooks and record building in backends
- * worker.cpp  the background worker writing the trail, purge and verify
- * chain.cpp   the hash chain shared by the worker and verification
- * timeout.cpp rustydb.transaction_timeout
- * events.cpp  other subsystems' security events (VPD listeners)
+ * audit.cpp    init(): registration from _PG_init
+ * queue.cpp    the bounded shared-memory queue backends hand records to
+ * capture.h    the backend side: session state, policies, frames, records
+ *              and hooks (session.cpp, policies.cpp, objects.cpp,
+ *              frames.cpp, records.cpp, hooks.cpp)
+ * writer.h     the writer side: the worker (worker.cpp), its batches
+ *              (writer.cpp), the trail's anchor and purges (trail.cpp),
+ *              verification and the trail's SQL functions (verify.cpp)
+ * chain.cpp    the hash chain shared by the worker and verification
+ * head.cpp     the chain's head, kept outside SQL
+ * protect.cpp  the trail's guard trigger and changes to its protection
+ * events.cpp   other subsystems' security events (VPD listeners)
  *
  *-------------------------------------------------------------------------
  */
@@ -106,20 +112,10 @@ uint64 queue_position(bool head);
 uint64 queue_dropped();
 void register_queue();
 
-/* ---- capture.cpp ---- */
+/* ---- session.cpp ---- */
 
-void install_capture_hooks();
-/* Fill the session fields of rec (user, database, client, ...). */
-void fill_session(Record *rec);
-/* Set in the audit worker: its own statements are not audited. */
-extern bool in_audit_worker;
-/* Set while rustydb itself purges: the trail's guard trigger lets it. */
-extern bool purge_in_progress;
 /* Record size accounting done by a user purge, applied at commit. */
 void note_purge(int64 rows, int64 bytes);
-/* Per-backend structures, for the rustydb.memory view. */
-void capture_usage(int64 *policies_now, int64 *policies_hw, Size *policy_bytes, int64 *frames_now,
-				   int64 *frames_hw, Size *frame_bytes);
 
 /* ---- chain.cpp ---- */
 
@@ -186,13 +182,6 @@ void register_worker();
 /* In the worker: keep one of its own records for its next batch (the
  * worker never waits on its own queue). */
 void worker_event(const Record *rec);
-
-/* ---- timeout.cpp ---- */
-void install_timeout();
-/* Called by capture hooks at each statement. */
-void timeout_check_armed();
-/* emit_log_hook helper: rewrite the FATAL of a fired timeout. */
-void timeout_rewrite_error(ErrorData *edata);
 
 /* ---- events.cpp ---- */
 

@@ -14,20 +14,21 @@
  * from the transaction's start (transaction_timestamp()).
  *
  * PostgreSQL 15 has no transaction-start callback, so the timer is armed
- * by the first statement of each transaction (the executor and utility
- * hooks call timeout_check_armed()), for the time that remains. It is
- * disarmed at commit and prepare. PostgreSQL disables all timers when a
- * statement fails; the abort callback re-arms it so an aborted transaction
- * block left idle is still ended. When the timer fires the handler checks
- * that the same transaction is still open, then requests termination the
- * way SIGTERM does; the emit_log hook rewrites the resulting "terminating
- * connection due to administrator command" into the message above.
- * Changing the setting inside a transaction re-arms the timer at the next
- * statement, counting from the transaction's start.
+ * by the first statement of each transaction (audit's ExecutorStart and
+ * ProcessUtility hooks, src/audit/hooks.cpp, call check_armed()), for the
+ * time that remains. It is disarmed at commit and prepare. PostgreSQL
+ * disables all timers when a statement fails; the abort callback re-arms
+ * it so an aborted transaction block left idle is still ended. When the
+ * timer fires the handler checks that the same transaction is still open,
+ * then requests termination the way SIGTERM does; audit's emit_log hook
+ * calls rewrite_error(), which turns the resulting "terminating connection
+ * due to administrator command" into the message above. Changing the
+ * setting inside a transaction re-arms the timer at the next statement,
+ * counting from the transaction's start.
  *
  *-------------------------------------------------------------------------
  */
-#include "rustydb/audit/internal.h"
+#include "rustydb/timeout/timeout.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
@@ -42,7 +43,7 @@ RUSTYDB_PG_INCLUDE_END
 #include <csignal>
 
 namespace rustydb {
-namespace audit {
+namespace timeout {
 
 namespace {
 
@@ -73,7 +74,7 @@ arm(TimestampTz start, int ms)
 
 } /* namespace */
 
-} /* namespace audit */
+} /* namespace timeout */
 } /* namespace rustydb */
 
 extern "C" {
@@ -82,7 +83,7 @@ static void
 transaction_timeout_handler(void) noexcept
 {
 	rustydb::boundary::run("transaction timeout handler", [] {
-		using namespace rustydb::audit;
+		using namespace rustydb::timeout;
 
 		/* the timer may outlive its transaction: check it is still open */
 		if (armed_start == 0 || !IsTransactionOrTransactionBlock() ||
@@ -99,7 +100,7 @@ static void
 timeout_xact_callback(XactEvent event, void *arg) noexcept
 {
 	rustydb::boundary::run("transaction timeout xact callback", [&] {
-		using namespace rustydb::audit;
+		using namespace rustydb::timeout;
 
 		if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 		{
@@ -118,10 +119,10 @@ timeout_xact_callback(XactEvent event, void *arg) noexcept
 } /* extern "C" */
 
 namespace rustydb {
-namespace audit {
+namespace timeout {
 
 void
-timeout_check_armed()
+check_armed()
 {
 	int ms = settings::transaction_timeout;
 
@@ -148,7 +149,7 @@ timeout_check_armed()
 }
 
 void
-timeout_rewrite_error(ErrorData *edata)
+rewrite_error(ErrorData *edata)
 {
 	if (!fired || edata->elevel != FATAL || edata->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN)
 		return;
@@ -160,10 +161,10 @@ timeout_rewrite_error(ErrorData *edata)
 }
 
 void
-install_timeout()
+init()
 {
 	RegisterXactCallback(timeout_xact_callback, nullptr);
 }
 
-} /* namespace audit */
+} /* namespace timeout */
 } /* namespace rustydb */
