@@ -24,7 +24,6 @@ init()
 	register_queue();
 	register_worker();
 	ensure_contexts();
-	install_hooks();
 	register_session_callbacks();
 	install_subsystem_listeners();
 	memory::register_backend_structure({"rustydb audit policy cache", policy_cache_usage});

@@ -11,21 +11,14 @@
  * hook that was installed before rustydb's (another extension's) and then
  * PostgreSQL's standard function run after the last step.
  *
- * Why this order (docs/architecture.md, "Hooks"):
- *	- audit is outermost wherever it takes part: it records a statement
- *	  whatever the other steps do with it, including their errors;
- *	- vpd comes before ash and crypto: it rewrites or refuses statements on
- *	  tables under row policies before they are planned or run;
- *	- ash only tracks the nesting depth and the top-level query id, so it
- *	  sits innermost of the statement hooks but before crypto's utility
- *	  step, which rewrites the statement PostgreSQL finally runs;
- *	- tools (the pg_visibility guard) sees the analysed query last.
+ * Why this order: docs/architecture.md, "Hooks".
  *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/common/hooks.h"
 
 #include "rustydb/ash/ash.h"
+#include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/tools.h"
 #include "rustydb/crypto/crypto.h"
@@ -59,28 +52,35 @@ const Step<PlannerCall> kPlanner[] = {
 	{"ash planner", ash::hook_planner},
 };
 const Step<StartCall> kStart[] = {
+	{"audit ExecutorStart", audit::hook_executor_start},
 	{"vpd ExecutorStart", vpd::on_executor_start},
 	{"ash ExecutorStart", ash::hook_executor_start},
 };
 const Step<RunCall> kRun[] = {
+	{"audit ExecutorRun", audit::hook_executor_run},
 	{"ash ExecutorRun", ash::hook_executor_run},
 };
 const Step<FinishCall> kFinish[] = {
+	{"audit ExecutorFinish", audit::hook_executor_finish},
 	{"vpd ExecutorFinish", vpd::on_executor_finish},
 	{"ash ExecutorFinish", ash::hook_executor_finish},
 };
-const Step<EndCall> *const kEnd = nullptr;
-constexpr int kEndSteps = 0;
+const Step<EndCall> kEnd[] = {
+	{"audit ExecutorEnd", audit::hook_executor_end},
+};
 const Step<UtilityCall> kUtility[] = {
+	{"audit ProcessUtility", audit::hook_process_utility},
 	{"vpd ProcessUtility", vpd::on_process_utility},
 	{"ash ProcessUtility", ash::hook_process_utility},
 	{"crypto ProcessUtility", crypto::hook_process_utility},
 };
 const Step<ObjectAccessCall> kObjectAccess[] = {
+	{"audit object_access", audit::hook_object_access},
 	{"crypto object_access", crypto::hook_object_access},
 };
-const Step<EmitLogCall> *const kEmitLog = nullptr;
-constexpr int kEmitLogSteps = 0;
+const Step<EmitLogCall> kEmitLog[] = {
+	{"audit emit_log", audit::hook_emit_log},
+};
 
 /* ---- the hooks that were installed before rustydb's ---- */
 
@@ -173,7 +173,7 @@ FinishCall::proceed()
 void
 EndCall::proceed()
 {
-	if (run_next(*this, kEnd, kEndSteps))
+	if (run_next(*this, kEnd))
 		return;
 	if (prev_end)
 		prev_end(query_desc);
@@ -203,7 +203,7 @@ ObjectAccessCall::proceed()
 void
 EmitLogCall::proceed()
 {
-	if (!run_next(*this, kEmitLog, kEmitLogSteps) && prev_emit_log)
+	if (!run_next(*this, kEmitLog) && prev_emit_log)
 		prev_emit_log(edata);
 }
 

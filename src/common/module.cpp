@@ -70,14 +70,14 @@ _PG_init(void) noexcept
 		rustydb::tools::init();
 		rustydb::crypto::init();
 		rustydb::ash::init();
-		/* the query-processing hooks, calling the subsystems in hooks.cpp's order */
-		rustydb::hooks::install();
 		rustydb::vpd::init();
 		rustydb::audit::init();
 		/* after audit, whose hooks arm its timer: PostgreSQL calls transaction
 		 * callbacks newest first, so the timer's runs before audit's */
 		rustydb::timeout::init();
 
+		/* the query-processing hooks, calling the subsystems in hooks.cpp's order */
+		rustydb::hooks::install();
 		rustydb::shmem::install_hooks();
 		loaded = true;
 	});

@@ -29,6 +29,8 @@
 #ifndef RUSTYDB_AUDIT_AUDIT_H
 #define RUSTYDB_AUDIT_AUDIT_H
 
+#include "rustydb/common/hooks.h"
+
 namespace rustydb {
 namespace audit {
 
@@ -42,6 +44,18 @@ void security_event(const char *action, const char *object, const char *detail);
 
 /* Register shared memory, the worker and the hooks; from _PG_init. */
 void init();
+
+/*
+ * Audit's steps of the executor, utility, object access and emit_log hooks
+ * (src/audit/hooks.cpp), run outermost by src/common/hooks.cpp.
+ */
+void hook_executor_start(hooks::StartCall &call);
+void hook_executor_run(hooks::RunCall &call);
+void hook_executor_finish(hooks::FinishCall &call);
+void hook_executor_end(hooks::EndCall &call);
+void hook_process_utility(hooks::UtilityCall &call);
+void hook_object_access(hooks::ObjectAccessCall &call);
+void hook_emit_log(hooks::EmitLogCall &call);
 
 } /* namespace audit */
 } /* namespace rustydb */

@@ -337,11 +337,6 @@ void emit_frame(const Frame *f, int sqlerrcode, int64 rows);
 /* emit_log_hook, ERROR: record a statement that failed before it had a frame. */
 void record_failed_statement(const ErrorData *edata);
 
-/* ---- hooks.cpp ---- */
-
-/* Install audit's executor, utility, object access and emit_log hooks; from init(). */
-void install_hooks();
-
 } /* namespace audit */
 } /* namespace rustydb */
 
