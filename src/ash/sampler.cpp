@@ -408,8 +408,21 @@ take_sample(Shared *sh, TimestampTz now)
  * last call into rustydb.ash_history_data, then trim the table to
  * ash_retention_rows and ash_retention_age in the same transaction, so no
  * other transaction ever sees it above its limits.
+ *
+ * A pass runs between two samples, so every tick it outlasts is dropped:
+ * its cost must not grow with the table. The row-limit trim therefore
+ * deletes a range of ids with both ends known (the ids below trim_from_id
+ * are gone already), which the primary key answers whatever the planner's
+ * statistics say; an open-ended "id <= bound" was planned as a sequential
+ * scan of the whole table while the table had no statistics. The age trim
+ * only scans when the oldest row (min() from the sample_time index) is
+ * older than the limit. The table's
+ * statistics are reported after every pass (a background worker has no
+ * idle loop that would do it), so autovacuum sees the inserts and deletes
+ * and analyses and vacuums the table.
  */
-int64 next_history_id = -1; /* last id in the table; -1: read it first */
+int64 next_history_id = -1; /* last id in the table; -1: read it (and trim_from_id) first */
+int64 trim_from_id = 1;     /* the row-limit trim has deleted every id below this */
 
 void
 persist_rows(Shared *sh)
@@ -471,12 +484,15 @@ persist_rows(Shared *sh)
 		{
 			if (next_history_id < 0)
 			{
-				if (SPI_execute("SELECT coalesce(max(id), 0) FROM rustydb.ash_history_data", true,
-								1) != SPI_OK_SELECT)
+				if (SPI_execute("SELECT coalesce(max(id), 0), coalesce(min(id), 1) "
+								"FROM rustydb.ash_history_data",
+								true, 1) != SPI_OK_SELECT)
 					ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 									errmsg("rustydb ash could not read ash_history_data")));
 				next_history_id = DatumGetInt64(
 					SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+				trim_from_id = DatumGetInt64(
+					SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 			}
 
 			Oid types[5] = {INT8OID, INT8OID, INT8OID, INT4OID, INT8OID};
@@ -504,15 +520,26 @@ persist_rows(Shared *sh)
 
 			next_history_id += static_cast<int64>(inserted);
 
-			Oid trim_types[2] = {INT8OID, INT4OID};
-			Datum trim_args[2] = {Int64GetDatum(next_history_id - settings::ash_retention_rows),
+			int64 trim_to_id = next_history_id - settings::ash_retention_rows;
+			Oid trim_types[3] = {INT8OID, INT8OID, INT4OID};
+			Datum trim_args[3] = {Int64GetDatum(trim_from_id), Int64GetDatum(trim_to_id),
 								  Int32GetDatum(settings::ash_retention_age)};
+			bool trimmed = true;
 
-			if (SPI_execute_with_args("DELETE FROM rustydb.ash_history_data WHERE id <= $1", 1,
-									  trim_types, trim_args, nullptr, false, 0) != SPI_OK_DELETE ||
+			if (trim_to_id >= trim_from_id)
+			{
+				trimmed = SPI_execute_with_args("DELETE FROM rustydb.ash_history_data "
+												"WHERE id >= $1 AND id <= $2",
+												2, trim_types, trim_args, nullptr, false,
+												0) == SPI_OK_DELETE;
+				trim_from_id = trim_to_id + 1;
+			}
+			if (!trimmed ||
 				SPI_execute_with_args("DELETE FROM rustydb.ash_history_data "
-									  "WHERE sample_time < now() - make_interval(mins => $1)",
-									  1, trim_types + 1, trim_args + 1, nullptr, false,
+									  "WHERE sample_time < now() - make_interval(mins => $1) "
+									  "AND (SELECT min(sample_time) FROM rustydb.ash_history_data) "
+									  "< now() - make_interval(mins => $1)",
+									  1, trim_types + 2, trim_args + 2, nullptr, false,
 									  0) != SPI_OK_DELETE)
 				ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 								errmsg("rustydb ash could not trim ash_history_data")));
@@ -540,6 +567,8 @@ persist_rows(Shared *sh)
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller);
 	pgstat_report_activity(STATE_IDLE, nullptr);
+	/* let autovacuum see what this pass inserted and deleted */
+	pgstat_report_stat(true);
 }
 
 void

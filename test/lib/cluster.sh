@@ -21,6 +21,8 @@
 # Assertions: rdb_ok DESC CMD... | rdb_is DESC GOT WANT |
 #   rdb_expect_error DESC NODE SQL PATTERN | rdb_wait_for DESC SECONDS CMD... |
 #   rdb_summary
+# Waiting for a state: rdb_poll SECONDS CMD... | rdb_psql_true NODE SQL |
+#   rdb_reload NODE
 
 RDB_BINDIR=${RDB_BINDIR:-/usr/lib/postgresql/15/bin}
 RDB_NODES=()
@@ -233,6 +235,36 @@ rdb_wait_for() {
 		sleep 0.1
 	done
 	rdb_die "timed out after $secs s waiting for $desc"
+}
+
+# rdb_poll SECONDS CMD...: like rdb_wait_for, but returns non-zero instead
+# of dying when CMD has not succeeded within SECONDS, so a check can wait
+# for its state: rdb_ok "DESC" rdb_poll 30 rdb_psql_true NODE "SQL".
+rdb_poll() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# rdb_psql_true NODE SQL: succeeds when the query prints t (a failed
+# connection or query is false, quietly: the node may be restarting).
+rdb_psql_true() {
+	[ "$(rdb_psql "$1" "$2" 2>/dev/null)" = t ]
+}
+
+# rdb_reload NODE: pg_reload_conf(), then wait until new sessions run with
+# the reloaded configuration (pg_conf_load_time() advanced; the postmaster
+# reloads asynchronously, and every session forked after that inherits it).
+rdb_reload() {
+	local before
+	before=$(rdb_psql "$1" "SELECT pg_conf_load_time()")
+	rdb_psql "$1" "SELECT pg_reload_conf()" >/dev/null
+	rdb_wait_for "$1 to reload its configuration" 60 \
+		rdb_psql_true "$1" "SELECT pg_conf_load_time() > '$before'::timestamptz"
 }
 
 # rdb_compare A B SQL: the query's output must be identical on both nodes.

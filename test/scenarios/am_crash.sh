@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # rustydb tables survive kill -9: pgbench (scale 10, 2 clients) on rustydb
-# tables, the whole cluster killed mid-run, restarted, five times. After
+# tables, the whole cluster killed mid-run (once it has committed 200
+# transactions), restarted, five times. After
 # each crash every acknowledged transaction is present (pgbench's per-
 # transaction log), none half-done (TPC-B invariant: accounts, tellers,
 # branches and history deltas all sum alike) and verify_table is clean.
@@ -42,9 +43,13 @@ acked=0
 for round in 1 2 3 4 5; do
 	logdir=$RDB_WORK/pgbench-$round
 	mkdir -p "$logdir"
-	(cd "$logdir" && "${PGB[@]}" -n -c 2 -j 2 -T 30 -l postgres >"$logdir/out.log" 2>&1) &
+	# pgbench runs until the crash ends it; the crash comes once it has
+	# committed 200 transactions this round (not after a time: on a loaded
+	# machine it may not have committed any)
+	(cd "$logdir" && "${PGB[@]}" -n -c 2 -j 2 -T 600 -l postgres >"$logdir/out.log" 2>&1) &
 	bench=$!
-	sleep 6
+	rdb_wait_for "round $round: pgbench to commit 200 transactions" 300 \
+		rdb_psql_true amcrash "SELECT count(*) >= $acked + 200 FROM pgbench_history"
 	rdb_node_crash amcrash
 	wait "$bench" 2>/dev/null || true
 	rdb_node_start amcrash

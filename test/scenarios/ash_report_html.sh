@@ -3,7 +3,8 @@
 # (Debian's chromium package, installed here when missing) takes a
 # screenshot of the page, and the screenshot's pixels show the stacked
 # average-active-sessions chart: bars in the CPU colour and in the Timeout
-# (pg_sleep) colour. A report over an empty range draws no bars.
+# (pg_sleep) colour. A report over an empty range draws no bars. The
+# workload runs until the sampler has sampled it, not for a fixed time.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
@@ -22,12 +23,25 @@ rdb_node_conf ash_html "rustydb.ash_sampling_interval = 50ms"
 rdb_node_start ash_html
 rdb_psql ash_html "CREATE EXTENSION rustydb"
 
-# 3 s of two sleeping sessions and one on CPU
-start=$(rdb_psql ash_html "SELECT now()")
-rdb_psql ash_html "SELECT pg_sleep(3)" >/dev/null &
-rdb_psql ash_html "SELECT pg_sleep(3)" >/dev/null &
-rdb_psql ash_html "DO \$\$ BEGIN WHILE clock_timestamp() < '$start'::timestamptz + interval '3 s' LOOP END LOOP; END \$\$" 
-wait
+# two sleeping sessions and one on CPU, held until the sampler has taken 60
+# samples of the three (3 s at 50 ms on an idle machine; longer when the
+# machine is loaded, never fewer samples)
+rdb_psql ash_html "CREATE TABLE released ()"
+rdb_psql ash_html "SELECT pg_sleep(600) /* sleeper */" >/dev/null 2>&1 &
+rdb_psql ash_html "SELECT pg_sleep(600) /* sleeper */" >/dev/null 2>&1 &
+rdb_wait_for "the two sleepers to be in pg_sleep" 120 rdb_psql_true ash_html \
+	"SELECT count(*) = 2 FROM pg_stat_activity WHERE query LIKE '%/* sleeper */' AND wait_event = 'PgSleep'"
+start=$(rdb_psql ash_html "SELECT clock_timestamp()")
+rdb_psql ash_html "DO \$\$ BEGIN WHILE NOT EXISTS (SELECT FROM released) LOOP END LOOP; END \$\$ /* on cpu */" >/dev/null &
+cpu=$!
+rdb_wait_for "60 samples of the three sessions" 300 rdb_psql_true ash_html \
+	"SELECT count(*) >= 60 FROM (SELECT sample_id FROM rustydb.active_session_history
+		WHERE sample_time > '$start' AND (query LIKE '%/* sleeper */' OR query LIKE '%/* on cpu */')
+		GROUP BY sample_id HAVING count(*) = 3) s"
+rdb_psql ash_html "INSERT INTO released DEFAULT VALUES"
+wait "$cpu"
+rdb_psql ash_html "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%/* sleeper */'" >/dev/null
+wait || true
 rdb_psql ash_html "SELECT rustydb.ash_report_html('$start', now())" >"$RDB_WORK/report.html"
 rdb_psql ash_html "SELECT rustydb.ash_report_html('2000-01-01', '2000-01-02')" >"$RDB_WORK/empty.html"
 chmod a+r "$RDB_WORK"/*.html

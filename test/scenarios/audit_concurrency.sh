@@ -50,9 +50,20 @@ while [ "$SECONDS" -lt "$end" ] || { [ "$SECONDS" -lt "$hard_end" ] && ! busy; }
 	done <<<"$out"
 done
 # a REPEATABLE READ transaction's snapshot is older than the batches
-# written meanwhile: verification still checks the trail as it is now
+# written meanwhile (it waits until the worker has written 50 more records;
+# audit_info's counters are in shared memory, not under the snapshot):
+# verification still checks the trail as it is now
 rr=$(q "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t WHERE false;
-	SELECT pg_sleep(0.5); $VERIFY; COMMIT" | tail -1)
+	DO \$\$ DECLARE w0 bigint := (SELECT written FROM rustydb.audit_info); t0 timestamptz := clock_timestamp();
+	BEGIN
+		WHILE (SELECT written FROM rustydb.audit_info) < w0 + 50 LOOP
+			IF clock_timestamp() > t0 + interval '120 s' THEN
+				RAISE EXCEPTION 'the audit worker wrote no 50 records within 120 s';
+			END IF;
+			PERFORM pg_sleep(0.05);
+		END LOOP;
+	END \$\$;
+	$VERIFY; COMMIT" | tail -1)
 touch "$STOP"
 wait
 rdb_is "verification in an older REPEATABLE READ snapshot finds a valid chain" "$rr" true

@@ -27,11 +27,8 @@ rdb_is "a clean restart adds no loss event" "$(lost)" "0"
 
 pid=$(q "SELECT worker_pid FROM rustydb.audit_info")
 q "SELECT pg_terminate_backend($pid)" >/dev/null
-for _ in $(seq 1 100); do
-	np=$(q "SELECT coalesce(worker_pid, 0) FROM rustydb.audit_info")
-	[ "$np" != "$pid" ] && [ "$np" != 0 ] && break
-	sleep 0.1
-done
+rdb_wait_for "a new audit writer after the old one was terminated" 60 \
+	rdb_psql_true $N "SELECT coalesce(worker_pid, 0) NOT IN (0, $pid) FROM rustydb.audit_info"
 audited 3
 rdb_is "a restart of the writer alone adds no loss event" "$(lost)" "0"
 

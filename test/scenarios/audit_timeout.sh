@@ -2,7 +2,9 @@
 # rustydb.transaction_timeout: a transaction open longer than the setting
 # ends its session with SQLSTATE 25P04, whether it runs a statement, sits
 # idle, or sits idle after a failed statement; transactions shorter than
-# the limit and sessions idle outside a transaction are left alone.
+# the limit and sessions idle outside a transaction are left alone. The
+# margins between the limits and the waits are a second or more, so that a
+# loaded machine's scheduling delays do not decide a check.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
@@ -34,7 +36,7 @@ cat >"$W/idle.sql" <<'SQL'
 SET rustydb.transaction_timeout = '500ms';
 BEGIN;
 SELECT 1;
-\! sleep 1.5
+\! sleep 2.5
 SELECT 'survived';
 SQL
 out=$(run "$W/idle.sql")
@@ -45,7 +47,7 @@ cat >"$W/aborted.sql" <<'SQL'
 SET rustydb.transaction_timeout = '500ms';
 BEGIN;
 SELECT 1/0;
-\! sleep 1.5
+\! sleep 2.5
 ROLLBACK;
 SELECT 'survived';
 SQL
@@ -60,7 +62,7 @@ out=$(run "$W/implicit.sql")
 rdb_ok "a single long statement (implicit transaction) is ended" grep -q "25P04" <<<"$out"
 
 cat >"$W/fine.sql" <<'SQL'
-SET rustydb.transaction_timeout = '700ms';
+SET rustydb.transaction_timeout = '2s';
 BEGIN;
 SELECT 1/0;
 ROLLBACK;
@@ -69,11 +71,11 @@ SELECT pg_sleep(0.4);
 COMMIT;
 SELECT pg_sleep(0.4);
 SELECT pg_sleep(0.4);
-\! sleep 1
+\! sleep 2.5
 BEGIN;
 SELECT 1;
 COMMIT;
-\! sleep 1
+\! sleep 2.5
 SELECT 'survived';
 SQL
 out=$(run "$W/fine.sql")
@@ -81,10 +83,10 @@ rdb_ok "short transactions and idle sessions are left alone" grep -q "^survived$
 rdb_ok "... with no timeout error" bash -c "! grep -q 25P04 <<<'$out'"
 
 cat >"$W/off.sql" <<'SQL'
-SET rustydb.transaction_timeout = '300ms';
+SET rustydb.transaction_timeout = '1s';
 BEGIN;
 SET rustydb.transaction_timeout = 0;
-SELECT pg_sleep(0.8);
+SELECT pg_sleep(1.5);
 COMMIT;
 SELECT 'survived';
 SQL

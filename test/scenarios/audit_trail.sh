@@ -145,8 +145,7 @@ rdb_is "a deleted newest record is reported" \
 # (an EXECUTE is recorded with the text of its prepared statement)
 q "SELECT count(*) FROM acct WHERE id > 0 AND balance IS NOT NULL $(printf 'AND id <> %d ' $(seq 1000 1100))" >/dev/null
 rdb_node_conf audit "rustydb.audit_log_parameters = on"
-q "SELECT pg_reload_conf()" >/dev/null
-sleep 1
+rdb_reload audit
 q "PREPARE p(int, text) AS SELECT * FROM acct WHERE id = \$1 AND \$2 IS NOT NULL; EXECUTE p(7, 'it''s')" >/dev/null
 q "SELECT rustydb.audit_flush()" >/dev/null
 rdb_is "long statement text cut at rustydb.audit_statement_max" \

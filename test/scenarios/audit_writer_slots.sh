@@ -30,11 +30,8 @@ rdb_is "20 audited statements, each written in a batch of its own" \
 rdb_is "the writer made its tuple slots once" "$(made)" "1"
 pid=$(q "SELECT worker_pid FROM rustydb.audit_info")
 q "SELECT pg_terminate_backend($pid)" >/dev/null
-for _ in $(seq 1 100); do
-	np=$(q "SELECT worker_pid FROM rustydb.audit_info")
-	[ -n "$np" ] && [ "$np" != "$pid" ] && [ "$np" != 0 ] && break
-	sleep 0.1
-done
+rdb_wait_for "a new audit writer after the old one was terminated" 60 \
+	rdb_psql_true $N "SELECT coalesce(worker_pid, 0) NOT IN (0, $pid) FROM rustydb.audit_info"
 batches 5
 rdb_is "a restarted writer makes one set of its own" "$(made)" "2"
 rdb_is "the trail's chain verifies" "$(q "SELECT valid FROM rustydb.verify_audit_trail()")" "t"

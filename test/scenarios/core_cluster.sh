@@ -25,10 +25,9 @@ rdb_psql primary "UPDATE accounts SET balance = balance - 10 WHERE id = 1;
 "$RDB_BINDIR/psql" -X -q -h "$(rdb_sock primary)" -p "$(rdb_port primary)" -U postgres -d postgres \
 	-c "BEGIN; UPDATE accounts SET balance = 0; SELECT pg_sleep(60);" >/dev/null 2>&1 &
 open_txn=$!
-for _ in $(seq 1 100); do
-	[ "$(rdb_psql primary "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'BEGIN; UPDATE accounts%' AND state = 'active'")" = 1 ] && break
-	sleep 0.1
-done
+# its UPDATE done (it sleeps after it), so the crash interrupts real work
+rdb_wait_for "the open transaction to have updated every row" 60 rdb_psql_true primary \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'BEGIN; UPDATE accounts%' AND wait_event = 'PgSleep'"
 rdb_psql primary "CHECKPOINT"
 # more committed work after the checkpoint, so recovery has WAL to replay
 rdb_psql primary "INSERT INTO accounts SELECT g, 1 FROM generate_series(1001, 1500) g"

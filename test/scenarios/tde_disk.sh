@@ -80,10 +80,8 @@ rdb_compare tdisk_p tdisk_s "SELECT id, v, md5(big) FROM enc ORDER BY id"
 # an open transaction that has written 100k encrypted rows when the server dies
 (rdb_psql tdisk_p "BEGIN; INSERT INTO enc SELECT i, 'x', NULL FROM generate_series(2000, 101999) i;
 	SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 || true) &
-for _ in $(seq 1 300); do
-	[ "$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" = "1" ] && break
-	sleep 0.1
-done
+rdb_wait_for "the open transaction to have inserted its rows (in pg_sleep)" 120 \
+	rdb_psql_true tdisk_p "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
 rdb_node_crash tdisk_p
 wait || true
 rdb_node_start tdisk_p

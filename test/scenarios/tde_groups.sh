@@ -118,10 +118,8 @@ step "COPY with rustydb.seal_group_rows = 3 (smaller groups) and = 1 (no groups)
 # ---- kill -9: during a COPY, and right after a VACUUM that re-sealed groups
 (rdb_psql tgrp_p "BEGIN; COPY g FROM PROGRAM \$\$seq 400001 500000 | awk '{print \$1 \"\tw\t4\"}'\$\$;
 	SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 || true) &
-for _ in $(seq 1 300); do
-	[ "$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" = "1" ] && break
-	sleep 0.1
-done
+rdb_wait_for "the open transaction to have copied its rows (in pg_sleep)" 120 \
+	rdb_psql_true tgrp_p "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
 rdb_psql tgrp_p "DELETE FROM g WHERE id % 11 = 0; DELETE FROM gh WHERE id % 11 = 0"
 before=$(q "$CONTENT FROM gh")
 rdb_psql tgrp_p "VACUUM g"

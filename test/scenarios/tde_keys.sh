@@ -21,10 +21,9 @@ RING=$KEYS/ring
 
 # q NODE SQL: output and errors, never fails
 q() { rdb_psql "$1" "$2" 2>&1 || true; }
-set_conf() { # NODE NAME VALUE (ALTER SYSTEM + reload)
+set_conf() { # NODE NAME VALUE (ALTER SYSTEM + reload; new sessions have it)
 	rdb_psql "$1" "ALTER SYSTEM SET $2 = '$3'" >/dev/null
-	rdb_psql "$1" "SELECT pg_reload_conf()" >/dev/null
-	sleep 0.3
+	rdb_reload "$1"
 }
 samples_ok() { # NODE: how many sealed samples open to their marker
 	q "$1" "SELECT count(*) FROM tde_samples
@@ -133,10 +132,8 @@ rdb_is "keyring still 0600 after rotation" "$(stat -c %a "$RING")" "600"
 # kill -9 while a rotation is uncommitted (held open in its transaction)
 (rdb_psql tkeys_p "BEGIN; SELECT rustydb.rotate_master_key(); SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 || true) &
 BG=$!
-for _ in $(seq 1 100); do
-	[ "$(q tkeys_p "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT rustydb.rotate%' AND wait_event = 'PgSleep'")" = "1" ] && break
-	sleep 0.1
-done
+rdb_wait_for "the rotation to be done and held open (in pg_sleep)" 120 rdb_psql_true tkeys_p \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT rustydb.rotate%' AND wait_event = 'PgSleep'"
 rdb_node_crash tkeys_p
 wait $BG || true
 rdb_node_start tkeys_p
@@ -161,16 +158,12 @@ BEFORE=$(q tkeys_p "SELECT master_key_id, count(*) FROM rustydb.table_keys GROUP
 MID=$(q tkeys_p "SELECT ctid FROM rustydb.table_keys ORDER BY ctid OFFSET $((TOTAL / 2)) LIMIT 1")
 (rdb_psql tkeys_p "BEGIN; SELECT 1 FROM rustydb.table_keys WHERE ctid = '$MID' FOR UPDATE; SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 || true) &
 LOCKER=$!
-for _ in $(seq 1 100); do
-	[ "$(q tkeys_p "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT 1 FROM rustydb.table_keys%' AND wait_event = 'PgSleep'")" = "1" ] && break
-	sleep 0.1
-done
+rdb_wait_for "the middle key row to be locked (locker in pg_sleep)" 120 rdb_psql_true tkeys_p \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT 1 FROM rustydb.table_keys%' AND wait_event = 'PgSleep'"
 (rdb_psql tkeys_p "SELECT rustydb.rotate_master_key()" >/dev/null 2>&1 || true) &
 BG=$!
-for _ in $(seq 1 100); do
-	[ "$(q tkeys_p "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT rustydb.rotate_master_key()' AND wait_event_type = 'Lock'")" = "1" ] && break
-	sleep 0.1
-done
+rdb_wait_for "rotate_master_key() to stop at the locked row" 120 rdb_psql_true tkeys_p \
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT rustydb.rotate_master_key()' AND wait_event_type = 'Lock'"
 HALF=$(q tkeys_p "SELECT count(*) FROM rustydb.table_keys k
 	WHERE k.xmax::text = (SELECT backend_xid::text FROM pg_stat_activity WHERE query = 'SELECT rustydb.rotate_master_key()')")
 rdb_ok "rotate_master_key() stopped half-way ($HALF of $TOTAL keys re-wrapped, uncommitted)" \
@@ -218,8 +211,8 @@ rdb_expect_error "standby without the key provider: clear error" tkeys_s2 \
 rdb_is "standby without the key provider: other tables readable" "$(q tkeys_s2 "SELECT v FROM plain_t")" "plain"
 
 # promotion: the promoted standby seals new data in sessions of its own
-rdb_psql tkeys_s "SELECT pg_promote()" >/dev/null
-sleep 1
+# pg_promote() waits (60 s at most) until the promotion is complete
+rdb_is "the standby is promoted" "$(q tkeys_s "SELECT pg_promote()")" "t"
 rdb_psql tkeys_s "INSERT INTO tde_samples SELECT 'enc_1'::regclass, rustydb.tde_seal('enc_1', convert_to('marker-enc_1', 'UTF8'), 'aad')"
 rdb_is "promoted standby seals and opens" "$(samples_ok tkeys_s)" "$((KEYROWS + 2))"
 rdb_is "promoted standby uses a session the primary never used" \
