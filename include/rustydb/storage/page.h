@@ -38,7 +38,7 @@
 #ifndef RUSTYDB_STORAGE_PAGE_H
 #define RUSTYDB_STORAGE_PAGE_H
 
-#include "rustydb/am/pgincludes.h"
+#include "rustydb/common/pgstorage.h"
 
 namespace rustydb::storage {
 

@@ -16,7 +16,7 @@
 #ifndef RUSTYDB_WAL_RECORDS_H
 #define RUSTYDB_WAL_RECORDS_H
 
-#include "rustydb/am/pgincludes.h"
+#include "rustydb/common/pgstorage.h"
 
 #define RUSTYDB_RMGR_ID 144
 
