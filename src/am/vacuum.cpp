@@ -465,7 +465,11 @@ vacuum_indexes_and_pages(VacState *vs)
 		BlockNumber blkno = ItemPointerGetBlockNumber(&dead->items[i]);
 		int n = 0;
 		while (i < dead->num_items && ItemPointerGetBlockNumber(&dead->items[i]) == blkno)
-			offs[n++] = ItemPointerGetOffsetNumber(&dead->items[i++]);
+		{
+			/* not items[i++]: with assertions the macro evaluates its argument three times */
+			offs[n++] = ItemPointerGetOffsetNumber(&dead->items[i]);
+			i++;
+		}
 		vacuum_delay_point();
 		vacuum_page(vs, blkno, offs, n);
 	}
@@ -879,11 +883,15 @@ index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 	GlobalVisState *vistest = GlobalVisTestFor(rel);
 	Buffer buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
+	int ndeletable = 0; /* entries up to the last deletable one */
 
+	Assert(delstate->ndeltids > 0);
 	for (int i = 0; i < delstate->ndeltids; i++)
 	{
 		TM_IndexDelete *d = &delstate->deltids[i];
 		TM_IndexStatus *st = &delstate->status[d->id];
+		/* bottom-up deletion only asks; simple deletion may know some (LP_DEAD entries) */
+		Assert(!delstate->bottomup || !st->knowndeletable);
 		BlockNumber blkno = ItemPointerGetBlockNumber(&d->tid);
 		OffsetNumber off = ItemPointerGetOffsetNumber(&d->tid);
 
@@ -910,9 +918,19 @@ index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 		InitNonVacuumableSnapshot(nonvacuumable, vistest);
 		if (!hot_search(rel, buf, &tid, &nonvacuumable, &tup, &all_dead, true, &latest) && all_dead)
 			st->knowndeletable = true;
+		if (st->knowndeletable)
+			ndeletable = i + 1;
 	}
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);
+	/*
+	 * The entries after the last deletable one are dropped: the index AM
+	 * relies on an empty array when nothing is deletable (btree asserts
+	 * it, and would otherwise log a deletion of nothing). A simple
+	 * deletion's known-deletable entries always stay.
+	 */
+	Assert(ndeletable > 0 || delstate->bottomup);
+	delstate->ndeltids = ndeletable;
 	return latest;
 }
 
