@@ -1,16 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * ddl.cpp
- *	  rustydb storage lifecycle: new relation files, TRUNCATE, SET
- *	  TABLESPACE, CLUSTER / VACUUM FULL, CREATE INDEX (CONCURRENTLY), TOAST
- *	  and planner size estimates.
+ *	  rustydb storage lifecycle: new relation files, the metapage, TRUNCATE,
+ *	  SET TABLESPACE, CLUSTER / VACUUM FULL, CREATE INDEX (CONCURRENTLY),
+ *	  TOAST and planner size estimates.
  *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/crypto/crypto.h"
 
 #include "rustydb/mvcc/visibility.h"
+#include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
+#include "rustydb/wal/records.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "catalog/catalog.h"
@@ -33,6 +36,9 @@ relation_set_new_filenode(Relation rel, const RelFileNode *newrnode, char persis
 	SMgrRelation srel = RelationCreateStorage(*newrnode, persistence, true);
 	if (persistence == RELPERSISTENCE_UNLOGGED)
 	{
+		Assert(rel->rd_rel->relkind == RELKIND_RELATION ||
+			   rel->rd_rel->relkind == RELKIND_MATVIEW ||
+			   rel->rd_rel->relkind == RELKIND_TOASTVALUE);
 		smgrcreate(srel, INIT_FORKNUM, false);
 		log_smgrcreate(newrnode, INIT_FORKNUM);
 		smgrimmedsync(srel, INIT_FORKNUM);
@@ -69,6 +75,100 @@ relation_copy_data(Relation rel, const RelFileNode *newrnode)
 }
 
 /* ========================================================================
+ * The metapage
+ *
+ * Block 0 of a relation with any page (storage/page.h). The storage layer
+ * formats it (storage::meta_init) and checks it; creating it is decided
+ * here, where its flags (encrypted or not: the key catalog) and its
+ * META_PAGE record belong.
+ * ========================================================================
+ */
+
+static uint32
+meta_flags_of(Relation rel)
+{
+	return crypto::relation_has_keys(RelationGetRelid(rel)) ? storage::kMetaEncrypted : 0;
+}
+
+/* Write the metapage into buf (block 0, all zeroes, exclusively locked), WAL-logged. */
+static void
+write_metapage(Relation rel, Buffer buf, uint32 flags)
+{
+	Page page = BufferGetPage(buf);
+
+	Assert(BufferGetBlockNumber(buf) == storage::kMetaBlock);
+	Assert(storage::buffer_is_locked_exclusive(buf));
+	Assert(PageIsNew(page));
+	START_CRIT_SECTION();
+	storage::meta_init(page, flags);
+	MarkBufferDirty(buf);
+	if (RelationNeedsWAL(rel))
+	{
+		wal::XlMeta xl{wal::kWalFormatVersion, 0, 0, flags};
+		XLogBeginInsert();
+		XLogRegisterData((char *) &xl, sizeof(xl));
+		XLogRegisterBuffer(0, buf, REGBUF_WILL_INIT | REGBUF_STANDARD);
+		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kMetaPage);
+		PageSetLSN(page, recptr);
+	}
+	END_CRIT_SECTION();
+}
+
+/*
+ * Create the metapage of a relation that had no block: its flags looked
+ * up first (catalog access, no buffer locked), then block 0 added and
+ * written under the relation extension lock, unless another backend did
+ * so meanwhile.
+ */
+static void
+create_metapage(Relation rel)
+{
+	bool need_lock = !RELATION_IS_LOCAL(rel);
+	uint32 flags = meta_flags_of(rel);
+
+	Assert(CritSectionCount == 0);
+	if (need_lock)
+		LockRelationForExtension(rel, ExclusiveLock);
+	if (storage::phys_nblocks(rel) == 0)
+	{
+		Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_ZERO_AND_LOCK, nullptr);
+		if (BufferGetBlockNumber(buf) != storage::kMetaBlock)
+			elog(ERROR, "rustydb: metapage of relation \"%s\" created at block %u",
+				 RelationGetRelationName(rel), BufferGetBlockNumber(buf));
+		write_metapage(rel, buf, flags);
+		UnlockReleaseBuffer(buf);
+	}
+	if (need_lock)
+		UnlockRelationForExtension(rel, ExclusiveLock);
+}
+
+Buffer
+get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, int group_slots)
+{
+	for (;;)
+	{
+		Buffer buf = storage::buffer_for_tuple(rel, len, bistate, other, group_slots);
+		if (BufferIsValid(buf))
+			return buf;
+		create_metapage(rel); /* the relation had no block */
+	}
+}
+
+void
+check_metapage(Relation rel)
+{
+	if (!storage::check_metapage(rel))
+		return;
+	/* block 0 is all zeroes: write the metapage there (no buffer lock over catalog access) */
+	uint32 flags = meta_flags_of(rel);
+	Buffer buf = ReadBuffer(rel, storage::kMetaBlock);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (PageIsNew(BufferGetPage(buf)))
+		write_metapage(rel, buf, flags);
+	UnlockReleaseBuffer(buf);
+}
+
+/* ========================================================================
  * CLUSTER and VACUUM FULL
  * ========================================================================
  */
@@ -100,11 +200,7 @@ rewrite_tuple(HeapTuple tuple, TupleDesc olddesc, TupleDesc newdesc, Datum *valu
 	TransactionId xmax;
 	if (prepare_freeze(n, cutoff_xid, cutoff_multi, oldest_xmin, &min_xid, &min_multi, &im, &im2,
 					   &xmax))
-	{
-		n->t_infomask = im;
-		n->t_infomask2 = im2;
-		HeapTupleHeaderSetXmax(n, xmax);
-	}
+		storage::freeze_tuple(n, storage::FreezeEntry{xmax, im, im2, InvalidOffsetNumber, 0});
 	copy->t_tableOid = RelationGetRelid(new_rel);
 	insert_raw(new_rel, copy, bistate);
 	heap_freetuple(copy);
@@ -125,6 +221,8 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 	IndexScanDesc iscan = nullptr;
 	BulkInsertState bistate = GetBulkInsertState();
 
+	Assert(old_index != nullptr || !use_sort); /* sorting follows an index's order */
+	Assert(TransactionIdIsValid(oldest_xmin));
 	if (old_index != nullptr && use_sort)
 		sort = tuplesort_begin_cluster(olddesc, old_index, maintenance_work_mem, nullptr,
 									   TUPLESORT_NONE);
@@ -254,6 +352,9 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 					   TableScanDesc scan)
 {
 	bool checking_uniqueness = index_info->ii_Unique || index_info->ii_ExclusionOps != nullptr;
+	/* "any visible" (a parallel leader's ...) never checks uniqueness, which waits for inserters */
+	Assert(!(anyvisible && checking_uniqueness));
+	Assert(OidIsValid(index_rel->rd_rel->relam));
 	Datum values[INDEX_MAX_KEYS];
 	bool isnull[INDEX_MAX_KEYS];
 	double reltuples = 0;
@@ -283,6 +384,11 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 	}
 	else
 		snapshot = scan->rs_snapshot;
+	/* every version with the horizon (SnapshotAny), or what an MVCC snapshot sees */
+	Assert(snapshot == SnapshotAny || IsMVCCSnapshot(snapshot));
+	Assert(snapshot == SnapshotAny ? TransactionIdIsValid(oldest_xmin)
+								   : !TransactionIdIsValid(oldest_xmin));
+	Assert(snapshot == SnapshotAny || !anyvisible);
 
 	auto *s = (ScanDesc *) scan;
 	if (start_blockno != 0 || numblocks != InvalidBlockNumber)
@@ -408,6 +514,7 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 			reltuples += 1;
 		}
 
+		Assert(ItemPointerGetBlockNumber(&tuple->t_self) == s->cblock);
 		OffsetNumber off = ItemPointerGetOffsetNumber(&tuple->t_self);
 		if (roots[off] == InvalidOffsetNumber)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
@@ -468,6 +575,7 @@ index_validate_scan(Relation table_rel, Relation index_rel, IndexInfo *index_inf
 			LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
 			memset(in_index, 0, sizeof(in_index));
 		}
+		Assert(ItemPointerGetBlockNumber(&s->ctup.t_self) == root_blkno);
 		OffsetNumber off = ItemPointerGetOffsetNumber(&s->ctup.t_self);
 		if (roots[off] == InvalidOffsetNumber)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),

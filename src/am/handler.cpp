@@ -17,6 +17,21 @@
 
 namespace am = rustydb::am;
 
+namespace {
+
+/*
+ * The slot type of rustydb tables (slot_callbacks). The callbacks that
+ * fill a slot from a page (fetches, row locks, index fetches, ANALYZE)
+ * are given one of this type, which heap asserts for its own.
+ */
+const TupleTableSlotOps *
+slot_ops()
+{
+	return &TTSOpsBufferHeapTuple;
+}
+
+} /* namespace */
+
 extern "C" {
 
 /* ------------------------------------------------------------------------
@@ -27,7 +42,7 @@ extern "C" {
 static const TupleTableSlotOps *
 rdb_slot_callbacks(Relation relation) noexcept
 {
-	return rustydb::boundary::run("rustydb_slot_callbacks", [&] { return &TTSOpsBufferHeapTuple; });
+	return rustydb::boundary::run("rustydb_slot_callbacks", [&] { return slot_ops(); });
 }
 
 /* ------------------------------------------------------------------------
@@ -139,6 +154,7 @@ rdb_index_fetch_tuple(struct IndexFetchTableData *scan, ItemPointer tid, Snapsho
 					  TupleTableSlot *slot, bool *call_again, bool *all_dead) noexcept
 {
 	return rustydb::boundary::run("rustydb_index_fetch_tuple", [&] {
+		Assert(slot->tts_ops == slot_ops());
 		return am::index_fetch_tuple(scan, tid, snapshot, slot, call_again, all_dead);
 	});
 }
@@ -152,8 +168,10 @@ static bool
 rdb_tuple_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 							TupleTableSlot *slot) noexcept
 {
-	return rustydb::boundary::run("rustydb_tuple_fetch_row_version",
-								  [&] { return am::fetch_row_version(rel, tid, snapshot, slot); });
+	return rustydb::boundary::run("rustydb_tuple_fetch_row_version", [&] {
+		Assert(slot->tts_ops == slot_ops());
+		return am::fetch_row_version(rel, tid, snapshot, slot);
+	});
 }
 
 static bool
@@ -173,6 +191,7 @@ static bool
 rdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot) noexcept
 {
 	return rustydb::boundary::run("rustydb_tuple_satisfies_snapshot", [&] {
+		Assert(slot->tts_ops == slot_ops());
 		return am::tuple_satisfies_snapshot(rel, slot, snapshot);
 	});
 }
@@ -197,6 +216,7 @@ rdb_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options,
 		bool should_free = true;
 		HeapTuple tuple = am::tuple_form(rel, slot, &should_free);
 		am::insert(rel, tuple, cid, options, bistate);
+		Assert(ItemPointerIsValid(&tuple->t_self));
 		ItemPointerCopy(&tuple->t_self, &slot->tts_tid);
 		if (should_free)
 			pfree(tuple);
@@ -212,6 +232,7 @@ rdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid, 
 		HeapTuple tuple = am::tuple_form(rel, slot, &should_free);
 		HeapTupleHeaderSetSpeculativeToken(tuple->t_data, spec_token);
 		am::insert(rel, tuple, cid, options | HEAP_INSERT_SPECULATIVE, bistate);
+		Assert(ItemPointerIsValid(&tuple->t_self));
 		ItemPointerCopy(&tuple->t_self, &slot->tts_tid);
 		if (should_free)
 			pfree(tuple);
@@ -223,6 +244,7 @@ rdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot, uint32 spec_t
 							   bool succeeded) noexcept
 {
 	rustydb::boundary::run("rustydb_tuple_complete_speculative", [&] {
+		Assert(ItemPointerIsValid(&slot->tts_tid)); /* set by tuple_insert_speculative */
 		if (succeeded)
 			am::finish_speculative(rel, &slot->tts_tid);
 		else
@@ -258,6 +280,8 @@ rdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandId
 		bool hot = false;
 		TM_Result result =
 			am::update(rel, otid, tuple, cid, crosscheck, wait, tmfd, lockmode, &hot);
+		Assert(result != TM_Ok || ItemPointerIsValid(&tuple->t_self));
+		Assert(result == TM_Ok || !hot);
 		ItemPointerCopy(&tuple->t_self, &slot->tts_tid);
 		/* a heap-only version is reached through its chain: no new index entries */
 		*update_indexes = result == TM_Ok && !hot;
@@ -273,6 +297,7 @@ rdb_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot 
 			   TM_FailureData *tmfd) noexcept
 {
 	return rustydb::boundary::run("rustydb_tuple_lock", [&] {
+		Assert(slot->tts_ops == slot_ops());
 		return am::lock_tuple(rel, tid, snapshot, slot, cid, mode, wait_policy, flags, tmfd);
 	});
 }
@@ -340,6 +365,7 @@ rdb_scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, doubl
 							double *deadrows, TupleTableSlot *slot) noexcept
 {
 	return rustydb::boundary::run("rustydb_scan_analyze_next_tuple", [&] {
+		Assert(slot->tts_ops == slot_ops());
 		return am::scan_analyze_next_tuple(scan, oldest_xmin, liverows, deadrows, slot);
 	});
 }

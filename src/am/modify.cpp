@@ -23,12 +23,12 @@
 #include "rustydb/crypto/crypto.h"
 
 #include "rustydb/mvcc/visibility.h"
+#include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
 #include "rustydb/wal/records.h"
 
 namespace rustydb::am {
 
-using storage::get_buffer_for_tuple;
 using storage::page_check;
 using storage::tuple_at;
 
@@ -423,15 +423,15 @@ compose_xmax(HeapTupleHeader t, TransactionId xid, MultiXactStatus mine, Transac
 	pfree(ms);
 }
 
-/* Install a new xmax in the tuple header (inside the critical section). */
-static void
-apply_xmax(HeapTupleHeader t, TransactionId xmax, uint16 infomask, uint16 infomask2)
+/* The tuple's transaction fields with a new xmax, for storage::set_tuple_xact. */
+static storage::TupleXact
+with_xmax(HeapTupleHeader t, TransactionId xmax, uint16 infomask, uint16 infomask2)
 {
-	t->t_infomask &= ~(HEAP_XMAX_BITS | HEAP_MOVED);
-	t->t_infomask2 &= ~HEAP_KEYS_UPDATED;
-	t->t_infomask |= infomask;
-	t->t_infomask2 |= infomask2;
-	HeapTupleHeaderSetXmax(t, xmax);
+	storage::TupleXact x = storage::tuple_xact(t);
+	x.infomask = (x.infomask & ~(HEAP_XMAX_BITS | HEAP_MOVED)) | infomask;
+	x.infomask2 = (x.infomask2 & ~HEAP_KEYS_UPDATED) | infomask2;
+	x.xmax = xmax;
+	return x;
 }
 
 /* ========================================================================
@@ -557,14 +557,12 @@ place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buff
 {
 	Page page = BufferGetPage(buffer);
 	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
-	OffsetNumber off =
-		PageAddItem(page, (Item) tup->t_data, tup->t_len, InvalidOffsetNumber, false, true);
-	if (off == InvalidOffsetNumber)
-		elog(PANIC, "failed to add tuple to rustydb page");
+	OffsetNumber off = storage::next_tuple_offset(buffer);
 	ItemPointerSet(&tup->t_self, storage::data_block(buffer), off);
-	auto *item = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off));
 	if (!speculative)
-		item->t_ctid = tup->t_self;
+		tup->t_data->t_ctid = tup->t_self;
+	storage::place_tuple(buffer, off, tup->t_data, tup->t_len);
+	auto *item = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off));
 	MarkBufferDirty(buffer);
 
 	if (RelationNeedsWAL(rel))
@@ -700,7 +698,7 @@ multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuple
 			if (MAXALIGN(need) > storage::max_group_page_tuple_size(slots))
 				slots = 0;
 		}
-		Buffer buffer = storage::get_buffer_for_tuple(rel, need, bistate, InvalidBuffer, slots);
+		Buffer buffer = get_buffer_for_tuple(rel, need, bistate, InvalidBuffer, slots);
 		Page page = BufferGetPage(buffer);
 		bool init = PageGetMaxOffsetNumber(page) == 0;
 		Buffer vmbuf = InvalidBuffer;
@@ -780,15 +778,12 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 			HeapTuple tup = tuples[done];
 			if (done > first && PageGetHeapFreeSpace(page) < MAXALIGN(tup->t_len) + save)
 				break;
-			OffsetNumber off =
-				PageAddItem(page, (Item) tup->t_data, tup->t_len, InvalidOffsetNumber, false, true);
-			if (off == InvalidOffsetNumber)
-				elog(PANIC, "failed to add tuple to rustydb page");
+			OffsetNumber off = storage::next_tuple_offset(buffer);
+			ItemPointerSet(&tup->t_self, storage::data_block(buffer), off);
+			tup->t_data->t_ctid = tup->t_self;
+			storage::place_tuple(buffer, off, tup->t_data, tup->t_len);
 			if (done == first && is_first_on_page(page, off))
 				init = true;
-			ItemPointerSet(&tup->t_self, storage::data_block(buffer), off);
-			auto *item = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off));
-			item->t_ctid = tup->t_self;
 			offs[done] = off;
 		}
 		MarkBufferDirty(buffer);
@@ -923,13 +918,15 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 	START_CRIT_SECTION();
 	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 	PageSetPrunable(page, xid);
-	apply_xmax(tp.t_data, new_xmax, im, im2);
-	HeapTupleHeaderClearHotUpdated(tp.t_data);
-	HeapTupleHeaderSetCmax(tp.t_data, cid, iscombo);
+	storage::TupleXact x = with_xmax(tp.t_data, new_xmax, im, im2);
+	x.infomask2 &= ~HEAP_HOT_UPDATED;
+	x.infomask = (x.infomask & ~HEAP_COMBOCID) | (iscombo ? HEAP_COMBOCID : 0);
 	if (changing_part)
-		HeapTupleHeaderSetMovedPartitions(tp.t_data);
+		ItemPointerSetMovedPartitions(&x.ctid);
 	else
-		tp.t_data->t_ctid = tp.t_self;
+		x.ctid = tp.t_self;
+	storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(&tp.t_self), x);
+	HeapTupleHeaderSetCmax(tp.t_data, cid, iscombo); /* t_cid: backend-local, not logged */
 	MarkBufferDirty(buffer);
 	log_tuple_state(rel, buffer, wal::kDelete, ItemPointerGetOffsetNumber(&tp.t_self), tp.t_data,
 					vm_cleared ? wal::kFlagVmCleared : 0);
@@ -1095,8 +1092,9 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		uint16 lk_im, lk_im2;
 		compose_xmax(oldtup.t_data, xid, status_of_lock(*lockmode), &lk_xmax, &lk_im, &lk_im2);
 		START_CRIT_SECTION();
-		apply_xmax(oldtup.t_data, lk_xmax, lk_im, lk_im2);
-		oldtup.t_data->t_ctid = oldtup.t_self;
+		storage::TupleXact lk = with_xmax(oldtup.t_data, lk_xmax, lk_im, lk_im2);
+		lk.ctid = oldtup.t_self;
+		storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(&oldtup.t_self), lk);
 		MarkBufferDirty(buffer);
 		log_tuple_state(rel, buffer, wal::kLock, ItemPointerGetOffsetNumber(&oldtup.t_self),
 						oldtup.t_data, 0);
@@ -1138,21 +1136,18 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	bool old_vm_cleared = storage::vm_clear(rel, buffer, vmbuf_old);
 	bool new_vm_cleared = newbuf != buffer && storage::vm_clear(rel, newbuf, vmbuf_new);
 	PageSetPrunable(page, xid);
-	OffsetNumber newoff = PageAddItem(newpage, (Item) heaptup->t_data, heaptup->t_len,
-									  InvalidOffsetNumber, false, true);
-	if (newoff == InvalidOffsetNumber)
-		elog(PANIC, "failed to add tuple to rustydb page");
+	OffsetNumber newoff = storage::next_tuple_offset(newbuf);
 	ItemPointerSet(&heaptup->t_self, storage::data_block(newbuf), newoff);
+	heaptup->t_data->t_ctid = heaptup->t_self;
+	storage::place_tuple(newbuf, newoff, heaptup->t_data, heaptup->t_len);
 	auto *newitem = (HeapTupleHeader) PageGetItem(newpage, PageGetItemId(newpage, newoff));
-	newitem->t_ctid = heaptup->t_self;
 
-	apply_xmax(oldtup.t_data, new_xmax, im, im2);
-	HeapTupleHeaderSetCmax(oldtup.t_data, cmax, iscombo);
-	oldtup.t_data->t_ctid = heaptup->t_self;
-	if (use_hot)
-		HeapTupleHeaderSetHotUpdated(oldtup.t_data);
-	else
-		HeapTupleHeaderClearHotUpdated(oldtup.t_data);
+	storage::TupleXact ox = with_xmax(oldtup.t_data, new_xmax, im, im2);
+	ox.infomask = (ox.infomask & ~HEAP_COMBOCID) | (iscombo ? HEAP_COMBOCID : 0);
+	ox.infomask2 = (ox.infomask2 & ~HEAP_HOT_UPDATED) | (use_hot ? HEAP_HOT_UPDATED : 0);
+	ox.ctid = heaptup->t_self;
+	storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(&oldtup.t_self), ox);
+	HeapTupleHeaderSetCmax(oldtup.t_data, cmax, iscombo); /* t_cid: backend-local, not logged */
 	if (newbuf != buffer)
 		PageSetFull(page); /* hint: the next access should prune this page */
 
@@ -1283,9 +1278,10 @@ lock_one(Relation rel, HeapTuple tuple, CommandId cid, LockTupleMode mode, LockW
 		uint16 im, im2;
 		compose_xmax(tuple->t_data, xid, mine, &new_xmax, &im, &im2);
 		START_CRIT_SECTION();
-		apply_xmax(tuple->t_data, new_xmax, im, im2);
+		storage::TupleXact x = with_xmax(tuple->t_data, new_xmax, im, im2);
 		if (HEAP_XMAX_IS_LOCKED_ONLY(im))
-			tuple->t_data->t_ctid = tid;
+			x.ctid = tid;
+		storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(&tid), x);
 		MarkBufferDirty(buffer);
 		log_tuple_state(rel, buffer, wal::kLock, ItemPointerGetOffsetNumber(&tid), tuple->t_data,
 						0);
@@ -1362,9 +1358,10 @@ lock_update_chain(Relation rel, ItemPointerData tid, TransactionId prior_xmax, L
 			uint16 im, im2;
 			compose_xmax(tup.t_data, xid, mine, &new_xmax, &im, &im2);
 			START_CRIT_SECTION();
-			apply_xmax(tup.t_data, new_xmax, im, im2);
+			storage::TupleXact x = with_xmax(tup.t_data, new_xmax, im, im2);
 			if (HEAP_XMAX_IS_LOCKED_ONLY(im))
-				tup.t_data->t_ctid = tid;
+				x.ctid = tid;
+			storage::set_tuple_xact(buffer, off, x);
 			MarkBufferDirty(buffer);
 			log_tuple_state(rel, buffer, wal::kLock, off, tup.t_data, 0);
 			END_CRIT_SECTION();
@@ -1534,8 +1531,10 @@ finish_speculative(Relation rel, ItemPointer tid)
 	HeapTupleData tp;
 	Buffer buffer = read_target(rel, tid, &tp, "confirm");
 
+	storage::TupleXact x = storage::tuple_xact(tp.t_data);
+	x.ctid = *tid;
 	START_CRIT_SECTION();
-	tp.t_data->t_ctid = *tid;
+	storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(tid), x);
 	MarkBufferDirty(buffer);
 	log_tuple_state(rel, buffer, wal::kConfirm, ItemPointerGetOffsetNumber(tid), tp.t_data, 0);
 	END_CRIT_SECTION();
@@ -1556,11 +1555,12 @@ abort_speculative(Relation rel, ItemPointer tid)
 	Page page = BufferGetPage(buffer);
 	START_CRIT_SECTION();
 	PageSetPrunable(page, xid);
-	tp.t_data->t_infomask &= ~HEAP_XMAX_BITS;
-	tp.t_data->t_infomask |= HEAP_XMAX_INVALID;
-	tp.t_data->t_infomask2 &= ~HEAP_KEYS_UPDATED;
-	HeapTupleHeaderSetXmin(tp.t_data, InvalidTransactionId);
-	tp.t_data->t_ctid = tp.t_self;
+	storage::TupleXact x = storage::tuple_xact(tp.t_data);
+	x.infomask = (x.infomask & ~HEAP_XMAX_BITS) | HEAP_XMAX_INVALID;
+	x.infomask2 &= ~HEAP_KEYS_UPDATED;
+	x.xmin = InvalidTransactionId;
+	x.ctid = tp.t_self;
+	storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(&tp.t_self), x);
 	MarkBufferDirty(buffer);
 	log_tuple_state(rel, buffer, wal::kSuperDelete, ItemPointerGetOffsetNumber(tid), tp.t_data, 0);
 	END_CRIT_SECTION();

@@ -66,6 +66,10 @@ copy_heap_rows(Relation old, Relation dest, Snapshot snapshot)
 	auto *copies = (HeapTuple *) palloc(MaxHeapTuplesPerPage * sizeof(HeapTuple));
 	int64 rows = 0;
 
+	/* nobody else reads or changes either table meanwhile */
+	Assert(CheckRelationLockedByMe(old, AccessExclusiveLock, false));
+	Assert(CheckRelationLockedByMe(dest, AccessExclusiveLock, false));
+
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
 	{
 		CHECK_FOR_INTERRUPTS();

@@ -1,18 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * vacuum.cpp
- *	  rustydb space reclamation: on-access pruning, VACUUM, freezing and
- *	  index tuple deletion.
+ *	  rustydb VACUUM: freezing, the visibility map, truncation and index
+ *	  tuple deletion.
  *
- * A tuple version is dead once its deleter committed before every running
- * snapshot began (or its creator aborted). Pruning, on any page access
- * that finds the page nearly full and prunable, turns dead tuples into
- * dead line pointers and compacts the page. VACUUM prunes every page,
- * collects the dead line pointers, removes the index entries pointing at
- * them (each index's ambulkdelete), then marks them unused and records the
- * free space in the FSM. It also freezes old transaction ids and advances
- * relfrozenxid / relminmxid to the oldest ones left, and reports live and
- * dead tuple counts to the statistics system for autovacuum.
+ * VACUUM prunes every page (prune.cpp), collects the dead line pointers,
+ * removes the index entries pointing at them (each index's ambulkdelete),
+ * then marks them unused and records the free space in the FSM. It also
+ * freezes old transaction ids and advances relfrozenxid / relminmxid to
+ * the oldest ones left, sets pages all-visible, gives empty pages at the
+ * end back, and reports live and dead tuple counts to the statistics
+ * system for autovacuum. Its page changes are storage/changes.h's, each
+ * made and logged by one function here (NEW_PAGE, FREEZE, VACUUM,
+ * VISIBLE, CLEAR_VISIBLE records).
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +20,7 @@
 #include "rustydb/am/groups.h"
 
 #include "rustydb/mvcc/visibility.h"
+#include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
 #include "rustydb/wal/records.h"
 
@@ -31,309 +32,6 @@ namespace rustydb::am {
 
 using storage::page_check;
 using storage::tuple_at;
-
-/* ========================================================================
- * Pruning
- * ========================================================================
- */
-
-static void
-log_line_pointers(Relation rel, Buffer buffer, uint8 kind, OffsetNumber *redirected,
-				  int nredirected, OffsetNumber *dead, int ndead, OffsetNumber *unused, int nunused,
-				  TransactionId latest_removed, const char *changes = nullptr, Size changes_len = 0)
-{
-	if (!RelationNeedsWAL(rel))
-		return;
-	wal::XlPrune xl;
-	xl.version = wal::kWalFormatVersion;
-	xl.flags = changes_len > 0 ? wal::kFlagGroupChanges : 0;
-	xl.nredirected = (uint16) nredirected;
-	xl.ndead = (uint16) ndead;
-	xl.nunused = (uint16) nunused;
-	xl.latest_removed_xid = latest_removed;
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xl, sizeof(xl));
-	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
-	if (nredirected > 0)
-		XLogRegisterBufData(0, (char *) redirected, 2 * nredirected * sizeof(OffsetNumber));
-	if (ndead > 0)
-		XLogRegisterBufData(0, (char *) dead, ndead * sizeof(OffsetNumber));
-	if (nunused > 0)
-		XLogRegisterBufData(0, (char *) unused, nunused * sizeof(OffsetNumber));
-	if (changes_len > 0)
-		XLogRegisterBufData(0, (char *) changes, changes_len);
-	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, kind);
-	PageSetLSN(BufferGetPage(buffer), recptr);
-}
-
-/* What pruning will do to one page. */
-struct PruneState
-{
-	Relation rel;
-	Buffer buffer;
-	GlobalVisState *vistest;
-	TransactionId oldest_xmin;
-	TransactionId latest_removed;
-	TransactionId new_prune_xid;
-	int nredirected, ndead, nunused;
-	OffsetNumber redirected[MaxHeapTuplesPerPage * 2];
-	OffsetNumber dead[MaxHeapTuplesPerPage];
-	OffsetNumber unused[MaxHeapTuplesPerPage];
-	bool marked[MaxHeapTuplesPerPage + 1];
-	int8 htsv[MaxHeapTuplesPerPage + 1]; /* -1: not a tuple */
-};
-
-static void
-note_prunable(PruneState *ps, TransactionId x)
-{
-	if (TransactionIdIsNormal(x) &&
-		(!TransactionIdIsValid(ps->new_prune_xid) || TransactionIdPrecedes(x, ps->new_prune_xid)))
-		ps->new_prune_xid = x;
-}
-
-/*
- * Walk the version chain starting at root (a normal tuple that is not
- * heap-only, or a redirect). Versions dead to everyone at the head of the
- * chain are removed: heap-only ones become unused, and the root becomes a
- * redirect to the first survivor, or a dead line pointer (for VACUUM to
- * remove with the index entries) when none survives.
- */
-static void
-prune_chain(PruneState *ps, Page page, OffsetNumber root)
-{
-	OffsetNumber chain[MaxHeapTuplesPerPage];
-	int nchain = 0;
-	int latestdead = -1;
-	TransactionId prior_xmax = InvalidTransactionId;
-	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-	OffsetNumber off = root;
-
-	for (;;)
-	{
-		if (off < FirstOffsetNumber || off > maxoff || ps->marked[off])
-			break;
-		ItemId lp = PageGetItemId(page, off);
-		if (!ItemIdIsUsed(lp))
-			break;
-		if (ItemIdIsRedirected(lp))
-		{
-			if (nchain > 0)
-				break; /* a redirect is only ever a root */
-			chain[nchain++] = off;
-			off = ItemIdGetRedirect(lp);
-			continue;
-		}
-		if (ItemIdIsDead(lp))
-			break;
-		HeapTupleHeader t = (HeapTupleHeader) PageGetItem(page, lp);
-		if (nchain > 0 && !HeapTupleHeaderIsHeapOnly(t))
-			break;
-		if (TransactionIdIsValid(prior_xmax) &&
-			!TransactionIdEquals(HeapTupleHeaderGetXmin(t), prior_xmax))
-			break;
-		chain[nchain++] = off;
-
-		bool dead = false, recent = false;
-		switch ((HTSV_Result) ps->htsv[off])
-		{
-			case HEAPTUPLE_DEAD:
-				dead = true;
-				break;
-			case HEAPTUPLE_RECENTLY_DEAD:
-				recent = true;
-				note_prunable(ps, mvcc::update_xid(t));
-				break;
-			case HEAPTUPLE_DELETE_IN_PROGRESS:
-				note_prunable(ps, mvcc::update_xid(t));
-				break;
-			case HEAPTUPLE_INSERT_IN_PROGRESS:
-				note_prunable(ps, HeapTupleHeaderGetXmin(t));
-				break;
-			default:
-				break;
-		}
-		if (dead)
-		{
-			latestdead = nchain - 1;
-			mvcc::advance_latest_removed_xid(t, &ps->latest_removed);
-		}
-		else if (!recent)
-			break;
-		if (!HeapTupleHeaderIsHotUpdated(t))
-			break;
-		if (ItemPointerGetBlockNumber(&t->t_ctid) != storage::data_block(ps->buffer))
-			break;
-		prior_xmax = mvcc::update_xid(t);
-		off = ItemPointerGetOffsetNumber(&t->t_ctid);
-	}
-
-	for (int i = 0; i < nchain; i++)
-		ps->marked[chain[i]] = true;
-	if (latestdead < 0)
-		return;
-
-	/* the dead versions after the root become unused */
-	for (int i = 1; i <= latestdead; i++)
-		ps->unused[ps->nunused++] = chain[i];
-	if (latestdead == nchain - 1)
-	{
-		/* nothing survives: the root stays for VACUUM as a dead line pointer */
-		ps->dead[ps->ndead++] = root;
-	}
-	else
-	{
-		ps->redirected[2 * ps->nredirected] = root;
-		ps->redirected[2 * ps->nredirected + 1] = chain[latestdead + 1];
-		ps->nredirected++;
-	}
-}
-
-/*
- * Prune one page (cleanup lock held). Returns the number of tuple versions
- * removed, or -1, changing nothing, when sealed groups of the page lose
- * some of their members and must be re-sealed but cipher is null.
- */
-static int
-prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
-		   const crypto::Cipher *cipher)
-{
-	Page page = BufferGetPage(buffer);
-
-	page_check(rel, storage::data_block(buffer), page);
-	if (PageIsNew(page))
-		return 0;
-	auto *ps = (PruneState *) palloc(sizeof(PruneState));
-	ps->rel = rel;
-	ps->buffer = buffer;
-	ps->vistest = vistest;
-	ps->oldest_xmin = oldest_xmin;
-	ps->latest_removed = InvalidTransactionId;
-	ps->new_prune_xid = InvalidTransactionId;
-	ps->nredirected = ps->ndead = ps->nunused = 0;
-	memset(ps->marked, 0, sizeof(ps->marked));
-
-	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-	{
-		HeapTupleData tup;
-		ps->htsv[off] = -1;
-		if (!tuple_at(rel, buffer, page, off, &tup))
-			continue;
-		ps->htsv[off] =
-			(int8) (vistest != nullptr ? mvcc::satisfies_vacuum_vis(&tup, vistest, buffer)
-									   : mvcc::satisfies_vacuum(&tup, oldest_xmin, buffer));
-	}
-
-	/* chains from their roots */
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-	{
-		ItemId lp = PageGetItemId(page, off);
-		if (ps->marked[off] || !ItemIdIsUsed(lp) || ItemIdIsDead(lp))
-			continue;
-		if (ItemIdIsNormal(lp) &&
-			HeapTupleHeaderIsHeapOnly((HeapTupleHeader) PageGetItem(page, lp)))
-			continue;
-		prune_chain(ps, page, off);
-	}
-	/* heap-only versions no chain reaches (an aborted update's) */
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-	{
-		if (ps->marked[off] || ps->htsv[off] != HEAPTUPLE_DEAD)
-			continue;
-		ItemId lp = PageGetItemId(page, off);
-		auto *t = (HeapTupleHeader) PageGetItem(page, lp);
-		if (HeapTupleHeaderIsHeapOnly(t))
-		{
-			ps->unused[ps->nunused++] = off;
-			mvcc::advance_latest_removed_xid(t, &ps->latest_removed);
-			ps->marked[off] = true;
-		}
-	}
-
-	int removed = ps->ndead + ps->nunused;
-	char *changes = nullptr;
-	Size changes_len = 0;
-	if (ps->nredirected + ps->ndead + ps->nunused > 0 && storage::page_groups(page) != nullptr)
-	{
-		/* sealed groups losing members: freed, or their survivors re-sealed */
-		bool loses[MaxHeapTuplesPerPage + 1] = {false};
-		for (int i = 0; i < ps->nredirected; i++)
-			loses[ps->redirected[2 * i]] = true;
-		for (int i = 0; i < ps->ndead; i++)
-			loses[ps->dead[i]] = true;
-		for (int i = 0; i < ps->nunused; i++)
-			loses[ps->unused[i]] = true;
-		if (!prepare_group_changes(rel, cipher, page, storage::data_block(buffer), loses, &changes,
-								   &changes_len))
-		{
-			pfree(ps);
-			return -1;
-		}
-	}
-	if (ps->nredirected + ps->ndead + ps->nunused > 0)
-	{
-		START_CRIT_SECTION();
-		for (int i = 0; i < ps->nredirected; i++)
-			ItemIdSetRedirect(PageGetItemId(page, ps->redirected[2 * i]),
-							  ps->redirected[2 * i + 1]);
-		for (int i = 0; i < ps->ndead; i++)
-			ItemIdSetDead(PageGetItemId(page, ps->dead[i]));
-		for (int i = 0; i < ps->nunused; i++)
-			ItemIdSetUnused(PageGetItemId(page, ps->unused[i]));
-		PageRepairFragmentation(page);
-		storage::apply_group_changes(page, changes, changes_len);
-		((PageHeader) page)->pd_prune_xid = ps->new_prune_xid;
-		PageClearFull(page);
-		MarkBufferDirty(buffer);
-		log_line_pointers(rel, buffer, wal::kPrune, ps->redirected, ps->nredirected, ps->dead,
-						  ps->ndead, ps->unused, ps->nunused, ps->latest_removed, changes,
-						  changes_len);
-		END_CRIT_SECTION();
-		if (changes != nullptr)
-			pfree(changes);
-	}
-	else if (((PageHeader) page)->pd_prune_xid != ps->new_prune_xid || PageIsFull(page))
-	{
-		((PageHeader) page)->pd_prune_xid = ps->new_prune_xid;
-		PageClearFull(page);
-		MarkBufferDirtyHint(buffer, true);
-	}
-	pfree(ps);
-	return removed;
-}
-
-void
-prune_opt(Relation rel, Buffer buffer)
-{
-	Page page = BufferGetPage(buffer);
-
-	if (RecoveryInProgress())
-		return;
-	TransactionId prune_xid = ((PageHeader) page)->pd_prune_xid;
-	if (!TransactionIdIsValid(prune_xid))
-		return;
-	GlobalVisState *vistest = GlobalVisTestFor(rel);
-	if (!GlobalVisTestIsRemovableXid(vistest, prune_xid))
-		return;
-
-	Size minfree = Max(RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR), BLCKSZ / 10);
-	if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
-	{
-		/*
-		 * Re-sealing groups needs the key, loaded before the buffer lock
-		 * (the callers, scans and fetches, have it cached). A page's group
-		 * table is fixed when it is initialised, so this unlocked look is
-		 * stable.
-		 */
-		const crypto::Cipher *cipher =
-			storage::page_groups(page) != nullptr ? crypto::relation_cipher(rel) : nullptr;
-		if (!ConditionalLockBufferForCleanup(buffer))
-			return;
-		if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
-			prune_page(rel, buffer, vistest, InvalidTransactionId, cipher);
-		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-	}
-}
 
 /* ========================================================================
  * The visibility map
@@ -349,6 +47,7 @@ static bool
 page_all_visible(Relation rel, Buffer buf, TransactionId oldest_xmin, TransactionId *cutoff)
 {
 	Page page = BufferGetPage(buf);
+	Assert(storage::buffer_is_locked_exclusive(buf));
 	*cutoff = InvalidTransactionId;
 	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
@@ -384,14 +83,17 @@ set_all_visible(Relation rel, Buffer buf, Buffer *vmbuf, TransactionId cutoff)
 	Page page = BufferGetPage(buf);
 	BlockNumber blkno = storage::data_block(buf);
 
+	/* the data page before the map page (docs/storage.md, "Buffer lock order") */
+	Assert(storage::buffer_is_locked_exclusive(buf));
+	Assert(!PageIsNew(page));
 	visibilitymap_pin(rel, blkno, vmbuf);
 	LockBuffer(*vmbuf, BUFFER_LOCK_EXCLUSIVE);
 	Page vmpage = BufferGetPage(*vmbuf);
 
 	START_CRIT_SECTION();
-	PageSetAllVisible(page);
+	storage::page_set_all_visible(buf);
 	MarkBufferDirty(buf);
-	storage::vm_set(vmpage, blkno);
+	storage::vm_set(*vmbuf, blkno);
 	MarkBufferDirty(*vmbuf);
 	if (RelationNeedsWAL(rel))
 	{
@@ -507,7 +209,7 @@ prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cutoff_m
 }
 
 /* ========================================================================
- * VACUUM
+ * VACUUM: the state of one run
  * ========================================================================
  */
 
@@ -517,18 +219,157 @@ static BlockNumber truncate_tail(Relation rel, BlockNumber nblocks, BlockNumber 
 struct VacState
 {
 	Relation rel;
+	VacuumParams *params;
+	BufferAccessStrategy strategy;
 	Relation *indrels;
 	int nindexes;
+	bool do_index; /* index entries of dead items are removed (INDEX_CLEANUP) */
 	IndexBulkDeleteResult **istats;
 	VacDeadItems *dead;
-	BufferAccessStrategy strategy;
 	double old_reltuples;
 	int64 index_passes;
+
+	/* cutoffs */
+	bool aggressive;         /* every page cleanup-locked, waiting if need be */
+	GlobalVisState *vistest; /* pruning's horizon: the current one, at least oldest_xmin */
 	TransactionId oldest_xmin;
+	MultiXactId oldest_mxact;
+	TransactionId freeze_limit;
+	MultiXactId multi_cutoff;
+
 	Buffer vmbuf;
-	BlockNumber all_visible_pages;
 	const crypto::Cipher *cipher; /* loaded when a sealed group must be re-sealed */
+
+	/* what the scan found */
+	TransactionId new_frozen; /* the oldest xid left behind */
+	MultiXactId new_minmulti; /* the oldest multixact left behind */
+	bool scanned_all;         /* every page cleanup-locked: the horizons may advance */
+	BlockNumber nonempty_pages;
+	BlockNumber all_visible_pages;
+	double live, recently_dead, removed, remaining_dead;
 };
+
+/* Cutoffs, indexes, the dead-item store and progress reporting of a run. */
+static void
+vacuum_begin(VacState *vs, Relation rel, VacuumParams *params, BufferAccessStrategy bstrategy)
+{
+	memset(vs, 0, sizeof(*vs));
+	vs->rel = rel;
+	vs->params = params;
+	vs->strategy = bstrategy;
+	vs->vmbuf = InvalidBuffer;
+	vs->new_frozen = InvalidTransactionId;
+	vs->new_minmulti = InvalidMultiXactId;
+	vs->scanned_all = true;
+
+	vs->aggressive = vacuum_set_xid_limits(rel, params->freeze_min_age, params->freeze_table_age,
+										   params->multixact_freeze_min_age,
+										   params->multixact_freeze_table_age, &vs->oldest_xmin,
+										   &vs->oldest_mxact, &vs->freeze_limit, &vs->multi_cutoff);
+	if (params->options & VACOPT_DISABLE_PAGE_SKIPPING)
+		vs->aggressive = true;
+
+	pgstat_progress_start_command(PROGRESS_COMMAND_VACUUM, RelationGetRelid(rel));
+	/* like heap, prune with the current visibility horizon, at least OldestXmin */
+	vs->vistest = GlobalVisTestFor(rel);
+
+	vs->old_reltuples = rel->rd_rel->reltuples < 0 ? 0 : rel->rd_rel->reltuples;
+	vac_open_indexes(rel, RowExclusiveLock, &vs->nindexes, &vs->indrels);
+	vs->do_index = vs->nindexes > 0 && params->index_cleanup != VACOPTVALUE_DISABLED;
+	if (params->nworkers > 0 && vs->nindexes > 1 && vs->do_index && RelationUsesLocalBuffers(rel))
+		ereport(WARNING,
+				(errmsg("disabling parallel option of vacuum on \"%s\" --- cannot vacuum temporary "
+						"tables in parallel",
+						RelationGetRelationName(rel))));
+	vs->istats =
+		(IndexBulkDeleteResult **) palloc0(sizeof(IndexBulkDeleteResult *) * Max(vs->nindexes, 1));
+}
+
+/* The dead-item store: as many TIDs as maintenance_work_mem holds, at most the table's. */
+static void
+alloc_dead_items(VacState *vs, BlockNumber nblocks)
+{
+	int work_mem_kb = (IsAutoVacuumWorkerProcess() && autovacuum_work_mem != -1)
+						  ? autovacuum_work_mem
+						  : maintenance_work_mem;
+	int64 max_items = MAXDEADITEMS((int64) work_mem_kb * 1024L);
+	max_items = Min(max_items, (int64) (MaxAllocSize / sizeof(ItemPointerData)) - 64);
+	max_items = Min(max_items, (int64) Max(nblocks, 1) * MaxHeapTuplesPerPage);
+	max_items = Max(max_items, (int64) MaxHeapTuplesPerPage);
+	vs->dead = (VacDeadItems *) palloc(vac_max_items_to_alloc_size((int) max_items));
+	vs->dead->max_items = (int) max_items;
+	vs->dead->num_items = 0;
+
+	pgstat_progress_update_param(PROGRESS_VACUUM_TOTAL_HEAP_BLKS, nblocks);
+	pgstat_progress_update_param(PROGRESS_VACUUM_MAX_DEAD_TUPLES, max_items);
+	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_SCAN_HEAP);
+}
+
+/* ========================================================================
+ * VACUUM's page changes and their records
+ * ========================================================================
+ */
+
+/* A page an extension left all zeroes (a crash before its first insert) initialised. */
+static void
+init_new_page(Relation rel, Buffer buf)
+{
+	Page page = BufferGetPage(buf);
+
+	Assert(storage::buffer_is_locked_exclusive(buf));
+	Assert(PageIsNew(page));
+	START_CRIT_SECTION();
+	storage::page_init(page);
+	MarkBufferDirty(buf);
+	if (RelationNeedsWAL(rel))
+	{
+		XLogBeginInsert();
+		XLogRegisterBuffer(0, buf, REGBUF_WILL_INIT | REGBUF_STANDARD);
+		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kNewPage);
+		PageSetLSN(page, recptr);
+	}
+	END_CRIT_SECTION();
+}
+
+/* Freeze n tuples of the cleanup-locked page (entries from prepare_freeze). */
+static void
+freeze_page(Relation rel, Buffer buf, const storage::FreezeEntry *frz, int n, TransactionId cutoff)
+{
+	Assert(n > 0);
+	START_CRIT_SECTION();
+	storage::freeze_execute(buf, frz, n);
+	MarkBufferDirty(buf);
+	if (RelationNeedsWAL(rel))
+	{
+		wal::XlFreeze xl;
+		xl.version = wal::kWalFormatVersion;
+		xl.flags = 0;
+		xl.ntuples = (uint16) n;
+		xl.cutoff_xid = cutoff;
+		XLogBeginInsert();
+		XLogRegisterData((char *) &xl, sizeof(xl));
+		XLogRegisterBuffer(0, buf, REGBUF_STANDARD);
+		XLogRegisterBufData(0, (char *) frz, n * sizeof(wal::XlFreezeEntry));
+		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kFreeze);
+		PageSetLSN(BufferGetPage(buf), recptr);
+	}
+	END_CRIT_SECTION();
+}
+
+/* Make n dead line pointers of the locked page unused: their index entries are gone. */
+static void
+make_unused(Relation rel, Buffer buf, OffsetNumber *offs, int n)
+{
+	storage::PruneChanges c;
+	memset(&c, 0, sizeof(c));
+	c.unused = offs;
+	c.nunused = n;
+	START_CRIT_SECTION();
+	storage::vacuum_execute(buf, offs, n);
+	MarkBufferDirty(buf);
+	log_line_pointers(rel, buf, wal::kVacuum, c, InvalidTransactionId);
+	END_CRIT_SECTION();
+}
 
 /* After vacuuming a page (cleanup or exclusive lock held): maybe all-visible. */
 static void
@@ -537,6 +378,7 @@ maybe_set_all_visible(VacState *vs, Buffer buf)
 	TransactionId cutoff;
 	Page page = BufferGetPage(buf);
 
+	Assert(storage::buffer_is_locked_exclusive(buf));
 	if (PageIsNew(page))
 		return;
 	if (PageIsAllVisible(page))
@@ -559,6 +401,11 @@ maybe_set_all_visible(VacState *vs, Buffer buf)
 	}
 }
 
+/* ========================================================================
+ * VACUUM's second pass: index entries, then the dead line pointers
+ * ========================================================================
+ */
+
 /* Mark line pointers unused on one page (pass 2). */
 static void
 vacuum_page(VacState *vs, BlockNumber blkno, OffsetNumber *offs, int n)
@@ -568,19 +415,28 @@ vacuum_page(VacState *vs, BlockNumber blkno, OffsetNumber *offs, int n)
 	Page page = BufferGetPage(buf);
 	page_check(vs->rel, blkno, page);
 
-	START_CRIT_SECTION();
-	for (int i = 0; i < n; i++)
-		ItemIdSetUnused(PageGetItemId(page, offs[i]));
-	PageTruncateLinePointerArray(page);
-	MarkBufferDirty(buf);
-	log_line_pointers(vs->rel, buf, wal::kVacuum, nullptr, 0, nullptr, 0, offs, n,
-					  InvalidTransactionId);
-	END_CRIT_SECTION();
+	make_unused(vs->rel, buf, offs, n);
 	maybe_set_all_visible(vs, buf);
 
 	Size freespace = PageGetHeapFreeSpace(page);
 	UnlockReleaseBuffer(buf);
 	RecordPageWithFreeSpace(vs->rel, storage::phys_block(blkno), freespace);
+}
+
+/* What index i's bulk delete or cleanup is told about the table. */
+static IndexVacuumInfo
+index_vacuum_info(VacState *vs, int i, bool estimated_count, double num_heap_tuples)
+{
+	IndexVacuumInfo ivinfo;
+	memset(&ivinfo, 0, sizeof(ivinfo));
+	ivinfo.index = vs->indrels[i];
+	ivinfo.analyze_only = false;
+	ivinfo.report_progress = false;
+	ivinfo.estimated_count = estimated_count;
+	ivinfo.message_level = DEBUG2;
+	ivinfo.num_heap_tuples = num_heap_tuples;
+	ivinfo.strategy = vs->strategy;
+	return ivinfo;
 }
 
 /* Remove index entries for the collected dead items, then free the items. */
@@ -594,15 +450,8 @@ vacuum_indexes_and_pages(VacState *vs)
 	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_VACUUM_INDEX);
 	for (int i = 0; i < vs->nindexes; i++)
 	{
-		IndexVacuumInfo ivinfo;
-		memset(&ivinfo, 0, sizeof(ivinfo));
-		ivinfo.index = vs->indrels[i];
-		ivinfo.analyze_only = false;
-		ivinfo.report_progress = false;
-		ivinfo.estimated_count = true;
-		ivinfo.message_level = DEBUG2;
-		ivinfo.num_heap_tuples = vs->old_reltuples;
-		ivinfo.strategy = vs->strategy;
+		/* the row count of the last VACUUM or ANALYZE: this one has not finished counting */
+		IndexVacuumInfo ivinfo = index_vacuum_info(vs, i, true, vs->old_reltuples);
 		vs->istats[i] = vac_bulkdel_one_index(&ivinfo, vs->istats[i], dead);
 	}
 	vs->index_passes++;
@@ -616,7 +465,11 @@ vacuum_indexes_and_pages(VacState *vs)
 		BlockNumber blkno = ItemPointerGetBlockNumber(&dead->items[i]);
 		int n = 0;
 		while (i < dead->num_items && ItemPointerGetBlockNumber(&dead->items[i]) == blkno)
-			offs[n++] = ItemPointerGetOffsetNumber(&dead->items[i++]);
+		{
+			/* not items[i++]: with assertions the macro evaluates its argument three times */
+			offs[n++] = ItemPointerGetOffsetNumber(&dead->items[i]);
+			i++;
+		}
 		vacuum_delay_point();
 		vacuum_page(vs, blkno, offs, n);
 	}
@@ -624,62 +477,267 @@ vacuum_indexes_and_pages(VacState *vs)
 	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_SCAN_HEAP);
 }
 
+/* ========================================================================
+ * VACUUM's first pass, one page at a time
+ * ========================================================================
+ */
+
+/*
+ * Lock a page for the first pass: a cleanup lock when one is free, or
+ * waited for (aggressive VACUUM); else a share lock, under which the page
+ * is only looked at. Returns whether the cleanup lock is held.
+ */
+static bool
+lock_for_scan(VacState *vs, Buffer buf)
+{
+	if (ConditionalLockBufferForCleanup(buf))
+		return true;
+	if (vs->aggressive)
+	{
+		LockBufferForCleanup(buf);
+		return true;
+	}
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	return false;
+}
+
+/*
+ * Prune the cleanup-locked page. Groups to re-seal need the key: it is
+ * loaded (not under a buffer lock) and pruning retried under a lock taken
+ * as the first one was; *cleanup is false when that is only a share lock.
+ */
+static void
+prune_for_scan(VacState *vs, Buffer buf, BlockNumber blkno, bool *cleanup)
+{
+	int n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher);
+	if (n < 0)
+	{
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		vs->cipher = crypto::relation_cipher(vs->rel);
+		*cleanup = lock_for_scan(vs, buf);
+		n = 0;
+		if (*cleanup)
+		{
+			page_check(vs->rel, blkno, BufferGetPage(buf));
+			n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher);
+		}
+	}
+	vs->removed += Max(n, 0);
+}
+
+/*
+ * Classify what pruning left on the page (the run's live and dead
+ * counts), collect its dead line pointers into deadoffs and freeze what
+ * can be frozen: with a cleanup lock only (without one, the oldest ids
+ * left are still tracked). Returns the number of dead line pointers.
+ */
+static int
+scan_tuples(VacState *vs, Buffer buf, bool cleanup, OffsetNumber *deadoffs)
+{
+	Page page = BufferGetPage(buf);
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	TransactionId freeze_limit = cleanup ? vs->freeze_limit : InvalidTransactionId;
+	storage::FreezeEntry frz[MaxHeapTuplesPerPage];
+	int nfrz = 0;
+	int ndead = 0;
+
+	Assert(cleanup ? storage::buffer_is_locked_exclusive(buf) : storage::buffer_is_locked(buf));
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (ItemIdIsDead(lp))
+		{
+			deadoffs[ndead++] = off;
+			continue;
+		}
+		HeapTupleData tup;
+		if (!tuple_at(vs->rel, buf, page, off, &tup))
+			continue;
+		switch (mvcc::satisfies_vacuum(&tup, vs->oldest_xmin, buf))
+		{
+			case HEAPTUPLE_LIVE:
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				vs->live += 1;
+				break;
+			case HEAPTUPLE_RECENTLY_DEAD:
+			case HEAPTUPLE_DEAD: /* not prunable without a cleanup lock */
+				vs->recently_dead += 1;
+				break;
+			default:
+				break;
+		}
+		uint16 im, im2;
+		TransactionId xmax;
+		if (prepare_freeze(tup.t_data, freeze_limit, vs->multi_cutoff, vs->oldest_xmin,
+						   &vs->new_frozen, &vs->new_minmulti, &im, &im2, &xmax) &&
+			cleanup)
+			frz[nfrz++] = storage::FreezeEntry{xmax, im, im2, off, 0};
+	}
+	if (nfrz > 0)
+		freeze_page(vs->rel, buf, frz, nfrz, vs->freeze_limit);
+	return ndead;
+}
+
+/*
+ * The page's dead line pointers: made unused at once when no index points
+ * at them (cleanup lock held), else remembered for the index pass, whose
+ * second pass records the page's free space. Returns whether it does.
+ */
+static bool
+dispose_dead_items(VacState *vs, Buffer buf, BlockNumber blkno, bool cleanup,
+				   OffsetNumber *deadoffs, int ndead)
+{
+	if (ndead == 0)
+		return false;
+	if (cleanup && vs->nindexes == 0)
+	{
+		make_unused(vs->rel, buf, deadoffs, ndead);
+		return false;
+	}
+	if (!vs->do_index)
+	{
+		vs->remaining_dead += ndead;
+		return false;
+	}
+	for (int i = 0; i < ndead; i++)
+	{
+		/* ItemPointerSet evaluates its pointer argument more than once */
+		ItemPointer item = &vs->dead->items[vs->dead->num_items];
+		ItemPointerSet(item, blkno, deadoffs[i]);
+		vs->dead->num_items++;
+	}
+	Assert(vs->dead->num_items <= vs->dead->max_items);
+	return true;
+}
+
+/* Does the page keep anything a truncation must not remove? */
+static bool
+page_keeps_items(VacState *vs, Page page)
+{
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (ItemIdIsNormal(lp) || (ItemIdIsDead(lp) && !vs->do_index && vs->nindexes > 0))
+			return true;
+	}
+	return false;
+}
+
+/* The first pass on data block blkno: prune, freeze, collect dead items, visibility. */
+static void
+scan_page(VacState *vs, BlockNumber blkno)
+{
+	Relation rel = vs->rel;
+	Buffer buf = storage::read_data_block(rel, blkno, vs->strategy);
+	bool cleanup = lock_for_scan(vs, buf);
+	Page page = BufferGetPage(buf);
+
+	if (PageIsNew(page))
+	{
+		if (!cleanup)
+		{
+			UnlockReleaseBuffer(buf);
+			return;
+		}
+		/* left behind by an extension that crashed before its first insert */
+		init_new_page(rel, buf);
+		Size freespace = PageGetHeapFreeSpace(page);
+		UnlockReleaseBuffer(buf);
+		RecordPageWithFreeSpace(rel, storage::phys_block(blkno), freespace);
+		return;
+	}
+	page_check(rel, blkno, page);
+
+	if (cleanup)
+		prune_for_scan(vs, buf, blkno, &cleanup);
+	OffsetNumber deadoffs[MaxHeapTuplesPerPage];
+	int ndead = scan_tuples(vs, buf, cleanup, deadoffs);
+	/* without a cleanup lock nothing was frozen: horizons stay put */
+	if (!cleanup)
+		vs->scanned_all = false;
+	bool defer_fsm = dispose_dead_items(vs, buf, blkno, cleanup, deadoffs, ndead);
+	if (page_keeps_items(vs, page))
+		vs->nonempty_pages = blkno + 1;
+	if (cleanup && !defer_fsm && (ndead == 0 || vs->nindexes == 0))
+		maybe_set_all_visible(vs, buf);
+	else if (!cleanup && PageIsAllVisible(page))
+		vs->all_visible_pages++;
+
+	Size freespace = PageGetHeapFreeSpace(page);
+	UnlockReleaseBuffer(buf);
+	if (!defer_fsm)
+		RecordPageWithFreeSpace(rel, storage::phys_block(blkno), freespace);
+}
+
+/* ========================================================================
+ * The end of a run: index cleanup, horizons and statistics
+ * ========================================================================
+ */
+
+static void
+cleanup_indexes(VacState *vs)
+{
+	if (vs->params->index_cleanup == VACOPTVALUE_DISABLED)
+		return;
+	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_INDEX_CLEANUP);
+	for (int i = 0; i < vs->nindexes; i++)
+	{
+		IndexVacuumInfo ivinfo = index_vacuum_info(vs, i, false, vs->live);
+		vs->istats[i] = vac_cleanup_one_index(&ivinfo, vs->istats[i]);
+		if (vs->istats[i] != nullptr && !vs->istats[i]->estimated_count)
+			vac_update_relstats(vs->indrels[i], vs->istats[i]->num_pages,
+								vs->istats[i]->num_index_tuples, 0, false, InvalidTransactionId,
+								InvalidMultiXactId, nullptr, nullptr, false);
+	}
+}
+
+/*
+ * New horizons (the oldest ids left in the table, never past the cutoffs;
+ * none unless every page was cleanup-locked), pg_class and the statistics
+ * system's counts, the VERBOSE report.
+ */
+static void
+vacuum_end(VacState *vs, BlockNumber nblocks)
+{
+	Relation rel = vs->rel;
+	TransactionId frozenxid = vs->oldest_xmin;
+	if (TransactionIdIsValid(vs->new_frozen) && TransactionIdPrecedes(vs->new_frozen, frozenxid))
+		frozenxid = vs->new_frozen;
+	MultiXactId minmulti = vs->oldest_mxact;
+	if (MultiXactIdIsValid(vs->new_minmulti) && MultiXactIdPrecedes(vs->new_minmulti, minmulti))
+		minmulti = vs->new_minmulti;
+	if (!vs->scanned_all)
+	{
+		frozenxid = InvalidTransactionId;
+		minmulti = InvalidMultiXactId;
+	}
+	bool frozenxid_updated, minmulti_updated;
+	/* relpages counts data pages, as ANALYZE and CREATE INDEX do (rdb_relation_size) */
+	vac_update_relstats(rel, nblocks, vs->live, Min(vs->all_visible_pages, nblocks),
+						vs->nindexes > 0, frozenxid, minmulti, &frozenxid_updated,
+						&minmulti_updated, false);
+	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, vs->live,
+						 vs->recently_dead + vs->remaining_dead);
+
+	if (vs->params->options & VACOPT_VERBOSE)
+		ereport(INFO, (errmsg("rustydb vacuum of \"%s\": %u pages, %.0f tuples removed, %.0f live, "
+							  "%.0f dead but not yet removable",
+							  RelationGetRelationName(rel), nblocks, vs->removed, vs->live,
+							  vs->recently_dead)));
+
+	pgstat_progress_end_command();
+	vac_close_indexes(vs->nindexes, vs->indrels, NoLock);
+}
+
 void
 relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrategy)
 {
-	TransactionId oldest_xmin, freeze_limit;
-	MultiXactId oldest_mxact, multi_cutoff;
-
-	bool aggressive =
-		vacuum_set_xid_limits(rel, params->freeze_min_age, params->freeze_table_age,
-							  params->multixact_freeze_min_age, params->multixact_freeze_table_age,
-							  &oldest_xmin, &oldest_mxact, &freeze_limit, &multi_cutoff);
-	if (params->options & VACOPT_DISABLE_PAGE_SKIPPING)
-		aggressive = true;
-
-	pgstat_progress_start_command(PROGRESS_COMMAND_VACUUM, RelationGetRelid(rel));
-	/* like heap, prune with the current visibility horizon, at least OldestXmin */
-	GlobalVisState *vistest = GlobalVisTestFor(rel);
-
 	VacState vs;
-	memset(&vs, 0, sizeof(vs));
-	vs.rel = rel;
-	vs.strategy = bstrategy;
-	vs.oldest_xmin = oldest_xmin;
-	vs.vmbuf = InvalidBuffer;
-	vs.old_reltuples = rel->rd_rel->reltuples < 0 ? 0 : rel->rd_rel->reltuples;
-	vac_open_indexes(rel, RowExclusiveLock, &vs.nindexes, &vs.indrels);
-	bool do_index = vs.nindexes > 0 && params->index_cleanup != VACOPTVALUE_DISABLED;
-	if (params->nworkers > 0 && vs.nindexes > 1 && do_index && RelationUsesLocalBuffers(rel))
-		ereport(WARNING,
-				(errmsg("disabling parallel option of vacuum on \"%s\" --- cannot vacuum temporary "
-						"tables in parallel",
-						RelationGetRelationName(rel))));
-	vs.istats =
-		(IndexBulkDeleteResult **) palloc0(sizeof(IndexBulkDeleteResult *) * Max(vs.nindexes, 1));
 
-	storage::check_metapage(rel);
+	vacuum_begin(&vs, rel, params, bstrategy);
+	check_metapage(rel);
 	BlockNumber nblocks = storage::data_nblocks(rel);
-	int work_mem_kb = (IsAutoVacuumWorkerProcess() && autovacuum_work_mem != -1)
-						  ? autovacuum_work_mem
-						  : maintenance_work_mem;
-	int64 max_items = MAXDEADITEMS((int64) work_mem_kb * 1024L);
-	max_items = Min(max_items, (int64) (MaxAllocSize / sizeof(ItemPointerData)) - 64);
-	max_items = Min(max_items, (int64) Max(nblocks, 1) * MaxHeapTuplesPerPage);
-	max_items = Max(max_items, (int64) MaxHeapTuplesPerPage);
-	vs.dead = (VacDeadItems *) palloc(vac_max_items_to_alloc_size((int) max_items));
-	vs.dead->max_items = (int) max_items;
-	vs.dead->num_items = 0;
-
-	pgstat_progress_update_param(PROGRESS_VACUUM_TOTAL_HEAP_BLKS, nblocks);
-	pgstat_progress_update_param(PROGRESS_VACUUM_MAX_DEAD_TUPLES, max_items);
-	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_SCAN_HEAP);
-
-	TransactionId new_frozen = InvalidTransactionId;
-	MultiXactId new_minmulti = InvalidMultiXactId;
-	bool scanned_all = true;
-	BlockNumber nonempty_pages = 0;
-	double live = 0, recently_dead = 0, removed = 0, remaining_dead = 0;
+	alloc_dead_items(&vs, nblocks);
 
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
 	{
@@ -687,226 +745,12 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, blkno);
 		if (vs.dead->num_items + MaxHeapTuplesPerPage > vs.dead->max_items)
 			vacuum_indexes_and_pages(&vs);
-
-		Buffer buf = storage::read_data_block(rel, blkno, bstrategy);
-		bool cleanup = ConditionalLockBufferForCleanup(buf);
-		if (!cleanup)
-		{
-			if (aggressive)
-			{
-				LockBufferForCleanup(buf);
-				cleanup = true;
-			}
-			else
-				LockBuffer(buf, BUFFER_LOCK_SHARE);
-		}
-		Page page = BufferGetPage(buf);
-
-		if (PageIsNew(page))
-		{
-			if (cleanup)
-			{
-				/* left behind by an extension that crashed before its first insert */
-				START_CRIT_SECTION();
-				storage::page_init(page);
-				MarkBufferDirty(buf);
-				if (RelationNeedsWAL(rel))
-				{
-					XLogBeginInsert();
-					XLogRegisterBuffer(0, buf, REGBUF_WILL_INIT | REGBUF_STANDARD);
-					XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kNewPage);
-					PageSetLSN(page, recptr);
-				}
-				END_CRIT_SECTION();
-				Size freespace = PageGetHeapFreeSpace(page);
-				UnlockReleaseBuffer(buf);
-				RecordPageWithFreeSpace(rel, storage::phys_block(blkno), freespace);
-			}
-			else
-				UnlockReleaseBuffer(buf);
-			continue;
-		}
-		page_check(rel, blkno, page);
-
-		if (cleanup)
-		{
-			int n = prune_page(rel, buf, vistest, oldest_xmin, vs.cipher);
-			if (n < 0)
-			{
-				/*
-				 * Groups to re-seal: load the key (not under a buffer lock)
-				 * and retry, waiting for the cleanup lock only when the
-				 * first one was waited for too (aggressive VACUUM).
-				 */
-				LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-				vs.cipher = crypto::relation_cipher(rel);
-				if (ConditionalLockBufferForCleanup(buf))
-					n = 0;
-				else if (aggressive)
-				{
-					LockBufferForCleanup(buf);
-					n = 0;
-				}
-				else
-				{
-					LockBuffer(buf, BUFFER_LOCK_SHARE);
-					cleanup = false;
-				}
-				if (cleanup)
-				{
-					page_check(rel, blkno, page);
-					n = prune_page(rel, buf, vistest, oldest_xmin, vs.cipher);
-				}
-			}
-			removed += Max(n, 0);
-		}
-
-		/* Classify what is left, collect dead items, freeze. */
-		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-		OffsetNumber deadoffs[MaxHeapTuplesPerPage];
-		int ndead = 0;
-		wal::XlFreezeEntry frz[MaxHeapTuplesPerPage];
-		int nfrz = 0;
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-		{
-			ItemId lp = PageGetItemId(page, off);
-			if (ItemIdIsDead(lp))
-			{
-				deadoffs[ndead++] = off;
-				continue;
-			}
-			HeapTupleData tup;
-			if (!tuple_at(rel, buf, page, off, &tup))
-				continue;
-			switch (mvcc::satisfies_vacuum(&tup, oldest_xmin, buf))
-			{
-				case HEAPTUPLE_LIVE:
-				case HEAPTUPLE_DELETE_IN_PROGRESS:
-					live += 1;
-					break;
-				case HEAPTUPLE_RECENTLY_DEAD:
-				case HEAPTUPLE_DEAD: /* not prunable without a cleanup lock */
-					recently_dead += 1;
-					break;
-				default:
-					break;
-			}
-			uint16 im, im2;
-			TransactionId xmax;
-			if (prepare_freeze(tup.t_data, cleanup ? freeze_limit : InvalidTransactionId,
-							   multi_cutoff, oldest_xmin, &new_frozen, &new_minmulti, &im, &im2,
-							   &xmax) &&
-				cleanup)
-			{
-				frz[nfrz].offnum = off;
-				frz[nfrz].infomask = im;
-				frz[nfrz].infomask2 = im2;
-				frz[nfrz].xmax = xmax;
-				frz[nfrz].unused = 0;
-				nfrz++;
-			}
-		}
-		/* without a cleanup lock nothing was frozen: horizons stay put */
-		if (!cleanup)
-			scanned_all = false;
-
-		if (nfrz > 0)
-		{
-			START_CRIT_SECTION();
-			for (int i = 0; i < nfrz; i++)
-			{
-				auto htup = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, frz[i].offnum));
-				htup->t_infomask = frz[i].infomask;
-				htup->t_infomask2 = frz[i].infomask2;
-				HeapTupleHeaderSetXmax(htup, frz[i].xmax);
-			}
-			MarkBufferDirty(buf);
-			if (RelationNeedsWAL(rel))
-			{
-				wal::XlFreeze xl;
-				xl.version = wal::kWalFormatVersion;
-				xl.flags = 0;
-				xl.ntuples = (uint16) nfrz;
-				xl.cutoff_xid = freeze_limit;
-				XLogBeginInsert();
-				XLogRegisterData((char *) &xl, sizeof(xl));
-				XLogRegisterBuffer(0, buf, REGBUF_STANDARD);
-				XLogRegisterBufData(0, (char *) frz, nfrz * sizeof(wal::XlFreezeEntry));
-				XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kFreeze);
-				PageSetLSN(page, recptr);
-			}
-			END_CRIT_SECTION();
-		}
-
-		bool defer_fsm = false;
-		if (ndead > 0 && cleanup && vs.nindexes == 0)
-		{
-			/* no index points here: dead line pointers can go right away */
-			START_CRIT_SECTION();
-			for (int i = 0; i < ndead; i++)
-				ItemIdSetUnused(PageGetItemId(page, deadoffs[i]));
-			PageTruncateLinePointerArray(page);
-			MarkBufferDirty(buf);
-			log_line_pointers(rel, buf, wal::kVacuum, nullptr, 0, nullptr, 0, deadoffs, ndead,
-							  InvalidTransactionId);
-			END_CRIT_SECTION();
-		}
-		else if (ndead > 0 && do_index)
-		{
-			for (int i = 0; i < ndead; i++)
-			{
-				/* ItemPointerSet evaluates its pointer argument more than once */
-				ItemPointer item = &vs.dead->items[vs.dead->num_items];
-				ItemPointerSet(item, blkno, deadoffs[i]);
-				vs.dead->num_items++;
-			}
-			defer_fsm = true;
-		}
-		else if (ndead > 0)
-			remaining_dead += ndead;
-		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
-			if (ItemIdIsNormal(PageGetItemId(page, off)) ||
-				(ItemIdIsDead(PageGetItemId(page, off)) && !do_index && vs.nindexes > 0))
-			{
-				nonempty_pages = blkno + 1;
-				break;
-			}
-		if (cleanup && !defer_fsm && (ndead == 0 || vs.nindexes == 0))
-			maybe_set_all_visible(&vs, buf);
-		else if (!cleanup && PageIsAllVisible(page))
-			vs.all_visible_pages++;
-
-		Size freespace = PageGetHeapFreeSpace(page);
-		UnlockReleaseBuffer(buf);
-		if (!defer_fsm)
-			RecordPageWithFreeSpace(rel, storage::phys_block(blkno), freespace);
+		scan_page(&vs, blkno);
 	}
 	pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, nblocks);
-
 	vacuum_indexes_and_pages(&vs);
+	cleanup_indexes(&vs);
 
-	/* Index cleanup and statistics. */
-	if (params->index_cleanup != VACOPTVALUE_DISABLED)
-	{
-		pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_INDEX_CLEANUP);
-		for (int i = 0; i < vs.nindexes; i++)
-		{
-			IndexVacuumInfo ivinfo;
-			memset(&ivinfo, 0, sizeof(ivinfo));
-			ivinfo.index = vs.indrels[i];
-			ivinfo.analyze_only = false;
-			ivinfo.report_progress = false;
-			ivinfo.estimated_count = false;
-			ivinfo.message_level = DEBUG2;
-			ivinfo.num_heap_tuples = live;
-			ivinfo.strategy = bstrategy;
-			vs.istats[i] = vac_cleanup_one_index(&ivinfo, vs.istats[i]);
-			if (vs.istats[i] != nullptr && !vs.istats[i]->estimated_count)
-				vac_update_relstats(vs.indrels[i], vs.istats[i]->num_pages,
-									vs.istats[i]->num_index_tuples, 0, false, InvalidTransactionId,
-									InvalidMultiXactId, nullptr, nullptr, false);
-		}
-	}
 	FreeSpaceMapVacuum(rel);
 	/* no pins may be held while truncating: the buffers are dropped */
 	if (BufferIsValid(vs.vmbuf))
@@ -915,36 +759,9 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	if (params->truncate == VACOPTVALUE_ENABLED)
 	{
 		pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_TRUNCATE);
-		nblocks = truncate_tail(rel, nblocks, nonempty_pages, bstrategy);
+		nblocks = truncate_tail(rel, nblocks, vs.nonempty_pages, bstrategy);
 	}
-
-	/* New horizons: the oldest ids left in the table, never past the cutoffs. */
-	TransactionId frozenxid = oldest_xmin;
-	if (TransactionIdIsValid(new_frozen) && TransactionIdPrecedes(new_frozen, frozenxid))
-		frozenxid = new_frozen;
-	MultiXactId minmulti = oldest_mxact;
-	if (MultiXactIdIsValid(new_minmulti) && MultiXactIdPrecedes(new_minmulti, minmulti))
-		minmulti = new_minmulti;
-	if (!scanned_all)
-	{
-		frozenxid = InvalidTransactionId;
-		minmulti = InvalidMultiXactId;
-	}
-	bool frozenxid_updated, minmulti_updated;
-	/* relpages counts data pages, as ANALYZE and CREATE INDEX do (rdb_relation_size) */
-	vac_update_relstats(rel, nblocks, live, Min(vs.all_visible_pages, nblocks), vs.nindexes > 0,
-						frozenxid, minmulti, &frozenxid_updated, &minmulti_updated, false);
-	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, live,
-						 recently_dead + remaining_dead);
-
-	if (params->options & VACOPT_VERBOSE)
-		ereport(INFO,
-				(errmsg("rustydb vacuum of \"%s\": %u pages, %.0f tuples removed, %.0f live, "
-						"%.0f dead but not yet removable",
-						RelationGetRelationName(rel), nblocks, removed, live, recently_dead)));
-
-	pgstat_progress_end_command();
-	vac_close_indexes(vs.nindexes, vs.indrels, NoLock);
+	vacuum_end(&vs, nblocks);
 }
 
 /* ========================================================================
@@ -990,8 +807,7 @@ clear_visible_before_truncate(Relation rel, BlockNumber keep)
 	{
 		visibilitymap_pin(rel, keep, &vmbuf);
 		START_CRIT_SECTION();
-		if (!PageIsNew(page))
-			PageClearAllVisible(page);
+		storage::page_clear_all_visible(buf);
 		visibilitymap_clear(rel, keep, vmbuf, VISIBILITYMAP_VALID_BITS);
 		MarkBufferDirty(buf);
 		if (RelationNeedsWAL(rel))
@@ -1037,6 +853,7 @@ truncate_tail(Relation rel, BlockNumber nblocks, BlockNumber nonempty,
 	}
 	if (!locked)
 		return nblocks;
+	Assert(CheckRelationLockedByMe(rel, AccessExclusiveLock, false));
 
 	/* Re-check under the lock: new rows may have arrived meanwhile. */
 	BlockNumber now = storage::data_nblocks(rel);
@@ -1066,11 +883,15 @@ index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 	GlobalVisState *vistest = GlobalVisTestFor(rel);
 	Buffer buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
+	int ndeletable = 0; /* entries up to the last deletable one */
 
+	Assert(delstate->ndeltids > 0);
 	for (int i = 0; i < delstate->ndeltids; i++)
 	{
 		TM_IndexDelete *d = &delstate->deltids[i];
 		TM_IndexStatus *st = &delstate->status[d->id];
+		/* bottom-up deletion only asks; simple deletion may know some (LP_DEAD entries) */
+		Assert(!delstate->bottomup || !st->knowndeletable);
 		BlockNumber blkno = ItemPointerGetBlockNumber(&d->tid);
 		OffsetNumber off = ItemPointerGetOffsetNumber(&d->tid);
 
@@ -1097,9 +918,19 @@ index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 		InitNonVacuumableSnapshot(nonvacuumable, vistest);
 		if (!hot_search(rel, buf, &tid, &nonvacuumable, &tup, &all_dead, true, &latest) && all_dead)
 			st->knowndeletable = true;
+		if (st->knowndeletable)
+			ndeletable = i + 1;
 	}
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);
+	/*
+	 * The entries after the last deletable one are dropped: the index AM
+	 * relies on an empty array when nothing is deletable (btree asserts
+	 * it, and would otherwise log a deletion of nothing). A simple
+	 * deletion's known-deletable entries always stay.
+	 */
+	Assert(ndeletable > 0 || delstate->bottomup);
+	delstate->ndeltids = ndeletable;
 	return latest;
 }
 

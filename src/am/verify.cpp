@@ -103,6 +103,10 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 			OffsetNumber off, TransactionId next_xid, TransactionId relfrozenxid)
 {
 	auto *hdr = (PageHeader) page;
+	/* a page that passed page_is_valid, share-locked by the caller */
+	Assert(blkno < nblocks);
+	Assert(off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page));
+	Assert(PageGetMaxOffsetNumber(page) <= storage::kMaxTuplesPerPage);
 	ItemId lp = PageGetItemId(page, off);
 	unsigned lpoff = ItemIdGetOffset(lp), lplen = ItemIdGetLength(lp);
 

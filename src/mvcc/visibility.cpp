@@ -22,6 +22,8 @@
  */
 #include "rustydb/mvcc/visibility.h"
 
+#include "rustydb/storage/buffer.h"
+
 namespace rustydb::mvcc {
 
 static inline void
@@ -29,6 +31,8 @@ set_hint(HeapTupleHeader t, Buffer buffer, uint16 bits, TransactionId xid)
 {
 	if (!BufferIsValid(buffer))
 		return;
+	/* a hint may be set under a share lock (MarkBufferDirtyHint) */
+	Assert(storage::buffer_is_locked(buffer));
 	if (TransactionIdIsValid(xid))
 	{
 		/* An asynchronous commit must be flushed before we rely on it. */
@@ -159,6 +163,8 @@ satisfies_mvcc(HeapTuple tuple, Snapshot snapshot, Buffer buffer)
 {
 	HeapTupleHeader t = tuple->t_data;
 
+	Assert(snapshot->snapshot_type == SNAPSHOT_MVCC);
+
 	switch (xmin_state(t, buffer))
 	{
 		case kXminInvisible:
@@ -227,6 +233,8 @@ static bool
 satisfies_self_or_dirty(HeapTuple tuple, Snapshot snapshot, Buffer buffer, bool dirty)
 {
 	HeapTupleHeader t = tuple->t_data;
+
+	Assert(snapshot->snapshot_type == (dirty ? SNAPSHOT_DIRTY : SNAPSHOT_SELF));
 
 	if (dirty)
 	{
@@ -316,6 +324,7 @@ satisfies_toast(HeapTuple tuple)
 HTSV_Result
 satisfies_vacuum_vis(HeapTuple tuple, GlobalVisState *vistest, Buffer buffer)
 {
+	Assert(vistest != nullptr);
 	TransactionId dead_after = InvalidTransactionId;
 	HTSV_Result res = satisfies_vacuum_horizon(tuple, buffer, &dead_after);
 
@@ -324,9 +333,21 @@ satisfies_vacuum_vis(HeapTuple tuple, GlobalVisState *vistest, Buffer buffer)
 	return res;
 }
 
+/* A tuple of a relation (its ctid and table known), on a page pinned and locked, or off-page. */
+static inline void
+assert_tuple(HeapTuple tuple, Buffer buffer)
+{
+	Assert(tuple->t_data != nullptr);
+	Assert(ItemPointerIsValid(&tuple->t_self));
+	Assert(OidIsValid(tuple->t_tableOid));
+	Assert(!BufferIsValid(buffer) || storage::buffer_is_locked(buffer));
+}
+
 bool
 satisfies(HeapTuple tuple, Snapshot snapshot, Buffer buffer)
 {
+	if (snapshot->snapshot_type != SNAPSHOT_ANY)
+		assert_tuple(tuple, buffer);
 	switch (snapshot->snapshot_type)
 	{
 		case SNAPSHOT_MVCC:
@@ -364,6 +385,10 @@ TM_Result
 satisfies_update(HeapTuple tuple, CommandId curcid, Buffer buffer)
 {
 	HeapTupleHeader t = tuple->t_data;
+
+	/* the answer holds while the lock does: the modification follows under it */
+	assert_tuple(tuple, buffer);
+	Assert(BufferIsValid(buffer) && storage::buffer_is_locked_exclusive(buffer));
 
 	switch (xmin_state(t, buffer))
 	{
@@ -465,6 +490,9 @@ satisfies_vacuum_horizon(HeapTuple tuple, Buffer buffer, TransactionId *dead_aft
 {
 	HeapTupleHeader t = tuple->t_data;
 
+	assert_tuple(tuple, buffer);
+	Assert(dead_after != nullptr);
+
 	*dead_after = InvalidTransactionId;
 	switch (xmin_state(t, buffer))
 	{
@@ -540,6 +568,7 @@ satisfies_vacuum_horizon(HeapTuple tuple, Buffer buffer, TransactionId *dead_aft
 HTSV_Result
 satisfies_vacuum(HeapTuple tuple, TransactionId oldest_xmin, Buffer buffer)
 {
+	Assert(TransactionIdIsValid(oldest_xmin));
 	TransactionId dead_after = InvalidTransactionId;
 	HTSV_Result res = satisfies_vacuum_horizon(tuple, buffer, &dead_after);
 

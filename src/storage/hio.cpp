@@ -6,9 +6,11 @@
  * Order of preference: the bulk-insert state's current page, the
  * relation's cached target block, a page the free space map offers, the
  * last page, and finally a new page at the end of the relation. Pages
- * keep fillfactor's share free for updates of their own tuples. The first
- * extension of an empty relation creates its metapage (block 0, WAL-logged)
- * before the first data page. Block numbers here are physical (the free
+ * keep fillfactor's share free for updates of their own tuples. A relation
+ * without any block has no metapage yet: buffer_for_tuple says so and the
+ * access method creates it (am::get_buffer_for_tuple: the metapage's flags
+ * come from the key catalog, and its record is the access method's), so
+ * this layer needs neither. Block numbers here are physical (the free
  * space map's and the target block's); page_check and the caller get data
  * block numbers.
  *
@@ -16,52 +18,7 @@
  */
 #include "rustydb/storage/page.h"
 
-#include "rustydb/crypto/crypto.h"
-#include "rustydb/wal/records.h"
-
 namespace rustydb::storage {
-
-static uint32
-meta_flags_of(Relation rel)
-{
-	return crypto::relation_has_keys(RelationGetRelid(rel)) ? kMetaEncrypted : 0;
-}
-
-/* Write the metapage into buf (block 0, exclusively locked), WAL-logged. */
-static void
-write_metapage(Relation rel, Buffer buf, uint32 flags)
-{
-	Page page = BufferGetPage(buf);
-
-	START_CRIT_SECTION();
-	meta_init(page, flags);
-	MarkBufferDirty(buf);
-	if (RelationNeedsWAL(rel))
-	{
-		wal::XlMeta xl{wal::kWalFormatVersion, 0, 0, flags};
-		XLogBeginInsert();
-		XLogRegisterData((char *) &xl, sizeof(xl));
-		XLogRegisterBuffer(0, buf, REGBUF_WILL_INIT | REGBUF_STANDARD);
-		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kMetaPage);
-		PageSetLSN(page, recptr);
-	}
-	END_CRIT_SECTION();
-}
-
-/*
- * Create the metapage of an empty relation: called with the extension lock
- * held (or on a backend-local relation) when the relation has no block.
- */
-static void
-create_metapage(Relation rel, uint32 flags)
-{
-	Buffer buf = ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_ZERO_AND_LOCK, nullptr);
-	if (BufferGetBlockNumber(buf) != kMetaBlock)
-		elog(ERROR, "rustydb: metapage of relation \"%s\" created at block %u",
-			 RelationGetRelationName(rel), BufferGetBlockNumber(buf));
-	write_metapage(rel, buf, flags);
-	UnlockReleaseBuffer(buf);
-}
 
 bool
 check_metapage(Relation rel)
@@ -85,17 +42,7 @@ check_metapage(Relation rel)
 						errhint("Restore the table from a backup; rustydb.verify_table() lists the "
 								"damaged pages.")));
 	}
-	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-	if (is_new)
-	{
-		uint32 flags = meta_flags_of(rel); /* no buffer lock held over catalog access */
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		is_new = PageIsNew(BufferGetPage(buf));
-		if (is_new)
-			write_metapage(rel, buf, flags);
-		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-	}
-	ReleaseBuffer(buf);
+	UnlockReleaseBuffer(buf);
 	return is_new;
 }
 
@@ -121,21 +68,15 @@ read_bi(Relation rel, BlockNumber blkno, BulkInsertState bistate)
 	return buf;
 }
 
+/* Add a new data page at the end of rel (which has its metapage), locked exclusively. */
 static Buffer
 extend(Relation rel, BulkInsertState bistate)
 {
 	bool need_lock = !RELATION_IS_LOCAL(rel);
 
-	/* The metapage's flags are looked up before the extension lock is taken. */
-	uint32 meta_flags = 0;
-	bool maybe_empty = phys_nblocks(rel) == 0;
-	if (maybe_empty)
-		meta_flags = meta_flags_of(rel);
-
 	if (need_lock)
 		LockRelationForExtension(rel, ExclusiveLock);
-	if (maybe_empty && phys_nblocks(rel) == 0)
-		create_metapage(rel, meta_flags);
+	Assert(phys_nblocks(rel) > kMetaBlock); /* never the metapage */
 	Buffer buf;
 	if (bistate != nullptr)
 	{
@@ -194,6 +135,17 @@ unlock_pair(Buffer buf, Buffer other, BulkInsertState bistate)
 	}
 }
 
+/* What buffer_for_tuple returns: buf, with the locks and the room it promises. */
+static inline Buffer
+locked_for_tuple(Buffer buf, Buffer other, Size len)
+{
+	Assert(buffer_is_locked_exclusive(buf));
+	Assert(!BufferIsValid(other) || buffer_is_locked_exclusive(other));
+	Assert(BufferGetBlockNumber(buf) != kMetaBlock);
+	Assert(page_free_space(BufferGetPage(buf)) >= len);
+	return buf;
+}
+
 /*
  * other: the old version's page (pinned, unlocked) when an update needs a
  * page for its new version, else InvalidBuffer. Returns a pinned page
@@ -204,7 +156,7 @@ unlock_pair(Buffer buf, Buffer other, BulkInsertState bistate)
  * may not wait for other while holding the new page (issue 16's hang).
  */
 Buffer
-get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, int group_slots)
+buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, int group_slots)
 {
 	len = MAXALIGN(len);
 	if (len > kMaxTupleSize)
@@ -212,6 +164,10 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 						errmsg("row is too big: size %zu, maximum size %zu", (size_t) len,
 							   (size_t) kMaxTupleSize)));
 	Assert(!BufferIsValid(other) || bistate == nullptr);
+	Assert(!BufferIsValid(other) || buffer_is_unlocked(other));
+	Assert(CritSectionCount == 0);
+	Assert(group_slots >= 0 && group_slots <= kGroupMaxSlots);
+	Assert(group_slots == 0 || len <= max_group_page_tuple_size(group_slots));
 	check_storage(rel);
 
 	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
@@ -260,7 +216,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 			if (len + save <= avail)
 			{
 				RelationSetTargetBlock(rel, target);
-				return buf;
+				return locked_for_tuple(buf, other, len);
 			}
 
 			/* Not enough room: unlock and ask the FSM for another page. */
@@ -268,7 +224,12 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 			target = RecordAndGetPageWithFreeSpace(rel, target, avail, len + save);
 		}
 
-		/* No existing page has room: extend the relation. */
+		/* No existing page has room: extend the relation, which needs its metapage. */
+		if (phys_nblocks(rel) == 0)
+		{
+			Assert(!BufferIsValid(other));
+			return InvalidBuffer;
+		}
 		Buffer buf = extend(rel, bistate);
 		Page page = BufferGetPage(buf);
 		if (!PageIsNew(page))
@@ -279,7 +240,7 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 		MarkBufferDirty(buf);
 		RelationSetTargetBlock(rel, BufferGetBlockNumber(buf));
 		if (!BufferIsValid(other))
-			return buf;
+			return locked_for_tuple(buf, other, len);
 
 		/*
 		 * other is below the new page. Others may already be waiting for the
@@ -289,13 +250,13 @@ get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer oth
 		 */
 		Assert(other_blk < BufferGetBlockNumber(buf));
 		if (ConditionalLockBuffer(other))
-			return buf;
+			return locked_for_tuple(buf, other, len);
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		LockBuffer(other, BUFFER_LOCK_EXCLUSIVE);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		Size avail = page_free_space(page);
 		if (len <= avail)
-			return buf;
+			return locked_for_tuple(buf, other, len);
 		BlockNumber full = BufferGetBlockNumber(buf);
 		unlock_pair(buf, other, bistate);
 		target = RecordAndGetPageWithFreeSpace(rel, full, avail, len + save);

@@ -12,6 +12,8 @@
  */
 #include "rustydb/storage/page.h"
 
+#include "rustydb/storage/changes.h"
+
 namespace rustydb::storage {
 
 /* ------------------------------------------------------------------------
@@ -23,6 +25,8 @@ namespace rustydb::storage {
 static void
 init_with_special(Page page, PageKind kind, int group_slots)
 {
+	Assert(group_slots >= 0 && group_slots <= kGroupMaxSlots);
+	Assert(kind == kPageData || group_slots == 0);
 	bool groups = group_slots > 0;
 	PageInit(page, BLCKSZ, groups ? group_special_size(group_slots) : kSpecialSize);
 	auto *sp = (PageSpecial *) PageGetSpecialPointer(page);
@@ -37,6 +41,7 @@ init_with_special(Page page, PageKind kind, int group_slots)
 void
 page_init(Page page, int group_slots)
 {
+	Assert(group_slots >= 0);
 	init_with_special(page, kPageData, Min(group_slots, kGroupMaxSlots));
 }
 
@@ -208,8 +213,11 @@ tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple)
 {
 	auto *hdr = (PageHeader) page;
 	BlockNumber blkno = data_block(buf);
-	ItemId lp = PageGetItemId(page, off);
 
+	/* the callers check offsets read from outside the page (TIDs) before */
+	Assert(page == BufferGetPage(buf));
+	Assert(off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page));
+	ItemId lp = PageGetItemId(page, off);
 	if (!ItemIdIsNormal(lp))
 		return false;
 	unsigned lpoff = ItemIdGetOffset(lp);
@@ -293,15 +301,20 @@ apply_group_changes(Page page, const char *data, Size len)
  * ------------------------------------------------------------------------
  */
 
+/* PostgreSQL's layout: 2 bits per heap block after the VM page's header */
+constexpr Size kMapBytes = BLCKSZ - MAXALIGN(SizeOfPageHeaderData);
+constexpr uint32 kHeapBlocksPerByte = BITS_PER_BYTE / BITS_PER_HEAPBLOCK;
+constexpr uint32 kHeapBlocksPerMapPage = kMapBytes * kHeapBlocksPerByte;
+
 void
-vm_set(Page vmpage, BlockNumber heapblk)
+vm_set(Buffer vmbuf, BlockNumber heapblk)
 {
-	/* PostgreSQL's layout: 2 bits per heap block after the page header */
-	constexpr Size map_size = BLCKSZ - MAXALIGN(SizeOfPageHeaderData);
-	constexpr uint32 per_page = map_size * (BITS_PER_BYTE / BITS_PER_HEAPBLOCK);
-	uint32 byte = (heapblk % per_page) / (BITS_PER_BYTE / BITS_PER_HEAPBLOCK);
-	uint32 shift = (heapblk % (BITS_PER_BYTE / BITS_PER_HEAPBLOCK)) * BITS_PER_HEAPBLOCK;
-	auto *map = (uint8 *) PageGetContents(vmpage);
+	Assert(buffer_is_locked_exclusive(vmbuf));
+	Assert(in_page_change());
+	Assert(BufferGetBlockNumber(vmbuf) == heapblk / kHeapBlocksPerMapPage);
+	uint32 byte = (heapblk % kHeapBlocksPerMapPage) / kHeapBlocksPerByte;
+	uint32 shift = (heapblk % kHeapBlocksPerByte) * BITS_PER_HEAPBLOCK;
+	auto *map = (uint8 *) PageGetContents(BufferGetPage(vmbuf));
 
 	map[byte] |= (uint8) (VISIBILITYMAP_ALL_VISIBLE << shift);
 }
@@ -309,6 +322,8 @@ vm_set(Page vmpage, BlockNumber heapblk)
 void
 vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf)
 {
+	Assert(CritSectionCount == 0); /* visibilitymap_pin may read the map */
+	Assert(buffer_is_locked_exclusive(buf));
 	if (PageIsAllVisible(BufferGetPage(buf)))
 		visibilitymap_pin(rel, data_block(buf), vmbuf);
 }
@@ -316,10 +331,14 @@ vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf)
 bool
 vm_clear(Relation rel, Buffer buf, Buffer vmbuf)
 {
+	Assert(CritSectionCount > 0);
+	Assert(buffer_is_locked_exclusive(buf));
 	Page page = BufferGetPage(buf);
 	if (!PageIsAllVisible(page))
 		return false;
-	PageClearAllVisible(page);
+	/* pinned beforehand by vm_pin_if_needed (visibilitymap_clear checks it is the right page) */
+	Assert(BufferIsValid(vmbuf));
+	page_clear_all_visible(buf);
 	visibilitymap_clear(rel, data_block(buf), vmbuf, VISIBILITYMAP_VALID_BITS);
 	return true;
 }

@@ -3,16 +3,19 @@
  * rmgr.cpp
  *	  The "rustydb" WAL resource manager: redo, desc, identify, mask.
  *
- * Redo re-applies each record to the page exactly as the original change
- * did, so that after masking (hint bits, command ids, LSN, checksum, free
- * space, line-pointer padding) the replayed page equals the primary's:
- * wal_consistency_checking = 'rustydb' compares them on every record.
+ * Redo re-applies each record to the page with the function the original
+ * change used (storage/changes.h), so that after masking (hint bits,
+ * command ids, LSN, checksum, free space, line-pointer padding) the
+ * replayed page equals the primary's: wal_consistency_checking =
+ * 'rustydb' compares them on every record. Redo itself only checks what a
+ * record says against the page (PANIC on a mismatch) and reads its blocks.
  *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/wal/records.h"
 
 #include "rustydb/common/boundary.h"
+#include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
 
 namespace rustydb::wal {
@@ -53,6 +56,7 @@ clear_vm(XLogReaderState *record, uint8 block_id)
 	RelFileNode rnode;
 	BlockNumber blkno = data_block_of(record, block_id, &rnode);
 
+	Assert(InRecovery);
 	Relation reln = CreateFakeRelcacheEntry(rnode);
 	Buffer vmbuffer = InvalidBuffer;
 	visibilitymap_pin(reln, blkno, &vmbuffer);
@@ -61,9 +65,11 @@ clear_vm(XLogReaderState *record, uint8 block_id)
 	FreeFakeRelcacheEntry(reln);
 }
 
+/* A block redo changed: the record's end as its LSN (the buffer is still locked). */
 static void
 finish_block(XLogReaderState *record, Buffer buffer)
 {
+	Assert(storage::buffer_is_locked_exclusive(buffer));
 	Page page = BufferGetPage(buffer);
 	PageSetLSN(page, record->EndRecPtr);
 	MarkBufferDirty(buffer);
@@ -73,6 +79,7 @@ finish_block(XLogReaderState *record, Buffer buffer)
 static XLogRedoAction
 read_block(XLogReaderState *record, uint8 block_id, bool init, Buffer *buffer, int group_slots = 0)
 {
+	Assert(InRecovery);
 	if (init)
 	{
 		*buffer = XLogInitBufferForRedo(record, block_id);
@@ -82,13 +89,7 @@ read_block(XLogReaderState *record, uint8 block_id, bool init, Buffer *buffer, i
 	return XLogReadBufferForRedo(record, block_id, buffer);
 }
 
-static void
-add_tuple(Page page, OffsetNumber offnum, const char *data, Size len)
-{
-	if (PageAddItem(page, (Item) data, len, offnum, true, true) != offnum)
-		elog(PANIC, "rustydb redo: failed to add tuple at offset %u", (unsigned) offnum);
-}
-
+/* The tuple a record changes: PANIC unless offnum is a tuple of the page. */
 static HeapTupleHeader
 tuple_for_redo(Page page, OffsetNumber offnum)
 {
@@ -98,15 +99,6 @@ tuple_for_redo(Page page, OffsetNumber offnum)
 	if (!ItemIdIsNormal(lp))
 		elog(PANIC, "rustydb redo: item %u is not a tuple", (unsigned) offnum);
 	return (HeapTupleHeader) PageGetItem(page, lp);
-}
-
-static void
-set_xmax_fields(HeapTupleHeader htup, TransactionId xmax, uint16 infomask, uint16 infomask2)
-{
-	htup->t_infomask = infomask;
-	htup->t_infomask2 = infomask2;
-	HeapTupleHeaderSetXmax(htup, xmax);
-	/* t_cid is meaningful only inside the originating backend: left alone */
 }
 
 /* ========================================================================
@@ -127,10 +119,9 @@ redo_insert(XLogReaderState *record)
 	{
 		Size len;
 		char *data = XLogRecGetBlockData(record, 0, &len);
-		Page page = BufferGetPage(buffer);
-		add_tuple(page, xl->offnum, data, len);
+		storage::place_tuple(buffer, xl->offnum, data, len);
 		if (xl->flags & kFlagVmCleared)
-			PageClearAllVisible(page);
+			storage::page_clear_all_visible(buffer);
 		finish_block(record, buffer);
 	}
 	if (BufferIsValid(buffer))
@@ -174,7 +165,7 @@ redo_multi_insert(XLogReaderState *record)
 			/* tuples are stored unaligned in the record: copy out */
 			char *tup = (char *) palloc(tlen);
 			memcpy(tup, data, tlen);
-			add_tuple(page, off, tup, tlen);
+			storage::place_tuple(buffer, off, tup, tlen);
 			pfree(tup);
 			data += tlen;
 		}
@@ -183,7 +174,7 @@ redo_multi_insert(XLogReaderState *record)
 		else if (data != end)
 			elog(PANIC, "rustydb redo: trailing bytes in multi-insert record");
 		if (xl->flags & kFlagVmCleared)
-			PageClearAllVisible(page);
+			storage::page_clear_all_visible(buffer);
 		finish_block(record, buffer);
 	}
 	if (BufferIsValid(buffer))
@@ -202,15 +193,13 @@ redo_tuple_state(XLogReaderState *record, uint8 kind)
 	if (XLogReadBufferForRedo(record, 0, &buffer) == BLK_NEEDS_REDO)
 	{
 		Page page = BufferGetPage(buffer);
-		HeapTupleHeader htup = tuple_for_redo(page, xl->offnum);
-
-		set_xmax_fields(htup, xl->xmax, xl->infomask, xl->infomask2);
-		HeapTupleHeaderSetXmin(htup, xl->xmin);
-		htup->t_ctid = xl->ctid;
+		tuple_for_redo(page, xl->offnum);
+		storage::TupleXact x{xl->xmin, xl->xmax, xl->infomask, xl->infomask2, xl->ctid};
+		storage::set_tuple_xact(buffer, xl->offnum, x);
 		if (kind == kDelete || kind == kSuperDelete)
 			PageSetPrunable(page, XLogRecGetXid(record));
 		if (xl->flags & kFlagVmCleared)
-			PageClearAllVisible(page);
+			storage::page_clear_all_visible(buffer);
 		finish_block(record, buffer);
 	}
 	if (BufferIsValid(buffer))
@@ -238,12 +227,15 @@ redo_update(XLogReaderState *record)
 	if (old_action == BLK_NEEDS_REDO)
 	{
 		Page page = BufferGetPage(oldbuf);
-		HeapTupleHeader htup = tuple_for_redo(page, xl->old_offnum);
-		set_xmax_fields(htup, xl->old_xmax, xl->old_infomask, xl->old_infomask2);
-		ItemPointerSet(&htup->t_ctid, newblk, xl->new_offnum);
+		storage::TupleXact x = storage::tuple_xact(tuple_for_redo(page, xl->old_offnum));
+		x.xmax = xl->old_xmax;
+		x.infomask = xl->old_infomask;
+		x.infomask2 = xl->old_infomask2;
+		ItemPointerSet(&x.ctid, newblk, xl->new_offnum);
+		storage::set_tuple_xact(oldbuf, xl->old_offnum, x);
 		PageSetPrunable(page, XLogRecGetXid(record));
 		if (xl->flags & kFlagOldVmCleared)
-			PageClearAllVisible(page);
+			storage::page_clear_all_visible(oldbuf);
 		if (!same_page)
 			finish_block(record, oldbuf);
 	}
@@ -261,10 +253,9 @@ redo_update(XLogReaderState *record)
 	{
 		Size len;
 		char *data = XLogRecGetBlockData(record, 0, &len);
-		Page page = BufferGetPage(newbuf);
-		add_tuple(page, xl->new_offnum, data, len);
+		storage::place_tuple(newbuf, xl->new_offnum, data, len);
 		if (!same_page && (xl->flags & kFlagVmCleared))
-			PageClearAllVisible(page);
+			storage::page_clear_all_visible(newbuf);
 		finish_block(record, newbuf);
 	}
 	if (BufferIsValid(newbuf) && newbuf != oldbuf)
@@ -296,28 +287,33 @@ redo_prune(XLogReaderState *record, uint8 kind)
 	{
 		Size len;
 		char *data = XLogRecGetBlockData(record, 0, &len);
-		Page page = BufferGetPage(buffer);
 		Size offs_len =
 			(Size) (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber);
 		if (len < offs_len || (len != offs_len && !(xl->flags & kFlagGroupChanges)))
 			elog(PANIC, "rustydb redo: prune record of the wrong length");
 		/* the offsets are not aligned in the record: copy them out */
-		auto *offs = (OffsetNumber *) palloc(Max(offs_len, 1));
-		memcpy(offs, data, offs_len);
-		OffsetNumber *all = offs;
-		for (int i = 0; i < xl->nredirected; i++)
-			ItemIdSetRedirect(PageGetItemId(page, offs[2 * i]), offs[2 * i + 1]);
-		offs += 2 * xl->nredirected;
-		for (int i = 0; i < xl->ndead; i++)
-			ItemIdSetDead(PageGetItemId(page, offs[i]));
-		for (int i = 0; i < xl->nunused; i++)
-			ItemIdSetUnused(PageGetItemId(page, offs[xl->ndead + i]));
+		auto *all = (OffsetNumber *) palloc(Max(offs_len, 1));
+		memcpy(all, data, offs_len);
 		if (kind == kPrune)
-			PageRepairFragmentation(page);
+		{
+			storage::PruneChanges c;
+			c.redirected = all;
+			c.nredirected = xl->nredirected;
+			c.dead = all + 2 * xl->nredirected;
+			c.ndead = xl->ndead;
+			c.unused = c.dead + xl->ndead;
+			c.nunused = xl->nunused;
+			c.group_changes = data + offs_len;
+			c.group_changes_len = len - offs_len;
+			storage::prune_execute(buffer, c);
+		}
 		else
-			PageTruncateLinePointerArray(page);
-		if (xl->flags & kFlagGroupChanges)
-			storage::apply_group_changes(page, data + offs_len, len - offs_len);
+		{
+			/* VACUUM records only make dead line pointers unused */
+			if (xl->nredirected != 0 || xl->ndead != 0 || len != offs_len)
+				elog(PANIC, "rustydb redo: vacuum record with more than unused line pointers");
+			storage::vacuum_execute(buffer, all, xl->nunused);
+		}
 		pfree(all);
 		finish_block(record, buffer);
 	}
@@ -350,13 +346,11 @@ redo_freeze(XLogReaderState *record)
 		Size len;
 		auto *entries = (XlFreezeEntry *) XLogRecGetBlockData(record, 0, &len);
 		Page page = BufferGetPage(buffer);
+		if (len != xl->ntuples * sizeof(XlFreezeEntry))
+			elog(PANIC, "rustydb redo: freeze record of the wrong length");
 		for (int i = 0; i < xl->ntuples; i++)
-		{
-			HeapTupleHeader htup = tuple_for_redo(page, entries[i].offnum);
-			htup->t_infomask = entries[i].infomask;
-			htup->t_infomask2 = entries[i].infomask2;
-			HeapTupleHeaderSetXmax(htup, entries[i].xmax);
-		}
+			tuple_for_redo(page, entries[i].offnum);
+		storage::freeze_execute(buffer, entries, xl->ntuples);
 		finish_block(record, buffer);
 	}
 	if (BufferIsValid(buffer))
@@ -393,7 +387,7 @@ redo_clear_visible(XLogReaderState *record)
 	clear_vm(record, 0);
 	if (XLogReadBufferForRedo(record, 0, &buffer) == BLK_NEEDS_REDO)
 	{
-		PageClearAllVisible(BufferGetPage(buffer));
+		storage::page_clear_all_visible(buffer);
 		finish_block(record, buffer);
 	}
 	if (BufferIsValid(buffer))
@@ -416,7 +410,7 @@ redo_visible(XLogReaderState *record)
 	if (XLogReadBufferForRedo(record, 1, &buffer) == BLK_NEEDS_REDO)
 	{
 		Page page = BufferGetPage(buffer);
-		PageSetAllVisible(page);
+		storage::page_set_all_visible(buffer);
 		if (XLogHintBitIsNeeded())
 			PageSetLSN(page, record->EndRecPtr);
 		MarkBufferDirty(buffer);
@@ -432,7 +426,7 @@ redo_visible(XLogReaderState *record)
 		Page vmpage = BufferGetPage(vmbuffer);
 		if (PageIsNew(vmpage))
 			PageInit(vmpage, BLCKSZ, 0);
-		storage::vm_set(vmpage, blkno);
+		storage::vm_set(vmbuffer, blkno);
 		finish_block(record, vmbuffer);
 	}
 	if (BufferIsValid(vmbuffer))

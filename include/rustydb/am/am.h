@@ -10,9 +10,10 @@
  *				speculative insertion
  *	scan.cpp	sequential, parallel, TID-range, bitmap, sample and ANALYZE
  *				scans, index fetch, single-row fetch
- *	ddl.cpp		new storage, truncate, copy, CLUSTER/VACUUM FULL, index
- *				build and validation, TOAST, size estimates
- *	vacuum.cpp	on-access pruning, VACUUM, index tuple deletion
+ *	ddl.cpp		new storage, the metapage, truncate, copy, CLUSTER/VACUUM
+ *				FULL, index build and validation, TOAST, size estimates
+ *	prune.cpp	pruning: on access and in VACUUM
+ *	vacuum.cpp	VACUUM, freezing, the visibility map, index tuple deletion
  *	verify.cpp	rustydb.verify_table()
  *	verify_payloads.cpp	the payload verifier of rustydb.verify_encryption()
  *	groups.cpp	sealed groups of encrypted tables (groups.h)
@@ -25,6 +26,11 @@
 #define RUSTYDB_AM_AM_H
 
 #include "rustydb/am/pgincludes.h"
+#include "rustydb/storage/changes.h"
+
+namespace rustydb::crypto {
+struct Cipher;
+}
 
 namespace rustydb::am {
 
@@ -151,6 +157,20 @@ void insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate);
 
 /* ---- DDL (ddl.cpp) ---- */
 
+/*
+ * A pinned, exclusively locked page of rel with room for len bytes
+ * (storage::buffer_for_tuple: its arguments and its lock order), creating
+ * the metapage first when rel has no block yet.
+ */
+Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other,
+							int group_slots = 0);
+
+/*
+ * VACUUM's check of the metapage (storage::check_metapage); an all-zero
+ * block 0 gets its metapage, WAL-logged.
+ */
+void check_metapage(Relation rel);
+
 void relation_set_new_filenode(Relation rel, const RelFileNode *newrnode, char persistence,
 							   TransactionId *freeze_xid, MultiXactId *minmulti);
 void relation_nontransactional_truncate(Relation rel);
@@ -171,17 +191,38 @@ Oid relation_toast_am(Relation rel);
 void estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages, double *tuples,
 					   double *allvisfrac);
 
-/* ---- VACUUM and pruning (vacuum.cpp) ---- */
+/* ---- pruning (prune.cpp) ---- */
 
 /* Prune the page if worthwhile and a cleanup lock is free; buffer pinned, unlocked. */
 void prune_opt(Relation rel, Buffer buffer);
+
+/*
+ * Prune one page (cleanup lock held): VACUUM with oldest_xmin, on-access
+ * pruning with vistest. Returns the number of tuple versions removed, or
+ * -1, changing nothing, when sealed groups of the page lose some of their
+ * members and must be re-sealed but cipher is null.
+ */
+int prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
+			   const crypto::Cipher *cipher);
+
+/*
+ * In the critical section of a PRUNE or VACUUM change c (made by
+ * storage::prune_execute or vacuum_execute) to buffer's page: its record.
+ */
+void log_line_pointers(Relation rel, Buffer buffer, uint8 kind, const storage::PruneChanges &c,
+					   TransactionId latest_removed);
+
+/* ---- VACUUM (vacuum.cpp) ---- */
+
 void relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrategy);
 TransactionId index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate);
 
 /*
  * Freeze what can be frozen in one tuple header, writing the result into
- * *entry (for WAL) without changing the tuple. Returns true if changed.
- * Tracks the oldest xid / multixact left behind in *min_xid / *min_multi.
+ * *infomask, *infomask2, *xmax (a storage::FreezeEntry, installed by
+ * storage::freeze_tuple) without changing the tuple. Returns true if
+ * changed. Tracks the oldest xid / multixact left behind in *min_xid /
+ * *min_multi.
  */
 bool prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cutoff_multi,
 					TransactionId oldest_xmin, TransactionId *min_xid, MultiXactId *min_multi,

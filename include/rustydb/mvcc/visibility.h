@@ -13,7 +13,7 @@
 #ifndef RUSTYDB_MVCC_VISIBILITY_H
 #define RUSTYDB_MVCC_VISIBILITY_H
 
-#include "rustydb/am/pgincludes.h"
+#include "rustydb/common/pgstorage.h"
 
 namespace rustydb::mvcc {
 

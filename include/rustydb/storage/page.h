@@ -38,7 +38,8 @@
 #ifndef RUSTYDB_STORAGE_PAGE_H
 #define RUSTYDB_STORAGE_PAGE_H
 
-#include "rustydb/am/pgincludes.h"
+#include "rustydb/common/pgstorage.h"
+#include "rustydb/storage/buffer.h"
 
 namespace rustydb::storage {
 
@@ -322,7 +323,9 @@ lp_is_sane_tuple(Page page, ItemId lp)
 static inline void
 tuple_at_checked(Relation rel, BlockNumber blkno, Page page, OffsetNumber off, HeapTuple tuple)
 {
+	Assert(off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page));
 	ItemId lp = PageGetItemId(page, off);
+	Assert(ItemIdIsNormal(lp));
 	tuple->t_data = (HeapTupleHeader) PageGetItem(page, lp);
 	tuple->t_len = ItemIdGetLength(lp);
 	tuple->t_tableOid = RelationGetRelid(rel);
@@ -336,16 +339,25 @@ Size page_free_space(Page page);
  *
  * rustydb keeps PostgreSQL's visibility-map fork in PostgreSQL's format
  * (index-only scans read it directly) but changes it only through its own
- * WAL records: vm_set marks a heap block all-visible on a locked VM page.
- * Clearing uses visibilitymap_clear inside the critical section of the
- * rustydb record that carries kFlagVmCleared.
+ * WAL records: vm_set marks a heap block all-visible on the VM page, in
+ * the VISIBLE record's critical section and in its redo. Clearing uses
+ * visibilitymap_clear inside the critical section of the rustydb record
+ * that carries kFlagVmCleared.
  */
-void vm_set(Page vmpage, BlockNumber heapblk);
 
-/* Before a critical section: pin the VM page of a locked all-visible page. */
+/* Mark data block heapblk all-visible on vmbuf (its VM page, locked exclusively). */
+void vm_set(Buffer vmbuf, BlockNumber heapblk);
+
+/*
+ * Before a critical section (it may read the map): pin the VM page of
+ * buf's page, exclusively locked, if the page is all-visible.
+ */
 void vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf);
 
-/* In a critical section: clear all-visible; returns true if it was set. */
+/*
+ * In a critical section, buf locked exclusively and vmbuf pinned by
+ * vm_pin_if_needed: clear all-visible; returns true if it was set.
+ */
 bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
 
 /* ---- finding a page for a new tuple (hio.cpp) ---- */
@@ -359,17 +371,20 @@ bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
  * first on the page, so redo re-creates the page from scratch.
  * group_slots > 0: a page initialised here gets a group table of that
  * many slots (encrypted COPY; len must then fit
- * max_group_page_tuple_size).
+ * max_group_page_tuple_size). Returns InvalidBuffer, having locked
+ * nothing, when rel has no block at all: its metapage must be created
+ * first (am::get_buffer_for_tuple does, then calls again).
  */
-Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other,
-							int group_slots = 0);
+Buffer buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other,
+						int group_slots = 0);
 
 /*
  * VACUUM's check of the metapage: ERROR (ERRCODE_DATA_CORRUPTED) naming
  * the relation when block 0 is not a valid metapage of this build's
- * formats. A crash between the first extension of a relation and its
- * metapage's WAL record leaves block 0 all zeroes (like any new page): the
- * metapage is written there, and true returned.
+ * formats. Returns true when block 0 is all zeroes, as a crash between the
+ * first extension of a relation and its metapage's WAL record leaves it
+ * (like any new page): the caller writes the metapage there
+ * (am::check_metapage).
  */
 bool check_metapage(Relation rel);
 

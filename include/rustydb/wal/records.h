@@ -16,7 +16,8 @@
 #ifndef RUSTYDB_WAL_RECORDS_H
 #define RUSTYDB_WAL_RECORDS_H
 
-#include "rustydb/am/pgincludes.h"
+#include "rustydb/common/pgstorage.h"
+#include "rustydb/storage/changes.h"
 
 #define RUSTYDB_RMGR_ID 144
 
@@ -114,14 +115,8 @@ struct XlPrune
 	 */
 };
 
-struct XlFreezeEntry
-{
-	TransactionId xmax;
-	uint16 infomask;
-	uint16 infomask2;
-	OffsetNumber offnum;
-	uint16 unused;
-};
+/* One frozen tuple: its new xmax fields (storage::FreezeEntry, 12 bytes). */
+using XlFreezeEntry = storage::FreezeEntry;
 
 struct XlFreeze
 {

@@ -1,0 +1,143 @@
+/*-------------------------------------------------------------------------
+ *
+ * changes.h
+ *	  The page changes of rustydb's WAL records, one function each, called
+ *	  by the change itself (src/am) and by its redo (src/wal).
+ *
+ * As PostgreSQL's heap_page_prune_execute serves both pruneheap.c and
+ * heap_xlog_prune: what a record carries is exactly what its function
+ * takes, so a page and its replay cannot drift apart. Each function
+ * changes the page of one buffer and nothing else; the caller holds the
+ * buffer's content lock exclusively, is in a critical section (or in
+ * redo), marks the buffer dirty and writes (or replays) the record. The
+ * functions assert those preconditions and the state of the items they
+ * change.
+ *
+ *	record			page change
+ *	INSERT			place_tuple
+ *	MULTI_INSERT	place_tuple per tuple, apply_group_changes (page.h)
+ *	UPDATE			place_tuple (new version), set_tuple_xact (old version)
+ *	DELETE, LOCK, CONFIRM, SUPER_DELETE		set_tuple_xact
+ *	PRUNE			prune_execute
+ *	VACUUM			vacuum_execute
+ *	FREEZE			freeze_execute
+ *	NEW_PAGE		page_init (page.h)
+ *	META_PAGE		meta_init (page.h)
+ *	VISIBLE			page_set_all_visible, vm_set (page.h)
+ *	CLEAR_VISIBLE, and the kFlagVmCleared of the others	page_clear_all_visible
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_STORAGE_CHANGES_H
+#define RUSTYDB_STORAGE_CHANGES_H
+
+#include "rustydb/common/pgstorage.h"
+
+namespace rustydb::storage {
+
+/* ---- placing a tuple: INSERT, MULTI_INSERT, UPDATE's new version ---- */
+
+/*
+ * The line pointer the next tuple placed on buf's page goes to: the first
+ * unused one when the page's hint says there may be one (clearing a hint
+ * found stale), else a new one at the end. The caller sets the tuple's
+ * t_self and t_ctid from it before place_tuple.
+ */
+OffsetNumber next_tuple_offset(Buffer buf);
+
+/*
+ * Add the tuple (len bytes, header included, t_ctid final) to buf's page
+ * at off: next_tuple_offset's choice in the change, the record's in redo.
+ * PANIC if it does not fit.
+ */
+void place_tuple(Buffer buf, OffsetNumber off, const void *tuple, Size len);
+
+/* ---- the transaction fields of one tuple ---- */
+
+/*
+ * What DELETE, LOCK, CONFIRM and SUPER_DELETE records carry, and UPDATE's
+ * for the old version: the header fields that say who created, deleted,
+ * updated or locks the tuple, and where its next version is. (t_cid is
+ * backend-local: the change sets it after set_tuple_xact, redo never.)
+ */
+struct TupleXact
+{
+	TransactionId xmin; /* raw */
+	TransactionId xmax; /* raw: a transaction id or a multixact */
+	uint16 infomask;
+	uint16 infomask2;
+	ItemPointerData ctid;
+};
+
+/* The transaction fields of a tuple header as they are. */
+TupleXact tuple_xact(HeapTupleHeader t);
+
+/* Install x in the tuple at off of buf's page (an LP_NORMAL item). */
+void set_tuple_xact(Buffer buf, OffsetNumber off, const TupleXact &x);
+
+/* ---- freezing ---- */
+
+/*
+ * One tuple's new xmax fields, computed by am::prepare_freeze; the layout
+ * of the FREEZE record's entries (wal::XlFreezeEntry).
+ */
+struct FreezeEntry
+{
+	TransactionId xmax;
+	uint16 infomask;
+	uint16 infomask2;
+	OffsetNumber offnum;
+	uint16 unused; /* 0 */
+};
+static_assert(sizeof(FreezeEntry) == 12, "FREEZE record entries are 12 bytes");
+
+/* Freeze one tuple header: install e's xmax fields (e.offnum is not used). */
+void freeze_tuple(HeapTupleHeader t, const FreezeEntry &e);
+
+/* Freeze n tuples of buf's page, each at its entry's offset. */
+void freeze_execute(Buffer buf, const FreezeEntry *entries, int n);
+
+/* ---- pruning and VACUUM's second pass ---- */
+
+/*
+ * What pruning does to a page: roots redirected to the first surviving
+ * version of their chain (redirected: nredirected pairs of from, to), roots
+ * of dead chains made dead line pointers, dead heap-only versions made
+ * unused; the page compacted (PageRepairFragmentation); then, for a page
+ * of sealed groups, the group table changes (page.h, apply_group_changes)
+ * that free or re-seal the groups whose members lost their storage.
+ */
+struct PruneChanges
+{
+	const OffsetNumber *redirected;
+	int nredirected;
+	const OffsetNumber *dead;
+	int ndead;
+	const OffsetNumber *unused;
+	int nunused;
+	const char *group_changes;
+	Size group_changes_len;
+};
+
+void prune_execute(Buffer buf, const PruneChanges &c);
+
+/*
+ * VACUUM's second pass on one page (or its first, on a table without
+ * indexes): dead line pointers, whose index entries are gone, made unused,
+ * and the line-pointer array truncated after the last used one.
+ */
+void vacuum_execute(Buffer buf, const OffsetNumber *unused, int nunused);
+
+/* ---- the page's all-visible flag ---- */
+
+/*
+ * PD_ALL_VISIBLE set on buf's page (VISIBLE; the map's bit: vm_set) or
+ * cleared (the map's bit: visibilitymap_clear, by vm_clear or redo). A new
+ * page has no flag to clear.
+ */
+void page_set_all_visible(Buffer buf);
+void page_clear_all_visible(Buffer buf);
+
+} /* namespace rustydb::storage */
+
+#endif /* RUSTYDB_STORAGE_CHANGES_H */

@@ -1,0 +1,337 @@
+/*-------------------------------------------------------------------------
+ *
+ * prune.cpp
+ *	  rustydb pruning: on-access pruning and the first step of VACUUM on
+ *	  each page.
+ *
+ * A tuple version is dead once its deleter committed before every running
+ * snapshot began (or its creator aborted). Pruning, on any page access
+ * that finds the page nearly full and prunable, and VACUUM on every page,
+ * walks the page's version chains and turns dead versions into dead line
+ * pointers (a chain's root, which index entries point at) or unused ones
+ * (heap-only versions), redirecting a root to the first version that
+ * survives, then compacts the page: one PRUNE record, whose page change
+ * is storage::prune_execute, here and in redo. Sealed groups of encrypted
+ * pages that lose members are freed or re-sealed in the same change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/am/am.h"
+#include "rustydb/am/groups.h"
+
+#include "rustydb/mvcc/visibility.h"
+#include "rustydb/storage/changes.h"
+#include "rustydb/storage/page.h"
+#include "rustydb/wal/records.h"
+
+namespace rustydb::am {
+
+using storage::page_check;
+using storage::tuple_at;
+
+void
+log_line_pointers(Relation rel, Buffer buffer, uint8 kind, const storage::PruneChanges &c,
+				  TransactionId latest_removed)
+{
+	Assert(kind == wal::kPrune || kind == wal::kVacuum);
+	Assert(CritSectionCount > 0);
+	if (!RelationNeedsWAL(rel))
+		return;
+	wal::XlPrune xl;
+	xl.version = wal::kWalFormatVersion;
+	xl.flags = c.group_changes_len > 0 ? wal::kFlagGroupChanges : 0;
+	xl.nredirected = (uint16) c.nredirected;
+	xl.ndead = (uint16) c.ndead;
+	xl.nunused = (uint16) c.nunused;
+	xl.latest_removed_xid = latest_removed;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xl, sizeof(xl));
+	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+	if (c.nredirected > 0)
+		XLogRegisterBufData(0, (char *) c.redirected, 2 * c.nredirected * sizeof(OffsetNumber));
+	if (c.ndead > 0)
+		XLogRegisterBufData(0, (char *) c.dead, c.ndead * sizeof(OffsetNumber));
+	if (c.nunused > 0)
+		XLogRegisterBufData(0, (char *) c.unused, c.nunused * sizeof(OffsetNumber));
+	if (c.group_changes_len > 0)
+		XLogRegisterBufData(0, (char *) c.group_changes, c.group_changes_len);
+	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, kind);
+	PageSetLSN(BufferGetPage(buffer), recptr);
+}
+
+/* What pruning will do to one page. */
+struct PruneState
+{
+	Relation rel;
+	Buffer buffer;
+	GlobalVisState *vistest;
+	TransactionId oldest_xmin;
+	TransactionId latest_removed;
+	TransactionId new_prune_xid;
+	int nredirected, ndead, nunused;
+	OffsetNumber redirected[MaxHeapTuplesPerPage * 2];
+	OffsetNumber dead[MaxHeapTuplesPerPage];
+	OffsetNumber unused[MaxHeapTuplesPerPage];
+	bool marked[MaxHeapTuplesPerPage + 1];
+	int8 htsv[MaxHeapTuplesPerPage + 1]; /* -1: not a tuple */
+};
+
+static void
+note_prunable(PruneState *ps, TransactionId x)
+{
+	if (TransactionIdIsNormal(x) &&
+		(!TransactionIdIsValid(ps->new_prune_xid) || TransactionIdPrecedes(x, ps->new_prune_xid)))
+		ps->new_prune_xid = x;
+}
+
+/*
+ * Walk the version chain starting at root (a normal tuple that is not
+ * heap-only, or a redirect). Versions dead to everyone at the head of the
+ * chain are removed: heap-only ones become unused, and the root becomes a
+ * redirect to the first survivor, or a dead line pointer (for VACUUM to
+ * remove with the index entries) when none survives.
+ */
+static void
+prune_chain(PruneState *ps, Page page, OffsetNumber root)
+{
+	OffsetNumber chain[MaxHeapTuplesPerPage];
+	int nchain = 0;
+	int latestdead = -1;
+	TransactionId prior_xmax = InvalidTransactionId;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	OffsetNumber off = root;
+
+	for (;;)
+	{
+		if (off < FirstOffsetNumber || off > maxoff || ps->marked[off])
+			break;
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsUsed(lp))
+			break;
+		if (ItemIdIsRedirected(lp))
+		{
+			if (nchain > 0)
+				break; /* a redirect is only ever a root */
+			chain[nchain++] = off;
+			off = ItemIdGetRedirect(lp);
+			continue;
+		}
+		if (ItemIdIsDead(lp))
+			break;
+		HeapTupleHeader t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (nchain > 0 && !HeapTupleHeaderIsHeapOnly(t))
+			break;
+		if (TransactionIdIsValid(prior_xmax) &&
+			!TransactionIdEquals(HeapTupleHeaderGetXmin(t), prior_xmax))
+			break;
+		chain[nchain++] = off;
+
+		bool dead = false, recent = false;
+		switch ((HTSV_Result) ps->htsv[off])
+		{
+			case HEAPTUPLE_DEAD:
+				dead = true;
+				break;
+			case HEAPTUPLE_RECENTLY_DEAD:
+				recent = true;
+				note_prunable(ps, mvcc::update_xid(t));
+				break;
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				note_prunable(ps, mvcc::update_xid(t));
+				break;
+			case HEAPTUPLE_INSERT_IN_PROGRESS:
+				note_prunable(ps, HeapTupleHeaderGetXmin(t));
+				break;
+			default:
+				break;
+		}
+		if (dead)
+		{
+			latestdead = nchain - 1;
+			mvcc::advance_latest_removed_xid(t, &ps->latest_removed);
+		}
+		else if (!recent)
+			break;
+		if (!HeapTupleHeaderIsHotUpdated(t))
+			break;
+		if (ItemPointerGetBlockNumber(&t->t_ctid) != storage::data_block(ps->buffer))
+			break;
+		prior_xmax = mvcc::update_xid(t);
+		off = ItemPointerGetOffsetNumber(&t->t_ctid);
+	}
+
+	for (int i = 0; i < nchain; i++)
+	{
+		Assert(!ps->marked[chain[i]]);
+		ps->marked[chain[i]] = true;
+	}
+	if (latestdead < 0)
+		return;
+
+	/* the dead versions after the root become unused */
+	Assert(ps->nunused + latestdead <= MaxHeapTuplesPerPage);
+	for (int i = 1; i <= latestdead; i++)
+		ps->unused[ps->nunused++] = chain[i];
+	if (latestdead == nchain - 1)
+	{
+		/* nothing survives: the root stays for VACUUM as a dead line pointer */
+		ps->dead[ps->ndead++] = root;
+	}
+	else
+	{
+		ps->redirected[2 * ps->nredirected] = root;
+		ps->redirected[2 * ps->nredirected + 1] = chain[latestdead + 1];
+		ps->nredirected++;
+	}
+}
+
+int
+prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
+		   const crypto::Cipher *cipher)
+{
+	Page page = BufferGetPage(buffer);
+
+	/* a cleanup lock: exclusive, and (when taken) nobody else's pin */
+	Assert(storage::buffer_is_locked_exclusive(buffer));
+	Assert(CritSectionCount == 0);
+	Assert(vistest != nullptr || TransactionIdIsValid(oldest_xmin));
+	page_check(rel, storage::data_block(buffer), page);
+	if (PageIsNew(page))
+		return 0;
+	auto *ps = (PruneState *) palloc(sizeof(PruneState));
+	ps->rel = rel;
+	ps->buffer = buffer;
+	ps->vistest = vistest;
+	ps->oldest_xmin = oldest_xmin;
+	ps->latest_removed = InvalidTransactionId;
+	ps->new_prune_xid = InvalidTransactionId;
+	ps->nredirected = ps->ndead = ps->nunused = 0;
+	memset(ps->marked, 0, sizeof(ps->marked));
+
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		HeapTupleData tup;
+		ps->htsv[off] = -1;
+		if (!tuple_at(rel, buffer, page, off, &tup))
+			continue;
+		ps->htsv[off] =
+			(int8) (vistest != nullptr ? mvcc::satisfies_vacuum_vis(&tup, vistest, buffer)
+									   : mvcc::satisfies_vacuum(&tup, oldest_xmin, buffer));
+	}
+
+	/* chains from their roots */
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (ps->marked[off] || !ItemIdIsUsed(lp) || ItemIdIsDead(lp))
+			continue;
+		if (ItemIdIsNormal(lp) &&
+			HeapTupleHeaderIsHeapOnly((HeapTupleHeader) PageGetItem(page, lp)))
+			continue;
+		prune_chain(ps, page, off);
+	}
+	/* heap-only versions no chain reaches (an aborted update's) */
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		if (ps->marked[off] || ps->htsv[off] != HEAPTUPLE_DEAD)
+			continue;
+		ItemId lp = PageGetItemId(page, off);
+		auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (HeapTupleHeaderIsHeapOnly(t))
+		{
+			Assert(ps->nunused < MaxHeapTuplesPerPage);
+			ps->unused[ps->nunused++] = off;
+			mvcc::advance_latest_removed_xid(t, &ps->latest_removed);
+			ps->marked[off] = true;
+		}
+	}
+
+	int removed = ps->ndead + ps->nunused;
+	char *changes = nullptr;
+	Size changes_len = 0;
+	if (ps->nredirected + ps->ndead + ps->nunused > 0 && storage::page_groups(page) != nullptr)
+	{
+		/* sealed groups losing members: freed, or their survivors re-sealed */
+		bool loses[MaxHeapTuplesPerPage + 1] = {false};
+		for (int i = 0; i < ps->nredirected; i++)
+			loses[ps->redirected[2 * i]] = true;
+		for (int i = 0; i < ps->ndead; i++)
+			loses[ps->dead[i]] = true;
+		for (int i = 0; i < ps->nunused; i++)
+			loses[ps->unused[i]] = true;
+		if (!prepare_group_changes(rel, cipher, page, storage::data_block(buffer), loses, &changes,
+								   &changes_len))
+		{
+			pfree(ps);
+			return -1;
+		}
+	}
+	if (ps->nredirected + ps->ndead + ps->nunused > 0)
+	{
+		storage::PruneChanges c;
+		c.redirected = ps->redirected;
+		c.nredirected = ps->nredirected;
+		c.dead = ps->dead;
+		c.ndead = ps->ndead;
+		c.unused = ps->unused;
+		c.nunused = ps->nunused;
+		c.group_changes = changes;
+		c.group_changes_len = changes_len;
+		START_CRIT_SECTION();
+		storage::prune_execute(buffer, c);
+		/* hints, not replayed (rm_mask masks them) */
+		((PageHeader) page)->pd_prune_xid = ps->new_prune_xid;
+		PageClearFull(page);
+		MarkBufferDirty(buffer);
+		log_line_pointers(rel, buffer, wal::kPrune, c, ps->latest_removed);
+		END_CRIT_SECTION();
+		if (changes != nullptr)
+			pfree(changes);
+	}
+	else if (((PageHeader) page)->pd_prune_xid != ps->new_prune_xid || PageIsFull(page))
+	{
+		((PageHeader) page)->pd_prune_xid = ps->new_prune_xid;
+		PageClearFull(page);
+		MarkBufferDirtyHint(buffer, true);
+	}
+	pfree(ps);
+	return removed;
+}
+
+void
+prune_opt(Relation rel, Buffer buffer)
+{
+	Page page = BufferGetPage(buffer);
+
+	Assert(BufferIsValid(buffer));
+	Assert(storage::buffer_is_unlocked(buffer)); /* pinned only: the cleanup lock is taken here */
+	if (RecoveryInProgress())
+		return;
+	TransactionId prune_xid = ((PageHeader) page)->pd_prune_xid;
+	if (!TransactionIdIsValid(prune_xid))
+		return;
+	GlobalVisState *vistest = GlobalVisTestFor(rel);
+	if (!GlobalVisTestIsRemovableXid(vistest, prune_xid))
+		return;
+
+	Size minfree = Max(RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR), BLCKSZ / 10);
+	if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
+	{
+		/*
+		 * Re-sealing groups needs the key, loaded before the buffer lock
+		 * (the callers, scans and fetches, have it cached). A page's group
+		 * table is fixed when it is initialised, so this unlocked look is
+		 * stable.
+		 */
+		const crypto::Cipher *cipher =
+			storage::page_groups(page) != nullptr ? crypto::relation_cipher(rel) : nullptr;
+		if (!ConditionalLockBufferForCleanup(buffer))
+			return;
+		if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
+			prune_page(rel, buffer, vistest, InvalidTransactionId, cipher);
+		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	}
+}
+
+} /* namespace rustydb::am */

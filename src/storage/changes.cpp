@@ -1,0 +1,254 @@
+/*-------------------------------------------------------------------------
+ *
+ * changes.cpp
+ *	  The page changes of rustydb's WAL records (see changes.h), shared by
+ *	  the original change in src/am and its redo in src/wal.
+ *
+ * Nothing here logs, allocates or raises a recoverable error: every
+ * function runs in a critical section (or in redo) on an exclusively
+ * locked buffer, which is asserted, as are the states of the line
+ * pointers each change expects. A change that cannot be made (a tuple
+ * that does not fit) is a PANIC, as in PostgreSQL's heap.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/storage/changes.h"
+
+#include "rustydb/storage/buffer.h"
+#include "rustydb/storage/page.h"
+
+namespace rustydb::storage {
+
+/*
+ * The page of buf, for a change: locked exclusively, in a critical
+ * section or in redo, a rustydb data page of a format this build writes
+ * or reads.
+ */
+static Page
+page_for_change(Buffer buf)
+{
+	Assert(BufferIsValid(buf));
+	Assert(buffer_is_locked_exclusive(buf));
+	Assert(in_page_change());
+	Page page = BufferGetPage(buf);
+	Assert(!PageIsNew(page));
+	Assert(page_is_valid(page));
+	return page;
+}
+
+/* The tuple header at off, which must be an LP_NORMAL item of the page. */
+static HeapTupleHeader
+normal_tuple(Page page, OffsetNumber off)
+{
+	Assert(off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page));
+	ItemId lp = PageGetItemId(page, off);
+	Assert(ItemIdIsNormal(lp));
+	Assert(ItemIdGetLength(lp) >= kTupleHeaderSize);
+	return (HeapTupleHeader) PageGetItem(page, lp);
+}
+
+/* The xmax fields of a header: the part of a tuple's state freezing and row locks change. */
+static void
+set_xmax_fields(HeapTupleHeader t, TransactionId xmax, uint16 infomask, uint16 infomask2)
+{
+	Assert(!(infomask & HEAP_MOVED)); /* pre-9.0 VACUUM FULL's bits: never on a rustydb tuple */
+	t->t_infomask = infomask;
+	t->t_infomask2 = infomask2;
+	HeapTupleHeaderSetXmax(t, xmax);
+}
+
+/* ------------------------------------------------------------------------
+ * Placing a tuple
+ * ------------------------------------------------------------------------
+ */
+
+OffsetNumber
+next_tuple_offset(Buffer buf)
+{
+	Page page = page_for_change(buf);
+	OffsetNumber limit = OffsetNumberNext(PageGetMaxOffsetNumber(page));
+
+	if (PageHasFreeLinePointers(page))
+	{
+		/* the earliest unused one, as PageAddItem chooses */
+		for (OffsetNumber off = FirstOffsetNumber; off < limit; off++)
+		{
+			ItemId lp = PageGetItemId(page, off);
+			if (!ItemIdIsUsed(lp) && !ItemIdHasStorage(lp))
+				return off;
+		}
+		PageClearHasFreeLinePointers(page); /* the hint was stale */
+	}
+	return limit;
+}
+
+void
+place_tuple(Buffer buf, OffsetNumber off, const void *tuple, Size len)
+{
+	Page page = page_for_change(buf);
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	bool new_lp PG_USED_FOR_ASSERTS_ONLY = off > maxoff;
+
+	Assert(len >= kTupleHeaderSize && len <= kMaxTupleSize);
+	Assert(off >= FirstOffsetNumber && off <= OffsetNumberNext(maxoff));
+	Assert(new_lp || !ItemIdIsUsed(PageGetItemId(page, off)));
+	Assert(MAXALIGN(len) + (new_lp ? sizeof(ItemIdData) : 0) <= PageGetExactFreeSpace(page));
+
+	/* overwrite: an unused line pointer, or the one after the last */
+	if (PageAddItem(page, (Item) const_cast<void *>(tuple), len, off, true, true) != off)
+		elog(PANIC, "rustydb: failed to add a tuple of %zu bytes at offset %u of block %u",
+			 (size_t) len, (unsigned) off, BufferGetBlockNumber(buf));
+}
+
+/* ------------------------------------------------------------------------
+ * Transaction fields
+ * ------------------------------------------------------------------------
+ */
+
+TupleXact
+tuple_xact(HeapTupleHeader t)
+{
+	TupleXact x;
+	x.xmin = HeapTupleHeaderGetRawXmin(t);
+	x.xmax = HeapTupleHeaderGetRawXmax(t);
+	x.infomask = t->t_infomask;
+	x.infomask2 = t->t_infomask2;
+	x.ctid = t->t_ctid;
+	return x;
+}
+
+void
+set_tuple_xact(Buffer buf, OffsetNumber off, const TupleXact &x)
+{
+	Page page = page_for_change(buf);
+	HeapTupleHeader t = normal_tuple(page, off);
+
+	/* a valid xmax, or none at all */
+	Assert(TransactionIdIsValid(x.xmax) || (x.infomask & HEAP_XMAX_INVALID));
+	set_xmax_fields(t, x.xmax, x.infomask, x.infomask2);
+	HeapTupleHeaderSetXmin(t, x.xmin);
+	t->t_ctid = x.ctid;
+}
+
+/* ------------------------------------------------------------------------
+ * Freezing
+ * ------------------------------------------------------------------------
+ */
+
+void
+freeze_tuple(HeapTupleHeader t, const FreezeEntry &e)
+{
+	set_xmax_fields(t, e.xmax, e.infomask, e.infomask2);
+}
+
+void
+freeze_execute(Buffer buf, const FreezeEntry *entries, int n)
+{
+	Page page = page_for_change(buf);
+
+	Assert(n > 0 && n <= kMaxTuplesPerPage);
+	for (int i = 0; i < n; i++)
+		freeze_tuple(normal_tuple(page, entries[i].offnum), entries[i]);
+}
+
+/* ------------------------------------------------------------------------
+ * Pruning and VACUUM
+ * ------------------------------------------------------------------------
+ */
+
+#ifdef USE_ASSERT_CHECKING
+/* Is the item at off a chain root: a redirect, or a tuple that is not heap-only? */
+static bool
+is_root(Page page, OffsetNumber off)
+{
+	ItemId lp = PageGetItemId(page, off);
+	return ItemIdIsRedirected(lp) ||
+		   (ItemIdIsNormal(lp) &&
+			!HeapTupleHeaderIsHeapOnly((HeapTupleHeader) PageGetItem(page, lp)));
+}
+
+/* Is the item at off a heap-only version (never a root)? */
+static bool
+is_heap_only(Page page, OffsetNumber off)
+{
+	ItemId lp = PageGetItemId(page, off);
+	return ItemIdIsNormal(lp) && HeapTupleHeaderIsHeapOnly((HeapTupleHeader) PageGetItem(page, lp));
+}
+#endif
+
+void
+prune_execute(Buffer buf, const PruneChanges &c)
+{
+	Page page = page_for_change(buf);
+	OffsetNumber maxoff PG_USED_FOR_ASSERTS_ONLY = PageGetMaxOffsetNumber(page);
+
+	Assert(c.nredirected + c.ndead + c.nunused > 0);
+	Assert(c.nredirected >= 0 && c.ndead >= 0 && c.nunused >= 0);
+	for (int i = 0; i < c.nredirected; i++)
+	{
+		OffsetNumber from = c.redirected[2 * i], to = c.redirected[2 * i + 1];
+		Assert(from >= FirstOffsetNumber && from <= maxoff);
+		Assert(to >= FirstOffsetNumber && to <= maxoff && to != from);
+		/* a root now points at the first version of its chain that survives */
+		Assert(is_root(page, from));
+		Assert(is_heap_only(page, to));
+		ItemIdSetRedirect(PageGetItemId(page, from), to);
+	}
+	for (int i = 0; i < c.ndead; i++)
+	{
+		/* the root of a chain none of whose versions survives */
+		Assert(c.dead[i] >= FirstOffsetNumber && c.dead[i] <= maxoff);
+		Assert(is_root(page, c.dead[i]));
+		ItemIdSetDead(PageGetItemId(page, c.dead[i]));
+	}
+	for (int i = 0; i < c.nunused; i++)
+	{
+		/* a dead heap-only version: no index entry points at it */
+		Assert(c.unused[i] >= FirstOffsetNumber && c.unused[i] <= maxoff);
+		Assert(is_heap_only(page, c.unused[i]));
+		ItemIdSetUnused(PageGetItemId(page, c.unused[i]));
+	}
+	PageRepairFragmentation(page);
+	apply_group_changes(page, c.group_changes, c.group_changes_len);
+}
+
+void
+vacuum_execute(Buffer buf, const OffsetNumber *unused, int nunused)
+{
+	Page page = page_for_change(buf);
+
+	Assert(nunused > 0 && nunused <= kMaxTuplesPerPage);
+	for (int i = 0; i < nunused; i++)
+	{
+		Assert(unused[i] >= FirstOffsetNumber && unused[i] <= PageGetMaxOffsetNumber(page));
+		ItemId lp = PageGetItemId(page, unused[i]);
+		/* a dead line pointer pruning left, its index entries removed since */
+		Assert(ItemIdIsDead(lp) && !ItemIdHasStorage(lp));
+		ItemIdSetUnused(lp);
+	}
+	PageTruncateLinePointerArray(page);
+}
+
+/* ------------------------------------------------------------------------
+ * All-visible
+ * ------------------------------------------------------------------------
+ */
+
+void
+page_set_all_visible(Buffer buf)
+{
+	Page page = page_for_change(buf);
+	PageSetAllVisible(page);
+}
+
+void
+page_clear_all_visible(Buffer buf)
+{
+	Assert(buffer_is_locked_exclusive(buf));
+	Assert(in_page_change());
+	Page page = BufferGetPage(buf);
+	if (!PageIsNew(page))
+		PageClearAllVisible(page);
+}
+
+} /* namespace rustydb::storage */
