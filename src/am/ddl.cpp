@@ -146,7 +146,6 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 	int64 written = 0;
 
 	TupleTableSlot *slot = table_slot_create(old_rel, nullptr);
-	auto *hslot = (BufferHeapTupleTableSlot *) slot;
 	*num_tuples = *tups_vacuumed = *tups_recently_dead = 0;
 
 	for (;;)
@@ -173,25 +172,28 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 		}
 
 		HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, nullptr);
-		Buffer buf = hslot->buffer;
-		bool isdead;
+		HeapTupleData stored;
+		Buffer buf;
+		/* the verdict on the page's version (an encrypted table's slot holds a copy) */
+		bool isdead = true; /* not on its page any more: pruned */
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		switch (mvcc::satisfies_vacuum(tuple, oldest_xmin, buf))
+		if (lock_slot_version(old_rel, slot, &stored, &buf))
 		{
-			case HEAPTUPLE_DEAD:
-				isdead = true;
-				break;
-			case HEAPTUPLE_RECENTLY_DEAD:
-			case HEAPTUPLE_DELETE_IN_PROGRESS:
-				*tups_recently_dead += 1;
-				isdead = false;
-				break;
-			default:
-				isdead = false;
-				break;
+			switch (mvcc::satisfies_vacuum(&stored, oldest_xmin, buf))
+			{
+				case HEAPTUPLE_DEAD:
+					break;
+				case HEAPTUPLE_RECENTLY_DEAD:
+				case HEAPTUPLE_DELETE_IN_PROGRESS:
+					*tups_recently_dead += 1;
+					isdead = false;
+					break;
+				default:
+					isdead = false;
+					break;
+			}
+			UnlockReleaseBuffer(buf);
 		}
-		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		if (isdead)
 		{
 			*tups_vacuumed += 1;

@@ -27,7 +27,7 @@ extern "C" {
 static const TupleTableSlotOps *
 rdb_slot_callbacks(Relation relation) noexcept
 {
-	return rustydb::boundary::run("rustydb_slot_callbacks", [&] { return &TTSOpsBufferHeapTuple; });
+	return rustydb::boundary::run("rustydb_slot_callbacks", [&] { return am::slot_ops(relation); });
 }
 
 /* ------------------------------------------------------------------------

@@ -1392,8 +1392,8 @@ TM_Result
 lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot, CommandId cid,
 		   LockTupleMode mode, LockWaitPolicy wait_policy, uint8 flags, TM_FailureData *tmfd)
 {
-	auto *bslot = (BufferHeapTupleTableSlot *) slot;
-	HeapTuple tuple = &bslot->base.tupdata;
+	HeapTupleData locked;
+	HeapTuple tuple = &locked;
 	Buffer buffer;
 	TM_Result result;
 
@@ -1517,8 +1517,7 @@ retry:
 		}
 	}
 
-	slot->tts_tableOid = RelationGetRelid(rel);
-	tuple->t_tableOid = slot->tts_tableOid;
+	tuple->t_tableOid = RelationGetRelid(rel);
 	store_tuple(rel, tuple, slot, buffer, true);
 	return result;
 }

@@ -526,14 +526,13 @@ fetch(Relation rel, Snapshot snapshot, HeapTuple tuple, Buffer *userbuf, bool ke
 bool
 fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot)
 {
-	auto *bslot = (BufferHeapTupleTableSlot *) slot;
+	HeapTupleData tuple;
 	Buffer buffer;
 
-	bslot->base.tupdata.t_self = *tid;
-	if (fetch(rel, snapshot, &bslot->base.tupdata, &buffer, false))
+	tuple.t_self = *tid;
+	if (fetch(rel, snapshot, &tuple, &buffer, false))
 	{
-		store_tuple(rel, &bslot->base.tupdata, slot, buffer, true);
-		slot->tts_tableOid = RelationGetRelid(rel);
+		store_tuple(rel, &tuple, slot, buffer, true);
 		return true;
 	}
 	return false;
@@ -549,11 +548,14 @@ tuple_tid_valid(TableScanDesc scan, ItemPointer tid)
 bool
 tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot)
 {
-	auto *bslot = (BufferHeapTupleTableSlot *) slot;
+	HeapTupleData tuple;
+	Buffer buffer;
 
-	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
-	bool res = mvcc::satisfies(bslot->base.tuple, snapshot, bslot->buffer);
-	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	/* a version no longer on its page was pruned: dead to every snapshot */
+	if (!lock_slot_version(rel, slot, &tuple, &buffer))
+		return false;
+	bool res = mvcc::satisfies(&tuple, snapshot, buffer);
+	UnlockReleaseBuffer(buffer);
 	return res;
 }
 
@@ -777,10 +779,10 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 				  TupleTableSlot *slot, bool *call_again, bool *all_dead)
 {
 	auto *f = (IndexFetch *) scan;
-	auto *bslot = (BufferHeapTupleTableSlot *) slot;
 	Relation rel = f->base.rel;
 	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
-	HeapTuple tuple = &bslot->base.tupdata;
+	HeapTupleData found_tuple;
+	HeapTuple tuple = &found_tuple;
 
 	if (!*call_again)
 	{
@@ -799,7 +801,6 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 	{
 		/* only a non-MVCC snapshot can see more than one member of a chain */
 		*call_again = !IsMVCCSnapshot(snapshot);
-		slot->tts_tableOid = RelationGetRelid(rel);
 		store_tuple(f->base.rel, tuple, slot, f->cbuf, false, f->groups);
 	}
 	else

@@ -15,6 +15,7 @@
  *	vacuum.cpp	on-access pruning, VACUUM, index tuple deletion
  *	verify.cpp	rustydb.verify_table()
  *	verify_payloads.cpp	the payload verifier of rustydb.verify_encryption()
+ *	tuple.cpp	forming tuples, the slot type, slots filled
  *	groups.cpp	sealed groups of encrypted tables (groups.h)
  *	reencrypt.cpp	the re-encrypter of rustydb.rotate_table_key()
  *	recover.cpp	rustydb.recover_heap_pages(): a table over heap files rebuilt
@@ -25,6 +26,10 @@
 #define RUSTYDB_AM_AM_H
 
 #include "rustydb/am/pgincludes.h"
+
+namespace rustydb::crypto {
+struct Cipher; /* crypto/crypto.h */
+}
 
 namespace rustydb::am {
 
@@ -45,21 +50,40 @@ void register_reencrypter();
  */
 HeapTuple tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free);
 
-/*
- * Hand a page tuple to a buffer-heap-tuple slot (pinned: the caller's pin
- * is transferred). For an encrypted relation the slot gets a plaintext
- * copy it owns (freed when the slot is cleared) and still holds the
- * buffer pin, so visibility code can look at the page; the shared buffer
- * never holds plaintext. See docs/tde.md.
- */
 struct OpenedGroups; /* groups.h */
+
 /*
- * groups: where the plaintexts of the page's sealed groups are kept (the
- * scan's, or nullptr for the backend's); locked: the caller holds buf's
- * content lock.
+ * The slot type the executor gets for rel (slot_callbacks): a
+ * buffer-heap-tuple slot, which points into the pinned page, for an
+ * unencrypted relation; a heap-tuple slot, which owns the plaintext copy
+ * and holds no pin, for an encrypted one (docs/tde.md, "Slots").
+ */
+const TupleTableSlotOps *slot_ops(Relation rel);
+
+/*
+ * Hand a page tuple to slot (pinned: the caller's pin on buf is passed
+ * on). Unencrypted relation: the slot (a buffer slot) points at the page
+ * tuple and pins buf. Encrypted: the slot gets the fully opened copy
+ * (large values too) allocated in its memory context, as a materialized
+ * tuple it frees; it holds no pin, and a passed pin is released. The
+ * shared buffer never holds plaintext. Only tuple's HeapTupleData is
+ * read, so the caller's may be a local variable. groups: where the
+ * plaintexts of the page's sealed groups are kept (the scan's, or nullptr
+ * for the backend's); locked: the caller holds buf's content lock.
  */
 void store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned,
 				 OpenedGroups *groups = nullptr, bool locked = false);
+
+/*
+ * The stored version of the row in slot, which this access method filled:
+ * returns true with its buffer pinned and share-locked and *tuple
+ * pointing at it on the page. A buffer slot has the pin and the page
+ * tuple; other slots (an encrypted relation's opened copy) are followed
+ * by their TID, and false is returned when that line pointer no longer
+ * holds the version (same raw xmin): it was pruned, so it is dead to
+ * every snapshot. The caller unlocks and releases the buffer.
+ */
+bool lock_slot_version(Relation rel, TupleTableSlot *slot, HeapTuple tuple, Buffer *buf);
 
 /* ---- scans (scan.cpp) ---- */
 

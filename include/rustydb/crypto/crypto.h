@@ -96,6 +96,15 @@ const Cipher *relation_cipher_oid(Oid relid);
  */
 bool relation_has_keys(Oid relid);
 
+/*
+ * Whether rel is encrypted, without unwrapping its key: the cached answer
+ * when relation_cipher() has loaded it, else rustydb.table_keys read as
+ * relation_cipher() reads it (an unencrypted answer is cached the same
+ * way). For decisions taken before any row is read, such as the slot type
+ * the access method gives the executor: EXPLAIN needs no key provider.
+ */
+bool relation_encrypted(Relation rel);
+
 inline size_t
 sealed_size(size_t payload_len)
 {
@@ -179,15 +188,6 @@ bool try_open_tuple(const Cipher *cipher, HeapTuple stored, HeapTuple dest);
 
 /* Same as open_tuple, into one palloc'd HeapTuple (HEAPTUPLESIZE + length). */
 HeapTuple open_tuple_copy(const Cipher *cipher, HeapTuple stored, BlockNumber blkno);
-
-/*
- * Open stored into a buffer-heap-tuple slot as a materialized tuple owned
- * by the slot (allocated in its memory context, freed when the slot is
- * cleared; no buffer pin kept), with tts_tid and tts_tableOid set. The
- * page tuple itself is never modified.
- */
-void store_opened_tuple(const Cipher *cipher, HeapTuple stored, TupleTableSlot *slot,
-						BlockNumber blkno);
 
 /*
  * ---- large values ----

@@ -25,7 +25,8 @@
  *	|<------------------- t_hoff ----------------->|<-- t_len - t_hoff -->|
  *
  * The header's byte layout is deliberately the same as heap's
- * HeapTupleHeaderData, so PostgreSQL's executor slots (TTSOpsBufferHeapTuple),
+ * HeapTupleHeaderData, so PostgreSQL's executor slots (TTSOpsBufferHeapTuple;
+ * TTSOpsHeapTuple for an encrypted table's opened copies),
  * system columns (xmin, xmax, cmin, cmax), combo command ids and the
  * toaster read our tuples in place, and ctids match heap's. Everything that
  * gives the header bits meaning (visibility, locking, pruning, freezing,
