@@ -1,8 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * tuple.cpp
- *	  Where a rustydb tuple is formed from a slot, and where slots get
- *	  the tuples of a page.
+ *	  Tuples as a page stores them: the one place a tuple is sealed for a
+ *	  page and opened from one, and where the executor's slots get them.
+ *
+ * Write: tuple_form takes the slot's tuple, stored_form (or, for UPDATE,
+ * its steps seal_large_values and seal_for_page) makes what the page
+ * stores; COPY's sealed groups are placed by seal_onto_page. Read:
+ * storage::tuple_at locates and checks a page tuple (header only),
+ * open_from_page opens its payload, store_tuple hands it to a slot. For
+ * an unencrypted relation every step passes the tuple through. See am.h
+ * and docs/tde.md ("Integration").
  *
  * Slots. An unencrypted relation's rows go into buffer-heap-tuple slots
  * pointing into the pinned page, exactly as heap's. An encrypted
@@ -38,10 +46,74 @@ tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free)
 	return tuple;
 }
 
+static bool
+toastable(Relation rel)
+{
+	return rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW;
+}
+
+HeapTuple
+seal_large_values(Relation rel, const crypto::Cipher *c, HeapTuple tup)
+{
+	if (c == nullptr || !toastable(rel) || !crypto::needs_value_sealing(tup))
+		return tup;
+	return crypto::seal_values(c, RelationGetDescr(rel), tup);
+}
+
+HeapTuple
+seal_for_page(const crypto::Cipher *c, HeapTuple plain)
+{
+	return c == nullptr ? plain : crypto::seal_tuple(c, plain);
+}
+
+Size
+stored_size(const crypto::Cipher *c, Size plain_len)
+{
+	return c == nullptr ? plain_len : crypto::sealed_size(plain_len);
+}
+
+HeapTuple
+stored_form(Relation rel, HeapTuple tup, int options, bool seal_payload)
+{
+	const crypto::Cipher *c = crypto::relation_cipher(rel);
+	HeapTuple work = seal_large_values(rel, c, tup);
+	HeapTuple out = work;
+
+	if (toastable(rel) && (HeapTupleHasExternal(work) || work->t_len > TOAST_TUPLE_THRESHOLD))
+		out = heap_toast_insert_or_update(rel, work, nullptr, options);
+	if (out != work && work != tup)
+		heap_freetuple(work);
+	if (!seal_payload)
+		return out;
+	HeapTuple sealed = seal_for_page(c, out);
+	if (sealed != out && out != tup)
+		heap_freetuple(out);
+	return sealed;
+}
+
+int
+seal_onto_page(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuples, int n,
+			   Size save, int max_members, char *scratch, OffsetNumber *offs, char **changes,
+			   Size *changes_len)
+{
+	Assert(c != nullptr);
+	return place_sealed(rel, c, buf, tuples, n, save, max_members, scratch, offs, changes,
+						changes_len);
+}
+
 /* ========================================================================
  * Reading
  * ========================================================================
  */
+
+HeapTuple
+open_from_page(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+			   OpenedGroups *og)
+{
+	if (c == nullptr)
+		return stored;
+	return open_stored_tuple(rel, c, stored, buf, locked, og);
+}
 
 const TupleTableSlotOps *
 slot_ops(Relation rel)
@@ -79,7 +151,7 @@ store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, boo
 
 	/* open first: an error leaves the slot as it was */
 	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
-	HeapTuple copy = open_stored_tuple(rel, c, tuple, buf, locked, groups);
+	HeapTuple copy = open_from_page(rel, c, tuple, buf, locked, groups);
 	if (copy->t_data->t_infomask2 & crypto::kValuesSealed)
 	{
 		HeapTuple full =

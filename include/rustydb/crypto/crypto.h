@@ -17,7 +17,10 @@
  * (see docs/tde.md for why it is never reused). The header and the caller's
  * associated data are authenticated.
  *
- * Typical use in the TAM, where the payload is formed and read back:
+ * The table access method calls these from one place, src/am/tuple.cpp
+ * (sealing a tuple for a page, opening one read from a page; see
+ * docs/tde.md), and from its sealed groups and verifiers (src/am/groups.cpp,
+ * src/am/verify_payloads.cpp). Byte-level use:
  *
  *	const rustydb::crypto::Cipher *c = rustydb::crypto::relation_cipher(rel);
  *	if (c != nullptr)
