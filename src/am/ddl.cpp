@@ -133,12 +133,14 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE,
 									 PROGRESS_CLUSTER_PHASE_INDEX_SCAN_HEAP);
 		iscan = index_beginscan(old_rel, old_index, SnapshotAny, 0, 0);
+		index_fetch_defer_values(iscan->xs_heapfetch);
 		index_rescan(iscan, nullptr, 0, nullptr, 0);
 	}
 	else
 	{
 		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE, PROGRESS_CLUSTER_PHASE_SEQ_SCAN_HEAP);
 		tscan = table_beginscan(old_rel, SnapshotAny, 0, nullptr);
+		reinterpret_cast<ScanDesc *>(tscan)->values_deferred = true;
 		pgstat_progress_update_param(PROGRESS_CLUSTER_TOTAL_HEAP_BLKS,
 									 reinterpret_cast<ScanDesc *>(tscan)->nblocks);
 	}
@@ -171,7 +173,6 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 			}
 		}
 
-		HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, nullptr);
 		HeapTupleData stored;
 		Buffer buf;
 		/* the verdict on the page's version (an encrypted table's slot holds a copy) */
@@ -199,6 +200,9 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 			*tups_vacuumed += 1;
 			continue;
 		}
+		/* a version kept still has its large values (values_deferred) */
+		open_slot_values(old_rel, slot);
+		HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, nullptr);
 		*num_tuples += 1;
 		if (sort != nullptr)
 		{
@@ -287,6 +291,8 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 		snapshot = scan->rs_snapshot;
 
 	auto *s = (ScanDesc *) scan;
+	/* versions dead to everyone are skipped before their large values are opened */
+	s->values_deferred = snapshot == SnapshotAny;
 	if (start_blockno != 0 || numblocks != InvalidBlockNumber)
 	{
 		s->base.rs_flags &= ~SO_ALLOW_SYNC;
@@ -420,6 +426,7 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 		ItemPointerData root_tid;
 		ItemPointerSet(&root_tid, s->cblock, roots[off]);
 
+		open_slot_values(table_rel, slot);
 		MemoryContextReset(econtext->ecxt_per_tuple_memory);
 		if (predicate != nullptr && !ExecQual(predicate, econtext))
 			continue;

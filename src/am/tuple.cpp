@@ -123,7 +123,7 @@ slot_ops(Relation rel)
 
 void
 store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned,
-			OpenedGroups *groups, bool locked)
+			OpenedGroups *groups, bool locked, bool open_values)
 {
 	const crypto::Cipher *c = crypto::relation_cipher(rel);
 
@@ -152,7 +152,7 @@ store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, boo
 	/* open first: an error leaves the slot as it was */
 	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
 	HeapTuple copy = open_from_page(rel, c, tuple, buf, locked, groups);
-	if (copy->t_data->t_infomask2 & crypto::kValuesSealed)
+	if (open_values && (copy->t_data->t_infomask2 & crypto::kValuesSealed))
 	{
 		HeapTuple full =
 			crypto::open_values(c, RelationGetDescr(rel), copy, storage::data_block(buf));
@@ -170,6 +170,22 @@ store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, boo
 	ExecForceStoreHeapTuple(copy, slot, true);
 	if (pinned)
 		ReleaseBuffer(buf);
+}
+
+void
+open_slot_values(Relation rel, TupleTableSlot *slot)
+{
+	HeapTuple row = ExecFetchSlotHeapTuple(slot, false, nullptr);
+
+	if (!(row->t_data->t_infomask2 & crypto::kValuesSealed))
+		return;
+	const crypto::Cipher *c = crypto::relation_cipher(rel);
+	Assert(c != nullptr);
+	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
+	HeapTuple full =
+		crypto::open_values(c, RelationGetDescr(rel), row, ItemPointerGetBlockNumber(&row->t_self));
+	MemoryContextSwitchTo(old);
+	ExecForceStoreHeapTuple(full, slot, true); /* frees row */
 }
 
 bool

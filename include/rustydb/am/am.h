@@ -126,10 +126,19 @@ const TupleTableSlotOps *slot_ops(Relation rel);
  * tuple it frees; it holds no pin, and a passed pin is released. The
  * shared buffer never holds plaintext. Only tuple's HeapTupleData is
  * read, so the caller's may be a local variable. groups, locked: as for
- * open_from_page.
+ * open_from_page. open_values false: large values stay sealed (see
+ * open_slot_values).
  */
 void store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned,
-				 OpenedGroups *groups = nullptr, bool locked = false);
+				 OpenedGroups *groups = nullptr, bool locked = false, bool open_values = true);
+
+/*
+ * open_values false left an encrypted row's large values sealed in slot
+ * (ScanDesc.values_deferred): open them now, the slot getting the full row.
+ * For a consumer that has judged the version live or recently dead (its
+ * TOAST chunks are then still there). No-op for rows without sealed values.
+ */
+void open_slot_values(Relation rel, TupleTableSlot *slot);
 
 /*
  * The stored version of the row in slot, which this access method filled:
@@ -163,6 +172,13 @@ struct ScanDesc
 	ItemPointerData mintid;
 	ItemPointerData maxtid;
 	OpenedGroups *groups; /* encrypted relations: opened sealed groups */
+	/*
+	 * Set by a consumer of a SnapshotAny scan (CLUSTER, index builds): an
+	 * encrypted row's large values stay sealed in the slot until the
+	 * consumer has judged the version and calls open_slot_values, because
+	 * a version dead to everyone may have lost its TOAST chunks.
+	 */
+	bool values_deferred;
 };
 
 TableScanDesc scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
@@ -177,6 +193,8 @@ bool scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection direction, Tupl
 IndexFetchTableData *index_fetch_begin(Relation rel);
 void index_fetch_reset(IndexFetchTableData *scan);
 void index_fetch_end(IndexFetchTableData *scan);
+/* As ScanDesc.values_deferred, for an index fetch (CLUSTER by an index). */
+void index_fetch_defer_values(IndexFetchTableData *scan);
 bool index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 					   TupleTableSlot *slot, bool *call_again, bool *all_dead);
 
