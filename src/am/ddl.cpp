@@ -231,12 +231,14 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE,
 									 PROGRESS_CLUSTER_PHASE_INDEX_SCAN_HEAP);
 		iscan = index_beginscan(old_rel, old_index, SnapshotAny, 0, 0);
+		index_fetch_defer_values(iscan->xs_heapfetch);
 		index_rescan(iscan, nullptr, 0, nullptr, 0);
 	}
 	else
 	{
 		pgstat_progress_update_param(PROGRESS_CLUSTER_PHASE, PROGRESS_CLUSTER_PHASE_SEQ_SCAN_HEAP);
 		tscan = table_beginscan(old_rel, SnapshotAny, 0, nullptr);
+		reinterpret_cast<ScanDesc *>(tscan)->values_deferred = true;
 		pgstat_progress_update_param(PROGRESS_CLUSTER_TOTAL_HEAP_BLKS,
 									 reinterpret_cast<ScanDesc *>(tscan)->nblocks);
 	}
@@ -244,7 +246,6 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 	int64 written = 0;
 
 	TupleTableSlot *slot = table_slot_create(old_rel, nullptr);
-	auto *hslot = (BufferHeapTupleTableSlot *) slot;
 	*num_tuples = *tups_vacuumed = *tups_recently_dead = 0;
 
 	for (;;)
@@ -270,31 +271,36 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 			}
 		}
 
-		HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, nullptr);
-		Buffer buf = hslot->buffer;
-		bool isdead;
+		HeapTupleData stored;
+		Buffer buf;
+		/* the verdict on the page's version (an encrypted table's slot holds a copy) */
+		bool isdead = true; /* not on its page any more: pruned */
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		switch (mvcc::satisfies_vacuum(tuple, oldest_xmin, buf))
+		if (lock_slot_version(old_rel, slot, &stored, &buf))
 		{
-			case HEAPTUPLE_DEAD:
-				isdead = true;
-				break;
-			case HEAPTUPLE_RECENTLY_DEAD:
-			case HEAPTUPLE_DELETE_IN_PROGRESS:
-				*tups_recently_dead += 1;
-				isdead = false;
-				break;
-			default:
-				isdead = false;
-				break;
+			switch (mvcc::satisfies_vacuum(&stored, oldest_xmin, buf))
+			{
+				case HEAPTUPLE_DEAD:
+					break;
+				case HEAPTUPLE_RECENTLY_DEAD:
+				case HEAPTUPLE_DELETE_IN_PROGRESS:
+					*tups_recently_dead += 1;
+					isdead = false;
+					break;
+				default:
+					isdead = false;
+					break;
+			}
+			UnlockReleaseBuffer(buf);
 		}
-		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		if (isdead)
 		{
 			*tups_vacuumed += 1;
 			continue;
 		}
+		/* a version kept still has its large values (values_deferred) */
+		open_slot_values(old_rel, slot);
+		HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, nullptr);
 		*num_tuples += 1;
 		if (sort != nullptr)
 		{
@@ -391,6 +397,8 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 	Assert(snapshot == SnapshotAny || !anyvisible);
 
 	auto *s = (ScanDesc *) scan;
+	/* versions dead to everyone are skipped before their large values are opened */
+	s->values_deferred = snapshot == SnapshotAny;
 	if (start_blockno != 0 || numblocks != InvalidBlockNumber)
 	{
 		s->base.rs_flags &= ~SO_ALLOW_SYNC;
@@ -525,6 +533,7 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 		ItemPointerData root_tid;
 		ItemPointerSet(&root_tid, s->cblock, roots[off]);
 
+		open_slot_values(table_rel, slot);
 		MemoryContextReset(econtext->ecxt_per_tuple_memory);
 		if (predicate != nullptr && !ExecQual(predicate, econtext))
 			continue;

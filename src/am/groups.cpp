@@ -9,6 +9,8 @@
  */
 #include "rustydb/am/groups.h"
 
+#include "rustydb/am/am.h"
+
 #include <cstring>
 
 namespace rustydb::am {
@@ -543,7 +545,7 @@ place_sealed(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuple
 			Size sealed_len = crypto::sealed_size(tuples[done]->t_len);
 			if (done > 0 && PageGetHeapFreeSpace(page) < MAXALIGN(sealed_len) + save)
 				break;
-			HeapTuple sealed = crypto::seal_tuple(c, tuples[done]);
+			HeapTuple sealed = seal_for_page(c, tuples[done]);
 			OffsetNumber off = PageAddItem(page, (Item) sealed->t_data, sealed->t_len,
 										   InvalidOffsetNumber, false, true);
 			pfree(sealed);

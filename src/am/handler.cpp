@@ -17,20 +17,6 @@
 
 namespace am = rustydb::am;
 
-namespace {
-
-/*
- * The slot type of rustydb tables (slot_callbacks). The callbacks that
- * fill a slot from a page (fetches, row locks, index fetches, ANALYZE)
- * are given one of this type, which heap asserts for its own.
- */
-const TupleTableSlotOps *
-slot_ops()
-{
-	return &TTSOpsBufferHeapTuple;
-}
-
-} /* namespace */
 
 extern "C" {
 
@@ -42,7 +28,7 @@ extern "C" {
 static const TupleTableSlotOps *
 rdb_slot_callbacks(Relation relation) noexcept
 {
-	return rustydb::boundary::run("rustydb_slot_callbacks", [&] { return slot_ops(); });
+	return rustydb::boundary::run("rustydb_slot_callbacks", [&] { return am::slot_ops(relation); });
 }
 
 /* ------------------------------------------------------------------------
@@ -154,7 +140,7 @@ rdb_index_fetch_tuple(struct IndexFetchTableData *scan, ItemPointer tid, Snapsho
 					  TupleTableSlot *slot, bool *call_again, bool *all_dead) noexcept
 {
 	return rustydb::boundary::run("rustydb_index_fetch_tuple", [&] {
-		Assert(slot->tts_ops == slot_ops());
+		Assert(slot->tts_ops == am::slot_ops(scan->rel));
 		return am::index_fetch_tuple(scan, tid, snapshot, slot, call_again, all_dead);
 	});
 }
@@ -169,7 +155,7 @@ rdb_tuple_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 							TupleTableSlot *slot) noexcept
 {
 	return rustydb::boundary::run("rustydb_tuple_fetch_row_version", [&] {
-		Assert(slot->tts_ops == slot_ops());
+		Assert(slot->tts_ops == am::slot_ops(rel));
 		return am::fetch_row_version(rel, tid, snapshot, slot);
 	});
 }
@@ -191,7 +177,7 @@ static bool
 rdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot) noexcept
 {
 	return rustydb::boundary::run("rustydb_tuple_satisfies_snapshot", [&] {
-		Assert(slot->tts_ops == slot_ops());
+		Assert(slot->tts_ops == am::slot_ops(rel));
 		return am::tuple_satisfies_snapshot(rel, slot, snapshot);
 	});
 }
@@ -297,7 +283,7 @@ rdb_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot 
 			   TM_FailureData *tmfd) noexcept
 {
 	return rustydb::boundary::run("rustydb_tuple_lock", [&] {
-		Assert(slot->tts_ops == slot_ops());
+		Assert(slot->tts_ops == am::slot_ops(rel));
 		return am::lock_tuple(rel, tid, snapshot, slot, cid, mode, wait_policy, flags, tmfd);
 	});
 }
@@ -365,7 +351,7 @@ rdb_scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, doubl
 							double *deadrows, TupleTableSlot *slot) noexcept
 {
 	return rustydb::boundary::run("rustydb_scan_analyze_next_tuple", [&] {
-		Assert(slot->tts_ops == slot_ops());
+		Assert(slot->tts_ops == am::slot_ops(scan->rs_rd));
 		return am::scan_analyze_next_tuple(scan, oldest_xmin, liverows, deadrows, slot);
 	});
 }

@@ -18,7 +18,6 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
-#include "rustydb/am/groups.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/crypto/crypto.h"
 
@@ -474,58 +473,6 @@ is_first_on_page(Page page, OffsetNumber off)
  * ========================================================================
  */
 
-/*
- * Encrypted relations (docs/tde.md): the tuple as stored has its payload
- * sealed. out is the tuple to store (orig itself or a toasted copy of
- * it); returns the sealed copy, freeing an intermediate copy.
- */
-static HeapTuple
-seal_if_encrypted(Relation rel, HeapTuple orig, HeapTuple out)
-{
-	const crypto::Cipher *c = crypto::relation_cipher(rel);
-
-	if (c == nullptr)
-		return out;
-	HeapTuple sealed = crypto::seal_tuple(c, out);
-	if (out != orig)
-		heap_freetuple(out);
-	return sealed;
-}
-
-/*
- * The plaintext of a page tuple on buf (pinned; locked: content-locked by
- * the caller), for code that reads its attributes.
- */
-static HeapTuple
-opened_if_encrypted(Relation rel, const crypto::Cipher *c, HeapTuple page_tuple, Buffer buf,
-					bool locked)
-{
-	if (c == nullptr)
-		return page_tuple;
-	return open_stored_tuple(rel, c, page_tuple, buf, locked, nullptr);
-}
-
-/*
- * TOAST (when needed) and seal a table's new tuple: for an encrypted
- * relation, large values are sealed before the toaster sees them, since it
- * writes them into the heap TOAST table itself.
- */
-static HeapTuple
-toast_and_seal(Relation rel, HeapTuple tup, int options, bool seal = true)
-{
-	const crypto::Cipher *c = crypto::relation_cipher(rel);
-	HeapTuple work = tup;
-
-	if (c != nullptr && crypto::needs_value_sealing(tup))
-		work = crypto::seal_values(c, RelationGetDescr(rel), tup);
-	HeapTuple out = work;
-	if (HeapTupleHasExternal(work) || work->t_len > TOAST_TUPLE_THRESHOLD)
-		out = heap_toast_insert_or_update(rel, work, nullptr, options);
-	if (out != work && work != tup)
-		heap_freetuple(work);
-	return seal ? seal_if_encrypted(rel, tup, out) : out;
-}
-
 /* seal false: the payload stays in plaintext, for multi_insert to seal in groups */
 static HeapTuple
 prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, int options,
@@ -542,10 +489,7 @@ prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, in
 	HeapTupleHeaderSetCmin(t, cid);
 	HeapTupleHeaderSetXmax(t, 0);
 	tup->t_tableOid = RelationGetRelid(rel);
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW)
-		return seal ? seal_if_encrypted(rel, tup, tup) : tup;
-	return toast_and_seal(rel, tup, options, seal);
+	return stored_form(rel, tup, options, seal);
 }
 
 /*
@@ -614,7 +558,7 @@ insert(Relation rel, HeapTuple tup, CommandId cid, int options, BulkInsertState 
 void
 insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate)
 {
-	HeapTuple heaptup = toast_and_seal(rel, tup, HEAP_INSERT_SKIP_FSM);
+	HeapTuple heaptup = stored_form(rel, tup, HEAP_INSERT_SKIP_FSM);
 	Buffer buffer = get_buffer_for_tuple(rel, heaptup->t_len, bistate, InvalidBuffer);
 	Buffer vmbuf = InvalidBuffer;
 	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
@@ -688,7 +632,7 @@ multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuple
 	int done = 0;
 	while (done < ntuples)
 	{
-		Size need = tuples[done]->t_len + crypto::kSealOverhead; /* sealed on its own */
+		Size need = stored_size(cipher, tuples[done]->t_len); /* sealed on its own */
 		/* a new page gets group slots for a page of tuples like this one */
 		int slots = 0;
 		if (max_members > 1)
@@ -706,8 +650,8 @@ multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuple
 
 		char *changes = nullptr;
 		Size changes_len = 0;
-		int n = place_sealed(rel, cipher, buffer, tuples + done, ntuples - done, save, max_members,
-							 page_copy, offs + done, &changes, &changes_len);
+		int n = seal_onto_page(rel, cipher, buffer, tuples + done, ntuples - done, save,
+							   max_members, page_copy, offs + done, &changes, &changes_len);
 
 		START_CRIT_SECTION();
 		memcpy(page, page_copy, BLCKSZ);
@@ -939,8 +883,7 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 	{
 		if (HeapTupleHasExternal(&tp))
 			heap_toast_delete(
-				rel, opened_if_encrypted(rel, crypto::relation_cipher(rel), &tp, buffer, false),
-				false);
+				rel, open_from_page(rel, crypto::relation_cipher(rel), &tp, buffer, false), false);
 	}
 	ReleaseBuffer(buffer);
 	if (have_tuplock)
@@ -1004,13 +947,10 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	const crypto::Cipher *cipher = crypto::relation_cipher(rel); /* before any buffer lock */
 	/* large values of an encrypted table are sealed before the toaster sees them */
 	HeapTuple callers_tuple = newtup;
-	if (cipher != nullptr &&
-		(rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW) &&
-		crypto::needs_value_sealing(newtup))
-		newtup = crypto::seal_values(cipher, RelationGetDescr(rel), newtup);
+	newtup = seal_large_values(rel, cipher, newtup);
 	Buffer buffer = read_target(rel, otid, &oldtup, "update");
 	/* attribute values of the old version (its payload never changes) */
-	HeapTuple oldplain = opened_if_encrypted(rel, cipher, &oldtup, buffer, true);
+	HeapTuple oldplain = open_from_page(rel, cipher, &oldtup, buffer, true);
 
 	*lockmode = attrs_changed(rel, oldplain, newtup, key_attrs) ? LockTupleExclusive
 																: LockTupleNoKeyExclusive;
@@ -1078,7 +1018,7 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	bool iscombo;
 	CommandId cmax = cid;
 
-	Size stored_len = newtup->t_len + (cipher != nullptr ? crypto::kSealOverhead : 0);
+	Size stored_len = stored_size(cipher, newtup->t_len);
 	HeapTuple plainnew = newtup; /* after TOAST, before sealing */
 
 	if (need_toast || MAXALIGN(stored_len) > PageGetHeapFreeSpace(page))
@@ -1103,11 +1043,11 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 
 		if (need_toast)
 			plainnew = heap_toast_insert_or_update(rel, newtup, oldplain, 0);
-		heaptup = cipher != nullptr ? crypto::seal_tuple(cipher, plainnew) : plainnew;
+		heaptup = seal_for_page(cipher, plainnew);
 		newbuf = get_buffer_for_tuple(rel, heaptup->t_len, nullptr, buffer);
 	}
-	else if (cipher != nullptr)
-		heaptup = crypto::seal_tuple(cipher, plainnew);
+	else
+		heaptup = seal_for_page(cipher, plainnew);
 
 	/*
 	 * Heap-only version: on the same page and no indexed column changed,
@@ -1389,8 +1329,8 @@ TM_Result
 lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot, CommandId cid,
 		   LockTupleMode mode, LockWaitPolicy wait_policy, uint8 flags, TM_FailureData *tmfd)
 {
-	auto *bslot = (BufferHeapTupleTableSlot *) slot;
-	HeapTuple tuple = &bslot->base.tupdata;
+	HeapTupleData locked;
+	HeapTuple tuple = &locked;
 	Buffer buffer;
 	TM_Result result;
 
@@ -1514,8 +1454,7 @@ retry:
 		}
 	}
 
-	slot->tts_tableOid = RelationGetRelid(rel);
-	tuple->t_tableOid = slot->tts_tableOid;
+	tuple->t_tableOid = RelationGetRelid(rel);
 	store_tuple(rel, tuple, slot, buffer, true);
 	return result;
 }
@@ -1567,7 +1506,7 @@ abort_speculative(Relation rel, ItemPointer tid)
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	if (HeapTupleHasExternal(&tp))
 		heap_toast_delete(
-			rel, opened_if_encrypted(rel, crypto::relation_cipher(rel), &tp, buffer, false), true);
+			rel, open_from_page(rel, crypto::relation_cipher(rel), &tp, buffer, false), true);
 	ReleaseBuffer(buffer);
 	pgstat_count_heap_delete(rel);
 }

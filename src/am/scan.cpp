@@ -142,6 +142,13 @@ keys_match(ScanDesc *s)
 	return ok;
 }
 
+/* Hand the scan's current tuple (t, on its current page) to slot. */
+static void
+store_current(ScanDesc *s, HeapTuple t, TupleTableSlot *slot, bool locked = false)
+{
+	store_tuple(s->base.rs_rd, t, slot, s->cbuf, false, s->groups, locked, !s->values_deferred);
+}
+
 /* ========================================================================
  * Begin, rescan, end
  * ========================================================================
@@ -391,7 +398,7 @@ scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *sl
 			ExecClearTuple(slot);
 			return false;
 		}
-		store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
+		store_current(s, &s->ctup, slot);
 		return true;
 	}
 	if (!next_tuple(s, direction))
@@ -400,7 +407,7 @@ scan_getnextslot(TableScanDesc scan, ScanDirection direction, TupleTableSlot *sl
 		return false;
 	}
 	pgstat_count_heap_getnext(s->base.rs_rd);
-	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
+	store_current(s, &s->ctup, slot);
 	return true;
 }
 
@@ -470,7 +477,7 @@ scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection direction, TupleTabl
 		break;
 	}
 	pgstat_count_heap_getnext(s->base.rs_rd);
-	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
+	store_current(s, &s->ctup, slot);
 	return true;
 }
 
@@ -526,14 +533,13 @@ fetch(Relation rel, Snapshot snapshot, HeapTuple tuple, Buffer *userbuf, bool ke
 bool
 fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot)
 {
-	auto *bslot = (BufferHeapTupleTableSlot *) slot;
+	HeapTupleData tuple;
 	Buffer buffer;
 
-	bslot->base.tupdata.t_self = *tid;
-	if (fetch(rel, snapshot, &bslot->base.tupdata, &buffer, false))
+	tuple.t_self = *tid;
+	if (fetch(rel, snapshot, &tuple, &buffer, false))
 	{
-		store_tuple(rel, &bslot->base.tupdata, slot, buffer, true);
-		slot->tts_tableOid = RelationGetRelid(rel);
+		store_tuple(rel, &tuple, slot, buffer, true);
 		return true;
 	}
 	return false;
@@ -549,11 +555,14 @@ tuple_tid_valid(TableScanDesc scan, ItemPointer tid)
 bool
 tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot)
 {
-	auto *bslot = (BufferHeapTupleTableSlot *) slot;
+	HeapTupleData tuple;
+	Buffer buffer;
 
-	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
-	bool res = mvcc::satisfies(bslot->base.tuple, snapshot, bslot->buffer);
-	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	/* a version no longer on its page was pruned: dead to every snapshot */
+	if (!lock_slot_version(rel, slot, &tuple, &buffer))
+		return false;
+	bool res = mvcc::satisfies(&tuple, snapshot, buffer);
+	UnlockReleaseBuffer(buffer);
 	return res;
 }
 
@@ -738,6 +747,7 @@ struct IndexFetch
 	IndexFetchTableData base;
 	Buffer cbuf;
 	OpenedGroups *groups; /* encrypted relations: opened sealed groups */
+	bool values_deferred; /* as ScanDesc's */
 };
 
 IndexFetchTableData *
@@ -765,6 +775,12 @@ index_fetch_reset(IndexFetchTableData *scan)
 }
 
 void
+index_fetch_defer_values(IndexFetchTableData *scan)
+{
+	((IndexFetch *) scan)->values_deferred = true;
+}
+
+void
 index_fetch_end(IndexFetchTableData *scan)
 {
 	index_fetch_reset(scan);
@@ -777,10 +793,10 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 				  TupleTableSlot *slot, bool *call_again, bool *all_dead)
 {
 	auto *f = (IndexFetch *) scan;
-	auto *bslot = (BufferHeapTupleTableSlot *) slot;
 	Relation rel = f->base.rel;
 	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
-	HeapTuple tuple = &bslot->base.tupdata;
+	HeapTupleData found_tuple;
+	HeapTuple tuple = &found_tuple;
 
 	if (!*call_again)
 	{
@@ -799,8 +815,8 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 	{
 		/* only a non-MVCC snapshot can see more than one member of a chain */
 		*call_again = !IsMVCCSnapshot(snapshot);
-		slot->tts_tableOid = RelationGetRelid(rel);
-		store_tuple(f->base.rel, tuple, slot, f->cbuf, false, f->groups);
+		store_tuple(f->base.rel, tuple, slot, f->cbuf, false, f->groups, false,
+					!f->values_deferred);
 	}
 	else
 		*call_again = false;
@@ -882,7 +898,7 @@ scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *l
 		}
 		if (sample)
 		{
-			store_tuple(s->base.rs_rd, t, slot, s->cbuf, false, s->groups, true);
+			store_current(s, t, slot, true);
 			s->cindex++;
 			/* the buffer stays locked until the page is done */
 			return true;
@@ -967,7 +983,7 @@ scan_bitmap_next_tuple(TableScanDesc scan, TBMIterateResult *tbmres, TupleTableS
 	if (!tuple_at(scan->rs_rd, s->cbuf, BufferGetPage(s->cbuf), off, &s->ctup))
 		return false;
 	pgstat_count_heap_fetch(scan->rs_rd);
-	store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
+	store_current(s, &s->ctup, slot);
 	return true;
 }
 
@@ -1048,7 +1064,7 @@ scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate, TupleTabl
 		if (found < 0 || !load_tuple(s, found))
 			continue;
 		pgstat_count_heap_getnext(scan->rs_rd);
-		store_tuple(s->base.rs_rd, &s->ctup, slot, s->cbuf, false, s->groups);
+		store_current(s, &s->ctup, slot);
 		return true;
 	}
 }

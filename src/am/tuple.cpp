@@ -1,12 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * tuple.cpp
- *	  Where a rustydb tuple's payload is formed.
+ *	  Tuples as a page stores them: the one place a tuple is sealed for a
+ *	  page and opened from one, and where the executor's slots get them.
  *
- * A tuple is formed from a slot here and nowhere else; it is read back
- * from a page in storage::tuple_at (src/storage/page.cpp). These two are
- * the points where the encryption issue encrypts and decrypts the
- * contiguous attribute payload (bytes t_hoff .. t_len of the tuple).
+ * Write: tuple_form takes the slot's tuple, stored_form (or, for UPDATE,
+ * its steps seal_large_values and seal_for_page) makes what the page
+ * stores; COPY's sealed groups are placed by seal_onto_page. Read:
+ * storage::tuple_at locates and checks a page tuple (header only),
+ * open_from_page opens its payload, store_tuple hands it to a slot. For
+ * an unencrypted relation every step passes the tuple through. See am.h
+ * and docs/tde.md ("Integration").
+ *
+ * Slots. An unencrypted relation's rows go into buffer-heap-tuple slots
+ * pointing into the pinned page, exactly as heap's. An encrypted
+ * relation's slots are heap-tuple slots (slot_ops): a row is opened into a
+ * copy the slot owns (ExecStoreHeapTuple with shouldFree), and the slot
+ * holds no buffer pin. PostgreSQL's buffer slot cannot hold both a pin and
+ * a tuple it frees (tts_buffer_heap_clear asserts against it), and the
+ * plaintext must not live in the shared buffer, so the code that needs the
+ * page behind a slot (tuple_satisfies_snapshot, CLUSTER) finds it by the
+ * slot's TID (lock_slot_version).
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +30,11 @@
 #include "rustydb/storage/page.h"
 
 namespace rustydb::am {
+
+/* ========================================================================
+ * Writing
+ * ========================================================================
+ */
 
 HeapTuple
 tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free)
@@ -27,26 +46,116 @@ tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free)
 	return tuple;
 }
 
+static bool
+toastable(Relation rel)
+{
+	return rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW;
+}
+
+HeapTuple
+seal_large_values(Relation rel, const crypto::Cipher *c, HeapTuple tup)
+{
+	if (c == nullptr || !toastable(rel) || !crypto::needs_value_sealing(tup))
+		return tup;
+	return crypto::seal_values(c, RelationGetDescr(rel), tup);
+}
+
+HeapTuple
+seal_for_page(const crypto::Cipher *c, HeapTuple plain)
+{
+	return c == nullptr ? plain : crypto::seal_tuple(c, plain);
+}
+
+Size
+stored_size(const crypto::Cipher *c, Size plain_len)
+{
+	return c == nullptr ? plain_len : crypto::sealed_size(plain_len);
+}
+
+HeapTuple
+stored_form(Relation rel, HeapTuple tup, int options, bool seal_payload)
+{
+	const crypto::Cipher *c = crypto::relation_cipher(rel);
+	HeapTuple work = seal_large_values(rel, c, tup);
+	HeapTuple out = work;
+
+	if (toastable(rel) && (HeapTupleHasExternal(work) || work->t_len > TOAST_TUPLE_THRESHOLD))
+		out = heap_toast_insert_or_update(rel, work, nullptr, options);
+	if (out != work && work != tup)
+		heap_freetuple(work);
+	if (!seal_payload)
+		return out;
+	HeapTuple sealed = seal_for_page(c, out);
+	if (sealed != out && out != tup)
+		heap_freetuple(out);
+	return sealed;
+}
+
+int
+seal_onto_page(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuples, int n,
+			   Size save, int max_members, char *scratch, OffsetNumber *offs, char **changes,
+			   Size *changes_len)
+{
+	Assert(c != nullptr);
+	return place_sealed(rel, c, buf, tuples, n, save, max_members, scratch, offs, changes,
+						changes_len);
+}
+
+/* ========================================================================
+ * Reading
+ * ========================================================================
+ */
+
+HeapTuple
+open_from_page(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+			   OpenedGroups *og)
+{
+	if (c == nullptr)
+		return stored;
+	return open_stored_tuple(rel, c, stored, buf, locked, og);
+}
+
+const TupleTableSlotOps *
+slot_ops(Relation rel)
+{
+	return crypto::relation_encrypted(rel) ? &TTSOpsHeapTuple : &TTSOpsBufferHeapTuple;
+}
+
 void
 store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned,
-			OpenedGroups *groups, bool locked)
+			OpenedGroups *groups, bool locked, bool open_values)
 {
 	const crypto::Cipher *c = crypto::relation_cipher(rel);
 
+	Assert(BufferIsValid(buf));
 	if (c == nullptr)
 	{
+		if (unlikely(!TTS_IS_BUFFERTUPLE(slot)))
+			elog(ERROR, "rustydb: a row of relation \"%s\" needs a buffer-heap-tuple slot",
+				 RelationGetRelationName(rel));
+		/*
+		 * The slot keeps a pointer to the HeapTupleData, so it is copied into
+		 * the slot's own workspace (HeapTupleTableSlot.tupdata, "optional
+		 * workspace for storing tuple"), as heap's fetches use it; the caller's
+		 * may be a local variable. The store then pins (or takes the pin).
+		 */
+		HeapTuple ws = &reinterpret_cast<BufferHeapTupleTableSlot *>(slot)->base.tupdata;
+		if (tuple != ws)
+			*ws = *tuple;
 		if (pinned)
-			ExecStorePinnedBufferHeapTuple(tuple, slot, buf);
+			ExecStorePinnedBufferHeapTuple(ws, slot, buf);
 		else
-			ExecStoreBufferHeapTuple(tuple, slot, buf);
+			ExecStoreBufferHeapTuple(ws, slot, buf);
 		return;
 	}
+
+	/* open first: an error leaves the slot as it was */
 	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
-	BlockNumber blkno = storage::data_block(buf);
-	HeapTuple copy = open_stored_tuple(rel, c, tuple, buf, locked, groups);
-	if (copy->t_data->t_infomask2 & crypto::kValuesSealed)
+	HeapTuple copy = open_from_page(rel, c, tuple, buf, locked, groups);
+	if (open_values && (copy->t_data->t_infomask2 & crypto::kValuesSealed))
 	{
-		HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), copy, blkno);
+		HeapTuple full =
+			crypto::open_values(c, RelationGetDescr(rel), copy, storage::data_block(buf));
 		if (full != copy)
 		{
 			heap_freetuple(copy);
@@ -55,15 +164,65 @@ store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, boo
 	}
 	MemoryContextSwitchTo(old);
 	/*
-	 * The store frees a copy the slot held before (TTS_FLAG_SHOULDFREE);
-	 * marking this one the same way makes the slot free it on its next
-	 * store or clear, while the slot also keeps the buffer pin.
+	 * A heap-tuple slot (slot_ops) takes the copy as it is; any other kind
+	 * gets PostgreSQL's conversion. Either way the slot frees it.
 	 */
+	ExecForceStoreHeapTuple(copy, slot, true);
 	if (pinned)
-		ExecStorePinnedBufferHeapTuple(copy, slot, buf);
-	else
-		ExecStoreBufferHeapTuple(copy, slot, buf);
-	slot->tts_flags |= TTS_FLAG_SHOULDFREE;
+		ReleaseBuffer(buf);
+}
+
+void
+open_slot_values(Relation rel, TupleTableSlot *slot)
+{
+	HeapTuple row = ExecFetchSlotHeapTuple(slot, false, nullptr);
+
+	if (!(row->t_data->t_infomask2 & crypto::kValuesSealed))
+		return;
+	const crypto::Cipher *c = crypto::relation_cipher(rel);
+	Assert(c != nullptr);
+	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
+	HeapTuple full =
+		crypto::open_values(c, RelationGetDescr(rel), row, ItemPointerGetBlockNumber(&row->t_self));
+	MemoryContextSwitchTo(old);
+	ExecForceStoreHeapTuple(full, slot, true); /* frees row */
+}
+
+bool
+lock_slot_version(Relation rel, TupleTableSlot *slot, HeapTuple tuple, Buffer *buf)
+{
+	Assert(!TTS_EMPTY(slot));
+	if (TTS_IS_BUFFERTUPLE(slot))
+	{
+		auto *bslot = reinterpret_cast<BufferHeapTupleTableSlot *>(slot);
+		if (BufferIsValid(bslot->buffer))
+		{
+			*buf = bslot->buffer;
+			IncrBufferRefCount(*buf);
+			LockBuffer(*buf, BUFFER_LOCK_SHARE);
+			*tuple = *bslot->base.tuple;
+			return true;
+		}
+	}
+
+	/* an opened copy (or a materialized row): the version at its TID */
+	HeapTuple row = ExecFetchSlotHeapTuple(slot, false, nullptr);
+	ItemPointerData tid = row->t_self;
+	TransactionId xmin = HeapTupleHeaderGetRawXmin(row->t_data);
+	BlockNumber blkno = ItemPointerGetBlockNumber(&tid);
+	OffsetNumber off = ItemPointerGetOffsetNumber(&tid);
+
+	*buf = storage::read_data_block(rel, blkno);
+	LockBuffer(*buf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(*buf);
+	storage::page_check(rel, blkno, page);
+	if (!PageIsNew(page) && off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page) &&
+		storage::tuple_at(rel, *buf, page, off, tuple) &&
+		TransactionIdEquals(HeapTupleHeaderGetRawXmin(tuple->t_data), xmin))
+		return true;
+	UnlockReleaseBuffer(*buf);
+	*buf = InvalidBuffer;
+	return false;
 }
 
 } /* namespace rustydb::am */

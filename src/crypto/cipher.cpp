@@ -28,6 +28,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/crypto/crypto_internal.h"
+#include "rustydb/crypto/crypto_catalog.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
@@ -531,6 +532,26 @@ const Cipher *
 relation_cipher(Relation rel)
 {
 	return relation_cipher_oid(RelationGetRelid(rel));
+}
+
+bool
+relation_encrypted(Relation rel)
+{
+	Oid relid = RelationGetRelid(rel);
+
+	if (relid == memo_relid && OidIsValid(relid))
+		return memo_cipher != nullptr;
+	if (cache != nullptr)
+	{
+		auto *e = static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_FIND, nullptr));
+		if (e != nullptr)
+			return e->cipher != nullptr;
+	}
+	KeyRow rows[kMaxKeyVersions];
+	if (read_key_rows(relid, nullptr, rows, kMaxKeyVersions) > 0)
+		return true;
+	cache_put(relid, nullptr); /* what relation_cipher() would have cached */
+	return false;
 }
 
 size_t

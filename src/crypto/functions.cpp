@@ -523,7 +523,7 @@ RUSTYDB_FUNCTION(rustydb_tde_cipher_bench)
 /*
  * rustydb.tde_tuple_selftest(rel regclass, row record): the tuple-level
  * helpers the table access method uses, on the heap-layout tuple of row:
- * seal, open (copy and into a buffer-heap-tuple slot), and tampering with
+ * seal, open (copy and into a heap-tuple slot), and tampering with
  * each authenticated header field. Superuser.
  */
 RUSTYDB_FUNCTION(rustydb_tde_tuple_selftest)
@@ -550,11 +550,15 @@ RUSTYDB_FUNCTION(rustydb_tde_tuple_selftest)
 					  memcmp(opened->t_data, plain.t_data, plain.t_len) == 0 &&
 					  ItemPointerEquals(&opened->t_self, &plain.t_self);
 
-	/* into a buffer-heap-tuple slot, then read every attribute back */
+	/*
+	 * into a slot as the access method hands rows of encrypted tables to the
+	 * executor (a heap-tuple slot owning the opened copy), then read every
+	 * attribute back
+	 */
 	TupleDesc rowdesc =
 		lookup_rowtype_tupdesc_copy(HeapTupleHeaderGetTypeId(th), HeapTupleHeaderGetTypMod(th));
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(rowdesc, &TTSOpsBufferHeapTuple);
-	store_opened_tuple(c, sealed, slot, 7);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(rowdesc, &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(open_tuple_copy(c, sealed, 7), slot, true);
 	slot_getallattrs(slot);
 	HeapTuple reformed = heap_form_tuple(rowdesc, slot->tts_values, slot->tts_isnull);
 	uint32 plain_hoff = plain.t_data->t_hoff;

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * tuple.cpp
- *	  Sealing and opening whole tuples (heap tuple layout) for the table
- *	  access method: the header stays in the clear and is partly
- *	  authenticated, the payload [t_hoff, t_len) is sealed.
+ *	  Sealing and opening whole tuples (heap tuple layout) and their large
+ *	  values: the header stays in the clear and is partly authenticated,
+ *	  the payload [t_hoff, t_len) is sealed. The table access method calls
+ *	  these from src/am/tuple.cpp, where tuples are sealed for a page and
+ *	  opened from one; slots are its business, not this file's.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,14 +17,11 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/detoast.h"
 #include "access/heaptoast.h"
 #include "access/htup_details.h"
-#include "executor/tuptable.h"
 #include "utils/lsyscache.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb {
 namespace crypto {
-
-namespace {} /* namespace */
 
 /* The header fields that decide how the payload decodes, as associated data. */
 size_t
@@ -147,34 +146,6 @@ open_tuple_copy(const Cipher *cipher, HeapTuple stored, BlockNumber blkno)
 	out->t_data = reinterpret_cast<HeapTupleHeader>(reinterpret_cast<char *>(out) + HEAPTUPLESIZE);
 	open_tuple(cipher, stored, out, blkno);
 	return out;
-}
-
-void
-store_opened_tuple(const Cipher *cipher, HeapTuple stored, TupleTableSlot *slot, BlockNumber blkno)
-{
-	if (!TTS_IS_BUFFERTUPLE(slot))
-	{
-		HeapTuple t = open_tuple_copy(cipher, stored, blkno);
-
-		ExecForceStoreHeapTuple(t, slot, true);
-		slot->tts_tid = t->t_self;
-		slot->tts_tableOid = stored->t_tableOid;
-		return;
-	}
-	/* open first: an error leaves the slot as it was */
-	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
-	HeapTuple t = open_tuple_copy(cipher, stored, blkno);
-	MemoryContextSwitchTo(old);
-
-	BufferHeapTupleTableSlot *bslot = reinterpret_cast<BufferHeapTupleTableSlot *>(slot);
-	ExecClearTuple(slot);
-	slot->tts_flags &= ~TTS_FLAG_EMPTY;
-	bslot->base.tuple = t;
-	bslot->base.off = 0;
-	slot->tts_nvalid = 0;
-	slot->tts_flags |= TTS_FLAG_SHOULDFREE;
-	slot->tts_tid = t->t_self;
-	slot->tts_tableOid = stored->t_tableOid;
 }
 
 namespace {

@@ -16,6 +16,8 @@
  *	vacuum.cpp	VACUUM, freezing, the visibility map, index tuple deletion
  *	verify.cpp	rustydb.verify_table()
  *	verify_payloads.cpp	the payload verifier of rustydb.verify_encryption()
+ *	tuple.cpp	tuples as a page stores them: sealed and opened
+ *				(encrypted tables), the slot type, slots filled
  *	groups.cpp	sealed groups of encrypted tables (groups.h)
  *	reencrypt.cpp	the re-encrypter of rustydb.rotate_table_key()
  *	recover.cpp	rustydb.recover_heap_pages(): a table over heap files rebuilt
@@ -32,6 +34,10 @@ namespace rustydb::crypto {
 struct Cipher;
 }
 
+namespace rustydb::crypto {
+struct Cipher; /* crypto/crypto.h */
+}
+
 namespace rustydb::am {
 
 /* Register the WAL resource manager, the payload verifier and the re-encrypter; from _PG_init. */
@@ -43,29 +49,113 @@ void register_payload_verifier();
 /* Register reencrypt.cpp's table rewrite as rotate_table_key's re-encrypter. */
 void register_reencrypter();
 
-/* ---- tuples (tuple.cpp) ---- */
+/* ---- stored tuples (tuple.cpp) ----
+ *
+ * The one place a tuple is made into what a page stores and read back
+ * from it (docs/tde.md, "Integration"): for an encrypted relation, large
+ * values are sealed before the toaster, the payload after it, and a page
+ * tuple is opened into a plaintext copy; for an unencrypted one the same
+ * calls hand tuples through unchanged. The write paths (modify.cpp,
+ * CLUSTER through insert_raw) and the read paths (scan.cpp, modify.cpp)
+ * call only these; sealed groups (groups.cpp) are the form COPY writes,
+ * placed through seal_onto_page and opened through open_from_page.
+ * Pruning re-seals a group's survivors (groups.h, prepare_group_changes)
+ * and verify_encryption tries payloads without raising errors
+ * (verify_payloads.cpp); nothing else seals or opens.
+ */
 
 /*
- * Form the tuple to store for slot: header plus the contiguous attribute
- * payload. The one place a payload is formed (see docs/storage.md).
+ * The tuple of slot to be inserted or to replace a row: header plus the
+ * contiguous attribute payload, in plaintext (see stored_form).
  */
 HeapTuple tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free);
 
 /*
- * Hand a page tuple to a buffer-heap-tuple slot (pinned: the caller's pin
- * is transferred). For an encrypted relation the slot gets a plaintext
- * copy it owns (freed when the slot is cleared) and still holds the
- * buffer pin, so visibility code can look at the page; the shared buffer
- * never holds plaintext. See docs/tde.md.
+ * A new tuple as the page stores it: large values sealed (encrypted
+ * relations), toasted if needed, and the payload sealed unless
+ * seal_payload is false (COPY seals payloads in groups, seal_onto_page).
+ * Returns tup itself when nothing changes, else a palloc'd tuple
+ * (intermediate copies are freed, tup never).
  */
-struct OpenedGroups; /* groups.h */
+HeapTuple stored_form(Relation rel, HeapTuple tup, int options, bool seal_payload = true);
+
 /*
- * groups: where the plaintexts of the page's sealed groups are kept (the
- * scan's, or nullptr for the backend's); locked: the caller holds buf's
- * content lock.
+ * The steps of stored_form, for UPDATE, which toasts between them with the
+ * old version at hand. c: relation_cipher(rel), loaded before any buffer
+ * lock; nullptr for an unencrypted relation, when each returns its
+ * argument. seal_large_values: before the toaster (the toaster writes
+ * into a heap TOAST table, so values must be ciphertext by then); tup or
+ * a new tuple. seal_for_page: after it; plain or a new tuple.
+ * stored_size: the bytes a tuple of plain_len takes on the page when
+ * sealed on its own.
+ */
+HeapTuple seal_large_values(Relation rel, const crypto::Cipher *c, HeapTuple tup);
+HeapTuple seal_for_page(const crypto::Cipher *c, HeapTuple plain);
+Size stored_size(const crypto::Cipher *c, Size plain_len);
+
+/*
+ * COPY into an encrypted relation: place tuples[0..n) (from stored_form
+ * with seal_payload false) on the exclusively locked page of buf, in
+ * sealed groups of up to max_members while the page has group slots, the
+ * rest sealed on their own; groups.h, place_sealed, says how.
+ */
+int seal_onto_page(Relation rel, const crypto::Cipher *c, Buffer buf, HeapTuple *tuples, int n,
+				   Size save, int max_members, char *scratch, OffsetNumber *offs, char **changes,
+				   Size *changes_len);
+
+struct OpenedGroups; /* groups.h */
+
+/*
+ * The attribute payload of a page tuple in plaintext, large values as
+ * stored (sealed, for the toaster and for comparing attributes): stored
+ * itself for an unencrypted relation, else a palloc'd copy. buf: the page,
+ * pinned; locked: the caller holds its content lock; og: the opened
+ * groups to use (a scan's or an index fetch's), nullptr for the
+ * backend's.
+ */
+HeapTuple open_from_page(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf,
+						 bool locked, OpenedGroups *og = nullptr);
+
+/*
+ * The slot type the executor gets for rel (slot_callbacks): a
+ * buffer-heap-tuple slot, which points into the pinned page, for an
+ * unencrypted relation; a heap-tuple slot, which owns the plaintext copy
+ * and holds no pin, for an encrypted one (docs/tde.md, "Slots").
+ */
+const TupleTableSlotOps *slot_ops(Relation rel);
+
+/*
+ * Hand a page tuple to slot (pinned: the caller's pin on buf is passed
+ * on). Unencrypted relation: the slot (a buffer slot) points at the page
+ * tuple and pins buf. Encrypted: the slot gets the fully opened copy
+ * (large values too) allocated in its memory context, as a materialized
+ * tuple it frees; it holds no pin, and a passed pin is released. The
+ * shared buffer never holds plaintext. Only tuple's HeapTupleData is
+ * read, so the caller's may be a local variable. groups, locked: as for
+ * open_from_page. open_values false: large values stay sealed (see
+ * open_slot_values).
  */
 void store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned,
-				 OpenedGroups *groups = nullptr, bool locked = false);
+				 OpenedGroups *groups = nullptr, bool locked = false, bool open_values = true);
+
+/*
+ * open_values false left an encrypted row's large values sealed in slot
+ * (ScanDesc.values_deferred): open them now, the slot getting the full row.
+ * For a consumer that has judged the version live or recently dead (its
+ * TOAST chunks are then still there). No-op for rows without sealed values.
+ */
+void open_slot_values(Relation rel, TupleTableSlot *slot);
+
+/*
+ * The stored version of the row in slot, which this access method filled:
+ * returns true with its buffer pinned and share-locked and *tuple
+ * pointing at it on the page. A buffer slot has the pin and the page
+ * tuple; other slots (an encrypted relation's opened copy) are followed
+ * by their TID, and false is returned when that line pointer no longer
+ * holds the version (same raw xmin): it was pruned, so it is dead to
+ * every snapshot. The caller unlocks and releases the buffer.
+ */
+bool lock_slot_version(Relation rel, TupleTableSlot *slot, HeapTuple tuple, Buffer *buf);
 
 /* ---- scans (scan.cpp) ---- */
 
@@ -88,6 +178,13 @@ struct ScanDesc
 	ItemPointerData mintid;
 	ItemPointerData maxtid;
 	OpenedGroups *groups; /* encrypted relations: opened sealed groups */
+	/*
+	 * Set by a consumer of a SnapshotAny scan (CLUSTER, index builds): an
+	 * encrypted row's large values stay sealed in the slot until the
+	 * consumer has judged the version and calls open_slot_values, because
+	 * a version dead to everyone may have lost its TOAST chunks.
+	 */
+	bool values_deferred;
 };
 
 TableScanDesc scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
@@ -102,6 +199,8 @@ bool scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection direction, Tupl
 IndexFetchTableData *index_fetch_begin(Relation rel);
 void index_fetch_reset(IndexFetchTableData *scan);
 void index_fetch_end(IndexFetchTableData *scan);
+/* As ScanDesc.values_deferred, for an index fetch (CLUSTER by an index). */
+void index_fetch_defer_values(IndexFetchTableData *scan);
 bool index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 					   TupleTableSlot *slot, bool *call_again, bool *all_dead);
 

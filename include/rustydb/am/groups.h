@@ -5,10 +5,12 @@
  *	  page of an encrypted table sealed with one AEAD (page layout in
  *	  storage/page.h, design in docs/tde.md).
  *
- * Written by COPY (multi_insert) on pages that have a group table; read
- * by every path that opens a stored tuple (open_stored_tuple); re-sealed
- * by pruning when some of a group's members lose their storage (the
- * survivors get a fresh nonce and new ordinals, in place, same sizes).
+ * One form of a tuple sealed for a page (am.h, "stored tuples"): written
+ * by COPY (multi_insert, through am::seal_onto_page) on pages that have a
+ * group table; opened by every read through am::open_from_page
+ * (open_stored_tuple); re-sealed by pruning when some of a group's members
+ * lose their storage (the survivors get a fresh nonce and new ordinals, in
+ * place, same sizes).
  *
  * The associated data of a group binds the data block number, the slot,
  * the member count, the offset range and, for each member in ordinal

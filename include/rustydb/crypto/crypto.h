@@ -17,7 +17,10 @@
  * (see docs/tde.md for why it is never reused). The header and the caller's
  * associated data are authenticated.
  *
- * Typical use in the TAM, where the payload is formed and read back:
+ * The table access method calls these from one place, src/am/tuple.cpp
+ * (sealing a tuple for a page, opening one read from a page; see
+ * docs/tde.md), and from its sealed groups and verifiers (src/am/groups.cpp,
+ * src/am/verify_payloads.cpp). Byte-level use:
  *
  *	const rustydb::crypto::Cipher *c = rustydb::crypto::relation_cipher(rel);
  *	if (c != nullptr)
@@ -105,6 +108,15 @@ const Cipher *relation_cipher_oid(Oid relid);
  */
 bool relation_has_keys(Oid relid);
 
+/*
+ * Whether rel is encrypted, without unwrapping its key: the cached answer
+ * when relation_cipher() has loaded it, else rustydb.table_keys read as
+ * relation_cipher() reads it (an unencrypted answer is cached the same
+ * way). For decisions taken before any row is read, such as the slot type
+ * the access method gives the executor: EXPLAIN needs no key provider.
+ */
+bool relation_encrypted(Relation rel);
+
 inline size_t
 sealed_size(size_t payload_len)
 {
@@ -188,15 +200,6 @@ bool try_open_tuple(const Cipher *cipher, HeapTuple stored, HeapTuple dest);
 
 /* Same as open_tuple, into one palloc'd HeapTuple (HEAPTUPLESIZE + length). */
 HeapTuple open_tuple_copy(const Cipher *cipher, HeapTuple stored, BlockNumber blkno);
-
-/*
- * Open stored into a buffer-heap-tuple slot as a materialized tuple owned
- * by the slot (allocated in its memory context, freed when the slot is
- * cleared; no buffer pin kept), with tts_tid and tts_tableOid set. The
- * page tuple itself is never modified.
- */
-void store_opened_tuple(const Cipher *cipher, HeapTuple stored, TupleTableSlot *slot,
-						BlockNumber blkno);
 
 /*
  * ---- large values ----

@@ -25,13 +25,15 @@
  *	|<------------------- t_hoff ----------------->|<-- t_len - t_hoff -->|
  *
  * The header's byte layout is deliberately the same as heap's
- * HeapTupleHeaderData, so PostgreSQL's executor slots (TTSOpsBufferHeapTuple),
+ * HeapTupleHeaderData, so PostgreSQL's executor slots (TTSOpsBufferHeapTuple;
+ * TTSOpsHeapTuple for an encrypted table's opened copies),
  * system columns (xmin, xmax, cmin, cmax), combo command ids and the
  * toaster read our tuples in place, and ctids match heap's. Everything that
  * gives the header bits meaning (visibility, locking, pruning, freezing,
- * WAL) is rustydb's own code. The payload is one contiguous byte range,
- * formed in one place (rdb_tuple_form) and read back in one place
- * (rdb_tuple_at), which is where the encryption issue encrypts it.
+ * WAL) is rustydb's own code. The payload is one contiguous byte range;
+ * for an encrypted table it is sealed for the page and opened from it in
+ * one place, src/am/tuple.cpp (sealed groups, below, are one form it
+ * writes). tuple_at locates and checks stored tuples and decrypts nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -299,7 +301,8 @@ void page_check(Relation rel, BlockNumber blkno, Page page);
  * Point tuple at line pointer off of a checked page; ERROR naming relation,
  * block and offset when the item does not lie within the page or its
  * header is implausible. Returns false for a line pointer that is not
- * LP_NORMAL. This is where a stored tuple's payload is read back.
+ * LP_NORMAL. The payload is as stored (sealed, for an encrypted table);
+ * am::open_from_page opens it.
  */
 bool tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple);
 
