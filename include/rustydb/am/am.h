@@ -6,8 +6,11 @@
  * handler.cpp holds the TableAmRoutine; the callbacks live in one file per
  * concern:
  *
- *	modify.cpp	insert, multi-insert, delete, update, row locks,
- *				speculative insertion
+ *	modify.cpp	insert, multi-insert, delete, update, speculative
+ *				insertion
+ *	rowlock.cpp	row locks (tuple_lock), newer versions of an updated row
+ *	xmax.cpp	who holds a row: xmax composition, waiting, the first
+ *				half of delete, update and lock (xmax.h)
  *	scan.cpp	sequential, parallel, TID-range, bitmap, sample and ANALYZE
  *				scans, index fetch, single-row fetch
  *	ddl.cpp		new storage, the metapage, truncate, copy, CLUSTER/VACUUM
@@ -235,7 +238,7 @@ bool scan_bitmap_next_tuple(TableScanDesc scan, TBMIterateResult *tbmres, TupleT
 bool scan_sample_next_block(TableScanDesc scan, SampleScanState *scanstate);
 bool scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate, TupleTableSlot *slot);
 
-/* ---- modification (modify.cpp) ---- */
+/* ---- modification (modify.cpp, rowlock.cpp) ---- */
 
 void insert(Relation rel, HeapTuple tup, CommandId cid, int options, BulkInsertState bistate);
 void multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, int options,
