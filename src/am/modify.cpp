@@ -16,6 +16,7 @@
  */
 #include "rustydb/am/am.h"
 #include "rustydb/am/xmax.h"
+#include "rustydb/storage/buffer.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/crypto/crypto.h"
 
@@ -61,13 +62,17 @@ prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, in
 }
 
 /*
- * Place tup on the locked buffer's page and log it (caller: crit section;
- * vmbuf pinned if the page was all-visible).
+ * Place tup on the exclusively locked buffer's page and log it, in the
+ * caller's critical section; vmbuf is pinned if the page is all-visible.
  */
 static OffsetNumber
 place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buffer vmbuf)
 {
 	Page page = BufferGetPage(buffer);
+
+	Assert(CritSectionCount > 0);
+	Assert(storage::buffer_is_locked_exclusive(buffer));
+	Assert(!PageIsAllVisible(page) || BufferIsValid(vmbuf));
 	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 	OffsetNumber off = storage::next_tuple_offset(buffer);
 	ItemPointerSet(&tup->t_self, storage::data_block(buffer), off);
@@ -149,6 +154,9 @@ static void
 log_multi_insert(Buffer buffer, const OffsetNumber *offs, int n, bool init, bool vm_cleared,
 				 const char *changes, Size changes_len, char *scratch)
 {
+	Assert(CritSectionCount > 0);
+	Assert(storage::buffer_is_locked_exclusive(buffer));
+	Assert(n > 0);
 	Page page = BufferGetPage(buffer);
 	char *wp = scratch;
 	for (int i = 0; i < n; i++)

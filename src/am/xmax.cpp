@@ -9,6 +9,7 @@
  */
 #include "rustydb/am/am.h"
 #include "rustydb/am/xmax.h"
+#include "rustydb/storage/buffer.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/crypto/crypto.h"
 
@@ -185,6 +186,9 @@ WaitResult
 wait_for_conflicts(Relation rel, Buffer buffer, HeapTuple tuple, MultiXactStatus mine,
 				   LockWaitPolicy policy, XLTW_Oper oper, bool *have_tuplock)
 {
+	Assert(storage::buffer_is_locked_exclusive(buffer));
+	Assert(CritSectionCount == 0);
+
 	Members *ms = get_members(tuple->t_data);
 	TransactionId waits[64];
 	int nwaits = 0;
@@ -321,6 +325,8 @@ void
 compose_xmax(HeapTupleHeader t, TransactionId xid, MultiXactStatus mine, TransactionId *xmax,
 			 uint16 *infomask, uint16 *infomask2)
 {
+	Assert(CritSectionCount == 0); /* may create a multixact */
+
 	Members *ms = get_members(t);
 	int n = 0;
 
@@ -420,6 +426,8 @@ void
 log_tuple_state(Relation rel, Buffer buffer, uint8 kind, OffsetNumber off, HeapTupleHeader t,
 				uint8 flags)
 {
+	Assert(CritSectionCount > 0);
+	Assert(storage::buffer_is_locked_exclusive(buffer));
 	if (!RelationNeedsWAL(rel))
 		return;
 	wal::XlTupleState xl;
@@ -484,6 +492,7 @@ acquire_right(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid, Snaps
 			  MultiXactStatus mine, LockWaitPolicy policy, bool wait, XLTW_Oper oper,
 			  bool *have_tuplock)
 {
+	Assert(storage::buffer_is_locked_exclusive(buffer));
 	for (;;)
 	{
 		TM_Result result = mvcc::satisfies_update(tuple, cid, buffer);
