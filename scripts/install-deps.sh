@@ -19,6 +19,18 @@ PKGS=(
 	gdb
 	postgresql-15-repack
 	postgresql-15-partman
+	# the assert-enabled PostgreSQL 15 built from source (scripts/cassert-build.sh),
+	# the copy of the tree rustydb is built in for it, and the fuzzer run against it
+	pkg-config
+	zlib1g-dev
+	libreadline-dev
+	libssl-dev
+	libicu-dev
+	liblz4-dev
+	libzstd-dev
+	libxml2-dev
+	rsync
+	sqlsmith
 )
 
 SUDO=""

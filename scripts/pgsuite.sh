@@ -15,6 +15,16 @@
 #   RDB_PGSUITE_STANDBY=1 RDB_PGSUITE_CONF="wal_consistency_checking = 'rustydb'"
 #       also streams the rustydb run to a standby that checks every replayed
 #       rustydb page against the primary's image, and fails on any problem
+#   RDB_PG_CONFIG=/path/to/pg_config
+#       the server to test (default: Debian's); the test command's cassert
+#       layer passes the assert-enabled build of scripts/cassert-build.sh.
+#       A failed assertion or a crash in any server log is a failure.
+#   RDB_PGSUITE_SQLSMITH=N
+#       after the rustydb regression run, sqlsmith sends N random queries
+#       (fixed seed RDB_SQLSMITH_SEED, default 1; at most
+#       RDB_SQLSMITH_SECONDS, default 600) to the regression database it
+#       left; a failed assertion or a crash in the server log during it
+#       fails ("# sqlsmith passed 1, failed N")
 #   RDB_TDE=1
 #       encryption on by default (test/lib/cluster.sh: a test keyring and
 #       rustydb.encrypt_new_tables = on on both servers, which leaves heap
@@ -22,10 +32,10 @@
 #       after it; the differences allowed are those of
 #       test/pgsuite/expected-differences-tde.txt (TDE issue, acceptance 2)
 #
-# The PostgreSQL source comes from Debian's deb-src (cached under
-# build/pgsrc); only regress.so, refint.so and autoinc.so are built from it:
-# pg_regress, pg_isolation_regress and isolationtester ship in
-# postgresql-server-dev-15.
+# The PostgreSQL source comes from Debian's deb-src (test/lib/pgsrc.sh,
+# cached under build/pgsrc); only regress.so, refint.so and autoinc.so are
+# built from it: pg_regress, pg_isolation_regress and isolationtester ship
+# in postgresql-server-dev-15 (and in the assert-enabled build).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,46 +65,20 @@ if [ "${RDB_TDE:-0}" = 1 ]; then
 fi
 
 bash scripts/install-deps.sh
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+# the server: Debian's, or the one RDB_PG_CONFIG names (the assert-enabled
+# build of scripts/cassert-build.sh); rustydb, regress.so and the test
+# drivers are built for it
+PG_CONFIG=${RDB_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PGXS_DIR=$($PG_CONFIG --pkglibdir)/pgxs
 
 # ---- PostgreSQL source ----
-SRC_CACHE=${RDB_PGSRC_CACHE:-$ROOT/build/pgsrc}
-mkdir -p "$SRC_CACHE"
-fetch_source() {
-	local installed versions v
-	if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null &&
-		! grep -qs '^deb-src' /etc/apt/sources.list 2>/dev/null; then
-		sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-			>/etc/apt/sources.list.d/rustydb-deb-src.sources
-		apt-get update -qq >/dev/null
-	fi
-	command -v bzip2 >/dev/null || apt-get install -y -qq bzip2 >/dev/null
-	installed=$(dpkg-query -W -f='${Version}' postgresql-15)
-	# The installed version first; security updates may lack a source
-	# package, so fall back to the newest source apt can fetch.
-	versions="$installed $(apt-cache showsrc postgresql-15 | sed -n 's/^Version: //p' | sort -rV)"
-	for v in $versions; do
-		(cd "$SRC_CACHE" && apt-get source --download-only -qq "postgresql-15=$v" >/dev/null 2>&1) || continue
-		local upstream=${v%%-*}
-		local tarball
-		tarball=$(ls "$SRC_CACHE"/postgresql-15_"$upstream".orig.tar.* 2>/dev/null | head -n1)
-		[ -n "$tarball" ] || continue
-		tar xf "$tarball" -C "$SRC_CACHE"
-		echo "$SRC_CACHE/postgresql-$upstream" >"$SRC_CACHE/current"
-		echo "pgsuite: PostgreSQL source $upstream (server is $installed)"
-		return 0
-	done
-	echo "pgsuite: could not fetch the postgresql-15 source package" >&2
-	exit 1
-}
-if [ ! -f "$SRC_CACHE/current" ] || [ ! -d "$(cat "$SRC_CACHE/current")" ]; then
-	fetch_source
-fi
-PGSRC=$(cat "$SRC_CACHE/current")
+# shellcheck source=../test/lib/pgsrc.sh
+. test/lib/pgsrc.sh
+PGSRC=$(rdb_pgsrc)
+SRC_CACHE=$(dirname "$PGSRC")
 
-# ---- regress.so, refint.so, autoinc.so ----
-MODDIR=$SRC_CACHE/modules
+# ---- regress.so, refint.so, autoinc.so (one set per server) ----
+MODDIR=$SRC_CACHE/modules-$({ "$PG_CONFIG" --version --configure --includedir-server; echo "$PGSRC"; } | md5sum | cut -c1-12)
 if [ ! -f "$MODDIR/regress.so" ]; then
 	mkdir -p "$MODDIR"
 	cp "$PGSRC/src/test/regress/regress.c" "$PGSRC/contrib/spi/refint.c" \
@@ -110,11 +94,11 @@ MK
 fi
 
 # ---- rustydb build and private install ----
-make -s -j"$(nproc)"
+. test/lib/install.sh
+TREE=$(rdb_build_tree "$ROOT" "$PG_CONFIG")
 WORK=$(mktemp -d /tmp/rustydb-pgsuite.XXXXXX)
 chmod 755 "$WORK"
-. test/lib/install.sh
-RDB_BINDIR=$(rdb_temp_install "$WORK/install" "$ROOT")
+RDB_BINDIR=$(rdb_temp_install "$WORK/install" "$TREE" "$PG_CONFIG")
 export RDB_BINDIR
 RDB_WORK=$WORK/nodes
 mkdir -p "$RDB_WORK"
@@ -178,6 +162,40 @@ run_suite() {
 	fi
 }
 
+# run_sqlsmith NODE: sqlsmith against NODE's regression database; prints
+# "# sqlsmith passed P, failed F" (F: failed assertions and crashes)
+run_sqlsmith() {
+	local node=$1 log=$RDB_WORK/$1/server.log off start status problems nbad
+	local queries=$RDB_PGSUITE_SQLSMITH seed=${RDB_SQLSMITH_SEED:-1}
+	echo "==== sqlsmith: $queries queries, seed $seed, on the regression database ===="
+	off=$(wc -c <"$log")
+	start=$SECONDS
+	set +e
+	# a statement timeout bounds each query; the generated queries are
+	# random, so some run for ever
+	timeout -k 10 "${RDB_SQLSMITH_SECONDS:-600}" sqlsmith --verbose --seed="$seed" --max-queries="$queries" \
+		--target="host=$(rdb_sock "$node") port=$(rdb_port "$node") user=postgres dbname=regression options='-c statement_timeout=5s'" \
+		>"$WORK/sqlsmith.out" 2>&1
+	status=$?
+	set -e
+	echo "sqlsmith: exit status $status after $((SECONDS - start)) s (124: stopped by the time limit)"
+	tr '\r' '\n' <"$WORK/sqlsmith.out" | tail -n 15
+	SMITH_END=$(wc -c <"$log")
+	SMITH_OFF=$off
+	head -c "$SMITH_END" "$log" | tail -c +"$((off + 1))" >"$WORK/sqlsmith-server.log"
+	nbad=0
+	if problems=$(rdb_server_problems "$WORK/sqlsmith-server.log"); then
+		nbad=$(echo "$problems" | rdb_count_problems)
+		echo "sqlsmith: $nbad failed assertion(s) or crash(es):"
+		echo "$problems" | head -n 200
+	fi
+	# sqlsmith itself failing (not the time limit) is a failure too
+	if [ "$status" -ne 0 ] && [ "$status" -ne 124 ] && [ "$nbad" -eq 0 ]; then nbad=1; fi
+	mkdir -p "$ROOT/build"
+	cp "$WORK/sqlsmith.out" "$ROOT/build/sqlsmith.out"
+	echo "# sqlsmith passed $((nbad == 0 ? 1 : 0)), failed $nbad"
+}
+
 total_fail=0
 for suite in $SUITES; do
 	echo
@@ -196,7 +214,10 @@ for suite in $SUITES; do
 		rdb_standby_create "${suite}_rustydb" "${suite}_standby"
 	fi
 	run_suite "$suite" "${suite}_rustydb" "$WORK/$suite/rustydb"
-	crashed=$(grep -c "terminated by signal" "$RDB_WORK/${suite}_rustydb/server.log" || true)
+	if [ "$suite" = regress ] && [ "${RDB_PGSUITE_SQLSMITH:-0}" -gt 0 ]; then
+		run_sqlsmith "${suite}_rustydb"
+	fi
+	crashed=0
 	unencrypted=0
 	if [ "${RDB_TDE:-0}" = 1 ]; then
 		# the tables the suite leaves behind: every rustydb one encrypted
@@ -215,10 +236,11 @@ for suite in $SUITES; do
 		else
 			crashed=$((crashed + 1))
 		fi
-		bad=$(grep -cE "inconsistent page|FATAL|PANIC|terminated by signal" "$RDB_WORK/${suite}_standby/server.log" || true)
+		bad=$(grep -cE "inconsistent page|FATAL|PANIC|TRAP: |terminated by signal" "$RDB_WORK/${suite}_standby/server.log" || true)
 		if [ "$bad" -gt 0 ]; then
 			echo "$suite: the standby reported $bad replay problem(s):"
-			grep -E "inconsistent page|FATAL|PANIC|terminated by signal" "$RDB_WORK/${suite}_standby/server.log" | head -n 20
+			grep -E "inconsistent page|FATAL|PANIC|TRAP: |terminated by signal" "$RDB_WORK/${suite}_standby/server.log" | head -n 20
+			rdb_server_problems "$RDB_WORK/${suite}_standby/server.log" | head -n 60 || true
 			crashed=$((crashed + bad))
 		else
 			echo "$suite: the standby replayed every record without a problem"
@@ -227,6 +249,20 @@ for suite in $SUITES; do
 	fi
 	rdb_node_stop "${suite}_rustydb"
 	tail -n 3 "$WORK/$suite/rustydb/run.log"
+	# failed assertions and crashes on either server (rustydb is preloaded
+	# in the heap run too): one failure each; sqlsmith's part of the log
+	# (run_sqlsmith set SMITH_OFF and SMITH_END) is its own
+	suite_log=$RDB_WORK/${suite}_rustydb/server.log
+	if [ -n "${SMITH_END:-}" ]; then
+		suite_log=$WORK/${suite}_rustydb-suite.log
+		{
+			head -c "$SMITH_OFF" "$RDB_WORK/${suite}_rustydb/server.log"
+			tail -c +"$((SMITH_END + 1))" "$RDB_WORK/${suite}_rustydb/server.log"
+		} >"$suite_log"
+		SMITH_END=""
+	fi
+	problems=$(rdb_server_problems "$RDB_WORK/${suite}_heap/server.log" "$suite_log" || true)
+	crashed=$((crashed + $(echo "$problems" | rdb_count_problems)))
 
 	if [ "$suite" = regress ]; then max=$MAX_REGRESS_DIFFS; else max=$MAX_ISOLATION_DIFFS; fi
 	listed=$(awk -v s="$suite" '$1 == s {print $2}' "$EXPECTED" | sort -u)
@@ -252,8 +288,8 @@ for suite in $SUITES; do
 	done
 	echo "$suite: $pass same as heap, $expected_diff listed differences, $fail unexpected differences"
 	if [ "$crashed" -gt 0 ]; then
-		echo "$suite: the rustydb server had $crashed backend crash(es)"
-		grep -B2 -A2 "terminated by signal" "$RDB_WORK/${suite}_rustydb/server.log" | head -n 30
+		echo "$suite: $crashed failed assertion(s) or crash(es) in the server logs:"
+		echo "$problems" | head -n 200
 		fail=$((fail + crashed))
 	fi
 	if [ "$unencrypted" -gt 0 ]; then

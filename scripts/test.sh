@@ -5,8 +5,10 @@
 #   throwaway servers running the freshly built rustydb. Ends with totals.
 #
 #   bash scripts/test.sh            everything below
-#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, concurrency, scenarios, pgsuite
+#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, concurrency, scenarios, pgsuite, cassert
 #   RDB_SKIP="pgsuite scenarios"    skip layers (for quick local runs; CI skips none)
+#   RDB_CASSERT_ONLY="regress sqlsmith"  the cassert layer's parts to run (default all:
+#                                   regress isolation scenarios pgsuite pgsuite-tde sqlsmith)
 #   RDB_KEEP=1                      keep the work directory for inspection
 set -euo pipefail
 
@@ -22,13 +24,20 @@ want() {
 	[ -z "$ONLY" ] || [ "$ONLY" = "$1" ]
 }
 
-declare -a LAYER_NAMES=() LAYER_PASS=() LAYER_FAIL=()
+declare -a LAYER_NAMES=() LAYER_PASS=() LAYER_FAIL=() LAYER_SECS=()
+LAYER_T0=$SECONDS
+# record LAYER PASS FAIL [SECONDS]: a row of the totals; the time is that
+# since the last banner unless given
 record() {
 	LAYER_NAMES+=("$1")
 	LAYER_PASS+=("$2")
 	LAYER_FAIL+=("$3")
+	LAYER_SECS+=("${4:-$((SECONDS - LAYER_T0))}")
 }
-banner() { printf '\n==== %s ====\n' "$*"; }
+banner() {
+	printf '\n==== %s ====\n' "$*"
+	LAYER_T0=$SECONDS
+}
 
 # tally FILE STATUS [SUITES]: sets p and q, the sums of FILE's
 # "# passed N, failed M" lines (with SUITES, a regex such as
@@ -78,6 +87,8 @@ trap cleanup EXIT
 
 # shellcheck source=../test/lib/install.sh
 . test/lib/install.sh
+# shellcheck source=../test/lib/serverlog.sh
+. test/lib/serverlog.sh
 RDB_BINDIR=$(rdb_temp_install "$WORK/install" "$ROOT")
 export RDB_BINDIR
 PGXS_DIR=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/pgxs
@@ -91,9 +102,11 @@ fi
 
 # run_pg_regress LAYER DRIVER SCHEDULE INPUTS...: a pg_regress-style driver
 # against a temporary instance with rustydb preloaded (test/regress.conf),
-# run as the server user in a copy of the inputs under $WORK/LAYER.
+# run as the server user in a copy of the inputs under $WORK/LAYER; the
+# server in $RDB_BINDIR. A failed assertion or a crash in the instance's
+# log is one more failure each.
 run_pg_regress() {
-	local layer=$1 driver=$2 schedule=$3 dir=$WORK/$1 ntests nfail status
+	local layer=$1 driver=$2 schedule=$3 dir=$WORK/$1 ntests nfail status problems ncrash
 	shift 3
 	mkdir -p "$dir"
 	cp -a "$@" test/regress.conf "$dir"/
@@ -113,7 +126,13 @@ run_pg_regress() {
 		echo "---- $layer regression.diffs (first 300 lines) ----"
 		head -n 300 "$dir/regression.diffs"
 	fi
-	record "$layer" "$((ntests - nfail))" "$nfail"
+	ncrash=0
+	if problems=$(rdb_server_problems "$dir/log/postmaster.log"); then
+		ncrash=$(echo "$problems" | rdb_count_problems)
+		echo "---- $layer: $ncrash failed assertion(s) or crash(es) in the server log ----"
+		echo "$problems" | head -n 200
+	fi
+	record "$layer" "$((ntests - nfail))" "$((nfail + ncrash))"
 }
 
 if want regress; then
@@ -212,15 +231,106 @@ if want pgsuite; then
 	record pgsuite-tde "$p" "$q"
 fi
 
+# The assert-enabled layer: PostgreSQL 15 built with --enable-cassert
+# --enable-debug (scripts/cassert-build.sh, cached under build/pg-cassert),
+# rustydb built for it in a copy of the tree, and the tests that exercise
+# the storage and the executor paths run on it. A failed Assert() is a
+# failed test: every part checks its servers' logs (test/lib/serverlog.sh).
+cassert_part() {
+	case " ${RDB_CASSERT_ONLY:-regress isolation scenarios pgsuite pgsuite-tde sqlsmith} " in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
+}
+if want cassert; then
+	banner "assert-enabled PostgreSQL and rustydb for it"
+	set +e
+	CASSERT_PG_CONFIG=$(bash scripts/cassert-build.sh)
+	status=$?
+	if [ "$status" -eq 0 ]; then
+		CASSERT_TREE=$(WERROR=1 rdb_build_tree "$ROOT" "$CASSERT_PG_CONFIG") &&
+			CASSERT_BINDIR=$(rdb_temp_install "$WORK/install-cassert" "$CASSERT_TREE" "$CASSERT_PG_CONFIG")
+		status=$?
+	fi
+	set -e
+	if [ "$status" -ne 0 ]; then
+		echo "not ok - the assert-enabled server or rustydb for it did not build"
+		record cassert-build 0 1
+	else
+		echo "server: $CASSERT_PG_CONFIG ($("$CASSERT_PG_CONFIG" --version)); rustydb built in $CASSERT_TREE"
+		# the client is the system's psql: the expected output of rustydb's
+		# tests is psql's, and the source the server is built from may be
+		# an older minor release (Debian keeps no source package for some
+		# security updates; psql 15.20 skips the data of a COPY FROM STDIN
+		# the server refused, 15.18 runs it as commands)
+		cp /usr/lib/postgresql/15/bin/psql "$CASSERT_BINDIR/psql"
+		record cassert-build 1 0
+		CASSERT_PGXS=$("$CASSERT_PG_CONFIG" --pkglibdir)/pgxs
+		if cassert_part regress; then
+			banner "pg_regress (assert-enabled server)"
+			RDB_BINDIR=$CASSERT_BINDIR run_pg_regress cassert-regress \
+				"$CASSERT_PGXS/src/test/regress/pg_regress" test/schedule sql expected
+		fi
+		if cassert_part isolation; then
+			banner "isolation specs (assert-enabled server)"
+			RDB_BINDIR=$CASSERT_BINDIR run_pg_regress cassert-isolation \
+				"$CASSERT_PGXS/src/test/isolation/pg_isolation_regress" \
+				test/isolation/schedule test/isolation/specs test/isolation/expected
+		fi
+		if cassert_part scenarios; then
+			# the crash and standby scenarios, plain and encrypted
+			RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios \
+				test/scenarios/am_crash.sh test/scenarios/am_standby.sh test/scenarios/core_cluster.sh
+			RDB_TDE=1 RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios-tde \
+				test/scenarios/am_crash.sh test/scenarios/am_standby.sh
+		fi
+		if cassert_part pgsuite || cassert_part sqlsmith; then
+			banner "PostgreSQL suites on rustydb tables (assert-enabled server)"
+			suites=()
+			cassert_part pgsuite || suites=(--regress-only)
+			smith=0
+			cassert_part sqlsmith && smith=${RDB_SQLSMITH_QUERIES:-3000}
+			set +e
+			RDB_PG_CONFIG=$CASSERT_PG_CONFIG RDB_REPLAY_TIMEOUT=900 RDB_PGSUITE_STANDBY=1 \
+				RDB_PGSUITE_CONF="wal_consistency_checking = 'rustydb'" RDB_PGSUITE_SQLSMITH=$smith \
+				bash scripts/pgsuite.sh "${suites[@]}" 2>&1 | tee "$WORK/cassert-pgsuite.out"
+			status=${PIPESTATUS[0]}
+			set -e
+			if cassert_part pgsuite; then
+				tally "$WORK/cassert-pgsuite.out" 0 'regress|isolation'
+				record cassert-pgsuite "$p" "$q"
+			fi
+			if cassert_part sqlsmith; then
+				tally "$WORK/cassert-pgsuite.out" 0 sqlsmith
+				record cassert-sqlsmith "$p" "$q" 0
+			fi
+			# a failure outside the counted parts (the script died) counts once
+			if [ "$status" -ne 0 ] && ! grep -qE '^# (regress|isolation|sqlsmith) passed [0-9]+, failed [1-9]' "$WORK/cassert-pgsuite.out"; then
+				record cassert-pgsuite-run 0 1
+			fi
+		fi
+		if cassert_part pgsuite-tde; then
+			banner "PostgreSQL regression suite on encrypted rustydb tables (assert-enabled server)"
+			set +e
+			RDB_TDE=1 RDB_PG_CONFIG=$CASSERT_PG_CONFIG bash scripts/pgsuite.sh --regress-only 2>&1 |
+				tee "$WORK/cassert-pgsuite-tde.out"
+			status=${PIPESTATUS[0]}
+			set -e
+			tally "$WORK/cassert-pgsuite-tde.out" "$status" regress
+			record cassert-pgsuite-tde "$p" "$q"
+		fi
+	fi
+fi
+
 banner "totals"
 tp=0 tf=0
-printf '%-12s %8s %8s\n' layer passed failed
+printf '%-20s %8s %8s %9s\n' layer passed failed seconds
 for i in "${!LAYER_NAMES[@]}"; do
-	printf '%-12s %8d %8d\n' "${LAYER_NAMES[$i]}" "${LAYER_PASS[$i]}" "${LAYER_FAIL[$i]}"
+	printf '%-20s %8d %8d %9d\n' "${LAYER_NAMES[$i]}" "${LAYER_PASS[$i]}" "${LAYER_FAIL[$i]}" "${LAYER_SECS[$i]}"
 	tp=$((tp + LAYER_PASS[i]))
 	tf=$((tf + LAYER_FAIL[i]))
 done
-printf '%-12s %8d %8d\n' total "$tp" "$tf"
+printf '%-20s %8d %8d %9d\n' total "$tp" "$tf" "$SECONDS"
 if [ "$tf" -ne 0 ]; then
 	echo "FAILED: $tf test(s) failed"
 	exit 1

@@ -14,17 +14,20 @@
 #                 (e.g. --data-checksums), word-split
 #
 # Nodes: rdb_node_init NAME [--no-rustydb] | rdb_node_start NAME |
-#   rdb_node_stop NAME [fast|immediate] | rdb_node_crash NAME |
+#   rdb_node_stop NAME [fast|immediate] | rdb_node_crash NAME | rdb_node_running NAME |
 #   rdb_node_restart NAME | rdb_standby_create PRIMARY STANDBY |
 #   rdb_wait_replay PRIMARY STANDBY | rdb_psql NAME SQL... |
 #   rdb_compare PRIMARY STANDBY SQL | rdb_node_conf NAME LINE
 # Assertions: rdb_ok DESC CMD... | rdb_is DESC GOT WANT |
 #   rdb_expect_error DESC NODE SQL PATTERN | rdb_wait_for DESC SECONDS CMD... |
-#   rdb_summary
+#   rdb_summary (which also fails every node whose server log shows a
+#   failed assertion or a crash: rdb_server_problems)
 # Waiting for a state: rdb_poll SECONDS CMD... | rdb_psql_true NODE SQL |
 #   rdb_reload NODE
 
 RDB_BINDIR=${RDB_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=serverlog.sh
+. "$(dirname "${BASH_SOURCE[0]}")/serverlog.sh"
 RDB_NODES=()
 RDB_PASS=${RDB_PASS:-0}
 RDB_FAIL=${RDB_FAIL:-0}
@@ -140,6 +143,13 @@ rdb_node_restart() {
 
 rdb_node_pid() { head -n 1 "$RDB_WORK/$1/data/postmaster.pid" 2>/dev/null; }
 
+# rdb_node_running NAME: status 0 while the node's postmaster runs
+rdb_node_running() {
+	local pid
+	pid=$(rdb_node_pid "$1")
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
 # Kill -9 the postmaster and every process of the cluster, as a machine
 # crash would, then wait until none is left.
 rdb_node_crash() {
@@ -219,6 +229,8 @@ rdb_wait_replay() {
 		if [ "$(rdb_psql "$2" "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = "t" ]; then
 			return 0
 		fi
+		# a standby whose replay failed has shut down: no point waiting
+		rdb_node_running "$2" || rdb_die "$2 stopped before replaying up to $lsn (its log: $RDB_WORK/$2/server.log)"
 		sleep 0.1
 	done
 	rdb_die "$2 did not replay up to $lsn within ${RDB_REPLAY_TIMEOUT:-60} s"
@@ -321,15 +333,37 @@ rdb_ok() {
 	if "$@"; then rdb_pass "$desc"; else rdb_fail "$desc"; fi
 }
 
+# rdb_check_server_logs: one failed test per node whose server log shows a
+# failed assertion or a crash (rdb_server_problems)
+rdb_check_server_logs() {
+	local n out
+	RDB_LOGS_CHECKED=1
+	for n in "${RDB_NODES[@]}"; do
+		if out=$(rdb_server_problems "$RDB_WORK/$n/server.log"); then
+			rdb_fail "no failed assertion or crash in the server log of $n" "$(echo "$out" | head -n 60)"
+		fi
+	done
+}
+
 # rdb_summary: print the totals; non-zero status when anything failed.
 rdb_summary() {
+	rdb_check_server_logs
 	echo "1..$((RDB_PASS + RDB_FAIL))"
 	echo "# passed $RDB_PASS, failed $RDB_FAIL"
 	[ "$RDB_FAIL" -eq 0 ]
 }
 
 rdb_cleanup() {
-	local n
+	local n out
+	# a script that died before rdb_summary: say why, if a server did
+	if [ -z "${RDB_LOGS_CHECKED:-}" ]; then
+		for n in "${RDB_NODES[@]}"; do
+			if out=$(rdb_server_problems "$RDB_WORK/$n/server.log"); then
+				echo "# failed assertion or crash in the server log of $n:"
+				echo "$out" | head -n 60 | sed 's/^/#   /'
+			fi
+		done
+	fi
 	for n in "${RDB_NODES[@]}"; do
 		[ -f "$RDB_WORK/$n/data/postmaster.pid" ] && rdb_node_stop "$n" immediate
 	done

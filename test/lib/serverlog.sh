@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Failed assertions and crashes in PostgreSQL server logs. Every test run
+# checks the logs of the servers it started with rdb_server_problems (through
+# rdb_summary in test/lib/cluster.sh, in scripts/test.sh's pg_regress layers
+# and in scripts/pgsuite.sh): a failed Assert on the assert-enabled server
+# (scripts/cassert-build.sh), or a crash on any server, is a failed test.
+
+# rdb_server_problems LOG...: the lines of PostgreSQL server logs that show
+# a failed assertion ("TRAP:", an assert-enabled server's Assert; the
+# backtrace the server prints after it follows, rustydb's frames resolved to
+# function, file and line) or a crashed process ("terminated by signal", but
+# not signal 9: scenarios kill -9 backends on purpose). Status 0 when there is
+# such a line.
+rdb_server_problems() {
+	local log found=1
+	for log in "$@"; do
+		[ -f "$log" ] || continue
+		grep -qE 'TRAP: |terminated by signal|terminated by exception' "$log" || continue
+		echo "$log:"
+		awk '
+			/TRAP: / { print; bt = 1; next }
+			/terminated by (signal|exception)/ && !/terminated by signal 9:/ { print; bt = 0; failed = 1; next }
+			failed && /Failed process was running: / { print; failed = 0; next }
+			bt && /\(.*\)\[0x[0-9a-f]+\]$/ { print; next }
+			{ bt = 0; failed = 0 }
+		' "$log" | rdb_symbolize_backtrace
+		if grep -qE 'TRAP: |terminated by exception' "$log" ||
+			grep -E 'terminated by signal' "$log" | grep -qv 'terminated by signal 9:'; then
+			found=0
+		fi
+	done
+	return "$found"
+}
+
+# rdb_symbolize_backtrace: a filter turning the frames of a backtrace the
+# server printed ("/path/rustydb.so(+0x1f2e3)[0x7f...]",
+# "postgres: ...(fn+0x12)[0x55...]") into "fn at file:line" (addr2line; the
+# postgres binary is $RDB_BINDIR/postgres, the assert-enabled build has its
+# debugging information); other lines pass unchanged, indented
+rdb_symbolize_backtrace() {
+	local line obj sym off addr where syms="" server=${RDB_BINDIR:-/usr/lib/postgresql/15/bin}/postgres
+	command -v addr2line >/dev/null || {
+		sed 's/^/  /'
+		return
+	}
+	while IFS= read -r line; do
+		obj=""
+		if [[ "$line" =~ ^(/[^\(]+)\(([^+\)]*)\+(0x[0-9a-f]+)\)\[0x[0-9a-f]+\]$ ]]; then
+			obj=${BASH_REMATCH[1]} sym=${BASH_REMATCH[2]} off=${BASH_REMATCH[3]}
+		elif [[ "$line" =~ ^postgres:\ .*\(([A-Za-z0-9_]*)\+(0x[0-9a-f]+)\)\[0x[0-9a-f]+\]$ ]] && [ -r "$server" ]; then
+			obj=$server sym=${BASH_REMATCH[1]} off=${BASH_REMATCH[2]}
+		fi
+		addr=""
+		if [ -n "$obj" ] && [ -r "$obj" ]; then
+			if [ -z "$sym" ]; then
+				addr=$((off))
+			else
+				[ -n "$syms" ] || syms=$(nm --defined-only "$obj" 2>/dev/null)
+				addr=$(echo "$syms" | awk -v s="$sym" '$3 == s { print $1; exit }')
+				[ -n "$addr" ] && addr=$((0x$addr + off))
+			fi
+		fi
+		if [ -n "$addr" ]; then
+			# a return address: the call is the instruction before it
+			where=$(addr2line -f -C -i -p -e "$obj" "$(printf '0x%x' $((addr - 1)))" 2>/dev/null | tr '\n' ' ')
+			case "$where" in
+			"?? "* | "") echo "  $line" ;;
+			*) echo "  $(basename "$obj"): $where" ;;
+			esac
+		else
+			echo "  $line"
+		fi
+	done
+}
+
+# rdb_count_problems: reads rdb_server_problems' output, prints how many
+# processes failed (an Assert prints TRAP and its process is then reported
+# terminated by signal 6: one failure)
+rdb_count_problems() {
+	awk '/TRAP: / { t++ } /terminated by/ { k++ } END { print (t > k ? t : k) + 0 }'
+}
