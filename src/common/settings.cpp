@@ -18,11 +18,15 @@
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/htup_details.h"
+#include "miscadmin.h"
 #include "utils/guc_tables.h"
 #include "utils/tuplestore.h"
 RUSTYDB_PG_INCLUDE_END
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace rustydb {
 namespace settings {
@@ -166,6 +170,36 @@ const struct config_enum_entry plaintext_index_action_options[] = {
 	{nullptr, 0, false},
 };
 
+/*
+ * path with its symbolic links resolved; for a file that does not exist
+ * (yet), its directory's resolved path and its name. Empty if neither
+ * resolves.
+ */
+std::string
+resolved_path(const char *path)
+{
+	char buf[PATH_MAX]; /* realpath() requires PATH_MAX */
+
+	if (realpath(path, buf) != nullptr)
+		return buf;
+	const char *slash = strrchr(path, '/');
+	if (slash == nullptr)
+		return {};
+	std::string dir(path, slash == path ? 1 : static_cast<size_t>(slash - path));
+	if (realpath(dir.c_str(), buf) == nullptr)
+		return {};
+	std::string out(buf);
+	if (out.empty() || out.back() != '/')
+		out += '/';
+	return out + (slash + 1);
+}
+
+/*
+ * rustydb.keyring_file: empty, or an absolute path outside the data
+ * directory (a keyring there would travel with every base backup and copy
+ * of the data directory). The file's owner and mode are checked when it is
+ * read (keys.cpp), since they can change after the setting is made.
+ */
 bool
 check_keyring_file(char **newval, void **extra, GucSource source)
 {
@@ -175,6 +209,21 @@ check_keyring_file(char **newval, void **extra, GucSource source)
 	{
 		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
 		GUC_check_errdetail("rustydb.keyring_file must be an absolute path.");
+		return false;
+	}
+	if (DataDir == nullptr)
+		return true;
+	std::string file = resolved_path(*newval);
+	std::string data = resolved_path(DataDir);
+	if (file.empty() || data.empty())
+		return true;
+	if (file == data || file.compare(0, data.size() + 1, data + "/") == 0)
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("keyring file \"%s\" is inside the data directory", *newval);
+		GUC_check_errdetail("A keyring stored with the data would travel with every base backup "
+							"and copy of the data directory.");
+		GUC_check_errhint("Move the keyring file outside the data directory.");
 		return false;
 	}
 	return true;

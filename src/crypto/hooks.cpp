@@ -331,6 +331,7 @@ create_table_key(Oid relid)
 						  : psprintf("relation %u", relid),
 					"create_table_key: data key version 1 (%s)",
 					alg == Algorithm::XChaCha20Poly1305 ? "xchacha20-poly1305" : "aes-256-gcm");
+	check_master_keys(relid, known ? NameStr(name) : nullptr);
 }
 
 /*

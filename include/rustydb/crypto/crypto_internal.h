@@ -111,6 +111,15 @@ void audit_key_event(const char *object, const char *fmt, ...) pg_attribute_prin
 const char *relation_label(Relation rel);
 void hooks_xact_end();
 
+/*
+ * Warn about master keys that rustydb.table_keys names but the key
+ * provider does not offer, with the number of tables that need each.
+ * new_relid invalid: the backend's first use of table keys (checked once
+ * per backend); else an encrypted table just created (new_name), checked
+ * every time.
+ */
+void check_master_keys(Oid new_relid = InvalidOid, const char *new_name = nullptr);
+
 /* Whether libsodium offers AES-256-GCM on this CPU. */
 bool aes_available();
 
