@@ -268,6 +268,19 @@ SELECT "check", ok FROM rustydb.verify_encryption('regress_tde.users');
 RESET ROLE;
 SELECT "table", encrypted, key_version FROM rustydb.encryption_status WHERE "table" = 'regress_tde.users'::regclass;
 
+-- plaintext paths (docs/tde.md): statistics, derived tables, the option in reloptions
+INSERT INTO tde_a SELECT i, 'v' || (i % 3) FROM generate_series(1, 300) i;
+ANALYZE tde_a;
+SELECT reltuples >= 300 AS rows_counted,
+       (SELECT count(*) FROM pg_stats WHERE tablename = 'tde_a') AS column_stats
+FROM pg_class WHERE relname = 'tde_a';
+SET rustydb.tde_statistics = full;
+ANALYZE tde_a;
+SELECT count(*) > 0 AS full_stats FROM pg_stats WHERE tablename = 'tde_a';
+RESET rustydb.tde_statistics;
+ANALYZE tde_a;
+SELECT count(*) AS stats_deleted_by_next_analyze FROM pg_stats WHERE tablename = 'tde_a';
+
 -- dropping removes the keys
 DROP SCHEMA regress_tde CASCADE;
 DROP MATERIALIZED VIEW tde_mv;

@@ -43,6 +43,7 @@ bool encrypt_new_tables = false;
 int plaintext_index_action = 0;
 int cipher_cache_size = 256;
 int seal_group_rows = 4;
+int tde_statistics = kTdeStatisticsNone;
 
 /* ---- ash: active session history ---- */
 bool ash_enabled = true;
@@ -167,6 +168,12 @@ const struct config_enum_entry plaintext_index_action_options[] = {
 	{"warning", 0, false},
 	{"error", 1, false},
 	{"log", 2, false},
+	{nullptr, 0, false},
+};
+
+const struct config_enum_entry tde_statistics_options[] = {
+	{"none", kTdeStatisticsNone, false},
+	{"full", kTdeStatisticsFull, false},
 	{nullptr, 0, false},
 };
 
@@ -296,6 +303,10 @@ const Definition kRegistry[] = {
 			 "1 seals every row on its own. Larger groups make COPY and scans faster and "
 			 "index lookups slower (a lookup opens its row's whole group); pruning re-seals "
 			 "a group's surviving rows when some of them are removed."),
+	make_enum("rustydb.tde_statistics", &tde_statistics, kTdeStatisticsNone, tde_statistics_options,
+			  PGC_SUSET, "what ANALYZE stores in pg_statistic for encrypted tables: none or full",
+			  "none: row counts only, no column statistics (values would be plaintext in "
+			  "pg_statistic)."),
 
 	/* ---- vpd: row policies ---- */
 	make_int("rustydb.vpd_cache_entries", &vpd_cache_entries, 1024, 16, 1048576, 0, PGC_SUSET,

@@ -101,6 +101,13 @@ extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
 extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
 extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
 extern int seal_group_rows;        /* rustydb.seal_group_rows */
+/* rustydb.tde_statistics */
+enum TdeStatistics
+{
+	kTdeStatisticsNone = 0, /* no sample rows of encrypted tables reach ANALYZE */
+	kTdeStatisticsFull = 1
+};
+extern int tde_statistics;
 
 /* ---- ash: active session history ---- */
 extern bool ash_enabled;

@@ -262,6 +262,16 @@ using PayloadVerifier = void (*)(Relation rel, PayloadCheck *result);
 void set_reencrypter(Reencrypter fn);
 void set_payload_verifier(PayloadVerifier fn);
 
+/*
+ * ANALYZE's sample of rel (scan_analyze_next_tuple): true when the
+ * relation is encrypted and rustydb.tde_statistics is none; the access
+ * method then counts the rows of the sampled pages but returns none of
+ * them, so no value reaches pg_statistic. The first call for a relation in
+ * a transaction deletes the statistics stored for it earlier. Cheap when
+ * asked repeatedly about one relation.
+ */
+bool analyze_withholds_rows(Relation rel);
+
 /* The algorithm new tables get on this machine. */
 Algorithm preferred_algorithm();
 const char *algorithm_name(Algorithm alg);
