@@ -57,6 +57,7 @@ const Step<PlannerCall> kPlanner[] = {
 };
 const Step<StartCall> kStart[] = {
 	{"ash ExecutorStart", ash::hook_executor_start},
+	{"crypto ExecutorStart", crypto::hook_executor_start},
 };
 const Step<RunCall> kRun[] = {
 	{"ash ExecutorRun", ash::hook_executor_run},
@@ -64,8 +65,9 @@ const Step<RunCall> kRun[] = {
 const Step<FinishCall> kFinish[] = {
 	{"ash ExecutorFinish", ash::hook_executor_finish},
 };
-const Step<EndCall> *const kEnd = nullptr;
-constexpr int kEndSteps = 0;
+const Step<EndCall> kEnd[] = {
+	{"crypto ExecutorEnd", crypto::hook_executor_end},
+};
 const Step<UtilityCall> kUtility[] = {
 	{"ash ProcessUtility", ash::hook_process_utility},
 	{"crypto ProcessUtility", crypto::hook_process_utility},
@@ -167,7 +169,7 @@ FinishCall::proceed()
 void
 EndCall::proceed()
 {
-	if (run_next(*this, kEnd, kEndSteps))
+	if (run_next(*this, kEnd))
 		return;
 	if (prev_end)
 		prev_end(query_desc);

@@ -44,6 +44,7 @@ int plaintext_index_action = 0;
 int cipher_cache_size = 256;
 int seal_group_rows = 4;
 int tde_statistics = kTdeStatisticsNone;
+int plaintext_temp_file_action = 0;
 
 /* ---- ash: active session history ---- */
 bool ash_enabled = true;
@@ -307,6 +308,11 @@ const Definition kRegistry[] = {
 			  PGC_SUSET, "what ANALYZE stores in pg_statistic for encrypted tables: none or full",
 			  "none: row counts only, no column statistics (values would be plaintext in "
 			  "pg_statistic)."),
+	make_enum("rustydb.plaintext_temp_file_action", &plaintext_temp_file_action, 0,
+			  plaintext_index_action_options, PGC_SUSET,
+			  "what a statement that wrote temporary files while reading an encrypted table "
+			  "does: warning, error or log",
+			  "Sorts, hashes and materialisation write decrypted rows to temporary files."),
 
 	/* ---- vpd: row policies ---- */
 	make_int("rustydb.vpd_cache_entries", &vpd_cache_entries, 1024, 16, 1048576, 0, PGC_SUSET,

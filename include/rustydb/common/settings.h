@@ -108,6 +108,8 @@ enum TdeStatistics
 	kTdeStatisticsFull = 1
 };
 extern int tde_statistics;
+/* actions, as rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
+extern int plaintext_temp_file_action; /* rustydb.plaintext_temp_file_action */
 
 /* ---- ash: active session history ---- */
 extern bool ash_enabled;

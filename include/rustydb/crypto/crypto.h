@@ -89,6 +89,12 @@ void init();
  */
 void hook_process_utility(hooks::UtilityCall &call);
 void hook_object_access(hooks::ObjectAccessCall &call);
+/*
+ * Steps of ExecutorStart and ExecutorEnd: temporary files written by a
+ * query over an encrypted table are reported (tempfiles.cpp).
+ */
+void hook_executor_start(hooks::StartCall &call);
+void hook_executor_end(hooks::EndCall &call);
 
 /*
  * The cipher of a relation: nullptr when the relation is not encrypted.

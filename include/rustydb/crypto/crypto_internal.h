@@ -79,6 +79,15 @@ struct DataKeyVersion
 	const unsigned char *key; /* kKeyBytes */
 };
 
+/*
+ * How many payloads, groups and large values this backend has opened
+ * (open_core: every decryption goes through it), and the last encrypted
+ * table (not TOAST table) they belonged to. A statement that leaves
+ * decryptions unchanged has produced no plaintext of an encrypted table.
+ */
+extern uint64 decryptions;
+extern Oid last_decrypted;
+
 /* Build a Cipher (not cached) from unwrapped keys; free with free_cipher. */
 Cipher *make_cipher(Oid relid, Role role, const DataKeyVersion *keys, int n);
 void free_cipher(Cipher *c);
@@ -110,6 +119,7 @@ void audit_key_event(const char *object, const char *fmt, ...) pg_attribute_prin
 /* "schema.table" of rel, palloc'd. */
 const char *relation_label(Relation rel);
 void hooks_xact_end();
+void tempfiles_xact_end();
 
 /*
  * Warn about master keys that rustydb.table_keys names but the key
