@@ -31,7 +31,7 @@ SELECT "table", encrypted, key_version, key_versions,
        length(key_id) AS key_id_len, length(master_key_id) AS mk_len,
        created = last_rotated AS never_rotated
 FROM rustydb.encryption_status WHERE "table"::text LIKE 'tde_%' ORDER BY "table"::text;
--- the option is consumed, other options are kept
+-- the option is taken out of the statement and stored as encrypted=true (for pg_dump); other options are kept
 SELECT relname, reloptions FROM pg_class WHERE relname IN ('tde_a', 'tde_off') ORDER BY 1;
 -- only rustydb tables can be encrypted
 CREATE TABLE tde_heap (id int) WITH (encrypted = true);

@@ -121,6 +121,17 @@ const char *relation_label(Relation rel);
 void hooks_xact_end();
 void tempfiles_xact_end();
 
+/* ---- "encrypted=true" in pg_class.reloptions (dump.cpp) ---- */
+bool has_encrypted_option(Oid relid);
+void store_encrypted_option(Oid relid);
+/*
+ * ALTER TABLE SET/RESET of storage options: alter_begin takes the option
+ * out of the relation's stored options (returns it, or InvalidOid when
+ * there is nothing to do), alter_end puts it back after the statement.
+ */
+Oid alter_begin(AlterTableStmt *stmt);
+void alter_end(Oid relid);
+
 /*
  * Warn about master keys that rustydb.table_keys names but the key
  * provider does not offer, with the number of tables that need each.
