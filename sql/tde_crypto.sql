@@ -280,6 +280,21 @@ SELECT count(*) > 0 AS full_stats FROM pg_stats WHERE tablename = 'tde_a';
 RESET rustydb.tde_statistics;
 ANALYZE tde_a;
 SELECT count(*) AS stats_deleted_by_next_analyze FROM pg_stats WHERE tablename = 'tde_a';
+SET client_min_messages = notice;
+CREATE TABLE tde_d1 AS SELECT * FROM tde_a WHERE id < 10;
+CREATE TABLE tde_d2 USING heap AS SELECT * FROM (SELECT * FROM tde_a) s WHERE id < 0;
+SET rustydb.plaintext_derived_action = error;
+CREATE TABLE tde_d3 USING heap AS SELECT * FROM tde_a;
+RESET rustydb.plaintext_derived_action;
+SET client_min_messages = warning;
+SELECT c.relname, c.relam = (SELECT oid FROM pg_am WHERE amname = 'rustydb') AS rustydb,
+       s.encrypted IS TRUE AS encrypted, c.reloptions
+FROM pg_class c LEFT JOIN rustydb.encryption_status s ON s."table" = c.oid
+WHERE c.relname LIKE 'tde\_d_' ORDER BY 1;
+ALTER TABLE tde_d1 SET (fillfactor = 50, autovacuum_enabled = off);
+ALTER TABLE tde_d1 RESET (fillfactor);
+SELECT reloptions FROM pg_class WHERE relname = 'tde_d1';
+DROP TABLE tde_d1, tde_d2;
 
 -- dropping removes the keys
 DROP SCHEMA regress_tde CASCADE;

@@ -44,6 +44,7 @@ int plaintext_index_action = 0;
 int cipher_cache_size = 256;
 int seal_group_rows = 4;
 int tde_statistics = kTdeStatisticsNone;
+int plaintext_derived_action = 0;
 int plaintext_temp_file_action = 0;
 
 /* ---- ash: active session history ---- */
@@ -308,6 +309,10 @@ const Definition kRegistry[] = {
 			  PGC_SUSET, "what ANALYZE stores in pg_statistic for encrypted tables: none or full",
 			  "none: row counts only, no column statistics (values would be plaintext in "
 			  "pg_statistic)."),
+	make_enum("rustydb.plaintext_derived_action", &plaintext_derived_action, 0,
+			  plaintext_index_action_options, PGC_SUSET,
+			  "what a table created unencrypted from a query that reads an encrypted table "
+			  "does: warning, error or log"),
 	make_enum("rustydb.plaintext_temp_file_action", &plaintext_temp_file_action, 0,
 			  plaintext_index_action_options, PGC_SUSET,
 			  "what a statement that wrote temporary files while reading an encrypted table "

@@ -435,7 +435,11 @@ relation_created(Oid relid, bool is_internal)
 		return;
 	Oid am = get_am_oid("rustydb", true);
 	if (!OidIsValid(am) || relam != am)
+	{
+		if (!is_internal && relkind != RELKIND_TOASTVALUE)
+			note_created(relid, false);
 		return;
+	}
 
 	if (relkind == RELKIND_TOASTVALUE)
 	{
@@ -508,6 +512,8 @@ hook_process_utility(hooks::UtilityCall &call)
 {
 	PlannedStmt *stmt = steer_tool_tables(call.pstmt);
 	int request = inspect(&stmt);
+	DerivedCheck derived;
+	request = derived_table_request(&stmt, request, &derived);
 	Oid altered = IsA(stmt->utilityStmt, AlterTableStmt)
 					  ? alter_begin(castNode(AlterTableStmt, stmt->utilityStmt))
 					  : InvalidOid;
@@ -524,13 +530,17 @@ hook_process_utility(hooks::UtilityCall &call)
 	pending_encrypted = saved;
 
 	/* what this statement created: encrypted ones keep the option, for pg_dump (dump.cpp) */
+	Oid made = InvalidOid;
 	for (int i = first_created; i < n_created && i < kMaxCreated; i++)
 	{
+		if (!OidIsValid(made))
+			made = created[i].relid;
 		if (created[i].encrypted)
 			store_encrypted_option(created[i].relid);
 	}
 	n_created = Min(first_created, n_created);
 	alter_end(altered);
+	derived_table_check(derived, made);
 }
 
 void

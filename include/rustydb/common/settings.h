@@ -109,6 +109,7 @@ enum TdeStatistics
 };
 extern int tde_statistics;
 /* actions, as rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
+extern int plaintext_derived_action;   /* rustydb.plaintext_derived_action */
 extern int plaintext_temp_file_action; /* rustydb.plaintext_temp_file_action */
 
 /* ---- ash: active session history ---- */

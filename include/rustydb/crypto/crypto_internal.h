@@ -121,6 +121,33 @@ const char *relation_label(Relation rel);
 void hooks_xact_end();
 void tempfiles_xact_end();
 
+/*
+ * ---- tables derived from queries (derived.cpp) ----
+ * What derived_table_request learnt before a CREATE ... AS or REFRESH
+ * runs, for derived_table_check after it.
+ */
+struct DerivedCheck
+{
+	enum Kind
+	{
+		kNone,
+		kCreate, /* CREATE TABLE AS, SELECT INTO, CREATE MATERIALIZED VIEW */
+		kRefresh /* REFRESH MATERIALIZED VIEW of an unencrypted one */
+	} kind = kNone;
+	Oid target = InvalidOid; /* kRefresh: the materialized view */
+	uint64 decryptions = 0;  /* decryptions before the statement */
+	bool reported = false;   /* already reported before it ran */
+};
+/*
+ * Before the statement: the encrypted request (-1 none, 0, 1) it should
+ * run with; *pstmt may be replaced by a copy that names the rustydb
+ * access method. Reports plaintext results per
+ * rustydb.plaintext_derived_action.
+ */
+int derived_table_request(PlannedStmt **pstmt, int request, DerivedCheck *check);
+/* After it: created is the table the statement created (or InvalidOid). */
+void derived_table_check(const DerivedCheck &check, Oid created);
+
 /* ---- "encrypted=true" in pg_class.reloptions (dump.cpp) ---- */
 bool has_encrypted_option(Oid relid);
 void store_encrypted_option(Oid relid);
