@@ -75,8 +75,9 @@ const Step<UtilityCall> kUtility[] = {
 const Step<ObjectAccessCall> kObjectAccess[] = {
 	{"crypto object_access", crypto::hook_object_access},
 };
-const Step<EmitLogCall> *const kEmitLog = nullptr;
-constexpr int kEmitLogSteps = 0;
+const Step<EmitLogCall> kEmitLog[] = {
+	{"crypto emit_log", crypto::hook_emit_log},
+};
 
 /* ---- the hooks that were installed before rustydb's ---- */
 
@@ -199,7 +200,7 @@ ObjectAccessCall::proceed()
 void
 EmitLogCall::proceed()
 {
-	if (!run_next(*this, kEmitLog, kEmitLogSteps) && prev_emit_log)
+	if (!run_next(*this, kEmitLog) && prev_emit_log)
 		prev_emit_log(edata);
 }
 

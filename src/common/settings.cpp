@@ -43,6 +43,7 @@ bool encrypt_new_tables = false;
 int plaintext_index_action = 0;
 int cipher_cache_size = 256;
 int seal_group_rows = 4;
+int redact_server_log = kRedactAuto;
 int tde_statistics = kTdeStatisticsNone;
 int plaintext_derived_action = 0;
 int plaintext_temp_file_action = 0;
@@ -170,6 +171,13 @@ const struct config_enum_entry plaintext_index_action_options[] = {
 	{"warning", 0, false},
 	{"error", 1, false},
 	{"log", 2, false},
+	{nullptr, 0, false},
+};
+
+const struct config_enum_entry redact_server_log_options[] = {
+	{"auto", kRedactAuto, false},
+	{"on", kRedactOn, false},
+	{"off", kRedactOff, false},
 	{nullptr, 0, false},
 };
 
@@ -305,6 +313,12 @@ const Definition kRegistry[] = {
 			 "1 seals every row on its own. Larger groups make COPY and scans faster and "
 			 "index lookups slower (a lookup opens its row's whole group); pruning re-seals "
 			 "a group's surviving rows when some of them are removed."),
+	make_enum("rustydb.redact_server_log", &redact_server_log, kRedactAuto,
+			  redact_server_log_options, PGC_SUSET,
+			  "redacts data values and SQL literals in messages written to the server log: auto, "
+			  "on or off",
+			  "auto: on while a key provider is configured. The client still receives the full "
+			  "message."),
 	make_enum("rustydb.tde_statistics", &tde_statistics, kTdeStatisticsNone, tde_statistics_options,
 			  PGC_SUSET, "what ANALYZE stores in pg_statistic for encrypted tables: none or full",
 			  "none: row counts only, no column statistics (values would be plaintext in "

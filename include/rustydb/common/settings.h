@@ -101,6 +101,14 @@ extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
 extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
 extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
 extern int seal_group_rows;        /* rustydb.seal_group_rows */
+/* rustydb.redact_server_log */
+enum RedactServerLog
+{
+	kRedactAuto = 0, /* on while a key provider is configured */
+	kRedactOn = 1,
+	kRedactOff = 2
+};
+extern int redact_server_log;
 /* rustydb.tde_statistics */
 enum TdeStatistics
 {

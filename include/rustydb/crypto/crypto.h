@@ -95,6 +95,12 @@ void hook_object_access(hooks::ObjectAccessCall &call);
  */
 void hook_executor_start(hooks::StartCall &call);
 void hook_executor_end(hooks::EndCall &call);
+/*
+ * Step of emit_log_hook: with rustydb.redact_server_log, data values and
+ * SQL literals are redacted from what goes to the server log while the
+ * client receives the message unchanged (redact.cpp).
+ */
+void hook_emit_log(hooks::EmitLogCall &call);
 
 /*
  * The cipher of a relation: nullptr when the relation is not encrypted.
