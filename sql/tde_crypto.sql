@@ -31,7 +31,7 @@ SELECT "table", encrypted, key_version, key_versions,
        length(key_id) AS key_id_len, length(master_key_id) AS mk_len,
        created = last_rotated AS never_rotated
 FROM rustydb.encryption_status WHERE "table"::text LIKE 'tde_%' ORDER BY "table"::text;
--- the option is consumed, other options are kept
+-- the option is taken out of the statement and stored as encrypted=true (for pg_dump); other options are kept
 SELECT relname, reloptions FROM pg_class WHERE relname IN ('tde_a', 'tde_off') ORDER BY 1;
 -- only rustydb tables can be encrypted
 CREATE TABLE tde_heap (id int) WITH (encrypted = true);
@@ -267,6 +267,34 @@ SET client_min_messages = warning;
 SELECT "check", ok FROM rustydb.verify_encryption('regress_tde.users');
 RESET ROLE;
 SELECT "table", encrypted, key_version FROM rustydb.encryption_status WHERE "table" = 'regress_tde.users'::regclass;
+
+-- plaintext paths (docs/tde.md): statistics, derived tables, the option in reloptions
+INSERT INTO tde_a SELECT i, 'v' || (i % 3) FROM generate_series(1, 300) i;
+ANALYZE tde_a;
+SELECT reltuples >= 300 AS rows_counted,
+       (SELECT count(*) FROM pg_stats WHERE tablename = 'tde_a') AS column_stats
+FROM pg_class WHERE relname = 'tde_a';
+SET rustydb.tde_statistics = full;
+ANALYZE tde_a;
+SELECT count(*) > 0 AS full_stats FROM pg_stats WHERE tablename = 'tde_a';
+RESET rustydb.tde_statistics;
+ANALYZE tde_a;
+SELECT count(*) AS stats_deleted_by_next_analyze FROM pg_stats WHERE tablename = 'tde_a';
+SET client_min_messages = notice;
+CREATE TABLE tde_d1 AS SELECT * FROM tde_a WHERE id < 10;
+CREATE TABLE tde_d2 USING heap AS SELECT * FROM (SELECT * FROM tde_a) s WHERE id < 0;
+SET rustydb.plaintext_derived_action = error;
+CREATE TABLE tde_d3 USING heap AS SELECT * FROM tde_a;
+RESET rustydb.plaintext_derived_action;
+SET client_min_messages = warning;
+SELECT c.relname, c.relam = (SELECT oid FROM pg_am WHERE amname = 'rustydb') AS rustydb,
+       s.encrypted IS TRUE AS encrypted, c.reloptions
+FROM pg_class c LEFT JOIN rustydb.encryption_status s ON s."table" = c.oid
+WHERE c.relname LIKE 'tde\_d_' ORDER BY 1;
+ALTER TABLE tde_d1 SET (fillfactor = 50, autovacuum_enabled = off);
+ALTER TABLE tde_d1 RESET (fillfactor);
+SELECT reloptions FROM pg_class WHERE relname = 'tde_d1';
+DROP TABLE tde_d1, tde_d2;
 
 -- dropping removes the keys
 DROP SCHEMA regress_tde CASCADE;

@@ -10,6 +10,7 @@
 #include "rustydb/am/am.h"
 #include "rustydb/crypto/crypto.h"
 
+#include "rustydb/crypto/crypto.h"
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
@@ -223,6 +224,17 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 
 	Assert(old_index != nullptr || !use_sort); /* sorting follows an index's order */
 	Assert(TransactionIdIsValid(oldest_xmin));
+	/*
+	 * An encrypted table is clustered in its index's order, never through a
+	 * sort: tuplesort writes the (decrypted) rows to temporary files once
+	 * they exceed maintenance_work_mem (docs/tde.md, "Plaintext paths").
+	 */
+	if (old_index != nullptr && use_sort && crypto::relation_cipher(old_rel) != nullptr)
+	{
+		use_sort = false;
+		elog(DEBUG1, "rustydb: clustering encrypted table \"%s\" by an index scan, not a sort",
+			 RelationGetRelationName(old_rel));
+	}
 	if (old_index != nullptr && use_sort)
 		sort = tuplesort_begin_cluster(olddesc, old_index, maintenance_work_mem, nullptr,
 									   TUPLESORT_NONE);

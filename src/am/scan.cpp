@@ -223,8 +223,13 @@ scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTabl
 {
 	storage::check_storage(rel);
 	RelationIncrementReferenceCount(rel);
-	/* load an encrypted relation's keys now, not later under a buffer lock */
-	const crypto::Cipher *cipher = crypto::relation_cipher(rel);
+	/*
+	 * load an encrypted relation's keys now, not later under a buffer lock;
+	 * an ANALYZE that samples no row of it needs none
+	 */
+	const crypto::Cipher *cipher = (flags & SO_TYPE_ANALYZE) && crypto::analyze_withholds_rows(rel)
+									   ? nullptr
+									   : crypto::relation_cipher(rel);
 	auto *s = (ScanDesc *) palloc0(sizeof(ScanDesc));
 	s->groups = cipher != nullptr ? opened_groups_create(CurrentMemoryContext) : nullptr;
 	s->base.rs_rd = rel;
@@ -855,6 +860,8 @@ scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *l
 	auto *s = (ScanDesc *) scan;
 	Page page = BufferGetPage(s->cbuf);
 	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+	/* an encrypted table's rows are counted, not sampled (rustydb.tde_statistics) */
+	bool withhold = crypto::analyze_withholds_rows(scan->rs_rd);
 
 	for (; s->cindex <= maxoff; s->cindex++)
 	{
@@ -896,7 +903,7 @@ scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *l
 				}
 				break;
 		}
-		if (sample)
+		if (sample && !withhold)
 		{
 			store_current(s, t, slot, true);
 			s->cindex++;

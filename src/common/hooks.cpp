@@ -55,6 +55,7 @@ const Step<StartCall> kStart[] = {
 	{"audit ExecutorStart", audit::hook_executor_start},
 	{"vpd ExecutorStart", vpd::on_executor_start},
 	{"ash ExecutorStart", ash::hook_executor_start},
+	{"crypto ExecutorStart", crypto::hook_executor_start},
 };
 const Step<RunCall> kRun[] = {
 	{"audit ExecutorRun", audit::hook_executor_run},
@@ -67,6 +68,7 @@ const Step<FinishCall> kFinish[] = {
 };
 const Step<EndCall> kEnd[] = {
 	{"audit ExecutorEnd", audit::hook_executor_end},
+	{"crypto ExecutorEnd", crypto::hook_executor_end},
 };
 const Step<UtilityCall> kUtility[] = {
 	{"audit ProcessUtility", audit::hook_process_utility},
@@ -80,6 +82,7 @@ const Step<ObjectAccessCall> kObjectAccess[] = {
 };
 const Step<EmitLogCall> kEmitLog[] = {
 	{"audit emit_log", audit::hook_emit_log},
+	{"crypto emit_log", crypto::hook_emit_log},
 };
 
 /* ---- the hooks that were installed before rustydb's ---- */

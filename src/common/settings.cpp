@@ -18,11 +18,15 @@
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/htup_details.h"
+#include "miscadmin.h"
 #include "utils/guc_tables.h"
 #include "utils/tuplestore.h"
 RUSTYDB_PG_INCLUDE_END
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace rustydb {
 namespace settings {
@@ -39,6 +43,10 @@ bool encrypt_new_tables = false;
 int plaintext_index_action = 0;
 int cipher_cache_size = 256;
 int seal_group_rows = 4;
+int redact_server_log = kRedactAuto;
+int tde_statistics = kTdeStatisticsNone;
+int plaintext_derived_action = 0;
+int plaintext_temp_file_action = 0;
 
 /* ---- ash: active session history ---- */
 bool ash_enabled = true;
@@ -166,6 +174,49 @@ const struct config_enum_entry plaintext_index_action_options[] = {
 	{nullptr, 0, false},
 };
 
+const struct config_enum_entry redact_server_log_options[] = {
+	{"auto", kRedactAuto, false},
+	{"on", kRedactOn, false},
+	{"off", kRedactOff, false},
+	{nullptr, 0, false},
+};
+
+const struct config_enum_entry tde_statistics_options[] = {
+	{"none", kTdeStatisticsNone, false},
+	{"full", kTdeStatisticsFull, false},
+	{nullptr, 0, false},
+};
+
+/*
+ * path with its symbolic links resolved; for a file that does not exist
+ * (yet), its directory's resolved path and its name. Empty if neither
+ * resolves.
+ */
+std::string
+resolved_path(const char *path)
+{
+	char buf[PATH_MAX]; /* realpath() requires PATH_MAX */
+
+	if (realpath(path, buf) != nullptr)
+		return buf;
+	const char *slash = strrchr(path, '/');
+	if (slash == nullptr)
+		return {};
+	std::string dir(path, slash == path ? 1 : static_cast<size_t>(slash - path));
+	if (realpath(dir.c_str(), buf) == nullptr)
+		return {};
+	std::string out(buf);
+	if (out.empty() || out.back() != '/')
+		out += '/';
+	return out + (slash + 1);
+}
+
+/*
+ * rustydb.keyring_file: empty, or an absolute path outside the data
+ * directory (a keyring there would travel with every base backup and copy
+ * of the data directory). The file's owner and mode are checked when it is
+ * read (keys.cpp), since they can change after the setting is made.
+ */
 bool
 check_keyring_file(char **newval, void **extra, GucSource source)
 {
@@ -175,6 +226,21 @@ check_keyring_file(char **newval, void **extra, GucSource source)
 	{
 		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
 		GUC_check_errdetail("rustydb.keyring_file must be an absolute path.");
+		return false;
+	}
+	if (DataDir == nullptr)
+		return true;
+	std::string file = resolved_path(*newval);
+	std::string data = resolved_path(DataDir);
+	if (file.empty() || data.empty())
+		return true;
+	if (file == data || file.compare(0, data.size() + 1, data + "/") == 0)
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("keyring file \"%s\" is inside the data directory", *newval);
+		GUC_check_errdetail("A keyring stored with the data would travel with every base backup "
+							"and copy of the data directory.");
+		GUC_check_errhint("Move the keyring file outside the data directory.");
 		return false;
 	}
 	return true;
@@ -247,6 +313,25 @@ const Definition kRegistry[] = {
 			 "1 seals every row on its own. Larger groups make COPY and scans faster and "
 			 "index lookups slower (a lookup opens its row's whole group); pruning re-seals "
 			 "a group's surviving rows when some of them are removed."),
+	make_enum("rustydb.redact_server_log", &redact_server_log, kRedactAuto,
+			  redact_server_log_options, PGC_SUSET,
+			  "redacts data values and SQL literals in messages written to the server log: auto, "
+			  "on or off",
+			  "auto: on while a key provider is configured. The client still receives the full "
+			  "message."),
+	make_enum("rustydb.tde_statistics", &tde_statistics, kTdeStatisticsNone, tde_statistics_options,
+			  PGC_SUSET, "what ANALYZE stores in pg_statistic for encrypted tables: none or full",
+			  "none: row counts only, no column statistics (values would be plaintext in "
+			  "pg_statistic)."),
+	make_enum("rustydb.plaintext_derived_action", &plaintext_derived_action, 0,
+			  plaintext_index_action_options, PGC_SUSET,
+			  "what a table created unencrypted from a query that reads an encrypted table "
+			  "does: warning, error or log"),
+	make_enum("rustydb.plaintext_temp_file_action", &plaintext_temp_file_action, 0,
+			  plaintext_index_action_options, PGC_SUSET,
+			  "what a statement that wrote temporary files while reading an encrypted table "
+			  "does: warning, error or log",
+			  "Sorts, hashes and materialisation write decrypted rows to temporary files."),
 
 	/* ---- vpd: row policies ---- */
 	make_int("rustydb.vpd_cache_entries", &vpd_cache_entries, 1024, 16, 1048576, 0, PGC_SUSET,

@@ -349,6 +349,7 @@ load_cipher(Oid relid)
 
 	if (n == 0)
 		return nullptr;
+	check_master_keys(); /* once per backend */
 
 	unsigned char *keys = secure_alloc(kKeyBytes * n);
 	DataKeyVersion versions[kMaxKeyVersions];

@@ -45,6 +45,9 @@ RUSTYDB_PG_INCLUDE_END
 namespace rustydb {
 namespace crypto {
 
+uint64 decryptions = 0;
+Oid last_decrypted = InvalidOid;
+
 namespace {
 
 constexpr unsigned kFormat = 1;
@@ -166,6 +169,10 @@ open_core(const Cipher *cc, const unsigned char *in, const unsigned char *ct, si
 {
 	Cipher *c = const_cast<Cipher *>(cc);
 	unsigned char ad[kHeaderBytes + kMaxGroupAadBytes];
+
+	decryptions++;
+	if (c->role == Role::Table)
+		last_decrypted = c->relid;
 
 	if (aadlen > kMaxGroupAadBytes)
 	{
@@ -687,6 +694,7 @@ crypto_xact_callback(XactEvent event, void *arg) noexcept
 			case XACT_EVENT_PREPARE:
 				rustydb::crypto::free_retired();
 				rustydb::crypto::hooks_xact_end();
+				rustydb::crypto::tempfiles_xact_end();
 				break;
 			default:
 				break;

@@ -75,6 +75,32 @@ namespace {
 /* -1: no explicit option (rustydb.encrypt_new_tables decides); 0/1: explicit. */
 int pending_encrypted = -1;
 
+/*
+ * Tables and materialized views created (not internally) since the
+ * outermost utility statement began, and whether each got a data key;
+ * each utility step handles those its statement created and forgets them.
+ */
+struct Created
+{
+	Oid relid;
+	bool encrypted;
+};
+constexpr int kMaxCreated = 256;
+Created created[kMaxCreated];
+int n_created = 0;
+
+void
+note_created(Oid relid, bool encrypted)
+{
+	if (n_created < kMaxCreated)
+		created[n_created++] = Created{relid, encrypted};
+	else
+		elog(LOG,
+			 "rustydb: more than %d tables created by one statement; table %u's "
+			 "\"encrypted\" option is not stored",
+			 kMaxCreated, relid);
+}
+
 constexpr const char *kOption = "encrypted";
 
 bool
@@ -331,6 +357,7 @@ create_table_key(Oid relid)
 						  : psprintf("relation %u", relid),
 					"create_table_key: data key version 1 (%s)",
 					alg == Algorithm::XChaCha20Poly1305 ? "xchacha20-poly1305" : "aes-256-gcm");
+	check_master_keys(relid, known ? NameStr(name) : nullptr);
 }
 
 /*
@@ -408,7 +435,11 @@ relation_created(Oid relid, bool is_internal)
 		return;
 	Oid am = get_am_oid("rustydb", true);
 	if (!OidIsValid(am) || relam != am)
+	{
+		if (!is_internal && relkind != RELKIND_TOASTVALUE)
+			note_created(relid, false);
 		return;
+	}
 
 	if (relkind == RELKIND_TOASTVALUE)
 	{
@@ -458,6 +489,7 @@ relation_created(Oid relid, bool is_internal)
 	pending_encrypted = -1;
 	if (encrypt)
 		create_table_key(relid);
+	note_created(relid, encrypt);
 }
 
 } /* namespace */
@@ -466,6 +498,7 @@ void
 hooks_xact_end()
 {
 	pending_encrypted = -1;
+	n_created = 0;
 }
 
 } /* namespace crypto */
@@ -479,7 +512,13 @@ hook_process_utility(hooks::UtilityCall &call)
 {
 	PlannedStmt *stmt = steer_tool_tables(call.pstmt);
 	int request = inspect(&stmt);
+	DerivedCheck derived;
+	request = derived_table_request(&stmt, request, &derived);
+	Oid altered = IsA(stmt->utilityStmt, AlterTableStmt)
+					  ? alter_begin(castNode(AlterTableStmt, stmt->utilityStmt))
+					  : InvalidOid;
 	int saved = pending_encrypted;
+	int first_created = n_created;
 
 	if (stmt != call.pstmt)
 	{
@@ -489,6 +528,19 @@ hook_process_utility(hooks::UtilityCall &call)
 	pending_encrypted = request;
 	call.proceed();
 	pending_encrypted = saved;
+
+	/* what this statement created: encrypted ones keep the option, for pg_dump (dump.cpp) */
+	Oid made = InvalidOid;
+	for (int i = first_created; i < n_created && i < kMaxCreated; i++)
+	{
+		if (!OidIsValid(made))
+			made = created[i].relid;
+		if (created[i].encrypted)
+			store_encrypted_option(created[i].relid);
+	}
+	n_created = Min(first_created, n_created);
+	alter_end(altered);
+	derived_table_check(derived, made);
 }
 
 void

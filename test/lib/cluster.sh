@@ -8,7 +8,9 @@
 #   RDB_WORK      directory for nodes (default: a new directory under /tmp)
 #   RDB_TDE       1: every node preloading rustydb encrypts every new
 #                 rustydb table (a test keyring, rustydb.encrypt_new_tables
-#                 on, plaintext index warnings only logged); scripts/test.sh
+#                 on, plaintext index, derived table and temporary file
+#                 reports only logged, full statistics unless
+#                 RDB_TDE_STATISTICS=none); scripts/test.sh
 #                 runs the access method's crash and standby scenarios so
 #   RDB_INITDB_OPTS extra initdb options for the nodes rdb_node_init makes
 #                 (e.g. --data-checksums), word-split
@@ -117,6 +119,12 @@ CONF
 		rdb_node_conf "$name" "rustydb.keyring_file = '$ring'"
 		rdb_node_conf "$name" "rustydb.encrypt_new_tables = on"
 		rdb_node_conf "$name" "rustydb.plaintext_index_action = log"
+		# the other plaintext paths rustydb reports (docs/tde.md) go to the
+		# server log too, and ANALYZE keeps full statistics so that plans
+		# are the unencrypted run's (scripts/pgsuite.sh compares them)
+		rdb_node_conf "$name" "rustydb.plaintext_derived_action = log"
+		rdb_node_conf "$name" "rustydb.plaintext_temp_file_action = log"
+		rdb_node_conf "$name" "rustydb.tde_statistics = ${RDB_TDE_STATISTICS:-full}"
 	fi
 	RDB_NODES+=("$name")
 }

@@ -145,7 +145,7 @@ rdb_ok "... a row it logs is sealed: its marker is not in the log's file (contro
 	bash -c "test -s '$logfile' && ! grep -q repack-log-marker-7f3a '$logfile' && grep -q repack-log-marker-7f3a '$twinfile'"
 rdb_psql rp "DROP TABLE repack.table_$enc_oid, repack.log_$enc_oid, repack.table_$plain_oid, repack.log_$plain_oid" >/dev/null
 rdb_psql rp "CREATE TABLE notrepack_table (a int) USING heap; CREATE SCHEMA rp_user;
-	CREATE TABLE rp_user.table_$enc_oid AS SELECT * FROM renc WITH NO DATA" >/dev/null
+	CREATE TABLE rp_user.table_$enc_oid AS SELECT * FROM rplain WITH NO DATA" >/dev/null
 rdb_is "a table_<oid> outside pg_repack's schema is not steered" \
 	"$(rdb_psql rp "SELECT count(*) FROM rustydb.encryption_status WHERE \"table\" = 'rp_user.table_$enc_oid'::regclass AND encrypted")" "0"
 

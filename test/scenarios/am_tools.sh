@@ -241,11 +241,11 @@ rdb_is "pg_restore: the restored r and e hold the original rows" "$(RDB_DB=resto
 rdb_is "pg_restore: the restored r and e pass verify_table, their primary keys check" \
 	"$(RDB_DB=restored q p "$VERIFY; SELECT 'ok' FROM (SELECT bt_index_check('r_pkey', true), bt_index_check('e_pkey', true)) s")" "0
 ok"
-rdb_is "pg_restore: encrypted = true does not survive, e comes back unencrypted (known, docs/tde.md)" \
-	"$(RDB_DB=restored q p "SELECT encrypted FROM rustydb.metapage('e')")" "f"
+rdb_is "pg_restore: encrypted = true survives (kept in reloptions, docs/tde.md), e comes back encrypted" \
+	"$(RDB_DB=restored q p "SELECT encrypted FROM rustydb.metapage('e')")" "t"
 rdb_ok "pg_restore -j 2 with rustydb.encrypt_new_tables = on (PGOPTIONS)" \
 	env PGOPTIONS="-c rustydb.encrypt_new_tables=on" "$RDB_BINDIR/pg_restore" "${PGCONN[@]}" -j 2 -d restored_enc "$DUMP"
-rdb_is "pg_restore with rustydb.encrypt_new_tables = on (the workaround): e encrypted again, and so is r" \
+rdb_is "pg_restore with rustydb.encrypt_new_tables = on: e encrypted again, and so is r" \
 	"$(RDB_DB=restored_enc q p "SELECT (SELECT encrypted FROM rustydb.metapage('e')) || ' ' || (SELECT encrypted FROM rustydb.metapage('r'))")" "true true"
 rdb_is "pg_restore with encrypt_new_tables: rows equal, encryption verifies" \
 	"$(RDB_DB=restored_enc q p "$SIGS; SELECT bool_and(ok) FROM rustydb.verify_encryption('e')")" "$(q p "$SIGS")

@@ -69,9 +69,9 @@ if [ "$(id -u)" -eq 0 ] && [ "$RDB_SERVER_USER" != root ]; then
 	chown "$RDB_SERVER_USER" "$RING"
 fi
 cp -p "$RING" "$(rdb_dir tkeys_p)/data/ring"
-set_conf tkeys_p rustydb.keyring_file "$(rdb_dir tkeys_p)/data/ring"
-rdb_expect_error "keyring inside the data directory is refused" tkeys_p "SELECT rustydb.tde_seal('enc_1', 'x')" \
-	'is inside the data directory'
+rdb_expect_error "keyring inside the data directory is refused (by the setting's check hook)" tkeys_p \
+	"ALTER SYSTEM SET rustydb.keyring_file = '$(rdb_dir tkeys_p)/data/ring'" \
+	'keyring file ".*/data/ring" is inside the data directory'
 rm -f "$(rdb_dir tkeys_p)/data/ring"
 rdb_expect_error "relative keyring path is rejected" tkeys_p "ALTER SYSTEM SET rustydb.keyring_file = 'ring'" \
 	'must be an absolute path'

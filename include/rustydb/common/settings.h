@@ -102,6 +102,24 @@ extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
 extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
 extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
 extern int seal_group_rows;        /* rustydb.seal_group_rows */
+/* rustydb.redact_server_log */
+enum RedactServerLog
+{
+	kRedactAuto = 0, /* on while a key provider is configured */
+	kRedactOn = 1,
+	kRedactOff = 2
+};
+extern int redact_server_log;
+/* rustydb.tde_statistics */
+enum TdeStatistics
+{
+	kTdeStatisticsNone = 0, /* no sample rows of encrypted tables reach ANALYZE */
+	kTdeStatisticsFull = 1
+};
+extern int tde_statistics;
+/* actions, as rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
+extern int plaintext_derived_action;   /* rustydb.plaintext_derived_action */
+extern int plaintext_temp_file_action; /* rustydb.plaintext_temp_file_action */
 
 /* ---- ash: active session history ---- */
 extern bool ash_enabled;

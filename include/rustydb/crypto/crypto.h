@@ -92,6 +92,18 @@ void init();
  */
 void hook_process_utility(hooks::UtilityCall &call);
 void hook_object_access(hooks::ObjectAccessCall &call);
+/*
+ * Steps of ExecutorStart and ExecutorEnd: temporary files written by a
+ * query over an encrypted table are reported (tempfiles.cpp).
+ */
+void hook_executor_start(hooks::StartCall &call);
+void hook_executor_end(hooks::EndCall &call);
+/*
+ * Step of emit_log_hook: with rustydb.redact_server_log, data values and
+ * SQL literals are redacted from what goes to the server log while the
+ * client receives the message unchanged (redact.cpp).
+ */
+void hook_emit_log(hooks::EmitLogCall &call);
 
 /*
  * The cipher of a relation: nullptr when the relation is not encrypted.
@@ -264,6 +276,16 @@ using Reencrypter = void (*)(Oid relid);
 using PayloadVerifier = void (*)(Relation rel, PayloadCheck *result);
 void set_reencrypter(Reencrypter fn);
 void set_payload_verifier(PayloadVerifier fn);
+
+/*
+ * ANALYZE's sample of rel (scan_analyze_next_tuple): true when the
+ * relation is encrypted and rustydb.tde_statistics is none; the access
+ * method then counts the rows of the sampled pages but returns none of
+ * them, so no value reaches pg_statistic. The first call for a relation in
+ * a transaction deletes the statistics stored for it earlier. Cheap when
+ * asked repeatedly about one relation.
+ */
+bool analyze_withholds_rows(Relation rel);
 
 /* The algorithm new tables get on this machine. */
 Algorithm preferred_algorithm();

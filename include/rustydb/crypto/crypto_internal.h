@@ -79,6 +79,15 @@ struct DataKeyVersion
 	const unsigned char *key; /* kKeyBytes */
 };
 
+/*
+ * How many payloads, groups and large values this backend has opened
+ * (open_core: every decryption goes through it), and the last encrypted
+ * table (not TOAST table) they belonged to. A statement that leaves
+ * decryptions unchanged has produced no plaintext of an encrypted table.
+ */
+extern uint64 decryptions;
+extern Oid last_decrypted;
+
 /* Build a Cipher (not cached) from unwrapped keys; free with free_cipher. */
 Cipher *make_cipher(Oid relid, Role role, const DataKeyVersion *keys, int n);
 void free_cipher(Cipher *c);
@@ -110,6 +119,54 @@ void audit_key_event(const char *object, const char *fmt, ...) pg_attribute_prin
 /* "schema.table" of rel, palloc'd. */
 const char *relation_label(Relation rel);
 void hooks_xact_end();
+void tempfiles_xact_end();
+
+/*
+ * ---- tables derived from queries (derived.cpp) ----
+ * What derived_table_request learnt before a CREATE ... AS or REFRESH
+ * runs, for derived_table_check after it.
+ */
+struct DerivedCheck
+{
+	enum Kind
+	{
+		kNone,
+		kCreate, /* CREATE TABLE AS, SELECT INTO, CREATE MATERIALIZED VIEW */
+		kRefresh /* REFRESH MATERIALIZED VIEW of an unencrypted one */
+	} kind = kNone;
+	Oid target = InvalidOid; /* kRefresh: the materialized view */
+	uint64 decryptions = 0;  /* decryptions before the statement */
+	bool reported = false;   /* already reported before it ran */
+};
+/*
+ * Before the statement: the encrypted request (-1 none, 0, 1) it should
+ * run with; *pstmt may be replaced by a copy that names the rustydb
+ * access method. Reports plaintext results per
+ * rustydb.plaintext_derived_action.
+ */
+int derived_table_request(PlannedStmt **pstmt, int request, DerivedCheck *check);
+/* After it: created is the table the statement created (or InvalidOid). */
+void derived_table_check(const DerivedCheck &check, Oid created);
+
+/* ---- "encrypted=true" in pg_class.reloptions (dump.cpp) ---- */
+bool has_encrypted_option(Oid relid);
+void store_encrypted_option(Oid relid);
+/*
+ * ALTER TABLE SET/RESET of storage options: alter_begin takes the option
+ * out of the relation's stored options (returns it, or InvalidOid when
+ * there is nothing to do), alter_end puts it back after the statement.
+ */
+Oid alter_begin(AlterTableStmt *stmt);
+void alter_end(Oid relid);
+
+/*
+ * Warn about master keys that rustydb.table_keys names but the key
+ * provider does not offer, with the number of tables that need each.
+ * new_relid invalid: the backend's first use of table keys (checked once
+ * per backend); else an encrypted table just created (new_name), checked
+ * every time.
+ */
+void check_master_keys(Oid new_relid = InvalidOid, const char *new_name = nullptr);
 
 /* Whether libsodium offers AES-256-GCM on this CPU. */
 bool aes_available();
