@@ -168,6 +168,8 @@ run_sqlsmith() {
 	local node=$1 log=$RDB_WORK/$1/server.log off start status problems nbad
 	local queries=$RDB_PGSUITE_SQLSMITH seed=${RDB_SQLSMITH_SEED:-1}
 	echo "==== sqlsmith: $queries queries, seed $seed, on the regression database ===="
+	# a crash in the suite leaves the server in crash recovery for a while
+	(rdb_wait_for "$node to accept connections" 600 rdb_psql "$node" "SELECT 1" >/dev/null 2>&1) || true
 	off=$(wc -c <"$log")
 	start=$SECONDS
 	set +e
@@ -231,6 +233,8 @@ for suite in $SUITES; do
 		fi
 	fi
 	if [ -n "${RDB_PGSUITE_STANDBY:-}" ]; then
+		# (after a crash in the run the primary may still be recovering)
+		(rdb_wait_for "${suite}_rustydb to accept connections" 600 rdb_psql "${suite}_rustydb" "SELECT 1" >/dev/null 2>&1) || true
 		if (rdb_wait_replay "${suite}_rustydb" "${suite}_standby"); then
 			echo "standby replayed the whole $suite run"
 		else
