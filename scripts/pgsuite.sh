@@ -168,8 +168,6 @@ run_sqlsmith() {
 	local node=$1 log=$RDB_WORK/$1/server.log off start status problems nbad
 	local queries=$RDB_PGSUITE_SQLSMITH seed=${RDB_SQLSMITH_SEED:-1}
 	echo "==== sqlsmith: $queries queries, seed $seed, on the regression database ===="
-	# a crash in the suite leaves the server in crash recovery for a while
-	(rdb_wait_for "$node to accept connections" 600 rdb_psql "$node" "SELECT 1" >/dev/null 2>&1) || true
 	off=$(wc -c <"$log")
 	start=$SECONDS
 	set +e
@@ -216,6 +214,8 @@ for suite in $SUITES; do
 		rdb_standby_create "${suite}_rustydb" "${suite}_standby"
 	fi
 	run_suite "$suite" "${suite}_rustydb" "$WORK/$suite/rustydb"
+	# a crash in the run leaves the server in crash recovery for a while
+	(rdb_wait_for "${suite}_rustydb to accept connections" 600 rdb_psql "${suite}_rustydb" "SELECT 1" >/dev/null 2>&1) || true
 	if [ "$suite" = regress ] && [ "${RDB_PGSUITE_SQLSMITH:-0}" -gt 0 ]; then
 		run_sqlsmith "${suite}_rustydb"
 	fi
@@ -225,7 +225,8 @@ for suite in $SUITES; do
 		# the tables the suite leaves behind: every rustydb one encrypted
 		db=regression
 		[ "$suite" = isolation ] && db=isolation_regression
-		counts=$(RDB_DB=$db rdb_psql "${suite}_rustydb" "SELECT count(*) FILTER (WHERE encrypted) || ' ' || count(*) FILTER (WHERE NOT encrypted) FROM rustydb.encryption_status")
+		counts=$(RDB_DB=$db rdb_psql "${suite}_rustydb" "SELECT count(*) FILTER (WHERE encrypted) || ' ' || count(*) FILTER (WHERE NOT encrypted) FROM rustydb.encryption_status") ||
+			counts="0 0"
 		read -r n_enc n_plain <<<"$counts"
 		echo "$suite: $n_enc encrypted rustydb tables left by the run, $n_plain not encrypted"
 		if [ "$n_plain" -ne 0 ] || [ "$n_enc" -eq 0 ]; then
@@ -233,8 +234,6 @@ for suite in $SUITES; do
 		fi
 	fi
 	if [ -n "${RDB_PGSUITE_STANDBY:-}" ]; then
-		# (after a crash in the run the primary may still be recovering)
-		(rdb_wait_for "${suite}_rustydb to accept connections" 600 rdb_psql "${suite}_rustydb" "SELECT 1" >/dev/null 2>&1) || true
 		if (rdb_wait_replay "${suite}_rustydb" "${suite}_standby"); then
 			echo "standby replayed the whole $suite run"
 		else
