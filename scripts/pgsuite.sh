@@ -216,6 +216,8 @@ for suite in $SUITES; do
 		rdb_standby_create "${suite}_rustydb" "${suite}_standby"
 	fi
 	run_suite "$suite" "${suite}_rustydb" "$WORK/$suite/rustydb"
+	# a crash in the run leaves the server in crash recovery for a while
+	(rdb_wait_for "${suite}_rustydb to accept connections" 600 rdb_psql "${suite}_rustydb" "SELECT 1" >/dev/null 2>&1) || true
 	if [ "$suite" = regress ] && [ "${RDB_PGSUITE_SQLSMITH:-0}" -gt 0 ]; then
 		run_sqlsmith "${suite}_rustydb"
 	fi
@@ -225,7 +227,8 @@ for suite in $SUITES; do
 		# the tables the suite leaves behind: every rustydb one encrypted
 		db=regression
 		[ "$suite" = isolation ] && db=isolation_regression
-		counts=$(RDB_DB=$db rdb_psql "${suite}_rustydb" "SELECT count(*) FILTER (WHERE encrypted) || ' ' || count(*) FILTER (WHERE NOT encrypted) FROM rustydb.encryption_status")
+		counts=$(RDB_DB=$db rdb_psql "${suite}_rustydb" "SELECT count(*) FILTER (WHERE encrypted) || ' ' || count(*) FILTER (WHERE NOT encrypted) FROM rustydb.encryption_status") ||
+			counts="0 0"
 		read -r n_enc n_plain <<<"$counts"
 		echo "$suite: $n_enc encrypted rustydb tables left by the run, $n_plain not encrypted"
 		if [ "$n_plain" -ne 0 ] || [ "$n_enc" -eq 0 ]; then

@@ -232,7 +232,8 @@ CONF
 # WAL the primary has written so far (at most RDB_REPLAY_TIMEOUT seconds, 60).
 rdb_wait_replay() {
 	local lsn
-	lsn=$(rdb_psql "$1" "SELECT pg_current_wal_lsn()")
+	lsn=$(rdb_psql "$1" "SELECT pg_current_wal_lsn()") && [ -n "$lsn" ] ||
+		rdb_die "could not read the WAL position of $1 (its log: $RDB_WORK/$1/server.log)"
 	for _ in $(seq 1 $((${RDB_REPLAY_TIMEOUT:-60} * 10))); do
 		if [ "$(rdb_psql "$2" "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = "t" ]; then
 			return 0
