@@ -1,5 +1,6 @@
 #!/usr/bin/perl
-# check-boundary.pl: the build-time half of house rule 1.
+# check-boundary.pl: the build-time half of the C++/PostgreSQL error boundary
+# (include/rustydb/common/boundary.h; run time: sql/core_boundary.sql).
 #
 # Every function with C linkage that rustydb defines is an entry point
 # PostgreSQL may call. Each must be declared noexcept and its body must be
