@@ -77,6 +77,7 @@ fi
 banner "build (-Wall -Wextra -Werror)"
 make -s clean >/dev/null
 make -s -j"$(nproc)" WERROR=1
+echo "built in $((SECONDS - LAYER_T0)) s"
 
 WORK=$(mktemp -d /tmp/rustydb-test.XXXXXX)
 chmod 755 "$WORK"
@@ -236,6 +237,10 @@ fi
 # rustydb built for it in a copy of the tree, and the tests that exercise
 # the storage and the executor paths run on it. A failed Assert() is a
 # failed test: every part checks its servers' logs (test/lib/serverlog.sh).
+# smith_seconds FILE: how long the sqlsmith run reported in FILE took (0: none)
+smith_seconds() {
+	sed -n 's/^sqlsmith: exit status [0-9]* after \([0-9]*\) s.*/\1/p' "$1" | awk '{ s += $1 } END { print s + 0 }'
+}
 cassert_part() {
 	case " ${RDB_CASSERT_ONLY:-regress isolation scenarios pgsuite pgsuite-tde sqlsmith} " in
 	*" $1 "*) return 0 ;;
@@ -248,6 +253,8 @@ if want cassert; then
 	CASSERT_PG_CONFIG=$(bash scripts/cassert-build.sh)
 	status=$?
 	if [ "$status" -eq 0 ]; then
+		echo "PostgreSQL (assert-enabled) ready after $((SECONDS - LAYER_T0)) s" \
+			"(a cold build took $(cat "$(dirname "$(dirname "$CASSERT_PG_CONFIG")")/build-seconds") s)"
 		CASSERT_TREE=$(WERROR=1 rdb_build_tree "$ROOT" "$CASSERT_PG_CONFIG") &&
 			CASSERT_BINDIR=$(rdb_temp_install "$WORK/install-cassert" "$CASSERT_TREE" "$CASSERT_PG_CONFIG")
 		status=$?
@@ -296,13 +303,14 @@ if want cassert; then
 				bash scripts/pgsuite.sh "${suites[@]}" 2>&1 | tee "$WORK/cassert-pgsuite.out"
 			status=${PIPESTATUS[0]}
 			set -e
+			secs=$(smith_seconds "$WORK/cassert-pgsuite.out")
 			if cassert_part pgsuite; then
 				tally "$WORK/cassert-pgsuite.out" 0 'regress|isolation'
-				record cassert-pgsuite "$p" "$q"
+				record cassert-pgsuite "$p" "$q" $((SECONDS - LAYER_T0 - secs))
 			fi
 			if cassert_part sqlsmith; then
 				tally "$WORK/cassert-pgsuite.out" 0 sqlsmith
-				record cassert-sqlsmith "$p" "$q" 0
+				record cassert-sqlsmith "$p" "$q" "$secs"
 			fi
 			# a failure outside the counted parts (the script died) counts once
 			if [ "$status" -ne 0 ] && ! grep -qE '^# (regress|isolation|sqlsmith) passed [0-9]+, failed [1-9]' "$WORK/cassert-pgsuite.out"; then
@@ -311,13 +319,24 @@ if want cassert; then
 		fi
 		if cassert_part pgsuite-tde; then
 			banner "PostgreSQL regression suite on encrypted rustydb tables (assert-enabled server)"
+			# sqlsmith again, on the encrypted regression database
+			smith=0
+			cassert_part sqlsmith && smith=${RDB_SQLSMITH_QUERIES:-3000}
 			set +e
-			RDB_TDE=1 RDB_PG_CONFIG=$CASSERT_PG_CONFIG bash scripts/pgsuite.sh --regress-only 2>&1 |
-				tee "$WORK/cassert-pgsuite-tde.out"
+			RDB_TDE=1 RDB_PG_CONFIG=$CASSERT_PG_CONFIG RDB_PGSUITE_SQLSMITH=$smith \
+				bash scripts/pgsuite.sh --regress-only 2>&1 | tee "$WORK/cassert-pgsuite-tde.out"
 			status=${PIPESTATUS[0]}
 			set -e
-			tally "$WORK/cassert-pgsuite-tde.out" "$status" regress
-			record cassert-pgsuite-tde "$p" "$q"
+			secs=$(smith_seconds "$WORK/cassert-pgsuite-tde.out")
+			tally "$WORK/cassert-pgsuite-tde.out" 0 regress
+			record cassert-pgsuite-tde "$p" "$q" $((SECONDS - LAYER_T0 - secs))
+			if [ "$smith" -gt 0 ]; then
+				tally "$WORK/cassert-pgsuite-tde.out" 0 sqlsmith
+				record cassert-sqlsmith-tde "$p" "$q" "$secs"
+			fi
+			if [ "$status" -ne 0 ] && ! grep -qE '^# (regress|sqlsmith) passed [0-9]+, failed [1-9]' "$WORK/cassert-pgsuite-tde.out"; then
+				record cassert-pgsuite-tde-run 0 1
+			fi
 		fi
 	fi
 fi
