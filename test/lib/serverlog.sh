@@ -27,8 +27,8 @@ rdb_server_problems() {
 			bt && /\(.*\)\[0x[0-9a-f]+\]$/ { print; next }
 			{ bt = 0; failed = 0; stmt = 0 }
 		' "$log"
-		if grep -qE 'TRAP: |terminated by exception' "$log" ||
-			grep -E 'terminated by signal' "$log" | grep -v 'terminated by signal 9:' | grep -q .; then
+		if [ "$(awk '/TRAP: |terminated by exception/ || (/terminated by signal/ && !/terminated by signal 9:/) { n++ }
+			END { print n + 0 }' "$log")" != 0 ]; then
 			found=0
 		fi
 	done
@@ -65,7 +65,7 @@ rdb_symbolize_backtrace() {
 				# (named frames of shared libraries other than the server stay as they are)
 				if [ "$obj" = "$server" ]; then
 					[ -n "$syms" ] || syms=$(nm --defined-only "$obj" 2>/dev/null)
-					addr=$(echo "$syms" | awk -v s="$sym" '$3 == s { print $1; exit }')
+					addr=$(awk -v s="$sym" '$3 == s && !f { print $1; f = 1 }' <<<"$syms")
 				fi
 				[ -n "$addr" ] && addr=$((0x$addr + off))
 			fi
