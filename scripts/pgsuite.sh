@@ -104,6 +104,8 @@ RDB_WORK=$WORK/nodes
 mkdir -p "$RDB_WORK"
 export RDB_WORK
 . test/lib/cluster.sh
+# this script reads its servers' logs itself (rdb_server_problems below)
+RDB_LOGS_CHECKED=1
 finish() {
 	rdb_cleanup
 	if [ -z "${RDB_KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK"; fi
