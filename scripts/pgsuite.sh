@@ -106,6 +106,8 @@ RDB_WORK=$WORK/nodes
 mkdir -p "$RDB_WORK"
 export RDB_WORK
 . test/lib/cluster.sh
+# this script reads its servers' logs itself (rdb_server_problems below)
+RDB_LOGS_CHECKED=1
 finish() {
 	rdb_cleanup
 	if [ -z "${RDB_KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK"; fi
@@ -189,7 +191,7 @@ run_sqlsmith() {
 	if problems=$(rdb_server_problems "$WORK/sqlsmith-server.log"); then
 		nbad=$(echo "$problems" | rdb_count_problems)
 		echo "sqlsmith: $nbad failed assertion(s) or crash(es):"
-		echo "$problems" | head -n 200
+		echo "$problems" | rdb_problem_digest 200
 	fi
 	# sqlsmith itself failing (not the time limit) is a failure too
 	if [ "$status" -ne 0 ] && [ "$status" -ne 124 ] && [ "$nbad" -eq 0 ]; then nbad=1; fi
@@ -244,8 +246,8 @@ for suite in $SUITES; do
 		bad=$(grep -cE "inconsistent page|FATAL|PANIC|TRAP: |terminated by signal" "$RDB_WORK/${suite}_standby/server.log" || true)
 		if [ "$bad" -gt 0 ]; then
 			echo "$suite: the standby reported $bad replay problem(s):"
-			grep -E "inconsistent page|FATAL|PANIC|TRAP: |terminated by signal" "$RDB_WORK/${suite}_standby/server.log" | head -n 20
-			rdb_server_problems "$RDB_WORK/${suite}_standby/server.log" | head -n 60 || true
+			grep -E "inconsistent page|FATAL|PANIC|TRAP: |terminated by signal" "$RDB_WORK/${suite}_standby/server.log" | sed -n '1,20p'
+			{ rdb_server_problems "$RDB_WORK/${suite}_standby/server.log" || true; } | rdb_problem_digest 60
 			crashed=$((crashed + bad))
 		else
 			echo "$suite: the standby replayed every record without a problem"
@@ -303,7 +305,7 @@ for suite in $SUITES; do
 	echo "$suite: $pass same as heap, $expected_diff listed differences, $fail unexpected differences"
 	if [ "$crashed" -gt 0 ]; then
 		echo "$suite: $crashed failed assertion(s) or crash(es) in the server logs:"
-		echo "$problems" | head -n 200
+		echo "$problems" | rdb_problem_digest 200
 		fail=$((fail + crashed))
 	fi
 	if [ "$unencrypted" -gt 0 ]; then

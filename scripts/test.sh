@@ -131,7 +131,7 @@ run_pg_regress() {
 	if problems=$(rdb_server_problems "$dir/log/postmaster.log"); then
 		ncrash=$(echo "$problems" | rdb_count_problems)
 		echo "---- $layer: $ncrash failed assertion(s) or crash(es) in the server log ----"
-		echo "$problems" | head -n 200
+		echo "$problems" | rdb_problem_digest 200
 	fi
 	record "$layer" "$((ntests - nfail))" "$((nfail + ncrash))"
 }

@@ -349,7 +349,7 @@ rdb_check_server_logs() {
 	RDB_LOGS_CHECKED=1
 	for n in "${RDB_NODES[@]}"; do
 		if out=$(rdb_server_problems "$RDB_WORK/$n/server.log"); then
-			rdb_fail "no failed assertion or crash in the server log of $n" "$(echo "$out" | head -n 60)"
+			rdb_fail "no failed assertion or crash in the server log of $n" "$(echo "$out" | rdb_problem_digest 60)"
 		fi
 	done
 }
@@ -369,7 +369,7 @@ rdb_cleanup() {
 		for n in "${RDB_NODES[@]}"; do
 			if out=$(rdb_server_problems "$RDB_WORK/$n/server.log"); then
 				echo "# failed assertion or crash in the server log of $n:"
-				echo "$out" | head -n 60 | sed 's/^/#   /'
+				echo "$out" | rdb_problem_digest 60 | sed 's/^/#   /'
 			fi
 		done
 	fi
