@@ -290,10 +290,10 @@ for suite in $SUITES; do
 		fi
 		if [ -f "$r" ] && cmp -s "$h" "$r"; then
 			pass=$((pass + 1))
-			if echo "$listed" | grep -qx "$t"; then
+			if grep -qx -- "$t" <<<"$listed"; then
 				echo "note: $suite/$t is listed as a difference but now matches heap: remove it from $EXPECTED"
 			fi
-		elif echo "$listed" | grep -qx "$t"; then
+		elif grep -qx -- "$t" <<<"$listed"; then
 			expected_diff=$((expected_diff + 1))
 			diff -u "$h" "$r" >>"$WORK/$suite.diffs" 2>&1 || true
 		else

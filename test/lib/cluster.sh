@@ -327,7 +327,9 @@ want: $3"
 rdb_expect_error() {
 	local out
 	out=$(rdb_psql "$2" "$3" 2>&1 || true)
-	if echo "$out" | grep -q -- "$4"; then
+	# a here-string, not a pipe: grep -q stops reading at the first match, and
+	# under pipefail the writer's SIGPIPE would fail a matching check
+	if grep -q -- "$4" <<<"$out"; then
 		rdb_pass "$1"
 	else
 		rdb_fail "$1" "got: $out
