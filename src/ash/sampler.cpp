@@ -56,6 +56,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 RUSTYDB_PG_INCLUDE_END
@@ -422,6 +423,25 @@ take_sample(Shared *sh, TimestampTz now)
  * idle loop that would do it), so autovacuum sees the inserts and deletes
  * and analyses and vacuums the table.
  */
+/*
+ * Raise work_mem for the current transaction so that a persistence pass
+ * over rows pending ring rows sorts and materialises them in memory (a
+ * generous bound per row: its query text, the other columns, and the
+ * executor's overhead). Never lowers it.
+ */
+void
+keep_pass_in_memory(uint64 rows)
+{
+	uint64 kb = rows * (static_cast<uint64>(settings::ash_query_text_size) + 512) * 3 / 1024 + 1024;
+
+	if (kb <= static_cast<uint64>(work_mem))
+		return;
+	char value[32];
+	snprintf(value, sizeof(value), UINT64_FORMAT, Min(kb, static_cast<uint64>(MAX_KILOBYTES)));
+	(void) set_config_option("work_mem", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true,
+							 0, false);
+}
+
 int64 next_history_id = -1; /* last id in the table; -1: read it (and trim_from_id) first */
 int64 trim_from_id = 1;     /* the row-limit trim has deleted every id below this */
 
@@ -499,8 +519,12 @@ persist_rows(Shared *sh)
 			/*
 			 * With a key provider, the query text (which can quote literals of
 			 * statements on encrypted tables) is stored sealed (docs/tde.md,
-			 * "rustydb's own tables").
+			 * "rustydb's own tables"); the pass's tuplestore and sorts hold it
+			 * in plaintext, so they get the memory to stay out of temporary
+			 * files: at most the rows pending in the ring.
 			 */
+			if (crypto::seal_own_text())
+				keep_pass_in_memory(head - start_row);
 			Oid types[6] = {INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, BOOLOID};
 			Datum args[6] = {Int64GetDatum(next_history_id),
 							 Int64GetDatum(start_row),

@@ -31,6 +31,10 @@ rdb_node_conf ttext "rustydb.ash_sampling_interval = 10ms"
 rdb_node_conf ttext "rustydb.ash_persist_every = 1"
 rdb_node_conf ttext "rustydb.audit_log_parameters = on"
 rdb_node_conf ttext "log_min_messages = notice"
+# small enough that the sampler's persistence pass over 1 s of 10 ms samples
+# would spill its rows (plaintext query text) to temporary files
+rdb_node_conf ttext "work_mem = '64kB'"
+rdb_node_conf ttext "log_temp_files = 0"
 rdb_node_start ttext
 rdb_psql ttext "CREATE EXTENSION rustydb"
 if [ -z "$(rdb_psql ttext "SELECT amhandler::text FROM pg_am WHERE amname = 'rustydb'")" ]; then
@@ -122,6 +126,9 @@ rdb_is "creating them was audited as key management" \
 rdb_is "the marker is in no file under the data directory (pg_wal included) or the temporary tablespace" \
 	"$(on_disk "$M")" ""
 rdb_is "... nor in the server log" "$(in_log "$M")" 0
+ash_pid=$(q "SELECT worker_pid FROM rustydb.ash_info")
+rdb_is "the sampler's persistence passes wrote no temporary file (work_mem = 64kB)" \
+	"$(grep -c "\[$ash_pid\] .*temporary file" "$LOG" || true)" 0
 rdb_expect_error "the data key of rustydb's own table is not rotated" ttext \
 	"SELECT rustydb.rotate_table_key('rustydb._audit_records')" "cannot rotate the data key of rustydb's own table"
 rdb_is "rotate_master_key re-wraps their keys with the others" "$(q "SELECT rustydb.rotate_master_key() >= 2")" t
