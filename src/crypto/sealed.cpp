@@ -142,18 +142,32 @@ checked_column(FunctionCallInfo fcinfo, Oid relid, const char *column)
 	return sc;
 }
 
-/* Once per statement: which values read as NULL, and why. */
-void
-warn_unopened(const SealedColumn *sc, const char *why)
+/*
+ * A table whose key this statement could not have: its values read as
+ * NULL without asking the key provider again for every row (a key command
+ * runs per attempt), and the WARNING is given once.
+ */
+struct Unopened
 {
-	static TimestampTz warned_stmt = 0;
-	static LocalTransactionId warned_lxid = InvalidLocalTransactionId;
-	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	Oid relid = InvalidOid;
+	TimestampTz stmt = 0;
+	LocalTransactionId lxid = InvalidLocalTransactionId;
+};
+Unopened unopened;
 
-	if (stmt == warned_stmt && MyProc->lxid == warned_lxid)
-		return;
-	warned_stmt = stmt;
-	warned_lxid = MyProc->lxid;
+bool
+known_unopened(Oid relid)
+{
+	return unopened.relid == relid && unopened.stmt == GetCurrentStatementStartTimestamp() &&
+		   unopened.lxid == MyProc->lxid;
+}
+
+void
+warn_unopened(Oid relid, const SealedColumn *sc, const char *why)
+{
+	unopened.relid = relid;
+	unopened.stmt = GetCurrentStatementStartTimestamp();
+	unopened.lxid = MyProc->lxid;
 	ereport(WARNING,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("sealed values of rustydb.%s.%s cannot be opened: they read as NULL", sc->table,
@@ -253,13 +267,15 @@ RUSTYDB_FUNCTION(rustydb_open_text)
 	bytea *sealed = PG_GETARG_BYTEA_PP(3);
 	const SealedColumn *sc = checked_column(fcinfo, relid, column);
 	char why[512];
-	const Cipher *c = relation_cipher_try(relid, why, sizeof(why));
 
+	if (known_unopened(relid))
+		PG_RETURN_NULL();
+	const Cipher *c = relation_cipher_try(relid, why, sizeof(why));
 	if (c == nullptr)
 	{
 		if (why[0] == '\0')
 			strlcpy(why, "rustydb.table_keys holds no data key for the table.", sizeof(why));
-		warn_unopened(sc, why);
+		warn_unopened(relid, sc, why);
 		PG_RETURN_NULL();
 	}
 	size_t len = VARSIZE_ANY_EXHDR(sealed);
