@@ -183,5 +183,7 @@ rdb_is "the chain verifies without the key" "$(q "SELECT valid FROM rustydb.veri
 rdb_psql ttext "ALTER SYSTEM RESET rustydb.keyring_file" && rdb_reload ttext
 rdb_is "with the key provider back the sealed values read again" \
 	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE statement LIKE '%$M-insert%'")" 1
+rdb_ok "DROP EXTENSION drops rustydb's own tables with their keys" \
+	rdb_psql ttext "SET client_min_messages = warning; DROP EXTENSION rustydb CASCADE"
 
 rdb_summary
