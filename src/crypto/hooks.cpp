@@ -392,14 +392,15 @@ relation_created(Oid relid, bool is_internal)
 		/*
 		 * A TOAST table's own index holds chunk ids, not data; pg_repack's
 		 * copy gets the original's indexes again and its log an index of
-		 * row numbers: no new plaintext, no warning.
+		 * row numbers; rustydb's own tables with sealed columns keep their
+		 * sealed values as bytes (sealed.cpp): no new plaintext, no warning.
 		 */
 		Oid tnsp = InvalidOid, orig;
 		if (!OidIsValid(table) || !class_row(table, &tkind, &tam, &tname, &tnsp))
 			return;
 		if (tkind != RELKIND_TOASTVALUE && OidIsValid(keys_catalog_oid()) &&
 			tools::pg_repack_role(tnsp, NameStr(tname), &orig) == tools::RepackRole::kNone &&
-			relation_has_keys(table))
+			relation_has_keys(table) && role_of(table) != Role::Column)
 		{
 			ereport(settings::plaintext_index_action == 1   ? ERROR
 					: settings::plaintext_index_action == 2 ? LOG

@@ -135,6 +135,15 @@ rdb_is "rotate_master_key re-wraps their keys with the others" "$(q "SELECT rust
 rdb_is "... and they open after it" \
 	"$(q "SELECT count(*) FROM rustydb.audit_trail WHERE statement LIKE '%$M-insert%'")" 1
 
+# copies: the table's rows hold sealed bytes, the view's the text
+out=$(q "CREATE TABLE copy_raw AS SELECT * FROM rustydb._audit_records")
+rdb_is "a copy of the trail's table is a plain heap table, not reported (it holds the sealed bytes)" \
+	"$(echo "$out" | grep -c WARNING) $(q "SELECT amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE relname = 'copy_raw'")" "0 heap"
+out=$(q "CREATE TABLE copy_view USING heap AS SELECT * FROM rustydb.audit_trail")
+rdb_ok "a heap copy of the trail's view is reported (it holds the text)" \
+	bash -c "echo '$out' | grep -q 'WARNING:  table \"copy_view\" holds rows of encrypted table \"_audit_records\" unencrypted'"
+rdb_psql ttext "DROP TABLE copy_raw, copy_view"
+
 # a value moved to another row does not open
 rdb_expect_error "a sealed statement copied to another record does not open" ttext \
 	"BEGIN; ALTER TABLE rustydb._audit_records DISABLE TRIGGER audit_records_guard;
