@@ -79,6 +79,15 @@ waiting() {
 	BG_PIDS+=($!)
 }
 # (not counting this poll itself, which ASH may sample too)
+# wait_ash DESC MARKER: until ASH has persisted the statement; on timeout,
+# what the sampler and the sessions were doing
+wait_ash() {
+	rdb_poll 90 in_ash "$2" && return 0
+	rdb_psql ttext "SELECT * FROM rustydb.ash_info" -x >&2 || true
+	rdb_psql ttext "SELECT pid, state, wait_event_type, wait_event, left(query, 90) FROM pg_stat_activity" >&2 || true
+	rdb_psql ttext "SELECT count(*), count(query), count(query_sealed), max(sample_time) FROM rustydb.ash_history_data" >&2 || true
+	rdb_die "timed out waiting for $1"
+}
 in_ash() { rdb_psql_true ttext "SELECT count(*) > 0 FROM rustydb.ash_history WHERE query LIKE '%$1%' AND query NOT LIKE '%rustydb.ash_history%'"; }
 
 rdb_psql ttext "CREATE TABLE enc (id int, v text) USING rustydb WITH (encrypted = true);
@@ -93,11 +102,12 @@ rdb_psql ttext "ALTER SYSTEM SET temp_tablespaces = 'ttext_tmp'" && rdb_reload t
 M=$(mark sealed)
 hold_lock
 S_INSERT="INSERT INTO enc SELECT 1, '$M-insert' FROM (SELECT pg_advisory_lock_shared(7)) l"
-S_WHERE="SELECT count(*) FROM enc WHERE v = '$M-where' AND pg_advisory_lock_shared(7) IS NOT NULL"
+# (the lock first: a WHERE clause over no rows would never wait for it)
+S_WHERE="SELECT CASE WHEN pg_advisory_lock_shared(7) IS NOT NULL THEN (SELECT count(*) FROM enc WHERE v = '$M-where') END"
 waiting "$S_INSERT"
 waiting "$S_WHERE"
-rdb_wait_for "ASH to persist the waiting statements" 60 in_ash "$M-where"
-rdb_wait_for "... both of them" 60 in_ash "$M-insert"
+wait_ash "ASH to persist the waiting statements" "$M-where"
+wait_ash "... both of them" "$M-insert"
 release_lock
 rdb_psql ttext "PREPARE p(text) AS SELECT count(*) FROM enc WHERE v = \$1; EXECUTE p('$M-param')" >/dev/null
 q "INSERT INTO enc VALUES ('$M-cast', 'x')" >/dev/null
@@ -177,8 +187,8 @@ rdb_is "a role granted the view reads the text" \
 rdb_psql ttext "ALTER SYSTEM SET rustydb.keyring_file = ''" && rdb_reload ttext
 C=$(mark control)
 hold_lock
-waiting "SELECT count(*) FROM plain WHERE v = '$C-where' AND pg_advisory_lock_shared(7) IS NOT NULL"
-rdb_wait_for "ASH to persist the waiting statement" 60 in_ash "$C-where"
+waiting "SELECT CASE WHEN pg_advisory_lock_shared(7) IS NOT NULL THEN (SELECT count(*) FROM plain WHERE v = '$C-where') END"
+wait_ash "ASH to persist the waiting statement" "$C-where"
 release_lock
 rdb_is "the audit worker wrote the records" "$(rdb_psql ttext "SELECT rustydb.audit_flush()")" t
 rdb_psql ttext "CHECKPOINT"
