@@ -66,6 +66,24 @@ LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION rustydb.master_key_info() FROM PUBLIC;
 COMMENT ON FUNCTION rustydb.master_key_info() IS 'the configured key provider and the id of its current master key (superuser)';
 
+-- Sealed columns of rustydb's own tables (statement text of the audit trail
+-- and the ASH history; docs/tde.md, "rustydb's own tables"): the writers
+-- seal with _seal_text while a key provider is configured, the views open
+-- with _open_text (which checks SELECT on the table or its view itself).
+CREATE FUNCTION rustydb._seal_text(tab regclass, col text, rowkey bigint, val text)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'rustydb_seal_text'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION rustydb._seal_text(regclass, text, bigint, text) FROM PUBLIC;
+COMMENT ON FUNCTION rustydb._seal_text(regclass, text, bigint, text) IS 'seal statement text for a sealed column of rustydb''s own tables (NULL without a key provider)';
+
+CREATE FUNCTION rustydb._open_text(tab regclass, col text, rowkey bigint, sealed bytea)
+RETURNS text
+AS 'MODULE_PATHNAME', 'rustydb_open_text'
+LANGUAGE C STABLE STRICT;
+GRANT EXECUTE ON FUNCTION rustydb._open_text(regclass, text, bigint, bytea) TO PUBLIC;
+COMMENT ON FUNCTION rustydb._open_text(regclass, text, bigint, bytea) IS 'open a sealed value of rustydb''s own tables (needs SELECT on the table or its view)';
+
 -- Superuser self-test and benchmark functions.
 CREATE FUNCTION rustydb.tde_seal(rel regclass, payload bytea, aad bytea DEFAULT '')
 RETURNS bytea

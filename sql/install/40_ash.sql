@@ -120,7 +120,10 @@ CREATE TABLE rustydb.ash_history_data (
 	query_start timestamptz,
 	blocking_pids integer[],
 	sample_interval_ms integer NOT NULL,
-	persist_every integer NOT NULL
+	persist_every integer NOT NULL,
+	-- query sealed (then query is NULL) while a key provider is configured;
+	-- opened by the ash_history view
+	query_sealed bytea
 ) USING heap;
 CREATE INDEX ash_history_data_sample_time ON rustydb.ash_history_data (sample_time);
 REVOKE ALL ON rustydb.ash_history_data FROM PUBLIC;
@@ -129,8 +132,11 @@ CREATE VIEW rustydb.ash_history AS
 	SELECT id, sample_id, sample_time, pid, leader_pid, backend_type, datid,
 	       datname, usesysid, usename, application_name, client_addr,
 	       client_port, state, session_state, wait_event_type, wait_event,
-	       query_id, query, xact_start, query_start, blocking_pids,
-	       sample_interval_ms, persist_every
+	       query_id,
+	       CASE WHEN query_sealed IS NULL THEN query
+	            ELSE rustydb._open_text('rustydb.ash_history_data', 'query', id, query_sealed)
+	       END AS query,
+	       xact_start, query_start, blocking_pids, sample_interval_ms, persist_every
 	FROM rustydb.ash_history_data;
 COMMENT ON VIEW rustydb.ash_history IS 'Active Session History samples persisted by the sampler (1 in ash_persist_every), bounded by ash_retention_age and ash_retention_rows';
 
@@ -160,7 +166,7 @@ AS $$
 	            ELSE h.wait_event_type || ': ' || h.wait_event END,
 	       h.query_id, h.query, h.blocking_pids,
 	       h.sample_interval_ms * h.persist_every / 1000.0
-	FROM rustydb.ash_history_data h
+	FROM rustydb.ash_history h
 	WHERE h.sample_time >= p_from AND h.sample_time <= p_to
 	  AND h.sample_time < coalesce((SELECT t FROM ring_start), 'infinity')
 $$;

@@ -168,7 +168,11 @@ CREATE TABLE rustydb._audit_records (
 	xid bigint,
 	record_bytes integer NOT NULL,
 	prev_hash bytea NOT NULL,
-	hash bytea NOT NULL
+	hash bytea NOT NULL,
+	-- statement and detail sealed (then those columns are NULL) while a key
+	-- provider is configured; opened by the audit_trail view
+	statement_sealed bytea,
+	detail_sealed bytea
 ) USING heap WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
 REVOKE ALL ON rustydb._audit_records FROM PUBLIC;
 
@@ -198,8 +202,14 @@ ALTER TABLE rustydb._audit_anchor ENABLE ALWAYS TRIGGER audit_anchor_guard;
 
 CREATE VIEW rustydb.audit_trail AS
 	SELECT seq, event_time, session_id, pid, user_name, session_user_name, database_name,
-	       client_addr, application_name, action, object, statement, detail, outcome,
-	       rows_affected, xid, encode(hash, 'hex') AS hash
+	       client_addr, application_name, action, object,
+	       CASE WHEN statement_sealed IS NULL THEN statement
+	            ELSE rustydb._open_text('rustydb._audit_records', 'statement', seq, statement_sealed)
+	       END AS statement,
+	       CASE WHEN detail_sealed IS NULL THEN detail
+	            ELSE rustydb._open_text('rustydb._audit_records', 'detail', seq, detail_sealed)
+	       END AS detail,
+	       outcome, rows_affected, xid, encode(hash, 'hex') AS hash
 	FROM rustydb._audit_records;
 COMMENT ON VIEW rustydb.audit_trail IS 'the audit trail, one row per audit record (seq is its place in the hash chain)';
 REVOKE ALL ON rustydb.audit_trail FROM PUBLIC;

@@ -35,6 +35,7 @@
 #include "rustydb/common/wait_events.h"
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
+#include "rustydb/crypto/sealed.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include <arpa/inet.h>
@@ -55,6 +56,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 RUSTYDB_PG_INCLUDE_END
@@ -421,6 +423,25 @@ take_sample(Shared *sh, TimestampTz now)
  * idle loop that would do it), so autovacuum sees the inserts and deletes
  * and analyses and vacuums the table.
  */
+/*
+ * Raise work_mem for the current transaction so that a persistence pass
+ * over rows pending ring rows sorts and materialises them in memory (a
+ * generous bound per row: its query text, the other columns, and the
+ * executor's overhead). Never lowers it.
+ */
+void
+keep_pass_in_memory(uint64 rows)
+{
+	uint64 kb = rows * (static_cast<uint64>(settings::ash_query_text_size) + 512) * 3 / 1024 + 1024;
+
+	if (kb <= static_cast<uint64>(work_mem))
+		return;
+	char value[32];
+	snprintf(value, sizeof(value), UINT64_FORMAT, Min(kb, static_cast<uint64>(MAX_KILOBYTES)));
+	(void) set_config_option("work_mem", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true,
+							 0, false);
+}
+
 int64 next_history_id = -1; /* last id in the table; -1: read it (and trim_from_id) first */
 int64 trim_from_id = 1;     /* the row-limit trim has deleted every id below this */
 
@@ -495,24 +516,44 @@ persist_rows(Shared *sh)
 					SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 			}
 
-			Oid types[5] = {INT8OID, INT8OID, INT8OID, INT4OID, INT8OID};
-			Datum args[5] = {Int64GetDatum(next_history_id), Int64GetDatum(start_row),
-							 Int64GetDatum(head), Int32GetDatum(settings::ash_persist_every),
-							 Int64GetDatum(settings::ash_retention_rows)};
+			/*
+			 * With a key provider, the query text (which can quote literals of
+			 * statements on encrypted tables) is stored sealed (docs/tde.md,
+			 * "rustydb's own tables"); the pass's tuplestore and sorts hold it
+			 * in plaintext, so they get the memory to stay out of temporary
+			 * files: at most the rows pending in the ring.
+			 */
+			if (crypto::seal_own_text())
+				keep_pass_in_memory(head - start_row);
+			Oid types[6] = {INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, BOOLOID};
+			Datum args[6] = {Int64GetDatum(next_history_id),
+							 Int64GetDatum(start_row),
+							 Int64GetDatum(head),
+							 Int32GetDatum(settings::ash_persist_every),
+							 Int64GetDatum(settings::ash_retention_rows),
+							 BoolGetDatum(crypto::seal_own_text())};
 
 			if (SPI_execute_with_args(
-					"INSERT INTO rustydb.ash_history_data "
-					"SELECT $1 + row_number() OVER (ORDER BY r.row_no), r.sample_id, "
-					"r.sample_time, r.pid, r.leader_pid, r.backend_type, r.datid, d.datname, "
-					"r.usesysid, a.rolname, r.application_name, r.client_addr, r.client_port, "
-					"r.state, r.session_state, r.wait_event_type, r.wait_event, r.query_id, "
-					"r.query, r.xact_start, r.query_start, r.blocking_pids, "
-					"r.sample_interval_ms, $4 "
-					"FROM (SELECT * FROM rustydb._ash_ring($2, $3, $4) "
-					"      ORDER BY row_no DESC LIMIT $5) r "
-					"LEFT JOIN pg_catalog.pg_database d ON d.oid = r.datid "
-					"LEFT JOIN pg_catalog.pg_authid a ON a.oid = r.usesysid",
-					5, types, args, nullptr, false, 0) != SPI_OK_INSERT)
+					"INSERT INTO rustydb.ash_history_data (id, sample_id, sample_time, pid, "
+					"leader_pid, backend_type, datid, datname, usesysid, usename, "
+					"application_name, client_addr, client_port, state, session_state, "
+					"wait_event_type, wait_event, query_id, query, xact_start, query_start, "
+					"blocking_pids, sample_interval_ms, persist_every, query_sealed) "
+					"SELECT s.id, s.sample_id, s.sample_time, s.pid, s.leader_pid, "
+					"s.backend_type, s.datid, s.datname, s.usesysid, s.rolname, "
+					"s.application_name, s.client_addr, s.client_port, s.state, "
+					"s.session_state, s.wait_event_type, s.wait_event, s.query_id, "
+					"CASE WHEN $6 THEN NULL ELSE s.query END, s.xact_start, s.query_start, "
+					"s.blocking_pids, s.sample_interval_ms, $4, "
+					"CASE WHEN $6 THEN rustydb._seal_text('rustydb.ash_history_data', 'query', "
+					"s.id, s.query) END "
+					"FROM (SELECT $1 + row_number() OVER (ORDER BY r.row_no) AS id, r.*, "
+					"      d.datname, a.rolname "
+					"      FROM (SELECT * FROM rustydb._ash_ring($2, $3, $4) "
+					"            ORDER BY row_no DESC LIMIT $5) r "
+					"      LEFT JOIN pg_catalog.pg_database d ON d.oid = r.datid "
+					"      LEFT JOIN pg_catalog.pg_authid a ON a.oid = r.usesysid) s",
+					6, types, args, nullptr, false, 0) != SPI_OK_INSERT)
 				ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 								errmsg("rustydb ash could not insert into ash_history_data")));
 

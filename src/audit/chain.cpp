@@ -12,6 +12,14 @@
  * The worker computes it when it writes a record; verify_audit_trail()
  * recomputes it from the table's values.
  *
+ * A statement or detail stored sealed (statement_sealed, detail_sealed:
+ * while a key provider is configured) is encoded as the tag 0xFFFFFFFE
+ * (never a text's length) followed by the sealed bytes' length and the
+ * bytes themselves. The chain thus covers what is stored, and verification
+ * needs no key: the seal authenticates its plaintext under the table's
+ * data key, so the sealed bytes fix the statement as firmly as its text
+ * would (docs/audit.md, "Sealed statement text").
+ *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/audit/internal.h"
@@ -73,6 +81,7 @@ put_text(uint8 *p, const char *s, size_t len)
 }
 
 constexpr int kChainTexts = 10;
+constexpr uint32 kSealedTag = 0xFFFFFFFEu;
 constexpr size_t kChainStackBuf = 4096;
 
 int
@@ -157,6 +166,8 @@ chain_hash(const uint8 prev[kHashLen], const ChainFields *f, uint8 out[kHashLen]
 									  f->database_name, f->client_addr, f->application_name,
 									  f->action,        f->object,      f->statement,
 									  f->detail};
+	const bytea *sealed[kChainTexts] = {};
+	const char *beside[kChainTexts] = {}; /* a text stored beside its sealed value */
 	size_t lens[kChainTexts];
 	/* prev, seq, event_time, pid, rows (flag + value), xid (flag + value),
 	 * outcome's length and every text's length */
@@ -164,9 +175,22 @@ chain_hash(const uint8 prev[kHashLen], const ChainFields *f, uint8 out[kHashLen]
 	size_t outcome_len = f->outcome != nullptr ? strlen(f->outcome) : 0;
 	uint8 stack_buf[kChainStackBuf];
 
+	sealed[8] = f->statement_sealed;
+	sealed[9] = f->detail_sealed;
 	for (int i = 0; i < kChainTexts; i++)
 	{
-		lens[i] = texts[i] != nullptr ? strlen(texts[i]) : 0;
+		if (sealed[i] != nullptr)
+		{
+			/* the worker stores none; one found there was added later, and breaks the hash */
+			beside[i] = texts[i];
+			if (beside[i] != nullptr)
+				need += 4 + strlen(beside[i]);
+			texts[i] = VARDATA_ANY(sealed[i]);
+			lens[i] = VARSIZE_ANY_EXHDR(sealed[i]);
+			need += 4; /* the tag */
+		}
+		else
+			lens[i] = texts[i] != nullptr ? strlen(texts[i]) : 0;
 		need += lens[i];
 	}
 	need += outcome_len;
@@ -181,7 +205,13 @@ chain_hash(const uint8 prev[kHashLen], const ChainFields *f, uint8 out[kHashLen]
 	p = put_text(p, texts[0], lens[0]); /* session_id */
 	p = put_u32(p, static_cast<uint32>(f->pid));
 	for (int i = 1; i < kChainTexts; i++) /* user_name ... detail */
+	{
+		if (sealed[i] != nullptr)
+			p = put_u32(p, kSealedTag);
 		p = put_text(p, texts[i], lens[i]);
+		if (beside[i] != nullptr)
+			p = put_text(p, beside[i], strlen(beside[i]));
+	}
 	p = put_text(p, f->outcome, outcome_len);
 	p = put_u32(p, f->rows_null ? 1 : 0);
 	p = put_i64(p, f->rows_null ? 0 : f->rows);

@@ -117,7 +117,8 @@ walk_trail(TrailWalk *w)
 		"verify_audit_trail",
 		"SELECT seq, event_time, session_id, pid, user_name, session_user_name, database_name, "
 		"client_addr, application_name, action, object, statement, detail, outcome, "
-		"rows_affected, xid, prev_hash, hash FROM rustydb._audit_records ORDER BY seq",
+		"rows_affected, xid, prev_hash, hash, statement_sealed, detail_sealed "
+		"FROM rustydb._audit_records ORDER BY seq",
 		0, nullptr, nullptr, nullptr, true, 0);
 	for (;;)
 	{
@@ -128,14 +129,14 @@ walk_trail(TrailWalk *w)
 		{
 			HeapTuple tup = SPI_tuptable->vals[i];
 			TupleDesc desc = SPI_tuptable->tupdesc;
-			bool isnull[18];
-			Datum d[18];
+			bool isnull[20];
+			Datum d[20];
 			ChainFields f;
 			uint8 stored_prev[kHashLen];
 			uint8 stored[kHashLen];
 			MemoryContext old = MemoryContextSwitchTo(row_ctx);
 
-			for (int c = 0; c < 18; c++)
+			for (int c = 0; c < 20; c++)
 				d[c] = SPI_getbinval(tup, desc, c + 1, &isnull[c]);
 			auto txt = [&](int c) -> const char * {
 				return isnull[c] ? nullptr : TextDatumGetCString(d[c]);
@@ -158,6 +159,9 @@ walk_trail(TrailWalk *w)
 			f.rows = isnull[14] ? 0 : DatumGetInt64(d[14]);
 			f.xid_null = isnull[15];
 			f.xid = isnull[15] ? 0 : DatumGetInt64(d[15]);
+			/* sealed values are hashed as stored: verification needs no key */
+			f.statement_sealed = isnull[18] ? nullptr : DatumGetByteaPP(d[18]);
+			f.detail_sealed = isnull[19] ? nullptr : DatumGetByteaPP(d[19]);
 			bool has_hashes = !isnull[16] && !isnull[17] && copy_hash(d[16], stored_prev) &&
 							  copy_hash(d[17], stored);
 

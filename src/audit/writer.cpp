@@ -18,6 +18,7 @@
 #include "rustydb/audit/writer.h"
 
 #include "rustydb/common/settings.h"
+#include "rustydb/crypto/sealed.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/genam.h"
@@ -168,7 +169,27 @@ constexpr int64 kSizeBoundFixed = 64 + 19 * 8 + 2 * (kHashLen + 4) + 6 * NAMEDAT
 int64
 size_bound(const Record *r)
 {
-	return kSizeBoundFixed + strlen(r->object) + strlen(r->detail) + r->statement_len;
+	/* a sealed statement and detail take kSealOverhead bytes more each */
+	return kSizeBoundFixed + 2 * static_cast<int64>(crypto::kSealOverhead) + strlen(r->object) +
+		   strlen(r->detail) + r->statement_len;
+}
+
+/* Stored sealed (then the text is stored NULL) when sealing; nullptr for no text. */
+const bytea *
+sealed_or_null(const crypto::Cipher *cipher, const char *column, int64 seq, const char **text)
+{
+	if (cipher == nullptr || *text == nullptr)
+		return nullptr;
+	const bytea *b = crypto::seal_text(cipher, column, seq, *text, strlen(*text));
+	*text = nullptr;
+	return b;
+}
+
+Datum
+bytea_or_null(const bytea *b, bool *isnull)
+{
+	*isnull = b == nullptr;
+	return b != nullptr ? PointerGetDatum(b) : (Datum) 0;
 }
 
 Datum
@@ -237,6 +258,13 @@ write_batch(char *buf, int n, bool age_purge_due)
 							errmsg("rustydb._audit_records has %d columns, expected %d",
 								   desc->natts, kNatts)));
 		slots = slots_for(desc);
+		/*
+		 * With a key provider, statements and details are stored sealed
+		 * (they can quote literals of statements on encrypted tables); a key
+		 * that cannot be had fails the batch, whose records stay queued.
+		 */
+		const crypto::Cipher *cipher =
+			crypto::seal_own_text() ? crypto::own_table_cipher(relid) : nullptr;
 		/* make room first: an upper bound of what this batch stores */
 		int64 bound = static_cast<int64>(wr.nworker_events + 16) *
 					  (kSizeBoundFixed + kObjectLen + kDetailLen + 1024);
@@ -282,6 +310,8 @@ write_batch(char *buf, int n, bool age_purge_due)
 			f.rows = r->rows;
 			f.xid_null = r->xid == 0;
 			f.xid = static_cast<int64>(r->xid);
+			f.statement_sealed = sealed_or_null(cipher, "statement", f.seq, &f.statement);
+			f.detail_sealed = sealed_or_null(cipher, "detail", f.seq, &f.detail);
 			chain_hash(prev, &f, hash);
 
 			memset(nulls, 0, sizeof(nulls));
@@ -313,6 +343,8 @@ write_batch(char *buf, int n, bool age_purge_due)
 			memcpy(VARDATA(hh), hash, kHashLen);
 			values[17] = PointerGetDatum(ph);
 			values[18] = PointerGetDatum(hh);
+			values[19] = bytea_or_null(f.statement_sealed, &nulls[19]);
+			values[20] = bytea_or_null(f.detail_sealed, &nulls[20]);
 
 			/* the stored size of the record: header plus data */
 			Size len = MAXALIGN(SizeofHeapTupleHeader + BITMAPLEN(kNatts)) +

@@ -38,10 +38,12 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am_d.h"
 #include "catalog/pg_class.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 RUSTYDB_PG_INCLUDE_END
 
@@ -133,6 +135,22 @@ parse_row(HeapTuple tup, TupleDesc desc, KeyRow *out)
 }
 
 } /* namespace */
+
+Role
+role_of(Oid relid)
+{
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+	if (!HeapTupleIsValid(tup))
+		return Role::Table;
+	auto *form = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup));
+	Role role = form->relkind == RELKIND_TOASTVALUE ? Role::Toast
+				: form->relkind == RELKIND_RELATION && form->relam == HEAP_TABLE_AM_OID
+					? Role::Column
+					: Role::Table;
+	ReleaseSysCache(tup);
+	return role;
+}
 
 Oid
 keys_catalog_oid()
@@ -362,8 +380,7 @@ load_cipher(Oid relid)
 		versions[i].current = rows[i].current;
 		versions[i].key = keys + i * kKeyBytes;
 	}
-	Role role = get_rel_relkind(relid) == RELKIND_TOASTVALUE ? Role::Toast : Role::Table;
-	Cipher *c = make_cipher(relid, role, versions, n);
+	Cipher *c = make_cipher(relid, role_of(relid), versions, n);
 	sodium_memzero(keys, kKeyBytes * n);
 	return c;
 }

@@ -171,7 +171,7 @@ open_core(const Cipher *cc, const unsigned char *in, const unsigned char *ct, si
 	unsigned char ad[kHeaderBytes + kMaxGroupAadBytes];
 
 	decryptions++;
-	if (c->role == Role::Table)
+	if (c->role != Role::Toast)
 		last_decrypted = c->relid;
 
 	if (aadlen > kMaxGroupAadBytes)
@@ -182,15 +182,22 @@ open_core(const Cipher *cc, const unsigned char *in, const unsigned char *ct, si
 	unsigned fmt = in[0] >> 4;
 	unsigned alg = in[0] & 0x0f;
 	uint16_t version = static_cast<uint16_t>(in[2] | (in[3] << 8));
-	if (fmt != kFormat || in[1] > static_cast<unsigned>(Role::Toast))
+	if (fmt != kFormat || in[1] > static_cast<unsigned>(Role::Column))
 	{
 		*reason = "unknown sealed payload format";
 		return false;
 	}
 	if (in[1] != static_cast<unsigned>(c->role))
 	{
-		*reason = c->role == Role::Toast ? "a table payload in a TOAST table"
-										 : "a TOAST chunk in place of a table payload";
+		/* [what is stored][what the cipher seals] */
+		static const char *const kSwapped[3][3] = {
+			{nullptr, "a table payload in a TOAST table",
+			 "a table payload in place of a sealed column value"},
+			{"a TOAST chunk in place of a table payload", nullptr,
+			 "a TOAST chunk in place of a sealed column value"},
+			{"a sealed column value in place of a table payload",
+			 "a sealed column value in a TOAST table", nullptr}};
+		*reason = kSwapped[in[1]][static_cast<unsigned>(c->role)];
 		return false;
 	}
 	int vi = version_index(c, version);
@@ -531,6 +538,32 @@ relation_cipher_oid(Oid relid)
 	}
 	/* errors (no key provider, wrong master key ...) become ereport(ERROR) */
 	Cipher *c = boundary::run("relation_cipher", [relid] { return load_cipher(relid); });
+	cache_put(relid, c);
+	return c;
+}
+
+const Cipher *
+relation_cipher_try(Oid relid, char *why, size_t whylen)
+{
+	why[0] = '\0';
+	if (relid == memo_relid && OidIsValid(relid))
+		return memo_cipher;
+	if (cache == nullptr)
+		cache_init();
+	auto *e = static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_FIND, nullptr));
+	if (e != nullptr)
+		return e->cipher;
+
+	Cipher *c = nullptr;
+	try
+	{
+		c = load_cipher(relid);
+	}
+	catch (const Error &err)
+	{
+		strlcpy(why, err.what(), whylen);
+		return nullptr;
+	}
 	cache_put(relid, c);
 	return c;
 }

@@ -55,10 +55,17 @@ namespace crypto {
 
 namespace {
 
+/*
+ * Whether reading relid (or, with members, its partitions and children)
+ * gives decrypted rows. Not rustydb's own tables with sealed columns
+ * (sealed.cpp): a copy of their rows holds the sealed bytes (pg_repack's
+ * copy must stay a heap table); their views open the values, and a table
+ * filled from them is reported after the statement (derived_table_check).
+ */
 bool
 encrypted_relation(Oid relid, bool members)
 {
-	if (relation_has_keys(relid))
+	if (relation_has_keys(relid) && role_of(relid) != Role::Column)
 		return true;
 	if (!members || !has_subclass(relid))
 		return false;

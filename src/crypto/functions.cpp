@@ -187,6 +187,13 @@ RUSTYDB_FUNCTION(rustydb_rotate_table_key)
 	if (n == 0)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("relation \"%s\" is not encrypted", name)));
+	if (role_of(relid) == Role::Column)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot rotate the data key of rustydb's own table \"%s\"", name),
+				 errdetail("Its sealed statement text is kept under its data key until it ages "
+						   "out of the table."),
+				 errhint("rustydb.rotate_master_key() re-wraps this key with the others.")));
 	if (n >= kMaxKeyVersions)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -370,7 +377,11 @@ RUSTYDB_FUNCTION(rustydb_verify_encryption)
 		tamper = false;
 	put_check(rsinfo, "tampering detected", tamper ? 1 : 0, nullptr);
 
-	if (payload_verifier != nullptr)
+	if (role_of(relid) == Role::Column)
+		put_check(rsinfo, "stored payloads open", -1,
+				  "not checked: the sealed statement text of rustydb's own tables is opened by "
+				  "their views");
+	else if (payload_verifier != nullptr)
 	{
 		Relation target = table_open(relid, AccessShareLock);
 		PayloadCheck res{};

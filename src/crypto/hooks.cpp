@@ -330,24 +330,7 @@ require_catalog()
 void
 create_table_key(Oid relid)
 {
-	Oid cat = require_catalog();
-	MasterKey mk = current_master_key(); /* throws without a provider */
-	Algorithm alg = preferred_algorithm();
-	unsigned char *key = static_cast<unsigned char *>(sodium_malloc(kKeyBytes));
-
-	if (key == nullptr)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-						errmsg("could not allocate locked memory for key material")));
-	randombytes_buf(key, kKeyBytes);
-
-	Relation rel = table_open(cat, RowExclusiveLock);
-	insert_key_row(rel, relid, 1, true, alg, key, mk, GetCurrentTransactionStartTimestamp());
-	table_close(rel, RowExclusiveLock);
-
-	DataKeyVersion v{1, alg, true, key};
-	Cipher *c = make_cipher(relid, Role::Table, &v, 1);
-	sodium_free(key);
-	cache_put_created(relid, c);
+	Algorithm alg = create_data_key(relid, Role::Table);
 	/* the new pg_class row is not in the syscache yet */
 	char kind;
 	Oid am, nsp = InvalidOid;
@@ -409,14 +392,15 @@ relation_created(Oid relid, bool is_internal)
 		/*
 		 * A TOAST table's own index holds chunk ids, not data; pg_repack's
 		 * copy gets the original's indexes again and its log an index of
-		 * row numbers: no new plaintext, no warning.
+		 * row numbers; rustydb's own tables with sealed columns keep their
+		 * sealed values as bytes (sealed.cpp): no new plaintext, no warning.
 		 */
 		Oid tnsp = InvalidOid, orig;
 		if (!OidIsValid(table) || !class_row(table, &tkind, &tam, &tname, &tnsp))
 			return;
 		if (tkind != RELKIND_TOASTVALUE && OidIsValid(keys_catalog_oid()) &&
 			tools::pg_repack_role(tnsp, NameStr(tname), &orig) == tools::RepackRole::kNone &&
-			relation_has_keys(table))
+			relation_has_keys(table) && role_of(table) != Role::Column)
 		{
 			ereport(settings::plaintext_index_action == 1   ? ERROR
 					: settings::plaintext_index_action == 2 ? LOG
@@ -493,6 +477,30 @@ relation_created(Oid relid, bool is_internal)
 }
 
 } /* namespace */
+
+Algorithm
+create_data_key(Oid relid, Role role)
+{
+	Oid cat = require_catalog();
+	MasterKey mk = current_master_key(); /* throws without a provider */
+	Algorithm alg = preferred_algorithm();
+	unsigned char *key = static_cast<unsigned char *>(sodium_malloc(kKeyBytes));
+
+	if (key == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+						errmsg("could not allocate locked memory for key material")));
+	randombytes_buf(key, kKeyBytes);
+
+	Relation rel = table_open(cat, RowExclusiveLock);
+	insert_key_row(rel, relid, 1, true, alg, key, mk, GetCurrentTransactionStartTimestamp());
+	table_close(rel, RowExclusiveLock);
+
+	DataKeyVersion v{1, alg, true, key};
+	Cipher *c = make_cipher(relid, role, &v, 1);
+	sodium_free(key);
+	cache_put_created(relid, c);
+	return alg;
+}
 
 void
 hooks_xact_end()

@@ -41,8 +41,8 @@ chown "$RDB_SERVER_USER" "$TMPSPC"
 
 rdb_node_init tleak
 rdb_node_conf tleak "rustydb.keyring_file = '$RING'"
-# rustydb's own tables store statement text (issue 19 item 1, not this
-# script's): keep the session history from sampling these statements
+# rustydb's own tables keep statement text, sealed with a key provider
+# (issue 19 item 1: tde_text.sh, not this script): no session history here
 rdb_node_conf tleak "rustydb.ash_enabled = off"
 rdb_node_conf tleak "log_statement = 'all'"
 rdb_node_conf tleak "log_temp_files = 0"
@@ -83,8 +83,8 @@ M_CTRL=$(mark logcontrol)
 rdb_psql tleak "CREATE TABLE lg (id int PRIMARY KEY, v text UNIQUE NOT NULL,
 		CHECK (v NOT LIKE '%-check-%')) USING rustydb WITH (encrypted = true);
 	CREATE TABLE lg_ref (v text REFERENCES lg (v)) USING rustydb WITH (encrypted = true)" 2>/dev/null
-# (markers never in the statement that creates an encrypted table: the audit
-# trail records its text, issue 19 item 1)
+# (markers never in the statement that creates an encrypted table: the
+# statement text in rustydb's own tables is tde_text.sh's subject)
 rdb_psql tleak "INSERT INTO lg VALUES (1, '$M_UNIQ')"
 c_uniq=$(q "INSERT INTO lg VALUES (2, '$M_UNIQ')")
 c_check=$(q "INSERT INTO lg VALUES (3, '$M_CHECK')") # the marker has -check- in it
@@ -119,8 +119,8 @@ rdb_ok "control: with rustydb.redact_server_log = off the log holds the value" t
 rdb_psql tleak "ALTER SYSTEM RESET rustydb.redact_server_log" && rdb_psql tleak "SELECT pg_reload_conf()" >/dev/null
 rdb_wait_for "the reload" 10 setting_is rustydb.redact_server_log auto
 # (the data directory is not searched for these markers: they are in the
-# statements' text, which the audit trail keeps, item 1, and in the unique
-# index, a plaintext path rustydb warns about when the index is created)
+# unique index, a plaintext path rustydb warns about when the index is
+# created; the audit trail keeps the statements' text sealed, tde_text.sh)
 
 # ======================================================================
 # 3. statistics

@@ -140,6 +140,13 @@ struct ChainFields
 	int64 rows;
 	bool xid_null;
 	int64 xid;
+	/*
+	 * statement and detail as stored sealed (docs/tde.md, "rustydb's own
+	 * tables"): then the text above is nullptr and the chain covers the
+	 * sealed bytes. nullptr: stored as text.
+	 */
+	const bytea *statement_sealed = nullptr;
+	const bytea *detail_sealed = nullptr;
 };
 
 /* Load the key from rustydb.audit_key_file (once per process). */

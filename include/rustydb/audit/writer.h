@@ -29,7 +29,7 @@ namespace rustydb {
 namespace audit {
 
 constexpr int kBatch = 256;          /* queued records written per transaction */
-constexpr int kNatts = 19;           /* columns of rustydb._audit_records */
+constexpr int kNatts = 21;           /* columns of rustydb._audit_records */
 constexpr int kMaxWorkerEvents = 64; /* the worker's own records kept for a batch */
 
 /*

@@ -24,12 +24,14 @@ constexpr int kSubkeySlots = 8;
 /*
  * Role of the relation a cipher seals for, kept in header byte 1 (and so
  * authenticated): a table's payloads and its TOAST table's chunks share
- * the data keys but cannot be swapped for one another.
+ * the data keys but cannot be swapped for one another. Column: a value of
+ * a sealed column of one of rustydb's own heap tables (sealed.cpp).
  */
 enum class Role : uint8_t
 {
 	Table = 0,
-	Toast = 1
+	Toast = 1,
+	Column = 2
 };
 
 /* Key material of one Cipher, in one sodium_malloc'd block. */
@@ -104,8 +106,30 @@ void cache_put_created(Oid relid, Cipher *c);
 void cache_forget(Oid relid);
 void cache_init();
 
+/*
+ * A new random data key (version 1) for relid, wrapped with the current
+ * master key into rustydb.table_keys, and its cipher cached until the
+ * transaction ends (rolled back with it). Returns the algorithm.
+ */
+Algorithm create_data_key(Oid relid, Role role);
+
+/*
+ * What a relation's keys seal: chunks of a TOAST table, sealed column
+ * values of one of rustydb's own heap tables (sealed.cpp; no other heap
+ * table gets keys), else table payloads.
+ */
+Role role_of(Oid relid);
+
 /* Load a relation's keys from rustydb.table_keys; nullptr if none. */
 Cipher *load_cipher(Oid relid);
+
+/*
+ * relation_cipher_oid(), except that a key that cannot be had (no key
+ * provider, a master key the provider does not offer, a wrapped key that
+ * does not authenticate) returns nullptr with the reason in why instead
+ * of raising an error; nothing is cached then.
+ */
+const Cipher *relation_cipher_try(Oid relid, char *why, size_t whylen);
 
 /* OID of rustydb.table_keys in this database, or InvalidOid. */
 Oid keys_catalog_oid();
