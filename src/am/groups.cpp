@@ -10,6 +10,7 @@
 #include "rustydb/am/groups.h"
 
 #include "rustydb/am/am.h"
+#include "rustydb/crypto/pagecache.h"
 
 #include <cstring>
 
@@ -55,9 +56,10 @@ struct OpenedGroups
 	int capacity;
 	int hint; /* the one found last: rows are read group by group */
 	MemoryContext cxt;
-	Size used;   /* bytes of plain in use */
-	Size size;   /* bytes allocated for plain, grown on demand up to BLCKSZ */
-	char *plain; /* the plaintexts of the opened groups */
+	Size used;                     /* bytes of plain in use */
+	Size size;                     /* bytes allocated for plain, grown on demand up to BLCKSZ */
+	char *plain;                   /* the plaintexts of the opened groups */
+	crypto::pagecache::Image *img; /* the shared cache's image of the page, or nullptr */
 };
 
 static void forget_page(OpenedGroups *og);
@@ -88,7 +90,17 @@ opened_groups_free(OpenedGroups *og)
 	}
 	if (og->open != nullptr)
 		pfree(og->open);
+	crypto::pagecache::image_free(og->img);
 	pfree(og);
+}
+
+void
+opened_groups_use_cache(OpenedGroups *og, Relation rel, bool whole_pages, BlockNumber nblocks)
+{
+	if (og == nullptr || og->img != nullptr)
+		return;
+	og->img = crypto::pagecache::image_create(
+		og->cxt, crypto::pagecache::mode_for(rel, whole_pages, nblocks));
 }
 
 /* The opened group of slot, or nullptr. */
@@ -456,26 +468,96 @@ open_member(Relation rel, const crypto::Cipher *c, HeapTuple stored, Page page, 
 	return m;
 }
 
+/*
+ * The identity of the sealed bytes behind stored (see pagecache.h) into
+ * ident, and the plaintext length they open to; false if it has none (the
+ * open that follows reports why).
+ */
+static bool
+sealed_identity(HeapTuple stored, Page page, bool member, int slot, uint8 *ident, uint16 *len)
+{
+	uint32 hoff = stored->t_data->t_hoff;
+	if (hoff > stored->t_len)
+		return false;
+	uint32 sealed = stored->t_len - hoff;
+	if (member)
+	{
+		int nslots = 0;
+		const GroupEntry *table = storage::page_groups(page, &nslots);
+		if (table == nullptr || slot >= nslots || sealed < kMemberHeaderBytes)
+			return false;
+		memcpy(ident, table[slot].seal, crypto::pagecache::kIdentBytes);
+		*len = (uint16) (sealed - kMemberHeaderBytes);
+		return true;
+	}
+	if (sealed < crypto::kSealOverhead)
+		return false;
+	/* header, session and counter, then the tag */
+	const char *p = (const char *) stored->t_data + hoff;
+	memcpy(ident, p, 20);
+	memcpy(ident + 20, p + sealed - 16, 16);
+	*len = (uint16) (sealed - crypto::kSealOverhead);
+	return true;
+}
+
 HeapTuple
 open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
 				  OpenedGroups *og)
 {
-	int slot, ordinal;
+	int slot = 0, ordinal = 0;
+	bool member = group_member(stored, &slot, &ordinal);
 
-	if (!group_member(stored, &slot, &ordinal))
-		return crypto::open_tuple_copy(c, stored, storage::data_block(buf));
 	if (og == nullptr)
 	{
 		if (backend_groups == nullptr)
+		{
 			backend_groups = opened_groups_create(TopMemoryContext);
+			opened_groups_use_cache(backend_groups, rel, false, 0);
+		}
 		og = backend_groups;
+	}
+
+	/* the key is loaded (c): a backend without it never gets here */
+	crypto::pagecache::Image *img = og->img;
+	uint8 ident[crypto::pagecache::kIdentBytes];
+	uint16 plen = 0;
+	BlockNumber blkno = storage::data_block(buf);
+	OffsetNumber off = ItemPointerGetOffsetNumber(&stored->t_self);
+	if (img != nullptr && !RelationUsesLocalBuffers(rel) &&
+		sealed_identity(stored, BufferGetPage(buf), member, slot, ident, &plen))
+	{
+		crypto::pagecache::image_enter(img, rel->rd_node, blkno);
+		uint16 len = 0;
+		const char *p = crypto::pagecache::image_lookup(img, off, ident, &len);
+		if (p != nullptr && len == plen)
+			return member_tuple(stored, p, len);
+	}
+	else
+		img = nullptr;
+
+	if (!member)
+	{
+		HeapTuple out = crypto::open_tuple_copy(c, stored, blkno);
+		if (img != nullptr)
+			crypto::pagecache::image_add(img, off, ident,
+										 (const char *) out->t_data + out->t_data->t_hoff, plen);
+		return out;
 	}
 	const char *why = nullptr;
 	const OpenedMember *m = open_member(rel, c, stored, BufferGetPage(buf), buf, locked, og, &why);
 	if (m == nullptr)
-		bad_member(rel, storage::data_block(buf), ItemPointerGetOffsetNumber(&stored->t_self), why);
+		bad_member(rel, blkno, off, why);
 	if (m->len != stored->t_len - stored->t_data->t_hoff - kMemberHeaderBytes)
-		bad_member(rel, storage::data_block(buf), m->off, "the member's length changed");
+		bad_member(rel, blkno, m->off, "the member's length changed");
+	if (img != nullptr)
+	{
+		/* the whole group: the page's other members are read next */
+		const OpenedSlot *os = find_opened(og, slot);
+		if (os != nullptr && memcmp(os->entry.seal, ident, crypto::pagecache::kIdentBytes) == 0)
+			for (int i = 0; i < os->entry.nmembers; i++)
+				crypto::pagecache::image_add(img, os->m[i].off, ident, og->plain + os->m[i].start,
+											 os->m[i].len);
+	}
 	return member_tuple(stored, og->plain + m->start, m->len);
 }
 

@@ -252,6 +252,8 @@ scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTabl
 
 	s->base.rs_key = nkeys > 0 ? (ScanKey) palloc(sizeof(ScanKeyData) * nkeys) : nullptr;
 	init_scan(s, key, false);
+	/* scans read whole pages through the shared cache of opened payloads */
+	opened_groups_use_cache(s->groups, rel, true, s->nblocks);
 	return &s->base;
 }
 
@@ -763,6 +765,7 @@ index_fetch_begin(Relation rel)
 	const crypto::Cipher *cipher = crypto::relation_cipher(rel);
 	auto *f = (IndexFetch *) palloc0(sizeof(IndexFetch));
 	f->groups = cipher != nullptr ? opened_groups_create(CurrentMemoryContext) : nullptr;
+	opened_groups_use_cache(f->groups, rel, false, 0);
 	f->base.rel = rel;
 	f->cbuf = InvalidBuffer;
 	return &f->base;

@@ -28,6 +28,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/crypto/crypto_internal.h"
+#include "rustydb/crypto/pagecache.h"
 #include "rustydb/crypto/crypto_catalog.h"
 
 #include "rustydb/common/boundary.h"
@@ -722,6 +723,8 @@ void
 init()
 {
 	CacheRegisterRelcacheCallback(crypto_relcache_callback, (Datum) 0);
+	pagecache::register_segment();
+	settings::provider_removed_hook = pagecache::forget_all;
 	RegisterXactCallback(crypto_xact_callback, nullptr);
 	RegisterSubXactCallback(crypto_subxact_callback, nullptr);
 }

@@ -41,6 +41,13 @@ struct OpenedGroups;
 OpenedGroups *opened_groups_create(MemoryContext cxt);
 /* Wipe the plaintexts and free. */
 void opened_groups_free(OpenedGroups *og);
+/*
+ * Read through the shared cache of opened payloads (crypto/pagecache.h):
+ * whole pages for scans (whole_pages; nblocks decides whether it is a bulk
+ * read), single items for fetches. Without this call og bypasses the
+ * cache (verification).
+ */
+void opened_groups_use_cache(OpenedGroups *og, Relation rel, bool whole_pages, BlockNumber nblocks);
 
 /* Whether stored (a page tuple) is a group member: its slot and ordinal. */
 bool group_member(HeapTuple stored, int *slot, int *ordinal);
