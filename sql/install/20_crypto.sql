@@ -112,3 +112,8 @@ AS 'MODULE_PATHNAME', 'rustydb_tde_cache';
 CREATE VIEW rustydb.tde_cache AS SELECT * FROM rustydb._tde_cache();
 COMMENT ON VIEW rustydb.tde_cache IS 'the shared cache of opened payloads of encrypted tables: size, entries (one per page), used, hits and misses (rows), inserts, evictions, invalidations';
 GRANT SELECT ON rustydb.tde_cache TO PUBLIC;
+CREATE FUNCTION rustydb.tde_cache_reset() RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'rustydb_tde_cache_reset';
+REVOKE ALL ON FUNCTION rustydb.tde_cache_reset() FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.tde_cache_reset() IS 'empty the shared cache of opened payloads (superuser; benchmarks and tests)';

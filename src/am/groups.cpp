@@ -500,47 +500,68 @@ sealed_identity(HeapTuple stored, Page page, bool member, int slot, uint8 *ident
 	return true;
 }
 
-HeapTuple
-open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
-				  OpenedGroups *og)
+static OpenedGroups *
+the_groups(Relation rel, OpenedGroups *og)
 {
-	int slot = 0, ordinal = 0;
-	bool member = group_member(stored, &slot, &ordinal);
-
-	if (og == nullptr)
+	if (og != nullptr)
+		return og;
+	if (backend_groups == nullptr)
 	{
-		if (backend_groups == nullptr)
-		{
-			backend_groups = opened_groups_create(TopMemoryContext);
-			opened_groups_use_cache(backend_groups, rel, false, 0);
-		}
-		og = backend_groups;
+		backend_groups = opened_groups_create(TopMemoryContext);
+		opened_groups_use_cache(backend_groups, rel, false, 0);
 	}
+	return backend_groups;
+}
 
-	/* the key is loaded (c): a backend without it never gets here */
-	crypto::pagecache::Image *img = og->img;
+/* What a read of stored needs from the cache: its image (or nullptr) and identity. */
+struct CacheProbe
+{
+	crypto::pagecache::Image *img;
+	bool member;
+	int slot;
+	uint16 plen;
 	uint8 ident[crypto::pagecache::kIdentBytes];
-	uint16 plen = 0;
+};
+
+/* The cached plaintext payload of stored (its length in probe->plen), or nullptr. */
+static const char *
+probe_cache(Relation rel, HeapTuple stored, Buffer buf, OpenedGroups *og, CacheProbe *probe)
+{
+	int ordinal = 0;
+	probe->slot = 0;
+	probe->member = group_member(stored, &probe->slot, &ordinal);
+	/* the key is loaded (the caller has c): a backend without it never gets here */
+	probe->img = og->img;
+	if (probe->img == nullptr || RelationUsesLocalBuffers(rel) ||
+		!sealed_identity(stored, BufferGetPage(buf), probe->member, probe->slot, probe->ident,
+						 &probe->plen))
+	{
+		probe->img = nullptr;
+		return nullptr;
+	}
+	crypto::pagecache::image_enter(probe->img, rel->rd_node, storage::data_block(buf));
+	uint16 len = 0;
+	const char *p = crypto::pagecache::image_lookup(
+		probe->img, ItemPointerGetOffsetNumber(&stored->t_self), probe->ident, &len);
+	return p != nullptr && len == probe->plen ? p : nullptr;
+}
+
+/* Open stored (not cached) and remember what was opened in the probe's image. */
+static HeapTuple
+open_and_remember(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+				  OpenedGroups *og, const CacheProbe *probe)
+{
 	BlockNumber blkno = storage::data_block(buf);
 	OffsetNumber off = ItemPointerGetOffsetNumber(&stored->t_self);
-	if (img != nullptr && !RelationUsesLocalBuffers(rel) &&
-		sealed_identity(stored, BufferGetPage(buf), member, slot, ident, &plen))
-	{
-		crypto::pagecache::image_enter(img, rel->rd_node, blkno);
-		uint16 len = 0;
-		const char *p = crypto::pagecache::image_lookup(img, off, ident, &len);
-		if (p != nullptr && len == plen)
-			return member_tuple(stored, p, len);
-	}
-	else
-		img = nullptr;
+	crypto::pagecache::Image *img = probe->img;
 
-	if (!member)
+	if (!probe->member)
 	{
 		HeapTuple out = crypto::open_tuple_copy(c, stored, blkno);
 		if (img != nullptr)
-			crypto::pagecache::image_add(img, off, ident,
-										 (const char *) out->t_data + out->t_data->t_hoff, plen);
+			crypto::pagecache::image_add(img, off, probe->ident,
+										 (const char *) out->t_data + out->t_data->t_hoff,
+										 probe->plen);
 		return out;
 	}
 	const char *why = nullptr;
@@ -552,13 +573,121 @@ open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffe
 	if (img != nullptr)
 	{
 		/* the whole group: the page's other members are read next */
-		const OpenedSlot *os = find_opened(og, slot);
-		if (os != nullptr && memcmp(os->entry.seal, ident, crypto::pagecache::kIdentBytes) == 0)
+		const OpenedSlot *os = find_opened(og, probe->slot);
+		if (os != nullptr &&
+			memcmp(os->entry.seal, probe->ident, crypto::pagecache::kIdentBytes) == 0)
 			for (int i = 0; i < os->entry.nmembers; i++)
-				crypto::pagecache::image_add(img, os->m[i].off, ident, og->plain + os->m[i].start,
-											 os->m[i].len);
+				crypto::pagecache::image_add(img, os->m[i].off, probe->ident,
+											 og->plain + os->m[i].start, os->m[i].len);
 	}
 	return member_tuple(stored, og->plain + m->start, m->len);
+}
+
+HeapTuple
+open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+				  OpenedGroups *og)
+{
+	CacheProbe probe;
+	og = the_groups(rel, og);
+	const char *p = probe_cache(rel, stored, buf, og, &probe);
+	if (p != nullptr)
+		return member_tuple(stored, p, probe.plen);
+	return open_and_remember(rel, c, stored, buf, locked, og, &probe);
+}
+
+uint32
+open_stored_into(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+				 OpenedGroups *og, char *dest, Size room)
+{
+	CacheProbe probe;
+	og = the_groups(rel, og);
+	uint32 hoff = stored->t_data->t_hoff;
+	const char *p = probe_cache(rel, stored, buf, og, &probe);
+	if (p != nullptr)
+	{
+		if (hoff + probe.plen > room)
+			return 0;
+		memcpy(dest, stored->t_data, hoff);
+		memcpy(dest + hoff, p, probe.plen);
+		return hoff + probe.plen;
+	}
+	HeapTuple t = open_and_remember(rel, c, stored, buf, locked, og, &probe);
+	uint32 len = t->t_len;
+	if (len <= room)
+		memcpy(dest, t->t_data, len);
+	else
+		len = 0;
+	explicit_bzero(t->t_data, t->t_len);
+	heap_freetuple(t);
+	return len;
+}
+
+int
+open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *og, int n,
+			   HeapTuple stored, HeapTuple *outs)
+{
+	using crypto::pagecache::kIdentBytes;
+	static uint8 idents[MaxHeapTuplesPerPage][kIdentBytes];
+	static uint16 lens[MaxHeapTuplesPerPage];
+	static OffsetNumber offs[MaxHeapTuplesPerPage];
+	static char *dests[MaxHeapTuplesPerPage];
+	static bool hit[MaxHeapTuplesPerPage];
+	static bool member[MaxHeapTuplesPerPage];
+	static int slots[MaxHeapTuplesPerPage];
+
+	og = the_groups(rel, og);
+	Page page = BufferGetPage(buf);
+	BlockNumber blkno = storage::data_block(buf);
+	crypto::pagecache::Image *img = RelationUsesLocalBuffers(rel) ? nullptr : og->img;
+	int m = 0; /* rows with an identity, first in idents[] */
+	int done = 0;
+
+	Assert(n <= MaxHeapTuplesPerPage);
+	for (int i = 0; i < n; i++)
+	{
+		int ordinal = 0;
+		slots[i] = 0;
+		member[i] = group_member(&stored[i], &slots[i], &ordinal);
+		uint32 hoff = stored[i].t_data->t_hoff;
+		memcpy(outs[i]->t_data, stored[i].t_data, Min(hoff, stored[i].t_len));
+		dests[i] = (char *) outs[i]->t_data + hoff;
+		offs[i] = ItemPointerGetOffsetNumber(&stored[i].t_self);
+		hit[i] = false;
+		if (img == nullptr ||
+			!sealed_identity(&stored[i], page, member[i], slots[i], idents[i], &lens[i]))
+			lens[i] = UINT16_MAX; /* no identity: opened below, which reports why */
+		else
+			m++;
+	}
+	if (img != nullptr && m > 0)
+	{
+		crypto::pagecache::image_enter(img, rel->rd_node, blkno, false);
+		crypto::pagecache::image_read_items(img, n, offs, idents, lens, dests, hit);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		outs[i]->t_self = stored[i].t_self;
+		outs[i]->t_tableOid = stored[i].t_tableOid;
+		if (hit[i])
+		{
+			outs[i]->t_len = stored[i].t_data->t_hoff + lens[i];
+			done++;
+			continue;
+		}
+		CacheProbe probe;
+		probe.img = lens[i] == UINT16_MAX ? nullptr : img;
+		probe.member = member[i];
+		probe.slot = slots[i];
+		probe.plen = lens[i];
+		memcpy(probe.ident, idents[i], kIdentBytes);
+		HeapTuple t = open_and_remember(rel, c, &stored[i], buf, false, og, &probe);
+		memcpy(outs[i]->t_data, t->t_data, t->t_len);
+		outs[i]->t_len = t->t_len;
+		explicit_bzero(t->t_data, t->t_len);
+		heap_freetuple(t);
+		done++;
+	}
+	return done;
 }
 
 /* ========================================================================

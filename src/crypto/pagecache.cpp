@@ -26,6 +26,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/htup_details.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/bufmgr.h"
 #include "storage/lwlock.h"
@@ -215,6 +216,20 @@ lock_of(uint32 hash)
 {
 	return &locks[bucket_of(hash) % kPartitions].lock;
 }
+
+/* Two identities are equal (36 bytes: four 8-byte words and one 4-byte word). */
+inline bool
+ident_equal(const void *a, const void *b)
+{
+	uint64 x[4], y[4];
+	uint32 u, v;
+	memcpy(x, a, 32);
+	memcpy(y, b, 32);
+	memcpy(&u, static_cast<const char *>(a) + 32, 4);
+	memcpy(&v, static_cast<const char *>(b) + 32, 4);
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (u ^ v)) == 0;
+}
+static_assert(kIdentBytes == 36, "ident_equal compares 36 bytes");
 
 inline bool
 key_equal(const Key &a, const Key &b)
@@ -406,7 +421,7 @@ block_add(char *block, uint16 *last_ident, OffsetNumber off, const uint8 *ident,
 		  uint16 len)
 {
 	Head *h = head(block);
-	bool reuse = *last_ident != 0 && memcmp(block + *last_ident, ident, kIdentBytes) == 0;
+	bool reuse = *last_ident != 0 && ident_equal(block + *last_ident, ident);
 	Size need = sizeof(Item) + len + (reuse ? 0 : kIdentBytes);
 	if (free_bytes(block) < need)
 		return false;
@@ -553,15 +568,8 @@ publish(Image *img)
 	int32 s = find(img->key, img->hash);
 	if (s >= 0)
 	{
-		if (img->mode == Mode::Items)
-			merge_into(block_of(s), img);
-		else
-		{
-			pg_atomic_sub_fetch_u64(&shared->used_bytes, used_of(block_of(s)));
-			explicit_bzero(block_of(s), kBlock);
-			block_copy(block_of(s), img->block);
-			pg_atomic_add_fetch_u64(&shared->used_bytes, used_of(block_of(s)));
-		}
+		/* a Pages image holds the entry as loaded: its items come first either way */
+		merge_into(block_of(s), img);
 		LWLockRelease(lock);
 		return;
 	}
@@ -636,7 +644,7 @@ fetch_item(Image *img, OffsetNumber off, const uint8 *ident, uint16 *len)
 		{
 			if (it[i].off != off)
 				continue;
-			if (memcmp(block + it[i].ident, ident, kIdentBytes) == 0 &&
+			if (ident_equal(block + it[i].ident, ident) &&
 				(free_bytes(img->block) >= sizeof(Item) + it[i].len + kIdentBytes ||
 				 (compact(img), free_bytes(img->block) >= sizeof(Item) + it[i].len + kIdentBytes)))
 			{
@@ -755,12 +763,14 @@ image_free(Image *img)
 		return;
 	publish(img);
 	flush_stats(img);
-	explicit_bzero(img->block, kBlock);
+	/* only the used part holds plaintext */
+	Head *h = head(img->block);
+	explicit_bzero(img->block + h->data_start, kBlock - h->data_start);
 	pfree(img);
 }
 
 void
-image_enter(Image *img, const RelFileNode &node, BlockNumber blkno)
+image_enter(Image *img, const RelFileNode &node, BlockNumber blkno, bool load_entry)
 {
 	if (img->valid && img->key.blkno == blkno && RelFileNodeEquals(img->key.node, node))
 		return;
@@ -781,7 +791,7 @@ image_enter(Image *img, const RelFileNode &node, BlockNumber blkno)
 	img->hash = key_hash(img->key);
 	img->valid = true;
 	img->dirty = false;
-	if (img->mode == Mode::Pages || img->mode == Mode::Ring)
+	if (load_entry && (img->mode == Mode::Pages || img->mode == Mode::Ring))
 		load(img);
 }
 
@@ -795,7 +805,7 @@ image_lookup(Image *img, OffsetNumber off, const uint8 *ident, uint16 *len)
 	if (i >= 0)
 	{
 		Item *it = &items(img->block)[i];
-		if (memcmp(img->block + it->ident, ident, kIdentBytes) == 0)
+		if (ident_equal(img->block + it->ident, ident))
 		{
 			img->hits++;
 			*len = it->len;
@@ -829,6 +839,47 @@ image_add(Image *img, OffsetNumber off, const uint8 *ident, const char *plain, u
 	}
 	img->map[off] = head(img->block)->nitems;
 	img->dirty = true;
+}
+
+int
+image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*idents)[kIdentBytes],
+				 const uint16 *lens, char *const *dests, bool *hit)
+{
+	uint16 map[MaxHeapTuplesPerPage + 1];
+	int hits = 0;
+
+	Assert(img->valid);
+	memset(hit, 0, n * sizeof(bool));
+	LWLock *lock = lock_of(img->hash);
+	LWLockAcquire(lock, LW_SHARED);
+	int32 s = find(img->key, img->hash);
+	if (s >= 0)
+	{
+		char *block = block_of(s);
+		Head *h = head(block);
+		Item *it = items(block);
+		memset(map, 0, sizeof(map));
+		for (int i = 0; i < h->nitems; i++)
+			if (it[i].off <= MaxHeapTuplesPerPage)
+				map[it[i].off] = static_cast<uint16>(i + 1);
+		for (int k = 0; k < n; k++)
+		{
+			if (offs[k] > MaxHeapTuplesPerPage || map[offs[k]] == 0)
+				continue;
+			const Item *e = &it[map[offs[k]] - 1];
+			if (e->len != lens[k] || !ident_equal(block + e->ident, idents[k]))
+				continue;
+			memcpy(dests[k], block + e->start, e->len);
+			hit[k] = true;
+			hits++;
+		}
+	}
+	LWLockRelease(lock);
+	if (s >= 0 && hits > 0)
+		touch(s);
+	img->hits += hits;
+	img->misses += n - hits;
+	return hits;
 }
 
 void
@@ -880,4 +931,13 @@ RUSTYDB_FUNCTION(rustydb_tde_cache)
 		Int64GetDatum(s.inserts),    Int64GetDatum(s.evictions), Int64GetDatum(s.invalidations)};
 	bool nulls[9] = {false, false, false, false, false, false, false, false, false};
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+}
+
+RUSTYDB_FUNCTION(rustydb_tde_cache_reset)
+{
+	if (!superuser())
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("only a superuser can empty the cache of opened payloads")));
+	rustydb::crypto::pagecache::forget_all();
+	PG_RETURN_VOID();
 }

@@ -64,6 +64,23 @@ HeapTuple open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple sto
 							bool locked, OpenedGroups *og);
 
 /*
+ * open_stored_tuple's plaintext tuple (header and payload) written at dest
+ * instead of palloc'd: its length, or 0 if it does not fit in room.
+ */
+uint32 open_stored_into(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf,
+						bool locked, OpenedGroups *og, char *dest, Size room);
+
+/*
+ * A page-mode scan's batch: the plaintexts of the n page tuples stored[]
+ * of the pinned page in buf into outs[i] (t_data pointing at room for at
+ * least stored[i].t_len bytes): cached ones copied under one shared lock
+ * of the cache, the others opened (and remembered). ERROR as
+ * open_stored_tuple. Returns n.
+ */
+int open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *og, int n,
+				   HeapTuple stored, HeapTuple *outs);
+
+/*
  * COPY: place tuples[0..n) (headers final, payloads in plaintext) on the
  * exclusively locked page of buf as far as they fit (at least one), as
  * sealed groups while the page has free group slots, else sealed one by

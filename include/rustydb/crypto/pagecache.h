@@ -67,15 +67,26 @@ Mode image_mode(const Image *img);
 
 /*
  * Make img the image of (node, blkno): if it holds another page, publish
- * it and start this one (loaded from the shared entry in the Pages modes).
+ * it and start this one (loaded from the shared entry in the Pages modes,
+ * unless load_entry is false: the caller reads with image_read_items).
  */
-void image_enter(Image *img, const RelFileNode &node, BlockNumber blkno);
+void image_enter(Image *img, const RelFileNode &node, BlockNumber blkno, bool load_entry = true);
 
 /*
  * The plaintext payload of the item at off if its identity is ident (the
  * Items mode also asks the shared entry); nullptr if not cached.
  */
 const char *image_lookup(Image *img, OffsetNumber off, const uint8 *ident, uint16 *len);
+
+/*
+ * Batch read of a page's rows (img entered on the page): for each k whose
+ * item at offs[k] is cached with identity idents[k] and length lens[k],
+ * its plaintext is copied to dests[k] and hit[k] set; one shared lock for
+ * the whole page, no copy of the entry. Returns the hits.
+ */
+int image_read_items(Image *img, int n, const OffsetNumber *offs,
+					 const uint8 (*idents)[kIdentBytes], const uint16 *lens, char *const *dests,
+					 bool *hit);
 
 /* Remember the plaintext payload of the item at off, sealed as ident. */
 void image_add(Image *img, OffsetNumber off, const uint8 *ident, const char *plain, uint16 len);
