@@ -591,7 +591,10 @@ open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffe
 	og = the_groups(rel, og);
 	const char *p = probe_cache(rel, stored, buf, og, &probe);
 	if (p != nullptr)
+	{
+		crypto::count_cached_opens(c, 1);
 		return member_tuple(stored, p, probe.plen);
+	}
 	return open_and_remember(rel, c, stored, buf, locked, og, &probe);
 }
 
@@ -607,6 +610,7 @@ open_stored_into(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer
 	{
 		if (hoff + probe.plen > room)
 			return 0;
+		crypto::count_cached_opens(c, 1);
 		memcpy(dest, stored->t_data, hoff);
 		memcpy(dest + hoff, p, probe.plen);
 		return hoff + probe.plen;
@@ -662,7 +666,9 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 	if (img != nullptr && m > 0)
 	{
 		crypto::pagecache::image_enter(img, rel->rd_node, blkno, false);
-		crypto::pagecache::image_read_items(img, n, offs, idents, lens, dests, hit);
+		int hits = crypto::pagecache::image_read_items(img, n, offs, idents, lens, dests, hit);
+		if (hits > 0)
+			crypto::count_cached_opens(c, hits);
 	}
 	for (int i = 0; i < n; i++)
 	{
