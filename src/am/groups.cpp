@@ -647,21 +647,43 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 	int done = 0;
 
 	Assert(n <= MaxHeapTuplesPerPage);
+	int nslots = 0;
+	const GroupEntry *table = storage::page_groups(page, &nslots);
 	for (int i = 0; i < n; i++)
 	{
-		int ordinal = 0;
-		slots[i] = 0;
-		member[i] = group_member(&stored[i], &slots[i], &ordinal);
-		uint32 hoff = stored[i].t_data->t_hoff;
-		memcpy(outs[i]->t_data, stored[i].t_data, Min(hoff, stored[i].t_len));
+		HeapTupleHeader t = stored[i].t_data;
+		uint32 hoff = t->t_hoff;
+		uint32 tlen = stored[i].t_len;
+		memcpy(outs[i]->t_data, t, Min(hoff, tlen));
 		dests[i] = (char *) outs[i]->t_data + hoff;
 		offs[i] = ItemPointerGetOffsetNumber(&stored[i].t_self);
 		hit[i] = false;
-		if (img == nullptr ||
-			!sealed_identity(&stored[i], page, member[i], slots[i], idents[i], &lens[i]))
-			lens[i] = UINT16_MAX; /* no identity: opened below, which reports why */
+		lens[i] = UINT16_MAX; /* no identity: opened below, which reports why */
+		slots[i] = 0;
+		member[i] = false;
+		if (hoff > tlen)
+			continue;
+		/* sealed_identity, with the page's group table looked up once */
+		const uint8 *p = (const uint8 *) t + hoff;
+		uint32 sealed = tlen - hoff;
+		int ordinal;
+		if (sealed >= kMemberHeaderBytes && decode_member(p, &slots[i], &ordinal))
+		{
+			member[i] = true;
+			if (img == nullptr || table == nullptr || slots[i] >= nslots)
+				continue;
+			memcpy(idents[i], table[slots[i]].seal, kIdentBytes);
+			lens[i] = (uint16) (sealed - kMemberHeaderBytes);
+		}
 		else
-			m++;
+		{
+			if (img == nullptr || sealed < crypto::kSealOverhead)
+				continue;
+			memcpy(idents[i], p, 20);
+			memcpy(idents[i] + 20, p + sealed - 16, 16);
+			lens[i] = (uint16) (sealed - crypto::kSealOverhead);
+		}
+		m++;
 	}
 	if (img != nullptr && m > 0)
 	{
