@@ -18,6 +18,7 @@
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "miscadmin.h"
 #include "utils/guc_tables.h"
 #include "utils/tuplestore.h"
@@ -233,8 +234,13 @@ nonempty(const char *v)
 static void
 provider_assign(const char *newval, const char *oldval, const char *other)
 {
-	if (IsUnderPostmaster && provider_removed_hook != nullptr &&
-		(nonempty(oldval) || nonempty(other)) && !nonempty(newval) && !nonempty(other))
+	/*
+	 * A parallel worker resets every setting to its boot value before it
+	 * takes the leader's (RestoreGUCState): not a removal.
+	 */
+	if (IsUnderPostmaster && !IsParallelWorker() && !InitializingParallelWorker &&
+		provider_removed_hook != nullptr && (nonempty(oldval) || nonempty(other)) &&
+		!nonempty(newval) && !nonempty(other))
 		provider_removed_hook();
 }
 

@@ -72,6 +72,14 @@ warm
 rdb_ok "reading e again hits the cache ($(($(stat hits) - hits0)) rows)" \
 	test "$(($(stat hits) - hits0))" -ge 25000
 check "after loading"
+# parallel workers take the leader's settings (each first reset to its boot
+# value): that must not look like a removed key provider
+inv=$(stat invalidations)
+used=$(stat used_entries)
+rdb_is "a parallel scan of e" "$(q "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+	SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+	SELECT count(*) FROM e")" 6400
+rdb_is "... evicted nothing" "$(stat invalidations) $(stat used_entries)" "$inv $used"
 
 warm
 both "UPDATE @T SET n = n + 1000 WHERE id % 7 = 0"
