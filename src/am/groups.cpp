@@ -692,6 +692,7 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 		if (hits > 0)
 			crypto::count_cached_opens(c, hits);
 	}
+	int added = -1; /* the row whose group was remembered last */
 	for (int i = 0; i < n; i++)
 	{
 		outs[i]->t_self = stored[i].t_self;
@@ -702,17 +703,38 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 			done++;
 			continue;
 		}
-		CacheProbe probe;
-		probe.img = lens[i] == UINT16_MAX ? nullptr : img;
-		probe.member = member[i];
-		probe.slot = slots[i];
-		probe.plen = lens[i];
-		memcpy(probe.ident, idents[i], kIdentBytes);
-		HeapTuple t = open_and_remember(rel, c, &stored[i], buf, false, og, &probe);
-		memcpy(outs[i]->t_data, t->t_data, t->t_len);
-		outs[i]->t_len = t->t_len;
-		explicit_bzero(t->t_data, t->t_len);
-		heap_freetuple(t);
+		OffsetNumber off = offs[i];
+		bool remember = img != nullptr && lens[i] != UINT16_MAX;
+		if (!member[i])
+		{
+			/* opened straight into its place */
+			crypto::open_tuple(c, &stored[i], outs[i], blkno);
+			if (remember)
+				crypto::pagecache::image_add(
+					img, off, idents[i], (const char *) outs[i]->t_data + outs[i]->t_data->t_hoff,
+					lens[i]);
+			done++;
+			continue;
+		}
+		const char *why = nullptr;
+		const OpenedMember *mm = open_member(rel, c, &stored[i], page, buf, false, og, &why);
+		if (mm == nullptr)
+			bad_member(rel, blkno, off, why);
+		uint32 hoff = stored[i].t_data->t_hoff;
+		if (mm->len != stored[i].t_len - hoff - kMemberHeaderBytes)
+			bad_member(rel, blkno, mm->off, "the member's length changed");
+		memcpy(dests[i], og->plain + mm->start, mm->len);
+		outs[i]->t_len = hoff + mm->len;
+		/* the group's members, once per group (they follow each other) */
+		if (remember && (added < 0 || memcmp(idents[added], idents[i], kIdentBytes) != 0))
+		{
+			const OpenedSlot *os = find_opened(og, slots[i]);
+			if (os != nullptr && memcmp(os->entry.seal, idents[i], kIdentBytes) == 0)
+				for (int k = 0; k < os->entry.nmembers; k++)
+					crypto::pagecache::image_add(img, os->m[k].off, idents[i],
+												 og->plain + os->m[k].start, os->m[k].len);
+			added = i;
+		}
 		done++;
 	}
 	return done;

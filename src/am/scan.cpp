@@ -1102,6 +1102,7 @@ scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 	}
 	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
 	s->ntuples = n;
+	s->plainbatch = true; /* the visible rows: opened at once (plain_row) */
 	return n > 0;
 }
 
