@@ -38,6 +38,8 @@
 #   TDE_BENCH_GROUP_ROWS  rustydb.seal_group_rows of the encrypted database
 #                      (default: the setting's default); COPY, pgbench -i
 #                      included, seals that many rows of a page together
+#   TDE_BENCH_CACHE_SIZE  rustydb.tde_cache_size (default: the setting's
+#                      default, a quarter of shared_buffers: 128MB)
 #   TDE_BENCH_ROUNDS   rounds per workload (default 5)
 #   TDE_BENCH_SECONDS  seconds of each TPC-B run (default 10)
 #   ITER_SMALL=N ITER_LARGE=N   cipher iterations (default 200000 / 20000)
@@ -60,6 +62,7 @@ rdb_node_conf bench "shared_buffers = '512MB'"
 rdb_node_conf bench "max_wal_size = '4GB'"
 rdb_node_conf bench "autovacuum = off"
 rdb_node_conf bench "rustydb.plaintext_index_action = log"
+[ -n "${TDE_BENCH_CACHE_SIZE:-}" ] && rdb_node_conf bench "rustydb.tde_cache_size = '$TDE_BENCH_CACHE_SIZE'"
 rdb_node_start bench
 rdb_psql bench "CREATE EXTENSION rustydb"
 
