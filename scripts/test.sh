@@ -287,7 +287,8 @@ if want cassert; then
 		if cassert_part scenarios; then
 			# the crash and standby scenarios, plain and encrypted
 			RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios \
-				test/scenarios/am_crash.sh test/scenarios/am_standby.sh test/scenarios/core_cluster.sh
+				test/scenarios/am_crash.sh test/scenarios/am_standby.sh test/scenarios/core_cluster.sh \
+				test/scenarios/tde_cache.sh
 			RDB_TDE=1 RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios-tde \
 				test/scenarios/am_crash.sh test/scenarios/am_standby.sh
 		fi

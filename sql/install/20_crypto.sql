@@ -118,3 +118,20 @@ AS 'MODULE_PATHNAME', 'rustydb_tde_tuple_selftest'
 LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION rustydb.tde_tuple_selftest(regclass, record) FROM PUBLIC;
 COMMENT ON FUNCTION rustydb.tde_tuple_selftest(regclass, record) IS 'seal and open a row as a whole tuple, as the table access method does (superuser self-test)';
+
+-- the shared cache of opened payloads (rustydb.tde_cache_size, docs/tde.md)
+CREATE FUNCTION rustydb._tde_cache(
+	OUT size_bytes bigint, OUT entries bigint, OUT used_entries bigint, OUT used_bytes bigint,
+	OUT hits bigint, OUT misses bigint, OUT inserts bigint, OUT evictions bigint,
+	OUT invalidations bigint)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'rustydb_tde_cache';
+CREATE VIEW rustydb.tde_cache AS SELECT * FROM rustydb._tde_cache();
+COMMENT ON VIEW rustydb.tde_cache IS 'the shared cache of opened payloads of encrypted tables: size, entries (one per page), used, hits and misses (rows), inserts, evictions, invalidations';
+GRANT SELECT ON rustydb.tde_cache TO PUBLIC;
+CREATE FUNCTION rustydb.tde_cache_reset() RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'rustydb_tde_cache_reset';
+REVOKE ALL ON FUNCTION rustydb.tde_cache_reset() FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.tde_cache_reset() IS 'empty the shared cache of opened payloads (superuser; benchmarks and tests)';

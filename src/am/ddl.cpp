@@ -9,6 +9,7 @@
  */
 #include "rustydb/am/am.h"
 #include "rustydb/crypto/crypto.h"
+#include "rustydb/crypto/pagecache.h"
 
 #include "rustydb/crypto/crypto.h"
 #include "rustydb/mvcc/visibility.h"
@@ -33,6 +34,9 @@ relation_set_new_filenode(Relation rel, const RelFileNode *newrnode, char persis
 {
 	*freeze_xid = RecentXmin;
 	*minmulti = GetOldestMultiXactId();
+	/* TRUNCATE, rewrites: the old file's opened payloads go (a new relation has none) */
+	if (!RelFileNodeEquals(rel->rd_node, *newrnode))
+		crypto::pagecache::forget_node(rel->rd_node);
 
 	SMgrRelation srel = RelationCreateStorage(*newrnode, persistence, true);
 	if (persistence == RELPERSISTENCE_UNLOGGED)
@@ -50,6 +54,7 @@ relation_set_new_filenode(Relation rel, const RelFileNode *newrnode, char persis
 void
 relation_nontransactional_truncate(Relation rel)
 {
+	crypto::pagecache::forget_node(rel->rd_node);
 	RelationTruncate(rel, 0);
 }
 

@@ -10,6 +10,7 @@
 #include "rustydb/am/groups.h"
 
 #include "rustydb/am/am.h"
+#include "rustydb/crypto/pagecache.h"
 
 #include <cstring>
 
@@ -55,9 +56,10 @@ struct OpenedGroups
 	int capacity;
 	int hint; /* the one found last: rows are read group by group */
 	MemoryContext cxt;
-	Size used;   /* bytes of plain in use */
-	Size size;   /* bytes allocated for plain, grown on demand up to BLCKSZ */
-	char *plain; /* the plaintexts of the opened groups */
+	Size used;                     /* bytes of plain in use */
+	Size size;                     /* bytes allocated for plain, grown on demand up to BLCKSZ */
+	char *plain;                   /* the plaintexts of the opened groups */
+	crypto::pagecache::Image *img; /* the shared cache's image of the page, or nullptr */
 };
 
 static void forget_page(OpenedGroups *og);
@@ -88,7 +90,17 @@ opened_groups_free(OpenedGroups *og)
 	}
 	if (og->open != nullptr)
 		pfree(og->open);
+	crypto::pagecache::image_free(og->img);
 	pfree(og);
+}
+
+void
+opened_groups_use_cache(OpenedGroups *og, Relation rel, bool whole_pages, BlockNumber nblocks)
+{
+	if (og == nullptr || og->img != nullptr)
+		return;
+	og->img = crypto::pagecache::image_create(
+		og->cxt, crypto::pagecache::mode_for(rel, whole_pages, nblocks));
 }
 
 /* The opened group of slot, or nullptr. */
@@ -456,27 +468,276 @@ open_member(Relation rel, const crypto::Cipher *c, HeapTuple stored, Page page, 
 	return m;
 }
 
-HeapTuple
-open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
-				  OpenedGroups *og)
+/*
+ * The identity of the sealed bytes behind stored (see pagecache.h) into
+ * ident, and the plaintext length they open to; false if it has none (the
+ * open that follows reports why).
+ */
+static bool
+sealed_identity(HeapTuple stored, Page page, bool member, int slot, uint8 *ident, uint16 *len)
 {
-	int slot, ordinal;
-
-	if (!group_member(stored, &slot, &ordinal))
-		return crypto::open_tuple_copy(c, stored, storage::data_block(buf));
-	if (og == nullptr)
+	uint32 hoff = stored->t_data->t_hoff;
+	if (hoff > stored->t_len)
+		return false;
+	uint32 sealed = stored->t_len - hoff;
+	if (member)
 	{
-		if (backend_groups == nullptr)
-			backend_groups = opened_groups_create(TopMemoryContext);
-		og = backend_groups;
+		int nslots = 0;
+		const GroupEntry *table = storage::page_groups(page, &nslots);
+		if (table == nullptr || slot >= nslots || sealed < kMemberHeaderBytes)
+			return false;
+		memcpy(ident, table[slot].seal, crypto::pagecache::kIdentBytes);
+		*len = (uint16) (sealed - kMemberHeaderBytes);
+		return true;
+	}
+	if (sealed < crypto::kSealOverhead)
+		return false;
+	/* header, session and counter, then the tag */
+	const char *p = (const char *) stored->t_data + hoff;
+	memcpy(ident, p, 20);
+	memcpy(ident + 20, p + sealed - 16, 16);
+	*len = (uint16) (sealed - crypto::kSealOverhead);
+	return true;
+}
+
+static OpenedGroups *
+the_groups(Relation rel, OpenedGroups *og)
+{
+	if (og != nullptr)
+		return og;
+	if (backend_groups == nullptr)
+	{
+		backend_groups = opened_groups_create(TopMemoryContext);
+		opened_groups_use_cache(backend_groups, rel, false, 0);
+	}
+	return backend_groups;
+}
+
+/* What a read of stored needs from the cache: its image (or nullptr) and identity. */
+struct CacheProbe
+{
+	crypto::pagecache::Image *img;
+	bool member;
+	int slot;
+	uint16 plen;
+	uint8 ident[crypto::pagecache::kIdentBytes];
+};
+
+/* The cached plaintext payload of stored (its length in probe->plen), or nullptr. */
+static const char *
+probe_cache(Relation rel, HeapTuple stored, Buffer buf, OpenedGroups *og, CacheProbe *probe)
+{
+	int ordinal = 0;
+	probe->slot = 0;
+	probe->member = group_member(stored, &probe->slot, &ordinal);
+	/* the key is loaded (the caller has c): a backend without it never gets here */
+	probe->img = og->img;
+	if (probe->img == nullptr || RelationUsesLocalBuffers(rel) ||
+		!sealed_identity(stored, BufferGetPage(buf), probe->member, probe->slot, probe->ident,
+						 &probe->plen))
+	{
+		probe->img = nullptr;
+		return nullptr;
+	}
+	crypto::pagecache::image_enter(probe->img, rel->rd_node, storage::data_block(buf));
+	uint16 len = 0;
+	const char *p = crypto::pagecache::image_lookup(
+		probe->img, ItemPointerGetOffsetNumber(&stored->t_self), probe->ident, &len);
+	return p != nullptr && len == probe->plen ? p : nullptr;
+}
+
+/* Open stored (not cached) and remember what was opened in the probe's image. */
+static HeapTuple
+open_and_remember(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+				  OpenedGroups *og, const CacheProbe *probe)
+{
+	BlockNumber blkno = storage::data_block(buf);
+	OffsetNumber off = ItemPointerGetOffsetNumber(&stored->t_self);
+	crypto::pagecache::Image *img = probe->img;
+
+	if (!probe->member)
+	{
+		HeapTuple out = crypto::open_tuple_copy(c, stored, blkno);
+		if (img != nullptr)
+			crypto::pagecache::image_add(img, off, probe->ident,
+										 (const char *) out->t_data + out->t_data->t_hoff,
+										 probe->plen);
+		return out;
 	}
 	const char *why = nullptr;
 	const OpenedMember *m = open_member(rel, c, stored, BufferGetPage(buf), buf, locked, og, &why);
 	if (m == nullptr)
-		bad_member(rel, storage::data_block(buf), ItemPointerGetOffsetNumber(&stored->t_self), why);
+		bad_member(rel, blkno, off, why);
 	if (m->len != stored->t_len - stored->t_data->t_hoff - kMemberHeaderBytes)
-		bad_member(rel, storage::data_block(buf), m->off, "the member's length changed");
+		bad_member(rel, blkno, m->off, "the member's length changed");
+	if (img != nullptr)
+	{
+		/* the whole group: the page's other members are read next */
+		const OpenedSlot *os = find_opened(og, probe->slot);
+		if (os != nullptr &&
+			memcmp(os->entry.seal, probe->ident, crypto::pagecache::kIdentBytes) == 0)
+			for (int i = 0; i < os->entry.nmembers; i++)
+				crypto::pagecache::image_add(img, os->m[i].off, probe->ident,
+											 og->plain + os->m[i].start, os->m[i].len);
+	}
 	return member_tuple(stored, og->plain + m->start, m->len);
+}
+
+HeapTuple
+open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+				  OpenedGroups *og)
+{
+	CacheProbe probe;
+	og = the_groups(rel, og);
+	const char *p = probe_cache(rel, stored, buf, og, &probe);
+	if (p != nullptr)
+	{
+		crypto::count_cached_opens(c, 1);
+		return member_tuple(stored, p, probe.plen);
+	}
+	return open_and_remember(rel, c, stored, buf, locked, og, &probe);
+}
+
+uint32
+open_stored_into(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf, bool locked,
+				 OpenedGroups *og, char *dest, Size room)
+{
+	CacheProbe probe;
+	og = the_groups(rel, og);
+	uint32 hoff = stored->t_data->t_hoff;
+	const char *p = probe_cache(rel, stored, buf, og, &probe);
+	if (p != nullptr)
+	{
+		if (hoff + probe.plen > room)
+			return 0;
+		crypto::count_cached_opens(c, 1);
+		memcpy(dest, stored->t_data, hoff);
+		memcpy(dest + hoff, p, probe.plen);
+		return hoff + probe.plen;
+	}
+	HeapTuple t = open_and_remember(rel, c, stored, buf, locked, og, &probe);
+	uint32 len = t->t_len;
+	if (len <= room)
+		memcpy(dest, t->t_data, len);
+	else
+		len = 0;
+	explicit_bzero(t->t_data, t->t_len);
+	heap_freetuple(t);
+	return len;
+}
+
+int
+open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *og, int n,
+			   HeapTuple stored, HeapTuple *outs)
+{
+	using crypto::pagecache::kIdentBytes;
+	static uint8 idents[MaxHeapTuplesPerPage][kIdentBytes];
+	static uint16 lens[MaxHeapTuplesPerPage];
+	static OffsetNumber offs[MaxHeapTuplesPerPage];
+	static char *dests[MaxHeapTuplesPerPage];
+	static bool hit[MaxHeapTuplesPerPage];
+	static bool member[MaxHeapTuplesPerPage];
+	static int slots[MaxHeapTuplesPerPage];
+
+	og = the_groups(rel, og);
+	Page page = BufferGetPage(buf);
+	BlockNumber blkno = storage::data_block(buf);
+	crypto::pagecache::Image *img = RelationUsesLocalBuffers(rel) ? nullptr : og->img;
+	int m = 0; /* rows with an identity, first in idents[] */
+	int done = 0;
+
+	Assert(n <= MaxHeapTuplesPerPage);
+	int nslots = 0;
+	const GroupEntry *table = storage::page_groups(page, &nslots);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTupleHeader t = stored[i].t_data;
+		uint32 hoff = t->t_hoff;
+		uint32 tlen = stored[i].t_len;
+		memcpy(outs[i]->t_data, t, Min(hoff, tlen));
+		dests[i] = (char *) outs[i]->t_data + hoff;
+		offs[i] = ItemPointerGetOffsetNumber(&stored[i].t_self);
+		hit[i] = false;
+		lens[i] = UINT16_MAX; /* no identity: opened below, which reports why */
+		slots[i] = 0;
+		member[i] = false;
+		if (hoff > tlen)
+			continue;
+		/* sealed_identity, with the page's group table looked up once */
+		const uint8 *p = (const uint8 *) t + hoff;
+		uint32 sealed = tlen - hoff;
+		int ordinal;
+		if (sealed >= kMemberHeaderBytes && decode_member(p, &slots[i], &ordinal))
+		{
+			member[i] = true;
+			if (img == nullptr || table == nullptr || slots[i] >= nslots)
+				continue;
+			memcpy(idents[i], table[slots[i]].seal, kIdentBytes);
+			lens[i] = (uint16) (sealed - kMemberHeaderBytes);
+		}
+		else
+		{
+			if (img == nullptr || sealed < crypto::kSealOverhead)
+				continue;
+			memcpy(idents[i], p, 20);
+			memcpy(idents[i] + 20, p + sealed - 16, 16);
+			lens[i] = (uint16) (sealed - crypto::kSealOverhead);
+		}
+		m++;
+	}
+	if (img != nullptr && m > 0)
+	{
+		crypto::pagecache::image_enter(img, rel->rd_node, blkno, false);
+		int hits = crypto::pagecache::image_read_items(img, n, offs, idents, lens, dests, hit);
+		if (hits > 0)
+			crypto::count_cached_opens(c, hits);
+	}
+	int added = -1; /* the row whose group was remembered last */
+	for (int i = 0; i < n; i++)
+	{
+		outs[i]->t_self = stored[i].t_self;
+		outs[i]->t_tableOid = stored[i].t_tableOid;
+		if (hit[i])
+		{
+			outs[i]->t_len = stored[i].t_data->t_hoff + lens[i];
+			done++;
+			continue;
+		}
+		OffsetNumber off = offs[i];
+		bool remember = img != nullptr && lens[i] != UINT16_MAX;
+		if (!member[i])
+		{
+			/* opened straight into its place */
+			crypto::open_tuple(c, &stored[i], outs[i], blkno);
+			if (remember)
+				crypto::pagecache::image_add(
+					img, off, idents[i], (const char *) outs[i]->t_data + outs[i]->t_data->t_hoff,
+					lens[i]);
+			done++;
+			continue;
+		}
+		const char *why = nullptr;
+		const OpenedMember *mm = open_member(rel, c, &stored[i], page, buf, false, og, &why);
+		if (mm == nullptr)
+			bad_member(rel, blkno, off, why);
+		uint32 hoff = stored[i].t_data->t_hoff;
+		if (mm->len != stored[i].t_len - hoff - kMemberHeaderBytes)
+			bad_member(rel, blkno, mm->off, "the member's length changed");
+		memcpy(dests[i], og->plain + mm->start, mm->len);
+		outs[i]->t_len = hoff + mm->len;
+		/* the group's members, once per group (they follow each other) */
+		if (remember && (added < 0 || memcmp(idents[added], idents[i], kIdentBytes) != 0))
+		{
+			const OpenedSlot *os = find_opened(og, slots[i]);
+			if (os != nullptr && memcmp(os->entry.seal, idents[i], kIdentBytes) == 0)
+				for (int k = 0; k < os->entry.nmembers; k++)
+					crypto::pagecache::image_add(img, os->m[k].off, idents[i],
+												 og->plain + os->m[k].start, os->m[k].len);
+			added = i;
+		}
+		done++;
+	}
+	return done;
 }
 
 /* ========================================================================

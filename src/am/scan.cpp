@@ -54,6 +54,8 @@ collect_page(ScanDesc *s, BlockNumber block)
 	}
 	CHECK_FOR_INTERRUPTS();
 	s->cbuf = storage::read_data_block(rel, block, s->strategy);
+	s->plainblock = InvalidBlockNumber; /* a new visit: rows opened again */
+	s->plainbatch = false;
 	s->cblock = block;
 	if (snapshot != nullptr && !snapshot->takenDuringRecovery)
 		prune_opt(rel, s->cbuf);
@@ -101,6 +103,8 @@ collect_page(ScanDesc *s, BlockNumber block)
 		}
 	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
 	s->ntuples = n;
+	/* vistuples are the page's visible rows: opened all at once (plain_row) */
+	s->plainbatch = check;
 }
 
 /*
@@ -142,10 +146,115 @@ keys_match(ScanDesc *s)
 	return ok;
 }
 
+/* Room of each of a scan's plaintext row buffers: a page's rows and their HeapTupleData. */
+constexpr Size kPlainBufBytes = 2 * BLCKSZ + MaxHeapTuplesPerPage * MAXALIGN(HEAPTUPLESIZE);
+
+static void
+plain_wipe(ScanDesc *s, int i)
+{
+	if (s->plainbuf[i] != nullptr && s->plainused[i] > 0)
+		explicit_bzero(s->plainbuf[i], s->plainused[i]);
+	s->plainused[i] = 0;
+}
+
+/*
+ * A page-mode scan's first row of a page: every visible row of the page
+ * opened into buf at once (cached ones copied under one lock of the
+ * cache); rows with sealed large values are left to store_tuple.
+ */
+static void
+plain_page(ScanDesc *s, char *buf)
+{
+	static HeapTupleData stored[MaxHeapTuplesPerPage];
+	static HeapTuple outs[MaxHeapTuplesPerPage];
+	Relation rel = s->base.rs_rd;
+	Page page = BufferGetPage(s->cbuf);
+	Size used = 0;
+	int n = 0;
+
+	for (int i = 0; i < s->ntuples; i++)
+	{
+		HeapTuple t = &stored[n];
+		storage::tuple_at_checked(rel, s->cblock, page, s->vistuples[i], t);
+		if (t->t_data->t_infomask2 & crypto::kValuesSealed)
+			continue;
+		Size need = MAXALIGN(MAXALIGN(HEAPTUPLESIZE) + t->t_len);
+		if (used + need > kPlainBufBytes)
+			break;
+		auto h = (HeapTuple) (buf + used);
+		h->t_data = (HeapTupleHeader) ((char *) h + MAXALIGN(HEAPTUPLESIZE));
+		outs[n++] = h;
+		used += need;
+	}
+	if (n == 0)
+		return;
+	open_page_rows(rel, s->cipher, s->cbuf, s->groups, n, stored, outs);
+	for (int i = 0; i < n; i++)
+		s->plainat[ItemPointerGetOffsetNumber(&outs[i]->t_self)] =
+			(uint16) ((char *) outs[i] - buf + 1);
+	s->plainused[s->plaincur] = used;
+}
+
+/*
+ * The plaintext of the scan's page tuple t (on the current page) in the
+ * scan's buffer, opened once per page visit: through the cache of opened
+ * payloads, without a palloc per row. nullptr: use store_tuple.
+ */
+static HeapTuple
+plain_row(ScanDesc *s, HeapTuple t, bool locked)
+{
+	if (s->plainblock != s->cblock)
+	{
+		/* the other buffer holds the page before: the slot may still point into this one */
+		s->plaincur ^= 1;
+		plain_wipe(s, s->plaincur);
+		memset(s->plainat, 0, sizeof(s->plainat));
+		s->plainblock = s->cblock;
+	}
+	OffsetNumber off = ItemPointerGetOffsetNumber(&t->t_self);
+	char *buf = s->plainbuf[s->plaincur];
+	if (buf == nullptr)
+		buf = s->plainbuf[s->plaincur] = (char *) MemoryContextAlloc(s->plaincxt, kPlainBufBytes);
+	if (s->plainbatch)
+	{
+		s->plainbatch = false;
+		plain_page(s, buf);
+	}
+	if (s->plainat[off] != 0)
+		return (HeapTuple) (buf + s->plainat[off] - 1);
+	Size used = s->plainused[s->plaincur];
+	if (used + MAXALIGN(HEAPTUPLESIZE) >= kPlainBufBytes)
+		return nullptr;
+	auto h = (HeapTuple) (buf + used);
+	h->t_data = (HeapTupleHeader) ((char *) h + MAXALIGN(HEAPTUPLESIZE));
+	uint32 len =
+		open_stored_into(s->base.rs_rd, s->cipher, t, s->cbuf, locked, s->groups,
+						 (char *) h->t_data, kPlainBufBytes - used - MAXALIGN(HEAPTUPLESIZE));
+	if (len == 0)
+		return nullptr;
+	h->t_len = len;
+	h->t_self = t->t_self;
+	h->t_tableOid = t->t_tableOid;
+	s->plainat[off] = (uint16) (used + 1);
+	s->plainused[s->plaincur] = used + MAXALIGN(MAXALIGN(HEAPTUPLESIZE) + len);
+	return h;
+}
+
 /* Hand the scan's current tuple (t, on its current page) to slot. */
 static void
 store_current(ScanDesc *s, HeapTuple t, TupleTableSlot *slot, bool locked = false)
 {
+	if (s->cipher != nullptr && TTS_IS_HEAPTUPLE(slot) &&
+		!(t->t_data->t_infomask2 & crypto::kValuesSealed))
+	{
+		HeapTuple p = plain_row(s, t, locked);
+		if (p != nullptr)
+		{
+			/* not the slot's: valid until the scan has left the next page */
+			ExecStoreHeapTuple(p, slot, false);
+			return;
+		}
+	}
 	store_tuple(s->base.rs_rd, t, slot, s->cbuf, false, s->groups, locked, !s->values_deferred);
 }
 
@@ -210,6 +319,7 @@ init_scan(ScanDesc *s, ScanKey key, bool keep_startblock)
 	s->cblock = InvalidBlockNumber;
 	s->ntuples = 0;
 	s->cindex = 0;
+	s->plainblock = InvalidBlockNumber;
 	if (key != nullptr && s->base.rs_nkeys > 0)
 		memcpy(s->base.rs_key, key, s->base.rs_nkeys * sizeof(ScanKeyData));
 
@@ -232,6 +342,9 @@ scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTabl
 									   : crypto::relation_cipher(rel);
 	auto *s = (ScanDesc *) palloc0(sizeof(ScanDesc));
 	s->groups = cipher != nullptr ? opened_groups_create(CurrentMemoryContext) : nullptr;
+	s->cipher = cipher;
+	s->plaincxt = CurrentMemoryContext;
+	s->plainblock = InvalidBlockNumber;
 	s->base.rs_rd = rel;
 	s->base.rs_snapshot = snapshot;
 	s->base.rs_nkeys = nkeys;
@@ -252,6 +365,8 @@ scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTabl
 
 	s->base.rs_key = nkeys > 0 ? (ScanKey) palloc(sizeof(ScanKeyData) * nkeys) : nullptr;
 	init_scan(s, key, false);
+	/* scans read whole pages through the shared cache of opened payloads */
+	opened_groups_use_cache(s->groups, rel, true, s->nblocks);
 	return &s->base;
 }
 
@@ -294,6 +409,12 @@ scan_end(TableScanDesc scan)
 	if (s->base.rs_flags & SO_TEMP_SNAPSHOT)
 		UnregisterSnapshot(s->base.rs_snapshot);
 	opened_groups_free(s->groups);
+	for (int i = 0; i < 2; i++)
+	{
+		plain_wipe(s, i);
+		if (s->plainbuf[i] != nullptr)
+			pfree(s->plainbuf[i]);
+	}
 	pfree(s);
 }
 
@@ -763,6 +884,7 @@ index_fetch_begin(Relation rel)
 	const crypto::Cipher *cipher = crypto::relation_cipher(rel);
 	auto *f = (IndexFetch *) palloc0(sizeof(IndexFetch));
 	f->groups = cipher != nullptr ? opened_groups_create(CurrentMemoryContext) : nullptr;
+	opened_groups_use_cache(f->groups, rel, false, 0);
 	f->base.rel = rel;
 	f->cbuf = InvalidBuffer;
 	return &f->base;
@@ -847,6 +969,8 @@ scan_analyze_next_block(TableScanDesc scan, BlockNumber blockno, BufferAccessStr
 		return false;
 	s->cblock = blockno;
 	s->cbuf = storage::read_data_block(scan->rs_rd, blockno, bstrategy);
+	s->plainblock = InvalidBlockNumber; /* a new visit: rows opened again */
+	s->plainbatch = false;
 	s->cindex = FirstOffsetNumber;
 	LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
 	page_check(scan->rs_rd, blockno, BufferGetPage(s->cbuf));
@@ -938,6 +1062,8 @@ scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 	if (BufferIsValid(s->cbuf))
 		ReleaseBuffer(s->cbuf);
 	s->cbuf = storage::read_data_block(rel, block);
+	s->plainblock = InvalidBlockNumber; /* a new visit: rows opened again */
+	s->plainbatch = false;
 	s->cblock = block;
 	prune_opt(rel, s->cbuf);
 
@@ -976,6 +1102,7 @@ scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 	}
 	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
 	s->ntuples = n;
+	s->plainbatch = true; /* the visible rows: opened at once (plain_row) */
 	return n > 0;
 }
 

@@ -18,6 +18,7 @@
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "miscadmin.h"
 #include "utils/guc_tables.h"
 #include "utils/tuplestore.h"
@@ -43,6 +44,8 @@ bool encrypt_new_tables = false;
 int plaintext_index_action = 0;
 int cipher_cache_size = 256;
 int seal_group_rows = 4;
+int tde_cache_size = -1;
+void (*provider_removed_hook)() = nullptr;
 int redact_server_log = kRedactAuto;
 int tde_statistics = kTdeStatisticsNone;
 int plaintext_derived_action = 0;
@@ -217,6 +220,54 @@ resolved_path(const char *path)
  * of the data directory). The file's owner and mode are checked when it is
  * read (keys.cpp), since they can change after the setting is made.
  */
+/*
+ * rustydb.keyring_file and rustydb.key_command: when a backend's reload
+ * leaves neither set, provider_removed_hook runs (the opened-payload cache
+ * is emptied). Not in the postmaster, which touches no shared structure.
+ */
+static bool
+nonempty(const char *v)
+{
+	return v != nullptr && v[0] != '\0';
+}
+
+static void
+provider_assign(const char *newval, const char *oldval, const char *other)
+{
+	/*
+	 * A parallel worker resets every setting to its boot value before it
+	 * takes the leader's (RestoreGUCState): not a removal.
+	 */
+	if (IsUnderPostmaster && !IsParallelWorker() && !InitializingParallelWorker &&
+		provider_removed_hook != nullptr && (nonempty(oldval) || nonempty(other)) &&
+		!nonempty(newval) && !nonempty(other))
+		provider_removed_hook();
+}
+
+static void
+assign_keyring_file(const char *newval, void *)
+{
+	provider_assign(newval, keyring_file, key_command);
+}
+
+static void
+assign_key_command(const char *newval, void *)
+{
+	provider_assign(newval, key_command, keyring_file);
+}
+
+/* rustydb.tde_cache_size: -1 (auto), 0 (off) or at least 1MB. */
+bool
+check_tde_cache_size(int *newval, void **extra, GucSource source)
+{
+	if (*newval > 0 && *newval < 1024)
+	{
+		GUC_check_errdetail("rustydb.tde_cache_size must be -1, 0 or at least 1MB.");
+		return false;
+	}
+	return true;
+}
+
 bool
 check_keyring_file(char **newval, void **extra, GucSource source)
 {
@@ -295,10 +346,11 @@ const Definition kRegistry[] = {
 				"keyring file holding the master key(s) for encrypted tables",
 				"Absolute path outside the data directory; the file must be owned by the "
 				"server user and have mode 0600. Create one with rustydb-keyring create.",
-				check_keyring_file),
+				check_keyring_file, assign_keyring_file),
 	make_string("rustydb.key_command", &key_command, "", PGC_SIGHUP, 0,
 				"command that prints the master key as 64 hexadecimal digits",
-				"%i in the command is replaced by the id of the key wanted, or by current."),
+				"%i in the command is replaced by the id of the key wanted, or by current.",
+				nullptr, assign_key_command),
 	make_bool("rustydb.encrypt_new_tables", &encrypt_new_tables, false, PGC_SUSET,
 			  "encrypts every new rustydb table that does not set the encrypted option"),
 	make_enum("rustydb.plaintext_index_action", &plaintext_index_action, 0,
@@ -313,6 +365,12 @@ const Definition kRegistry[] = {
 			 "1 seals every row on its own. Larger groups make COPY and scans faster and "
 			 "index lookups slower (a lookup opens its row's whole group); pruning re-seals "
 			 "a group's surviving rows when some of them are removed."),
+	make_int("rustydb.tde_cache_size", &tde_cache_size, -1, -1, 64 * 1024 * 1024, GUC_UNIT_KB,
+			 PGC_POSTMASTER,
+			 "shared memory for the cache of opened payloads of encrypted tables; 0 turns it off",
+			 "-1 (the default): a quarter of shared_buffers when a key provider is configured "
+			 "at start-up, else 0. Other values below 1MB are refused.",
+			 check_tde_cache_size),
 	make_enum("rustydb.redact_server_log", &redact_server_log, kRedactAuto,
 			  redact_server_log_options, PGC_SUSET,
 			  "redacts data values and SQL literals in messages written to the server log: auto, "

@@ -28,6 +28,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/crypto/crypto_internal.h"
+#include "rustydb/crypto/pagecache.h"
 #include "rustydb/crypto/crypto_catalog.h"
 
 #include "rustydb/common/boundary.h"
@@ -752,9 +753,20 @@ namespace rustydb {
 namespace crypto {
 
 void
+count_cached_opens(const Cipher *c, int n)
+{
+	/* what open_core counts: the plaintext reached this backend all the same */
+	decryptions += n;
+	if (c->role == Role::Table)
+		last_decrypted = c->relid;
+}
+
+void
 init()
 {
 	CacheRegisterRelcacheCallback(crypto_relcache_callback, (Datum) 0);
+	pagecache::register_segment();
+	settings::provider_removed_hook = pagecache::forget_all;
 	RegisterXactCallback(crypto_xact_callback, nullptr);
 	RegisterSubXactCallback(crypto_subxact_callback, nullptr);
 }

@@ -29,6 +29,7 @@
 #include "rustydb/common/tools.h"
 #include "rustydb/crypto/crypto_catalog.h"
 #include "rustydb/crypto/crypto_internal.h"
+#include "rustydb/crypto/pagecache.h"
 
 #include <cstring>
 
@@ -551,6 +552,20 @@ hook_process_utility(hooks::UtilityCall &call)
 	derived_table_check(derived, made);
 }
 
+/* A dropped relation's (or a rewrite's old file's) opened payloads leave the shared cache. */
+static void
+forget_cached_payloads(Oid relid)
+{
+	if (!pagecache::enabled())
+		return;
+	Relation rel = RelationIdGetRelation(relid);
+	if (rel == nullptr)
+		return;
+	if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind) && !RelationUsesLocalBuffers(rel))
+		pagecache::forget_node(rel->rd_node);
+	RelationClose(rel);
+}
+
 void
 hook_object_access(hooks::ObjectAccessCall &call)
 {
@@ -567,6 +582,7 @@ hook_object_access(hooks::ObjectAccessCall &call)
 	{
 		delete_key_rows(call.object_id);
 		cache_forget(call.object_id);
+		forget_cached_payloads(call.object_id);
 	}
 }
 

@@ -188,6 +188,20 @@ struct ScanDesc
 	 * a version dead to everyone may have lost its TOAST chunks.
 	 */
 	bool values_deferred;
+	/*
+	 * Encrypted relations: the rows of the current page opened (or copied
+	 * from the cache of opened payloads) into a scan-owned buffer, handed
+	 * to heap-tuple slots without a copy; two buffers alternate by page,
+	 * wiped when reused and at the end (scan.cpp, plain_row).
+	 */
+	const crypto::Cipher *cipher;
+	MemoryContext plaincxt;
+	char *plainbuf[2];
+	Size plainused[2];
+	int plaincur;
+	BlockNumber plainblock;
+	bool plainbatch; /* the page's visible rows are in vistuples: open them at once */
+	uint16 plainat[MaxHeapTuplesPerPage + 1]; /* offset -> position in the buffer + 1 */
 };
 
 TableScanDesc scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,

@@ -41,6 +41,13 @@ struct OpenedGroups;
 OpenedGroups *opened_groups_create(MemoryContext cxt);
 /* Wipe the plaintexts and free. */
 void opened_groups_free(OpenedGroups *og);
+/*
+ * Read through the shared cache of opened payloads (crypto/pagecache.h):
+ * whole pages for scans (whole_pages; nblocks decides whether it is a bulk
+ * read), single items for fetches. Without this call og bypasses the
+ * cache (verification).
+ */
+void opened_groups_use_cache(OpenedGroups *og, Relation rel, bool whole_pages, BlockNumber nblocks);
 
 /* Whether stored (a page tuple) is a group member: its slot and ordinal. */
 bool group_member(HeapTuple stored, int *slot, int *ordinal);
@@ -55,6 +62,23 @@ bool group_member(HeapTuple stored, int *slot, int *ordinal);
  */
 HeapTuple open_stored_tuple(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf,
 							bool locked, OpenedGroups *og);
+
+/*
+ * open_stored_tuple's plaintext tuple (header and payload) written at dest
+ * instead of palloc'd: its length, or 0 if it does not fit in room.
+ */
+uint32 open_stored_into(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf,
+						bool locked, OpenedGroups *og, char *dest, Size room);
+
+/*
+ * A page-mode scan's batch: the plaintexts of the n page tuples stored[]
+ * of the pinned page in buf into outs[i] (t_data pointing at room for at
+ * least stored[i].t_len bytes): cached ones copied under one shared lock
+ * of the cache, the others opened (and remembered). ERROR as
+ * open_stored_tuple. Returns n.
+ */
+int open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *og, int n,
+				   HeapTuple stored, HeapTuple *outs);
 
 /*
  * COPY: place tuples[0..n) (headers final, payloads in plaintext) on the

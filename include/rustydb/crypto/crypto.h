@@ -135,6 +135,13 @@ sealed_size(size_t payload_len)
 	return payload_len + kSealOverhead;
 }
 
+/*
+ * n payloads of c's relation were read from the cache of opened payloads
+ * instead of opened: counted as decryptions (the temporary-file and
+ * derived-table reports look at them).
+ */
+void count_cached_opens(const Cipher *c, int n);
+
 /* Plaintext length of a sealed payload; ERROR if shorter than the overhead. */
 size_t opened_size(const Cipher *cipher, size_t sealed_len, BlockNumber blkno);
 
