@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * rmgr.cpp
- *	  The "rustydb" WAL resource manager: redo, desc, identify, mask.
+ *	  The "rustydb" WAL resource manager: redo, desc, identify, mask
+ *	  (logical decoding, rm_decode: decode.cpp).
  *
  * Redo re-applies each record to the page with the function the original
  * change used (storage/changes.h), so that after masking (hint bits,
@@ -13,6 +14,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/wal/records.h"
+#include "rustydb/wal/decode.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/storage/changes.h"
@@ -738,6 +740,12 @@ rdb_mask(char *pagedata, BlockNumber blkno) noexcept
 	rustydb::boundary::run("rustydb_mask", [&] { mask_page(pagedata, blkno); });
 }
 
+static void
+rdb_decode(LogicalDecodingContext *ctx, XLogRecordBuffer *buf) noexcept
+{
+	rustydb::boundary::run("rustydb_decode", [&] { decode(ctx, buf); });
+}
+
 } /* extern "C" */
 
 static RmgrData rmgr = {
@@ -748,7 +756,7 @@ static RmgrData rmgr = {
 	.rm_startup = nullptr,
 	.rm_cleanup = nullptr,
 	.rm_mask = rdb_mask,
-	.rm_decode = nullptr,
+	.rm_decode = rdb_decode,
 };
 
 void
