@@ -10,6 +10,8 @@
  */
 #include "rustydb/am/am.h"
 #include "rustydb/crypto/crypto.h"
+#include "rustydb/common/boundary.h"
+#include "rustydb/wal/decode.h"
 #include "rustydb/wal/records.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
@@ -130,6 +132,186 @@ free_logical_trailer(LogicalTrailer *lt)
 	if (lt->old_key != nullptr)
 		heap_freetuple(lt->old_key);
 	lt->old_key = nullptr;
+}
+
+/* ========================================================================
+ * Decoding encrypted tables: sealed changes opened at apply time
+ * ========================================================================
+ *
+ * rm_decode (wal/decode.cpp) cannot read the catalogs, so a sealed tuple
+ * is queued as a shell. When the reorder buffer replays the transaction it
+ * has a historic snapshot and the relation open: the wrapper below, put in
+ * front of the reorder buffer's apply_change and stream_change the first
+ * time a sealed change is queued, opens each shell with the relation's
+ * data key (read from rustydb.table_keys, a user catalog table, through
+ * the historic snapshot) for the duration of the output plugin's callback,
+ * then puts the shell back so the reorder buffer frees what it allocated
+ * and its memory accounting stays exact. Without the key the callback
+ * fails with the key error a read gets, naming the relation: nothing is
+ * sent, and the slot stays before the transaction, so decoding resumes
+ * there once the key is back.
+ */
+
+namespace {
+
+ReorderBufferApplyChangeCB orig_apply_change = nullptr;
+ReorderBufferStreamChangeCB orig_stream_change = nullptr;
+
+/* A plaintext reorder buffer tuple of the shell's sealed tuple, for rel. */
+ReorderBufferTupleBuf *
+open_shell(ReorderBuffer *rb, Relation rel, ReorderBufferTupleBuf *shell)
+{
+	HeapTupleHeader outer = shell->tuple.t_data;
+	/*
+	 * The reorder buffer rebuilds a tuple whose transaction also wrote TOAST
+	 * chunks (ReorderBufferToastReplace), which turns a shell into a row
+	 * of nulls: an encrypted row with out-of-line values cannot be decoded.
+	 */
+	if (HeapTupleHeaderGetNatts(outer) != 0 || outer->t_hoff != SizeofHeapTupleHeader ||
+		shell->tuple.t_len < 2 * SizeofHeapTupleHeader)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot decode a row of encrypted relation \"%s\" with out-of-line values",
+						RelationGetRelationName(rel)),
+				 errdetail("Its large values are sealed in the TOAST table, which logical "
+						   "decoding reassembles before rustydb can open the row.")));
+	const crypto::Cipher *c = crypto::relation_cipher(rel);
+	if (c == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("cannot access encrypted relation \"%s\": no data key",
+							   RelationGetRelationName(rel)),
+						errdetail("rustydb.table_keys has no key for it in the decoding's "
+								  "historic snapshot.")));
+	HeapTupleData sealed;
+	sealed.t_len = shell->tuple.t_len - SizeofHeapTupleHeader;
+	sealed.t_data = (HeapTupleHeader) ((char *) outer + SizeofHeapTupleHeader); /* MAXALIGNed */
+	ItemPointerSetInvalid(&sealed.t_self);
+	sealed.t_tableOid = RelationGetRelid(rel);
+	HeapTuple plain = crypto::open_tuple_copy(c, &sealed, 0);
+	if (plain->t_data->t_infomask2 & crypto::kValuesSealed)
+	{
+		HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), plain, 0);
+		if (full != plain)
+		{
+			heap_freetuple(plain);
+			plain = full;
+		}
+		plain->t_data->t_infomask2 &= ~crypto::kValuesSealed;
+	}
+	ReorderBufferTupleBuf *tb = ReorderBufferGetTupleBuf(rb, plain->t_len - SizeofHeapTupleHeader);
+	memcpy(tb->tuple.t_data, plain->t_data, plain->t_len);
+	tb->tuple.t_len = plain->t_len;
+	ItemPointerSetInvalid(&tb->tuple.t_self);
+	tb->tuple.t_tableOid = InvalidOid;
+	heap_freetuple(plain);
+	return tb;
+}
+
+bool
+is_row_change(ReorderBufferChange *change)
+{
+	return change->action == REORDER_BUFFER_CHANGE_INSERT ||
+		   change->action == REORDER_BUFFER_CHANGE_UPDATE ||
+		   change->action == REORDER_BUFFER_CHANGE_DELETE;
+}
+
+/*
+ * Call fn with change's shells opened; the shells are back in change when
+ * this returns or fails.
+ */
+template <typename Fn>
+void
+with_opened(ReorderBuffer *rb, Relation rel, ReorderBufferChange *change, Fn fn)
+{
+	ReorderBufferTupleBuf *volatile shell_new = nullptr;
+	ReorderBufferTupleBuf *volatile shell_old = nullptr;
+	ReorderBufferTupleBuf *volatile open_new = nullptr;
+	ReorderBufferTupleBuf *volatile open_old = nullptr;
+
+	if (is_row_change(change))
+	{
+		if (change->data.tp.newtuple != nullptr &&
+			wal::tuple_is_sealed_shell(&change->data.tp.newtuple->tuple))
+			shell_new = change->data.tp.newtuple;
+		if (change->data.tp.oldtuple != nullptr &&
+			wal::tuple_is_sealed_shell(&change->data.tp.oldtuple->tuple))
+			shell_old = change->data.tp.oldtuple;
+	}
+	if (shell_new == nullptr && shell_old == nullptr)
+	{
+		fn();
+		return;
+	}
+	if (shell_new != nullptr)
+		open_new = open_shell(rb, rel, shell_new);
+	if (shell_old != nullptr)
+		open_old = open_shell(rb, rel, shell_old);
+	PG_TRY();
+	{
+		if (open_new != nullptr)
+			change->data.tp.newtuple = open_new;
+		if (open_old != nullptr)
+			change->data.tp.oldtuple = open_old;
+		fn();
+	}
+	PG_FINALLY();
+	{
+		if (shell_new != nullptr)
+			change->data.tp.newtuple = shell_new;
+		if (shell_old != nullptr)
+			change->data.tp.oldtuple = shell_old;
+	}
+	PG_END_TRY();
+	if (open_new != nullptr)
+		ReorderBufferReturnTupleBuf(rb, open_new);
+	if (open_old != nullptr)
+		ReorderBufferReturnTupleBuf(rb, open_old);
+}
+
+} /* namespace */
+
+extern "C" {
+
+static void
+sealed_apply_change(ReorderBuffer *rb, ReorderBufferTXN *txn, Relation rel,
+					ReorderBufferChange *change) noexcept
+{
+	rustydb::boundary::run("rustydb decoding apply_change", [&] {
+		with_opened(rb, rel, change, [&] { orig_apply_change(rb, txn, rel, change); });
+	});
+}
+
+static void
+sealed_stream_change(ReorderBuffer *rb, ReorderBufferTXN *txn, Relation rel,
+					 ReorderBufferChange *change) noexcept
+{
+	rustydb::boundary::run("rustydb decoding stream_change", [&] {
+		with_opened(rb, rel, change, [&] { orig_stream_change(rb, txn, rel, change); });
+	});
+}
+
+} /* extern "C" */
+
+/* wal::sealed_change_queued: wrap rb's callbacks once (they are the same in every context). */
+static void
+wrap_sealed_apply(ReorderBuffer *rb)
+{
+	if (rb->apply_change != sealed_apply_change)
+	{
+		orig_apply_change = rb->apply_change;
+		rb->apply_change = sealed_apply_change;
+	}
+	if (rb->stream_change != nullptr && rb->stream_change != sealed_stream_change)
+	{
+		orig_stream_change = rb->stream_change;
+		rb->stream_change = sealed_stream_change;
+	}
+}
+
+void
+register_decoding()
+{
+	wal::sealed_change_queued = wrap_sealed_apply;
 }
 
 } /* namespace rustydb::am */

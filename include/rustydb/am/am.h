@@ -31,6 +31,7 @@
 #define RUSTYDB_AM_AM_H
 
 #include "rustydb/am/pgincludes.h"
+#include "rustydb/common/hooks.h"
 #include "rustydb/storage/changes.h"
 
 namespace rustydb::crypto {
@@ -290,6 +291,15 @@ void register_logical_trailer(const LogicalTrailer &lt);
 
 /* Free what logical_trailer_with_identity allocated. */
 void free_logical_trailer(LogicalTrailer *lt);
+
+/* Let logical decoding open encrypted tables' rows at apply time; from init(). */
+void register_decoding();
+
+/*
+ * ProcessUtility step (publication.cpp): refuses user_catalog_table on a
+ * rustydb table and publications naming rustydb's own tables.
+ */
+void hook_process_utility(hooks::UtilityCall &call);
 
 /* ---- DDL (ddl.cpp) ---- */
 
