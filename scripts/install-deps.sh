@@ -19,6 +19,10 @@ PKGS=(
 	gdb
 	postgresql-15-repack
 	postgresql-15-partman
+	# logical decoding scenario (test/scenarios/am_decode.sh) compares its output
+	postgresql-15-wal2json
+	# PostgreSQL's own TAP suites (subscription suite with rustydb as default AM)
+	libipc-run-perl
 	# the assert-enabled PostgreSQL 15 built from source (scripts/cassert-build.sh),
 	# the copy of the tree rustydb is built in for it, and the fuzzer run against it
 	pkg-config
