@@ -15,6 +15,7 @@
 #include "rustydb/wal/records.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
+#include "access/detoast.h"
 #include "catalog/catalog.h"
 #include "utils/relcache.h"
 RUSTYDB_PG_INCLUDE_END
@@ -157,24 +158,99 @@ namespace {
 ReorderBufferApplyChangeCB orig_apply_change = nullptr;
 ReorderBufferStreamChangeCB orig_stream_change = nullptr;
 
+/*
+ * The TOAST entry of one value in the reorder buffer's hash of the
+ * transaction's chunks (txn->toast_hash): PostgreSQL 15's
+ * ReorderBufferToastEnt, private to reorderbuffer.c, whose layout a major
+ * release keeps.
+ */
+struct ToastEnt
+{
+	Oid chunk_id;
+	int32 last_chunk_seq;
+	Size num_chunks;
+	Size size;
+	dlist_head chunks;
+	struct varlena *reconstructed;
+};
+
+/*
+ * tup with each out-of-line value whose chunks the transaction wrote put
+ * back inline from the reorder buffer's chunks (what
+ * ReorderBufferToastReplace does for a plaintext row, which a sealed row
+ * cannot get): rustydb sealed those values before the toaster stored them,
+ * so they are sealed values, opened afterwards by crypto::open_values.
+ */
+HeapTuple
+inline_toasted(ReorderBufferTXN *txn, Relation rel, HeapTuple tup)
+{
+	if (!HeapTupleHasExternal(tup) || txn->toast_hash == nullptr)
+		return tup;
+	TupleDesc desc = RelationGetDescr(rel);
+	Relation toast_rel = RelationIdGetRelation(rel->rd_rel->reltoastrelid);
+	if (!RelationIsValid(toast_rel))
+		elog(ERROR, "could not open toast relation with OID %u (base relation \"%s\")",
+			 rel->rd_rel->reltoastrelid, RelationGetRelationName(rel));
+	TupleDesc toast_desc = RelationGetDescr(toast_rel);
+	auto *values = (Datum *) palloc(desc->natts * sizeof(Datum));
+	auto *isnull = (bool *) palloc(desc->natts * sizeof(bool));
+	heap_deform_tuple(tup, desc, values, isnull);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		if (att->attisdropped || att->attlen != -1 || isnull[i])
+			continue;
+		auto *v = (struct varlena *) DatumGetPointer(values[i]);
+		if (!VARATT_IS_EXTERNAL_ONDISK(v))
+			continue;
+		struct varatt_external ptr;
+		VARATT_EXTERNAL_GET_POINTER(ptr, v);
+		auto *ent = (ToastEnt *) hash_search(txn->toast_hash, &ptr.va_valueid, HASH_FIND, nullptr);
+		if (ent == nullptr)
+			continue;
+		Size extsize = VARATT_EXTERNAL_GET_EXTSIZE(ptr);
+		auto *whole = (struct varlena *) palloc0(extsize + VARHDRSZ);
+		Size done = 0;
+		/* dlist_foreach and dlist_container are C-only (GCC builtins C++ lacks) */
+		for (dlist_node *n = ent->chunks.head.next; n != &ent->chunks.head; n = n->next)
+		{
+			auto *cchange =
+				(ReorderBufferChange *) ((char *) n - offsetof(ReorderBufferChange, node));
+			bool cnull;
+			Pointer chunk = DatumGetPointer(
+				fastgetattr(&cchange->data.tp.newtuple->tuple, 3, toast_desc, &cnull));
+			Size clen = VARSIZE(chunk) - VARHDRSZ;
+			if (cnull || VARATT_IS_EXTERNAL(chunk) || VARATT_IS_SHORT(chunk) ||
+				done + clen > extsize)
+				elog(ERROR, "rustydb decoding: unexpected TOAST chunk of value %u of \"%s\"",
+					 ptr.va_valueid, RelationGetRelationName(rel));
+			memcpy(VARDATA(whole) + done, VARDATA(chunk), clen);
+			done += clen;
+		}
+		if (done != extsize)
+			elog(ERROR, "rustydb decoding: value %u of \"%s\" has %zu of its %zu bytes",
+				 ptr.va_valueid, RelationGetRelationName(rel), done, extsize);
+		if (extsize < (Size) ptr.va_rawsize - VARHDRSZ) /* VARATT_EXTERNAL_IS_COMPRESSED */
+		{
+			SET_VARSIZE_COMPRESSED(whole, done + VARHDRSZ);
+			whole = detoast_attr(whole);
+		}
+		else
+			SET_VARSIZE(whole, done + VARHDRSZ);
+		values[i] = PointerGetDatum(whole);
+	}
+	HeapTuple out = heap_form_tuple(desc, values, isnull);
+	out->t_data->t_infomask2 |= tup->t_data->t_infomask2 & crypto::kValuesSealed;
+	RelationClose(toast_rel);
+	return out;
+}
+
 /* A plaintext reorder buffer tuple of the shell's sealed tuple, for rel. */
 ReorderBufferTupleBuf *
-open_shell(ReorderBuffer *rb, Relation rel, ReorderBufferTupleBuf *shell)
+open_shell(ReorderBuffer *rb, ReorderBufferTXN *txn, Relation rel, ReorderBufferTupleBuf *shell)
 {
-	HeapTupleHeader outer = shell->tuple.t_data;
-	/*
-	 * The reorder buffer rebuilds a tuple whose transaction also wrote TOAST
-	 * chunks (ReorderBufferToastReplace), which turns a shell into a row
-	 * of nulls: an encrypted row with out-of-line values cannot be decoded.
-	 */
-	if (HeapTupleHeaderGetNatts(outer) != 0 || outer->t_hoff != SizeofHeapTupleHeader ||
-		shell->tuple.t_len < 2 * SizeofHeapTupleHeader)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot decode a row of encrypted relation \"%s\" with out-of-line values",
-						RelationGetRelationName(rel)),
-				 errdetail("Its large values are sealed in the TOAST table, which logical "
-						   "decoding reassembles before rustydb can open the row.")));
+	if (shell->alloc_tuple_size < wal::kSealedShellPad + SizeofHeapTupleHeader)
+		elog(ERROR, "rustydb decoding: sealed change of %zu bytes", shell->alloc_tuple_size);
 	const crypto::Cipher *c = crypto::relation_cipher(rel);
 	if (c == nullptr)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -183,14 +259,21 @@ open_shell(ReorderBuffer *rb, Relation rel, ReorderBufferTupleBuf *shell)
 						errdetail("rustydb.table_keys has no key for it in the decoding's "
 								  "historic snapshot.")));
 	HeapTupleData sealed;
-	sealed.t_len = shell->tuple.t_len - SizeofHeapTupleHeader;
-	sealed.t_data = (HeapTupleHeader) ((char *) outer + SizeofHeapTupleHeader); /* MAXALIGNed */
+	sealed.t_len = shell->alloc_tuple_size - wal::kSealedShellPad;
+	sealed.t_data =
+		(HeapTupleHeader) ((char *) shell->tuple.t_data + wal::kSealedShellPad); /* MAXALIGNed */
 	ItemPointerSetInvalid(&sealed.t_self);
 	sealed.t_tableOid = RelationGetRelid(rel);
 	HeapTuple plain = crypto::open_tuple_copy(c, &sealed, 0);
+	HeapTuple inl = inline_toasted(txn, rel, plain);
+	if (inl != plain)
+	{
+		heap_freetuple(plain);
+		plain = inl;
+	}
 	if (plain->t_data->t_infomask2 & crypto::kValuesSealed)
 	{
-		HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), plain, 0);
+		HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), plain, 0, true);
 		if (full != plain)
 		{
 			heap_freetuple(plain);
@@ -221,7 +304,8 @@ is_row_change(ReorderBufferChange *change)
  */
 template <typename Fn>
 void
-with_opened(ReorderBuffer *rb, Relation rel, ReorderBufferChange *change, Fn fn)
+with_opened(ReorderBuffer *rb, ReorderBufferTXN *txn, Relation rel, ReorderBufferChange *change,
+			Fn fn)
 {
 	ReorderBufferTupleBuf *volatile shell_new = nullptr;
 	ReorderBufferTupleBuf *volatile shell_old = nullptr;
@@ -243,9 +327,9 @@ with_opened(ReorderBuffer *rb, Relation rel, ReorderBufferChange *change, Fn fn)
 		return;
 	}
 	if (shell_new != nullptr)
-		open_new = open_shell(rb, rel, shell_new);
+		open_new = open_shell(rb, txn, rel, shell_new);
 	if (shell_old != nullptr)
-		open_old = open_shell(rb, rel, shell_old);
+		open_old = open_shell(rb, txn, rel, shell_old);
 	PG_TRY();
 	{
 		if (open_new != nullptr)
@@ -277,7 +361,7 @@ sealed_apply_change(ReorderBuffer *rb, ReorderBufferTXN *txn, Relation rel,
 					ReorderBufferChange *change) noexcept
 {
 	rustydb::boundary::run("rustydb decoding apply_change", [&] {
-		with_opened(rb, rel, change, [&] { orig_apply_change(rb, txn, rel, change); });
+		with_opened(rb, txn, rel, change, [&] { orig_apply_change(rb, txn, rel, change); });
 	});
 }
 
@@ -286,7 +370,7 @@ sealed_stream_change(ReorderBuffer *rb, ReorderBufferTXN *txn, Relation rel,
 					 ReorderBufferChange *change) noexcept
 {
 	rustydb::boundary::run("rustydb decoding stream_change", [&] {
-		with_opened(rb, rel, change, [&] { orig_stream_change(rb, txn, rel, change); });
+		with_opened(rb, txn, rel, change, [&] { orig_stream_change(rb, txn, rel, change); });
 	});
 }
 

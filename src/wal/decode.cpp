@@ -80,7 +80,7 @@ tuple_buf(ReorderBuffer *rb, const char *data, Size len, bool sealed, bool *spec
 {
 	if (len < SizeofHeapTupleHeader)
 		elog(ERROR, "rustydb decoding: WAL tuple of %zu bytes, shorter than its header", len);
-	Size total = sealed ? SizeofHeapTupleHeader + len : len;
+	Size total = sealed ? kSealedShellPad + len : len;
 	ReorderBufferTupleBuf *tb = ReorderBufferGetTupleBuf(rb, total - SizeofHeapTupleHeader);
 	HeapTupleHeader h = tb->tuple.t_data;
 
@@ -89,12 +89,12 @@ tuple_buf(ReorderBuffer *rb, const char *data, Size len, bool sealed, bool *spec
 	if (sealed)
 	{
 		/* no attributes: nothing in PostgreSQL reads the sealed payload */
-		memset(h, 0, SizeofHeapTupleHeader);
+		memset(h, 0, kSealedShellPad);
 		h->t_hoff = SizeofHeapTupleHeader;
 		h->t_infomask = HEAP_XMAX_INVALID;
-		memcpy((char *) h + SizeofHeapTupleHeader, data, len);
+		memcpy((char *) h + kSealedShellPad, data, len);
 		ItemPointerSet(&tb->tuple.t_self, InvalidBlockNumber, kSealedShellOffset);
-		auto *inner = (HeapTupleHeader) ((char *) h + SizeofHeapTupleHeader);
+		auto *inner = (HeapTupleHeader) ((char *) h + kSealedShellPad);
 		if (speculative != nullptr)
 			*speculative = HeapTupleHeaderIsSpeculative(inner);
 		/* the inner header's transaction fields are of no use downstream */

@@ -62,10 +62,9 @@ if [ "$have_wal2json" = 1 ]; then
 	rdb_psql dec "SELECT pg_create_logical_replication_slot('w2j', 'wal2json')" >/dev/null
 fi
 
-# the workload on schema $1; $2: with TOASTed values (not for schema e:
-# rows of encrypted tables with out-of-line values are not decoded yet)
+# the workload on schema $1
 workload() {
-	local s=$1 toast=$2 f=$RDB_WORK/workload_$1.sql
+	local s=$1 f=$RDB_WORK/workload_$1.sql
 	{
 		echo "SET search_path = $s;"
 		echo "INSERT INTO t SELECT g, g, 'v' || g, NULL FROM generate_series(1, 20) g;"
@@ -78,13 +77,16 @@ workload() {
 		echo "INSERT INTO t VALUES (11, 11, 'x') ON CONFLICT (id) DO UPDATE SET v = 'upserted';"
 		echo "INSERT INTO t VALUES (300, 300, 'x') ON CONFLICT (id) DO UPDATE SET v = 'upserted';"
 		echo "INSERT INTO t VALUES (300, 300, 'x') ON CONFLICT DO NOTHING;"
-		if [ "$toast" = 1 ]; then
-			echo "INSERT INTO t SELECT 500, 500, 'toasted', string_agg(md5(g::text), '') FROM generate_series(1, 400) g;"
-			echo "UPDATE t SET v = 'toast unchanged' WHERE id = 500;"
-			echo "UPDATE t SET big = (SELECT string_agg(md5((g * 7)::text), '') FROM generate_series(1, 400) g) WHERE id = 500;"
-			echo "UPDATE t SET id = 501 WHERE id = 500;"
-			echo "DELETE FROM t WHERE id = 501;"
-		fi
+		echo "INSERT INTO t SELECT 500, 500, 'toasted', string_agg(md5(g::text), '') FROM generate_series(1, 400) g;"
+		echo "UPDATE t SET v = 'toast unchanged' WHERE id = 500;"
+		echo "UPDATE t SET big = (SELECT string_agg(md5((g * 7)::text), '') FROM generate_series(1, 400) g) WHERE id = 500;"
+		echo "UPDATE t SET id = 501 WHERE id = 500;"
+		echo "INSERT INTO f VALUES (-1, (SELECT string_agg(md5((g * 3)::text), '') FROM generate_series(1, 400) g));"
+		echo "UPDATE f SET a = -2 WHERE a = -1;"
+		echo "DELETE FROM t WHERE id = 501;"
+		echo "COPY t (id, k, v, big) FROM stdin;"
+		for i in $(seq 510 515); do printf '%s\t%s\tcopied toast\t%s\n' "$i" "$i" "$(seq 1 2000 | md5sum | cut -c1-32)$(head -c 3000 /dev/zero | tr '\0' "$((i % 10))")"; done
+		echo '\.'
 		echo "BEGIN; INSERT INTO t VALUES (600, 1, 'kept');"
 		echo "SAVEPOINT a; INSERT INTO t VALUES (601, 1, 'rolled back'); UPDATE t SET v = 'rolled back' WHERE id = 1; ROLLBACK TO a;"
 		echo "SAVEPOINT b; INSERT INTO t VALUES (602, 1, 'released'); UPDATE t SET v = 'in savepoint' WHERE id = 2; RELEASE b;"
@@ -119,10 +121,8 @@ W2J_OPTS=", 'include-xids', '0', 'include-timestamp', '0'"
 
 declare -A out
 for s in h r e; do
-	toast=1
-	[ "$s" = e ] && toast=0
 	start=$(date +%s.%N)
-	workload "$s" "$toast"
+	workload "$s"
 	out[td_$s]=$(changes td "$TD_OPTS")
 	out[td2pc_$s]=$(changes td2pc "$TD_OPTS")
 	out[stream_$s]=$(changes tdstream "$STREAM_OPTS")
@@ -131,30 +131,21 @@ for s in h r e; do
 	fi
 	rdb_log "schema $s: workload and decoding in $(echo "$(date +%s.%N) - $start" | bc) s"
 done
-# the encrypted schema's reference: heap's output without the TOAST statements
-rdb_psql dec "DROP SCHEMA h CASCADE" >/dev/null
-make_tables h heap ""
-rdb_psql dec "SELECT count(*) FROM pg_logical_slot_get_changes('td', NULL, NULL)" >/dev/null
-rdb_psql dec "SELECT count(*) FROM pg_logical_slot_get_changes('td2pc', NULL, NULL)" >/dev/null
-rdb_psql dec "SELECT count(*) FROM pg_logical_slot_get_changes('tdstream', NULL, NULL)" >/dev/null
-[ "$have_wal2json" = 1 ] && rdb_psql dec "SELECT count(*) FROM pg_logical_slot_get_changes('w2j', NULL, NULL)" >/dev/null
-workload h 0
-out[td_h0]=$(changes td "$TD_OPTS")
-out[td2pc_h0]=$(changes td2pc "$TD_OPTS")
-out[stream_h0]=$(changes tdstream "$STREAM_OPTS")
-[ "$have_wal2json" = 1 ] && out[w2j_h0]=$(changes w2j "$W2J_OPTS")
-
 compare_out() {
-	local what=$1 a=$2 b=$3
-	if [ "${4:-}" = blocks ]; then
-		# sealed rows are larger in the reorder buffer: streamed blocks end elsewhere
-		out[$a]=$(grep -v 'a streamed block for transaction' <<<"${out[$a]}")
-		out[$b]=$(grep -v 'a streamed block for transaction' <<<"${out[$b]}")
+	local what=$1 x=${out[$2]} y=${out[$3]}
+	if [ "${4:-}" = encrypted ]; then
+		# sealed rows are larger in the reorder buffer: streamed blocks end
+		# elsewhere; an UPDATE of an encrypted row stores its large values
+		# anew, so the plugin gets them where heap says unchanged (checked
+		# below)
+		local drop=(-e 'a streamed block for transaction' -e 'toast unchanged' -e 'a\[integer\]:-2' -e '"columnvalues":\[-2')
+		x=$(grep -v "${drop[@]}" <<<"$x")
+		y=$(grep -v "${drop[@]}" <<<"$y")
 	fi
-	if [ "${out[$a]}" = "${out[$b]}" ]; then
-		rdb_pass "$what: the same changes ($(echo "${out[$a]}" | wc -l) lines)"
+	if [ "$x" = "$y" ]; then
+		rdb_pass "$what: the same changes ($(echo "$x" | wc -l) lines)"
 	else
-		rdb_fail "$what: the changes differ" "$(diff <(echo "${out[$a]}") <(echo "${out[$b]}") | head -30)"
+		rdb_fail "$what: the changes differ" "$(diff <(echo "$x") <(echo "$y") | cut -c1-300 | head -30)"
 	fi
 }
 plugins="td td2pc stream"
@@ -162,7 +153,7 @@ plugins="td td2pc stream"
 [ "$have_wal2json" = 1 ] || rdb_log "wal2json is not installed (scripts/install-deps.sh installs it): not compared"
 for p in $plugins; do
 	compare_out "$p: rustydb as heap" "${p}_h" "${p}_r"
-	compare_out "$p: encrypted rustydb as heap" "${p}_h0" "${p}_e" "$([ "$p" = stream ] && echo blocks)"
+	compare_out "$p: encrypted rustydb as heap" "${p}_h" "${p}_e" encrypted
 done
 rdb_ok "test_decoding saw the TOASTed value" grep -q "toasted" <(echo "${out[td_r]}")
 rdb_ok "test_decoding kept an unchanged TOASTed value as such" grep -q "unchanged-toast-datum" <(echo "${out[td_r]}")
@@ -175,6 +166,9 @@ else
 	rdb_pass "no rolled-back change was decoded"
 fi
 rdb_ok "the encrypted rows were decoded as plaintext" grep -q "copied 120" <(echo "${out[td_e]}")
+rdb_ok "an encrypted TOASTed value was decoded as plaintext" grep -q "big\[text\]:'c4ca4238" <(echo "${out[td_e]}")
+rdb_ok "an encrypted TOASTed value an UPDATE left unchanged comes in full" \
+	grep -q "'toast unchanged' big\[text\]:'c4ca4238" <(echo "${out[td_e]}")
 
 # without its key, decoding an encrypted table stops with the key error and
 # resumes once the key is back
@@ -188,10 +182,6 @@ mv "$ring.away" "$ring"
 rdb_node_restart dec
 rdb_is "with the key back: the change is decoded" \
 	"$(rdb_psql dec "SELECT count(*) FROM pg_logical_slot_get_changes('td', NULL, NULL $TD_OPTS) WHERE data LIKE '%while the key is away%'")" 1
-rdb_psql dec "INSERT INTO e.t SELECT 901, 9, 'x', string_agg(md5(g::text), '') FROM generate_series(1, 400) g"
-rdb_expect_error "an encrypted row with out-of-line values: a clear error, no ciphertext" dec \
-	"SELECT data FROM pg_logical_slot_peek_changes('td', NULL, NULL $TD_OPTS)" \
-	'cannot decode a row of encrypted relation "t" with out-of-line values'
 for slot in td td2pc tdstream w2j; do
 	rdb_psql dec "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null
 done

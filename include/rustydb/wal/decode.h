@@ -23,10 +23,17 @@ void decode(LogicalDecodingContext *ctx, XLogRecordBuffer *buf);
 /*
  * A sealed tuple (an encrypted relation's) reaches the reorder buffer as a
  * shell: a heap tuple header of no attributes (so nothing in PostgreSQL
- * reads the payload) followed by the WAL tuple, header included, with
- * t_self = (InvalidBlockNumber, kSealedShellOffset) as its mark.
+ * reads the payload), then from kSealedShellPad on the WAL tuple, header
+ * included, to the end of the buffer (alloc_tuple_size), with t_self =
+ * (InvalidBlockNumber, kSealedShellOffset) as its mark. When the
+ * transaction also wrote TOAST chunks, the reorder buffer rewrites the
+ * shell as a row of nulls (ReorderBufferToastReplace) before the output
+ * plugin sees it: that row's header and null bitmap fit in the pad for any
+ * number of columns, so the sealed tuple stays intact behind it.
  */
 constexpr OffsetNumber kSealedShellOffset = 0xFFFE;
+constexpr Size kSealedShellPad =
+	MAXALIGN(SizeofHeapTupleHeader + BITMAPLEN(MaxTupleAttributeNumber));
 bool tuple_is_sealed_shell(const HeapTupleData *tuple);
 
 /*
