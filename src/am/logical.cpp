@@ -258,6 +258,10 @@ open_shell(ReorderBuffer *rb, ReorderBufferTXN *txn, Relation rel, ReorderBuffer
 							   RelationGetRelationName(rel)),
 						errdetail("rustydb.table_keys has no key for it in the decoding's "
 								  "historic snapshot.")));
+	/* everything but the result in a context of its own: one per change */
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "rustydb sealed change",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
 	HeapTupleData sealed;
 	sealed.t_len = shell->alloc_tuple_size - wal::kSealedShellPad;
 	sealed.t_data =
@@ -265,28 +269,19 @@ open_shell(ReorderBuffer *rb, ReorderBufferTXN *txn, Relation rel, ReorderBuffer
 	ItemPointerSetInvalid(&sealed.t_self);
 	sealed.t_tableOid = RelationGetRelid(rel);
 	HeapTuple plain = crypto::open_tuple_copy(c, &sealed, 0);
-	HeapTuple inl = inline_toasted(txn, rel, plain);
-	if (inl != plain)
-	{
-		heap_freetuple(plain);
-		plain = inl;
-	}
+	plain = inline_toasted(txn, rel, plain);
 	if (plain->t_data->t_infomask2 & crypto::kValuesSealed)
 	{
-		HeapTuple full = crypto::open_values(c, RelationGetDescr(rel), plain, 0, true);
-		if (full != plain)
-		{
-			heap_freetuple(plain);
-			plain = full;
-		}
+		plain = crypto::open_values(c, RelationGetDescr(rel), plain, 0, true);
 		plain->t_data->t_infomask2 &= ~crypto::kValuesSealed;
 	}
+	MemoryContextSwitchTo(old);
 	ReorderBufferTupleBuf *tb = ReorderBufferGetTupleBuf(rb, plain->t_len - SizeofHeapTupleHeader);
 	memcpy(tb->tuple.t_data, plain->t_data, plain->t_len);
 	tb->tuple.t_len = plain->t_len;
 	ItemPointerSetInvalid(&tb->tuple.t_self);
 	tb->tuple.t_tableOid = InvalidOid;
-	heap_freetuple(plain);
+	MemoryContextDelete(tmp);
 	return tb;
 }
 
