@@ -10,7 +10,8 @@
  *	  on what it made, so every syntax that reaches the same catalog state
  *	  (CREATE TABLE ... WITH, ALTER TABLE ... SET, SET ACCESS METHOD, CREATE
  *	  TABLE AS; FOR TABLE, TABLES IN SCHEMA, ADD and SET) is refused the same
- *	  way, and the error rolls the statement back.
+ *	  way, and the error rolls the statement back. Only statements that
+ *	  can set the option are looked at.
  *
  *-------------------------------------------------------------------------
  */
@@ -82,6 +83,35 @@ check_publication(const char *pubname)
 	}
 }
 
+/* Whether a reloption list names user_catalog_table. */
+static bool
+names_user_catalog(List *options)
+{
+	ListCell *lc;
+	foreach (lc, options)
+	{
+		auto *def = (DefElem *) lfirst(lc);
+		if (def->defname != nullptr && strcmp(def->defname, "user_catalog_table") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Whether an ALTER TABLE may leave a rustydb table marked user_catalog_table. */
+static bool
+may_mark_user_catalog(AlterTableStmt *stmt)
+{
+	ListCell *lc;
+	foreach (lc, stmt->cmds)
+	{
+		auto *cmd = (AlterTableCmd *) lfirst(lc);
+		if (cmd->subtype == AT_SetAccessMethod ||
+			(cmd->subtype == AT_SetRelOptions && names_user_catalog((List *) cmd->def)))
+			return true;
+	}
+	return false;
+}
+
 void
 hook_process_utility(hooks::UtilityCall &call)
 {
@@ -93,14 +123,21 @@ hook_process_utility(hooks::UtilityCall &call)
 	switch (nodeTag(stmt))
 	{
 		case T_CreateStmt:
+			if (!names_user_catalog(castNode(CreateStmt, stmt)->options))
+				return;
 			relid = RangeVarGetRelid(castNode(CreateStmt, stmt)->relation, NoLock, true);
 			break;
 		case T_CreateTableAsStmt:
-			if (castNode(CreateTableAsStmt, stmt)->into != nullptr)
-				relid =
-					RangeVarGetRelid(castNode(CreateTableAsStmt, stmt)->into->rel, NoLock, true);
+		{
+			IntoClause *into = castNode(CreateTableAsStmt, stmt)->into;
+			if (into == nullptr || !names_user_catalog(into->options))
+				return;
+			relid = RangeVarGetRelid(into->rel, NoLock, true);
 			break;
+		}
 		case T_AlterTableStmt:
+			if (!may_mark_user_catalog(castNode(AlterTableStmt, stmt)))
+				return;
 			relid = RangeVarGetRelid(castNode(AlterTableStmt, stmt)->relation, NoLock, true);
 			break;
 		case T_CreatePublicationStmt:
