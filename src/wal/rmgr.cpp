@@ -503,6 +503,26 @@ desc_groups(StringInfo buf, XLogReaderState *record, uint8 flags)
 	}
 }
 
+/* A row record's logical decoding trailer (kFlagLogical), after its struct of fixed bytes. */
+static void
+desc_logical(StringInfo buf, XLogReaderState *record, Size fixed)
+{
+	char *rec = XLogRecGetData(record);
+	Size len = XLogRecGetDataLen(record);
+	if (len < fixed + 1 || !((uint8) rec[1] & kFlagLogical))
+		return;
+	uint8 lf = (uint8) rec[fixed];
+	appendStringInfoString(buf, "; logical");
+	if (lf & kLogToastRelation)
+		appendStringInfoString(buf, ", toast relation");
+	if (lf & kLogLastInMulti)
+		appendStringInfoString(buf, ", last in multi-insert");
+	if (lf & kLogSealed)
+		appendStringInfoString(buf, ", sealed");
+	if (lf & kLogOldKey)
+		appendStringInfo(buf, ", old key %zu bytes", len - fixed - 1);
+}
+
 static void
 desc_record(StringInfo buf, XLogReaderState *record)
 {
@@ -517,6 +537,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		{
 			auto *xl = (XlInsert *) rec;
 			appendStringInfo(buf, "off %u flags 0x%02X", xl->offnum, xl->flags);
+			desc_logical(buf, record, sizeof(XlInsert));
 			break;
 		}
 		case kMultiInsert:
@@ -524,6 +545,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			auto *xl = (XlMultiInsert *) rec;
 			appendStringInfo(buf, "ntuples %u flags 0x%02X", xl->ntuples, xl->flags);
 			desc_groups(buf, record, xl->flags);
+			desc_logical(buf, record, sizeof(XlMultiInsert));
 			break;
 		}
 		case kDelete:
@@ -534,6 +556,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			auto *xl = (XlTupleState *) rec;
 			appendStringInfo(buf, "off %u xmax %u infomask 0x%04X infomask2 0x%04X flags 0x%02X",
 							 xl->offnum, xl->xmax, xl->infomask, xl->infomask2, xl->flags);
+			desc_logical(buf, record, sizeof(XlTupleState));
 			break;
 		}
 		case kUpdate:
@@ -542,6 +565,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			appendStringInfo(buf, "old off %u xmax %u infomask 0x%04X; new off %u flags 0x%02X",
 							 xl->old_offnum, xl->old_xmax, xl->old_infomask, xl->new_offnum,
 							 xl->flags);
+			desc_logical(buf, record, sizeof(XlUpdate));
 			break;
 		}
 		case kPrune:

@@ -120,9 +120,12 @@ STREAM_OPTS="$TD_OPTS, 'stream-changes', '1'"
 W2J_OPTS=", 'include-xids', '0', 'include-timestamp', '0'"
 
 declare -A out
+declare -A lsn_before lsn_after
 for s in h r e; do
 	start=$(date +%s.%N)
+	lsn_before[$s]=$(rdb_psql dec "SELECT pg_current_wal_lsn()")
 	workload "$s"
+	lsn_after[$s]=$(rdb_psql dec "SELECT pg_current_wal_lsn()")
 	out[td_$s]=$(changes td "$TD_OPTS")
 	out[td2pc_$s]=$(changes td2pc "$TD_OPTS")
 	out[stream_$s]=$(changes tdstream "$STREAM_OPTS")
@@ -169,6 +172,27 @@ rdb_ok "the encrypted rows were decoded as plaintext" grep -q "copied 120" <(ech
 rdb_ok "an encrypted TOASTed value was decoded as plaintext" grep -q "big\[text\]:'c4ca4238" <(echo "${out[td_e]}")
 rdb_ok "an encrypted TOASTed value an UPDATE left unchanged comes in full" \
 	grep -q "'toast unchanged' big\[text\]:'c4ca4238" <(echo "${out[td_e]}")
+
+# the records' trailers as pg_walinspect shows them (rm_desc)
+rdb_psql dec "CREATE EXTENSION IF NOT EXISTS pg_walinspect" >/dev/null
+desc_of() {
+	rdb_psql dec "SELECT string_agg(DISTINCT record_type || ': ' || regexp_replace(description, '^.*; logical', 'logical'), E'\n' ORDER BY record_type || ': ' || regexp_replace(description, '^.*; logical', 'logical'))
+		FROM pg_get_wal_records_info('${lsn_before[$1]}', '${lsn_after[$1]}')
+		WHERE resource_manager = 'rustydb' AND description LIKE '%; logical%' AND description NOT LIKE '%old key%'"
+}
+rdb_is "rustydb records carry the logical trailer (pg_walinspect)" "$(desc_of r)" "CONFIRM: logical
+DELETE: logical
+INSERT: logical
+MULTI_INSERT: logical, last in multi-insert
+UPDATE: logical"
+rdb_is "... sealed for the encrypted table (CONFIRM carries no tuple)" "$(desc_of e)" "CONFIRM: logical
+DELETE: logical, sealed
+INSERT: logical, sealed
+MULTI_INSERT: logical, last in multi-insert, sealed
+UPDATE: logical, sealed"
+rdb_ok "... and old keys where REPLICA IDENTITY asks" rdb_psql_true dec \
+	"SELECT count(*) > 0 FROM pg_get_wal_records_info('${lsn_before[r]}', '${lsn_after[r]}')
+	 WHERE resource_manager = 'rustydb' AND record_type IN ('UPDATE', 'DELETE') AND description LIKE '%old key%'"
 
 # without its key, decoding an encrypted table stops with the key error and
 # resumes once the key is back
