@@ -19,6 +19,12 @@ PKGS=(
 	gdb
 	postgresql-15-repack
 	postgresql-15-partman
+	# logical decoding scenarios: am_decode.sh compares wal2json's output,
+	# am_pglogical.sh replicates with pglogical
+	postgresql-15-wal2json
+	postgresql-15-pglogical
+	# PostgreSQL's own TAP suites (subscription suite with rustydb as default AM)
+	libipc-run-perl
 	# the assert-enabled PostgreSQL 15 built from source (scripts/cassert-build.sh),
 	# the copy of the tree rustydb is built in for it, and the fuzzer run against it
 	pkg-config

@@ -5,7 +5,7 @@
 #   throwaway servers running the freshly built rustydb. Ends with totals.
 #
 #   bash scripts/test.sh            everything below
-#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, concurrency, scenarios, pgsuite, cassert
+#   bash scripts/test.sh --only L   one layer: static, regress, isolation, pgtap, checks, concurrency, scenarios, pgsuite, subscription, cassert
 #   RDB_SKIP="pgsuite scenarios"    skip layers (for quick local runs; CI skips none)
 #   RDB_CASSERT_ONLY="regress sqlsmith"  the cassert layer's parts to run (default all:
 #                                   regress isolation scenarios pgsuite pgsuite-tde sqlsmith)
@@ -232,6 +232,20 @@ if want pgsuite; then
 	record pgsuite-tde "$p" "$q"
 fi
 
+# PostgreSQL's subscription TAP suite with rustydb the default table access
+# method on publisher and subscriber, each test compared with a heap run;
+# differences not listed in test/pgsuite/expected-differences-subscription.txt
+# fail (issue 20, acceptance 1)
+if want subscription; then
+	banner "PostgreSQL subscription TAP suite on rustydb tables"
+	set +e
+	bash scripts/subscription-tap.sh 2>&1 | tee "$WORK/subscription.out"
+	status=${PIPESTATUS[0]}
+	set -e
+	tally "$WORK/subscription.out" "$status" subscription
+	record subscription "$p" "$q"
+fi
+
 # The assert-enabled layer: PostgreSQL 15 built with --enable-cassert
 # --enable-debug (scripts/cassert-build.sh, cached under build/pg-cassert),
 # rustydb built for it in a copy of the tree, and the tests that exercise
@@ -288,7 +302,7 @@ if want cassert; then
 			# the crash and standby scenarios, plain and encrypted
 			RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios \
 				test/scenarios/am_crash.sh test/scenarios/am_standby.sh test/scenarios/core_cluster.sh \
-				test/scenarios/tde_cache.sh
+				test/scenarios/tde_cache.sh test/scenarios/am_decode.sh
 			RDB_TDE=1 RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios-tde \
 				test/scenarios/am_crash.sh test/scenarios/am_standby.sh
 		fi

@@ -548,4 +548,5 @@ rustydb::am::init()
 	rustydb::wal::register_rmgr();
 	rustydb::am::register_payload_verifier();
 	rustydb::am::register_reencrypter();
+	rustydb::am::register_decoding();
 }

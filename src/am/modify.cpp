@@ -66,7 +66,8 @@ prepare_insert(Relation rel, HeapTuple tup, TransactionId xid, CommandId cid, in
  * caller's critical section; vmbuf is pinned if the page is all-visible.
  */
 static OffsetNumber
-place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buffer vmbuf)
+place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buffer vmbuf,
+			  const LogicalTrailer &lt)
 {
 	Page page = BufferGetPage(buffer);
 
@@ -89,11 +90,16 @@ place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buff
 		xl.flags = is_first_on_page(page, off) ? wal::kFlagInitPage : 0;
 		if (vm_cleared)
 			xl.flags |= wal::kFlagVmCleared;
+		if (lt.logged)
+			xl.flags |= wal::kFlagLogical;
 		xl.offnum = off;
 		XLogBeginInsert();
 		XLogRegisterData((char *) &xl, sizeof(xl));
-		XLogRegisterBuffer(
-			0, buffer, REGBUF_STANDARD | ((xl.flags & wal::kFlagInitPage) ? REGBUF_WILL_INIT : 0));
+		register_logical_trailer(lt);
+		XLogRegisterBuffer(0, buffer,
+						   REGBUF_STANDARD |
+							   ((xl.flags & wal::kFlagInitPage) ? REGBUF_WILL_INIT : 0) |
+							   (lt.logged ? REGBUF_KEEP_DATA : 0));
 		XLogRegisterBufData(0, (char *) item, tup->t_len);
 		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInsert);
 		PageSetLSN(page, recptr);
@@ -109,12 +115,13 @@ insert(Relation rel, HeapTuple tup, CommandId cid, int options, BulkInsertState 
 	Buffer buffer = get_buffer_for_tuple(rel, heaptup->t_len, bistate, InvalidBuffer);
 
 	Buffer vmbuf = InvalidBuffer;
+	LogicalTrailer lt = logical_trailer(rel, crypto::relation_cipher(rel));
 
 	CheckForSerializableConflictIn(rel, nullptr, InvalidBlockNumber);
 	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 
 	START_CRIT_SECTION();
-	place_and_log(rel, buffer, heaptup, (options & HEAP_INSERT_SPECULATIVE) != 0, vmbuf);
+	place_and_log(rel, buffer, heaptup, (options & HEAP_INSERT_SPECULATIVE) != 0, vmbuf, lt);
 	END_CRIT_SECTION();
 
 	UnlockReleaseBuffer(buffer);
@@ -136,7 +143,8 @@ insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate)
 	Buffer vmbuf = InvalidBuffer;
 	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 	START_CRIT_SECTION();
-	place_and_log(rel, buffer, heaptup, false, vmbuf);
+	place_and_log(rel, buffer, heaptup, false, vmbuf,
+				  LogicalTrailer{}); /* a rewrite: not decoded */
 	END_CRIT_SECTION();
 	UnlockReleaseBuffer(buffer);
 	if (BufferIsValid(vmbuf))
@@ -152,7 +160,7 @@ insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate)
  */
 static void
 log_multi_insert(Buffer buffer, const OffsetNumber *offs, int n, bool init, bool vm_cleared,
-				 const char *changes, Size changes_len, char *scratch)
+				 const char *changes, Size changes_len, char *scratch, const LogicalTrailer &lt)
 {
 	Assert(CritSectionCount > 0);
 	Assert(storage::buffer_is_locked_exclusive(buffer));
@@ -174,11 +182,15 @@ log_multi_insert(Buffer buffer, const OffsetNumber *offs, int n, bool init, bool
 	wal::XlMultiInsert xl;
 	xl.version = wal::kWalFormatVersion;
 	xl.flags = (init ? wal::kFlagInitPage : 0) | (vm_cleared ? wal::kFlagVmCleared : 0) |
-			   (table ? wal::kFlagGroupTable : 0) | (changes_len > 0 ? wal::kFlagGroupChanges : 0);
+			   (table ? wal::kFlagGroupTable : 0) | (changes_len > 0 ? wal::kFlagGroupChanges : 0) |
+			   (lt.logged ? wal::kFlagLogical : 0);
 	xl.ntuples = (uint16) n;
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xl, sizeof(xl));
-	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD | (init ? REGBUF_WILL_INIT : 0));
+	register_logical_trailer(lt);
+	XLogRegisterBuffer(0, buffer,
+					   REGBUF_STANDARD | (init ? REGBUF_WILL_INIT : 0) |
+						   (lt.logged ? REGBUF_KEEP_DATA : 0));
 	if (table)
 		XLogRegisterBufData(0, (char *) &nslots8, 1);
 	XLogRegisterBufData(0, scratch, wp - scratch);
@@ -203,7 +215,12 @@ multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuple
 	char *scratch = (char *) palloc(2 * BLCKSZ);
 	char *page_copy = (char *) palloc(BLCKSZ);
 	auto *offs = (OffsetNumber *) palloc(ntuples * sizeof(OffsetNumber));
-	int max_members = settings::seal_group_rows;
+	LogicalTrailer lt = logical_trailer(rel, cipher);
+	/*
+	 * Logical decoding opens each sealed tuple of the record on its own
+	 * (decode.cpp): a logically logged table gets no sealed groups.
+	 */
+	int max_members = lt.logged ? 1 : settings::seal_group_rows;
 
 	int done = 0;
 	while (done < ntuples)
@@ -229,13 +246,16 @@ multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuple
 		int n = seal_onto_page(rel, cipher, buffer, tuples + done, ntuples - done, save,
 							   max_members, page_copy, offs + done, &changes, &changes_len);
 
+		LogicalTrailer rec_lt = lt;
+		if (done + n == ntuples)
+			rec_lt.flags |= wal::kLogLastInMulti;
 		START_CRIT_SECTION();
 		memcpy(page, page_copy, BLCKSZ);
 		bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 		MarkBufferDirty(buffer);
 		if (need_wal)
 			log_multi_insert(buffer, offs + done, n, init, vm_cleared, changes, changes_len,
-							 scratch);
+							 scratch, rec_lt);
 		END_CRIT_SECTION();
 		UnlockReleaseBuffer(buffer);
 		if (BufferIsValid(vmbuf))
@@ -281,6 +301,7 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 
 	char *scratch = need_wal ? (char *) palloc(2 * BLCKSZ) : nullptr;
 	auto *offs = (OffsetNumber *) palloc(ntuples * sizeof(OffsetNumber));
+	LogicalTrailer lt = logical_trailer(rel, nullptr);
 	int done = 0;
 	while (done < ntuples)
 	{
@@ -307,9 +328,12 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 			offs[done] = off;
 		}
 		MarkBufferDirty(buffer);
+		LogicalTrailer rec_lt = lt;
+		if (done == ntuples)
+			rec_lt.flags |= wal::kLogLastInMulti;
 		if (need_wal)
 			log_multi_insert(buffer, offs + first, done - first, init, vm_cleared, nullptr, 0,
-							 scratch);
+							 scratch, rec_lt);
 		END_CRIT_SECTION();
 		UnlockReleaseBuffer(buffer);
 		if (BufferIsValid(vmbuf))
@@ -366,6 +390,15 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 	compose_xmax(tp.t_data, xid, MultiXactStatusUpdate, &new_xmax, &im, &im2);
 	Buffer vmbuf = InvalidBuffer;
 	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
+	LogicalTrailer lt;
+	if (RelationIsLogicallyLogged(rel))
+	{
+		const crypto::Cipher *cipher = crypto::relation_cipher(rel);
+		HeapTuple plain = open_from_page(rel, cipher, &tp, buffer, true);
+		lt = logical_trailer_with_identity(rel, cipher, plain, nullptr);
+		if (plain != &tp)
+			heap_freetuple(plain);
+	}
 
 	Page page = BufferGetPage(buffer);
 	START_CRIT_SECTION();
@@ -382,8 +415,9 @@ remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool w
 	HeapTupleHeaderSetCmax(tp.t_data, cid, iscombo); /* t_cid: backend-local, not logged */
 	MarkBufferDirty(buffer);
 	log_tuple_state(rel, buffer, wal::kDelete, ItemPointerGetOffsetNumber(&tp.t_self), tp.t_data,
-					vm_cleared ? wal::kFlagVmCleared : 0);
+					vm_cleared ? wal::kFlagVmCleared : 0, &lt);
 	END_CRIT_SECTION();
+	free_logical_trailer(&lt);
 
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	if (BufferIsValid(vmbuf))
@@ -571,6 +605,7 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	uint16 im, im2;
 	compose_xmax(oldtup.t_data, xid, mine, &new_xmax, &im, &im2);
 
+	LogicalTrailer lt = logical_trailer_with_identity(rel, cipher, oldplain, newtup);
 	Buffer vmbuf_old = InvalidBuffer, vmbuf_new = InvalidBuffer;
 	storage::vm_pin_if_needed(rel, buffer, &vmbuf_old);
 	if (newbuf != buffer)
@@ -616,6 +651,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 			xl.flags |= wal::kFlagVmCleared;
 		if (use_hot)
 			xl.flags |= wal::kFlagHotUpdate;
+		if (lt.logged)
+			xl.flags |= wal::kFlagLogical;
 		xl.old_offnum = ItemPointerGetOffsetNumber(&oldtup.t_self);
 		xl.new_offnum = newoff;
 		xl.old_infomask = oldtup.t_data->t_infomask;
@@ -623,8 +660,11 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		xl.old_xmax = new_xmax;
 		XLogBeginInsert();
 		XLogRegisterData((char *) &xl, sizeof(xl));
-		XLogRegisterBuffer(
-			0, newbuf, REGBUF_STANDARD | ((xl.flags & wal::kFlagInitPage) ? REGBUF_WILL_INIT : 0));
+		register_logical_trailer(lt);
+		XLogRegisterBuffer(0, newbuf,
+						   REGBUF_STANDARD |
+							   ((xl.flags & wal::kFlagInitPage) ? REGBUF_WILL_INIT : 0) |
+							   (lt.logged ? REGBUF_KEEP_DATA : 0));
 		XLogRegisterBufData(0, (char *) newitem, heaptup->t_len);
 		if (newbuf != buffer)
 			XLogRegisterBuffer(1, buffer, REGBUF_STANDARD);
@@ -634,6 +674,7 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 			PageSetLSN(page, recptr);
 	}
 	END_CRIT_SECTION();
+	free_logical_trailer(&lt);
 
 	if (newbuf != buffer)
 		UnlockReleaseBuffer(newbuf);
@@ -670,10 +711,11 @@ finish_speculative(Relation rel, ItemPointer tid)
 
 	storage::TupleXact x = storage::tuple_xact(tp.t_data);
 	x.ctid = *tid;
+	LogicalTrailer lt = logical_trailer(rel, nullptr); /* carries no tuple */
 	START_CRIT_SECTION();
 	storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(tid), x);
 	MarkBufferDirty(buffer);
-	log_tuple_state(rel, buffer, wal::kConfirm, ItemPointerGetOffsetNumber(tid), tp.t_data, 0);
+	log_tuple_state(rel, buffer, wal::kConfirm, ItemPointerGetOffsetNumber(tid), tp.t_data, 0, &lt);
 	END_CRIT_SECTION();
 	UnlockReleaseBuffer(buffer);
 }
@@ -690,6 +732,7 @@ abort_speculative(Relation rel, ItemPointer tid)
 		elog(ERROR, "attempted to kill a tuple inserted by another transaction");
 
 	Page page = BufferGetPage(buffer);
+	LogicalTrailer lt = logical_trailer(rel, nullptr); /* carries no tuple */
 	START_CRIT_SECTION();
 	PageSetPrunable(page, xid);
 	storage::TupleXact x = storage::tuple_xact(tp.t_data);
@@ -699,7 +742,8 @@ abort_speculative(Relation rel, ItemPointer tid)
 	x.ctid = tp.t_self;
 	storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(&tp.t_self), x);
 	MarkBufferDirty(buffer);
-	log_tuple_state(rel, buffer, wal::kSuperDelete, ItemPointerGetOffsetNumber(tid), tp.t_data, 0);
+	log_tuple_state(rel, buffer, wal::kSuperDelete, ItemPointerGetOffsetNumber(tid), tp.t_data, 0,
+					&lt);
 	END_CRIT_SECTION();
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	if (HeapTupleHasExternal(&tp))

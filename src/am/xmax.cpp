@@ -424,7 +424,7 @@ with_xmax(HeapTupleHeader t, TransactionId xmax, uint16 infomask, uint16 infomas
 
 void
 log_tuple_state(Relation rel, Buffer buffer, uint8 kind, OffsetNumber off, HeapTupleHeader t,
-				uint8 flags)
+				uint8 flags, const LogicalTrailer *lt)
 {
 	Assert(CritSectionCount > 0);
 	Assert(storage::buffer_is_locked_exclusive(buffer));
@@ -440,8 +440,12 @@ log_tuple_state(Relation rel, Buffer buffer, uint8 kind, OffsetNumber off, HeapT
 	xl.infomask = t->t_infomask;
 	xl.infomask2 = t->t_infomask2;
 	xl.ctid = t->t_ctid;
+	if (lt != nullptr && lt->logged)
+		xl.flags |= wal::kFlagLogical;
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xl, sizeof(xl));
+	if (lt != nullptr)
+		register_logical_trailer(*lt);
 	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
 	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, kind);
 	PageSetLSN(BufferGetPage(buffer), recptr);

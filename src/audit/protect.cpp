@@ -35,6 +35,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "replication/logicalworker.h"
 #include "commands/extension.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -178,6 +179,16 @@ RUSTYDB_FUNCTION(rustydb_audit_trail_guard)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("rustydb._audit_trail_guard() must be called as a trigger")));
+	/*
+	 * A logical replication worker applying another server's trail (a FOR
+	 * ALL TABLES publication): its rows are skipped one by one, with a
+	 * WARNING, by the REPLICA trigger every table of schema rustydb has
+	 * (sql/install/60_replication.sql), so the subscription's initial copy
+	 * and changes go through without touching this trail. A TRUNCATE is
+	 * refused as from anyone.
+	 */
+	if (IsLogicalWorker() && !TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		return PointerGetDatum(nullptr);
 	if (!rustydb::audit::session().purge_in_progress && !creating_extension)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("the audit trail is append-only"),

@@ -17,6 +17,7 @@
  */
 #include "rustydb/common/hooks.h"
 
+#include "rustydb/am/am.h"
 #include "rustydb/ash/ash.h"
 #include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
@@ -75,6 +76,7 @@ const Step<UtilityCall> kUtility[] = {
 	{"vpd ProcessUtility", vpd::on_process_utility},
 	{"ash ProcessUtility", ash::hook_process_utility},
 	{"crypto ProcessUtility", crypto::hook_process_utility},
+	{"am ProcessUtility", am::hook_process_utility},
 };
 const Step<ObjectAccessCall> kObjectAccess[] = {
 	{"audit object_access", audit::hook_object_access},

@@ -226,7 +226,8 @@ seal_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup)
 }
 
 HeapTuple
-open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blkno)
+open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blkno,
+			bool keep_external)
 {
 	if (!(tup->t_data->t_infomask2 & kValuesSealed))
 		return tup;
@@ -244,6 +245,8 @@ open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blk
 		if (att->attisdropped || isnull[i] || att->attlen != -1)
 			continue;
 		struct varlena *v = reinterpret_cast<struct varlena *>(DatumGetPointer(values[i]));
+		if (VARATT_IS_EXTERNAL_ONDISK(v) && keep_external)
+			continue;
 		if (VARATT_IS_EXTERNAL_ONDISK(v))
 		{
 			v = detoast_external_attr(v);

@@ -230,8 +230,13 @@ tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple)
 	auto *th = (HeapTupleHeader) (page + lpoff);
 	if (th->t_hoff < kTupleHeaderSize || th->t_hoff > lplen || th->t_hoff != MAXALIGN(th->t_hoff))
 		tuple_corrupt(rel, blkno, off, "bad header length");
-	if (HeapTupleHeaderGetNatts(th) > RelationGetDescr(rel)->natts)
-		tuple_corrupt(rel, blkno, off, "more attributes than the relation has");
+	/*
+	 * No check of the attribute count against the relation's: a tuple
+	 * inserted by a subtransaction that also added columns and then rolled
+	 * back (ALTER TABLE ADD COLUMN ... ROLLBACK TO) has more attributes than
+	 * the relation has now, legitimately, as with heap; deforming reads only
+	 * the relation's.
+	 */
 	if ((th->t_infomask & HEAP_HASNULL) &&
 		kTupleHeaderSize + BITMAPLEN(HeapTupleHeaderGetNatts(th)) > th->t_hoff)
 		tuple_corrupt(rel, blkno, off, "null bitmap overlaps the payload");

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * rmgr.cpp
- *	  The "rustydb" WAL resource manager: redo, desc, identify, mask.
+ *	  The "rustydb" WAL resource manager: redo, desc, identify, mask
+ *	  (logical decoding, rm_decode: decode.cpp).
  *
  * Redo re-applies each record to the page with the function the original
  * change used (storage/changes.h), so that after masking (hint bits,
@@ -13,6 +14,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/wal/records.h"
+#include "rustydb/wal/decode.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/storage/changes.h"
@@ -501,6 +503,26 @@ desc_groups(StringInfo buf, XLogReaderState *record, uint8 flags)
 	}
 }
 
+/* A row record's logical decoding trailer (kFlagLogical), after its struct of fixed bytes. */
+static void
+desc_logical(StringInfo buf, XLogReaderState *record, Size fixed)
+{
+	char *rec = XLogRecGetData(record);
+	Size len = XLogRecGetDataLen(record);
+	if (len < fixed + 1 || !((uint8) rec[1] & kFlagLogical))
+		return;
+	uint8 lf = (uint8) rec[fixed];
+	appendStringInfoString(buf, "; logical");
+	if (lf & kLogToastRelation)
+		appendStringInfoString(buf, ", toast relation");
+	if (lf & kLogLastInMulti)
+		appendStringInfoString(buf, ", last in multi-insert");
+	if (lf & kLogSealed)
+		appendStringInfoString(buf, ", sealed");
+	if (lf & kLogOldKey)
+		appendStringInfo(buf, ", old key %zu bytes", len - fixed - 1);
+}
+
 static void
 desc_record(StringInfo buf, XLogReaderState *record)
 {
@@ -515,6 +537,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		{
 			auto *xl = (XlInsert *) rec;
 			appendStringInfo(buf, "off %u flags 0x%02X", xl->offnum, xl->flags);
+			desc_logical(buf, record, sizeof(XlInsert));
 			break;
 		}
 		case kMultiInsert:
@@ -522,6 +545,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			auto *xl = (XlMultiInsert *) rec;
 			appendStringInfo(buf, "ntuples %u flags 0x%02X", xl->ntuples, xl->flags);
 			desc_groups(buf, record, xl->flags);
+			desc_logical(buf, record, sizeof(XlMultiInsert));
 			break;
 		}
 		case kDelete:
@@ -532,6 +556,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			auto *xl = (XlTupleState *) rec;
 			appendStringInfo(buf, "off %u xmax %u infomask 0x%04X infomask2 0x%04X flags 0x%02X",
 							 xl->offnum, xl->xmax, xl->infomask, xl->infomask2, xl->flags);
+			desc_logical(buf, record, sizeof(XlTupleState));
 			break;
 		}
 		case kUpdate:
@@ -540,6 +565,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			appendStringInfo(buf, "old off %u xmax %u infomask 0x%04X; new off %u flags 0x%02X",
 							 xl->old_offnum, xl->old_xmax, xl->old_infomask, xl->new_offnum,
 							 xl->flags);
+			desc_logical(buf, record, sizeof(XlUpdate));
 			break;
 		}
 		case kPrune:
@@ -738,6 +764,12 @@ rdb_mask(char *pagedata, BlockNumber blkno) noexcept
 	rustydb::boundary::run("rustydb_mask", [&] { mask_page(pagedata, blkno); });
 }
 
+static void
+rdb_decode(LogicalDecodingContext *ctx, XLogRecordBuffer *buf) noexcept
+{
+	rustydb::boundary::run("rustydb_decode", [&] { decode(ctx, buf); });
+}
+
 } /* extern "C" */
 
 static RmgrData rmgr = {
@@ -748,7 +780,7 @@ static RmgrData rmgr = {
 	.rm_startup = nullptr,
 	.rm_cleanup = nullptr,
 	.rm_mask = rdb_mask,
-	.rm_decode = nullptr,
+	.rm_decode = rdb_decode,
 };
 
 void

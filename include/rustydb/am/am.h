@@ -31,6 +31,7 @@
 #define RUSTYDB_AM_AM_H
 
 #include "rustydb/am/pgincludes.h"
+#include "rustydb/common/hooks.h"
 #include "rustydb/storage/changes.h"
 
 namespace rustydb::crypto {
@@ -270,6 +271,49 @@ void abort_speculative(Relation rel, ItemPointer tid);
 
 /* Insert a tuple with its header as given (CLUSTER, VACUUM FULL). */
 void insert_raw(Relation rel, HeapTuple tup, BulkInsertState bistate);
+
+/* ---- logical decoding support in row records (logical.cpp) ---- */
+
+/*
+ * What one row record carries for logical decoding (wal/records.h,
+ * kFlagLogical): nothing unless wal_level = logical and the relation is
+ * logically logged, as heap decides.
+ */
+struct LogicalTrailer
+{
+	bool logged = false;         /* kFlagLogical: the record carries a trailer */
+	uint8 flags = 0;             /* the XlLogical byte */
+	HeapTuple old_key = nullptr; /* UPDATE, DELETE: the old replica identity, stored form */
+};
+
+/* The trailer of an INSERT, MULTI_INSERT, CONFIRM or SUPER_DELETE of rel (c: its cipher). */
+LogicalTrailer logical_trailer(Relation rel, const crypto::Cipher *c);
+
+/*
+ * The trailer of an UPDATE (newtup: the new version before TOAST) or a
+ * DELETE (newtup nullptr) of oldplain, the old version's opened form: the
+ * old replica identity as REPLICA IDENTITY asks (heap's rule: FULL always,
+ * DEFAULT and USING INDEX when a key column changed or is stored out of
+ * line, or on DELETE), sealed for an encrypted relation. Before the
+ * critical section: it may read TOAST and allocate.
+ */
+LogicalTrailer logical_trailer_with_identity(Relation rel, const crypto::Cipher *c,
+											 HeapTuple oldplain, HeapTuple newtup);
+
+/* Register lt after the record's struct, in the record being assembled (if lt.logged). */
+void register_logical_trailer(const LogicalTrailer &lt);
+
+/* Free what logical_trailer_with_identity allocated. */
+void free_logical_trailer(LogicalTrailer *lt);
+
+/* Let logical decoding open encrypted tables' rows at apply time; from init(). */
+void register_decoding();
+
+/*
+ * ProcessUtility step (publication.cpp): refuses user_catalog_table on a
+ * rustydb table and publications naming rustydb's own tables.
+ */
+void hook_process_utility(hooks::UtilityCall &call);
 
 /* ---- DDL (ddl.cpp) ---- */
 

@@ -20,6 +20,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/relscan.h"
 #include "access/syncscan.h"
 #include "access/tsmapi.h"
+#include "catalog/catalog.h"
 #include "catalog/index.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/storage.h"

@@ -84,9 +84,12 @@ void compose_xmax(HeapTupleHeader t, TransactionId xid, MultiXactStatus mine, Tr
 storage::TupleXact with_xmax(HeapTupleHeader t, TransactionId xmax, uint16 infomask,
 							 uint16 infomask2);
 
-/* Log a tuple's new transaction fields (DELETE, LOCK, CONFIRM, SUPER_DELETE). */
+/*
+ * Log a tuple's new transaction fields (DELETE, LOCK, CONFIRM, SUPER_DELETE),
+ * with lt's logical decoding trailer when there is one (am.h).
+ */
 void log_tuple_state(Relation rel, Buffer buffer, uint8 kind, OffsetNumber off, HeapTupleHeader t,
-					 uint8 flags);
+					 uint8 flags, const LogicalTrailer *lt = nullptr);
 
 /* What the executor is told about a row it could not change (tmfd). */
 void fail_data(HeapTuple tuple, TM_Result result, TM_FailureData *tmfd);

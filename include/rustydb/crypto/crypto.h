@@ -241,8 +241,14 @@ constexpr size_t kSealedValueMin = 24;
 bool needs_value_sealing(HeapTuple tup);
 /* tup itself when it has no value to seal, else a new tuple (header copied). */
 HeapTuple seal_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup);
-/* tup itself unless marked kValuesSealed, else a new tuple with values opened. */
-HeapTuple open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blkno);
+/*
+ * tup itself unless marked kValuesSealed, else a new tuple with values
+ * opened. keep_external: out-of-line values stay as they are, unopened
+ * (logical decoding: a value an UPDATE left unchanged, which the output
+ * plugin does not read).
+ */
+HeapTuple open_values(const Cipher *cipher, TupleDesc desc, HeapTuple tup, BlockNumber blkno,
+					  bool keep_external = false);
 /*
  * Whether one value of a tuple marked kValuesSealed (fetched from TOAST if
  * it was out of line) opens; values of at most kSealedValueMin bytes are

@@ -26,9 +26,14 @@ namespace rustydb::wal {
 /*
  * 2: metapage records; block numbers in VM clears are data block numbers.
  * 3: sealed groups: MULTI_INSERT and PRUNE may carry group table changes.
+ * 4: logical decoding: row records may carry kFlagLogical and its trailer.
  */
-constexpr uint8 kWalFormatVersion = 3;
-/* Oldest version redo reads: version 2 records are version 3 records without group changes. */
+constexpr uint8 kWalFormatVersion = 4;
+/*
+ * Oldest version redo reads: version 2 records are version 3 records
+ * without group changes, version 3 records are version 4 records without
+ * kFlagLogical (redo never reads the trailer).
+ */
 constexpr uint8 kWalFormatOldest = 2;
 
 /* Record kinds (xl_info & XLR_RMGR_INFO_MASK). */
@@ -54,6 +59,22 @@ constexpr uint8 kFlagOldVmCleared = 0x04; /* all-visible cleared on the old page
 constexpr uint8 kFlagHotUpdate = 0x08;    /* UPDATE: new version heap-only on the same page */
 constexpr uint8 kFlagGroupTable = 0x10;   /* with kFlagInitPage: the page has a group table */
 constexpr uint8 kFlagGroupChanges = 0x20; /* block 0 data ends with group table changes */
+/*
+ * INSERT, MULTI_INSERT, UPDATE, DELETE, CONFIRM, SUPER_DELETE written with
+ * wal_level = logical for a logically logged relation: block 0 keeps its
+ * tuple data even with a full-page image, and the main data continues after
+ * the record's struct with one XlLogical byte (then, with kLogOldKey, the
+ * old version's replica identity as a whole tuple, header included,
+ * unaligned, to the end of the main data). Logical decoding (decode.cpp)
+ * reads only records with this flag.
+ */
+constexpr uint8 kFlagLogical = 0x40;
+
+/* The XlLogical byte. */
+constexpr uint8 kLogToastRelation = 0x01; /* INSERT into a TOAST relation */
+constexpr uint8 kLogLastInMulti = 0x02;   /* MULTI_INSERT: the last record of one multi_insert */
+constexpr uint8 kLogSealed = 0x04;        /* the relation is encrypted: tuples are sealed */
+constexpr uint8 kLogOldKey = 0x08;        /* UPDATE, DELETE: the old replica identity follows */
 
 struct XlInsert
 {
