@@ -19,9 +19,10 @@ PKGS=(
 	gdb
 	postgresql-15-repack
 	postgresql-15-partman
-	# logical decoding scenarios: am_decode.sh compares wal2json's output,
-	# am_pglogical.sh replicates with pglogical
+	# logical decoding scenarios: am_decode.sh compares wal2json's and
+	# decoderbufs' output, am_pglogical.sh replicates with pglogical
 	postgresql-15-wal2json
+	postgresql-15-decoderbufs
 	postgresql-15-pglogical
 	# PostgreSQL's own TAP suites (subscription suite with rustydb as default AM)
 	libipc-run-perl

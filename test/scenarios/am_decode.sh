@@ -7,8 +7,8 @@
 # stream with logical_decoding_work_mem = 64kB; REPLICA IDENTITY DEFAULT,
 # FULL, USING INDEX and NOTHING) runs on heap tables (schema h), then on
 # the same rustydb tables (schema r) and encrypted rustydb tables (schema
-# e); test_decoding (plain, two-phase, streaming) and wal2json (when
-# installed) must emit the same changes for each, schema names aside.
+# e); test_decoding (plain, two-phase, streaming), wal2json and decoderbufs
+# (when installed) must emit the same changes for each, schema names aside.
 #
 # Part 2, built-in logical replication: pgbench TPC-B on an encrypted
 # rustydb publisher, one subscriber on rustydb (encrypted) and one on heap;
@@ -21,6 +21,8 @@ trap rdb_cleanup EXIT
 
 have_wal2json=0
 [ -e "$("$RDB_BINDIR/pg_config" --pkglibdir)/wal2json.so" ] && have_wal2json=1
+have_dbufs=0
+[ -e "$("$RDB_BINDIR/pg_config" --pkglibdir)/decoderbufs.so" ] && have_dbufs=1
 
 # ---------------------------------------------------------------------------
 # Part 1: the same changes from heap and rustydb tables
@@ -32,9 +34,9 @@ rdb_node_conf dec "logical_decoding_work_mem = 64kB"
 rdb_node_conf dec "rustydb.keyring_file = '$ring'"
 rdb_node_conf dec "rustydb.plaintext_index_action = log"
 # a server that restricts output plugins to a list (a setting stock
-# PostgreSQL 15 does not have) must allow wal2json
+# PostgreSQL 15 does not have) must allow wal2json and decoderbufs
 if "$RDB_BINDIR/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries' >/dev/null; then
-	rdb_node_conf dec "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'"
+	rdb_node_conf dec "output_plugin_libraries = 'pgoutput, test_decoding, wal2json, decoderbufs'"
 fi
 rdb_node_start dec
 rdb_psql dec "CREATE EXTENSION rustydb"
@@ -60,6 +62,9 @@ rdb_psql dec "SELECT pg_create_logical_replication_slot('td2pc', 'test_decoding'
 rdb_psql dec "SELECT pg_create_logical_replication_slot('tdstream', 'test_decoding')" >/dev/null
 if [ "$have_wal2json" = 1 ]; then
 	rdb_psql dec "SELECT pg_create_logical_replication_slot('w2j', 'wal2json')" >/dev/null
+fi
+if [ "$have_dbufs" = 1 ]; then
+	rdb_psql dec "SELECT pg_create_logical_replication_slot('dbufs', 'decoderbufs')" >/dev/null
 fi
 
 # the workload on schema $1
@@ -118,6 +123,13 @@ changes() {
 TD_OPTS=", 'include-xids', '0', 'skip-empty-xacts', '1'"
 STREAM_OPTS="$TD_OPTS, 'stream-changes', '1'"
 W2J_OPTS=", 'include-xids', '0', 'include-timestamp', '0'"
+# decoderbufs' text form (Debezium reads the same messages as protobuf):
+# one line per change, transaction ids and commit times taken out
+DBUFS_OPTS=", 'debug-mode', '1'"
+dbufs_changes() {
+	changes dbufs "$DBUFS_OPTS" | awk 'BEGIN { RS = "" } { gsub(/\n/, " | "); print }' |
+		sed -E 's/txid\[[0-9]+\]/txid[X]/g; s/commit_time\[[0-9]+\]/commit_time[X]/g'
+}
 
 declare -A out
 declare -A lsn_before lsn_after
@@ -132,6 +144,9 @@ for s in h r e; do
 	if [ "$have_wal2json" = 1 ]; then
 		out[w2j_$s]=$(changes w2j "$W2J_OPTS")
 	fi
+	if [ "$have_dbufs" = 1 ]; then
+		out[dbufs_$s]=$(dbufs_changes)
+	fi
 	rdb_log "schema $s: workload and decoding in $(echo "$(date +%s.%N) - $start" | bc) s"
 done
 compare_out() {
@@ -141,7 +156,8 @@ compare_out() {
 		# elsewhere; an UPDATE of an encrypted row stores its large values
 		# anew, so the plugin gets them where heap says unchanged (checked
 		# below)
-		local drop=(-e 'a streamed block for transaction' -e 'toast unchanged' -e 'a\[integer\]:-2' -e '"columnvalues":\[-2')
+		local drop=(-e 'a streamed block for transaction' -e 'toast unchanged' -e 'a\[integer\]:-2' -e '"columnvalues":\[-2'
+			-e 'column_name\[a\], column_type\[23\], datum\[-2\]')
 		x=$(grep -v "${drop[@]}" <<<"$x")
 		y=$(grep -v "${drop[@]}" <<<"$y")
 	fi
@@ -154,6 +170,8 @@ compare_out() {
 plugins="td td2pc stream"
 [ "$have_wal2json" = 1 ] && plugins="$plugins w2j"
 [ "$have_wal2json" = 1 ] || rdb_log "wal2json is not installed (scripts/install-deps.sh installs it): not compared"
+[ "$have_dbufs" = 1 ] && plugins="$plugins dbufs"
+[ "$have_dbufs" = 1 ] || rdb_log "decoderbufs is not installed (scripts/install-deps.sh installs it): not compared"
 for p in $plugins; do
 	compare_out "$p: rustydb as heap" "${p}_h" "${p}_r"
 	compare_out "$p: encrypted rustydb as heap" "${p}_h" "${p}_e" encrypted
@@ -169,6 +187,9 @@ else
 	rdb_pass "no rolled-back change was decoded"
 fi
 rdb_ok "the encrypted rows were decoded as plaintext" grep -q "copied 120" <(echo "${out[td_e]}")
+if [ "$have_dbufs" = 1 ]; then
+	rdb_ok "decoderbufs got the encrypted rows as plaintext" grep -q "datum\[copied 120\]" <(echo "${out[dbufs_e]}")
+fi
 rdb_ok "an encrypted TOASTed value was decoded as plaintext" grep -q "big\[text\]:'c4ca4238" <(echo "${out[td_e]}")
 rdb_ok "an encrypted TOASTed value an UPDATE left unchanged comes in full" \
 	grep -q "'toast unchanged' big\[text\]:'c4ca4238" <(echo "${out[td_e]}")
