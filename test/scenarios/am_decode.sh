@@ -301,7 +301,8 @@ rows() {
 	rdb_psql "$1" "SET work_mem = '256MB'; SELECT 'accounts', count(*), md5(string_agg(a::text, ',' ORDER BY aid)) FROM pgbench_accounts a
 		UNION ALL SELECT 'branches', count(*), md5(string_agg(b::text, ',' ORDER BY bid)) FROM pgbench_branches b
 		UNION ALL SELECT 'tellers', count(*), md5(string_agg(t::text, ',' ORDER BY tid)) FROM pgbench_tellers t
-		UNION ALL SELECT 'history', count(*), md5(string_agg(h::text, ',' ORDER BY tid, bid, aid, delta, mtime)) FROM pgbench_history h"
+		UNION ALL SELECT 'history', count(*), md5(string_agg(h::text, ',' ORDER BY tid, bid, aid, delta, mtime)) FROM pgbench_history h
+		ORDER BY 1"
 }
 invariant() {
 	rdb_psql "$1" "SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(bbalance) FROM pgbench_branches)
