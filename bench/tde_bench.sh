@@ -12,7 +12,7 @@
 # 2 clients), COPY of 1M rows, a full-scan aggregate over 1M rows (as
 # planned, i.e. parallel, and once more in one process), 100k index point
 # lookups; the encrypted reads go through the shared cache of opened
-# payloads at its default size (rustydb.tde_cache_size, a quarter of
+# payloads (rustydb.tde_cache_size = -1 unless TDE_BENCH_CACHE_SIZE: a quarter of
 # shared_buffers), which the warm-up scan fills; then the parallel scan
 # again with that cache emptied before each run ("cache emptied": every
 # payload opened again; shared buffers warm in every mode). The cache's
@@ -38,8 +38,9 @@
 #   TDE_BENCH_GROUP_ROWS  rustydb.seal_group_rows of the encrypted database
 #                      (default: the setting's default); COPY, pgbench -i
 #                      included, seals that many rows of a page together
-#   TDE_BENCH_CACHE_SIZE  rustydb.tde_cache_size (default: the setting's
-#                      default, a quarter of shared_buffers: 128MB)
+#   TDE_BENCH_CACHE_SIZE  rustydb.tde_cache_size (default -1: a quarter of
+#                      shared_buffers, 128MB; the setting's own default, 0,
+#                      turns the cache off: TDE_BENCH_CACHE_SIZE=0)
 #   TDE_BENCH_ROUNDS   rounds per workload (default 5)
 #   TDE_BENCH_SECONDS  seconds of each TPC-B run (default 10)
 #   ITER_SMALL=N ITER_LARGE=N   cipher iterations (default 200000 / 20000)
@@ -62,7 +63,7 @@ rdb_node_conf bench "shared_buffers = '512MB'"
 rdb_node_conf bench "max_wal_size = '4GB'"
 rdb_node_conf bench "autovacuum = off"
 rdb_node_conf bench "rustydb.plaintext_index_action = log"
-[ -n "${TDE_BENCH_CACHE_SIZE:-}" ] && rdb_node_conf bench "rustydb.tde_cache_size = '$TDE_BENCH_CACHE_SIZE'"
+rdb_node_conf bench "rustydb.tde_cache_size = '${TDE_BENCH_CACHE_SIZE:--1}'"
 rdb_node_start bench
 rdb_psql bench "CREATE EXTENSION rustydb"
 

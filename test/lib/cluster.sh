@@ -10,7 +10,8 @@
 #                 rustydb table (a test keyring, rustydb.encrypt_new_tables
 #                 on, plaintext index, derived table and temporary file
 #                 reports only logged, full statistics unless
-#                 RDB_TDE_STATISTICS=none); scripts/test.sh
+#                 RDB_TDE_STATISTICS=none, the opened-payload cache on:
+#                 RDB_TDE_CACHE_SIZE, default 64MB); scripts/test.sh
 #                 runs the access method's crash and standby scenarios so
 #   RDB_INITDB_OPTS extra initdb options for the nodes rdb_node_init makes
 #                 (e.g. --data-checksums), word-split
@@ -125,6 +126,9 @@ CONF
 		rdb_node_conf "$name" "rustydb.plaintext_derived_action = log"
 		rdb_node_conf "$name" "rustydb.plaintext_temp_file_action = log"
 		rdb_node_conf "$name" "rustydb.tde_statistics = ${RDB_TDE_STATISTICS:-full}"
+		# the opened-payload cache is off by default: encrypted test servers
+		# turn it on, so every encrypted suite and scenario reads through it
+		rdb_node_conf "$name" "rustydb.tde_cache_size = '${RDB_TDE_CACHE_SIZE:-64MB}'"
 	fi
 	RDB_NODES+=("$name")
 }
