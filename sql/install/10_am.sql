@@ -44,3 +44,14 @@ LANGUAGE C STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION rustydb.metapage(regclass) IS
 	'the metapage of a rustydb table (block 0): formats, encryption flag, data page count';
 REVOKE ALL ON FUNCTION rustydb.metapage(regclass) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The undo store (docs/storage.md, "In-place updates and undo"): in progress.
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION rustydb.selftest_undo()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'rustydb_selftest_undo'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION rustydb.selftest_undo() FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.selftest_undo() IS
+	'check the undo store''s page, record and tuple-extension formats in memory; returns the number of checks passed (superuser diagnostic)';

@@ -46,6 +46,13 @@ page_init(Page page, int group_slots)
 }
 
 void
+page_init_kind(Page page, PageKind kind)
+{
+	Assert(kind != kPageData);
+	init_with_special(page, kind, 0);
+}
+
+void
 meta_init(Page page, uint32 flags)
 {
 	init_with_special(page, kPageMeta, 0);

@@ -659,9 +659,19 @@ mask_page(char *pagedata, BlockNumber blkno)
 
 	mask_page_lsn_and_checksum(page);
 	auto *hdr = (PageHeader) page;
-	if (blkno == storage::kMetaBlock && hdr->pd_special == BLCKSZ - storage::kSpecialSize &&
-		((storage::PageSpecial *) (page + hdr->pd_special))->kind == storage::kPageMeta)
-		return; /* the metapage: no line pointers, nothing else that may differ */
+	if (hdr->pd_special == BLCKSZ - storage::kSpecialSize)
+	{
+		uint8 kind = ((storage::PageSpecial *) (page + hdr->pd_special))->kind;
+		if (blkno == storage::kMetaBlock && kind == storage::kPageMeta)
+			return; /* the metapage: no line pointers, nothing else that may differ */
+		if ((blkno == storage::kMetaBlock && kind == storage::kPageUndoMeta) ||
+			kind == storage::kPageUndo)
+		{
+			/* undo store pages: records up to pd_lower, logged as written; no line pointers */
+			mask_unused_space(page);
+			return;
+		}
+	}
 	mask_page_hint_bits(page);
 	mask_unused_space(page);
 

@@ -58,8 +58,10 @@ constexpr uint8 kPageFormatOldest = 2;
 
 enum PageKind : uint8
 {
-	kPageData = 1, /* tuples */
-	kPageMeta = 2, /* block 0: MetaPageData */
+	kPageData = 1,     /* tuples */
+	kPageMeta = 2,     /* block 0: MetaPageData */
+	kPageUndoMeta = 3, /* block 0 of an undo store: UndoMetaData (storage/undo.h) */
+	kPageUndo = 4,     /* a page of an undo store's ring: undo records */
 };
 
 /* PageSpecial.flags */
@@ -215,6 +217,9 @@ static_assert(kMaxTuplesPerPage <= MaxHeapTuplesPerPage, "TID bitmaps assume hea
 
 /* Initialise an empty rustydb data page, with a group table of group_slots slots if > 0. */
 void page_init(Page page, int group_slots = 0);
+
+/* Initialise an empty page of kind with the plain special space (metapages, undo pages). */
+void page_init_kind(Page page, PageKind kind);
 
 /* The group table of a checked data page (its slot count in *nslots), or nullptr. */
 static inline GroupEntry *

@@ -1,0 +1,264 @@
+/*-------------------------------------------------------------------------
+ *
+ * undo.h
+ *	  The undo store's formats: its metapage, undo pages, undo records,
+ *	  undo positions and the tuple header extension that points into undo
+ *	  (docs/storage.md, "In-place updates and undo").
+ *
+ * A table's undo store is a companion relation (block 0 its metapage,
+ * blocks 1..capacity a ring of undo pages). An undo position (UndoPtr) is
+ * a byte address in an ever-growing logical space: logical page p =
+ * position / BLCKSZ, the offset in that page = position % BLCKSZ, and
+ * logical page p lives in ring block 1 + ((p - base page) mod capacity).
+ * Positions never repeat, so "position < discard" says "recycled" without
+ * reading anything.
+ *
+ * The functions here work on pages only (no buffer, no lock, no WAL):
+ * changes.cpp wraps those that change a page for the records and their
+ * redo; readers use the checks. Status: formats and page functions; the
+ * companion relation, the records and the in-place path are the next
+ * steps listed in docs/storage.md.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_STORAGE_UNDO_H
+#define RUSTYDB_STORAGE_UNDO_H
+
+#include "rustydb/common/pgstorage.h"
+#include "rustydb/storage/page.h"
+
+namespace rustydb::storage {
+
+/* ---- undo positions ---- */
+
+using UndoPtr = uint64;
+constexpr UndoPtr kInvalidUndoPtr = 0; /* logical page 0 is never used */
+
+static inline uint64
+undo_page_of(UndoPtr p)
+{
+	return p / BLCKSZ;
+}
+
+static inline uint16
+undo_offset_of(UndoPtr p)
+{
+	return (uint16) (p % BLCKSZ);
+}
+
+static inline UndoPtr
+undo_position(uint64 lpn, uint16 offset)
+{
+	return lpn * BLCKSZ + offset;
+}
+
+/* ---- the store's metapage (block 0 of the companion relation) ---- */
+
+constexpr uint32 kUndoMetaMagic = 0x5244554E; /* "RDUN" */
+constexpr uint16 kUndoFormatVersion = 1;      /* UndoMetaData and UndoRecordHeader */
+constexpr BlockNumber kUndoMetaBlock = 0;
+constexpr uint32 kUndoMaxCapacity = MaxBlockNumber - 1; /* ring blocks 1..capacity */
+
+/* UndoMetaData.flags */
+constexpr uint16 kUndoEncrypted = 0x0001; /* records hold sealed payloads only */
+
+struct UndoMetaData
+{
+	uint32 magic;              /* kUndoMetaMagic */
+	uint16 format_version;     /* kUndoFormatVersion */
+	uint16 flags;              /* kUndo* */
+	Oid table_oid;             /* the table served */
+	uint32 capacity;           /* ring size in pages */
+	UndoPtr base;              /* position of ring block 1 in this ring epoch (page-aligned) */
+	UndoPtr insert;            /* first position of the insert page; invalid: none yet */
+	UndoPtr discard;           /* every position below is recycled (page-aligned) */
+	TransactionId discard_xid; /* newest writer whose predecessors were recycled */
+	uint32 reserved;           /* 0 */
+};
+static_assert(sizeof(UndoMetaData) == 48, "the undo metapage data is 48 bytes");
+
+/*
+ * Initialise page as an empty store's metapage: the ring starts at base
+ * (page-aligned, > 0), discard = base, no insert page yet.
+ */
+void undo_meta_init(Page page, Oid table_oid, uint16 flags, uint32 capacity, UndoPtr base);
+
+/* The data of a valid undo metapage, or nullptr with the reason in *why. */
+const UndoMetaData *undo_meta_get(Page page, const char **why);
+
+/* Writable data of a metapage undo_meta_get accepted. */
+static inline UndoMetaData *
+undo_meta_data(Page page)
+{
+	return (UndoMetaData *) PageGetContents(page);
+}
+
+/* The ring block (1..capacity) holding logical page lpn (>= the base page). */
+static inline BlockNumber
+undo_block_for(const UndoMetaData *meta, uint64 lpn)
+{
+	Assert(lpn >= undo_page_of(meta->base) && meta->capacity > 0);
+	return (BlockNumber) (1 + (lpn - undo_page_of(meta->base)) % meta->capacity);
+}
+
+/* The logical page the next insert page will be. */
+static inline uint64
+undo_next_page(const UndoMetaData *meta)
+{
+	return meta->insert == kInvalidUndoPtr ? undo_page_of(meta->base)
+										   : undo_page_of(meta->insert) + 1;
+}
+
+/* Logical pages in use: from the oldest not recycled to the insert page. */
+static inline uint64
+undo_pages_in_use(const UndoMetaData *meta)
+{
+	return undo_next_page(meta) - undo_page_of(meta->discard);
+}
+
+/* May a new insert page be started, or would it overwrite undo in use? */
+static inline bool
+undo_ring_full(const UndoMetaData *meta)
+{
+	return undo_pages_in_use(meta) >= meta->capacity;
+}
+
+/* Is the record at p recycled (or never written)? */
+static inline bool
+undo_is_discarded(const UndoMetaData *meta, UndoPtr p)
+{
+	return p < meta->discard || meta->insert == kInvalidUndoPtr ||
+		   undo_page_of(p) > undo_page_of(meta->insert);
+}
+
+/* ---- undo pages (ring blocks 1..capacity) ---- */
+
+/* Right after the page header: the page's logical page number. */
+struct UndoPageHeader
+{
+	uint64 lpn;
+};
+static_assert(sizeof(UndoPageHeader) == 8, "the undo page header is 8 bytes");
+
+/* Offset of an undo page's first record. */
+constexpr uint16 kUndoFirstRecord = MAXALIGN(SizeOfPageHeaderData) + sizeof(UndoPageHeader);
+
+/* Initialise page as the empty undo page of logical page lpn. */
+void undo_page_init(Page page, uint64 lpn);
+
+/* Is page a valid undo page of logical page lpn? (reason in *why if not) */
+bool undo_page_check(Page page, uint64 lpn, const char **why);
+
+/* The logical page number of a page undo_page_check accepted. */
+static inline uint64
+undo_page_lpn(Page page)
+{
+	return ((const UndoPageHeader *) PageGetContents(page))->lpn;
+}
+
+/* ---- undo records ---- */
+
+enum UndoRecordKind : uint8
+{
+	kUndoTuple = 1, /* the full image of a previous version */
+	kUndoDelta = 2, /* reserved: a reverse delta against the next newer version */
+};
+
+/* UndoRecordHeader.flags */
+constexpr uint16 kUndoRecordSealed = 0x0001; /* the image's payload is sealed (TDE) */
+
+struct UndoRecordHeader
+{
+	uint8 version;        /* kUndoFormatVersion */
+	uint8 kind;           /* UndoRecordKind */
+	uint16 flags;         /* kUndoRecord* */
+	uint16 len;           /* header and image, unaligned; records start MAXALIGNed */
+	OffsetNumber offnum;  /* the row: its offset */
+	BlockNumber block;    /* ... its data block number */
+	Oid relfilenode;      /* ... and the relation file it lives in */
+	TransactionId writer; /* the in-place update that pushed this version */
+	uint32 reserved;      /* 0 */
+						  /* the image follows: len - sizeof(UndoRecordHeader) bytes */
+};
+static_assert(sizeof(UndoRecordHeader) == 24, "the undo record header is 24 bytes");
+
+/* Largest image an empty undo page holds. */
+constexpr Size kUndoMaxImage = BLCKSZ - kSpecialSize - kUndoFirstRecord - sizeof(UndoRecordHeader);
+
+/* Bytes left for one more record's header and image on an undo page. */
+Size undo_page_free(Page page);
+
+/*
+ * Append a record (header, then image_len bytes of image) to an undo page;
+ * hdr.len is set here. Returns the record's offset in the page. The caller
+ * has checked undo_page_free (PANIC otherwise: this runs in critical
+ * sections and redo).
+ */
+uint16 undo_append(Page page, const UndoRecordHeader &hdr, const void *image, Size image_len);
+
+/*
+ * The record at offset of a checked undo page, or nullptr with the reason
+ * in *why: inside the records written so far, aligned, header plausible.
+ * The caller checks that it is the record it wanted (TID, relation file,
+ * writer).
+ */
+const UndoRecordHeader *undo_record_at(Page page, uint16 offset, const char **why);
+
+/* A record's image and its length. */
+static inline const char *
+undo_record_image(const UndoRecordHeader *r, Size *len)
+{
+	*len = r->len - sizeof(UndoRecordHeader);
+	return (const char *) (r + 1);
+}
+
+/* ---- the tuple header extension: a version's pointer into undo ---- */
+
+/*
+ * An in-place version has infomask2 bit kTupleHasUndo and, in the 8
+ * bytes ending at t_hoff (after the null bitmap), the position of the
+ * undo record holding the previous version. PostgreSQL's deforming,
+ * system columns and toaster find attributes through t_hoff and never see
+ * it; a tuple without the bit is the format 3 tuple.
+ */
+constexpr uint16 kTupleHasUndo = 0x0800; /* a bit of t_infomask2 heap leaves unused */
+constexpr Size kUndoExtSize = sizeof(UndoPtr);
+static_assert((HEAP2_XACT_MASK & kTupleHasUndo) == 0 && (HEAP_NATTS_MASK & kTupleHasUndo) == 0,
+			  "the undo bit is free in t_infomask2");
+
+static inline bool
+tuple_has_undo(HeapTupleHeader t)
+{
+	return (t->t_infomask2 & kTupleHasUndo) != 0;
+}
+
+/* The undo position of an in-place version (kInvalidUndoPtr without one). */
+static inline UndoPtr
+tuple_undo_ptr(HeapTupleHeader t)
+{
+	if (!tuple_has_undo(t))
+		return kInvalidUndoPtr;
+	UndoPtr p;
+	memcpy(&p, (const char *) t + t->t_hoff - kUndoExtSize, sizeof(p));
+	return p;
+}
+
+/*
+ * A palloc'd copy of tuple with its undo pointer set to p (the extension
+ * added if missing, t_hoff moved); the header's other fields and the
+ * payload are unchanged.
+ */
+HeapTuple tuple_with_undo(HeapTuple tuple, UndoPtr p);
+
+/* A palloc'd copy of tuple without the extension (tuple itself if it has none). */
+HeapTuple tuple_without_undo(HeapTuple tuple);
+
+/*
+ * Does a tuple header's t_hoff agree with its attribute count, null bitmap
+ * and undo bit? (tuple_at's check of the extension)
+ */
+bool tuple_hoff_is_valid(HeapTupleHeader t);
+
+} /* namespace rustydb::storage */
+
+#endif /* RUSTYDB_STORAGE_UNDO_H */

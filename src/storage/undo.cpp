@@ -1,0 +1,264 @@
+/*-------------------------------------------------------------------------
+ *
+ * undo.cpp
+ *	  The undo store's page formats: metapage, undo pages, undo records,
+ *	  and the tuple header extension that points into undo.
+ *
+ * Pages only: no buffer, lock or WAL here (changes.cpp wraps the page
+ * changes for the records and their redo). Every check returns the reason
+ * a page or record is refused, for the caller's ERRCODE_DATA_CORRUPTED
+ * message; nothing is dereferenced outside the page before it is checked.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/storage/undo.h"
+
+namespace rustydb::storage {
+
+/* ------------------------------------------------------------------------
+ * The metapage
+ * ------------------------------------------------------------------------
+ */
+
+void
+undo_meta_init(Page page, Oid table_oid, uint16 flags, uint32 capacity, UndoPtr base)
+{
+	Assert(capacity >= 1 && capacity <= kUndoMaxCapacity);
+	Assert(base != kInvalidUndoPtr && undo_offset_of(base) == 0);
+	page_init_kind(page, kPageUndoMeta);
+
+	UndoMetaData *meta = undo_meta_data(page);
+	memset(meta, 0, sizeof(*meta));
+	meta->magic = kUndoMetaMagic;
+	meta->format_version = kUndoFormatVersion;
+	meta->flags = flags;
+	meta->table_oid = table_oid;
+	meta->capacity = capacity;
+	meta->base = base;
+	meta->insert = kInvalidUndoPtr;
+	meta->discard = base;
+	meta->discard_xid = InvalidTransactionId;
+	/* pd_lower past the data, so that full-page images keep it (REGBUF_STANDARD) */
+	((PageHeader) page)->pd_lower = (char *) (meta + 1) - (char *) page;
+}
+
+/* The special space of a page with the plain one, or nullptr. */
+static const PageSpecial *
+plain_special(Page page)
+{
+	auto *hdr = (PageHeader) page;
+	if (PageIsNew(page) || hdr->pd_special != BLCKSZ - kSpecialSize ||
+		PageGetPageSize(page) != BLCKSZ || hdr->pd_lower < SizeOfPageHeaderData ||
+		hdr->pd_lower > hdr->pd_upper || hdr->pd_upper > hdr->pd_special)
+		return nullptr;
+	auto *sp = (const PageSpecial *) (page + hdr->pd_special);
+	if (sp->magic != kPageMagic || sp->flags != 0)
+		return nullptr;
+	return sp;
+}
+
+const UndoMetaData *
+undo_meta_get(Page page, const char **why)
+{
+	const char *reason = nullptr;
+	const PageSpecial *sp = plain_special(page);
+	const UndoMetaData *meta = undo_meta_data(page);
+
+	if (PageIsNew(page))
+		reason = "the page is all zeroes";
+	else if (sp == nullptr || sp->kind != kPageUndoMeta)
+		reason = "the page is not a rustydb undo metapage";
+	else if (((PageHeader) page)->pd_lower < (char *) (meta + 1) - (char *) page)
+		reason = "the page header does not cover the undo metapage data";
+	else if (meta->magic != kUndoMetaMagic)
+		reason = "bad undo metapage magic number";
+	else if (meta->format_version != kUndoFormatVersion || sp->version < kPageFormatOldest ||
+			 sp->version > kPageFormatVersion)
+		reason = "unsupported undo format version";
+	else if ((meta->flags & ~kUndoEncrypted) != 0 || meta->reserved != 0)
+		reason = "unknown undo metapage flags";
+	else if (meta->capacity < 1 || meta->capacity > kUndoMaxCapacity)
+		reason = "undo ring capacity out of range";
+	else if (meta->base == kInvalidUndoPtr || undo_offset_of(meta->base) != 0 ||
+			 undo_offset_of(meta->discard) != 0 || meta->discard < meta->base ||
+			 (meta->insert != kInvalidUndoPtr &&
+			  (undo_offset_of(meta->insert) != 0 || meta->insert < meta->base)) ||
+			 (meta->insert == kInvalidUndoPtr && meta->discard != meta->base) ||
+			 undo_page_of(meta->discard) > undo_next_page(meta))
+		reason = "undo positions out of order";
+	else if (undo_pages_in_use(meta) > meta->capacity)
+		reason = "more undo pages in use than the ring holds";
+	if (why != nullptr)
+		*why = reason;
+	return reason == nullptr ? meta : nullptr;
+}
+
+/* ------------------------------------------------------------------------
+ * Undo pages and records
+ * ------------------------------------------------------------------------
+ */
+
+void
+undo_page_init(Page page, uint64 lpn)
+{
+	Assert(lpn != 0);
+	page_init_kind(page, kPageUndo);
+	auto *uh = (UndoPageHeader *) PageGetContents(page);
+	uh->lpn = lpn;
+	((PageHeader) page)->pd_lower = kUndoFirstRecord;
+}
+
+bool
+undo_page_check(Page page, uint64 lpn, const char **why)
+{
+	const char *reason = nullptr;
+	const PageSpecial *sp = plain_special(page);
+
+	if (PageIsNew(page))
+		reason = "the page is all zeroes";
+	else if (sp == nullptr || sp->kind != kPageUndo)
+		reason = "the page is not a rustydb undo page";
+	else if (sp->version < kPageFormatOldest || sp->version > kPageFormatVersion)
+		reason = "unsupported undo page format version";
+	else if (((PageHeader) page)->pd_lower < kUndoFirstRecord ||
+			 ((PageHeader) page)->pd_upper != ((PageHeader) page)->pd_special)
+		reason = "the page header does not describe an undo page";
+	else if (undo_page_lpn(page) != lpn)
+		reason = "the undo page belongs to another logical page (a recycled or misplaced page)";
+	if (why != nullptr)
+		*why = reason;
+	return reason == nullptr;
+}
+
+Size
+undo_page_free(Page page)
+{
+	auto *hdr = (PageHeader) page;
+	Size next = MAXALIGN(hdr->pd_lower);
+	return next < hdr->pd_upper ? hdr->pd_upper - next : 0;
+}
+
+uint16
+undo_append(Page page, const UndoRecordHeader &hdr, const void *image, Size image_len)
+{
+	auto *ph = (PageHeader) page;
+	Size need = sizeof(UndoRecordHeader) + image_len;
+	if (need > undo_page_free(page))
+		elog(PANIC, "rustydb undo: a record of %zu bytes does not fit an undo page with %zu free",
+			 need, undo_page_free(page));
+	auto off = (uint16) MAXALIGN(ph->pd_lower);
+	auto *r = (UndoRecordHeader *) (page + off);
+	memcpy(r, &hdr, sizeof(hdr));
+	r->len = (uint16) need;
+	memcpy(r + 1, image, image_len);
+	/* the alignment gap before the record is zeroed, so pages compare equal after redo */
+	memset(page + ph->pd_lower, 0, off - ph->pd_lower);
+	ph->pd_lower = (LocationIndex) (off + need);
+	return off;
+}
+
+const UndoRecordHeader *
+undo_record_at(Page page, uint16 offset, const char **why)
+{
+	auto *ph = (PageHeader) page;
+	const char *reason = nullptr;
+	const auto *r = (const UndoRecordHeader *) (page + offset);
+
+	if (offset < kUndoFirstRecord || offset != MAXALIGN(offset) ||
+		(Size) offset + sizeof(UndoRecordHeader) > ph->pd_lower)
+		reason = "the position is not that of a record on its undo page";
+	else if (r->version != kUndoFormatVersion)
+		reason = "unsupported undo record format version";
+	else if (r->kind != kUndoTuple)
+		reason = "unsupported undo record kind";
+	else if ((r->flags & ~kUndoRecordSealed) != 0 || r->reserved != 0)
+		reason = "unknown undo record flags";
+	else if (r->len < sizeof(UndoRecordHeader) + kTupleHeaderSize ||
+			 (Size) offset + r->len > ph->pd_lower)
+		reason = "the undo record's length does not fit its page";
+	else if (!OffsetNumberIsValid(r->offnum) || r->offnum > MaxHeapTuplesPerPage ||
+			 r->block == InvalidBlockNumber || !TransactionIdIsNormal(r->writer))
+		reason = "the undo record names no row or writer";
+	if (why != nullptr)
+		*why = reason;
+	return reason == nullptr ? r : nullptr;
+}
+
+/* ------------------------------------------------------------------------
+ * The tuple header extension
+ * ------------------------------------------------------------------------
+ */
+
+/* t_hoff of a tuple with this header's attribute count and null bitmap, with or without undo. */
+static Size
+expected_hoff(HeapTupleHeader t, bool with_undo)
+{
+	Size len = SizeofHeapTupleHeader;
+	if (t->t_infomask & HEAP_HASNULL)
+		len += BITMAPLEN(HeapTupleHeaderGetNatts(t));
+	return MAXALIGN(len) + (with_undo ? kUndoExtSize : 0);
+}
+
+bool
+tuple_hoff_is_valid(HeapTupleHeader t)
+{
+	return t->t_hoff == expected_hoff(t, tuple_has_undo(t));
+}
+
+/* A palloc'd HeapTuple of len bytes (header of the result in one chunk). */
+static HeapTuple
+alloc_tuple(HeapTuple like, Size len)
+{
+	auto tup = (HeapTuple) palloc0(HEAPTUPLESIZE + len);
+	tup->t_len = (uint32) len;
+	tup->t_self = like->t_self;
+	tup->t_tableOid = like->t_tableOid;
+	tup->t_data = (HeapTupleHeader) ((char *) tup + HEAPTUPLESIZE);
+	return tup;
+}
+
+HeapTuple
+tuple_with_undo(HeapTuple tuple, UndoPtr p)
+{
+	HeapTupleHeader t = tuple->t_data;
+	Assert(tuple_hoff_is_valid(t));
+	if (tuple_has_undo(t))
+	{
+		HeapTuple copy = heap_copytuple(tuple);
+		memcpy((char *) copy->t_data + copy->t_data->t_hoff - kUndoExtSize, &p, sizeof(p));
+		return copy;
+	}
+
+	Size old_hoff = t->t_hoff;
+	Size new_hoff = old_hoff + kUndoExtSize;
+	Assert(new_hoff == expected_hoff(t, true) && new_hoff <= PG_UINT8_MAX);
+	HeapTuple copy = alloc_tuple(tuple, tuple->t_len + kUndoExtSize);
+	char *dst = (char *) copy->t_data;
+	memcpy(dst, t, old_hoff);
+	memcpy(dst + old_hoff, &p, sizeof(p));
+	memcpy(dst + new_hoff, (char *) t + old_hoff, tuple->t_len - old_hoff);
+	copy->t_data->t_hoff = (uint8) new_hoff;
+	copy->t_data->t_infomask2 |= kTupleHasUndo;
+	return copy;
+}
+
+HeapTuple
+tuple_without_undo(HeapTuple tuple)
+{
+	HeapTupleHeader t = tuple->t_data;
+	if (!tuple_has_undo(t))
+		return tuple;
+	Assert(tuple_hoff_is_valid(t));
+
+	Size old_hoff = t->t_hoff;
+	Size new_hoff = old_hoff - kUndoExtSize;
+	HeapTuple copy = alloc_tuple(tuple, tuple->t_len - kUndoExtSize);
+	char *dst = (char *) copy->t_data;
+	memcpy(dst, t, new_hoff);
+	memcpy(dst + new_hoff, (char *) t + old_hoff, tuple->t_len - old_hoff);
+	copy->t_data->t_hoff = (uint8) new_hoff;
+	copy->t_data->t_infomask2 &= ~kTupleHasUndo;
+	return copy;
+}
+
+} /* namespace rustydb::storage */

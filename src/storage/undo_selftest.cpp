@@ -1,0 +1,307 @@
+/*-------------------------------------------------------------------------
+ *
+ * undo_selftest.cpp
+ *	  rustydb.selftest_undo(): checks of the undo store's page formats.
+ *
+ * Superuser-only diagnostic (EXECUTE revoked from PUBLIC by the extension
+ * script) run by the am_undo regression test. It builds undo metapages,
+ * undo pages, records and tuples with undo pointers in backend memory and
+ * checks what storage/undo.h promises: ring arithmetic, the refusal of
+ * damaged pages and records with a reason, records read back byte for
+ * byte, the header extension invisible to deforming. Returns the number of
+ * checks passed; the first failure is an ERROR naming it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/common/boundary.h"
+#include "rustydb/storage/undo.h"
+
+namespace {
+
+using namespace rustydb::storage;
+
+int checks_passed = 0;
+
+void
+check(bool ok, const char *what)
+{
+	if (!ok)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("rustydb undo self-test failed: %s", what)));
+	checks_passed++;
+}
+
+/* a reason was given and it mentions word */
+bool
+refused(const char *why, const char *word)
+{
+	return why != nullptr && strstr(why, word) != nullptr;
+}
+
+void
+test_meta()
+{
+	Page page = (Page) palloc0(BLCKSZ);
+	const char *why = nullptr;
+	const UndoPtr base = undo_position(1, 0);
+
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "zeroes"),
+		  "an all-zero page is no undo metapage");
+	page_init(page);
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "not a rustydb undo metapage"),
+		  "a data page is no undo metapage");
+
+	undo_meta_init(page, 16384, kUndoEncrypted, 4, base);
+	const UndoMetaData *meta = undo_meta_get(page, &why);
+	check(meta != nullptr && why == nullptr, "a new metapage is valid");
+	check(meta->table_oid == 16384 && meta->capacity == 4 && meta->flags == kUndoEncrypted &&
+			  meta->base == base && meta->discard == base && meta->insert == kInvalidUndoPtr,
+		  "a new metapage has the fields it was made with");
+	check(undo_pages_in_use(meta) == 0 && !undo_ring_full(meta) &&
+			  undo_next_page(meta) == undo_page_of(base),
+		  "a new store is empty and starts its ring at the base page");
+	check(undo_is_discarded(meta, base + kUndoFirstRecord),
+		  "no position of an empty store can be followed");
+	check(!page_is_valid(page), "an undo metapage is not a valid data page");
+
+	/* fill the ring page by page */
+	UndoMetaData *m = undo_meta_data(page);
+	BlockNumber seen[4] = {0, 0, 0, 0};
+	for (int i = 0; i < 4; i++)
+	{
+		check(!undo_ring_full(m), "a ring with free pages is not full");
+		uint64 lpn = undo_next_page(m);
+		BlockNumber blk = undo_block_for(m, lpn);
+		check(blk >= 1 && blk <= 4, "ring blocks are 1..capacity");
+		seen[blk - 1]++;
+		m->insert = undo_position(lpn, 0);
+		check(undo_meta_get(page, &why) != nullptr, "a store filling its ring stays valid");
+	}
+	check(seen[0] == 1 && seen[1] == 1 && seen[2] == 1 && seen[3] == 1,
+		  "one lap of the ring uses each block once");
+	check(undo_ring_full(m) && undo_pages_in_use(m) == 4, "a ring of 4 pages in use is full");
+	check(undo_block_for(m, undo_page_of(base) + 4) == 1 &&
+			  undo_block_for(m, undo_page_of(base) + 9) == 2,
+		  "logical pages wrap around the ring");
+
+	/* recycle the oldest page */
+	m->discard = undo_position(undo_page_of(base) + 1, 0);
+	m->discard_xid = 1000;
+	check(undo_meta_get(page, &why) != nullptr && !undo_ring_full(m) && undo_pages_in_use(m) == 3,
+		  "recycling a page frees a ring slot");
+	check(undo_is_discarded(m, base + kUndoFirstRecord), "a recycled position is discarded");
+	check(!undo_is_discarded(m, m->insert + kUndoFirstRecord),
+		  "a position on the insert page is not");
+	check(undo_is_discarded(m, m->insert + BLCKSZ + kUndoFirstRecord),
+		  "a position past the insert page was never written");
+	check(undo_block_for(m, undo_next_page(m)) == 1, "the next insert page reuses block 1");
+
+	/* damaged metapages are refused with a reason */
+	UndoMetaData saved = *m;
+	m->magic ^= 1;
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "magic"), "bad magic refused");
+	*m = saved;
+	m->capacity = 0;
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "capacity"),
+		  "zero capacity refused");
+	*m = saved;
+	m->capacity = 2;
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "more undo pages"),
+		  "more pages in use than the ring holds refused");
+	*m = saved;
+	m->discard = m->insert + 2 * BLCKSZ;
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "order"),
+		  "a discard position past the insert page refused");
+	*m = saved;
+	m->insert += 17;
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "order"),
+		  "an insert position inside a page refused");
+	*m = saved;
+	m->format_version = 2;
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "version"),
+		  "an unknown format version refused");
+	*m = saved;
+	m->flags = 0x8000;
+	check(undo_meta_get(page, &why) == nullptr && refused(why, "flags"), "unknown flags refused");
+	*m = saved;
+	check(undo_meta_get(page, &why) != nullptr, "the restored metapage is valid again");
+	pfree(page);
+}
+
+UndoRecordHeader
+record_for(OffsetNumber off, BlockNumber block, TransactionId writer)
+{
+	UndoRecordHeader h;
+	memset(&h, 0, sizeof(h));
+	h.version = kUndoFormatVersion;
+	h.kind = kUndoTuple;
+	h.offnum = off;
+	h.block = block;
+	h.relfilenode = 16385;
+	h.writer = writer;
+	return h;
+}
+
+void
+test_pages()
+{
+	Page page = (Page) palloc0(BLCKSZ);
+	const char *why = nullptr;
+	char *image = (char *) palloc(BLCKSZ);
+	for (int i = 0; i < BLCKSZ; i++)
+		image[i] = (char) (i * 7 + 3);
+
+	undo_page_init(page, 42);
+	check(undo_page_check(page, 42, &why) && why == nullptr, "a new undo page is valid");
+	check(!undo_page_check(page, 43, &why) && refused(why, "another logical page"),
+		  "an undo page read for another logical page is refused");
+	check(!page_is_valid(page), "an undo page is not a valid data page");
+	Page meta = (Page) palloc0(BLCKSZ);
+	undo_meta_init(meta, 1, 0, 8, undo_position(1, 0));
+	check(!undo_page_check(meta, 42, &why) && refused(why, "not a rustydb undo page"),
+		  "a metapage is not an undo page");
+	check(undo_meta_get(page, &why) == nullptr, "an undo page is not a metapage");
+	pfree(meta);
+
+	/* an empty page takes the largest image exactly */
+	check(undo_page_free(page) == sizeof(UndoRecordHeader) + kUndoMaxImage,
+		  "an empty undo page holds one record of the largest image");
+
+	/* fill the page with records of varying sizes */
+	uint16 offs[400];
+	Size lens[400];
+	int n = 0;
+	for (;;)
+	{
+		Size len = kTupleHeaderSize + 1 + (n * 37) % 300;
+		if (undo_page_free(page) < sizeof(UndoRecordHeader) + len)
+			break;
+		UndoRecordHeader h = record_for((OffsetNumber) (n % 200 + 1), (BlockNumber) n, 700 + n);
+		Size free_before = undo_page_free(page);
+		offs[n] = undo_append(page, h, image + n, len);
+		lens[n] = len;
+		check(offs[n] == MAXALIGN(offs[n]) && offs[n] >= kUndoFirstRecord,
+			  "records start aligned after the undo page header");
+		check(undo_page_free(page) < free_before, "a record takes space");
+		check(n == 0 || offs[n] > offs[n - 1], "records are appended in order");
+		n++;
+	}
+	check(n > 20, "a page holds many small records");
+	check(undo_page_check(page, 42, &why), "a full undo page is valid");
+	for (int i = 0; i < n; i++)
+	{
+		const UndoRecordHeader *r = undo_record_at(page, offs[i], &why);
+		check(r != nullptr && why == nullptr, "each record is found at its position");
+		Size len;
+		const char *img = undo_record_image(r, &len);
+		check(len == lens[i] && memcmp(img, image + i, len) == 0 && r->writer == 700u + i &&
+				  r->block == (BlockNumber) i && r->offnum == i % 200 + 1 &&
+				  r->relfilenode == 16385 && r->len == sizeof(UndoRecordHeader) + len,
+			  "a record reads back as written");
+	}
+
+	/* positions that are not records are refused */
+	check(undo_record_at(page, 0, &why) == nullptr && refused(why, "not that of a record"),
+		  "a position in the page header is refused");
+	check(undo_record_at(page, offs[1] + 1, &why) == nullptr, "an unaligned position is refused");
+	check(undo_record_at(page, ((PageHeader) page)->pd_lower + 8, &why) == nullptr,
+		  "a position past the last record is refused");
+	auto *r0 = (UndoRecordHeader *) (page + offs[0]);
+	r0->version = 9;
+	check(undo_record_at(page, offs[0], &why) == nullptr && refused(why, "version"),
+		  "a record of an unknown version is refused");
+	r0->version = kUndoFormatVersion;
+	r0->kind = kUndoDelta;
+	check(undo_record_at(page, offs[0], &why) == nullptr && refused(why, "kind"),
+		  "the reserved delta kind is refused until it is implemented");
+	r0->kind = kUndoTuple;
+	r0->len = BLCKSZ - 2;
+	check(undo_record_at(page, offs[0], &why) == nullptr && refused(why, "length"),
+		  "a record longer than its page is refused");
+	r0->len = (uint16) (sizeof(UndoRecordHeader) + lens[0]);
+	r0->writer = InvalidTransactionId;
+	check(undo_record_at(page, offs[0], &why) == nullptr && refused(why, "writer"),
+		  "a record without a writer is refused");
+	r0->writer = 700;
+	check(undo_record_at(page, offs[0], &why) != nullptr, "the repaired record reads again");
+
+	/* a fresh page: the largest image fits, one byte more does not */
+	undo_page_init(page, 43);
+	UndoRecordHeader h = record_for(1, 0, 900);
+	check(undo_page_free(page) < sizeof(UndoRecordHeader) + kUndoMaxImage + 1,
+		  "one byte more than the largest image does not fit");
+	uint16 off = undo_append(page, h, image, kUndoMaxImage);
+	check(off == kUndoFirstRecord && undo_page_free(page) == 0,
+		  "the largest image fills an empty undo page");
+	check(undo_record_at(page, off, &why) != nullptr, "the largest record reads back");
+	pfree(image);
+	pfree(page);
+}
+
+void
+test_tuples()
+{
+	TupleDesc desc = CreateTemplateTupleDesc(3);
+	TupleDescInitBuiltinEntry(desc, 1, "a", INT4OID, -1, 0);
+	TupleDescInitBuiltinEntry(desc, 2, "b", INT8OID, -1, 0);
+	TupleDescInitBuiltinEntry(desc, 3, "c", BOOLOID, -1, 0);
+
+	for (int withnull = 0; withnull <= 1; withnull++)
+	{
+		Datum values[3] = {Int32GetDatum(7), Int64GetDatum(INT64CONST(1) << 40),
+						   BoolGetDatum(true)};
+		bool nulls[3] = {false, withnull != 0, false};
+		HeapTuple tup = heap_form_tuple(desc, values, nulls);
+		ItemPointerSet(&tup->t_self, 3, 4);
+		tup->t_tableOid = 16384;
+
+		check(!tuple_has_undo(tup->t_data) && tuple_undo_ptr(tup->t_data) == kInvalidUndoPtr &&
+				  tuple_hoff_is_valid(tup->t_data),
+			  "a formed tuple has no undo pointer and a valid t_hoff");
+		const UndoPtr p1 = undo_position(12345678901ULL, 64);
+		HeapTuple ext = tuple_with_undo(tup, p1);
+		check(tuple_has_undo(ext->t_data) && tuple_undo_ptr(ext->t_data) == p1,
+			  "the undo pointer reads back");
+		check(ext->t_len == tup->t_len + kUndoExtSize &&
+				  ext->t_data->t_hoff == tup->t_data->t_hoff + kUndoExtSize &&
+				  tuple_hoff_is_valid(ext->t_data),
+			  "the extension makes the tuple 8 bytes longer before t_hoff");
+		check(ItemPointerEquals(&ext->t_self, &tup->t_self) && ext->t_tableOid == 16384,
+			  "the copy keeps the tuple's identity");
+
+		Datum v[3];
+		bool nl[3];
+		heap_deform_tuple(ext, desc, v, nl);
+		check(DatumGetInt32(v[0]) == 7 && nl[1] == (withnull != 0) &&
+				  (withnull || DatumGetInt64(v[1]) == INT64CONST(1) << 40) && DatumGetBool(v[2]) &&
+				  !nl[0] && !nl[2],
+			  "deforming an extended tuple gives the same values");
+
+		const UndoPtr p2 = undo_position(99, 4096);
+		HeapTuple ext2 = tuple_with_undo(ext, p2);
+		check(ext2->t_len == ext->t_len && tuple_undo_ptr(ext2->t_data) == p2,
+			  "a new pointer replaces the old one in place");
+
+		HeapTuple back = tuple_without_undo(ext2);
+		check(back->t_len == tup->t_len && memcmp(back->t_data, tup->t_data, tup->t_len) == 0,
+			  "removing the extension gives the original bytes");
+		check(tuple_without_undo(tup) == tup, "a tuple without extension is returned as it is");
+
+		ext2->t_data->t_hoff += MAXIMUM_ALIGNOF;
+		check(!tuple_hoff_is_valid(ext2->t_data), "a t_hoff that disagrees is refused");
+		ext2->t_data->t_hoff -= MAXIMUM_ALIGNOF;
+		ext2->t_data->t_infomask2 &= ~kTupleHasUndo;
+		check(!tuple_hoff_is_valid(ext2->t_data), "an extension without its bit is refused");
+	}
+}
+
+} /* namespace */
+
+RUSTYDB_FUNCTION(rustydb_selftest_undo)
+{
+	checks_passed = 0;
+	test_meta();
+	test_pages();
+	test_tuples();
+	PG_RETURN_INT32(checks_passed);
+}
