@@ -55,3 +55,25 @@ LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION rustydb.selftest_undo() FROM PUBLIC;
 COMMENT ON FUNCTION rustydb.selftest_undo() IS
 	'check the undo store''s page, record and tuple-extension formats in memory; returns the number of checks passed (superuser diagnostic)';
+
+CREATE FUNCTION rustydb.undo_tableam_handler(internal)
+RETURNS table_am_handler
+AS 'MODULE_PATHNAME', 'rustydb_undo_tableam_handler'
+LANGUAGE C STRICT;
+CREATE ACCESS METHOD rustydb_undo TYPE TABLE HANDLER rustydb.undo_tableam_handler;
+COMMENT ON ACCESS METHOD rustydb_undo IS
+	'the undo stores of rustydb tables (pg_toast.rustydb_undo_<table oid>); not for tables of your own';
+
+CREATE FUNCTION rustydb.create_undo(rel regclass)
+RETURNS regclass
+AS 'MODULE_PATHNAME', 'rustydb_create_undo'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION rustydb.create_undo(regclass) IS
+	'create the undo store of a rustydb table that has none (made before undo stores existed, or by ALTER TABLE ... SET ACCESS METHOD); returns it';
+
+CREATE FUNCTION rustydb.undo_relation(rel regclass)
+RETURNS regclass
+AS 'MODULE_PATHNAME', 'rustydb_undo_relation'
+LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION rustydb.undo_relation(regclass) IS
+	'the undo store of a rustydb table (pg_toast.rustydb_undo_<oid>), or NULL when it has none';

@@ -18,6 +18,7 @@
 #include "rustydb/common/hooks.h"
 
 #include "rustydb/am/am.h"
+#include "rustydb/am/undo_store.h"
 #include "rustydb/ash/ash.h"
 #include "rustydb/audit/audit.h"
 #include "rustydb/common/boundary.h"
@@ -81,6 +82,7 @@ const Step<UtilityCall> kUtility[] = {
 const Step<ObjectAccessCall> kObjectAccess[] = {
 	{"audit object_access", audit::hook_object_access},
 	{"crypto object_access", crypto::hook_object_access},
+	{"am object_access", am::hook_object_access},
 };
 const Step<EmitLogCall> kEmitLog[] = {
 	{"audit emit_log", audit::hook_emit_log},
