@@ -17,7 +17,8 @@ RESET ROLE;
 DROP ROLE am_undo_user;
 
 -- every rustydb table gets its undo store when it is created: a companion
--- relation in pg_toast, access method rustydb_undo, internal dependency
+-- relation in pg_toast, access method rustydb_undo, owned by the bootstrap
+-- superuser, with no catalog dependency (rustydb drops it with the table)
 CREATE SCHEMA am_undo;
 SET search_path = am_undo;
 CREATE TABLE u (id int PRIMARY KEY, n int, pad text) USING rustydb;
@@ -25,9 +26,10 @@ SELECT c.relname = 'rustydb_undo_' || 'u'::regclass::oid AS named_after_oid, n.n
 	c.relkind, c.relpersistence, a.amname, pg_relation_size(c.oid) AS bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am a ON a.oid = c.relam
 WHERE c.oid = rustydb.undo_relation('u');
-SELECT deptype FROM pg_depend
-WHERE classid = 'pg_class'::regclass AND objid = rustydb.undo_relation('u')
-	AND refobjid = 'u'::regclass;
+SELECT relowner = 10 AS bootstrap_owner, reltablespace = 0 AS default_tablespace,
+	(SELECT count(*) FROM pg_depend WHERE objid = c.oid OR refobjid = c.oid) AS dependencies,
+	(SELECT count(*) FROM pg_shdepend WHERE objid = c.oid) AS shared_dependencies
+FROM pg_class c WHERE oid = rustydb.undo_relation('u');
 
 -- it has no rows of its own: reading or writing it is refused
 INSERT INTO u SELECT g, g, 'x' FROM generate_series(1, 10) g;
@@ -91,6 +93,77 @@ SET ROLE am_undo_other;
 SELECT rustydb.create_undo('u');
 RESET ROLE;
 
+-- the store's metapage and ring: written on first use, bounded by
+-- rustydb.undo_max_size (fixed when the metapage is written), recycled in
+-- order. rustydb.selftest_undo_pages starts empty insert pages, as the
+-- in-place path will when a record does not fit.
+CREATE EXTENSION pg_walinspect SCHEMA am_undo;
+CREATE TABLE s (a int) USING rustydb;
+SELECT * FROM rustydb.undo_store('s');
+SET rustydb.undo_max_size = '1MB';
+CREATE TABLE lsn (name text, l pg_lsn);
+INSERT INTO lsn VALUES ('start', pg_current_wal_insert_lsn());
+SELECT rustydb.selftest_undo_pages('s', 3) AS started;
+INSERT INTO lsn VALUES ('started', pg_current_wal_insert_lsn());
+SELECT record_type, regexp_replace(description, 'table [0-9]+', 'table N') AS description,
+	block_ref ~ 'blkref #1' AS two_blocks
+FROM pg_get_wal_records_info((SELECT l FROM lsn WHERE name = 'start'),
+	(SELECT l FROM lsn WHERE name = 'started'))
+WHERE resource_manager = 'rustydb' ORDER BY start_lsn;
+SELECT present, encrypted, capacity, pages_in_use, base, insert, discard, file_blocks
+FROM rustydb.undo_store('s');
+-- pages without records: every one but the insert page can go
+SELECT rustydb.undo_discard('s') AS recycled;
+INSERT INTO lsn VALUES ('recycled', pg_current_wal_insert_lsn());
+SELECT record_type, description
+FROM pg_get_wal_records_info((SELECT l FROM lsn WHERE name = 'started'),
+	(SELECT l FROM lsn WHERE name = 'recycled'))
+WHERE resource_manager = 'rustydb' ORDER BY start_lsn;
+SELECT pages_in_use, insert, discard FROM rustydb.undo_store('s');
+-- the ring holds 128 pages (1 MB): full, it starts no page; recycled, it
+-- wraps around without growing the file
+SELECT rustydb.selftest_undo_pages('s', 500) AS started;
+SELECT pages_in_use, file_blocks FROM rustydb.undo_store('s');
+SELECT rustydb.selftest_undo_pages('s', 1) AS started_when_full;
+SELECT rustydb.undo_discard('s') AS recycled;
+SELECT rustydb.selftest_undo_pages('s', 500) AS started_after_wrap;
+SELECT pages_in_use, file_blocks, insert / 8192 AS insert_page, discard / 8192 AS discard_page
+FROM rustydb.undo_store('s');
+-- the setting applies to stores written from now on; 0 starts none
+SET rustydb.undo_max_size = 0;
+CREATE TABLE s0 (a int) USING rustydb;
+SELECT rustydb.selftest_undo_pages('s0', 1) AS started_disabled;
+SELECT present, file_blocks FROM rustydb.undo_store('s0');
+SELECT rustydb.selftest_undo_pages('s', 1) AS started_full_existing;
+RESET rustydb.undo_max_size;
+SELECT present, file_blocks FROM rustydb.undo_store('h');
+SELECT * FROM rustydb.undo_store('pg_class');
+SET ROLE am_undo_other;
+SELECT rustydb.undo_discard('s');
+SELECT rustydb.selftest_undo_pages('s', 1);
+RESET ROLE;
+
+-- a table converted to heap keeps its store until it is dropped
+CREATE TABLE conv (a int) USING rustydb;
+SELECT rustydb.undo_relation('conv') AS conv_store \gset
+ALTER TABLE conv SET ACCESS METHOD heap;
+SELECT to_regclass(:'conv_store') IS NOT NULL AS kept;
+DROP TABLE conv;
+SELECT to_regclass(:'conv_store') IS NULL AS dropped_with_table;
+-- event triggers do not see stores go (an internal deletion)
+CREATE FUNCTION am_undo_dropped() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+	FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+		RAISE NOTICE 'dropped % %', r.object_type, regexp_replace(r.object_identity, '[0-9]+', 'N');
+	END LOOP;
+END $$;
+CREATE EVENT TRIGGER am_undo_drop ON sql_drop EXECUTE FUNCTION am_undo_dropped();
+CREATE TABLE ev (a int) USING rustydb;
+DROP TABLE ev;
+DROP EVENT TRIGGER am_undo_drop;
+DROP FUNCTION am_undo_dropped();
+
 -- dropped with its table
 DROP TABLE u;
 SELECT to_regclass(:'store') IS NULL AS store_dropped;
@@ -98,6 +171,7 @@ SET client_min_messages = warning;
 DROP SCHEMA am_undo CASCADE;
 RESET client_min_messages;
 DROP ROLE am_undo_other;
+-- no store outlived its table
 SELECT count(*) AS orphan_stores FROM pg_class c
 WHERE c.relam = (SELECT oid FROM pg_am WHERE amname = 'rustydb_undo')
-	AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'i');
+	AND NOT EXISTS (SELECT 1 FROM pg_class t WHERE t.oid = substr(c.relname, 14)::oid);

@@ -77,3 +77,29 @@ AS 'MODULE_PATHNAME', 'rustydb_undo_relation'
 LANGUAGE C STRICT STABLE;
 COMMENT ON FUNCTION rustydb.undo_relation(regclass) IS
 	'the undo store of a rustydb table (pg_toast.rustydb_undo_<oid>), or NULL when it has none';
+
+CREATE FUNCTION rustydb.undo_store(rel regclass,
+	OUT present boolean, OUT encrypted boolean, OUT capacity bigint, OUT pages_in_use bigint,
+	OUT base bigint, OUT insert bigint, OUT discard bigint, OUT discard_xid xid,
+	OUT file_blocks bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rustydb_undo_store'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION rustydb.undo_store(regclass) IS
+	'the undo store of a rustydb table: its metapage (ring capacity and use, positions), file blocks';
+REVOKE ALL ON FUNCTION rustydb.undo_store(regclass) FROM PUBLIC;
+
+CREATE FUNCTION rustydb.undo_discard(rel regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'rustydb_undo_discard'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION rustydb.undo_discard(regclass) IS
+	'recycle the undo store pages no snapshot needs (the table''s owner); returns the pages recycled';
+
+CREATE FUNCTION rustydb.selftest_undo_pages(rel regclass, n integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'rustydb_selftest_undo_pages'
+LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION rustydb.selftest_undo_pages(regclass, integer) FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.selftest_undo_pages(regclass, integer) IS
+	'start up to n new, empty insert pages in a table''s undo store, as the in-place path will (superuser diagnostic); returns how many fit the ring';

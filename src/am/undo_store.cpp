@@ -2,8 +2,8 @@
  *
  * undo_store.cpp
  *	  The undo store's companion relation: created with each rustydb
- *	  table, found by name, dropped with the table through an internal
- *	  dependency (docs/storage.md, "Where the undo store lives").
+ *	  table, found by name, dropped with the table by the object-access
+ *	  hook (docs/storage.md, "Where the undo store lives").
  *
  * rustydb.create_undo(regclass) gives one to a table that has none
  * (created before this version, or converted with ALTER TABLE ... SET
@@ -14,6 +14,10 @@
 #include "rustydb/am/undo_store.h"
 
 #include "rustydb/common/boundary.h"
+#include "rustydb/common/settings.h"
+#include "rustydb/crypto/crypto.h"
+#include "rustydb/storage/undo.h"
+#include "rustydb/wal/records.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/table.h"
@@ -25,9 +29,12 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
+#include "catalog/pg_authid.h"
+#include "funcapi.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb::am {
@@ -41,7 +48,6 @@ struct ClassRow
 	char relpersistence;
 	Oid relam;
 	Oid relowner;
-	Oid reltablespace;
 	Oid relnamespace;
 };
 
@@ -63,7 +69,6 @@ class_row(Oid relid, ClassRow *out)
 		out->relpersistence = form->relpersistence;
 		out->relam = form->relam;
 		out->relowner = form->relowner;
-		out->reltablespace = form->reltablespace;
 		out->relnamespace = form->relnamespace;
 		found = true;
 	}
@@ -88,19 +93,43 @@ wants_store(const ClassRow &row)
 
 } /* namespace */
 
+namespace {
+
+/*
+ * The namespace of a store: pg_toast, or for a temporary table the toast
+ * namespace of its own temporary namespace (pg_temp_N: pg_toast_temp_N),
+ * also when another backend (autovacuum removing orphans) asks.
+ */
+Oid
+undo_namespace(Oid relnamespace, char persistence)
+{
+	if (persistence != RELPERSISTENCE_TEMP)
+		return PG_TOAST_NAMESPACE;
+	const char *nspname = get_namespace_name(relnamespace);
+	if (nspname == nullptr || strncmp(nspname, "pg_temp_", 8) != 0)
+		return InvalidOid;
+	return get_namespace_oid(psprintf("pg_toast_temp_%s", nspname + 8), true);
+}
+
+Oid
+undo_relation_in(Oid relid, Oid nsp)
+{
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	char name[NAMEDATALEN];
+	undo_name(relid, name);
+	return get_relname_relid(name, nsp);
+}
+
+} /* namespace */
+
 Oid
 undo_relation_of(Oid relid, char persistence)
 {
-	char name[NAMEDATALEN];
-	undo_name(relid, name);
-	Oid nsp = PG_TOAST_NAMESPACE;
-	if (persistence == RELPERSISTENCE_TEMP)
-	{
-		nsp = GetTempToastNamespace();
-		if (!OidIsValid(nsp))
-			return InvalidOid; /* another session's temporary table, or none made yet */
-	}
-	return get_relname_relid(name, nsp);
+	Oid nsp = persistence == RELPERSISTENCE_TEMP
+				  ? undo_namespace(get_rel_namespace(relid), persistence)
+				  : PG_TOAST_NAMESPACE;
+	return undo_relation_in(relid, nsp);
 }
 
 Oid
@@ -114,46 +143,341 @@ create_undo_relation(Oid relid)
 						errmsg("\"%s\" is not a rustydb table", name != nullptr ? name : "?"),
 						errhint("Undo stores belong to tables created USING rustydb.")));
 	}
-	Oid existing = undo_relation_of(relid, row.relpersistence);
+	Oid nsp = undo_namespace(row.relnamespace, row.relpersistence);
+	if (!OidIsValid(nsp))
+		elog(ERROR, "rustydb: no toast namespace for the undo store of relation %u", relid);
+	Oid existing = undo_relation_in(relid, nsp);
 	if (OidIsValid(existing))
 		return existing;
 
 	Oid am = get_table_am_oid("rustydb_undo", false);
-	Oid nsp =
-		row.relpersistence == RELPERSISTENCE_TEMP ? GetTempToastNamespace() : PG_TOAST_NAMESPACE;
-	Assert(OidIsValid(nsp));
 	char name[NAMEDATALEN];
 	undo_name(relid, name);
 
-	/* relkind 't': no row type, not in database-wide VACUUM/ANALYZE or relkind 'r' lists */
+	/*
+	 * relkind 't': no row type, not in database-wide VACUUM/ANALYZE or
+	 * relkind 'r' lists, and like a TOAST table no pg_depend or pg_shdepend
+	 * entry at all: the store goes with its table through hook_object_access
+	 * below, as an internal deletion that event triggers do not report.
+	 * Owned by the bootstrap superuser (only rustydb's code reads it), in
+	 * the database's default tablespace whatever the table's, so a store
+	 * never keeps a tablespace from being dropped after its table moved.
+	 */
 	TupleDesc desc = CreateTemplateTupleDesc(0);
-	Oid undo = heap_create_with_catalog(name, nsp, row.reltablespace, InvalidOid, InvalidOid,
-										InvalidOid, row.relowner, am, desc, NIL, RELKIND_TOASTVALUE,
+	Oid undo = heap_create_with_catalog(name, nsp, InvalidOid, InvalidOid, InvalidOid, InvalidOid,
+										BOOTSTRAP_SUPERUSERID, am, desc, NIL, RELKIND_TOASTVALUE,
 										row.relpersistence, false, false, ONCOMMIT_NOOP, (Datum) 0,
 										false, true, true, InvalidOid, nullptr);
-
-	ObjectAddress table_addr, undo_addr;
-	ObjectAddressSet(table_addr, RelationRelationId, relid);
-	ObjectAddressSet(undo_addr, RelationRelationId, undo);
-	recordDependencyOn(&undo_addr, &table_addr, DEPENDENCY_INTERNAL);
 	CommandCounterIncrement();
 	return undo;
+}
+
+/* ------------------------------------------------------------------------
+ * The store's metapage and ring
+ * ------------------------------------------------------------------------
+ */
+
+Relation
+undo_open(Relation table, LOCKMODE mode)
+{
+	Oid undo = undo_relation_of(RelationGetRelid(table), table->rd_rel->relpersistence);
+	return OidIsValid(undo) ? table_open(undo, mode) : nullptr;
+}
+
+namespace {
+
+/* ERROR: the store's page blkno is not what it should be. */
+[[noreturn]] void
+undo_corrupted(Relation undo, BlockNumber blkno, const char *why)
+{
+	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+					errmsg("invalid rustydb undo page in block %u of relation \"%s\"", blkno,
+						   RelationGetRelationName(undo)),
+					errdetail("%s.", why)));
+}
+
+/* Ring capacity in pages for rustydb.undo_max_size (MB); at least 2 (insert page and one more). */
+uint32
+capacity_for_setting()
+{
+	uint64 pages = (uint64) settings::undo_max_size * (1024 * 1024 / BLCKSZ);
+	return (uint32) Max((uint64) 2, Min(pages, (uint64) storage::kUndoMaxCapacity));
+}
+
+void
+log_undo(Relation undo, const wal::XlUndo &xl, Buffer meta, Buffer page, uint8 meta_flags)
+{
+	if (!RelationNeedsWAL(undo))
+		return;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xl, sizeof(xl));
+	XLogRegisterBuffer(0, meta, REGBUF_STANDARD | meta_flags);
+	if (BufferIsValid(page))
+		XLogRegisterBuffer(1, page, REGBUF_WILL_INIT | REGBUF_STANDARD);
+	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kUndo);
+	PageSetLSN(BufferGetPage(meta), recptr);
+	if (BufferIsValid(page))
+		PageSetLSN(BufferGetPage(page), recptr);
+}
+
+wal::XlUndo
+undo_record(uint8 sub)
+{
+	wal::XlUndo xl;
+	memset(&xl, 0, sizeof(xl));
+	xl.version = wal::kWalFormatVersion;
+	xl.sub = sub;
+	return xl;
+}
+
+/* The metapage, locked in mode, checked. */
+Buffer
+lock_meta(Relation undo, int mode, storage::UndoMetaData **meta)
+{
+	Buffer buf = ReadBuffer(undo, storage::kUndoMetaBlock);
+	LockBuffer(buf, mode);
+	const char *why = nullptr;
+	if (storage::undo_meta_get(BufferGetPage(buf), &why) == nullptr)
+	{
+		UnlockReleaseBuffer(buf);
+		undo_corrupted(undo, storage::kUndoMetaBlock, why);
+	}
+	*meta = storage::undo_meta_data(BufferGetPage(buf));
+	return buf;
+}
+
+} /* namespace */
+
+void
+undo_ensure_meta(Relation table, Relation undo)
+{
+	Assert(settings::undo_max_size > 0);
+	if (RelationGetNumberOfBlocks(undo) > 0)
+	{
+		/* all zeroes after a crash between the extension and its record: written below */
+		Buffer buf = ReadBuffer(undo, storage::kUndoMetaBlock);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		bool fresh = PageIsNew(BufferGetPage(buf));
+		UnlockReleaseBuffer(buf);
+		if (!fresh)
+			return;
+	}
+	uint16 flags = crypto::relation_has_keys(RelationGetRelid(table)) ? storage::kUndoEncrypted : 0;
+	bool need_lock = !RELATION_IS_LOCAL(undo);
+	if (need_lock)
+		LockRelationForExtension(undo, ExclusiveLock);
+	Buffer buf;
+	if (RelationGetNumberOfBlocks(undo) == 0)
+		buf = ReadBufferExtended(undo, MAIN_FORKNUM, P_NEW, RBM_ZERO_AND_LOCK, nullptr);
+	else
+	{
+		buf = ReadBuffer(undo, storage::kUndoMetaBlock);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	}
+	if (BufferGetBlockNumber(buf) != storage::kUndoMetaBlock)
+		elog(ERROR, "rustydb: undo metapage of relation \"%s\" created at block %u",
+			 RelationGetRelationName(undo), BufferGetBlockNumber(buf));
+	if (PageIsNew(BufferGetPage(buf)))
+	{
+		wal::XlUndo xl = undo_record(wal::kUndoMeta);
+		xl.table_oid = RelationGetRelid(table);
+		xl.meta_flags = flags;
+		xl.capacity = capacity_for_setting();
+		xl.position = storage::undo_position(1, 0); /* logical page 0 is never used */
+		START_CRIT_SECTION();
+		storage::undo_meta_change(buf, xl.table_oid, flags, xl.capacity, xl.position);
+		MarkBufferDirty(buf);
+		log_undo(undo, xl, buf, InvalidBuffer, REGBUF_WILL_INIT);
+		END_CRIT_SECTION();
+	}
+	UnlockReleaseBuffer(buf);
+	if (need_lock)
+		UnlockRelationForExtension(undo, ExclusiveLock);
+}
+
+bool
+undo_add_page(Relation table, Relation undo)
+{
+	if (settings::undo_max_size == 0)
+		return false;
+	undo_ensure_meta(table, undo);
+
+	storage::UndoMetaData *meta;
+	Buffer metabuf = lock_meta(undo, BUFFER_LOCK_EXCLUSIVE, &meta);
+	if (storage::undo_ring_full(meta))
+	{
+		UnlockReleaseBuffer(metabuf);
+		return false;
+	}
+	uint64 lpn = storage::undo_next_page(meta);
+	BlockNumber blk = storage::undo_block_for(meta, lpn);
+
+	/* ring blocks are created in order, the first lap extending the file */
+	Buffer page;
+	bool need_lock = !RELATION_IS_LOCAL(undo);
+	if (need_lock)
+		LockRelationForExtension(undo, ExclusiveLock);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(undo);
+	if (blk < nblocks)
+	{
+		if (need_lock)
+			UnlockRelationForExtension(undo, ExclusiveLock);
+		page = ReadBuffer(undo, blk);
+		LockBuffer(page, BUFFER_LOCK_EXCLUSIVE);
+	}
+	else
+	{
+		page = blk == nblocks
+				   ? ReadBufferExtended(undo, MAIN_FORKNUM, P_NEW, RBM_ZERO_AND_LOCK, nullptr)
+				   : InvalidBuffer;
+		if (need_lock)
+			UnlockRelationForExtension(undo, ExclusiveLock);
+		if (!BufferIsValid(page) || BufferGetBlockNumber(page) != blk)
+		{
+			if (BufferIsValid(page))
+				UnlockReleaseBuffer(page);
+			UnlockReleaseBuffer(metabuf);
+			undo_corrupted(undo, blk, "the ring's next block is past the end of the file");
+		}
+	}
+
+	wal::XlUndo xl = undo_record(wal::kUndoNewPage);
+	xl.lpn = lpn;
+	START_CRIT_SECTION();
+	storage::undo_new_page(metabuf, page, lpn);
+	MarkBufferDirty(metabuf);
+	MarkBufferDirty(page);
+	log_undo(undo, xl, metabuf, page, 0);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(page);
+	UnlockReleaseBuffer(metabuf);
+	return true;
+}
+
+namespace {
+
+/*
+ * May the records of logical page lpn go? Every writer committed and
+ * visible to every snapshot; *latest is the newest of them.
+ */
+bool
+page_recyclable(Relation undo, GlobalVisState *vistest, BlockNumber blk, uint64 lpn,
+				TransactionId *latest)
+{
+	Buffer buf = ReadBuffer(undo, blk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(buf);
+	const char *why = nullptr;
+	if (!storage::undo_page_check(page, lpn, &why))
+	{
+		UnlockReleaseBuffer(buf);
+		undo_corrupted(undo, blk, why);
+	}
+	bool ok = true;
+	uint16 end = ((PageHeader) page)->pd_lower;
+	for (uint16 off = storage::kUndoFirstRecord; ok && off < end;)
+	{
+		const storage::UndoRecordHeader *r = storage::undo_record_at(page, off, &why);
+		if (r == nullptr)
+		{
+			UnlockReleaseBuffer(buf);
+			undo_corrupted(undo, blk, why);
+		}
+		TransactionId w = r->writer;
+		if (TransactionIdIsCurrentTransactionId(w) || TransactionIdIsInProgress(w) ||
+			!TransactionIdDidCommit(w) || !GlobalVisTestIsRemovableXid(vistest, w))
+			ok = false; /* needed, or aborted: its row is repaired first (not yet implemented) */
+		else if (!TransactionIdIsValid(*latest) || TransactionIdFollows(w, *latest))
+			*latest = w;
+		off = (uint16) MAXALIGN(off + r->len);
+	}
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+} /* namespace */
+
+uint64
+undo_discard(Relation table, Relation undo)
+{
+	if (RelationGetNumberOfBlocks(undo) == 0)
+		return 0;
+	GlobalVisState *vistest = GlobalVisTestFor(table);
+	uint64 recycled = 0;
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		storage::UndoMetaData *meta;
+		Buffer metabuf = lock_meta(undo, BUFFER_LOCK_SHARE, &meta);
+		uint64 lpn = storage::undo_page_of(meta->discard);
+		bool last = meta->insert == storage::kInvalidUndoPtr ||
+					lpn >= storage::undo_page_of(meta->insert); /* the insert page stays */
+		BlockNumber blk = last ? InvalidBlockNumber : storage::undo_block_for(meta, lpn);
+		UnlockReleaseBuffer(metabuf);
+		if (last)
+			break;
+
+		TransactionId latest = InvalidTransactionId;
+		if (!page_recyclable(undo, vistest, blk, lpn, &latest))
+			break;
+
+		metabuf = lock_meta(undo, BUFFER_LOCK_EXCLUSIVE, &meta);
+		if (storage::undo_page_of(meta->discard) != lpn)
+		{
+			UnlockReleaseBuffer(metabuf); /* another backend recycled it meanwhile */
+			continue;
+		}
+		wal::XlUndo xl = undo_record(wal::kUndoDiscard);
+		xl.position = storage::undo_position(lpn + 1, 0);
+		xl.xid = latest;
+		START_CRIT_SECTION();
+		storage::undo_discard_change(metabuf, xl.position, latest);
+		MarkBufferDirty(metabuf);
+		log_undo(undo, xl, metabuf, InvalidBuffer, 0);
+		END_CRIT_SECTION();
+		UnlockReleaseBuffer(metabuf);
+		recycled++;
+	}
+	return recycled;
 }
 
 void
 hook_object_access(hooks::ObjectAccessCall &call)
 {
 	call.proceed();
-	if (call.access != OAT_POST_CREATE || call.class_id != RelationRelationId || call.sub_id != 0)
+	if (call.class_id != RelationRelationId || call.sub_id != 0)
+		return;
+	if (call.access == OAT_DROP)
+	{
+		/*
+		 * The table goes (DROP, a cascade, temporary-namespace cleanup,
+		 * autovacuum removing an orphaned temporary table): its store too,
+		 * in the same transaction.
+		 */
+		ClassRow row;
+		if (!class_row(call.object_id, &row) || row.relkind != RELKIND_RELATION)
+			return; /* (any access method: a table may have been converted) */
+		Oid undo =
+			undo_relation_in(call.object_id, undo_namespace(row.relnamespace, row.relpersistence));
+		if (!OidIsValid(undo))
+			return;
+		ObjectAddress addr;
+		ObjectAddressSet(addr, RelationRelationId, undo);
+		performDeletion(&addr, DROP_RESTRICT, PERFORM_DELETION_INTERNAL | PERFORM_DELETION_QUIETLY);
+		return;
+	}
+	if (call.access != OAT_POST_CREATE)
 		return;
 	auto *pc = static_cast<ObjectAccessPostCreate *>(call.arg);
 	/*
 	 * Internal creations are CLUSTER's, VACUUM FULL's and ALTER TABLE's
 	 * transient tables, whose files become an existing table's: that
 	 * table keeps its own store. pg_upgrade assigns every OID itself:
-	 * rustydb.create_undo() adds the stores afterwards.
+	 * rustydb.create_undo() adds the stores afterwards. Tables an
+	 * extension script creates (rustydb's own among them) get none either:
+	 * an extension's objects are what its script lists.
 	 */
-	if ((pc != nullptr && pc->is_internal) || IsBinaryUpgrade)
+	if ((pc != nullptr && pc->is_internal) || IsBinaryUpgrade || creating_extension)
 		return;
 	ClassRow row;
 	if (!class_row(call.object_id, &row) || !wants_store(row))
@@ -192,4 +516,124 @@ RUSTYDB_FUNCTION(rustydb_undo_relation)
 	if (!OidIsValid(undo))
 		PG_RETURN_NULL();
 	PG_RETURN_OID(undo);
+}
+
+namespace {
+
+/* The rustydb table relid, opened with mode; ERROR for anything else. */
+Relation
+open_rustydb_table(Oid relid, LOCKMODE mode)
+{
+	Relation rel = table_open(relid, mode);
+	Oid am = get_table_am_oid("rustydb", true);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relam != am)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("\"%s\" is not a rustydb table", RelationGetRelationName(rel))));
+	return rel;
+}
+
+} /* namespace */
+
+/*
+ * rustydb.undo_store(regclass): the store's metapage. present = false (the
+ * rest NULL, file_blocks 0) while nothing was written to it.
+ */
+RUSTYDB_FUNCTION(rustydb_undo_store)
+{
+	Relation rel = open_rustydb_table(PG_GETARG_OID(0), AccessShareLock);
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("permission denied for table %s", RelationGetRelationName(rel))));
+	TupleDesc desc;
+	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
+
+	constexpr int kCols = 9;
+	Datum values[kCols] = {0};
+	bool nulls[kCols];
+	for (bool &n : nulls)
+		n = true;
+	nulls[0] = false;
+	values[0] = BoolGetDatum(false);
+	Relation undo = rustydb::am::undo_open(rel, AccessShareLock);
+	if (undo != nullptr)
+	{
+		BlockNumber nblocks = RelationGetNumberOfBlocks(undo);
+		nulls[8] = false;
+		values[8] = Int64GetDatum((int64) nblocks);
+		if (nblocks > 0)
+		{
+			Buffer buf = ReadBuffer(undo, rustydb::storage::kUndoMetaBlock);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			const char *why = nullptr;
+			const rustydb::storage::UndoMetaData *m =
+				rustydb::storage::undo_meta_get(BufferGetPage(buf), &why);
+			if (m != nullptr)
+			{
+				values[0] = BoolGetDatum(true);
+				values[1] = BoolGetDatum((m->flags & rustydb::storage::kUndoEncrypted) != 0);
+				values[2] = Int64GetDatum((int64) m->capacity);
+				values[3] = Int64GetDatum((int64) rustydb::storage::undo_pages_in_use(m));
+				values[4] = Int64GetDatum((int64) m->base);
+				values[5] = Int64GetDatum((int64) m->insert);
+				values[6] = Int64GetDatum((int64) m->discard);
+				values[7] = TransactionIdGetDatum(m->discard_xid);
+				for (int i = 1; i < 8; i++)
+					nulls[i] = false;
+			}
+			UnlockReleaseBuffer(buf);
+			if (m == nullptr && !PageIsNew(BufferGetPage(buf)))
+				ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+								errmsg("invalid rustydb undo metapage in relation \"%s\"",
+									   RelationGetRelationName(undo)),
+								errdetail("%s.", why)));
+		}
+		table_close(undo, AccessShareLock);
+	}
+	table_close(rel, AccessShareLock);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* rustydb.undo_discard(regclass): recycle what no snapshot needs; the pages recycled. */
+RUSTYDB_FUNCTION(rustydb_undo_discard)
+{
+	Oid relid = PG_GETARG_OID(0);
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
+					   get_rel_name(relid));
+	Relation rel = open_rustydb_table(relid, RowExclusiveLock);
+	Relation undo = rustydb::am::undo_open(rel, RowExclusiveLock);
+	uint64 n = 0;
+	if (undo != nullptr)
+	{
+		n = rustydb::am::undo_discard(rel, undo);
+		table_close(undo, RowExclusiveLock);
+	}
+	table_close(rel, RowExclusiveLock);
+	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * rustydb.selftest_undo_pages(regclass, n): start up to n new insert pages
+ * in the table's store, as the in-place path does when a record does not
+ * fit; returns how many were started (fewer when the ring is full). A
+ * superuser diagnostic for the store's tests (WAL, standby, ring bound).
+ */
+RUSTYDB_FUNCTION(rustydb_selftest_undo_pages)
+{
+	Relation rel = open_rustydb_table(PG_GETARG_OID(0), RowExclusiveLock);
+	int32 n = PG_GETARG_INT32(1);
+	Relation undo = rustydb::am::undo_open(rel, RowExclusiveLock);
+	if (undo == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("table \"%s\" has no undo store", RelationGetRelationName(rel)),
+						errhint("SELECT rustydb.create_undo('%s') creates it.",
+								RelationGetRelationName(rel))));
+	int32 added = 0;
+	while (added < n && rustydb::am::undo_add_page(rel, undo))
+		added++;
+	table_close(undo, RowExclusiveLock);
+	table_close(rel, RowExclusiveLock);
+	PG_RETURN_INT32(added);
 }

@@ -37,6 +37,8 @@ namespace settings {
 /* vpd */
 int vpd_cache_entries = 1024;
 int vpd_context_max_attributes = 1000;
+/* ---- am: table access method ---- */
+int undo_max_size = 64;
 /* ---- crypto: transparent data encryption ---- */
 char *keyring_file = nullptr;
 char *key_command = nullptr;
@@ -340,6 +342,11 @@ const Definition kRegistry[] = {
 	/* ---- common ---- */
 
 	/* ---- am: table access method ---- */
+	make_int("rustydb.undo_max_size", &undo_max_size, 64, 0, 1048576, GUC_UNIT_MB, PGC_SUSET,
+			 "ring size of an undo store initialised from now on (in progress: nothing writes "
+			 "undo records yet)",
+			 "Each rustydb table's undo store is a ring of at most this size, fixed when the "
+			 "store writes its metapage. 0: stores are not started."),
 
 	/* ---- crypto: transparent data encryption ---- */
 	make_string("rustydb.keyring_file", &keyring_file, "", PGC_SIGHUP, 0,

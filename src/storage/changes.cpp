@@ -14,6 +14,8 @@
  */
 #include "rustydb/storage/changes.h"
 
+#include "rustydb/storage/undo.h"
+
 #include "rustydb/storage/buffer.h"
 #include "rustydb/storage/page.h"
 
@@ -249,6 +251,52 @@ page_clear_all_visible(Buffer buf)
 	Page page = BufferGetPage(buf);
 	if (!PageIsNew(page))
 		PageClearAllVisible(page);
+}
+
+/* ------------------------------------------------------------------------
+ * Undo stores
+ * ------------------------------------------------------------------------
+ */
+
+/* An undo store page, for a change: locked exclusively, in a critical section or redo. */
+static Page
+undo_page_for_change(Buffer buf)
+{
+	Assert(BufferIsValid(buf));
+	Assert(buffer_is_locked_exclusive(buf));
+	Assert(in_page_change());
+	return BufferGetPage(buf);
+}
+
+void
+undo_meta_change(Buffer meta, Oid table_oid, uint16 flags, uint32 capacity, uint64 base)
+{
+	undo_meta_init(undo_page_for_change(meta), table_oid, flags, capacity, base);
+}
+
+void
+undo_new_page(Buffer meta, Buffer page, uint64 lpn)
+{
+	Page mp = undo_page_for_change(meta);
+	Assert(undo_meta_get(mp, nullptr) != nullptr);
+	UndoMetaData *m = undo_meta_data(mp);
+	Assert(lpn == undo_next_page(m) && !undo_ring_full(m));
+	Assert(BufferGetBlockNumber(page) == undo_block_for(m, lpn));
+	undo_page_init(undo_page_for_change(page), lpn);
+	m->insert = undo_position(lpn, 0);
+}
+
+void
+undo_discard_change(Buffer meta, uint64 discard, TransactionId discard_xid)
+{
+	Page mp = undo_page_for_change(meta);
+	Assert(undo_meta_get(mp, nullptr) != nullptr);
+	UndoMetaData *m = undo_meta_data(mp);
+	Assert(undo_offset_of(discard) == 0 && discard >= m->discard &&
+		   undo_page_of(discard) <= undo_next_page(m));
+	m->discard = discard;
+	if (TransactionIdIsValid(discard_xid))
+		m->discard_xid = discard_xid;
 }
 
 } /* namespace rustydb::storage */

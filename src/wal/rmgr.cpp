@@ -19,6 +19,7 @@
 #include "rustydb/common/boundary.h"
 #include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
 
 namespace rustydb::wal {
 
@@ -379,6 +380,52 @@ redo_init_page(XLogReaderState *record, bool meta)
 	UnlockReleaseBuffer(buffer);
 }
 
+/* UNDO: an undo store's metapage and ring pages (storage/undo.h). */
+static void
+redo_undo(XLogReaderState *record)
+{
+	auto *xl = (XlUndo *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer meta = InvalidBuffer;
+
+	switch (xl->sub)
+	{
+		case kUndoMeta:
+			meta = XLogInitBufferForRedo(record, 0);
+			storage::undo_meta_change(meta, xl->table_oid, xl->meta_flags, xl->capacity,
+									  xl->position);
+			finish_block(record, meta);
+			break;
+		case kUndoNewPage:
+		{
+			XLogRedoAction action = XLogReadBufferForRedo(record, 0, &meta);
+			Buffer page = XLogInitBufferForRedo(record, 1);
+			if (action == BLK_NEEDS_REDO)
+			{
+				storage::undo_new_page(meta, page, xl->lpn);
+				finish_block(record, meta);
+			}
+			else
+				storage::undo_page_init(BufferGetPage(page), xl->lpn); /* the metapage is newer */
+			finish_block(record, page);
+			UnlockReleaseBuffer(page);
+			break;
+		}
+		case kUndoDiscard:
+			resolve_conflict(record, xl->xid);
+			if (XLogReadBufferForRedo(record, 0, &meta) == BLK_NEEDS_REDO)
+			{
+				storage::undo_discard_change(meta, xl->position, xl->xid);
+				finish_block(record, meta);
+			}
+			break;
+		default:
+			elog(PANIC, "rustydb redo: unknown UNDO subkind %u", (unsigned) xl->sub);
+	}
+	if (BufferIsValid(meta))
+		UnlockReleaseBuffer(meta);
+}
+
 static void
 redo_clear_visible(XLogReaderState *record)
 {
@@ -607,6 +654,22 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			appendStringInfo(buf, "all-visible cleared before truncation, flags 0x%02X", xl->flags);
 			break;
 		}
+		case kUndo:
+		{
+			auto *xl = (XlUndo *) rec;
+			if (xl->sub == kUndoMeta)
+				appendStringInfo(buf, "meta table %u capacity %u base %X/%X flags 0x%04X",
+								 xl->table_oid, xl->capacity, (uint32) (xl->position >> 32),
+								 (uint32) xl->position, (unsigned) xl->meta_flags);
+			else if (xl->sub == kUndoNewPage)
+				appendStringInfo(buf, "new page %llu", (unsigned long long) xl->lpn);
+			else if (xl->sub == kUndoDiscard)
+				appendStringInfo(buf, "discard to %X/%X latest_removed_xid %u",
+								 (uint32) (xl->position >> 32), (uint32) xl->position, xl->xid);
+			else
+				appendStringInfo(buf, "unknown subkind %u", (unsigned) xl->sub);
+			break;
+		}
 	}
 }
 
@@ -643,6 +706,8 @@ identify_record(uint8 info)
 			return "META_PAGE";
 		case kClearVisible:
 			return "CLEAR_VISIBLE";
+		case kUndo:
+			return "UNDO";
 	}
 	return nullptr;
 }
@@ -749,6 +814,9 @@ rdb_redo(XLogReaderState *record) noexcept
 				break;
 			case kClearVisible:
 				redo_clear_visible(record);
+				break;
+			case kUndo:
+				redo_undo(record);
 				break;
 			default:
 				elog(PANIC, "rustydb redo: unknown record kind 0x%02X", (unsigned) kind);

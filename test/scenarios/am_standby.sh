@@ -47,6 +47,15 @@ step "vacuum full" "VACUUM FULL acc"
 step "truncate and refill" "BEGIN; TRUNCATE acc; INSERT INTO acc SELECT g, 'again', g FROM generate_series(1, 3000) g; COMMIT"
 step "prune on access" "UPDATE acc SET balance = balance + 1; UPDATE acc SET balance = balance + 1; SELECT count(*) FROM acc"
 
+# the undo store (issue 21, in progress): metapage, ring pages and
+# recycling replayed (pages without records; a ring of 128 pages wrapped)
+rdb_psql amprimary "SET rustydb.undo_max_size = '1MB'; SELECT rustydb.selftest_undo_pages('acc', 200);
+	SELECT rustydb.undo_discard('acc'); SELECT rustydb.selftest_undo_pages('acc', 50)" >/dev/null
+rdb_wait_replay amprimary amstandby
+rdb_compare amprimary amstandby "SELECT * FROM rustydb.undo_store('acc')"
+rdb_is "undo store: the ring's 128 pages wrapped on the standby too" \
+	"$(rdb_psql amstandby "SELECT capacity, pages_in_use, file_blocks FROM rustydb.undo_store('acc')")" "128|51|129"
+
 rdb_ok "the standby reported no inconsistency" \
 	bash -c "! grep -q 'inconsistent page found' '$(rdb_dir amstandby)/server.log'"
 rdb_ok "neither server logged a PANIC" \

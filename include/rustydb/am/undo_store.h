@@ -8,10 +8,13 @@
  * companion relation pg_toast.rustydb_undo_<table oid> (pg_toast_temp_N
  * for a temporary table) of access method rustydb_undo, relkind 't' (so
  * no row type, and database-wide VACUUM, ANALYZE and relkind = 'r'
- * listings pass it by), with an internal dependency on the table: it is
- * dropped with the table and survives TRUNCATE and rewrites. Its pages
- * are the undo store (storage/undo.h). Status: the relation and its
- * lifetime; nothing writes its pages yet.
+ * listings pass it by), no catalog dependency (like a TOAST table's) and
+ * the bootstrap superuser as owner: rustydb's object-access hook drops it
+ * with the table (an internal deletion, which event triggers do not
+ * report); it survives TRUNCATE and rewrites. Its pages
+ * are the undo store (storage/undo.h). Status: the relation, its
+ * lifetime, its metapage and ring (pages started and recycled); no undo
+ * record is written yet.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,7 +36,33 @@ Oid undo_relation_of(Oid relid, char persistence);
  */
 Oid create_undo_relation(Oid relid);
 
-/* object_access step: a new rustydb table gets its companion. */
+/* The store of table, opened with mode; nullptr when the table has none. */
+Relation undo_open(Relation table, LOCKMODE mode);
+
+/*
+ * Give the store its metapage if it has none (capacity from
+ * rustydb.undo_max_size, which must not be 0: the caller checks).
+ */
+void undo_ensure_meta(Relation table, Relation undo);
+
+/*
+ * Start the store's next insert page (UNDO NEW_PAGE): false, doing
+ * nothing, when the ring is full or rustydb.undo_max_size is 0. The
+ * in-place path calls it when its record does not fit the insert page.
+ */
+bool undo_add_page(Relation table, Relation undo);
+
+/*
+ * Recycle the store's oldest pages, in order, while every record on them
+ * has a writer that committed and is visible to every snapshot (UNDO
+ * DISCARD, with the newest such writer as the standby conflict horizon).
+ * Stops at a writer in progress, not yet visible to all, or aborted (its
+ * row's repair comes with the in-place path), and never recycles the
+ * insert page. Returns the pages recycled.
+ */
+uint64 undo_discard(Relation table, Relation undo);
+
+/* object_access step: a new rustydb table gets its companion; a dropped table's goes. */
 void hook_object_access(hooks::ObjectAccessCall &call);
 
 /* The rustydb_undo access method's routine (undo_am.cpp). */

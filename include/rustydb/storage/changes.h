@@ -25,6 +25,8 @@
  *	META_PAGE		meta_init (page.h)
  *	VISIBLE			page_set_all_visible, vm_set (page.h)
  *	CLEAR_VISIBLE, and the kFlagVmCleared of the others	page_clear_all_visible
+ *	UNDO			undo_meta_change, undo_new_page, undo_discard_change (an undo
+ *					store's metapage and ring pages, storage/undo.h)
  *
  *-------------------------------------------------------------------------
  */
@@ -137,6 +139,27 @@ void vacuum_execute(Buffer buf, const OffsetNumber *unused, int nunused);
  */
 void page_set_all_visible(Buffer buf);
 void page_clear_all_visible(Buffer buf);
+
+/* ---- an undo store's metapage and ring (storage/undo.h) ---- */
+
+/*
+ * UNDO META: meta's page (new, or all-zero after a crash) initialised as
+ * an empty store of table_oid with the ring's capacity and base.
+ */
+void undo_meta_change(Buffer meta, Oid table_oid, uint16 flags, uint32 capacity, uint64 base);
+
+/*
+ * UNDO NEW_PAGE: page initialised as the undo page of logical page lpn,
+ * which becomes the store's insert page on meta (lpn must be the store's
+ * next page, and the ring not full).
+ */
+void undo_new_page(Buffer meta, Buffer page, uint64 lpn);
+
+/*
+ * UNDO DISCARD: every position below discard (page-aligned, not past the
+ * insert page's end) recycled; discard_xid the newest writer recycled.
+ */
+void undo_discard_change(Buffer meta, uint64 discard, TransactionId discard_xid);
 
 } /* namespace rustydb::storage */
 

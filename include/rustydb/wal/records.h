@@ -51,6 +51,7 @@ constexpr uint8 kNewPage = 0xA0;      /* empty page initialised */
 constexpr uint8 kVisible = 0xB0;      /* page set all-visible (heap block + VM block) */
 constexpr uint8 kMetaPage = 0xC0;     /* metapage (block 0) created */
 constexpr uint8 kClearVisible = 0xD0; /* all-visible cleared on an empty page VACUUM truncates */
+constexpr uint8 kUndo = 0xF0;         /* an undo store's metapage and ring (XlUndo.sub) */
 
 /* Flags (the flags byte of each record). */
 constexpr uint8 kFlagInitPage = 0x01;     /* re-initialise block 0 before applying */
@@ -172,6 +173,38 @@ struct XlClearVisible
 	uint8 version;
 	uint8 flags;
 };
+
+/*
+ * UNDO: a change of an undo store (the companion relation of a table,
+ * storage/undo.h). The undo records themselves travel in the INPLACE
+ * records that write them (issue 21, not yet implemented).
+ *	kUndoMeta	block 0: the store's metapage, initialised (WILL_INIT):
+ *				table_oid, flags, capacity, position = base
+ *	kUndoNewPage	block 0: metapage (insert page = lpn), block 1: the ring
+ *				page, initialised (WILL_INIT): lpn
+ *	kUndoDiscard	block 0: metapage: discard = position, discard_xid =
+ *				xid (standby conflict horizon, like PRUNE's)
+ */
+constexpr uint8 kUndoMeta = 0;
+constexpr uint8 kUndoNewPage = 1;
+constexpr uint8 kUndoDiscard = 2;
+
+struct XlUndo
+{
+	uint8 version;
+	uint8 flags; /* 0 */
+	uint8 sub;   /* kUndoMeta, kUndoNewPage, kUndoDiscard */
+	uint8 unused;
+	uint32 capacity;   /* META */
+	Oid table_oid;     /* META */
+	uint16 meta_flags; /* META: UndoMetaData.flags */
+	uint16 unused2;
+	uint64 lpn;        /* NEW_PAGE */
+	uint64 position;   /* META: base; DISCARD: the new discard position */
+	TransactionId xid; /* DISCARD: newest writer recycled (conflict horizon) */
+	uint32 unused3;
+};
+static_assert(sizeof(XlUndo) == 40, "the UNDO record's main data is 40 bytes");
 
 /* Register the rmgr; from _PG_init through rustydb::am::init(). */
 void register_rmgr();
