@@ -175,3 +175,20 @@ DROP ROLE am_undo_other;
 SELECT count(*) AS orphan_stores FROM pg_class c
 WHERE c.relam = (SELECT oid FROM pg_am WHERE amname = 'rustydb_undo')
 	AND NOT EXISTS (SELECT 1 FROM pg_class t WHERE t.oid = substr(c.relname, 14)::oid);
+
+-- DROP EXTENSION rustydb CASCADE takes the tables and their stores along
+-- (the stores first, while their access method can still open them)
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE am_undo_drop_ext;
+\c am_undo_drop_ext
+SET client_min_messages = warning;
+CREATE EXTENSION rustydb;
+CREATE TABLE t1 (a int) USING rustydb;
+CREATE TEMP TABLE t2 (a int) USING rustydb;
+SELECT rustydb.selftest_undo_pages('t1', 2) AS started;
+SELECT count(*) AS stores FROM pg_class WHERE relname LIKE 'rustydb\_undo\_%';
+DROP EXTENSION rustydb CASCADE;
+SELECT count(*) AS stores_left FROM pg_class WHERE relname LIKE 'rustydb\_undo\_%';
+SELECT count(*) AS tables_left FROM pg_class WHERE relname IN ('t1', 't2');
+\c :regress_db
+DROP DATABASE am_undo_drop_ext;

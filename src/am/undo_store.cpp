@@ -33,6 +33,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_authid.h"
 #include "funcapi.h"
 RUSTYDB_PG_INCLUDE_END
@@ -441,10 +442,52 @@ undo_discard(Relation table, Relation undo)
 	return recycled;
 }
 
+namespace {
+
+/*
+ * The rustydb_undo access method goes (DROP EXTENSION rustydb CASCADE):
+ * every store first, while the method and its handler still exist to
+ * open them. Stores have no catalog dependency, so PostgreSQL's deletion
+ * may otherwise drop the method before the tables whose drops take their
+ * stores along.
+ */
+void
+drop_all_stores(Oid am)
+{
+	Relation classrel = table_open(RelationRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, SnapshotSelf, 0, nullptr);
+	List *stores = NIL;
+	for (HeapTuple tup; HeapTupleIsValid(tup = systable_getnext(scan));)
+	{
+		auto *form = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup));
+		if (form->relam == am)
+			stores = lappend_oid(stores, form->oid);
+	}
+	systable_endscan(scan);
+	table_close(classrel, AccessShareLock);
+
+	ListCell *lc;
+	foreach (lc, stores)
+	{
+		ObjectAddress addr;
+		ObjectAddressSet(addr, RelationRelationId, lfirst_oid(lc));
+		performDeletion(&addr, DROP_RESTRICT, PERFORM_DELETION_INTERNAL | PERFORM_DELETION_QUIETLY);
+	}
+	list_free(stores);
+}
+
+} /* namespace */
+
 void
 hook_object_access(hooks::ObjectAccessCall &call)
 {
 	call.proceed();
+	if (call.access == OAT_DROP && call.class_id == AccessMethodRelationId &&
+		call.object_id == get_table_am_oid("rustydb_undo", true))
+	{
+		drop_all_stores(call.object_id);
+		return;
+	}
 	if (call.class_id != RelationRelationId || call.sub_id != 0)
 		return;
 	if (call.access == OAT_DROP)
