@@ -249,51 +249,73 @@ lock_meta(Relation undo, int mode, storage::UndoMetaData **meta)
 
 } /* namespace */
 
+namespace {
+
+/* Write an empty store's metapage into buf (block 0, all zeroes, locked exclusively). */
+void
+write_undo_meta(Relation table, Relation undo, Buffer buf, uint16 flags)
+{
+	if (BufferGetBlockNumber(buf) != storage::kUndoMetaBlock)
+		elog(ERROR, "rustydb: undo metapage of relation \"%s\" created at block %u",
+			 RelationGetRelationName(undo), BufferGetBlockNumber(buf));
+	if (!PageIsNew(BufferGetPage(buf)))
+		return; /* another backend wrote it meanwhile */
+	wal::XlUndo xl = undo_record(wal::kUndoMeta);
+	xl.table_oid = RelationGetRelid(table);
+	xl.meta_flags = flags;
+	xl.capacity = capacity_for_setting();
+	xl.position = storage::undo_position(1, 0); /* logical page 0 is never used */
+	START_CRIT_SECTION();
+	storage::undo_meta_change(buf, xl.table_oid, flags, xl.capacity, xl.position);
+	MarkBufferDirty(buf);
+	log_undo(undo, xl, buf, InvalidBuffer, REGBUF_WILL_INIT);
+	END_CRIT_SECTION();
+}
+
+} /* namespace */
+
 void
 undo_ensure_meta(Relation table, Relation undo)
 {
 	Assert(settings::undo_max_size > 0);
-	if (RelationGetNumberOfBlocks(undo) > 0)
+	/* catalog work before any buffer or extension lock */
+	uint16 flags = crypto::relation_has_keys(RelationGetRelid(table)) ? storage::kUndoEncrypted : 0;
+
+	if (RelationGetNumberOfBlocks(undo) == 0)
 	{
-		/* all zeroes after a crash between the extension and its record: written below */
-		Buffer buf = ReadBuffer(undo, storage::kUndoMetaBlock);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		bool fresh = PageIsNew(BufferGetPage(buf));
-		UnlockReleaseBuffer(buf);
-		if (!fresh)
+		/*
+		 * The file's first block, under the extension lock. Only a new
+		 * block is locked while the extension lock is held: undo_add_page
+		 * holds the metapage while it waits for the extension lock.
+		 */
+		bool need_lock = !RELATION_IS_LOCAL(undo);
+		if (need_lock)
+			LockRelationForExtension(undo, ExclusiveLock);
+		Buffer buf = InvalidBuffer;
+		if (RelationGetNumberOfBlocks(undo) == 0)
+		{
+			buf = ReadBufferExtended(undo, MAIN_FORKNUM, P_NEW, RBM_ZERO_AND_LOCK, nullptr);
+			write_undo_meta(table, undo, buf, flags);
+			UnlockReleaseBuffer(buf);
+		}
+		if (need_lock)
+			UnlockRelationForExtension(undo, ExclusiveLock);
+		if (BufferIsValid(buf))
 			return;
 	}
-	uint16 flags = crypto::relation_has_keys(RelationGetRelid(table)) ? storage::kUndoEncrypted : 0;
-	bool need_lock = !RELATION_IS_LOCAL(undo);
-	if (need_lock)
-		LockRelationForExtension(undo, ExclusiveLock);
-	Buffer buf;
-	if (RelationGetNumberOfBlocks(undo) == 0)
-		buf = ReadBufferExtended(undo, MAIN_FORKNUM, P_NEW, RBM_ZERO_AND_LOCK, nullptr);
-	else
+
+	/* block 0 exists; all zeroes after a crash between the extension and its record */
+	Buffer buf = ReadBuffer(undo, storage::kUndoMetaBlock);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	bool fresh = PageIsNew(BufferGetPage(buf));
+	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	if (fresh)
 	{
-		buf = ReadBuffer(undo, storage::kUndoMetaBlock);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		write_undo_meta(table, undo, buf, flags);
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 	}
-	if (BufferGetBlockNumber(buf) != storage::kUndoMetaBlock)
-		elog(ERROR, "rustydb: undo metapage of relation \"%s\" created at block %u",
-			 RelationGetRelationName(undo), BufferGetBlockNumber(buf));
-	if (PageIsNew(BufferGetPage(buf)))
-	{
-		wal::XlUndo xl = undo_record(wal::kUndoMeta);
-		xl.table_oid = RelationGetRelid(table);
-		xl.meta_flags = flags;
-		xl.capacity = capacity_for_setting();
-		xl.position = storage::undo_position(1, 0); /* logical page 0 is never used */
-		START_CRIT_SECTION();
-		storage::undo_meta_change(buf, xl.table_oid, flags, xl.capacity, xl.position);
-		MarkBufferDirty(buf);
-		log_undo(undo, xl, buf, InvalidBuffer, REGBUF_WILL_INIT);
-		END_CRIT_SECTION();
-	}
-	UnlockReleaseBuffer(buf);
-	if (need_lock)
-		UnlockRelationForExtension(undo, ExclusiveLock);
+	ReleaseBuffer(buf);
 }
 
 bool

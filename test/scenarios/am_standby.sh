@@ -50,7 +50,8 @@ step "prune on access" "UPDATE acc SET balance = balance + 1; UPDATE acc SET bal
 # the undo store (issue 21, in progress): metapage, ring pages and
 # recycling replayed (pages without records; a ring of 128 pages wrapped)
 rdb_psql amprimary "SET rustydb.undo_max_size = '1MB'; SELECT rustydb.selftest_undo_pages('acc', 200);
-	SELECT rustydb.undo_discard('acc'); SELECT rustydb.selftest_undo_pages('acc', 50)" >/dev/null
+	SELECT rustydb.undo_discard('acc'); SELECT rustydb.selftest_undo_pages('acc', 50);
+	SELECT txid_current()" >/dev/null # an xid: the commit flushes the UNDO records too
 rdb_wait_replay amprimary amstandby
 rdb_compare amprimary amstandby "SELECT * FROM rustydb.undo_store('acc')"
 rdb_is "undo store: the ring's 128 pages wrapped on the standby too" \
