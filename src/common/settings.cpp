@@ -39,6 +39,7 @@ int vpd_cache_entries = 1024;
 int vpd_context_max_attributes = 1000;
 /* ---- am: table access method ---- */
 int undo_max_size = 64;
+bool update_in_place = true;
 /* ---- crypto: transparent data encryption ---- */
 char *keyring_file = nullptr;
 char *key_command = nullptr;
@@ -347,6 +348,10 @@ const Definition kRegistry[] = {
 			 "undo records yet)",
 			 "Each rustydb table's undo store is a ring of at most this size, fixed when the "
 			 "store writes its metapage. 0: stores are not started."),
+	make_bool("rustydb.update_in_place", &update_in_place, true, PGC_USERSET,
+			  "updates rows in place, keeping the previous version in the table's undo store",
+			  "Off: this session's updates write new versions elsewhere, as heap does. Both "
+			  "forms are always readable, so sessions may differ."),
 
 	/* ---- crypto: transparent data encryption ---- */
 	make_string("rustydb.keyring_file", &keyring_file, "", PGC_SIGHUP, 0,

@@ -96,7 +96,8 @@ const char *type_name(Type type);
 extern int vpd_cache_entries;          /* rustydb.vpd_cache_entries */
 extern int vpd_context_max_attributes; /* rustydb.vpd_context_max_attributes */
 /* ---- am: table access method ---- */
-extern int undo_max_size; /* rustydb.undo_max_size: MB per table's undo store */
+extern int undo_max_size;    /* rustydb.undo_max_size: MB per table's undo store */
+extern bool update_in_place; /* rustydb.update_in_place */
 /* ---- crypto: transparent data encryption ---- */
 extern char *keyring_file;         /* rustydb.keyring_file */
 extern char *key_command;          /* rustydb.key_command */
