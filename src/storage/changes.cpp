@@ -299,4 +299,50 @@ undo_discard_change(Buffer meta, uint64 discard, TransactionId discard_xid)
 		m->discard_xid = discard_xid;
 }
 
+/* ------------------------------------------------------------------------
+ * In-place versions
+ * ------------------------------------------------------------------------
+ */
+
+bool
+inplace_fits(Page page, Size len)
+{
+	auto *ph = (PageHeader) page;
+	return ph->pd_upper >= ph->pd_lower && (Size) (ph->pd_upper - ph->pd_lower) >= MAXALIGN(len);
+}
+
+void
+place_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len)
+{
+	Page page = page_for_change(buf);
+	auto *ph = (PageHeader) page;
+	HeapTupleHeader old PG_USED_FOR_ASSERTS_ONLY = normal_tuple(page, off);
+
+	Assert(len >= kTupleHeaderSize && len <= kMaxTupleSize);
+	Assert(tuple_has_undo((HeapTupleHeader) tuple) || tuple_has_undo(old));
+	if (!inplace_fits(page, len))
+		elog(PANIC, "rustydb: an in-place version of %zu bytes does not fit block %u",
+			 (size_t) len, BufferGetBlockNumber(buf));
+	auto upper = (LocationIndex) (ph->pd_upper - MAXALIGN(len));
+	memcpy(page + upper, tuple, len);
+	if (MAXALIGN(len) > len)
+		memset(page + upper + len, 0, MAXALIGN(len) - len);
+	ph->pd_upper = upper;
+	ItemIdSetNormal(PageGetItemId(page, off), upper, len);
+}
+
+void
+undo_append_change(Buffer buf, uint16 offset, const UndoRecordHeader &hdr, const void *image,
+				   Size image_len)
+{
+	Page page = undo_page_for_change(buf);
+	const char *why = nullptr;
+
+	if (!undo_page_check(page, undo_page_lpn(page), &why) ||
+		MAXALIGN(((PageHeader) page)->pd_lower) != offset)
+		elog(PANIC, "rustydb undo: record expected at offset %u of undo block %u (%s)",
+			 (unsigned) offset, BufferGetBlockNumber(buf), why ? why : "another offset is next");
+	undo_append(page, hdr, image, image_len);
+}
+
 } /* namespace rustydb::storage */

@@ -427,6 +427,49 @@ redo_undo(XLogReaderState *record)
 }
 
 static void
+redo_inplace(XLogReaderState *record)
+{
+	auto *xl = (XlInplace *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buf = InvalidBuffer;
+
+	if (xl->flags & kFlagVmCleared)
+		clear_vm(record, 0);
+	if (XLogReadBufferForRedo(record, 0, &buf) == BLK_NEEDS_REDO)
+	{
+		Size len;
+		char *data = XLogRecGetBlockData(record, 0, &len);
+		tuple_for_redo(BufferGetPage(buf), xl->offnum);
+		storage::place_inplace(buf, xl->offnum, data, len);
+		if (xl->flags & kFlagVmCleared)
+			storage::page_clear_all_visible(buf);
+		if (xl->sub == kInplaceUpdate)
+			PageSetPrunable(BufferGetPage(buf), XLogRecGetXid(record));
+		finish_block(record, buf);
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+
+	if (xl->sub != kInplaceUpdate)
+		return;
+	Buffer ubuf = InvalidBuffer;
+	if (XLogReadBufferForRedo(record, 1, &ubuf) == BLK_NEEDS_REDO)
+	{
+		Size len;
+		char *data = XLogRecGetBlockData(record, 1, &len);
+		if (data == nullptr || len < sizeof(storage::UndoRecordHeader))
+			elog(PANIC, "rustydb redo: INPLACE record without its undo record");
+		storage::UndoRecordHeader hdr;
+		memcpy(&hdr, data, sizeof(hdr));
+		storage::undo_append_change(ubuf, storage::undo_offset_of(xl->position), hdr,
+									data + sizeof(hdr), len - sizeof(hdr));
+		finish_block(record, ubuf);
+	}
+	if (BufferIsValid(ubuf))
+		UnlockReleaseBuffer(ubuf);
+}
+
+static void
 redo_clear_visible(XLogReaderState *record)
 {
 	auto *xl = (XlClearVisible *) XLogRecGetData(record);
@@ -654,6 +697,20 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			appendStringInfo(buf, "all-visible cleared before truncation, flags 0x%02X", xl->flags);
 			break;
 		}
+		case kInplace:
+		{
+			auto *xl = (XlInplace *) rec;
+			if (xl->sub == kInplaceUpdate)
+				appendStringInfo(buf, "update off %u undo %X/%X flags 0x%02X", (unsigned) xl->offnum,
+								 (uint32) (xl->position >> 32), (uint32) xl->position,
+								 (unsigned) xl->flags);
+			else if (xl->sub == kInplaceRepair)
+				appendStringInfo(buf, "repair off %u flags 0x%02X", (unsigned) xl->offnum,
+								 (unsigned) xl->flags);
+			else
+				appendStringInfo(buf, "unknown subkind %u", (unsigned) xl->sub);
+			break;
+		}
 		case kUndo:
 		{
 			auto *xl = (XlUndo *) rec;
@@ -706,6 +763,8 @@ identify_record(uint8 info)
 			return "META_PAGE";
 		case kClearVisible:
 			return "CLEAR_VISIBLE";
+		case kInplace:
+			return "INPLACE";
 		case kUndo:
 			return "UNDO";
 	}
@@ -814,6 +873,9 @@ rdb_redo(XLogReaderState *record) noexcept
 				break;
 			case kClearVisible:
 				redo_clear_visible(record);
+				break;
+			case kInplace:
+				redo_inplace(record);
 				break;
 			case kUndo:
 				redo_undo(record);

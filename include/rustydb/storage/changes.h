@@ -27,6 +27,7 @@
  *	CLEAR_VISIBLE, and the kFlagVmCleared of the others	page_clear_all_visible
  *	UNDO			undo_meta_change, undo_new_page, undo_discard_change (an undo
  *					store's metapage and ring pages, storage/undo.h)
+ *	INPLACE			place_inplace (data page), undo_append_change (undo page)
  *
  *-------------------------------------------------------------------------
  */
@@ -34,6 +35,7 @@
 #define RUSTYDB_STORAGE_CHANGES_H
 
 #include "rustydb/common/pgstorage.h"
+#include "rustydb/storage/undo.h"
 
 namespace rustydb::storage {
 
@@ -160,6 +162,27 @@ void undo_new_page(Buffer meta, Buffer page, uint64 lpn);
  * insert page's end) recycled; discard_xid the newest writer recycled.
  */
 void undo_discard_change(Buffer meta, uint64 discard, TransactionId discard_xid);
+
+/*
+ * INPLACE UPDATE and REPAIR: the row at off gets the version tuple (len
+ * bytes), written into the page's free space; off's line pointer moves to
+ * it. The bytes of the version it replaces are left where they are (a
+ * backend holding a pin may still read them) until the next compaction,
+ * which pruning does under a cleanup lock. The page must have
+ * MAXALIGN(len) bytes free (inplace_fits).
+ */
+void place_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len);
+
+/* Does a version of len bytes fit the page's free space for place_inplace? */
+bool inplace_fits(Page page, Size len);
+
+/*
+ * INPLACE UPDATE, block 1: the undo record (hdr, image) appended to the
+ * undo page buf at offset (the position the INPLACE record names: PANIC
+ * if the page's next record would go elsewhere).
+ */
+void undo_append_change(Buffer buf, uint16 offset, const UndoRecordHeader &hdr, const void *image,
+						Size image_len);
 
 } /* namespace rustydb::storage */
 

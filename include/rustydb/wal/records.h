@@ -27,6 +27,8 @@ namespace rustydb::wal {
  * 2: metapage records; block numbers in VM clears are data block numbers.
  * 3: sealed groups: MULTI_INSERT and PRUNE may carry group table changes.
  * 4: logical decoding: row records may carry kFlagLogical and its trailer.
+ * (5, with the first writer of INPLACE records: in-place versions, tuples
+ * with an undo pointer. Redo of INPLACE exists; nothing writes it yet.)
  */
 constexpr uint8 kWalFormatVersion = 4;
 /*
@@ -51,6 +53,7 @@ constexpr uint8 kNewPage = 0xA0;      /* empty page initialised */
 constexpr uint8 kVisible = 0xB0;      /* page set all-visible (heap block + VM block) */
 constexpr uint8 kMetaPage = 0xC0;     /* metapage (block 0) created */
 constexpr uint8 kClearVisible = 0xD0; /* all-visible cleared on an empty page VACUUM truncates */
+constexpr uint8 kInplace = 0xE0;      /* a version written in place (XlInplace.sub) */
 constexpr uint8 kUndo = 0xF0;         /* an undo store's metapage and ring (XlUndo.sub) */
 
 /* Flags (the flags byte of each record). */
@@ -205,6 +208,30 @@ struct XlUndo
 	uint32 unused3;
 };
 static_assert(sizeof(XlUndo) == 40, "the UNDO record's main data is 40 bytes");
+
+/* XlInplace.sub */
+constexpr uint8 kInplaceUpdate = 0; /* block 0: the new version; block 1: the undo record */
+constexpr uint8 kInplaceRepair = 1; /* block 0: the previous version, copied back */
+
+/*
+ * INPLACE. UPDATE: the row at offnum of block 0 gets the version in block
+ * 0's data (written into free space, place_inplace), and the undo record
+ * holding the version it replaces (UndoRecordHeader and image, block 1's
+ * data) goes to block 1 at position's offset (undo_append_change).
+ * Block 1's data is kept with a full-page image (REGBUF_KEEP_DATA) so
+ * logical decoding finds the old version. REPAIR: block 0 only.
+ */
+struct XlInplace
+{
+	uint8 version;
+	uint8 flags; /* kFlagVmCleared, kFlagLogical */
+	uint8 sub;   /* kInplaceUpdate, kInplaceRepair */
+	uint8 unused;
+	OffsetNumber offnum;
+	uint16 unused2;
+	uint64 position; /* UPDATE: the undo record's position */
+};
+static_assert(sizeof(XlInplace) == 16, "the INPLACE record's main data is 16 bytes");
 
 /* Register the rmgr; from _PG_init through rustydb::am::init(). */
 void register_rmgr();
