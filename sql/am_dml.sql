@@ -43,6 +43,8 @@ SELECT a FROM t WHERE a < 5 ORDER BY a;
 RESET enable_seqscan;
 
 -- heap-only versions: updates of unindexed columns add no index entries
+-- (out of place; the in-place path is am_inplace's)
+SET rustydb.update_in_place = off;
 CREATE TABLE hot (id int PRIMARY KEY, v int, w int) USING rustydb;
 INSERT INTO hot SELECT g, 0, 0 FROM generate_series(1, 100) g;
 BEGIN;
@@ -52,6 +54,7 @@ UPDATE hot SET id = id + 1000 WHERE id <= 10;
 SELECT pg_stat_get_xact_tuples_hot_updated('hot'::regclass) AS hot_updates,
        pg_stat_get_xact_tuples_updated('hot'::regclass) AS updates;
 COMMIT;
+RESET rustydb.update_in_place;
 SET enable_seqscan = off; SET enable_bitmapscan = off;
 SELECT count(*), sum(v) FROM hot WHERE id > 0;
 SELECT id, v FROM hot WHERE id IN (20, 1005) ORDER BY id;

@@ -6,6 +6,8 @@ CREATE EXTENSION IF NOT EXISTS rustydb;
 CREATE SCHEMA am_wal;
 CREATE EXTENSION pg_walinspect SCHEMA am_wal;
 SET search_path = am_wal;
+-- the out-of-place forms; in-place updates and their records: am_inplace
+SET rustydb.update_in_place = off;
 
 SELECT rm_id, rm_name, rm_builtin FROM pg_get_wal_resource_managers() WHERE rm_name = 'rustydb';
 
@@ -37,4 +39,5 @@ SELECT a, b FROM w ORDER BY a;
 SELECT * FROM rustydb.verify_table('w');
 
 RESET search_path;
+RESET rustydb.update_in_place;
 DROP SCHEMA am_wal CASCADE;

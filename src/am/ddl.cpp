@@ -15,6 +15,7 @@
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
 #include "rustydb/wal/records.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
@@ -293,22 +294,33 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 		/* the verdict on the page's version (an encrypted table's slot holds a copy) */
 		bool isdead = true; /* not on its page any more: pruned */
 
+		HTSV_Result verdict = HEAPTUPLE_DEAD;
 		if (lock_slot_version(old_rel, slot, &stored, &buf))
 		{
-			switch (mvcc::satisfies_vacuum(&stored, oldest_xmin, buf))
-			{
-				case HEAPTUPLE_DEAD:
-					break;
-				case HEAPTUPLE_RECENTLY_DEAD:
-				case HEAPTUPLE_DELETE_IN_PROGRESS:
-					*tups_recently_dead += 1;
-					isdead = false;
-					break;
-				default:
-					isdead = false;
-					break;
-			}
+			verdict = mvcc::satisfies_vacuum(&stored, oldest_xmin, buf);
 			UnlockReleaseBuffer(buf);
+		}
+		else if (TTS_IS_BUFFERTUPLE(slot))
+		{
+			/*
+			 * An undo image the scan returned for an aborted in-place
+			 * version (SnapshotAny skips those): judged on its own.
+			 */
+			verdict = mvcc::satisfies_vacuum(ExecFetchSlotHeapTuple(slot, false, nullptr),
+											 oldest_xmin, InvalidBuffer);
+		}
+		switch (verdict)
+		{
+			case HEAPTUPLE_DEAD:
+				break;
+			case HEAPTUPLE_RECENTLY_DEAD:
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				*tups_recently_dead += 1;
+				isdead = false;
+				break;
+			default:
+				isdead = false;
+				break;
 		}
 		if (isdead)
 		{
@@ -450,7 +462,18 @@ index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_
 		{
 		recheck:
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			switch (mvcc::satisfies_vacuum(tuple, oldest_xmin, buf))
+			/*
+			 * A row changed in place: every version of its chain has the
+			 * same values in the indexes that existed, not necessarily in
+			 * the new one, so snapshots older than the newest version's
+			 * creator must not use it (as for a broken heap-only chain).
+			 */
+			if (storage::tuple_has_undo(tuple->t_data) &&
+				!HeapTupleHeaderXminFrozen(tuple->t_data) &&
+				!TransactionIdPrecedes(HeapTupleHeaderGetRawXmin(tuple->t_data), oldest_xmin))
+				index_info->ii_BrokenHotChain = true;
+			switch (mvcc::satisfies_vacuum(tuple, oldest_xmin,
+										   tuple_on_page(tuple, buf) ? buf : InvalidBuffer))
 			{
 				case HEAPTUPLE_DEAD:
 					index_it = alive = false;

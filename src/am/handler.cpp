@@ -250,7 +250,7 @@ rdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid, Snapshot snapshot
 				 Snapshot crosscheck, bool wait, TM_FailureData *tmfd, bool changing_part) noexcept
 {
 	return rustydb::boundary::run("rustydb_tuple_delete", [&] {
-		return am::remove(rel, tid, cid, crosscheck, wait, tmfd, changing_part);
+		return am::remove(rel, tid, cid, snapshot, crosscheck, wait, tmfd, changing_part);
 	});
 }
 
@@ -264,7 +264,7 @@ rdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandId
 		HeapTuple tuple = am::tuple_form(rel, slot, &should_free);
 		bool hot = false;
 		TM_Result result =
-			am::update(rel, otid, tuple, cid, crosscheck, wait, tmfd, lockmode, &hot);
+			am::update(rel, otid, tuple, cid, snapshot, crosscheck, wait, tmfd, lockmode, &hot);
 		Assert(result != TM_Ok || ItemPointerIsValid(&tuple->t_self));
 		Assert(result == TM_Ok || !hot);
 		ItemPointerCopy(&tuple->t_self, &slot->tts_tid);

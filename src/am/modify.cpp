@@ -15,6 +15,8 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/inplace.h"
+#include "rustydb/am/undo_store.h"
 #include "rustydb/am/xmax.h"
 #include "rustydb/storage/buffer.h"
 #include "rustydb/common/settings.h"
@@ -355,16 +357,17 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
  */
 
 TM_Result
-remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool wait,
-	   TM_FailureData *tmfd, bool changing_part)
+remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot snapshot, Snapshot crosscheck,
+	   bool wait, TM_FailureData *tmfd, bool changing_part)
 {
 	TransactionId xid = GetCurrentTransactionId();
 	HeapTupleData tp;
 	bool have_tuplock = false;
 	Buffer buffer = read_target(rel, tid, &tp, "delete");
 
-	TM_Result result = acquire_right(rel, buffer, &tp, cid, crosscheck, MultiXactStatusUpdate,
-									 LockWaitBlock, wait, XLTW_Delete, &have_tuplock);
+	TM_Result result =
+		acquire_right(rel, buffer, &tp, cid, snapshot, crosscheck, MultiXactStatusUpdate,
+					  LockWaitBlock, wait, XLTW_Delete, &have_tuplock);
 	if (result == TM_Invisible)
 	{
 		UnlockReleaseBuffer(buffer);
@@ -477,8 +480,8 @@ attrs_changed(Relation rel, HeapTuple oldtup, HeapTuple newtup, Bitmapset *keys)
 }
 
 TM_Result
-update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot crosscheck,
-	   bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode, bool *hot)
+update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot snapshot,
+	   Snapshot crosscheck, bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode, bool *hot)
 {
 	*hot = false;
 	TransactionId xid = GetCurrentTransactionId();
@@ -491,6 +494,9 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	/* large values of an encrypted table are sealed before the toaster sees them */
 	HeapTuple callers_tuple = newtup;
 	newtup = seal_large_values(rel, cipher, newtup);
+	/* the undo store, before any buffer lock (it may discard and repair) */
+	Relation undo = nullptr;
+	UndoEvent inplace = inplace_prepare(rel, cipher, &undo);
 	Buffer buffer = read_target(rel, otid, &oldtup, "update");
 	/* attribute values of the old version (its payload never changes) */
 	HeapTuple oldplain = open_from_page(rel, cipher, &oldtup, buffer, true);
@@ -499,8 +505,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 																: LockTupleNoKeyExclusive;
 	MultiXactStatus mine = status_of_update(*lockmode);
 
-	TM_Result result = acquire_right(rel, buffer, &oldtup, cid, crosscheck, mine, LockWaitBlock,
-									 wait, XLTW_Update, &have_tuplock);
+	TM_Result result = acquire_right(rel, buffer, &oldtup, cid, snapshot, crosscheck, mine,
+									 LockWaitBlock, wait, XLTW_Update, &have_tuplock);
 	if (result == TM_Invisible)
 	{
 		UnlockReleaseBuffer(buffer);
@@ -513,6 +519,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		UnlockReleaseBuffer(buffer);
 		if (have_tuplock)
 			UnlockTuple(rel, &oldtup.t_self, lockmode_of_status(mine));
+		if (undo != nullptr)
+			table_close(undo, RowExclusiveLock);
 		return result;
 	}
 
@@ -560,6 +568,34 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	HeapTuple heaptup = newtup;
 	bool iscombo;
 	CommandId cmax = cid;
+
+	/*
+	 * In place (docs/storage.md, "What fits"): no TOAST work, no indexed
+	 * column changed, room on the page and in undo.
+	 */
+	if (inplace == UndoEvent::Inplace && need_toast)
+		inplace = UndoEvent::FallbackToast;
+	if (inplace == UndoEvent::Inplace && attrs_changed(rel, oldplain, newtup, index_attrs))
+		inplace = UndoEvent::FallbackIndexed;
+	if (inplace == UndoEvent::Inplace &&
+		update_in_place(rel, undo, buffer, &oldtup, newtup, xid, cid, mine, &inplace))
+	{
+		UnlockReleaseBuffer(buffer);
+		if (have_tuplock)
+			UnlockTuple(rel, &oldtup.t_self, lockmode_of_status(mine));
+		table_close(undo, RowExclusiveLock);
+		undo_count(RelationGetRelid(rel), UndoEvent::Inplace);
+		pgstat_count_heap_update(rel, true);
+		*hot = true;
+		callers_tuple->t_self = newtup->t_self;
+		if (newtup != callers_tuple)
+			heap_freetuple(newtup);
+		return TM_Ok;
+	}
+	if (undo != nullptr)
+		table_close(undo, RowExclusiveLock);
+	if (inplace != UndoEvent::FallbackDisabled)
+		undo_count(RelationGetRelid(rel), inplace);
 
 	Size stored_len = stored_size(cipher, newtup->t_len);
 	HeapTuple plainnew = newtup; /* after TOAST, before sealing */

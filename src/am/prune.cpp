@@ -17,6 +17,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/inplace.h"
 #include "rustydb/am/groups.h"
 
 #include "rustydb/mvcc/visibility.h"
@@ -198,6 +199,8 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 	page_check(rel, storage::data_block(buffer), page);
 	if (PageIsNew(page))
 		return 0;
+	/* aborted in-place versions get their predecessors back first: never pruned as dead */
+	repair_page(rel, buffer);
 	auto *ps = (PruneState *) palloc(sizeof(PruneState));
 	ps->rel = rel;
 	ps->buffer = buffer;
@@ -267,7 +270,7 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 			return -1;
 		}
 	}
-	if (ps->nredirected + ps->ndead + ps->nunused > 0)
+	if (ps->nredirected + ps->ndead + ps->nunused > 0 || storage::page_has_garbage(page))
 	{
 		storage::PruneChanges c;
 		c.redirected = ps->redirected;
@@ -309,10 +312,15 @@ prune_opt(Relation rel, Buffer buffer)
 	if (RecoveryInProgress())
 		return;
 	TransactionId prune_xid = ((PageHeader) page)->pd_prune_xid;
-	if (!TransactionIdIsValid(prune_xid))
+	/*
+	 * Bytes left behind by in-place updates are reclaimed whatever the
+	 * snapshot horizon (their versions are in undo); dead versions wait for it.
+	 */
+	bool garbage = storage::page_has_garbage(page);
+	if (!TransactionIdIsValid(prune_xid) && !garbage)
 		return;
 	GlobalVisState *vistest = GlobalVisTestFor(rel);
-	if (!GlobalVisTestIsRemovableXid(vistest, prune_xid))
+	if (!garbage && !GlobalVisTestIsRemovableXid(vistest, prune_xid))
 		return;
 
 	Size minfree = Max(RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR), BLCKSZ / 10);

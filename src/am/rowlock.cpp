@@ -47,8 +47,8 @@ already_hold(HeapTupleHeader t, MultiXactStatus wanted)
 
 /* Lock one tuple version; *buffer returned pinned (not locked). */
 static TM_Result
-lock_one(Relation rel, HeapTuple tuple, CommandId cid, LockTupleMode mode, LockWaitPolicy policy,
-		 Buffer *bufferp, TM_FailureData *tmfd)
+lock_one(Relation rel, HeapTuple tuple, Snapshot snapshot, uint8 flags, CommandId cid,
+		 LockTupleMode mode, LockWaitPolicy policy, Buffer *bufferp, TM_FailureData *tmfd)
 {
 	TransactionId xid = GetCurrentTransactionId();
 	MultiXactStatus mine = status_of_lock(mode);
@@ -58,12 +58,14 @@ lock_one(Relation rel, HeapTuple tuple, CommandId cid, LockTupleMode mode, LockW
 	TM_Result result;
 
 	*bufferp = buffer;
-	result = mvcc::satisfies_update(tuple, cid, buffer);
+	result = settle_creator(rel, buffer, tuple, cid, mine, policy, true, XLTW_Lock, &have_tuplock);
+	if (result == TM_Ok)
+		result = mvcc::satisfies_update(tuple, cid, buffer);
 	if (result == TM_BeingModified && already_hold(tuple->t_data, mine))
 		result = TM_Ok;
 	else if (result == TM_BeingModified)
-		result = acquire_right(rel, buffer, tuple, cid, InvalidSnapshot, mine, policy, true,
-							   XLTW_Lock, &have_tuplock);
+		result = acquire_right(rel, buffer, tuple, cid, InvalidSnapshot, InvalidSnapshot, mine,
+							   policy, true, XLTW_Lock, &have_tuplock);
 	if (result == TM_Updated && keyshare_passes_update(tuple->t_data, mine))
 	{
 		/* other lockers may still conflict with key share: wait for them */
@@ -77,6 +79,21 @@ lock_one(Relation rel, HeapTuple tuple, CommandId cid, LockTupleMode mode, LockW
 			result = TM_Ok;
 	}
 
+	if (result == TM_Ok && mine != MultiXactStatusForKeyShare &&
+		changed_under_snapshot(tuple, snapshot))
+	{
+		/*
+		 * Changed in place since the snapshot: the newest version is at the
+		 * same TID. READ COMMITTED (FIND_LAST_VERSION) locks it and tells
+		 * the executor it moved on; otherwise it is a concurrent update. A
+		 * key-share lock passes (an in-place update never changes a key
+		 * column), as heap's passes a no-key update of the old version.
+		 */
+		if (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION)
+			tmfd->traversed = true;
+		else
+			result = TM_Updated;
+	}
 	if (result != TM_Ok)
 	{
 		fail_data(tuple, result, tmfd);
@@ -211,7 +228,7 @@ lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slo
 	tmfd->traversed = false;
 retry:
 	tuple->t_self = *tid;
-	result = lock_one(rel, tuple, cid, mode, wait_policy, &buffer, tmfd);
+	result = lock_one(rel, tuple, snapshot, flags, cid, mode, wait_policy, &buffer, tmfd);
 
 	if (result == TM_Ok && (flags & TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS))
 	{

@@ -13,6 +13,8 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/inplace.h"
+#include "rustydb/storage/undo.h"
 #include "rustydb/am/groups.h"
 #include "rustydb/crypto/crypto.h"
 
@@ -40,6 +42,58 @@ pagemode(ScanDesc *s)
 		   IsMVCCSnapshot(s->base.rs_snapshot);
 }
 
+/* The memory context of the current page's undo image copies. */
+static MemoryContext
+chain_cxt(ScanDesc *s)
+{
+	if (s->chaincxt == nullptr)
+		s->chaincxt =
+			AllocSetContextCreate(s->plaincxt, "rustydb scan versions", ALLOCSET_SMALL_SIZES);
+	return s->chaincxt;
+}
+
+/* Forget the copies of the page before. */
+static void
+chain_reset(ScanDesc *s)
+{
+	if (s->chaincxt != nullptr)
+		MemoryContextReset(s->chaincxt);
+}
+
+/* A copy's HeapTupleData, in chaincxt with the copy (t: what visible_version returned). */
+static HeapTuple
+chain_keep(ScanDesc *s, HeapTuple t)
+{
+	auto h = (HeapTuple) MemoryContextAlloc(chain_cxt(s), sizeof(HeapTupleData));
+	*h = *t;
+	return h;
+}
+
+/* Row n of the page: offset, line pointer as judged, the undo image seen (or nullptr). */
+static inline void
+keep_row(ScanDesc *s, int n, OffsetNumber off, ItemId lp, HeapTuple copy)
+{
+	s->vistuples[n] = off;
+	s->visitems[n] = *lp;
+	s->viscopies[n] = copy;
+}
+
+/* The version kept for row idx of the current page. */
+static void
+kept_row(ScanDesc *s, int idx, HeapTuple out)
+{
+	if (s->viscopies[idx] != nullptr)
+	{
+		*out = *s->viscopies[idx];
+		return;
+	}
+	Page page = BufferGetPage(s->cbuf);
+	out->t_data = (HeapTupleHeader) PageGetItem(page, &s->visitems[idx]);
+	out->t_len = ItemIdGetLength(&s->visitems[idx]);
+	out->t_tableOid = RelationGetRelid(s->base.rs_rd);
+	ItemPointerSet(&out->t_self, s->cblock, s->vistuples[idx]);
+}
+
 /* Read block and collect its candidate offsets into s->vistuples. */
 static void
 collect_page(ScanDesc *s, BlockNumber block)
@@ -57,6 +111,7 @@ collect_page(ScanDesc *s, BlockNumber block)
 	s->plainblock = InvalidBlockNumber; /* a new visit: rows opened again */
 	s->plainbatch = false;
 	s->cblock = block;
+	chain_reset(s);
 	if (snapshot != nullptr && !snapshot->takenDuringRecovery)
 		prune_opt(rel, s->cbuf);
 
@@ -82,7 +137,7 @@ collect_page(ScanDesc *s, BlockNumber block)
 				tuple_at(rel, s->cbuf, page, off, &tup); /* raises the error */
 				continue;
 			}
-			s->vistuples[n++] = off;
+			keep_row(s, n++, off, lp, nullptr);
 		}
 	}
 	else
@@ -91,15 +146,21 @@ collect_page(ScanDesc *s, BlockNumber block)
 			HeapTupleData tup;
 			if (!tuple_at(rel, s->cbuf, page, off, &tup))
 				continue;
-			if (check)
+			HeapTuple copy = nullptr;
+			if (check && !all_visible)
 			{
-				bool visible = all_visible || mvcc::satisfies(&tup, snapshot, s->cbuf);
-				if (ssi)
-					mvcc::check_serializable_conflict_out(visible, rel, &tup, s->cbuf, snapshot);
+				bool copied;
+				MemoryContext old = MemoryContextSwitchTo(chain_cxt(s));
+				bool visible = visible_version(rel, s->cbuf, &tup, snapshot, ssi, &copied);
+				MemoryContextSwitchTo(old);
 				if (!visible)
 					continue;
+				if (copied)
+					copy = chain_keep(s, &tup);
 			}
-			s->vistuples[n++] = off;
+			else if (check && ssi)
+				mvcc::check_serializable_conflict_out(true, rel, &tup, s->cbuf, snapshot);
+			keep_row(s, n++, off, PageGetItemId(page, off), copy);
 		}
 	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
 	s->ntuples = n;
@@ -121,16 +182,19 @@ load_tuple(ScanDesc *s, int idx)
 	if (pagemode(s))
 	{
 		/* collect_page checked the line pointer (and the tuple when it looked at it) */
-		storage::tuple_at_checked(rel, s->cblock, page, off, &s->ctup);
+		kept_row(s, idx, &s->ctup);
 		return true;
 	}
 
+	chain_reset(s);
 	LockBuffer(s->cbuf, BUFFER_LOCK_SHARE);
 	bool ok = tuple_at(rel, s->cbuf, page, off, &s->ctup);
 	if (ok && s->base.rs_snapshot != nullptr)
 	{
-		ok = mvcc::satisfies(&s->ctup, s->base.rs_snapshot, s->cbuf);
-		mvcc::check_serializable_conflict_out(ok, rel, &s->ctup, s->cbuf, s->base.rs_snapshot);
+		bool copied;
+		MemoryContext old = MemoryContextSwitchTo(chain_cxt(s));
+		ok = visible_version(rel, s->cbuf, &s->ctup, s->base.rs_snapshot, true, &copied);
+		MemoryContextSwitchTo(old);
 	}
 	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
 	return ok;
@@ -409,6 +473,8 @@ scan_end(TableScanDesc scan)
 	if (s->base.rs_flags & SO_TEMP_SNAPSHOT)
 		UnregisterSnapshot(s->base.rs_snapshot);
 	opened_groups_free(s->groups);
+	if (s->chaincxt != nullptr)
+		MemoryContextDelete(s->chaincxt);
 	for (int i = 0; i < 2; i++)
 	{
 		plain_wipe(s, i);
@@ -634,10 +700,10 @@ fetch(Relation rel, Snapshot snapshot, HeapTuple tuple, Buffer *userbuf, bool ke
 		return false;
 	}
 
-	bool valid = mvcc::satisfies(tuple, snapshot, buffer);
+	bool copied;
+	bool valid = visible_version(rel, buffer, tuple, snapshot, true, &copied);
 	if (valid)
 		PredicateLockTID(rel, tid, snapshot, HeapTupleHeaderGetXmin(tuple->t_data));
-	mvcc::check_serializable_conflict_out(valid, rel, tuple, buffer, snapshot);
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 
 	if (valid)
@@ -665,7 +731,10 @@ fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSl
 	tuple.t_self = *tid;
 	if (fetch(rel, snapshot, &tuple, &buffer, false))
 	{
+		bool copied = !tuple_on_page(&tuple, buffer);
 		store_tuple(rel, &tuple, slot, buffer, true);
+		if (copied)
+			release_copy(&tuple);
 		return true;
 	}
 	return false;
@@ -684,9 +753,18 @@ tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot)
 	HeapTupleData tuple;
 	Buffer buffer;
 
-	/* a version no longer on its page was pruned: dead to every snapshot */
+	/*
+	 * The slot's version, judged where it is: on its page, or (an undo
+	 * image, a copy) on its own. A version no longer anywhere was pruned
+	 * or recycled: dead to every snapshot that may still run.
+	 */
 	if (!lock_slot_version(rel, slot, &tuple, &buffer))
-		return false;
+	{
+		if (!TTS_IS_BUFFERTUPLE(slot))
+			return false; /* an encrypted table's opened row: never an undo image */
+		return mvcc::satisfies(ExecFetchSlotHeapTuple(slot, false, nullptr), snapshot,
+							   InvalidBuffer);
+	}
 	bool res = mvcc::satisfies(&tuple, snapshot, buffer);
 	UnlockReleaseBuffer(buffer);
 	return res;
@@ -721,8 +799,11 @@ get_latest_tid(TableScanDesc scan, ItemPointer tid)
 			UnlockReleaseBuffer(buffer);
 			break;
 		}
-		bool valid = mvcc::satisfies(&tp, snapshot, buffer);
-		mvcc::check_serializable_conflict_out(valid, rel, &tp, buffer, snapshot);
+		HeapTupleData seen = tp;
+		bool copied;
+		bool valid = visible_version(rel, buffer, &seen, snapshot, true, &copied);
+		if (copied)
+			release_copy(&seen);
 		if (valid)
 			*tid = ctid;
 		if ((tp.t_data->t_infomask & HEAP_XMAX_INVALID) ||
@@ -783,18 +864,21 @@ hot_search(Relation rel, Buffer buffer, ItemPointer tid, Snapshot snapshot, Heap
 
 		if (!skip)
 		{
-			bool valid = mvcc::satisfies(tuple, snapshot, buffer);
-			mvcc::check_serializable_conflict_out(valid, rel, tuple, buffer, snapshot);
-			if (valid)
+			bool copied;
+			if (visible_version(rel, buffer, tuple, snapshot, true, &copied))
 			{
 				ItemPointerSetOffsetNumber(tid, off);
-				PredicateLockTID(rel, &tuple->t_self, snapshot, HeapTupleHeaderGetXmin(t));
+				PredicateLockTID(rel, &tuple->t_self, snapshot,
+								 HeapTupleHeaderGetXmin(tuple->t_data));
 				if (all_dead)
 					*all_dead = false;
 				return true;
 			}
 		}
 		skip = false;
+		/* a row with a chain is never all dead: its older versions may be needed */
+		if (all_dead && storage::tuple_has_undo(t))
+			*all_dead = false;
 		if (all_dead && *all_dead)
 		{
 			if (vistest == nullptr)
@@ -942,8 +1026,11 @@ index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid, Snapshot snapshot,
 	{
 		/* only a non-MVCC snapshot can see more than one member of a chain */
 		*call_again = !IsMVCCSnapshot(snapshot);
+		bool copied = !tuple_on_page(tuple, f->cbuf);
 		store_tuple(f->base.rel, tuple, slot, f->cbuf, false, f->groups, false,
 					!f->values_deferred);
+		if (copied)
+			release_copy(tuple);
 	}
 	else
 		*call_again = false;
@@ -998,9 +1085,24 @@ scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *l
 		HeapTuple t = &s->ctup;
 		if (!tuple_at(scan->rs_rd, s->cbuf, page, s->cindex, t))
 			continue;
+		/*
+		 * An in-place version whose creator aborted or still runs stands
+		 * for its predecessor, as heap's old version would (a copy, freed
+		 * with the page's copies).
+		 */
+		bool copied = false;
+		if (storage::tuple_has_undo(t->t_data))
+		{
+			chain_reset(s);
+			MemoryContext old = MemoryContextSwitchTo(chain_cxt(s));
+			bool found = effective_version(scan->rs_rd, t, true, &copied);
+			MemoryContextSwitchTo(old);
+			if (!found)
+				continue;
+		}
 
 		bool sample = false;
-		switch (mvcc::satisfies_vacuum(t, oldest_xmin, s->cbuf))
+		switch (mvcc::satisfies_vacuum(t, oldest_xmin, copied ? InvalidBuffer : s->cbuf))
 		{
 			case HEAPTUPLE_LIVE:
 				sample = true;
@@ -1072,16 +1174,17 @@ scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 	page_check(rel, block, page);
 	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
 	int n = 0;
+	chain_reset(s);
+	MemoryContext old = MemoryContextSwitchTo(chain_cxt(s));
 	auto consider = [&](OffsetNumber off) {
 		HeapTupleData tup;
 		if (off < FirstOffsetNumber || off > maxoff || !tuple_at(rel, s->cbuf, page, off, &tup))
 			return;
-		bool visible = mvcc::satisfies(&tup, snapshot, s->cbuf);
-		mvcc::check_serializable_conflict_out(visible, rel, &tup, s->cbuf, snapshot);
-		if (!visible)
+		bool copied;
+		if (!visible_version(rel, s->cbuf, &tup, snapshot, true, &copied))
 			return;
 		PredicateLockTID(rel, &tup.t_self, snapshot, HeapTupleHeaderGetXmin(tup.t_data));
-		s->vistuples[n++] = off;
+		keep_row(s, n++, off, PageGetItemId(page, off), copied ? chain_keep(s, &tup) : nullptr);
 	};
 	if (tbmres->ntuples >= 0)
 	{
@@ -1092,7 +1195,13 @@ scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 			HeapTupleData tup;
 			ItemPointerSet(&tid, block, tbmres->offsets[i]);
 			if (hot_search(rel, s->cbuf, &tid, snapshot, &tup, nullptr, true))
-				s->vistuples[n++] = ItemPointerGetOffsetNumber(&tid);
+			{
+				OffsetNumber off = ItemPointerGetOffsetNumber(&tid);
+				bool copied =
+					tup.t_data != (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off));
+				keep_row(s, n++, off, PageGetItemId(page, off),
+						 copied ? chain_keep(s, &tup) : nullptr);
+			}
 		}
 	}
 	else
@@ -1100,6 +1209,7 @@ scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 			consider(off);
 	}
+	MemoryContextSwitchTo(old);
 	LockBuffer(s->cbuf, BUFFER_LOCK_UNLOCK);
 	s->ntuples = n;
 	s->plainbatch = true; /* the visible rows: opened at once (plain_row) */
@@ -1113,9 +1223,7 @@ scan_bitmap_next_tuple(TableScanDesc scan, TBMIterateResult *tbmres, TupleTableS
 
 	if (s->cindex < 0 || s->cindex >= s->ntuples)
 		return false;
-	OffsetNumber off = s->vistuples[s->cindex++];
-	if (!tuple_at(scan->rs_rd, s->cbuf, BufferGetPage(s->cbuf), off, &s->ctup))
-		return false;
+	kept_row(s, s->cindex++, &s->ctup);
 	pgstat_count_heap_fetch(scan->rs_rd);
 	store_current(s, &s->ctup, slot);
 	return true;

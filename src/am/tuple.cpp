@@ -28,6 +28,7 @@
 #include "rustydb/am/groups.h"
 #include "rustydb/crypto/crypto.h"
 #include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
 
 namespace rustydb::am {
 
@@ -41,6 +42,19 @@ tuple_form(Relation rel, TupleTableSlot *slot, bool *should_free)
 {
 	HeapTuple tuple = ExecFetchSlotHeapTuple(slot, true, should_free);
 
+	/*
+	 * A row read from a rustydb page may come back unchanged (a trigger
+	 * returning OLD, INSERT ... SELECT): a new tuple never carries its
+	 * undo pointer.
+	 */
+	if (storage::tuple_has_undo(tuple->t_data))
+	{
+		HeapTuple bare = storage::tuple_without_undo(tuple);
+		if (*should_free)
+			heap_freetuple(tuple);
+		tuple = bare;
+		*should_free = true;
+	}
 	slot->tts_tableOid = RelationGetRelid(rel);
 	tuple->t_tableOid = slot->tts_tableOid;
 	return tuple;
@@ -121,6 +135,14 @@ slot_ops(Relation rel)
 	return crypto::relation_encrypted(rel) ? &TTSOpsHeapTuple : &TTSOpsBufferHeapTuple;
 }
 
+bool
+tuple_on_page(HeapTuple tuple, Buffer buf)
+{
+	const char *page = BufferGetPage(buf);
+	const char *t = (const char *) tuple->t_data;
+	return t >= page && t < page + BLCKSZ;
+}
+
 void
 store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, bool pinned,
 			OpenedGroups *groups, bool locked, bool open_values)
@@ -139,6 +161,16 @@ store_tuple(Relation rel, HeapTuple tuple, TupleTableSlot *slot, Buffer buf, boo
 		 * workspace for storing tuple"), as heap's fetches use it; the caller's
 		 * may be a local variable. The store then pins (or takes the pin).
 		 */
+		if (!tuple_on_page(tuple, buf))
+		{
+			/* an undo image (a copy): the slot gets its own copy and no pin */
+			ExecForceStoreHeapTuple(tuple, slot, false);
+			slot->tts_tid = tuple->t_self;
+			slot->tts_tableOid = tuple->t_tableOid;
+			if (pinned)
+				ReleaseBuffer(buf);
+			return;
+		}
 		HeapTuple ws = &reinterpret_cast<BufferHeapTupleTableSlot *>(slot)->base.tupdata;
 		if (tuple != ws)
 			*ws = *tuple;

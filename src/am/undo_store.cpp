@@ -12,6 +12,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/undo_store.h"
+#include "rustydb/am/inplace.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
@@ -319,7 +320,7 @@ undo_ensure_meta(Relation table, Relation undo)
 }
 
 bool
-undo_add_page(Relation table, Relation undo)
+undo_add_page(Relation table, Relation undo, storage::UndoPtr seen)
 {
 	if (settings::undo_max_size == 0)
 		return false;
@@ -327,6 +328,11 @@ undo_add_page(Relation table, Relation undo)
 
 	storage::UndoMetaData *meta;
 	Buffer metabuf = lock_meta(undo, BUFFER_LOCK_EXCLUSIVE, &meta);
+	if (seen != kAnyInsertPage && meta->insert != seen)
+	{
+		UnlockReleaseBuffer(metabuf); /* another backend started the next page meanwhile */
+		return true;
+	}
 	if (storage::undo_ring_full(meta))
 	{
 		UnlockReleaseBuffer(metabuf);
@@ -379,13 +385,26 @@ undo_add_page(Relation table, Relation undo)
 
 namespace {
 
+/* A row whose aborted in-place version points at a record discard wants to recycle. */
+struct PendingRepair
+{
+	ItemPointerData tid;
+	storage::UndoPtr position;
+};
+
 /*
  * May the records of logical page lpn go? Every writer committed and
- * visible to every snapshot; *latest is the newest of them.
+ * visible to every snapshot (*latest is the newest of them), or aborted
+ * with its row repaired; records of another relation file than the
+ * table's current one go once their writer is not running. The rows of
+ * aborted writers are listed in *repairs: the page goes once they are
+ * repaired (repair_pending). Records of a page that is not the insert
+ * page never change, and positions never repeat, so a repaired row never
+ * points at them again.
  */
 bool
-page_recyclable(Relation undo, GlobalVisState *vistest, BlockNumber blk, uint64 lpn,
-				TransactionId *latest)
+page_recyclable(Relation table, Relation undo, GlobalVisState *vistest, BlockNumber blk, uint64 lpn,
+				TransactionId *latest, List **repairs)
 {
 	Buffer buf = ReadBuffer(undo, blk);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -407,15 +426,55 @@ page_recyclable(Relation undo, GlobalVisState *vistest, BlockNumber blk, uint64 
 			undo_corrupted(undo, blk, why);
 		}
 		TransactionId w = r->writer;
-		if (TransactionIdIsCurrentTransactionId(w) || TransactionIdIsInProgress(w) ||
-			!TransactionIdDidCommit(w) || !GlobalVisTestIsRemovableXid(vistest, w))
-			ok = false; /* needed, or aborted: its row is repaired first (not yet implemented) */
+		if (TransactionIdIsCurrentTransactionId(w) || TransactionIdIsInProgress(w))
+			ok = false; /* its versions may still be needed, or rolled back */
+		else if (r->relfilenode != table->rd_node.relNode)
+			; /* no page of the table's current file points at it */
+		else if (!TransactionIdDidCommit(w))
+		{
+			/* aborted: the row's version pointing here is repaired first */
+			auto *pr = (PendingRepair *) palloc(sizeof(PendingRepair));
+			ItemPointerSet(&pr->tid, r->block, r->offnum);
+			pr->position = storage::undo_position(lpn, off);
+			*repairs = lappend(*repairs, pr);
+		}
+		else if (!GlobalVisTestIsRemovableXid(vistest, w))
+			ok = false; /* a snapshot may still need the version it replaced */
 		else if (!TransactionIdIsValid(*latest) || TransactionIdFollows(w, *latest))
 			*latest = w;
 		off = (uint16) MAXALIGN(off + r->len);
 	}
 	UnlockReleaseBuffer(buf);
 	return ok;
+}
+
+/*
+ * Repair the rows of repairs whose page version still points at the
+ * record (no undo lock held: data page, then undo pages, as everywhere).
+ * A row whose page is gone (truncated) points at nothing.
+ */
+void
+repair_pending(Relation table, List *repairs)
+{
+	ListCell *lc;
+	BlockNumber nblocks = storage::data_nblocks(table);
+	foreach (lc, repairs)
+	{
+		auto *pr = (PendingRepair *) lfirst(lc);
+		BlockNumber blk = ItemPointerGetBlockNumber(&pr->tid);
+		OffsetNumber off = ItemPointerGetOffsetNumber(&pr->tid);
+		if (blk >= nblocks)
+			continue; /* truncated away: nothing points at the record */
+		Buffer buf = storage::read_data_block(table, blk);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		Page page = BufferGetPage(buf);
+		HeapTupleData tup;
+		if (!PageIsNew(page) && off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page) &&
+			storage::tuple_at(table, buf, page, off, &tup) &&
+			storage::tuple_undo_ptr(tup.t_data) == pr->position)
+			repair_aborted(table, buf, &tup);
+		UnlockReleaseBuffer(buf);
+	}
 }
 
 } /* namespace */
@@ -441,7 +500,12 @@ undo_discard(Relation table, Relation undo)
 			break;
 
 		TransactionId latest = InvalidTransactionId;
-		if (!page_recyclable(undo, vistest, blk, lpn, &latest))
+		List *repairs = NIL;
+		bool ok = page_recyclable(table, undo, vistest, blk, lpn, &latest, &repairs);
+		if (ok && repairs != NIL)
+			repair_pending(table, repairs); /* rows of aborted writers, before their records go */
+		list_free_deep(repairs);
+		if (!ok)
 			break;
 
 		metabuf = lock_meta(undo, BUFFER_LOCK_EXCLUSIVE, &meta);
@@ -550,6 +614,67 @@ hook_object_access(hooks::ObjectAccessCall &call)
 	/* the new table's catalog rows visible, as heap_create_with_catalog allows here */
 	CommandCounterIncrement();
 	create_undo_relation(call.object_id);
+}
+
+bool
+undo_reserve(Relation table, Relation undo, Size need, UndoInsert *ins)
+{
+	if (need > storage::kUndoMaxImage + sizeof(storage::UndoRecordHeader))
+		return false;
+	for (int attempt = 0; attempt < 3; attempt++)
+	{
+		storage::UndoMetaData *meta;
+		Buffer metabuf = lock_meta(undo, BUFFER_LOCK_SHARE, &meta);
+		storage::UndoPtr seen = meta->insert;
+		if (seen != storage::kInvalidUndoPtr)
+		{
+			uint64 lpn = storage::undo_page_of(seen);
+			BlockNumber blk = storage::undo_block_for(meta, lpn);
+			Buffer page = ReadBuffer(undo, blk);
+			LockBuffer(page, BUFFER_LOCK_EXCLUSIVE);
+			const char *why = nullptr;
+			if (!storage::undo_page_check(BufferGetPage(page), lpn, &why))
+			{
+				UnlockReleaseBuffer(page);
+				UnlockReleaseBuffer(metabuf);
+				undo_corrupted(undo, blk, why);
+			}
+			Page p = BufferGetPage(page);
+			if (storage::undo_page_free(p) >= need)
+			{
+				ins->meta = metabuf;
+				ins->page = page;
+				ins->position =
+					storage::undo_position(lpn, (uint16) MAXALIGN(((PageHeader) p)->pd_lower));
+				return true;
+			}
+			UnlockReleaseBuffer(page);
+		}
+		UnlockReleaseBuffer(metabuf);
+		if (!undo_add_page(table, undo, seen))
+			return false;
+	}
+	return false;
+}
+
+void
+undo_release(UndoInsert *ins)
+{
+	UnlockReleaseBuffer(ins->page);
+	UnlockReleaseBuffer(ins->meta);
+	ins->page = ins->meta = InvalidBuffer;
+}
+
+bool
+undo_nearly_full(Relation undo)
+{
+	if (RelationGetNumberOfBlocks(undo) == 0)
+		return false;
+	storage::UndoMetaData *meta;
+	Buffer metabuf = lock_meta(undo, BUFFER_LOCK_SHARE, &meta);
+	bool full = storage::undo_pages_in_use(meta) + 1 >= meta->capacity;
+	UnlockReleaseBuffer(metabuf);
+	return full;
 }
 
 } /* namespace rustydb::am */

@@ -10,11 +10,13 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/inplace.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/crypto/crypto.h"
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
 #include "access/table.h"
@@ -152,8 +154,23 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 			   RelationGetDescr(rel)->natts);
 	if ((t->t_infomask & HEAP_HASNULL) && storage::kTupleHeaderSize + BITMAPLEN(natts) > t->t_hoff)
 		report(r, blkno, off, "null bitmap overlaps the payload");
-	if (!(t->t_infomask & HEAP_HASNULL) && MAXALIGN(storage::kTupleHeaderSize) != t->t_hoff)
+	bool undo_ptr = storage::tuple_has_undo(t);
+	if (!(t->t_infomask & HEAP_HASNULL) &&
+		MAXALIGN(storage::kTupleHeaderSize) + (undo_ptr ? storage::kUndoExtSize : 0) != t->t_hoff)
 		report(r, blkno, off, "header length %u without a null bitmap", (unsigned) t->t_hoff);
+	else if (undo_ptr && !storage::tuple_hoff_is_valid(t))
+		report(r, blkno, off, "undo pointer does not end at the header length %u",
+			   (unsigned) t->t_hoff);
+	else if (undo_ptr)
+	{
+		HeapTupleData tup;
+		tup.t_data = t;
+		tup.t_len = lplen;
+		tup.t_tableOid = RelationGetRelid(rel);
+		ItemPointerSet(&tup.t_self, blkno, off);
+		if (const char *why = am::check_chain(rel, &tup))
+			report(r, blkno, off, "undo chain: %s", why);
+	}
 
 	TransactionId xmin = HeapTupleHeaderGetRawXmin(t);
 	if (!HeapTupleHeaderXminFrozen(t) && TransactionIdIsNormal(xmin))

@@ -8,6 +8,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/inplace.h"
 #include "rustydb/am/xmax.h"
 #include "rustydb/storage/buffer.h"
 #include "rustydb/common/settings.h"
@@ -16,6 +17,7 @@
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
 #include "rustydb/wal/records.h"
 
 namespace rustydb::am {
@@ -252,6 +254,11 @@ wait_for_conflicts(Relation rel, Buffer buffer, HeapTuple tuple, MultiXactStatus
 	}
 	(void) overflow; /* the recheck finds any member we did not wait for */
 	LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+	/* the line pointer may have moved meanwhile (an in-place update) */
+	if (!storage::tuple_at(rel, buffer, BufferGetPage(buffer), ItemPointerGetOffsetNumber(&tid),
+						   tuple))
+		elog(ERROR, "rustydb: row (%u,%u) vanished while pinned", ItemPointerGetBlockNumber(&tid),
+			 (unsigned) ItemPointerGetOffsetNumber(&tid));
 	return WaitResult::kRecheck;
 }
 
@@ -459,13 +466,108 @@ log_tuple_state(Relation rel, Buffer buffer, uint8 kind, OffsetNumber off, HeapT
 void
 fail_data(HeapTuple tuple, TM_Result result, TM_FailureData *tmfd)
 {
-	tmfd->ctid = tuple->t_data->t_ctid;
-	tmfd->xmax = mvcc::update_xid(tuple->t_data);
-	if (!TransactionIdIsValid(tmfd->xmax))
-		tmfd->xmax = HeapTupleHeaderGetRawXmax(tuple->t_data);
-	tmfd->cmax =
-		result == TM_SelfModified ? HeapTupleHeaderGetCmax(tuple->t_data) : InvalidCommandId;
+	HeapTupleHeader t = tuple->t_data;
 	tmfd->traversed = false;
+	if ((result == TM_Updated || result == TM_SelfModified) && inplace_creator_conflict(t))
+	{
+		/* the row changed in place: its newer version is at the same TID */
+		tmfd->ctid = tuple->t_self;
+		tmfd->xmax = HeapTupleHeaderGetRawXmin(t);
+		tmfd->cmax = result == TM_SelfModified ? HeapTupleHeaderGetCmin(t) : InvalidCommandId;
+		return;
+	}
+	tmfd->ctid = t->t_ctid;
+	tmfd->xmax = mvcc::update_xid(t);
+	if (!TransactionIdIsValid(tmfd->xmax))
+		tmfd->xmax = HeapTupleHeaderGetRawXmax(t);
+	tmfd->cmax = result == TM_SelfModified ? HeapTupleHeaderGetCmax(t) : InvalidCommandId;
+}
+
+bool
+inplace_creator_conflict(HeapTupleHeader t)
+{
+	return storage::tuple_has_undo(t) &&
+		   ((t->t_infomask & HEAP_XMAX_INVALID) || HEAP_XMAX_IS_LOCKED_ONLY(t->t_infomask));
+}
+
+TM_Result
+settle_creator(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid, MultiXactStatus mine,
+			   LockWaitPolicy policy, bool wait, XLTW_Oper oper, bool *have_tuplock)
+{
+	Assert(storage::buffer_is_locked_exclusive(buffer));
+	ItemPointerData tid = tuple->t_self;
+	OffsetNumber off = ItemPointerGetOffsetNumber(&tid);
+	for (;;)
+	{
+		HeapTupleHeader t = tuple->t_data;
+		if (!storage::tuple_has_undo(t) || HeapTupleHeaderXminCommitted(t))
+			return TM_Ok;
+		TransactionId xmin = HeapTupleHeaderGetRawXmin(t);
+		if (TransactionIdIsCurrentTransactionId(xmin))
+			/* a later command of ours changed it in place: as heap's TM_SelfModified */
+			return HeapTupleHeaderGetCmin(t) >= cid ? TM_SelfModified : TM_Ok;
+		if (TransactionIdIsInProgress(xmin))
+		{
+			/* its in-place creator is an updater still running: wait as for one */
+			if (!wait)
+				return TM_BeingModified;
+			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+			if (!acquire_tuplock(rel, &tid, mine, policy, have_tuplock))
+			{
+				LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+				return TM_WouldBlock;
+			}
+			bool waited = true;
+			switch (policy)
+			{
+				case LockWaitBlock:
+					XactLockTableWait(xmin, rel, &tid, oper);
+					break;
+				case LockWaitSkip:
+					waited = ConditionalXactLockTableWait(xmin);
+					break;
+				case LockWaitError:
+					if (!ConditionalXactLockTableWait(xmin))
+						ereport(ERROR, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+										errmsg("could not obtain lock on row in relation \"%s\"",
+											   RelationGetRelationName(rel))));
+					break;
+			}
+			LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+			if (!waited)
+				return TM_WouldBlock;
+			/* the line pointer may have moved meanwhile */
+			if (!storage::tuple_at(rel, buffer, BufferGetPage(buffer), off, tuple))
+				elog(ERROR, "rustydb: row (%u,%u) vanished while pinned",
+					 ItemPointerGetBlockNumber(&tid), (unsigned) off);
+			continue;
+		}
+		if (TransactionIdDidCommit(xmin))
+			return TM_Ok;
+		repair_aborted(rel, buffer, tuple); /* re-reads *tuple */
+	}
+}
+
+bool
+changed_under_snapshot(HeapTuple tuple, Snapshot snapshot)
+{
+	HeapTupleHeader t = tuple->t_data;
+	if (snapshot == InvalidSnapshot || !IsMVCCSnapshot(snapshot) || !storage::tuple_has_undo(t))
+		return false;
+	if (!mvcc::creator_invisible(t, snapshot))
+		return false;
+	/* our own lock on it (EvalPlanQual locked the newest version): proceed */
+	if (!(t->t_infomask & HEAP_XMAX_INVALID))
+	{
+		Members *ms = get_members(t);
+		bool mine = false;
+		for (int i = 0; i < ms->n && !mine; i++)
+			mine = TransactionIdIsCurrentTransactionId(ms->m[i].xid);
+		pfree(ms);
+		if (mine)
+			return false;
+	}
+	return true;
 }
 
 /* Read and lock the page of tid and point tuple at it; ERROR if not a tuple. */
@@ -492,14 +594,25 @@ read_target(Relation rel, ItemPointer tid, HeapTuple tuple, const char *what)
  * locked and the tuple pointer valid.
  */
 TM_Result
-acquire_right(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid, Snapshot crosscheck,
-			  MultiXactStatus mine, LockWaitPolicy policy, bool wait, XLTW_Oper oper,
-			  bool *have_tuplock)
+acquire_right(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid, Snapshot snapshot,
+			  Snapshot crosscheck, MultiXactStatus mine, LockWaitPolicy policy, bool wait,
+			  XLTW_Oper oper, bool *have_tuplock)
 {
 	Assert(storage::buffer_is_locked_exclusive(buffer));
-	for (;;)
+	OffsetNumber off = ItemPointerGetOffsetNumber(&tuple->t_self);
+	for (bool first = true;; first = false)
 	{
+		/* after a wait the line pointer may have moved (an in-place update) */
+		if (!first && !storage::tuple_at(rel, buffer, BufferGetPage(buffer), off, tuple))
+			elog(ERROR, "rustydb: row (%u,%u) vanished while pinned",
+				 ItemPointerGetBlockNumber(&tuple->t_self), (unsigned) off);
+		TM_Result settled =
+			settle_creator(rel, buffer, tuple, cid, mine, policy, wait, oper, have_tuplock);
+		if (settled != TM_Ok)
+			return settled;
 		TM_Result result = mvcc::satisfies_update(tuple, cid, buffer);
+		if (result == TM_Ok && changed_under_snapshot(tuple, snapshot))
+			return TM_Updated;
 
 		if (result == TM_BeingModified)
 		{

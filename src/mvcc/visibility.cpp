@@ -594,6 +594,43 @@ advance_latest_removed_xid(HeapTupleHeader t, TransactionId *latest)
 }
 
 /* ========================================================================
+ * Creators (in-place versions: chains into undo)
+ * ========================================================================
+ */
+
+bool
+creator_invisible(HeapTupleHeader t, Snapshot snapshot)
+{
+	XminState state = xmin_state(t, InvalidBuffer);
+
+	switch (snapshot->snapshot_type)
+	{
+		case SNAPSHOT_MVCC:
+			if (state == kXminCurrent)
+				return HeapTupleHeaderGetCmin(t) >= snapshot->curcid;
+			if (state == kXminCommitted)
+				return !HeapTupleHeaderXminFrozen(t) &&
+					   XidInMVCCSnapshot(HeapTupleHeaderGetRawXmin(t), snapshot);
+			return true;
+		case SNAPSHOT_SELF:
+			return state == kXminInvisible || state == kXminInProgress;
+		case SNAPSHOT_DIRTY:
+		case SNAPSHOT_ANY:
+		case SNAPSHOT_NON_VACUUMABLE:
+			/* these see in-progress creators; only an aborted version is skipped */
+			return state == kXminInvisible;
+		default:
+			return false;
+	}
+}
+
+bool
+creator_aborted(HeapTupleHeader t)
+{
+	return xmin_state(t, InvalidBuffer) == kXminInvisible;
+}
+
+/* ========================================================================
  * SERIALIZABLE
  * ========================================================================
  */

@@ -184,7 +184,8 @@ prune_execute(Buffer buf, const PruneChanges &c)
 	Page page = page_for_change(buf);
 	OffsetNumber maxoff PG_USED_FOR_ASSERTS_ONLY = PageGetMaxOffsetNumber(page);
 
-	Assert(c.nredirected + c.ndead + c.nunused > 0);
+	/* no line pointer change: a compaction of bytes in-place versions left behind */
+	Assert(c.nredirected + c.ndead + c.nunused > 0 || page_has_garbage(page));
 	Assert(c.nredirected >= 0 && c.ndead >= 0 && c.nunused >= 0);
 	for (int i = 0; i < c.nredirected; i++)
 	{
@@ -211,6 +212,7 @@ prune_execute(Buffer buf, const PruneChanges &c)
 		ItemIdSetUnused(PageGetItemId(page, c.unused[i]));
 	}
 	PageRepairFragmentation(page);
+	((PageSpecial *) (page + ((PageHeader) page)->pd_special))->flags &= ~kPageGarbage;
 	apply_group_changes(page, c.group_changes, c.group_changes_len);
 }
 
@@ -321,14 +323,35 @@ place_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len)
 	Assert(len >= kTupleHeaderSize && len <= kMaxTupleSize);
 	Assert(tuple_has_undo((HeapTupleHeader) tuple) || tuple_has_undo(old));
 	if (!inplace_fits(page, len))
-		elog(PANIC, "rustydb: an in-place version of %zu bytes does not fit block %u",
-			 (size_t) len, BufferGetBlockNumber(buf));
+		elog(PANIC, "rustydb: an in-place version of %zu bytes does not fit block %u", (size_t) len,
+			 BufferGetBlockNumber(buf));
 	auto upper = (LocationIndex) (ph->pd_upper - MAXALIGN(len));
 	memcpy(page + upper, tuple, len);
 	if (MAXALIGN(len) > len)
 		memset(page + upper + len, 0, MAXALIGN(len) - len);
 	ph->pd_upper = upper;
 	ItemIdSetNormal(PageGetItemId(page, off), upper, len);
+	((PageSpecial *) (page + ph->pd_special))->flags |= kPageGarbage;
+}
+
+void
+repair_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len)
+{
+	Page page = page_for_change(buf);
+	ItemId lp = PageGetItemId(page, off);
+	HeapTupleHeader old PG_USED_FOR_ASSERTS_ONLY = normal_tuple(page, off);
+
+	Assert(tuple_has_undo(old));
+	Size oldlen = ItemIdGetLength(lp);
+	if (MAXALIGN(len) > MAXALIGN(oldlen))
+	{
+		place_inplace(buf, off, tuple, len);
+		return;
+	}
+	unsigned at = ItemIdGetOffset(lp);
+	memcpy(page + at, tuple, len);
+	memset(page + at + len, 0, MAXALIGN(oldlen) - len);
+	ItemIdSetNormal(lp, at, len);
 }
 
 void

@@ -11,6 +11,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
 
 #include "rustydb/storage/changes.h"
 
@@ -130,7 +131,7 @@ page_is_valid(Page page)
 	/* version 2 pages have no group table */
 	return sp->magic == kPageMagic && sp->kind == kPageData &&
 		   (sp->version == kPageFormatVersion || (sp->version == kPageFormatOldest && !groups)) &&
-		   sp->flags == (groups ? kPageGroupTable : 0);
+		   (sp->flags & ~kPageGarbage) == (groups ? kPageGroupTable : 0);
 }
 
 bool
@@ -247,6 +248,8 @@ tuple_at(Relation rel, Buffer buf, Page page, OffsetNumber off, HeapTuple tuple)
 	if ((th->t_infomask & HEAP_HASNULL) &&
 		kTupleHeaderSize + BITMAPLEN(HeapTupleHeaderGetNatts(th)) > th->t_hoff)
 		tuple_corrupt(rel, blkno, off, "null bitmap overlaps the payload");
+	if ((th->t_infomask2 & kTupleHasUndo) && !tuple_hoff_is_valid(th))
+		tuple_corrupt(rel, blkno, off, "undo pointer does not end at the header length");
 
 	tuple->t_data = th;
 	tuple->t_len = lplen;

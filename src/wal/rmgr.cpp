@@ -440,7 +440,10 @@ redo_inplace(XLogReaderState *record)
 		Size len;
 		char *data = XLogRecGetBlockData(record, 0, &len);
 		tuple_for_redo(BufferGetPage(buf), xl->offnum);
-		storage::place_inplace(buf, xl->offnum, data, len);
+		if (xl->sub == kInplaceUpdate)
+			storage::place_inplace(buf, xl->offnum, data, len);
+		else
+			storage::repair_inplace(buf, xl->offnum, data, len);
 		if (xl->flags & kFlagVmCleared)
 			storage::page_clear_all_visible(buf);
 		if (xl->sub == kInplaceUpdate)
@@ -701,9 +704,9 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		{
 			auto *xl = (XlInplace *) rec;
 			if (xl->sub == kInplaceUpdate)
-				appendStringInfo(buf, "update off %u undo %X/%X flags 0x%02X", (unsigned) xl->offnum,
-								 (uint32) (xl->position >> 32), (uint32) xl->position,
-								 (unsigned) xl->flags);
+				appendStringInfo(buf, "update off %u undo %X/%X flags 0x%02X",
+								 (unsigned) xl->offnum, (uint32) (xl->position >> 32),
+								 (uint32) xl->position, (unsigned) xl->flags);
 			else if (xl->sub == kInplaceRepair)
 				appendStringInfo(buf, "repair off %u flags 0x%02X", (unsigned) xl->offnum,
 								 (unsigned) xl->flags);

@@ -161,6 +161,9 @@ void open_slot_values(Relation rel, TupleTableSlot *slot);
  */
 bool lock_slot_version(Relation rel, TupleTableSlot *slot, HeapTuple tuple, Buffer *buf);
 
+/* Does tuple point into buf's page (not a copy, such as an undo image)? */
+bool tuple_on_page(HeapTuple tuple, Buffer buf);
+
 /* ---- scans (scan.cpp) ---- */
 
 struct ScanDesc
@@ -177,6 +180,16 @@ struct ScanDesc
 	int cindex;         /* index into vistuples */
 	int ntuples;        /* visible tuples on the current page */
 	OffsetNumber vistuples[MaxHeapTuplesPerPage];
+	/*
+	 * Page mode: each collected row's line pointer as it was when judged
+	 * (an in-place update moves a line pointer under the exclusive lock)
+	 * and, when the version the snapshot sees is an undo image, a copy of
+	 * it in chaincxt (reset per page; docs/storage.md, "Page-mode scans
+	 * capture line pointers").
+	 */
+	ItemIdData visitems[MaxHeapTuplesPerPage];
+	HeapTuple viscopies[MaxHeapTuplesPerPage];
+	MemoryContext chaincxt; /* created on first use */
 	ParallelBlockTableScanWorkerData *pscanwork;
 	/* TID range */
 	ItemPointerData mintid;
@@ -258,9 +271,9 @@ bool scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate, Tupl
 void insert(Relation rel, HeapTuple tup, CommandId cid, int options, BulkInsertState bistate);
 void multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, int options,
 				  BulkInsertState bistate);
-TM_Result remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot crosscheck, bool wait,
-				 TM_FailureData *tmfd, bool changing_part);
-TM_Result update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid,
+TM_Result remove(Relation rel, ItemPointer tid, CommandId cid, Snapshot snapshot,
+				 Snapshot crosscheck, bool wait, TM_FailureData *tmfd, bool changing_part);
+TM_Result update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot snapshot,
 				 Snapshot crosscheck, bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode,
 				 bool *hot);
 TM_Result lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot,

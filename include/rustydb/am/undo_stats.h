@@ -33,6 +33,7 @@ enum class UndoEvent : int
 	FallbackNewFile,  /* out of place: relfilenode created in this transaction */
 	Repair,           /* an aborted in-place version repaired from undo */
 	PagesDiscarded,   /* undo pages recycled */
+	FallbackHeapOnly, /* out of place: the old version is a heap-only version */
 	Count_
 };
 

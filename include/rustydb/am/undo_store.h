@@ -23,6 +23,7 @@
 
 #include "rustydb/am/pgincludes.h"
 #include "rustydb/common/hooks.h"
+#include "rustydb/storage/undo.h"
 
 namespace rustydb::am {
 
@@ -50,7 +51,36 @@ void undo_ensure_meta(Relation table, Relation undo);
  * nothing, when the ring is full or rustydb.undo_max_size is 0. The
  * in-place path calls it when its record does not fit the insert page.
  */
-bool undo_add_page(Relation table, Relation undo);
+constexpr storage::UndoPtr kAnyInsertPage = ~(storage::UndoPtr) 0;
+bool undo_add_page(Relation table, Relation undo, storage::UndoPtr seen = kAnyInsertPage);
+
+/*
+ * An undo record's place, reserved by undo_reserve: the store's metapage
+ * share-locked (so the page cannot be recycled before the record is on
+ * it) and the insert page exclusively locked; position is where the
+ * record goes.
+ */
+struct UndoInsert
+{
+	Buffer meta;
+	Buffer page;
+	storage::UndoPtr position;
+};
+
+/*
+ * Reserve room for a record of need bytes (header and image) on the
+ * store's insert page, starting the next page when it is full (seen:
+ * only if no other backend did meanwhile). False, holding nothing, when
+ * the ring is full or the record would not fit an empty page. Lock order:
+ * data page (held by the caller), store metapage, undo page.
+ */
+bool undo_reserve(Relation table, Relation undo, Size need, UndoInsert *ins);
+
+/* Release what undo_reserve locked (after the record is appended and logged). */
+void undo_release(UndoInsert *ins);
+
+/* Is the ring full or one page from it? The in-place path then discards first, before any data page lock. */
+bool undo_nearly_full(Relation undo);
 
 /*
  * Recycle the store's oldest pages, in order, while every record on them

@@ -103,8 +103,30 @@ Buffer read_target(Relation rel, ItemPointer tid, HeapTuple tuple, const char *w
  * locked and the tuple pointer valid.
  */
 TM_Result acquire_right(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid,
-						Snapshot crosscheck, MultiXactStatus mine, LockWaitPolicy policy, bool wait,
-						XLTW_Oper oper, bool *have_tuplock);
+						Snapshot snapshot, Snapshot crosscheck, MultiXactStatus mine,
+						LockWaitPolicy policy, bool wait, XLTW_Oper oper, bool *have_tuplock);
+
+/*
+ * In-place versions (docs/storage.md, "Update, delete, lock"), buffer
+ * exclusively locked and *tuple the page version: repair it if its
+ * creator aborted, wait (per policy) while its creator runs, as for an
+ * updater. TM_Ok when the creator committed or is an earlier command of
+ * ours; TM_SelfModified for a later command of ours; TM_BeingModified
+ * (wait false) or TM_WouldBlock.
+ */
+TM_Result settle_creator(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid,
+						 MultiXactStatus mine, LockWaitPolicy policy, bool wait, XLTW_Oper oper,
+						 bool *have_tuplock);
+
+/*
+ * Was the row changed in place by a transaction the executor's snapshot
+ * does not see (and that we have not locked since)? Then the version the
+ * executor read is gone: TM_Updated at the same TID.
+ */
+bool changed_under_snapshot(HeapTuple tuple, Snapshot snapshot);
+
+/* Does a failure on this page version come from its in-place creator (fail_data)? */
+bool inplace_creator_conflict(HeapTupleHeader t);
 
 } /* namespace rustydb::am */
 

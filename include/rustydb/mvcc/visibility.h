@@ -20,6 +20,17 @@ namespace rustydb::mvcc {
 /* Is tuple visible to snapshot? buffer is pinned and at least share-locked. */
 bool satisfies(HeapTuple tuple, Snapshot snapshot, Buffer buffer);
 
+/*
+ * Does snapshot not see the creator of this version (in progress, aborted,
+ * committed after the snapshot, or a later command of this transaction)?
+ * Then an older version of the row, in undo, may be the one it sees
+ * (docs/storage.md, "Reading through chains"). Sets no hint bits.
+ */
+bool creator_invisible(HeapTupleHeader tuple, Snapshot snapshot);
+
+/* Did the creator of this version abort (or crash)? Sets no hint bits. */
+bool creator_aborted(HeapTupleHeader tuple);
+
 /* May command curcid of this transaction update/delete/lock tuple? */
 TM_Result satisfies_update(HeapTuple tuple, CommandId curcid, Buffer buffer);
 

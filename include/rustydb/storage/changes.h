@@ -173,6 +173,14 @@ void undo_discard_change(Buffer meta, uint64 discard, TransactionId discard_xid)
  */
 void place_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len);
 
+/*
+ * INPLACE REPAIR: the row at off (an aborted in-place version) gets its
+ * previous version back, written over the aborted version's bytes when it
+ * fits their aligned length (no reader can be reading them: an aborted
+ * version is never returned), else into free space.
+ */
+void repair_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len);
+
 /* Does a version of len bytes fit the page's free space for place_inplace? */
 bool inplace_fits(Page page, Size len);
 

@@ -66,6 +66,14 @@ enum PageKind : uint8
 
 /* PageSpecial.flags */
 constexpr uint16 kPageGroupTable = 0x0001; /* a GroupTable follows (encrypted data pages) */
+/*
+ * Bytes between pd_upper and pd_special that no line pointer covers: an
+ * in-place update (or repair) left the replaced version's bytes behind
+ * (docs/storage.md, "The new version never overwrites the old bytes").
+ * Set by place_inplace, cleared by the compaction of prune_execute; a hint
+ * that makes pruning compact the page even when no line pointer changes.
+ */
+constexpr uint16 kPageGarbage = 0x0002;
 
 struct PageSpecial
 {
@@ -220,6 +228,14 @@ void page_init(Page page, int group_slots = 0);
 
 /* Initialise an empty page of kind with the plain special space (metapages, undo pages). */
 void page_init_kind(Page page, PageKind kind);
+
+/* Has the data page bytes no line pointer covers (kPageGarbage)? */
+static inline bool
+page_has_garbage(Page page)
+{
+	return !PageIsNew(page) &&
+		   (((PageSpecial *) (page + ((PageHeader) page)->pd_special))->flags & kPageGarbage) != 0;
+}
 
 /* The group table of a checked data page (its slot count in *nslots), or nullptr. */
 static inline GroupEntry *

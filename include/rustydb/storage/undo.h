@@ -221,7 +221,8 @@ undo_record_image(const UndoRecordHeader *r, Size *len)
  * system columns and toaster find attributes through t_hoff and never see
  * it; a tuple without the bit is the format 3 tuple.
  */
-constexpr uint16 kTupleHasUndo = 0x0800; /* a bit of t_infomask2 heap leaves unused */
+constexpr uint16 kTupleHasUndo =
+	0x1000; /* a bit of t_infomask2 neither heap nor rustydb uses (crypto::kValuesSealed is 0x0800) */
 constexpr Size kUndoExtSize = sizeof(UndoPtr);
 static_assert((HEAP2_XACT_MASK & kTupleHasUndo) == 0 && (HEAP_NATTS_MASK & kTupleHasUndo) == 0,
 			  "the undo bit is free in t_infomask2");

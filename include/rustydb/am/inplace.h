@@ -1,0 +1,90 @@
+/*-------------------------------------------------------------------------
+ *
+ * inplace.h
+ *	  In-place updates and the version chains they leave in the table's
+ *	  undo store (docs/storage.md, "In-place updates and undo").
+ *
+ *	inplace.cpp		the in-place path of UPDATE (INPLACE UPDATE records),
+ *					reading chains (the version a snapshot sees), repair of
+ *					aborted in-place versions (INPLACE REPAIR records)
+ *
+ * A page version with storage::kTupleHasUndo was written in place; the
+ * record at its undo pointer holds the version it replaced, whose own
+ * pointer continues the chain. Readers call visible_version instead of
+ * mvcc::satisfies; writers repair an aborted in-place version before
+ * they judge the row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RUSTYDB_AM_INPLACE_H
+#define RUSTYDB_AM_INPLACE_H
+
+#include "rustydb/am/pgincludes.h"
+#include "rustydb/am/undo_stats.h"
+
+namespace rustydb::crypto {
+struct Cipher;
+}
+
+namespace rustydb::am {
+
+/*
+ * The version of the row whose page version is *tuple (buffer pinned and
+ * locked) that snapshot sees. False: none. True: *tuple is the page
+ * version, unchanged, or (*copied) a palloc'd copy of an undo image in
+ * CurrentMemoryContext with t_self and t_tableOid set (release_copy frees
+ * it). With ssi, reports SERIALIZABLE conflicts out for the
+ * versions it judged (the page version's creator when it walked past it).
+ */
+bool visible_version(Relation rel, Buffer buffer, HeapTuple tuple, Snapshot snapshot, bool ssi,
+					 bool *copied);
+
+/*
+ * verify_table: the reason the chain of the page version *tuple is
+ * damaged (a record that is not the row's, a writer that does not match,
+ * an aborted version whose predecessor is gone), or nullptr.
+ */
+const char *check_chain(Relation rel, HeapTuple tuple);
+
+/* Free the copy visible_version or effective_version returned in tuple. */
+void release_copy(HeapTuple tuple);
+
+/*
+ * The version that stands for the row when no snapshot is involved
+ * (ANALYZE): the page version, or, when its creator aborted (or, with
+ * skip_running, is another transaction still running), the newest version
+ * of its chain whose creator is neither (a palloc'd copy, *copied).
+ * False: none left (recycled).
+ */
+bool effective_version(Relation rel, HeapTuple tuple, bool skip_running, bool *copied);
+
+/*
+ * Buffer exclusively locked, *tuple the page version at its offset: if it
+ * is an in-place version whose creator aborted, copy its predecessor back
+ * (INPLACE REPAIR), repeatedly, and point *tuple at the result. Returns the
+ * number of repairs.
+ */
+int repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple);
+
+/* Repair every aborted in-place version of a page (buffer exclusively locked). */
+int repair_page(Relation rel, Buffer buffer);
+
+/*
+ * Before any buffer lock: can an UPDATE of rel go in place at all? Returns
+ * UndoEvent::Inplace with *undo opened (RowExclusiveLock, the caller
+ * closes it), or the reason it cannot.
+ */
+UndoEvent inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo);
+
+/*
+ * With the old version's page exclusively locked and the right to update
+ * acquired: write newtup (its transaction fields set) in place of oldtup,
+ * its previous version into undo. True when done (newtup->t_self set);
+ * false with the reason in *why, nothing changed.
+ */
+bool update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, HeapTuple newtup,
+					 TransactionId xid, CommandId cid, MultiXactStatus mine, UndoEvent *why);
+
+} /* namespace rustydb::am */
+
+#endif /* RUSTYDB_AM_INPLACE_H */

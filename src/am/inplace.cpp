@@ -1,0 +1,517 @@
+/*-------------------------------------------------------------------------
+ *
+ * inplace.cpp
+ *	  In-place updates, reading their version chains, repairing aborted
+ *	  in-place versions (docs/storage.md, "In-place updates and undo").
+ *
+ * Lock order: data page, then the undo store's metapage, then an undo
+ * page. Readers hold the data page share-locked while they copy undo
+ * images; the in-place path holds it exclusively while it reserves and
+ * appends the undo record. Nothing here waits for a data page while
+ * holding an undo page.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rustydb/am/inplace.h"
+
+#include "rustydb/am/am.h"
+#include "rustydb/am/undo_store.h"
+#include "rustydb/am/xmax.h"
+#include "rustydb/common/settings.h"
+#include "rustydb/crypto/crypto.h"
+#include "rustydb/mvcc/visibility.h"
+#include "rustydb/storage/buffer.h"
+#include "rustydb/storage/changes.h"
+#include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
+#include "rustydb/wal/records.h"
+
+namespace rustydb::am {
+
+namespace {
+
+[[noreturn]] void
+bad_record(Relation rel, ItemPointer tid, storage::UndoPtr p, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("invalid rustydb undo record at %X/%X for row (%u,%u) of relation \"%s\"",
+					(uint32) (p >> 32), (uint32) p, ItemPointerGetBlockNumber(tid),
+					(unsigned) ItemPointerGetOffsetNumber(tid), RelationGetRelationName(rel)),
+			 errdetail("%s.", why)));
+}
+
+/*
+ * A palloc'd copy of the image of the record at p, the version before the
+ * one created by writer at tid. nullptr: recycled (*why nullptr), or
+ * damaged (*why says how).
+ */
+HeapTuple
+try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
+			   TransactionId writer, const char **why)
+{
+	*why = nullptr;
+	if (undo == nullptr)
+	{
+		*why = "the table has no undo store";
+		return nullptr;
+	}
+	if (RelationGetNumberOfBlocks(undo) == 0)
+	{
+		*why = "the undo store is empty";
+		return nullptr;
+	}
+	Buffer metabuf = ReadBuffer(undo, storage::kUndoMetaBlock);
+	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
+	const storage::UndoMetaData *meta = storage::undo_meta_get(BufferGetPage(metabuf), why);
+	if (meta == nullptr || storage::undo_is_discarded(meta, p))
+	{
+		UnlockReleaseBuffer(metabuf);
+		return nullptr;
+	}
+	uint64 lpn = storage::undo_page_of(p);
+	if (meta->insert == storage::kInvalidUndoPtr || lpn > storage::undo_page_of(meta->insert))
+	{
+		UnlockReleaseBuffer(metabuf);
+		*why = "the position is beyond the store's insert page";
+		return nullptr;
+	}
+	BlockNumber blk = storage::undo_block_for(meta, lpn);
+	/* the page cannot be recycled while the metapage is share-locked */
+	Buffer buf = ReadBuffer(undo, blk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	Page page = BufferGetPage(buf);
+	const storage::UndoRecordHeader *r = nullptr;
+	if (storage::undo_page_check(page, lpn, why))
+		r = storage::undo_record_at(page, storage::undo_offset_of(p), why);
+	if (r != nullptr)
+	{
+		if (r->block != ItemPointerGetBlockNumber(tid) ||
+			r->offnum != ItemPointerGetOffsetNumber(tid))
+			*why = "the record belongs to another row";
+		else if (r->relfilenode != rel->rd_node.relNode)
+			*why = "the record belongs to another file of the table";
+		else if (!TransactionIdEquals(r->writer, writer))
+			*why = "the record was written by another transaction than the version pointing at it";
+		else if (r->flags & storage::kUndoRecordSealed)
+			*why = "sealed undo records are not read by this build";
+	}
+	else if (*why == nullptr)
+		*why = "unreadable record";
+	if (*why != nullptr)
+	{
+		UnlockReleaseBuffer(buf);
+		UnlockReleaseBuffer(metabuf);
+		return nullptr;
+	}
+	Size len;
+	const char *image = storage::undo_record_image(r, &len);
+	auto tup = (HeapTuple) palloc(HEAPTUPLESIZE + len);
+	tup->t_len = (uint32) len;
+	tup->t_self = *tid;
+	tup->t_tableOid = RelationGetRelid(rel);
+	tup->t_data = (HeapTupleHeader) ((char *) tup + HEAPTUPLESIZE);
+	memcpy(tup->t_data, image, len);
+	UnlockReleaseBuffer(buf);
+	UnlockReleaseBuffer(metabuf);
+	if (len < SizeofHeapTupleHeader || tup->t_data->t_hoff > len ||
+		((tup->t_data->t_infomask2 & storage::kTupleHasUndo) &&
+		 !storage::tuple_hoff_is_valid(tup->t_data)))
+	{
+		pfree(tup);
+		*why = "the image's header is damaged";
+		return nullptr;
+	}
+	return tup;
+}
+
+/* try_read_image, raising the damage as an error (XX001). */
+HeapTuple
+read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p, TransactionId writer)
+{
+	const char *why;
+	HeapTuple img = try_read_image(rel, undo, tid, p, writer, &why);
+	if (img == nullptr && why != nullptr)
+		bad_record(rel, tid, p, why);
+	return img;
+}
+
+/* The chain walk: from *tuple (page version or image) to the version accept() takes. */
+template <typename Accept, typename Skip>
+bool
+walk(Relation rel, HeapTuple tuple, bool *copied, Accept accept, Skip skip)
+{
+	Relation undo = nullptr;
+	HeapTuple prev = nullptr;
+	bool found = false;
+	HeapTupleData cur = *tuple;
+
+	for (int depth = 0;; depth++)
+	{
+		if ((depth & 63) == 63)
+			CHECK_FOR_INTERRUPTS();
+		if (!storage::tuple_has_undo(cur.t_data) || !skip(cur.t_data))
+			break;
+		if (undo == nullptr)
+			undo = undo_open(rel, AccessShareLock);
+		HeapTuple img = read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(cur.t_data),
+								   HeapTupleHeaderGetRawXmin(cur.t_data));
+		if (prev != nullptr)
+			heap_freetuple(prev);
+		prev = img;
+		if (img == nullptr)
+			break; /* recycled: no snapshot that may still run needs it */
+		cur = *img;
+		if (accept(img))
+		{
+			*tuple = *img; /* t_data is in img's chunk: release_copy frees it */
+			prev = nullptr;
+			*copied = true;
+			found = true;
+			break;
+		}
+	}
+	if (prev != nullptr)
+		heap_freetuple(prev);
+	if (undo != nullptr)
+		table_close(undo, AccessShareLock);
+	return found;
+}
+
+} /* namespace */
+
+static_assert(storage::kTupleHasUndo != crypto::kValuesSealed,
+			  "the undo bit and the sealed-values bit are distinct");
+
+const char *
+check_chain(Relation rel, HeapTuple tuple)
+{
+	Relation undo = nullptr;
+	const char *why = nullptr;
+	HeapTupleData cur = *tuple;
+	HeapTuple prev = nullptr;
+	bool aborted = mvcc::creator_aborted(tuple->t_data);
+
+	for (int depth = 0; why == nullptr && storage::tuple_has_undo(cur.t_data); depth++)
+	{
+		if (undo == nullptr && (undo = undo_open(rel, AccessShareLock)) == nullptr)
+		{
+			why = "an undo pointer in a table without an undo store";
+			break;
+		}
+		HeapTuple img =
+			try_read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(cur.t_data),
+						   HeapTupleHeaderGetRawXmin(cur.t_data), &why);
+		if (prev != nullptr)
+			heap_freetuple(prev);
+		prev = img;
+		if (img == nullptr)
+		{
+			if (why == nullptr && depth == 0 && aborted)
+				why = "an aborted in-place version whose predecessor was recycled";
+			break;
+		}
+		cur = *img;
+		aborted = false;
+	}
+	if (prev != nullptr)
+		heap_freetuple(prev);
+	if (undo != nullptr)
+		table_close(undo, AccessShareLock);
+	return why;
+}
+
+void
+release_copy(HeapTuple tuple)
+{
+	pfree((char *) tuple->t_data - HEAPTUPLESIZE);
+	tuple->t_data = nullptr;
+}
+
+bool
+visible_version(Relation rel, Buffer buffer, HeapTuple tuple, Snapshot snapshot, bool ssi,
+				bool *copied)
+{
+	*copied = false;
+	bool visible = mvcc::satisfies(tuple, snapshot, buffer);
+	/* SnapshotAny sees every version, but an aborted in-place version stands for nothing */
+	if (visible && snapshot->snapshot_type == SNAPSHOT_ANY &&
+		storage::tuple_has_undo(tuple->t_data) && mvcc::creator_aborted(tuple->t_data))
+		visible = false;
+	if (ssi)
+		mvcc::check_serializable_conflict_out(visible, rel, tuple, buffer, snapshot);
+	if (visible || !storage::tuple_has_undo(tuple->t_data))
+		return visible;
+	bool found = walk(
+		rel, tuple, copied,
+		[&](HeapTuple img) {
+			bool v = mvcc::satisfies(img, snapshot, InvalidBuffer);
+			if (ssi)
+				mvcc::check_serializable_conflict_out(v, rel, img, InvalidBuffer, snapshot);
+			return v;
+		},
+		[&](HeapTupleHeader t) { return mvcc::creator_invisible(t, snapshot); });
+	return found;
+}
+
+bool
+effective_version(Relation rel, HeapTuple tuple, bool skip_running, bool *copied)
+{
+	auto skip = [&](HeapTupleHeader t) {
+		if (mvcc::creator_aborted(t))
+			return true;
+		if (!skip_running || HeapTupleHeaderXminCommitted(t))
+			return false;
+		TransactionId xmin = HeapTupleHeaderGetRawXmin(t);
+		return !TransactionIdIsCurrentTransactionId(xmin) && TransactionIdIsInProgress(xmin);
+	};
+	*copied = false;
+	if (!storage::tuple_has_undo(tuple->t_data) || !skip(tuple->t_data))
+		return true;
+	return walk(
+		rel, tuple, copied, [&](HeapTuple img) { return !skip(img->t_data); }, skip);
+}
+
+/* ========================================================================
+ * Repair
+ * ========================================================================
+ */
+
+int
+repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
+{
+	Assert(storage::buffer_is_locked_exclusive(buffer));
+	int repairs = 0;
+	Relation undo = nullptr;
+	OffsetNumber off = ItemPointerGetOffsetNumber(&tuple->t_self);
+
+	while (storage::tuple_has_undo(tuple->t_data) && mvcc::creator_aborted(tuple->t_data))
+	{
+		if (undo == nullptr)
+			undo = undo_open(rel, AccessShareLock);
+		HeapTuple img =
+			read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(tuple->t_data),
+					   HeapTupleHeaderGetRawXmin(tuple->t_data));
+		if (img == nullptr)
+			bad_record(rel, &tuple->t_self, storage::tuple_undo_ptr(tuple->t_data),
+					   "the predecessor of an aborted in-place version was recycled");
+		if (MAXALIGN(img->t_len) > MAXALIGN(tuple->t_len) &&
+			!storage::inplace_fits(BufferGetPage(buffer), img->t_len))
+			bad_record(rel, &tuple->t_self, storage::tuple_undo_ptr(tuple->t_data),
+					   "the previous version is longer than the aborted one");
+
+		/*
+		 * The image's xmax names the aborted writer (as an out-of-place
+		 * update's old version would): left as it is, readers find it
+		 * aborted and the hint follows.
+		 */
+		Buffer vmbuf = InvalidBuffer;
+		storage::vm_pin_if_needed(rel, buffer, &vmbuf);
+		START_CRIT_SECTION();
+		bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
+		storage::repair_inplace(buffer, off, img->t_data, img->t_len);
+		MarkBufferDirty(buffer);
+		if (RelationNeedsWAL(rel))
+		{
+			wal::XlInplace xl;
+			memset(&xl, 0, sizeof(xl));
+			xl.version = wal::kWalFormatVersion;
+			xl.sub = wal::kInplaceRepair;
+			xl.flags = vm_cleared ? wal::kFlagVmCleared : 0;
+			xl.offnum = off;
+			XLogBeginInsert();
+			XLogRegisterData((char *) &xl, sizeof(xl));
+			XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+			XLogRegisterBufData(0, (char *) img->t_data, img->t_len);
+			XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInplace);
+			PageSetLSN(BufferGetPage(buffer), recptr);
+		}
+		END_CRIT_SECTION();
+		if (BufferIsValid(vmbuf))
+			ReleaseBuffer(vmbuf);
+		heap_freetuple(img);
+		repairs++;
+		Page page = BufferGetPage(buffer);
+		if (!storage::tuple_at(rel, buffer, page, off, tuple))
+			elog(ERROR, "rustydb: row (%u,%u) vanished during its repair",
+				 storage::data_block(buffer), (unsigned) off);
+	}
+	if (undo != nullptr)
+		table_close(undo, AccessShareLock);
+	if (repairs > 0)
+		undo_count(RelationGetRelid(rel), UndoEvent::Repair, repairs);
+	return repairs;
+}
+
+int
+repair_page(Relation rel, Buffer buffer)
+{
+	Page page = BufferGetPage(buffer);
+	int repairs = 0;
+	if (PageIsNew(page))
+		return 0;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		HeapTupleData tup;
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp))
+			continue;
+		auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (!storage::tuple_has_undo(t) || !mvcc::creator_aborted(t))
+			continue;
+		if (storage::tuple_at(rel, buffer, page, off, &tup))
+			repairs += repair_aborted(rel, buffer, &tup);
+	}
+	return repairs;
+}
+
+/* ========================================================================
+ * The in-place path of UPDATE
+ * ========================================================================
+ */
+
+UndoEvent
+inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo)
+{
+	*undo = nullptr;
+	if (!settings::update_in_place || settings::undo_max_size == 0 || cipher != nullptr ||
+		rel->rd_rel->relkind != RELKIND_RELATION)
+		return UndoEvent::FallbackDisabled;
+	TriggerDesc *td = rel->trigdesc;
+	if (td != nullptr &&
+		(td->trig_update_after_row || td->trig_update_old_table || td->trig_update_new_table))
+		return UndoEvent::FallbackDisabled; /* they fetch old and new by TID */
+	if (XLogLogicalInfoActive() && RelationIsLogicallyLogged(rel))
+		return UndoEvent::FallbackDisabled; /* decoding reads UPDATE records */
+	if (rel->rd_createSubid != InvalidSubTransactionId ||
+		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
+		return UndoEvent::FallbackNewFile;
+	*undo = undo_open(rel, RowExclusiveLock);
+	if (*undo == nullptr)
+		return UndoEvent::FallbackNoStore;
+	if (RelationGetNumberOfBlocks(*undo) == 0)
+		undo_ensure_meta(rel, *undo);
+	else if (undo_nearly_full(*undo))
+		undo_discard(rel, *undo); /* before any data page lock: discard may repair rows */
+	return UndoEvent::Inplace;
+}
+
+bool
+update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, HeapTuple newtup,
+				TransactionId xid, CommandId cid, MultiXactStatus mine, UndoEvent *why)
+{
+	Page page = BufferGetPage(buffer);
+	HeapTupleHeader ot = oldtup->t_data;
+	OffsetNumber off = ItemPointerGetOffsetNumber(&oldtup->t_self);
+
+	if (HeapTupleHeaderIsHeapOnly(ot))
+	{
+		*why = UndoEvent::FallbackHeapOnly;
+		return false;
+	}
+	/* the new version, with its undo pointer (set below) */
+	HeapTuple nv = storage::tuple_with_undo(newtup, storage::kInvalidUndoPtr);
+	if (MAXALIGN(nv->t_len) < MAXALIGN(oldtup->t_len))
+	{
+		heap_freetuple(nv);
+		*why = UndoEvent::FallbackShrinks;
+		return false;
+	}
+	if (!storage::inplace_fits(page, nv->t_len))
+	{
+		heap_freetuple(nv);
+		*why = UndoEvent::FallbackNoSpace;
+		return false;
+	}
+	Size need = sizeof(storage::UndoRecordHeader) + oldtup->t_len;
+	if (need > storage::kUndoMaxImage + sizeof(storage::UndoRecordHeader))
+	{
+		heap_freetuple(nv);
+		*why = UndoEvent::FallbackTooLarge;
+		return false;
+	}
+
+	CheckForSerializableConflictIn(rel, &oldtup->t_self, storage::data_block(buffer));
+
+	/* the previous version as an out-of-place update would leave it */
+	CommandId cmax = cid;
+	bool iscombo;
+	HeapTupleHeaderAdjustCmax(ot, &cmax, &iscombo);
+	TransactionId new_xmax;
+	uint16 im, im2;
+	compose_xmax(ot, xid, mine, &new_xmax, &im, &im2);
+	storage::TupleXact ox = with_xmax(ot, new_xmax, im, im2);
+
+	UndoInsert ins;
+	if (!undo_reserve(rel, undo, need, &ins))
+	{
+		heap_freetuple(nv);
+		*why = UndoEvent::FallbackUndoFull;
+		return false;
+	}
+	HeapTuple img = heap_copytuple(oldtup);
+	HeapTupleHeader it = img->t_data;
+	it->t_infomask = (ox.infomask & ~HEAP_COMBOCID) | (iscombo ? HEAP_COMBOCID : 0);
+	it->t_infomask2 = ox.infomask2 & ~(HEAP_HOT_UPDATED | HEAP_ONLY_TUPLE);
+	HeapTupleHeaderSetXmax(it, ox.xmax);
+	it->t_ctid = oldtup->t_self;
+	HeapTupleHeaderSetCmax(it, cmax, iscombo);
+
+	storage::UndoRecordHeader hdr;
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.version = storage::kUndoFormatVersion;
+	hdr.kind = storage::kUndoTuple;
+	hdr.offnum = off;
+	hdr.block = storage::data_block(buffer);
+	hdr.relfilenode = rel->rd_node.relNode;
+	hdr.writer = xid;
+
+	memcpy((char *) nv->t_data + nv->t_data->t_hoff - storage::kUndoExtSize, &ins.position,
+		   sizeof(ins.position));
+	HeapTupleHeader nt = nv->t_data;
+	nt->t_infomask2 &= ~(HEAP_HOT_UPDATED | HEAP_ONLY_TUPLE);
+	nt->t_ctid = oldtup->t_self;
+
+	Buffer vmbuf = InvalidBuffer;
+	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
+	START_CRIT_SECTION();
+	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
+	PageSetPrunable(page, xid);
+	storage::undo_append_change(ins.page, storage::undo_offset_of(ins.position), hdr, img->t_data,
+								img->t_len);
+	storage::place_inplace(buffer, off, nt, nv->t_len);
+	MarkBufferDirty(ins.page);
+	MarkBufferDirty(buffer);
+	if (RelationNeedsWAL(rel))
+	{
+		wal::XlInplace xl;
+		memset(&xl, 0, sizeof(xl));
+		xl.version = wal::kWalFormatVersion;
+		xl.sub = wal::kInplaceUpdate;
+		xl.flags = vm_cleared ? wal::kFlagVmCleared : 0;
+		xl.offnum = off;
+		xl.position = ins.position;
+		XLogBeginInsert();
+		XLogRegisterData((char *) &xl, sizeof(xl));
+		XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+		XLogRegisterBufData(0, (char *) nt, nv->t_len);
+		XLogRegisterBuffer(1, ins.page, REGBUF_STANDARD);
+		XLogRegisterBufData(1, (char *) &hdr, sizeof(hdr));
+		XLogRegisterBufData(1, (char *) img->t_data, img->t_len);
+		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInplace);
+		PageSetLSN(page, recptr);
+		PageSetLSN(BufferGetPage(ins.page), recptr);
+	}
+	/* t_cid is backend-local: the page version keeps this command's cid as cmin */
+	END_CRIT_SECTION();
+	undo_release(&ins);
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
+	heap_freetuple(img);
+	heap_freetuple(nv);
+	newtup->t_self = oldtup->t_self;
+	return true;
+}
+
+} /* namespace rustydb::am */
