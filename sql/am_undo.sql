@@ -143,6 +143,89 @@ SELECT rustydb.undo_discard('s');
 SELECT rustydb.selftest_undo_pages('s', 1);
 RESET ROLE;
 
+-- rustydb.undo_stats: one row per rustydb table with a store (or with
+-- counters): the store's capacity, use and positions from its metapage
+-- (NULL before the metapage is written), the in-place counters since
+-- server start. The counters' shared memory is in rustydb.memory.
+SELECT name, kind, "limit", limit_setting FROM rustydb.memory WHERE name = 'rustydb undo stats';
+CREATE TABLE st (a int) USING rustydb;
+CREATE TABLE st2 (a int) USING heap;
+CREATE VIEW stv AS SELECT relid, capacity_bytes, used_bytes, insert_position / 8192 AS insert_page,
+	discard_position / 8192 AS discard_page, pages_discarded
+FROM rustydb.undo_stats WHERE relid::text IN ('st', 's', 'st2')
+	AND relid IS NOT NULL;
+SELECT * FROM stv ORDER BY relid::text;
+SELECT relid, inplace_updates, fallback_undo_full, fallback_indexed, fallback_toast,
+	fallback_too_large, fallback_shrinks, fallback_no_space, fallback_no_store,
+	fallback_disabled, fallback_new_file, repairs, pages_discarded
+FROM rustydb.undo_stats WHERE relid = 'st'::regclass;
+SELECT rustydb.selftest_undo_pages('st', 4) AS started;
+SELECT * FROM stv ORDER BY relid::text;
+-- rustydb.set_undo_size changes only an empty store: these pages are in use
+SELECT rustydb.set_undo_size('st', 2);
+-- VACUUM recycles the undo no snapshot needs (counted in pages_discarded);
+-- the store, empty then, restarts its ring at block 1 and its file goes
+-- back to the metapage
+INSERT INTO lsn VALUES ('before vacuum', pg_current_wal_insert_lsn());
+VACUUM st;
+INSERT INTO lsn VALUES ('vacuumed', pg_current_wal_insert_lsn());
+SELECT resource_manager, record_type,
+	CASE WHEN resource_manager = 'rustydb' THEN regexp_replace(description, 'table [0-9]+', 'table N') END AS description
+FROM pg_get_wal_records_info((SELECT l FROM lsn WHERE name = 'before vacuum'),
+	(SELECT l FROM lsn WHERE name = 'vacuumed'))
+WHERE resource_manager = 'rustydb' OR (resource_manager = 'Storage' AND record_type = 'TRUNCATE')
+ORDER BY start_lsn;
+SELECT * FROM stv ORDER BY relid::text;
+SELECT capacity, pages_in_use, base / 8192 AS base_page, insert, discard / 8192 AS discard_page, file_blocks
+FROM rustydb.undo_store('st');
+-- empty now: resized (UNDO META), the ring restarting where the next page would have been
+INSERT INTO lsn VALUES ('before resize', pg_current_wal_insert_lsn());
+SELECT rustydb.set_undo_size('st', 2);
+INSERT INTO lsn VALUES ('resized', pg_current_wal_insert_lsn());
+SELECT record_type, regexp_replace(description, 'table [0-9]+', 'table N') AS description
+FROM pg_get_wal_records_info((SELECT l FROM lsn WHERE name = 'before resize'),
+	(SELECT l FROM lsn WHERE name = 'resized'))
+WHERE resource_manager = 'rustydb' ORDER BY start_lsn;
+SELECT capacity, pages_in_use, base / 8192 AS base_page, file_blocks FROM rustydb.undo_store('st');
+SELECT rustydb.selftest_undo_pages('st', 1000) AS started_in_2mb;
+SELECT * FROM stv ORDER BY relid::text;
+-- VACUUM of the store itself does the same (autovacuum does not visit
+-- stores: nothing reports dead rows for them; VACUUM of the table does it)
+\set ECHO none
+SELECT format('VACUUM %s', rustydb.undo_relation('st')) \gexec
+\set ECHO all
+SELECT * FROM stv ORDER BY relid::text;
+SELECT capacity, pages_in_use, base / 8192 AS base_page, file_blocks FROM rustydb.undo_store('st');
+SELECT rustydb.set_undo_size('st', 1);
+SELECT capacity, pages_in_use, file_blocks FROM rustydb.undo_store('st');
+-- VACUUM (TRUNCATE false) recycles and keeps the file
+SELECT rustydb.selftest_undo_pages('st', 3) AS started;
+VACUUM (TRUNCATE false) st;
+SELECT pages_in_use, file_blocks FROM rustydb.undo_store('st');
+-- a store without a metapage gets one of that size; a heap table has none
+CREATE TABLE st3 (a int) USING rustydb;
+SELECT rustydb.set_undo_size('st3', 3);
+SELECT present, capacity, pages_in_use, file_blocks FROM rustydb.undo_store('st3');
+SELECT rustydb.set_undo_size('st2', 3);
+SELECT rustydb.set_undo_size('st3', 0);
+SELECT rustydb.set_undo_size('st3', 1048577);
+-- the table's owner resizes; everyone reads the view; a superuser resets it
+SET ROLE am_undo_other;
+SELECT rustydb.set_undo_size('st', 1);
+SELECT count(*) > 0 AS readable FROM rustydb.undo_stats WHERE relid = 'st'::regclass;
+SELECT rustydb.reset_undo_stats();
+RESET ROLE;
+SELECT rustydb.reset_undo_stats('st');
+SELECT * FROM stv ORDER BY relid::text;
+DROP VIEW stv;
+-- a dropped table's counters go with it
+SELECT entries AS entries_before FROM rustydb.memory WHERE name = 'rustydb undo stats' \gset
+DROP TABLE s;
+SELECT :entries_before - entries AS entries_freed FROM rustydb.memory WHERE name = 'rustydb undo stats';
+SELECT rustydb.reset_undo_stats();
+SELECT entries FROM rustydb.memory WHERE name = 'rustydb undo stats';
+DROP TABLE st, st2, st3;
+
 -- a table converted to heap keeps its store until it is dropped
 CREATE TABLE conv (a int) USING rustydb;
 SELECT rustydb.undo_relation('conv') AS conv_store \gset
@@ -190,5 +273,12 @@ SELECT count(*) AS stores FROM pg_class WHERE relname LIKE 'rustydb\_undo\_%';
 DROP EXTENSION rustydb CASCADE;
 SELECT count(*) AS stores_left FROM pg_class WHERE relname LIKE 'rustydb\_undo\_%';
 SELECT count(*) AS tables_left FROM pg_class WHERE relname IN ('t1', 't2');
+-- counters of a dropped database go with it
+CREATE EXTENSION rustydb;
+CREATE TABLE t3 (a int) USING rustydb;
+SELECT rustydb.selftest_undo_pages('t3', 3) AS started;
+SELECT rustydb.undo_discard('t3') AS recycled;
+SELECT count(*) AS entries FROM rustydb.undo_stats WHERE pages_discarded > 0;
 \c :regress_db
 DROP DATABASE am_undo_drop_ext;
+SELECT entries FROM rustydb.memory WHERE name = 'rustydb undo stats';

@@ -96,6 +96,40 @@ LANGUAGE C STRICT;
 COMMENT ON FUNCTION rustydb.undo_discard(regclass) IS
 	'recycle the undo store pages no snapshot needs (the table''s owner); returns the pages recycled';
 
+CREATE FUNCTION rustydb.set_undo_size(rel regclass, size_mb integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'rustydb_set_undo_size'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION rustydb.set_undo_size(regclass, integer) IS
+	'set the ring size of a table''s undo store, in MB (the table''s owner); only while the store is empty: VACUUM first';
+
+CREATE FUNCTION rustydb._undo_stats(
+	OUT relid oid, OUT capacity_bytes bigint, OUT used_bytes bigint,
+	OUT insert_position bigint, OUT discard_position bigint,
+	OUT inplace_updates bigint, OUT fallback_undo_full bigint, OUT fallback_indexed bigint,
+	OUT fallback_toast bigint, OUT fallback_too_large bigint, OUT fallback_shrinks bigint,
+	OUT fallback_no_space bigint, OUT fallback_no_store bigint, OUT fallback_disabled bigint,
+	OUT fallback_new_file bigint, OUT repairs bigint, OUT pages_discarded bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rustydb_undo_stats'
+LANGUAGE C VOLATILE;
+CREATE VIEW rustydb.undo_stats AS
+	SELECT relid::regclass AS relid, capacity_bytes, used_bytes, insert_position, discard_position,
+	       inplace_updates, fallback_undo_full, fallback_indexed, fallback_toast,
+	       fallback_too_large, fallback_shrinks, fallback_no_space, fallback_no_store,
+	       fallback_disabled, fallback_new_file, repairs, pages_discarded
+	FROM rustydb._undo_stats();
+COMMENT ON VIEW rustydb.undo_stats IS 'per rustydb table of this database: its undo store (capacity, use, positions) and the in-place update counters since server start (fallbacks by reason, repairs, undo pages recycled); relid NULL: tables beyond rustydb.undo_stats_tables';
+GRANT SELECT ON rustydb.undo_stats TO PUBLIC;
+
+CREATE FUNCTION rustydb.reset_undo_stats(rel regclass DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'rustydb_reset_undo_stats'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION rustydb.reset_undo_stats(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.reset_undo_stats(regclass) IS
+	'forget the undo_stats counters of one table, or with no argument of every table in every database and the overflow entry (superuser)';
+
 CREATE FUNCTION rustydb.selftest_undo_pages(rel regclass, n integer)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'rustydb_selftest_undo_pages'

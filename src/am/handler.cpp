@@ -10,6 +10,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/undo_stats.h"
 
 #include "rustydb/common/boundary.h"
 #include "rustydb/wal/records.h"
@@ -549,4 +550,5 @@ rustydb::am::init()
 	rustydb::am::register_payload_verifier();
 	rustydb::am::register_reencrypter();
 	rustydb::am::register_decoding();
+	rustydb::am::register_undo_stats();
 }

@@ -8,8 +8,9 @@
  * an error naming the table the store belongs to (SQLSTATE 42809). What
  * PostgreSQL does to any relation works: creating its files (and the init
  * fork of an unlogged one), moving it to another tablespace, VACUUM FULL
- * or CLUSTER (its pages are copied as they are), VACUUM (nothing to do
- * yet; it will recycle undo), ANALYZE (no rows), size estimates (none).
+ * or CLUSTER (its pages are copied as they are), VACUUM (recycles the
+ * undo no snapshot needs, as VACUUM of the table does: undo_vacuum_store),
+ * ANALYZE (no rows), size estimates (none).
  *
  *-------------------------------------------------------------------------
  */
@@ -328,7 +329,7 @@ rdbu_relation_vacuum(Relation rel, struct VacuumParams *params,
 					 BufferAccessStrategy bstrategy) noexcept
 {
 	rustydb::boundary::run("rustydb_undo_relation_vacuum", [&] {
-		/* nothing to do */
+		rustydb::am::undo_vacuum_store(rel, params->truncate == VACOPTVALUE_ENABLED);
 	});
 }
 

@@ -14,6 +14,8 @@
 #include "rustydb/am/undo_store.h"
 #include "rustydb/am/inplace.h"
 
+#include "rustydb/am/undo_stats.h"
+
 #include "rustydb/common/boundary.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/crypto/crypto.h"
@@ -28,6 +30,7 @@ RUSTYDB_PG_INCLUDE_BEGIN
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_namespace.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
@@ -198,12 +201,20 @@ undo_corrupted(Relation undo, BlockNumber blkno, const char *why)
 					errdetail("%s.", why)));
 }
 
-/* Ring capacity in pages for rustydb.undo_max_size (MB); at least 2 (insert page and one more). */
+/* Ring capacity in pages for a size in MB; at least 2 (insert page and one more). */
+uint32
+capacity_for_mb(int64 mb)
+{
+	Assert(mb > 0);
+	uint64 pages = (uint64) mb * (1024 * 1024 / BLCKSZ);
+	return (uint32) Max((uint64) 2, Min(pages, (uint64) storage::kUndoMaxCapacity));
+}
+
+/* Ring capacity in pages for rustydb.undo_max_size. */
 uint32
 capacity_for_setting()
 {
-	uint64 pages = (uint64) settings::undo_max_size * (1024 * 1024 / BLCKSZ);
-	return (uint32) Max((uint64) 2, Min(pages, (uint64) storage::kUndoMaxCapacity));
+	return capacity_for_mb(settings::undo_max_size);
 }
 
 void
@@ -254,7 +265,7 @@ namespace {
 
 /* Write an empty store's metapage into buf (block 0, all zeroes, locked exclusively). */
 void
-write_undo_meta(Relation table, Relation undo, Buffer buf, uint16 flags)
+write_undo_meta(Relation table, Relation undo, Buffer buf, uint16 flags, uint32 capacity)
 {
 	if (BufferGetBlockNumber(buf) != storage::kUndoMetaBlock)
 		elog(ERROR, "rustydb: undo metapage of relation \"%s\" created at block %u",
@@ -264,7 +275,7 @@ write_undo_meta(Relation table, Relation undo, Buffer buf, uint16 flags)
 	wal::XlUndo xl = undo_record(wal::kUndoMeta);
 	xl.table_oid = RelationGetRelid(table);
 	xl.meta_flags = flags;
-	xl.capacity = capacity_for_setting();
+	xl.capacity = capacity;
 	xl.position = storage::undo_position(1, 0); /* logical page 0 is never used */
 	START_CRIT_SECTION();
 	storage::undo_meta_change(buf, xl.table_oid, flags, xl.capacity, xl.position);
@@ -273,12 +284,10 @@ write_undo_meta(Relation table, Relation undo, Buffer buf, uint16 flags)
 	END_CRIT_SECTION();
 }
 
-} /* namespace */
-
+/* undo_ensure_meta, with the capacity of a metapage written now. */
 void
-undo_ensure_meta(Relation table, Relation undo)
+ensure_meta(Relation table, Relation undo, uint32 capacity)
 {
-	Assert(settings::undo_max_size > 0);
 	/* catalog work before any buffer or extension lock */
 	uint16 flags = crypto::relation_has_keys(RelationGetRelid(table)) ? storage::kUndoEncrypted : 0;
 
@@ -296,7 +305,7 @@ undo_ensure_meta(Relation table, Relation undo)
 		if (RelationGetNumberOfBlocks(undo) == 0)
 		{
 			buf = ReadBufferExtended(undo, MAIN_FORKNUM, P_NEW, RBM_ZERO_AND_LOCK, nullptr);
-			write_undo_meta(table, undo, buf, flags);
+			write_undo_meta(table, undo, buf, flags, capacity);
 			UnlockReleaseBuffer(buf);
 		}
 		if (need_lock)
@@ -313,10 +322,19 @@ undo_ensure_meta(Relation table, Relation undo)
 	if (fresh)
 	{
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		write_undo_meta(table, undo, buf, flags);
+		write_undo_meta(table, undo, buf, flags, capacity);
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 	}
 	ReleaseBuffer(buf);
+}
+
+} /* namespace */
+
+void
+undo_ensure_meta(Relation table, Relation undo)
+{
+	Assert(settings::undo_max_size > 0);
+	ensure_meta(table, undo, capacity_for_setting());
 }
 
 bool
@@ -525,7 +543,174 @@ undo_discard(Relation table, Relation undo)
 		UnlockReleaseBuffer(metabuf);
 		recycled++;
 	}
+	undo_count(RelationGetRelid(table), UndoEvent::PagesDiscarded, recycled);
 	return recycled;
+}
+
+namespace {
+
+/*
+ * Is the store empty (metapage locked exclusively)? No insert page yet, or
+ * everything before the insert page recycled and every record on the
+ * insert page recyclable; *latest gets the newest writer there.
+ */
+bool
+store_is_empty(Relation table, Relation undo, const storage::UndoMetaData *meta,
+			   TransactionId *latest)
+{
+	*latest = InvalidTransactionId;
+	if (meta->insert == storage::kInvalidUndoPtr)
+		return true;
+	if (meta->discard != meta->insert)
+		return false;
+	uint64 lpn = storage::undo_page_of(meta->insert);
+	return page_recyclable(undo, GlobalVisTestFor(table), storage::undo_block_for(meta, lpn), lpn,
+						   latest);
+}
+
+/*
+ * Restart an empty store's ring at block 1 with capacity (metapage locked
+ * exclusively, store_is_empty true): base moves to the next position, so
+ * every position used so far reads as recycled. Records left on the
+ * insert page are recycled first (UNDO DISCARD, the standby's conflict
+ * horizon); then UNDO META re-creates the metapage (WILL_INIT).
+ */
+void
+restart_ring(Relation table, Relation undo, Buffer metabuf, uint32 capacity, TransactionId latest)
+{
+	storage::UndoMetaData *meta = storage::undo_meta_data(BufferGetPage(metabuf));
+	storage::UndoPtr base = storage::undo_position(storage::undo_next_page(meta), 0);
+	bool discard = TransactionIdIsValid(latest);
+	wal::XlUndo xd = undo_record(wal::kUndoDiscard);
+	xd.position = base;
+	xd.xid = latest;
+	wal::XlUndo xm = undo_record(wal::kUndoMeta);
+	xm.table_oid = RelationGetRelid(table);
+	xm.meta_flags = meta->flags;
+	xm.capacity = capacity;
+	xm.position = base;
+
+	START_CRIT_SECTION();
+	if (discard)
+	{
+		storage::undo_discard_change(metabuf, xd.position, latest);
+		MarkBufferDirty(metabuf);
+		log_undo(undo, xd, metabuf, InvalidBuffer, 0);
+	}
+	storage::undo_meta_change(metabuf, xm.table_oid, xm.meta_flags, xm.capacity, xm.position);
+	MarkBufferDirty(metabuf);
+	log_undo(undo, xm, metabuf, InvalidBuffer, REGBUF_WILL_INIT);
+	END_CRIT_SECTION();
+	if (discard)
+		undo_count(RelationGetRelid(table), UndoEvent::PagesDiscarded, 1);
+}
+
+/*
+ * An empty store whose file is longer than its metapage goes back to the
+ * metapage alone: the ring restarts at block 1, then the file is
+ * truncated (PostgreSQL's truncation record). Only when nobody else has
+ * the store open (an exclusive lock is free right now: never a wait).
+ */
+void
+truncate_empty_store(Relation table, Relation undo)
+{
+	if (RelationGetNumberOfBlocks(undo) <= 1 || !ConditionalLockRelation(undo, AccessExclusiveLock))
+		return;
+	storage::UndoMetaData *meta;
+	Buffer metabuf = lock_meta(undo, BUFFER_LOCK_EXCLUSIVE, &meta);
+	TransactionId latest;
+	bool empty = store_is_empty(table, undo, meta, &latest);
+	if (empty)
+		restart_ring(table, undo, metabuf, meta->capacity, latest);
+	UnlockReleaseBuffer(metabuf);
+	if (empty)
+		RelationTruncate(undo, storage::kUndoMetaBlock + 1);
+	/* like VACUUM's truncation of a table: the lock goes now, the change is logged */
+	UnlockRelation(undo, AccessExclusiveLock);
+}
+
+/* Discard what it can, and truncate the file if the store is then empty. */
+uint64
+vacuum_store(Relation table, Relation undo, bool truncate)
+{
+	if (RelationGetNumberOfBlocks(undo) == 0)
+		return 0;
+	uint64 n = undo_discard(table, undo);
+	if (truncate)
+		truncate_empty_store(table, undo);
+	return n;
+}
+
+} /* namespace */
+
+uint64
+undo_vacuum(Relation table, bool truncate)
+{
+	Relation undo = undo_open(table, RowExclusiveLock);
+	if (undo == nullptr)
+		return 0;
+	uint64 n = vacuum_store(table, undo, truncate);
+	table_close(undo, RowExclusiveLock);
+	return n;
+}
+
+void
+undo_set_size(Relation table, Relation undo, int32 mb)
+{
+	uint32 capacity = capacity_for_mb(mb);
+	ensure_meta(table, undo, capacity);
+	storage::UndoMetaData *meta;
+	Buffer metabuf = lock_meta(undo, BUFFER_LOCK_EXCLUSIVE, &meta);
+	if (meta->capacity == capacity)
+	{
+		UnlockReleaseBuffer(metabuf);
+		return;
+	}
+	TransactionId latest;
+	if (!store_is_empty(table, undo, meta, &latest))
+	{
+		uint64 in_use = storage::undo_pages_in_use(meta);
+		UnlockReleaseBuffer(metabuf);
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the undo store of table \"%s\" is not empty", RelationGetRelationName(table)),
+			 errdetail("%llu undo pages are in use; the size changes only while none is.",
+					   (unsigned long long) in_use),
+			 errhint("VACUUM the table to recycle the undo no snapshot needs, then try again.")));
+	}
+	restart_ring(table, undo, metabuf, capacity, latest);
+	UnlockReleaseBuffer(metabuf);
+}
+
+uint64
+undo_vacuum_store(Relation undo, bool truncate)
+{
+	Oid relid = InvalidOid;
+	if (sscanf(RelationGetRelationName(undo), "rustydb_undo_%u", &relid) != 1 || !OidIsValid(relid))
+		return 0;
+	/*
+	 * The table after its store: only if its lock is free now (a DROP
+	 * TABLE holding it waits for the store's lock, which we hold).
+	 */
+	if (!ConditionalLockRelationOid(relid, RowExclusiveLock))
+	{
+		ereport(DEBUG1, (errmsg("skipping undo discard of \"%s\": its table is locked",
+								RelationGetRelationName(undo))));
+		return 0;
+	}
+	Relation table = try_table_open(relid, NoLock);
+	uint64 n = 0;
+	if (table != nullptr)
+	{
+		ClassRow row;
+		if (class_row(relid, &row) && wants_store(row) &&
+			undo_relation_of(relid, row.relpersistence) == RelationGetRelid(undo))
+			n = vacuum_store(table, undo, truncate);
+		table_close(table, NoLock);
+	}
+	UnlockRelationOid(relid, RowExclusiveLock);
+	return n;
 }
 
 namespace {
@@ -574,6 +759,11 @@ hook_object_access(hooks::ObjectAccessCall &call)
 		drop_all_stores(call.object_id);
 		return;
 	}
+	if (call.access == OAT_DROP && call.class_id == DatabaseRelationId)
+	{
+		undo_stats_forget_database(call.object_id); /* not transactional either */
+		return;
+	}
 	if (call.class_id != RelationRelationId || call.sub_id != 0)
 		return;
 	if (call.access == OAT_DROP)
@@ -586,6 +776,8 @@ hook_object_access(hooks::ObjectAccessCall &call)
 		ClassRow row;
 		if (!class_row(call.object_id, &row) || row.relkind != RELKIND_RELATION)
 			return; /* (any access method: a table may have been converted) */
+		/* its counters go now (also if the DROP rolls back: counters are not transactional) */
+		undo_stats_forget(call.object_id);
 		Oid undo =
 			undo_relation_in(call.object_id, undo_namespace(row.relnamespace, row.relpersistence));
 		if (!OidIsValid(undo))
@@ -722,6 +914,19 @@ open_rustydb_table(Oid relid, LOCKMODE mode)
 	return rel;
 }
 
+/* The store of rustydb table rel, opened with mode; ERROR when it has none. */
+Relation
+open_store_of(Relation rel, LOCKMODE mode)
+{
+	Relation undo = rustydb::am::undo_open(rel, mode);
+	if (undo == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("table \"%s\" has no undo store", RelationGetRelationName(rel)),
+						errhint("SELECT rustydb.create_undo('%s') creates it.",
+								RelationGetRelationName(rel))));
+	return undo;
+}
+
 } /* namespace */
 
 /*
@@ -805,6 +1010,32 @@ RUSTYDB_FUNCTION(rustydb_undo_discard)
 }
 
 /*
+ * rustydb.set_undo_size(regclass, size_mb): the ring capacity of the
+ * table's store (owner). Only an empty store changes: its ring restarts
+ * at block 1 (docs/storage.md, "Store layout"); the store is locked
+ * against in-place updates (which hold it RowExclusiveLock) meanwhile.
+ */
+RUSTYDB_FUNCTION(rustydb_set_undo_size)
+{
+	Oid relid = PG_GETARG_OID(0);
+	int32 mb = PG_GETARG_INT32(1);
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
+					   get_rel_name(relid));
+	if (mb < 1 || mb > rustydb::am::kMaxUndoSizeMb)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("undo size %d MB is out of range", mb),
+				 errdetail("The size is between 1 and %d MB.", rustydb::am::kMaxUndoSizeMb)));
+	Relation rel = open_rustydb_table(relid, RowExclusiveLock);
+	Relation undo = open_store_of(rel, ExclusiveLock);
+	rustydb::am::undo_set_size(rel, undo, mb);
+	table_close(undo, NoLock);
+	table_close(rel, NoLock);
+	PG_RETURN_VOID();
+}
+
+/*
  * rustydb.selftest_undo_pages(regclass, n): start up to n new insert pages
  * in the table's store, as the in-place path does when a record does not
  * fit; returns how many were started (fewer when the ring is full). A
@@ -814,12 +1045,7 @@ RUSTYDB_FUNCTION(rustydb_selftest_undo_pages)
 {
 	Relation rel = open_rustydb_table(PG_GETARG_OID(0), RowExclusiveLock);
 	int32 n = PG_GETARG_INT32(1);
-	Relation undo = rustydb::am::undo_open(rel, RowExclusiveLock);
-	if (undo == nullptr)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("table \"%s\" has no undo store", RelationGetRelationName(rel)),
-						errhint("SELECT rustydb.create_undo('%s') creates it.",
-								RelationGetRelationName(rel))));
+	Relation undo = open_store_of(rel, RowExclusiveLock);
 	int32 added = 0;
 	while (added < n && rustydb::am::undo_add_page(rel, undo))
 		added++;

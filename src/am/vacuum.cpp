@@ -9,8 +9,9 @@
  * then marks them unused and records the free space in the FSM. It also
  * freezes old transaction ids and advances relfrozenxid / relminmxid to
  * the oldest ones left, sets pages all-visible, gives empty pages at the
- * end back, and reports live and dead tuple counts to the statistics
- * system for autovacuum. Its page changes are storage/changes.h's, each
+ * end back, recycles the undo no snapshot needs (undo_store.cpp), and
+ * reports live and dead tuple counts to the statistics system for
+ * autovacuum. Its page changes are storage/changes.h's, each
  * made and logged by one function here (NEW_PAGE, FREEZE, VACUUM,
  * VISIBLE, CLEAR_VISIBLE records).
  *
@@ -18,6 +19,7 @@
  */
 #include "rustydb/am/am.h"
 #include "rustydb/am/groups.h"
+#include "rustydb/am/undo_store.h"
 
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/changes.h"
@@ -750,6 +752,8 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, nblocks);
 	vacuum_indexes_and_pages(&vs);
 	cleanup_indexes(&vs);
+	/* the undo no snapshot needs (undo_store.cpp), an empty store's file truncated */
+	undo_vacuum(rel, params->truncate == VACOPTVALUE_ENABLED);
 
 	FreeSpaceMapVacuum(rel);
 	/* no pins may be held while truncating: the buffers are dropped */

@@ -40,6 +40,7 @@ int vpd_context_max_attributes = 1000;
 /* ---- am: table access method ---- */
 int undo_max_size = 64;
 bool update_in_place = true;
+int undo_stats_tables = 1000;
 /* ---- crypto: transparent data encryption ---- */
 char *keyring_file = nullptr;
 char *key_command = nullptr;
@@ -352,6 +353,10 @@ const Definition kRegistry[] = {
 			  "updates rows in place, keeping the previous version in the table's undo store",
 			  "Off: this session's updates write new versions elsewhere, as heap does. Both "
 			  "forms are always readable, so sessions may differ."),
+	make_int("rustydb.undo_stats_tables", &undo_stats_tables, 1000, 1, 100000, 0, PGC_POSTMASTER,
+			 "most tables whose in-place update and undo counters rustydb.undo_stats keeps",
+			 "Shared memory of about 200 bytes per table. When every entry is taken, the events "
+			 "of further tables are added to one overflow entry (relid NULL in the view)."),
 
 	/* ---- crypto: transparent data encryption ---- */
 	make_string("rustydb.keyring_file", &keyring_file, "", PGC_SIGHUP, 0,

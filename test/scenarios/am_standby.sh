@@ -56,6 +56,16 @@ rdb_wait_replay amprimary amstandby
 rdb_compare amprimary amstandby "SELECT * FROM rustydb.undo_store('acc')"
 rdb_is "undo store: the ring's 128 pages wrapped on the standby too" \
 	"$(rdb_psql amstandby "SELECT capacity, pages_in_use, file_blocks FROM rustydb.undo_store('acc')")" "128|51|129"
+# VACUUM recycles, restarts the empty ring and truncates the file (UNDO
+# DISCARD, UNDO META, the storage manager's truncation); set_undo_size
+# restarts it with another capacity (UNDO META)
+rdb_psql amprimary "VACUUM acc" >/dev/null
+rdb_psql amprimary "SELECT rustydb.set_undo_size('acc', 2);
+	SELECT rustydb.selftest_undo_pages('acc', 10); SELECT txid_current()" >/dev/null
+rdb_wait_replay amprimary amstandby
+rdb_compare amprimary amstandby "SELECT * FROM rustydb.undo_store('acc')"
+rdb_is "undo store: truncated by VACUUM, resized and refilled on the standby too" \
+	"$(rdb_psql amstandby "SELECT capacity, pages_in_use, file_blocks FROM rustydb.undo_store('acc')")" "256|10|11"
 
 rdb_ok "the standby reported no inconsistency" \
 	bash -c "! grep -q 'inconsistent page found' '$(rdb_dir amstandby)/server.log'"

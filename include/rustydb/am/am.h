@@ -44,7 +44,8 @@ struct Cipher; /* crypto/crypto.h */
 
 namespace rustydb::am {
 
-/* Register the WAL resource manager, the payload verifier and the re-encrypter; from _PG_init. */
+/* Register the WAL resource manager, the payload verifier, the re-encrypter, logical decoding
+ * and the undo counters' shared memory; from _PG_init. */
 void init();
 
 /* Register verify_payloads.cpp's verifier with the encryption subsystem. */

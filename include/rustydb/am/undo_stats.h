@@ -40,6 +40,14 @@ enum class UndoEvent : int
 /* Add n to relid's counter ev. Never errors, never waits on a heavyweight lock. */
 void undo_count(Oid relid, UndoEvent ev, uint64 n = 1);
 
+/* Free relid's entry (this database), if it has one: the table is dropped. */
+void undo_stats_forget(Oid relid);
+/* Free every entry of database dbid: it is dropped. */
+void undo_stats_forget_database(Oid dbid);
+
+/* Register the counters' shared memory ("rustydb undo stats"); from _PG_init. */
+void register_undo_stats();
+
 } /* namespace rustydb::am */
 
 #endif /* RUSTYDB_AM_UNDO_STATS_H */

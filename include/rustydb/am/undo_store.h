@@ -92,6 +92,29 @@ bool undo_nearly_full(Relation undo);
  */
 uint64 undo_discard(Relation table, Relation undo);
 
+/* Largest store size in MB (rustydb.undo_max_size's and rustydb.set_undo_size's bound). */
+constexpr int32 kMaxUndoSizeMb = 1048576;
+
+/*
+ * Give an empty store (metapage locked by nobody, store locked against
+ * in-place updates by the caller) the ring capacity of mb megabytes: its
+ * ring restarts at block 1 (UNDO DISCARD of what the insert page holds,
+ * then UNDO META). ERROR 55000 when undo is in use. Writes the metapage
+ * with that capacity if the store has none yet.
+ */
+void undo_set_size(Relation table, Relation undo, int32 mb);
+
+/*
+ * VACUUM's part (the table's and the store's own relation_vacuum):
+ * undo_discard, then, when truncate is set and the store is empty with a
+ * file longer than its metapage, the ring restarted at block 1 and the
+ * file truncated to the metapage (only if an exclusive lock on the store
+ * is free right now). Returns the pages recycled.
+ */
+uint64 undo_vacuum(Relation table, bool truncate);
+/* The same for a store being vacuumed itself (skipped while its table is locked). */
+uint64 undo_vacuum_store(Relation undo, bool truncate);
+
 /* object_access step: a new rustydb table gets its companion; a dropped table's goes. */
 void hook_object_access(hooks::ObjectAccessCall &call);
 
