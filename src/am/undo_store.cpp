@@ -564,8 +564,13 @@ store_is_empty(Relation table, Relation undo, const storage::UndoMetaData *meta,
 	if (meta->discard != meta->insert)
 		return false;
 	uint64 lpn = storage::undo_page_of(meta->insert);
-	return page_recyclable(undo, GlobalVisTestFor(table), storage::undo_block_for(meta, lpn), lpn,
-						   latest);
+	/* records of aborted writers keep it: their rows are repaired outside this lock */
+	List *repairs = NIL;
+	bool empty = page_recyclable(table, undo, GlobalVisTestFor(table),
+								 storage::undo_block_for(meta, lpn), lpn, latest, &repairs);
+	empty = empty && repairs == NIL;
+	list_free_deep(repairs);
+	return empty;
 }
 
 /*
