@@ -375,15 +375,17 @@ UndoEvent
 inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo)
 {
 	*undo = nullptr;
-	if (!settings::update_in_place || settings::undo_max_size == 0 || cipher != nullptr ||
-		rel->rd_rel->relkind != RELKIND_RELATION)
-		return UndoEvent::FallbackDisabled;
+	/* not counted: what the table is, not what happened to an update */
+	if (cipher != nullptr || rel->rd_rel->relkind != RELKIND_RELATION)
+		return UndoEvent::Count_;
 	TriggerDesc *td = rel->trigdesc;
 	if (td != nullptr &&
 		(td->trig_update_after_row || td->trig_update_old_table || td->trig_update_new_table))
-		return UndoEvent::FallbackDisabled; /* they fetch old and new by TID */
+		return UndoEvent::Count_; /* they fetch old and new by TID */
 	if (XLogLogicalInfoActive() && RelationIsLogicallyLogged(rel))
-		return UndoEvent::FallbackDisabled; /* decoding reads UPDATE records */
+		return UndoEvent::Count_; /* decoding reads UPDATE records */
+	if (!settings::update_in_place || settings::undo_max_size == 0)
+		return UndoEvent::FallbackDisabled;
 	if (rel->rd_createSubid != InvalidSubTransactionId ||
 		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
 		return UndoEvent::FallbackNewFile;

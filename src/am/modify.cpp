@@ -594,7 +594,7 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	}
 	if (undo != nullptr)
 		table_close(undo, RowExclusiveLock);
-	if (inplace != UndoEvent::FallbackDisabled)
+	if (inplace != UndoEvent::Count_)
 		undo_count(RelationGetRelid(rel), inplace);
 
 	Size stored_len = stored_size(cipher, newtup->t_len);

@@ -72,7 +72,10 @@ int repair_page(Relation rel, Buffer buffer);
 /*
  * Before any buffer lock: can an UPDATE of rel go in place at all? Returns
  * UndoEvent::Inplace with *undo opened (RowExclusiveLock, the caller
- * closes it), or the reason it cannot.
+ * closes it), or the reason it cannot: a counted fallback, or Count_ when
+ * the table never updates in place (encrypted, not a plain table, after-row
+ * update triggers or transition tables, logically logged under
+ * wal_level = logical).
  */
 UndoEvent inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo);
 
