@@ -198,9 +198,13 @@ snapshot_held() {
 		AND backend_xmin IS NOT NULL AND query LIKE 'SELECT pg_sleep%')"
 }
 # rustydb.undo_stats counters of TABLE in DB, "name=value ..." (columns
-# whose values are numbers, of the rows that name the table)
+# whose values are numbers, of the rows that name the table), and the
+# in-place share: in place / (in place + fallbacks), from the columns named
+# in_place* or inplace* and fallback*
 undo_stats_of() {
 	qd "$1" "SELECT coalesce(string_agg(e.key || '=' || e.value, ' ' ORDER BY e.key), '(no row)')
+			|| coalesce(' (in place: ' || round(100.0 * sum(e.value::numeric) FILTER (WHERE e.key ~ '^in_?place')
+				/ nullif(sum(e.value::numeric) FILTER (WHERE e.key ~ '^(in_?place|fallback)'), 0), 1) || '%)', '')
 		FROM (SELECT to_jsonb(s) AS j FROM rustydb.undo_stats s) r, jsonb_each_text(r.j) e
 		WHERE EXISTS (SELECT FROM jsonb_each_text(r.j) n
 				WHERE n.value IN ('$2', 'public.$2', '$2'::regclass::oid::text))
