@@ -81,15 +81,19 @@ SERIES=${UNDO_BENCH_SERIES:-}
 SCALE=${UNDO_BENCH_SCALE:-10}
 ROWS=${UNDO_BENCH_ROWS:-100000}
 C_AV=${UNDO_BENCH_C_AUTOVACUUM:-on}
+usage_error() {
+	echo "bench/undo_bench.sh: $*" >&2
+	exit 2
+}
 for w in $ONLY; do
-	case $w in A | B | C | D) ;; *) rdb_die "UNDO_BENCH_ONLY: unknown workload '$w' (A, B, C, D)" ;; esac
+	case $w in A | B | C | D) ;; *) usage_error "UNDO_BENCH_ONLY: unknown workload '$w' (A, B, C, D)" ;; esac
 done
 for am in $AMS; do
-	case $am in heap | rustydb) ;; *) rdb_die "UNDO_BENCH_AMS: unknown access method '$am' (heap, rustydb)" ;; esac
+	case $am in heap | rustydb) ;; *) usage_error "UNDO_BENCH_AMS: unknown access method '$am' (heap, rustydb)" ;; esac
 done
-case $C_AV in on | off) ;; *) rdb_die "UNDO_BENCH_C_AUTOVACUUM: on or off, not '$C_AV'" ;; esac
-[[ $SECS =~ ^[0-9]+$ && $SECS -ge 10 ]] || rdb_die "UNDO_BENCH_SECONDS: a whole number of seconds >= 10"
-[[ $INTERVAL =~ ^[0-9]+$ && $INTERVAL -ge 1 ]] || rdb_die "UNDO_BENCH_INTERVAL: a whole number of seconds >= 1"
+case $C_AV in on | off) ;; *) usage_error "UNDO_BENCH_C_AUTOVACUUM: on or off, not '$C_AV'" ;; esac
+[[ $SECS =~ ^[0-9]+$ && $SECS -ge 10 ]] || usage_error "UNDO_BENCH_SECONDS: a whole number of seconds >= 10"
+[[ $INTERVAL =~ ^[0-9]+$ && $INTERVAL -ge 1 ]] || usage_error "UNDO_BENCH_INTERVAL: a whole number of seconds >= 1"
 bench_setup
 
 rdb_node_init bench
