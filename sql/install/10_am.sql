@@ -123,13 +123,20 @@ CREATE VIEW rustydb.undo_stats AS
 COMMENT ON VIEW rustydb.undo_stats IS 'per rustydb table of this database: its undo store (capacity, use, positions) and the in-place update counters since server start (fallbacks by reason, repairs, undo pages recycled); relid NULL: tables beyond rustydb.undo_stats_tables';
 GRANT SELECT ON rustydb.undo_stats TO PUBLIC;
 
-CREATE FUNCTION rustydb.reset_undo_stats(rel regclass DEFAULT NULL)
+CREATE FUNCTION rustydb.reset_undo_stats(rel regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'rustydb_reset_undo_stats'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION rustydb.reset_undo_stats(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.reset_undo_stats(regclass) IS
+	'forget the undo_stats counters of one table (superuser)';
+CREATE FUNCTION rustydb.reset_undo_stats()
 RETURNS void
 AS 'MODULE_PATHNAME', 'rustydb_reset_undo_stats'
 LANGUAGE C VOLATILE;
-REVOKE ALL ON FUNCTION rustydb.reset_undo_stats(regclass) FROM PUBLIC;
-COMMENT ON FUNCTION rustydb.reset_undo_stats(regclass) IS
-	'forget the undo_stats counters of one table, or with no argument of every table in every database and the overflow entry (superuser)';
+REVOKE ALL ON FUNCTION rustydb.reset_undo_stats() FROM PUBLIC;
+COMMENT ON FUNCTION rustydb.reset_undo_stats() IS
+	'forget the undo_stats counters of every table in every database and the overflow entry (superuser)';
 
 CREATE FUNCTION rustydb.selftest_undo_pages(rel regclass, n integer)
 RETURNS integer

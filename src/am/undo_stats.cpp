@@ -423,8 +423,9 @@ RUSTYDB_FUNCTION(rustydb_undo_stats)
 }
 
 /*
- * rustydb.reset_undo_stats(rel regclass DEFAULT NULL): forget the counters
- * of one table, or of every table and the overflow entry (superuser).
+ * rustydb.reset_undo_stats(rel regclass): forget the counters of one
+ * table; rustydb.reset_undo_stats(): of every table and the overflow
+ * entry (superuser).
  */
 RUSTYDB_FUNCTION(rustydb_reset_undo_stats)
 {
@@ -432,7 +433,7 @@ RUSTYDB_FUNCTION(rustydb_reset_undo_stats)
 	if (!superuser())
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						errmsg("must be superuser to reset rustydb.undo_stats")));
-	if (!PG_ARGISNULL(0))
+	if (PG_NARGS() > 0)
 	{
 		rustydb::am::undo_stats_forget(PG_GETARG_OID(0));
 		PG_RETURN_VOID();

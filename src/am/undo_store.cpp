@@ -411,6 +411,23 @@ struct PendingRepair
 };
 
 /*
+ * Has the store a metapage? Not while its file is empty, nor when block 0
+ * is still all zeroes (a crash between the extension and its record: the
+ * next undo_ensure_meta writes it).
+ */
+bool
+meta_written(Relation undo)
+{
+	if (RelationGetNumberOfBlocks(undo) == 0)
+		return false;
+	Buffer buf = ReadBuffer(undo, storage::kUndoMetaBlock);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	bool written = !PageIsNew(BufferGetPage(buf));
+	UnlockReleaseBuffer(buf);
+	return written;
+}
+
+/*
  * May the records of logical page lpn go? Every writer committed and
  * visible to every snapshot (*latest is the newest of them), or aborted
  * with its row repaired; records of another relation file than the
@@ -500,7 +517,7 @@ repair_pending(Relation table, List *repairs)
 uint64
 undo_discard(Relation table, Relation undo)
 {
-	if (RelationGetNumberOfBlocks(undo) == 0)
+	if (!meta_written(undo))
 		return 0;
 	GlobalVisState *vistest = GlobalVisTestFor(table);
 	uint64 recycled = 0;
@@ -638,7 +655,7 @@ truncate_empty_store(Relation table, Relation undo)
 uint64
 vacuum_store(Relation table, Relation undo, bool truncate)
 {
-	if (RelationGetNumberOfBlocks(undo) == 0)
+	if (!meta_written(undo))
 		return 0;
 	uint64 n = undo_discard(table, undo);
 	if (truncate)
