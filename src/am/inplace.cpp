@@ -234,10 +234,25 @@ visible_version(Relation rel, Buffer buffer, HeapTuple tuple, Snapshot snapshot,
 {
 	*copied = false;
 	bool visible = mvcc::satisfies(tuple, snapshot, buffer);
-	/* SnapshotAny sees every version, but an aborted in-place version stands for nothing */
+	/*
+	 * SnapshotAny: the row as it stands, which an aborted in-place version
+	 * or one whose creator (another transaction) still runs does not. The
+	 * executor fetches the row it updates this way (ExecModifyTable, for
+	 * the unchanged columns), as heap's old version: the committed one.
+	 */
 	if (visible && snapshot->snapshot_type == SNAPSHOT_ANY &&
-		storage::tuple_has_undo(tuple->t_data) && mvcc::creator_aborted(tuple->t_data))
-		visible = false;
+		storage::tuple_has_undo(tuple->t_data))
+	{
+		bool copied_any;
+		HeapTupleData row = *tuple;
+		bool found = effective_version(rel, &row, true, &copied_any);
+		if (copied_any)
+		{
+			*tuple = row;
+			*copied = true;
+		}
+		return found;
+	}
 	if (ssi)
 		mvcc::check_serializable_conflict_out(visible, rel, tuple, buffer, snapshot);
 	if (visible || !storage::tuple_has_undo(tuple->t_data))

@@ -59,6 +59,13 @@ lock_one(Relation rel, HeapTuple tuple, Snapshot snapshot, uint8 flags, CommandI
 
 	*bufferp = buffer;
 	result = settle_creator(rel, buffer, tuple, cid, mine, policy, true, XLTW_Lock, &have_tuplock);
+	/*
+	 * A version this very command wrote in place: heap finds such a version
+	 * invisible to the command (ON CONFLICT reaching a row twice), and one of
+	 * a later command self-modified (a cursor's FOR UPDATE).
+	 */
+	if (result == TM_SelfModified && HeapTupleHeaderGetCmin(tuple->t_data) == cid)
+		result = TM_Invisible;
 	if (result == TM_Ok)
 		result = mvcc::satisfies_update(tuple, cid, buffer);
 	if (result == TM_BeingModified && already_hold(tuple->t_data, mine))
@@ -80,14 +87,17 @@ lock_one(Relation rel, HeapTuple tuple, Snapshot snapshot, uint8 flags, CommandI
 	}
 
 	if (result == TM_Ok && mine != MultiXactStatusForKeyShare &&
+		((flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION) || IsolationUsesXactSnapshot()) &&
 		changed_under_snapshot(tuple, snapshot))
 	{
 		/*
 		 * Changed in place since the snapshot: the newest version is at the
 		 * same TID. READ COMMITTED (FIND_LAST_VERSION) locks it and tells
-		 * the executor it moved on; otherwise it is a concurrent update. A
-		 * key-share lock passes (an in-place update never changes a key
-		 * column), as heap's passes a no-key update of the old version.
+		 * the executor it moved on; otherwise (REPEATABLE READ, SERIALIZABLE)
+		 * it is a concurrent update. ON CONFLICT in READ COMMITTED locks the
+		 * newest version it found, as with heap. A key-share lock passes (an
+		 * in-place update never changes a key column), as heap's passes a
+		 * no-key update of the old version.
 		 */
 		if (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION)
 			tmfd->traversed = true;

@@ -779,6 +779,35 @@ identify_record(uint8 info)
  * ========================================================================
  */
 
+/*
+ * Bytes between pd_upper and pd_special that no line pointer covers: the
+ * versions in-place updates replaced (storage::kPageGarbage), whose hint
+ * bits the primary may have set after they were logged.
+ */
+static void
+mask_uncovered(Page page)
+{
+	auto *hdr = (PageHeader) page;
+	if (hdr->pd_upper >= hdr->pd_special || hdr->pd_special > BLCKSZ)
+		return;
+	bool covered[BLCKSZ];
+	memset(covered + hdr->pd_upper, 0, hdr->pd_special - hdr->pd_upper);
+	for (OffsetNumber off = 1; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId iid = PageGetItemId(page, off);
+		if (!ItemIdHasStorage(iid))
+			continue;
+		unsigned from = ItemIdGetOffset(iid);
+		unsigned to =
+			Min((unsigned) (from + MAXALIGN(ItemIdGetLength(iid))), (unsigned) hdr->pd_special);
+		for (unsigned i = Max(from, (unsigned) hdr->pd_upper); i < to; i++)
+			covered[i] = true;
+	}
+	for (unsigned i = hdr->pd_upper; i < hdr->pd_special; i++)
+		if (!covered[i])
+			page[i] = MASK_MARKER;
+}
+
 static void
 mask_page(char *pagedata, BlockNumber blkno)
 {
@@ -827,6 +856,7 @@ mask_page(char *pagedata, BlockNumber blkno)
 				memset(item + len, MASK_MARKER, padlen);
 		}
 	}
+	mask_uncovered(page);
 }
 
 /* ========================================================================
