@@ -103,9 +103,22 @@ crash_round() {
 	same "$variant, after the restart"
 }
 
+discard_pos() { q "SELECT coalesce(discard, 0) FROM rustydb.undo_store('t')"; }
+# recycled DESC POSITION: with the in-place path, undo was recycled since
+# the store's discard position was POSITION (every writer has ended; the
+# aborted ones' rows must have been repaired first)
+recycled() {
+	[ "$EXPECT" = 1 ] || return 0
+	local now
+	now=$(discard_pos)
+	rdb_ok "$1: undo was recycled (discard position $2, then $now)" test "$now" -gt "$2"
+}
+
 crash_round backend
 # recycling first (it must repair before it recycles), then VACUUM
+pos=$(discard_pos)
 q "SELECT rustydb.undo_discard('t')" >/dev/null
+recycled "backend, undo_discard" "$pos"
 same "backend, after undo_discard"
 q "VACUUM t"
 same "backend, after VACUUM"
@@ -118,11 +131,13 @@ expect_inplace "backend, updated again" inplace_updates
 
 crash_round postmaster
 # VACUUM first, then recycling
+pos=$(discard_pos)
 q "VACUUM t"
 same "postmaster, after VACUUM"
 verify_clean "postmaster, after VACUUM"
 expect_inplace "postmaster, after VACUUM" repairs
 q "SELECT rustydb.undo_discard('t')" >/dev/null
+recycled "postmaster, VACUUM and undo_discard" "$pos"
 same "postmaster, after undo_discard"
 for tbl in t th; do q "UPDATE $tbl SET v = v + 7, note = note || ' b' WHERE id % 2 = 0"; done
 q "VACUUM t"
