@@ -316,10 +316,26 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
 					   "the previous version is longer than the aborted one");
 
 		/*
-		 * The image's xmax names the aborted writer (as an out-of-place
-		 * update's old version would): left as it is, readers find it
-		 * aborted and the hint follows.
+		 * The restored version's xmax: not the aborted writer's update the
+		 * image records, but the lockers the aborted version carries (a
+		 * key-share lock taken on it, lockers it inherited), so no lock is
+		 * lost with the repair.
 		 */
+		HeapTupleHeader pv = tuple->t_data, rt = img->t_data;
+		constexpr uint16 kXmaxBits = HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID | HEAP_XMAX_IS_MULTI |
+									 HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY;
+		rt->t_infomask &= ~(kXmaxBits | HEAP_COMBOCID);
+		rt->t_infomask2 &= ~HEAP_KEYS_UPDATED;
+		if (!(pv->t_infomask & HEAP_XMAX_INVALID) && HEAP_XMAX_IS_LOCKED_ONLY(pv->t_infomask))
+		{
+			rt->t_infomask |= pv->t_infomask & (kXmaxBits & ~HEAP_XMAX_COMMITTED);
+			HeapTupleHeaderSetXmax(rt, HeapTupleHeaderGetRawXmax(pv));
+		}
+		else
+		{
+			rt->t_infomask |= HEAP_XMAX_INVALID;
+			HeapTupleHeaderSetXmax(rt, InvalidTransactionId);
+		}
 		Buffer vmbuf = InvalidBuffer;
 		storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 		START_CRIT_SECTION();

@@ -58,7 +58,9 @@ lock_one(Relation rel, HeapTuple tuple, Snapshot snapshot, uint8 flags, CommandI
 	TM_Result result;
 
 	*bufferp = buffer;
-	result = settle_creator(rel, buffer, tuple, cid, mine, policy, true, XLTW_Lock, &have_tuplock);
+	bool passes;
+	result = settle_creator(rel, buffer, tuple, cid, mine, policy, true, XLTW_Lock, &have_tuplock,
+							&passes);
 	/*
 	 * A version this very command wrote in place: heap finds such a version
 	 * invisible to the command (ON CONFLICT reaching a row twice), and one of
@@ -67,7 +69,16 @@ lock_one(Relation rel, HeapTuple tuple, Snapshot snapshot, uint8 flags, CommandI
 	if (result == TM_SelfModified && HeapTupleHeaderGetCmin(tuple->t_data) == cid)
 		result = TM_Invisible;
 	if (result == TM_Ok)
-		result = mvcc::satisfies_update(tuple, cid, buffer);
+		result = mvcc::satisfies_update(tuple, cid, buffer, passes);
+	/*
+	 * REPEATABLE READ and SERIALIZABLE: a row changed in place since the
+	 * snapshot fails at once, before waiting for its lockers, as heap's old
+	 * version does.
+	 */
+	if ((result == TM_Ok || result == TM_BeingModified) && mine != MultiXactStatusForKeyShare &&
+		!(flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION) && IsolationUsesXactSnapshot() &&
+		changed_under_snapshot(tuple, snapshot))
+		result = TM_Updated;
 	if (result == TM_BeingModified && already_hold(tuple->t_data, mine))
 		result = TM_Ok;
 	else if (result == TM_BeingModified)

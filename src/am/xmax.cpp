@@ -492,8 +492,9 @@ inplace_creator_conflict(HeapTupleHeader t)
 
 TM_Result
 settle_creator(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid, MultiXactStatus mine,
-			   LockWaitPolicy policy, bool wait, XLTW_Oper oper, bool *have_tuplock)
+			   LockWaitPolicy policy, bool wait, XLTW_Oper oper, bool *have_tuplock, bool *passes)
 {
+	*passes = false;
 	Assert(storage::buffer_is_locked_exclusive(buffer));
 	ItemPointerData tid = tuple->t_self;
 	OffsetNumber off = ItemPointerGetOffsetNumber(&tid);
@@ -508,7 +509,17 @@ settle_creator(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid, Mult
 			return HeapTupleHeaderGetCmin(t) >= cid ? TM_SelfModified : TM_Ok;
 		if (TransactionIdIsInProgress(xmin))
 		{
-			/* its in-place creator is an updater still running: wait as for one */
+			/*
+			 * Its in-place creator is an updater still running. An in-place
+			 * update never changes a key column, so a key-share lock passes
+			 * it, as heap's passes a no-key update (the lock goes on this
+			 * version; a repair keeps it). Others wait as for an updater.
+			 */
+			if (mine == MultiXactStatusForKeyShare)
+			{
+				*passes = true;
+				return TM_Ok;
+			}
 			if (!wait)
 				return TM_BeingModified;
 			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
@@ -606,12 +617,15 @@ acquire_right(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid, Snaps
 		if (!first && !storage::tuple_at(rel, buffer, BufferGetPage(buffer), off, tuple))
 			elog(ERROR, "rustydb: row (%u,%u) vanished while pinned",
 				 ItemPointerGetBlockNumber(&tuple->t_self), (unsigned) off);
-		TM_Result settled =
-			settle_creator(rel, buffer, tuple, cid, mine, policy, wait, oper, have_tuplock);
+		bool passes;
+		TM_Result settled = settle_creator(rel, buffer, tuple, cid, mine, policy, wait, oper,
+										   have_tuplock, &passes);
 		if (settled != TM_Ok)
 			return settled;
-		TM_Result result = mvcc::satisfies_update(tuple, cid, buffer);
-		if (result == TM_Ok && changed_under_snapshot(tuple, snapshot))
+		TM_Result result = mvcc::satisfies_update(tuple, cid, buffer, passes);
+		/* changed in place since the snapshot: reported at once, as heap reports its old version's updater */
+		if ((result == TM_Ok || result == TM_BeingModified) &&
+			changed_under_snapshot(tuple, snapshot))
 			return TM_Updated;
 
 		if (result == TM_BeingModified)

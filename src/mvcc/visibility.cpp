@@ -382,7 +382,7 @@ deleted_or_updated(HeapTuple tuple)
 }
 
 TM_Result
-satisfies_update(HeapTuple tuple, CommandId curcid, Buffer buffer)
+satisfies_update(HeapTuple tuple, CommandId curcid, Buffer buffer, bool running_creator_passes)
 {
 	HeapTupleHeader t = tuple->t_data;
 
@@ -390,7 +390,10 @@ satisfies_update(HeapTuple tuple, CommandId curcid, Buffer buffer)
 	assert_tuple(tuple, buffer);
 	Assert(BufferIsValid(buffer) && storage::buffer_is_locked_exclusive(buffer));
 
-	switch (xmin_state(t, buffer))
+	XminState state = xmin_state(t, buffer);
+	if (state == kXminInProgress && running_creator_passes)
+		state = kXminCommitted; /* judged by its xmax alone (settle_creator) */
+	switch (state)
 	{
 		case kXminInvisible:
 		case kXminInProgress:

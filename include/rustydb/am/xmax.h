@@ -112,11 +112,12 @@ TM_Result acquire_right(Relation rel, Buffer buffer, HeapTuple tuple, CommandId 
  * creator aborted, wait (per policy) while its creator runs, as for an
  * updater. TM_Ok when the creator committed or is an earlier command of
  * ours; TM_SelfModified for a later command of ours; TM_BeingModified
- * (wait false) or TM_WouldBlock.
+ * (wait false) or TM_WouldBlock. A key-share lock (mine) passes a running
+ * creator: TM_Ok with *passes (satisfies_update's running_creator_passes).
  */
 TM_Result settle_creator(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid,
 						 MultiXactStatus mine, LockWaitPolicy policy, bool wait, XLTW_Oper oper,
-						 bool *have_tuplock);
+						 bool *have_tuplock, bool *passes);
 
 /*
  * Was the row changed in place by a transaction the executor's snapshot

@@ -31,8 +31,14 @@ bool creator_invisible(HeapTupleHeader tuple, Snapshot snapshot);
 /* Did the creator of this version abort (or crash)? Sets no hint bits. */
 bool creator_aborted(HeapTupleHeader tuple);
 
-/* May command curcid of this transaction update/delete/lock tuple? */
-TM_Result satisfies_update(HeapTuple tuple, CommandId curcid, Buffer buffer);
+/*
+ * May command curcid of this transaction update/delete/lock tuple? With
+ * running_creator_passes, a creator still running (an in-place no-key
+ * update a key-share lock passes) does not make it invisible: only its
+ * xmax is judged.
+ */
+TM_Result satisfies_update(HeapTuple tuple, CommandId curcid, Buffer buffer,
+						   bool running_creator_passes = false);
 
 /*
  * The tuple's state for VACUUM and pruning. A deleted tuple whose deleter
