@@ -238,7 +238,10 @@ visible_version(Relation rel, Buffer buffer, HeapTuple tuple, Snapshot snapshot,
 	 * SnapshotAny: the row as it stands, which an aborted in-place version
 	 * or one whose creator (another transaction) still runs does not. The
 	 * executor fetches the row it updates this way (ExecModifyTable, for
-	 * the unchanged columns), as heap's old version: the committed one.
+	 * the unchanged columns), as heap's old version: the committed one. A
+	 * version the running command wrote stands for the row it replaced:
+	 * the same command fetches its OLD row by TID after the update
+	 * (GetTupleForTrigger for transition tables), as heap's old version.
 	 */
 	if (visible && snapshot->snapshot_type == SNAPSHOT_ANY &&
 		storage::tuple_has_undo(tuple->t_data))
@@ -278,7 +281,10 @@ effective_version(Relation rel, HeapTuple tuple, bool skip_running, bool *copied
 		if (!skip_running || HeapTupleHeaderXminCommitted(t))
 			return false;
 		TransactionId xmin = HeapTupleHeaderGetRawXmin(t);
-		return !TransactionIdIsCurrentTransactionId(xmin) && TransactionIdIsInProgress(xmin);
+		if (TransactionIdIsCurrentTransactionId(xmin))
+			/* written by the running command: the row it replaced (see visible_version) */
+			return HeapTupleHeaderGetCmin(t) >= GetCurrentCommandId(false);
+		return TransactionIdIsInProgress(xmin);
 	};
 	*copied = false;
 	if (!storage::tuple_has_undo(tuple->t_data) || !skip(tuple->t_data))
@@ -410,9 +416,8 @@ inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo)
 	if (cipher != nullptr || rel->rd_rel->relkind != RELKIND_RELATION)
 		return UndoEvent::Count_;
 	TriggerDesc *td = rel->trigdesc;
-	if (td != nullptr &&
-		(td->trig_update_after_row || td->trig_update_old_table || td->trig_update_new_table))
-		return UndoEvent::Count_; /* they fetch old and new by TID */
+	if (td != nullptr && td->trig_update_after_row)
+		return UndoEvent::Count_; /* they fetch old and new by TID, later */
 	if (XLogLogicalInfoActive() && RelationIsLogicallyLogged(rel))
 		return UndoEvent::Count_; /* decoding reads UPDATE records */
 	if (!settings::update_in_place || settings::undo_max_size == 0)
@@ -505,6 +510,20 @@ update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, He
 	HeapTupleHeader nt = nv->t_data;
 	nt->t_infomask2 &= ~(HEAP_HOT_UPDATED | HEAP_ONLY_TUPLE);
 	nt->t_ctid = oldtup->t_self;
+	/*
+	 * A row lock of ours stays at its strength on the version lockers now
+	 * find at this TID (an out-of-place update's new version gets key-share
+	 * only, but there lockers still find the old version with our lock).
+	 */
+	if (!(ot->t_infomask & (HEAP_XMAX_INVALID | HEAP_XMAX_IS_MULTI)) &&
+		HEAP_XMAX_IS_LOCKED_ONLY(ot->t_infomask) &&
+		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmax(ot)) &&
+		TransactionIdEquals(HeapTupleHeaderGetRawXmax(nt), HeapTupleHeaderGetRawXmax(ot)))
+	{
+		nt->t_infomask = (nt->t_infomask & ~HEAP_LOCK_MASK) | (ot->t_infomask & HEAP_LOCK_MASK);
+		nt->t_infomask2 =
+			(nt->t_infomask2 & ~HEAP_KEYS_UPDATED) | (ot->t_infomask2 & HEAP_KEYS_UPDATED);
+	}
 
 	Buffer vmbuf = InvalidBuffer;
 	storage::vm_pin_if_needed(rel, buffer, &vmbuf);

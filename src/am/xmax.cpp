@@ -522,8 +522,22 @@ settle_creator(Relation rel, Buffer buffer, HeapTuple tuple, CommandId cid, Mult
 			}
 			if (!wait)
 				return TM_BeingModified;
+			/*
+			 * Holding a lock on the row already (it went on with the row into
+			 * this version), we must not queue for the tuple lock: a waiter
+			 * for a stronger lock queued behind us would wait for us while
+			 * we wait for it (as wait_for_conflicts).
+			 */
+			bool hold_some = false;
+			if (!(t->t_infomask & HEAP_XMAX_INVALID))
+			{
+				Members *ms = get_members(t);
+				for (int i = 0; i < ms->n && !hold_some; i++)
+					hold_some = TransactionIdIsCurrentTransactionId(ms->m[i].xid);
+				pfree(ms);
+			}
 			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-			if (!acquire_tuplock(rel, &tid, mine, policy, have_tuplock))
+			if (!hold_some && !acquire_tuplock(rel, &tid, mine, policy, have_tuplock))
 			{
 				LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
 				return TM_WouldBlock;

@@ -74,7 +74,7 @@ int repair_page(Relation rel, Buffer buffer);
  * UndoEvent::Inplace with *undo opened (RowExclusiveLock, the caller
  * closes it), or the reason it cannot: a counted fallback, or Count_ when
  * the table never updates in place (encrypted, not a plain table, after-row
- * update triggers or transition tables, logically logged under
+ * update triggers, logically logged under
  * wal_level = logical).
  */
 UndoEvent inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo);
