@@ -345,8 +345,7 @@ const Definition kRegistry[] = {
 
 	/* ---- am: table access method ---- */
 	make_int("rustydb.undo_max_size", &undo_max_size, 64, 0, 1048576, GUC_UNIT_MB, PGC_SUSET,
-			 "ring size of an undo store initialised from now on (in progress: nothing writes "
-			 "undo records yet)",
+			 "ring size of an undo store initialised from now on",
 			 "Each rustydb table's undo store is a ring of at most this size, fixed when the "
 			 "store writes its metapage. 0: stores are not started."),
 	make_bool("rustydb.update_in_place", &update_in_place, true, PGC_USERSET,

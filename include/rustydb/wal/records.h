@@ -27,14 +27,14 @@ namespace rustydb::wal {
  * 2: metapage records; block numbers in VM clears are data block numbers.
  * 3: sealed groups: MULTI_INSERT and PRUNE may carry group table changes.
  * 4: logical decoding: row records may carry kFlagLogical and its trailer.
- * (5, with the first writer of INPLACE records: in-place versions, tuples
- * with an undo pointer. Redo of INPLACE exists; nothing writes it yet.)
+ * 5: in-place versions: INPLACE records, tuples with an undo pointer.
  */
-constexpr uint8 kWalFormatVersion = 4;
+constexpr uint8 kWalFormatVersion = 5;
 /*
  * Oldest version redo reads: version 2 records are version 3 records
  * without group changes, version 3 records are version 4 records without
- * kFlagLogical (redo never reads the trailer).
+ * kFlagLogical (redo never reads the trailer), version 4 records are
+ * version 5 records of a WAL without INPLACE records.
  */
 constexpr uint8 kWalFormatOldest = 2;
 
