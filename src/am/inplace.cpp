@@ -221,6 +221,48 @@ check_chain(Relation rel, HeapTuple tuple)
 	return why;
 }
 
+bool
+succeeds(Relation rel, HeapTuple tuple, TransactionId prior_xmax)
+{
+	HeapTupleHeader t = tuple->t_data;
+	if (TransactionIdEquals(HeapTupleHeaderGetXmin(t), prior_xmax))
+		return true;
+	if (!storage::tuple_has_undo(t))
+		return false;
+	/* changed in place since: one of the row's older versions is prior_xmax's */
+	Relation undo = undo_open(rel, AccessShareLock);
+	HeapTupleData cur = *tuple;
+	HeapTuple prev = nullptr;
+	bool found = false;
+	for (int depth = 0; storage::tuple_has_undo(cur.t_data); depth++)
+	{
+		if ((depth & 63) == 63)
+			CHECK_FOR_INTERRUPTS();
+		HeapTuple img = read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(cur.t_data),
+								   HeapTupleHeaderGetRawXmin(cur.t_data));
+		if (prev != nullptr)
+			heap_freetuple(prev);
+		prev = img;
+		if (img == nullptr)
+		{
+			/* recycled: the link is older than every snapshot, and the row is the same */
+			found = true;
+			break;
+		}
+		if (TransactionIdEquals(HeapTupleHeaderGetXmin(img->t_data), prior_xmax))
+		{
+			found = true;
+			break;
+		}
+		cur = *img;
+	}
+	if (prev != nullptr)
+		heap_freetuple(prev);
+	if (undo != nullptr)
+		table_close(undo, AccessShareLock);
+	return found;
+}
+
 void
 release_copy(HeapTuple tuple)
 {

@@ -8,6 +8,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/inplace.h"
 #include "rustydb/am/xmax.h"
 #include "rustydb/common/settings.h"
 #include "rustydb/crypto/crypto.h"
@@ -170,8 +171,7 @@ lock_update_chain(Relation rel, ItemPointerData tid, TransactionId prior_xmax, L
 		page_check(rel, blkno, page);
 		OffsetNumber off = ItemPointerGetOffsetNumber(&tid);
 		if (PageIsNew(page) || off > PageGetMaxOffsetNumber(page) ||
-			!tuple_at(rel, buffer, page, off, &tup) ||
-			!TransactionIdEquals(HeapTupleHeaderGetXmin(tup.t_data), prior_xmax) ||
+			!tuple_at(rel, buffer, page, off, &tup) || !succeeds(rel, &tup, prior_xmax) ||
 			HeapTupleHeaderXminInvalid(tup.t_data))
 		{
 			UnlockReleaseBuffer(buffer);
@@ -305,8 +305,40 @@ retry:
 			{
 				if (!TransactionIdEquals(HeapTupleHeaderGetXmin(tuple->t_data), prior_xmax))
 				{
-					ReleaseBuffer(buffer);
-					return TM_Deleted;
+					/* the successor may have changed in place since: its chain tells */
+					LockBuffer(buffer, BUFFER_LOCK_SHARE);
+					bool same_row = succeeds(rel, tuple, prior_xmax);
+					LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+					if (!same_row)
+					{
+						ReleaseBuffer(buffer);
+						return TM_Deleted;
+					}
+					if (TransactionIdIsValid(dirty.xmin))
+					{
+						/* an in-place update of it still runs: wait for it, look again */
+						TransactionId creator = dirty.xmin;
+						ReleaseBuffer(buffer);
+						switch (wait_policy)
+						{
+							case LockWaitBlock:
+								XactLockTableWait(creator, rel, &tuple->t_self, XLTW_FetchUpdated);
+								break;
+							case LockWaitSkip:
+								if (!ConditionalXactLockTableWait(creator))
+									return TM_WouldBlock;
+								break;
+							case LockWaitError:
+								if (!ConditionalXactLockTableWait(creator))
+									ereport(
+										ERROR,
+										(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+										 errmsg("could not obtain lock on row in relation \"%s\"",
+												RelationGetRelationName(rel))));
+								break;
+						}
+						continue;
+					}
 				}
 				if (TransactionIdIsValid(dirty.xmin))
 					ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
@@ -352,8 +384,15 @@ retry:
 				return TM_Deleted;
 			if (!TransactionIdEquals(HeapTupleHeaderGetXmin(tuple->t_data), prior_xmax))
 			{
-				ReleaseBuffer(buffer);
-				return TM_Deleted;
+				/* the successor may have changed in place since: its chain tells */
+				LockBuffer(buffer, BUFFER_LOCK_SHARE);
+				bool same_row = succeeds(rel, tuple, prior_xmax);
+				LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+				if (!same_row)
+				{
+					ReleaseBuffer(buffer);
+					return TM_Deleted;
+				}
 			}
 			if (ItemPointerEquals(&tuple->t_self, &tuple->t_data->t_ctid))
 			{

@@ -793,8 +793,7 @@ get_latest_tid(TableScanDesc scan, ItemPointer tid)
 			UnlockReleaseBuffer(buffer);
 			break;
 		}
-		if (TransactionIdIsValid(prior_xmax) &&
-			!TransactionIdEquals(prior_xmax, HeapTupleHeaderGetXmin(tp.t_data)))
+		if (TransactionIdIsValid(prior_xmax) && !succeeds(rel, &tp, prior_xmax))
 		{
 			UnlockReleaseBuffer(buffer);
 			break;

@@ -46,6 +46,15 @@ bool visible_version(Relation rel, Buffer buffer, HeapTuple tuple, Snapshot snap
  */
 const char *check_chain(Relation rel, HeapTuple tuple);
 
+/*
+ * Following an update link (t_ctid) from a version prior_xmax updated: is
+ * the page version *tuple (buffer locked) that version's successor? Its
+ * xmin is prior_xmax, or it was changed in place since and one of its
+ * older versions (or a recycled one) is prior_xmax's. The xmin test of a
+ * heap chain step, for rows that keep their TID through in-place updates.
+ */
+bool succeeds(Relation rel, HeapTuple tuple, TransactionId prior_xmax);
+
 /* Free the copy visible_version or effective_version returned in tuple. */
 void release_copy(HeapTuple tuple);
 
