@@ -583,18 +583,27 @@ touch(int32 s)
 		pg_atomic_compare_exchange_u32(&slots[s].usage, &u, u + 1);
 }
 
-/* Merge img's live items into the entry at block (exclusive lock held) through scratch. */
+/* The newest item of each offset of the entry at block (index + 1) into smap. */
+uint16 smap[MaxHeapTuplesPerPage + 1];
+
 void
-merge_into(char *block, Image *img)
+entry_map(char *block)
 {
-	/* the entry's items, newest per offset, then img's where different */
-	static uint16 smap[MaxHeapTuplesPerPage + 1];
 	Head *h = head(block);
 	Item *it = items(block);
 	memset(smap, 0, sizeof(smap));
 	for (int i = 0; i < h->nitems; i++)
 		if (it[i].off <= MaxHeapTuplesPerPage)
 			smap[it[i].off] = static_cast<uint16>(i + 1);
+}
+
+/* Merge img's live items into the entry at block (exclusive lock held) through scratch. */
+void
+merge_into(char *block, Image *img)
+{
+	/* the entry's items, newest per offset, then img's where different */
+	Item *it = items(block);
+	entry_map(block);
 	block_reset(scratch);
 	uint16 last = 0;
 	bool fits = true;
@@ -621,6 +630,46 @@ merge_into(char *block, Image *img)
 	block_copy(block, scratch);
 	pg_atomic_add_fetch_u64(&shared->used_bytes, used_of(block));
 	wipe_block(scratch);
+}
+
+/*
+ * Append img's live items that the entry at block (exclusive lock held)
+ * does not hold with the same identity, in place: a later item of an
+ * offset supersedes an earlier one for every reader (the newest wins), so
+ * the entry is not rebuilt. False, and nothing changed, if they do not all
+ * fit (merge_into rebuilds it then, dropping superseded items).
+ */
+bool
+append_into(char *block, Image *img)
+{
+	Item *it = items(block);
+	entry_map(block);
+	Head *ih = head(img->block);
+	Item *iit = items(img->block);
+	auto is_new = [&](int i) {
+		if (img->map[iit[i].off] != i + 1)
+			return false;
+		int e = smap[iit[i].off] - 1;
+		return e < 0 || it[e].len != iit[i].len ||
+			   !ident_equal(block + it[e].ident, img->block + iit[i].ident);
+	};
+	/* room: every new item with its own identity at most */
+	Size need = 0;
+	for (int i = 0; i < ih->nitems; i++)
+		if (is_new(i))
+			need += sizeof(Item) + iit[i].len + kIdentBytes;
+	if (need == 0)
+		return true;
+	if (need > free_bytes(block))
+		return false;
+	uint32 before = used_of(block);
+	uint16 last = 0;
+	for (int i = 0; i < ih->nitems; i++)
+		if (is_new(i))
+			block_add(block, &last, iit[i].off, (const uint8 *) img->block + iit[i].ident,
+					  img->block + iit[i].start, iit[i].len);
+	pg_atomic_add_fetch_u64(&shared->used_bytes, used_of(block) - before);
+	return true;
 }
 
 void
@@ -666,7 +715,8 @@ publish(Image *img)
 	if (s >= 0)
 	{
 		/* a Pages image holds the entry as loaded: its items come first either way */
-		merge_into(block_of(s), img);
+		if (!append_into(block_of(s), img))
+			merge_into(block_of(s), img);
 		LWLockRelease(lock);
 		return;
 	}
