@@ -372,7 +372,7 @@ const Definition kRegistry[] = {
 			 "default) turns it off",
 			 "-1: a quarter of shared_buffers when a key provider is configured at start-up, "
 			 "else 0. Other values below 1MB are refused. Off by default: it speeds warm scans "
-			 "up but slows point lookups, TPC-B and cold scans (docs/benchmarks.md).",
+			 "up; the scan that fills it costs more than one without it (docs/benchmarks.md).",
 			 check_tde_cache_size),
 	make_int("rustydb.tde_cache_min_read", &tde_cache_min_read, 1024, 0, BLCKSZ, GUC_UNIT_BYTE,
 			 PGC_USERSET,
