@@ -10,6 +10,7 @@
 #include "rustydb/am/groups.h"
 
 #include "rustydb/am/am.h"
+#include "rustydb/common/settings.h"
 #include "rustydb/crypto/pagecache.h"
 
 #include <cstring>
@@ -60,6 +61,7 @@ struct OpenedGroups
 	Size size;                     /* bytes allocated for plain, grown on demand up to BLCKSZ */
 	char *plain;                   /* the plaintexts of the opened groups */
 	crypto::pagecache::Image *img; /* the shared cache's image of the page, or nullptr */
+	crypto::pagecache::Mode mode;  /* how og reads the cache (img made on first use) */
 };
 
 static void forget_page(OpenedGroups *og);
@@ -97,10 +99,19 @@ opened_groups_free(OpenedGroups *og)
 void
 opened_groups_use_cache(OpenedGroups *og, Relation rel, bool whole_pages, BlockNumber nblocks)
 {
-	if (og == nullptr || og->img != nullptr)
+	if (og == nullptr || og->mode != crypto::pagecache::Mode::Off)
 		return;
-	og->img = crypto::pagecache::image_create(
-		og->cxt, crypto::pagecache::mode_for(rel, whole_pages, nblocks));
+	/* the image (8 kB) is made when a read first uses the cache: most fetches do not */
+	og->mode = crypto::pagecache::mode_for(rel, whole_pages, nblocks);
+}
+
+/* og's image of the cache, made on first use; nullptr: og bypasses the cache. */
+static crypto::pagecache::Image *
+cache_image(OpenedGroups *og)
+{
+	if (og->img == nullptr && og->mode != crypto::pagecache::Mode::Off)
+		og->img = crypto::pagecache::image_create(og->cxt, og->mode);
+	return og->img;
 }
 
 /* The opened group of slot, or nullptr. */
@@ -513,6 +524,20 @@ the_groups(Relation rel, OpenedGroups *og)
 	return backend_groups;
 }
 
+/*
+ * The plaintext bytes opening a row of plen bytes opens: its own, or its
+ * group's (a member's length times the members, near enough).
+ */
+static Size
+open_bytes(Page page, bool member, int slot, uint16 plen)
+{
+	if (!member)
+		return plen;
+	int nslots = 0;
+	const GroupEntry *table = storage::page_groups(page, &nslots);
+	return table != nullptr && slot < nslots ? (Size) plen * Max(table[slot].nmembers, 1) : plen;
+}
+
 /* What a read of stored needs from the cache: its image (or nullptr) and identity. */
 struct CacheProbe
 {
@@ -531,14 +556,20 @@ probe_cache(Relation rel, HeapTuple stored, Buffer buf, OpenedGroups *og, CacheP
 	probe->slot = 0;
 	probe->member = group_member(stored, &probe->slot, &ordinal);
 	/* the key is loaded (the caller has c): a backend without it never gets here */
-	probe->img = og->img;
-	if (probe->img == nullptr || RelationUsesLocalBuffers(rel) ||
+	probe->img = nullptr;
+	if (og->mode == crypto::pagecache::Mode::Off || RelationUsesLocalBuffers(rel) ||
 		!sealed_identity(stored, BufferGetPage(buf), probe->member, probe->slot, probe->ident,
 						 &probe->plen))
-	{
-		probe->img = nullptr;
 		return nullptr;
-	}
+	/*
+	 * a single row: the cache only if what it would open (its group) is
+	 * large enough for a copy from the shared entry to cost less
+	 */
+	if (og->mode == crypto::pagecache::Mode::Items &&
+		open_bytes(BufferGetPage(buf), probe->member, probe->slot, probe->plen) <
+			(Size) settings::tde_cache_min_read)
+		return nullptr;
+	probe->img = cache_image(og);
 	crypto::pagecache::image_enter(probe->img, rel->rd_node, storage::data_block(buf));
 	uint16 len = 0;
 	const char *p = crypto::pagecache::image_lookup(
@@ -642,11 +673,25 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 	og = the_groups(rel, og);
 	Page page = BufferGetPage(buf);
 	BlockNumber blkno = storage::data_block(buf);
-	crypto::pagecache::Image *img = RelationUsesLocalBuffers(rel) ? nullptr : og->img;
+	crypto::pagecache::Image *img = nullptr;
 	int m = 0; /* rows with an identity, first in idents[] */
 	int done = 0;
 
 	Assert(n <= MaxHeapTuplesPerPage);
+	if (og->mode != crypto::pagecache::Mode::Off && !RelationUsesLocalBuffers(rel))
+	{
+		/*
+		 * the cache when the rows are many bytes (a bitmap scan's single
+		 * row is not: as for a fetch) and the page is cached or its
+		 * misses are kept (else nothing is looked up or copied)
+		 */
+		Size bytes = 0;
+		for (int i = 0; i < n; i++)
+			bytes += stored[i].t_len - Min(stored[i].t_len, stored[i].t_data->t_hoff);
+		if (bytes >= (Size) settings::tde_cache_min_read &&
+			crypto::pagecache::image_enter_batch(cache_image(og), rel->rd_node, blkno))
+			img = og->img;
+	}
 	int nslots = 0;
 	const GroupEntry *table = storage::page_groups(page, &nslots);
 	for (int i = 0; i < n; i++)

@@ -49,6 +49,7 @@ int plaintext_index_action = 0;
 int cipher_cache_size = 256;
 int seal_group_rows = 4;
 int tde_cache_size = 0;
+int tde_cache_min_read = 1024;
 void (*provider_removed_hook)() = nullptr;
 int redact_server_log = kRedactAuto;
 int tde_statistics = kTdeStatisticsNone;
@@ -387,8 +388,15 @@ const Definition kRegistry[] = {
 			 "default) turns it off",
 			 "-1: a quarter of shared_buffers when a key provider is configured at start-up, "
 			 "else 0. Other values below 1MB are refused. Off by default: it speeds warm scans "
-			 "up but slows point lookups, TPC-B and cold scans (docs/benchmarks.md).",
+			 "up; the scan that fills it costs more than one without it (docs/benchmarks.md).",
 			 check_tde_cache_size),
+	make_int("rustydb.tde_cache_min_read", &tde_cache_min_read, 1024, 0, BLCKSZ, GUC_UNIT_BYTE,
+			 PGC_USERSET,
+			 "fewest plaintext bytes a read of one page must open to use the cache of opened "
+			 "payloads",
+			 "An index fetch opens its row's group, a bitmap scan the rows it reads of a page: "
+			 "below this they are opened without looking at the cache, which costs them more "
+			 "than it saves (docs/benchmarks.md). Scans reading whole pages are above it."),
 	make_enum("rustydb.redact_server_log", &redact_server_log, kRedactAuto,
 			  redact_server_log_options, PGC_SUSET,
 			  "redacts data values and SQL literals in messages written to the server log: auto, "

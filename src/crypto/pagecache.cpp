@@ -14,6 +14,18 @@
  * 4-byte head, items from the front (offset, length, where its plaintext
  * and its identity are), plaintexts and identities from the back.
  *
+ * Admission: a read that misses does not fill the cache unless it is the
+ * second miss of the same thing within a window. A table of 32-bit
+ * fingerprints (nghosts, sets of kGhostWays per bucket) remembers the last
+ * misses that were not admitted: a page without an entry for the Pages
+ * mode, an item (page and seal) for the Items mode. A miss whose
+ * fingerprint is there is admitted; otherwise it is written there and the
+ * reader opens what it needs without copying it anywhere. Newer misses
+ * overwrite older ones, which is the window. Bulk reads (Ring) and pages
+ * that already have an entry are always admitted. The table holds no
+ * plaintext, only hashes of page numbers and of 4 bytes of a seal's tag;
+ * a wrong answer only admits or refuses an entry, never serves one.
+ *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/crypto/pagecache.h"
@@ -45,6 +57,7 @@ namespace {
 constexpr int kPartitions = 64;
 constexpr uint32 kMaxUsage = 5;
 constexpr int kRingSize = 16;
+constexpr int kGhostWays = 4; /* refused misses remembered: kGhostWays x buckets */
 constexpr Size kBlock = BLCKSZ;
 
 enum : uint32
@@ -90,6 +103,7 @@ struct Shared
 {
 	int32 nslots;
 	uint32 nbuckets; /* a power of 2 */
+	uint32 nghosts;  /* a power of 2 */
 	pg_atomic_uint32 hand;
 	pg_atomic_uint32 nvalid;
 	pg_atomic_uint32 high_water;
@@ -103,6 +117,7 @@ struct Shared
 
 Shared *shared = nullptr;
 int32 *buckets = nullptr;
+pg_atomic_uint32 *ghosts = nullptr;
 Slot *slots = nullptr;
 char *blocks = nullptr;
 LWLockPadded *locks = nullptr;
@@ -137,10 +152,17 @@ bucket_count(int32 nslots)
 	return n;
 }
 
+uint32
+ghost_count(int32 nslots)
+{
+	return bucket_count(nslots) * kGhostWays;
+}
+
 Size
 header_bytes(int32 nslots)
 {
 	return TYPEALIGN(64, MAXALIGN(sizeof(Shared)) + MAXALIGN(bucket_count(nslots) * sizeof(int32)) +
+							 MAXALIGN(ghost_count(nslots) * sizeof(pg_atomic_uint32)) +
 							 MAXALIGN(static_cast<Size>(nslots) * sizeof(Slot)));
 }
 
@@ -160,6 +182,8 @@ segment_init(void *ptr, bool found, LWLockPadded *lw)
 	char *p = static_cast<char *>(ptr) + MAXALIGN(sizeof(Shared));
 	buckets = reinterpret_cast<int32 *>(p);
 	p += MAXALIGN(bucket_count(n) * sizeof(int32));
+	ghosts = reinterpret_cast<pg_atomic_uint32 *>(p);
+	p += MAXALIGN(ghost_count(n) * sizeof(pg_atomic_uint32));
 	slots = reinterpret_cast<Slot *>(p);
 	blocks = static_cast<char *>(ptr) + header_bytes(n);
 	if (found)
@@ -167,6 +191,7 @@ segment_init(void *ptr, bool found, LWLockPadded *lw)
 	memset(shared, 0, sizeof(Shared));
 	shared->nslots = n;
 	shared->nbuckets = bucket_count(n);
+	shared->nghosts = ghost_count(n);
 	pg_atomic_init_u32(&shared->hand, 0);
 	pg_atomic_init_u32(&shared->nvalid, 0);
 	pg_atomic_init_u32(&shared->high_water, 0);
@@ -178,6 +203,8 @@ segment_init(void *ptr, bool found, LWLockPadded *lw)
 	pg_atomic_init_u64(&shared->used_bytes, 0);
 	for (uint32 b = 0; b < shared->nbuckets; b++)
 		buckets[b] = -1;
+	for (uint32 g = 0; g < shared->nghosts; g++)
+		pg_atomic_init_u32(&ghosts[g], 0);
 	for (int32 i = 0; i < n; i++)
 	{
 		memset(&slots[i], 0, sizeof(Slot));
@@ -244,6 +271,55 @@ find(const Key &k, uint32 hash)
 		if (slots[i].hash == hash && key_equal(slots[i].key, k))
 			return i;
 	return -1;
+}
+
+/*
+ * The bucket of hash is empty (read without its lock: a concurrent insert
+ * may be missed, which only costs a hit).
+ */
+inline bool
+bucket_empty(uint32 hash)
+{
+	return *reinterpret_cast<volatile int32 *>(&buckets[bucket_of(hash)]) < 0;
+}
+
+/* ---- admission (see the file header) ---- */
+
+/*
+ * A miss of what fp stands for: whether it is admitted (fp is among the
+ * refused misses remembered in its set of kGhostWays), else remembered
+ * for next time in an empty way of the set, else one picked at random (a
+ * fixed choice would
+ * let misses that share a set push each other out on every pass of a
+ * scan, and never be admitted).
+ */
+bool
+second_miss(uint32 fp)
+{
+	static uint32 turn = 0;
+	pg_atomic_uint32 *set = &ghosts[(fp & (shared->nghosts / kGhostWays - 1)) * kGhostWays];
+	fp |= 1; /* 0 is an empty way */
+	int empty = -1;
+	for (int w = 0; w < kGhostWays; w++)
+	{
+		uint32 v = pg_atomic_read_u32(&set[w]);
+		if (v == fp)
+			return true;
+		if (v == 0 && empty < 0)
+			empty = w;
+	}
+	turn += 0x9E3779B9u;
+	pg_atomic_write_u32(&set[empty >= 0 ? empty : (turn >> 30) % kGhostWays], fp);
+	return false;
+}
+
+/* The fingerprint of an item: its page's hash and the tag part of its identity. */
+inline uint32
+item_fingerprint(uint32 page_hash, const uint8 *ident)
+{
+	uint32 tag;
+	memcpy(&tag, ident + kIdentBytes - 16, sizeof(tag));
+	return page_hash ^ (tag * 0x9E3779B1u);
 }
 
 void
@@ -357,6 +433,7 @@ struct Image
 	Mode mode;
 	bool valid;
 	bool dirty;
+	bool admit; /* image_add keeps what it is given (Pages: this page; Items: the last miss) */
 	Key key;
 	uint32 hash;
 	uint16 last_ident; /* identity added last (members of one group share it), 0: none */
@@ -393,6 +470,26 @@ block_reset(char *block)
 {
 	head(block)->nitems = 0;
 	head(block)->data_start = kBlock;
+}
+
+/*
+ * Zero block. The bytes between the items and data_start of a block are
+ * zero (blocks are filled by block_copy or block_add onto a wiped or reset
+ * block), so only the used parts are wiped, unless the head is not a
+ * valid layout (a slot never used: all of it).
+ */
+void
+wipe_block(char *block)
+{
+	Head *h = head(block);
+	Size items_end = kItemsAt + static_cast<Size>(h->nitems) * sizeof(Item);
+	if (h->data_start < items_end || h->data_start > kBlock)
+	{
+		explicit_bzero(block, kBlock);
+		return;
+	}
+	explicit_bzero(block + h->data_start, kBlock - h->data_start);
+	explicit_bzero(block, items_end);
 }
 
 void
@@ -454,7 +551,7 @@ compact(Image *img)
 	memcpy(img->block, scratch, kItemsAt + head(scratch)->nitems * sizeof(Item));
 	memcpy(img->block + head(scratch)->data_start, scratch + head(scratch)->data_start,
 		   kBlock - head(scratch)->data_start);
-	explicit_bzero(scratch, kBlock);
+	wipe_block(scratch);
 	img->last_ident = 0;
 	map_build(img);
 }
@@ -486,18 +583,27 @@ touch(int32 s)
 		pg_atomic_compare_exchange_u32(&slots[s].usage, &u, u + 1);
 }
 
-/* Merge img's live items into the entry at block (exclusive lock held) through scratch. */
+/* The newest item of each offset of the entry at block (index + 1) into smap. */
+uint16 smap[MaxHeapTuplesPerPage + 1];
+
 void
-merge_into(char *block, Image *img)
+entry_map(char *block)
 {
-	/* the entry's items, newest per offset, then img's where different */
-	static uint16 smap[MaxHeapTuplesPerPage + 1];
 	Head *h = head(block);
 	Item *it = items(block);
 	memset(smap, 0, sizeof(smap));
 	for (int i = 0; i < h->nitems; i++)
 		if (it[i].off <= MaxHeapTuplesPerPage)
 			smap[it[i].off] = static_cast<uint16>(i + 1);
+}
+
+/* Merge img's live items into the entry at block (exclusive lock held) through scratch. */
+void
+merge_into(char *block, Image *img)
+{
+	/* the entry's items, newest per offset, then img's where different */
+	Item *it = items(block);
+	entry_map(block);
 	block_reset(scratch);
 	uint16 last = 0;
 	bool fits = true;
@@ -520,10 +626,50 @@ merge_into(char *block, Image *img)
 	}
 	/* whatever did not fit is left out: the entry is a cache */
 	pg_atomic_sub_fetch_u64(&shared->used_bytes, used_of(block));
-	explicit_bzero(block, kBlock);
+	wipe_block(block);
 	block_copy(block, scratch);
 	pg_atomic_add_fetch_u64(&shared->used_bytes, used_of(block));
-	explicit_bzero(scratch, kBlock);
+	wipe_block(scratch);
+}
+
+/*
+ * Append img's live items that the entry at block (exclusive lock held)
+ * does not hold with the same identity, in place: a later item of an
+ * offset supersedes an earlier one for every reader (the newest wins), so
+ * the entry is not rebuilt. False, and nothing changed, if they do not all
+ * fit (merge_into rebuilds it then, dropping superseded items).
+ */
+bool
+append_into(char *block, Image *img)
+{
+	Item *it = items(block);
+	entry_map(block);
+	Head *ih = head(img->block);
+	Item *iit = items(img->block);
+	auto is_new = [&](int i) {
+		if (img->map[iit[i].off] != i + 1)
+			return false;
+		int e = smap[iit[i].off] - 1;
+		return e < 0 || it[e].len != iit[i].len ||
+			   !ident_equal(block + it[e].ident, img->block + iit[i].ident);
+	};
+	/* room: every new item with its own identity at most */
+	Size need = 0;
+	for (int i = 0; i < ih->nitems; i++)
+		if (is_new(i))
+			need += sizeof(Item) + iit[i].len + kIdentBytes;
+	if (need == 0)
+		return true;
+	if (need > free_bytes(block))
+		return false;
+	uint32 before = used_of(block);
+	uint16 last = 0;
+	for (int i = 0; i < ih->nitems; i++)
+		if (is_new(i))
+			block_add(block, &last, iit[i].off, (const uint8 *) img->block + iit[i].ident,
+					  img->block + iit[i].start, iit[i].len);
+	pg_atomic_add_fetch_u64(&shared->used_bytes, used_of(block) - before);
+	return true;
 }
 
 void
@@ -569,7 +715,8 @@ publish(Image *img)
 	if (s >= 0)
 	{
 		/* a Pages image holds the entry as loaded: its items come first either way */
-		merge_into(block_of(s), img);
+		if (!append_into(block_of(s), img))
+			merge_into(block_of(s), img);
 		LWLockRelease(lock);
 		return;
 	}
@@ -580,7 +727,7 @@ publish(Image *img)
 		return;
 	/* BUSY: ours alone */
 	char *block = block_of(v);
-	explicit_bzero(block, kBlock);
+	wipe_block(block);
 	block_copy(block, img->block);
 	slots[v].key = img->key;
 	slots[v].hash = img->hash;
@@ -592,7 +739,7 @@ publish(Image *img)
 	{
 		/* another backend was quicker */
 		LWLockRelease(lock);
-		explicit_bzero(block, kBlock);
+		wipe_block(block);
 		pg_atomic_write_u32(&slots[v].state, kFree);
 		return;
 	}
@@ -611,16 +758,35 @@ publish(Image *img)
 		ring_note(img, v);
 }
 
+/*
+ * Whether what a Pages image opens on its page is kept: always when the
+ * page has an entry (found) or in a bulk read, else on the page's second
+ * miss.
+ */
+void
+decide_page(Image *img, bool found)
+{
+	if (found || img->mode == Mode::Ring)
+		img->admit = true;
+	else if (!img->admit && img->mode == Mode::Pages)
+		img->admit = second_miss(img->hash);
+}
+
 /* Pages modes: the shared entry of img's page into img. */
 void
 load(Image *img)
 {
-	LWLock *lock = lock_of(img->hash);
-	LWLockAcquire(lock, LW_SHARED);
-	int32 s = find(img->key, img->hash);
-	if (s >= 0)
-		block_copy(img->block, block_of(s));
-	LWLockRelease(lock);
+	int32 s = -1;
+	if (!bucket_empty(img->hash))
+	{
+		LWLock *lock = lock_of(img->hash);
+		LWLockAcquire(lock, LW_SHARED);
+		s = find(img->key, img->hash);
+		if (s >= 0)
+			block_copy(img->block, block_of(s));
+		LWLockRelease(lock);
+	}
+	decide_page(img, s >= 0);
 	if (s < 0)
 		return;
 	touch(s);
@@ -631,6 +797,8 @@ load(Image *img)
 const char *
 fetch_item(Image *img, OffsetNumber off, const uint8 *ident, uint16 *len)
 {
+	if (bucket_empty(img->hash))
+		return nullptr;
 	LWLock *lock = lock_of(img->hash);
 	const char *out = nullptr;
 	LWLockAcquire(lock, LW_SHARED);
@@ -680,7 +848,7 @@ evict_where(bool (*match)(const Slot &, const void *), const void *arg)
 		if (ok)
 		{
 			take_valid(s);
-			explicit_bzero(block_of(s), kBlock);
+			wipe_block(block_of(s));
 			pg_atomic_write_u32(&slots[s].state, kFree);
 			n++;
 		}
@@ -742,6 +910,7 @@ image_create(MemoryContext cxt, Mode mode)
 	img->mode = mode;
 	img->valid = false;
 	img->dirty = false;
+	img->admit = false;
 	img->hits = img->misses = 0;
 	img->last_ident = 0;
 	img->ring.n = img->ring.pos = 0;
@@ -791,8 +960,27 @@ image_enter(Image *img, const RelFileNode &node, BlockNumber blkno, bool load_en
 	img->hash = key_hash(img->key);
 	img->valid = true;
 	img->dirty = false;
+	img->admit = img->mode == Mode::Ring;
 	if (load_entry && (img->mode == Mode::Pages || img->mode == Mode::Ring))
 		load(img);
+}
+
+bool
+image_enter_batch(Image *img, const RelFileNode &node, BlockNumber blkno)
+{
+	image_enter(img, node, blkno, false);
+	if (img->admit)
+		return true;
+	bool found = false;
+	if (!bucket_empty(img->hash))
+	{
+		LWLock *lock = lock_of(img->hash);
+		LWLockAcquire(lock, LW_SHARED);
+		found = find(img->key, img->hash) >= 0;
+		LWLockRelease(lock);
+	}
+	decide_page(img, found);
+	return found || img->admit;
 }
 
 const char *
@@ -820,6 +1008,8 @@ image_lookup(Image *img, OffsetNumber off, const uint8 *ident, uint16 *len)
 			img->hits++;
 			return p;
 		}
+		/* what the caller opens next is kept on the item's second miss */
+		img->admit = second_miss(item_fingerprint(img->hash, ident));
 	}
 	img->misses++;
 	return nullptr;
@@ -829,7 +1019,7 @@ void
 image_add(Image *img, OffsetNumber off, const uint8 *ident, const char *plain, uint16 len)
 {
 	Assert(img->valid);
-	if (off < FirstOffsetNumber || off > MaxHeapTuplesPerPage)
+	if (!img->admit || off < FirstOffsetNumber || off > MaxHeapTuplesPerPage)
 		return;
 	if (!block_add(img->block, &img->last_ident, off, ident, plain, len))
 	{
@@ -850,6 +1040,12 @@ image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*iden
 
 	Assert(img->valid);
 	memset(hit, 0, n * sizeof(bool));
+	if (bucket_empty(img->hash))
+	{
+		decide_page(img, false);
+		img->misses += n;
+		return 0;
+	}
 	LWLock *lock = lock_of(img->hash);
 	LWLockAcquire(lock, LW_SHARED);
 	int32 s = find(img->key, img->hash);
@@ -875,6 +1071,7 @@ image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*iden
 		}
 	}
 	LWLockRelease(lock);
+	decide_page(img, s >= 0);
 	if (s >= 0 && hits > 0)
 		touch(s);
 	img->hits += hits;
@@ -892,6 +1089,10 @@ void
 forget_all()
 {
 	evict_where(match_all, nullptr);
+	/* and the misses remembered for admission: as after a restart */
+	if (shared != nullptr)
+		for (uint32 g = 0; g < shared->nghosts; g++)
+			pg_atomic_write_u32(&ghosts[g], 0);
 }
 
 bool

@@ -11,7 +11,8 @@
 #                 on, plaintext index, derived table and temporary file
 #                 reports only logged, full statistics unless
 #                 RDB_TDE_STATISTICS=none, the opened-payload cache on:
-#                 RDB_TDE_CACHE_SIZE, default 64MB); scripts/test.sh
+#                 RDB_TDE_CACHE_SIZE, default 64MB, for every read:
+#                 tde_cache_min_read = 0); scripts/test.sh
 #                 runs the access method's crash and standby scenarios so
 #   RDB_INITDB_OPTS extra initdb options for the nodes rdb_node_init makes
 #                 (e.g. --data-checksums), word-split
@@ -129,6 +130,8 @@ CONF
 		# the opened-payload cache is off by default: encrypted test servers
 		# turn it on, so every encrypted suite and scenario reads through it
 		rdb_node_conf "$name" "rustydb.tde_cache_size = '${RDB_TDE_CACHE_SIZE:-64MB}'"
+		# and single rows too (by default a fetch of a small row bypasses it)
+		rdb_node_conf "$name" "rustydb.tde_cache_min_read = 0"
 	fi
 	RDB_NODES+=("$name")
 }

@@ -13,7 +13,9 @@
 #  - a table larger than the cache is read through a ring and does not
 #    flush the entries of a small table read often;
 #  - with the key provider removed, a new session gets the key error
-#    although the cache holds the table's plaintext, and the cache empties.
+#    although the cache holds the table's plaintext, and the cache empties;
+#  - admission: a first scan keeps nothing, the second fills the cache; a
+#    fetch of a small row does not look at it (rustydb.tde_cache_min_read).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
@@ -23,6 +25,9 @@ RING=$(rdb_keyring_create "$RDB_WORK/tde_cache_keys")
 rdb_node_init tc_p
 rdb_node_conf tc_p "rustydb.keyring_file = '$RING'"
 rdb_node_conf tc_p "rustydb.tde_cache_size = '16MB'"
+# every read uses the cache, single rows too (the default leaves a fetch of
+# fewer than 1kB to the cipher; checked at the end)
+rdb_node_conf tc_p "rustydb.tde_cache_min_read = 0"
 rdb_node_conf tc_p "autovacuum = off"
 rdb_node_start tc_p
 rdb_psql tc_p "CREATE EXTENSION rustydb"
@@ -212,6 +217,29 @@ rdb_ok "a backend that reloaded emptied the cache" \
 rdb_psql tc_p "ALTER SYSTEM RESET rustydb.keyring_file"
 rdb_reload tc_p
 check "with the provider back"
+
+# ---- admission: one-off reads do not fill the cache
+rdb_psql tc_p "SELECT rustydb.tde_cache_reset()" >/dev/null
+SEQ="SET enable_indexscan = off; SET enable_bitmapscan = off; SELECT count(*) FROM e WHERE v <> ''"
+ins=$(stat inserts)
+q "$SEQ" >/dev/null
+rdb_is "a first scan of e after the cache was emptied keeps nothing" "$(($(stat inserts) - ins))" 0
+q "$SEQ" >/dev/null
+rdb_ok "the second one fills the cache ($(($(stat inserts) - ins)) pages)" \
+	test "$(($(stat inserts) - ins))" -gt 20
+m0=$(stat misses)
+q "$SEQ" >/dev/null
+rdb_is "the third one hits every row" "$(($(stat misses) - m0))" 0
+# the default tde_cache_min_read (1kB): a fetch of a small row opens it
+# without looking at the cache, a bitmap scan of one row per page too
+hm=$(stat "hits || ' ' || misses")
+rdb_is "index fetches of small rows" "$(q "SET rustydb.tde_cache_min_read = '1kB';
+	SET enable_seqscan = off; SET enable_bitmapscan = off;
+	SELECT count(*) FROM e WHERE id IN (1, 700, 1400, 2100)")" 4
+rdb_is "bitmap scans of one row per page" "$(q "SET rustydb.tde_cache_min_read = '1kB';
+	SET enable_seqscan = off; SET enable_indexscan = off;
+	SELECT count(*) FROM e WHERE id IN (1, 700, 1400, 2100)")" 4
+rdb_is "... leave the cache alone with the default tde_cache_min_read" "$(stat "hits || ' ' || misses")" "$hm"
 
 # ---- cache off
 rdb_node_conf tc_p "rustydb.tde_cache_size = 0"

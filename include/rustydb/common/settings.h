@@ -106,6 +106,7 @@ extern bool encrypt_new_tables;    /* rustydb.encrypt_new_tables */
 extern int plaintext_index_action; /* rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */
 extern int cipher_cache_size;      /* rustydb.cipher_cache_size */
 extern int seal_group_rows;        /* rustydb.seal_group_rows */
+extern int tde_cache_min_read;     /* rustydb.tde_cache_min_read, bytes */
 extern int tde_cache_size;         /* rustydb.tde_cache_size, kB; 0 off (default), -1 auto */
 /* run in a backend whose reload left no key provider (crypto sets it) */
 extern void (*provider_removed_hook)();

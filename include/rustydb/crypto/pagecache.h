@@ -73,6 +73,13 @@ Mode image_mode(const Image *img);
 void image_enter(Image *img, const RelFileNode &node, BlockNumber blkno, bool load_entry = true);
 
 /*
+ * Enter (node, blkno) for a batch read (image_read_items follows): whether
+ * the page's rows are worth identifying, i.e. the page has an entry or what
+ * is opened on it will be kept (a bulk read, or the page's second miss).
+ */
+bool image_enter_batch(Image *img, const RelFileNode &node, BlockNumber blkno);
+
+/*
  * The plaintext payload of the item at off if its identity is ident (the
  * Items mode also asks the shared entry); nullptr if not cached.
  */
@@ -88,7 +95,12 @@ int image_read_items(Image *img, int n, const OffsetNumber *offs,
 					 const uint8 (*idents)[kIdentBytes], const uint16 *lens, char *const *dests,
 					 bool *hit);
 
-/* Remember the plaintext payload of the item at off, sealed as ident. */
+/*
+ * Remember the plaintext payload of the item at off, sealed as ident, if
+ * the miss was admitted: a page that has an entry or is read in bulk, else
+ * the second miss of the page (Pages modes) or of the item (Items mode)
+ * within a window (pagecache.cpp); otherwise nothing is copied.
+ */
 void image_add(Image *img, OffsetNumber off, const uint8 *ident, const char *plain, uint16 len);
 
 /* Evict every entry of a relation file (DROP, TRUNCATE, rewrites, rotation). */
