@@ -150,7 +150,11 @@ walk(Relation rel, HeapTuple tuple, bool *copied, Accept accept, Skip skip)
 	{
 		if ((depth & 63) == 63)
 			CHECK_FOR_INTERRUPTS();
-		if (!storage::tuple_has_undo(cur.t_data) || !skip(cur.t_data))
+		/*
+		 * The caller decided to pass the page version: not judged again (its
+		 * creator may have ended since, and the walk would stop with nothing).
+		 */
+		if (!storage::tuple_has_undo(cur.t_data) || (depth > 0 && !skip(cur.t_data)))
 			break;
 		if (undo == nullptr)
 			undo = undo_open(rel, AccessShareLock);
