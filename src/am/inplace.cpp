@@ -182,6 +182,47 @@ walk(Relation rel, HeapTuple tuple, bool *copied, Accept accept, Skip skip)
 	return found;
 }
 
+/* The undo record an INPLACE UPDATE appends (block 1). */
+struct UndoAppend
+{
+	const UndoInsert *ins;
+	const storage::UndoRecordHeader *hdr;
+	const void *image;
+	Size image_len;
+};
+
+/*
+ * Log an INPLACE record (in the caller's critical section): the row at off
+ * of buffer got version (len bytes); for UPDATE, ua is the undo record
+ * appended at ua->ins->position. Sets the pages' LSNs.
+ */
+void
+log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const void *version,
+			Size len, const UndoAppend *ua)
+{
+	wal::XlInplace xl;
+	memset(&xl, 0, sizeof(xl));
+	xl.version = wal::kWalFormatVersion;
+	xl.sub = sub;
+	xl.flags = vm_cleared ? wal::kFlagVmCleared : 0;
+	xl.offnum = off;
+	xl.position = ua != nullptr ? ua->ins->position : storage::kInvalidUndoPtr;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xl, sizeof(xl));
+	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+	XLogRegisterBufData(0, (char *) version, len);
+	if (ua != nullptr)
+	{
+		XLogRegisterBuffer(1, ua->ins->page, REGBUF_STANDARD);
+		XLogRegisterBufData(1, (char *) ua->hdr, sizeof(*ua->hdr));
+		XLogRegisterBufData(1, (char *) ua->image, ua->image_len);
+	}
+	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInplace);
+	PageSetLSN(BufferGetPage(buffer), recptr);
+	if (ua != nullptr)
+		PageSetLSN(BufferGetPage(ua->ins->page), recptr);
+}
+
 } /* namespace */
 
 static_assert(storage::kTupleHasUndo != crypto::kValuesSealed,
@@ -395,20 +436,8 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
 		storage::repair_inplace(buffer, off, img->t_data, img->t_len);
 		MarkBufferDirty(buffer);
 		if (RelationNeedsWAL(rel))
-		{
-			wal::XlInplace xl;
-			memset(&xl, 0, sizeof(xl));
-			xl.version = wal::kWalFormatVersion;
-			xl.sub = wal::kInplaceRepair;
-			xl.flags = vm_cleared ? wal::kFlagVmCleared : 0;
-			xl.offnum = off;
-			XLogBeginInsert();
-			XLogRegisterData((char *) &xl, sizeof(xl));
-			XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
-			XLogRegisterBufData(0, (char *) img->t_data, img->t_len);
-			XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInplace);
-			PageSetLSN(BufferGetPage(buffer), recptr);
-		}
+			log_inplace(buffer, wal::kInplaceRepair, vm_cleared, off, img->t_data, img->t_len,
+						nullptr);
 		END_CRIT_SECTION();
 		if (BufferIsValid(vmbuf))
 			ReleaseBuffer(vmbuf);
@@ -583,23 +612,8 @@ update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, He
 	MarkBufferDirty(buffer);
 	if (RelationNeedsWAL(rel))
 	{
-		wal::XlInplace xl;
-		memset(&xl, 0, sizeof(xl));
-		xl.version = wal::kWalFormatVersion;
-		xl.sub = wal::kInplaceUpdate;
-		xl.flags = vm_cleared ? wal::kFlagVmCleared : 0;
-		xl.offnum = off;
-		xl.position = ins.position;
-		XLogBeginInsert();
-		XLogRegisterData((char *) &xl, sizeof(xl));
-		XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
-		XLogRegisterBufData(0, (char *) nt, nv->t_len);
-		XLogRegisterBuffer(1, ins.page, REGBUF_STANDARD);
-		XLogRegisterBufData(1, (char *) &hdr, sizeof(hdr));
-		XLogRegisterBufData(1, (char *) img->t_data, img->t_len);
-		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInplace);
-		PageSetLSN(page, recptr);
-		PageSetLSN(BufferGetPage(ins.page), recptr);
+		UndoAppend ua{&ins, &hdr, img->t_data, img->t_len};
+		log_inplace(buffer, wal::kInplaceUpdate, vm_cleared, off, nt, nv->t_len, &ua);
 	}
 	/* t_cid is backend-local: the page version keeps this command's cid as cmin */
 	END_CRIT_SECTION();

@@ -237,6 +237,42 @@ lock_update_chain(Relation rel, ItemPointerData tid, TransactionId prior_xmax, L
 	}
 }
 
+/*
+ * A version reached along an update link from prior_xmax's update (pinned,
+ * unlocked): the successor, possibly changed in place since (succeeds)?
+ */
+static bool
+reached_successor(Relation rel, Buffer buffer, HeapTuple tuple, TransactionId prior_xmax)
+{
+	if (TransactionIdEquals(HeapTupleHeaderGetXmin(tuple->t_data), prior_xmax))
+		return true;
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	bool same_row = succeeds(rel, tuple, prior_xmax);
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	return same_row;
+}
+
+/* Wait for xid per policy (no buffer lock held): false when LockWaitSkip would block. */
+static bool
+wait_per_policy(Relation rel, TransactionId xid, ItemPointer tid, LockWaitPolicy policy)
+{
+	switch (policy)
+	{
+		case LockWaitBlock:
+			XactLockTableWait(xid, rel, tid, XLTW_FetchUpdated);
+			return true;
+		case LockWaitSkip:
+			return ConditionalXactLockTableWait(xid);
+		case LockWaitError:
+			if (!ConditionalXactLockTableWait(xid))
+				ereport(ERROR, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+								errmsg("could not obtain lock on row in relation \"%s\"",
+									   RelationGetRelationName(rel))));
+			return true;
+	}
+	return true;
+}
+
 TM_Result
 lock_tuple(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot, CommandId cid,
 		   LockTupleMode mode, LockWaitPolicy wait_policy, uint8 flags, TM_FailureData *tmfd)
@@ -303,42 +339,20 @@ retry:
 			tuple->t_self = *tid;
 			if (fetch(rel, &dirty, tuple, &buffer, true))
 			{
-				if (!TransactionIdEquals(HeapTupleHeaderGetXmin(tuple->t_data), prior_xmax))
+				if (!reached_successor(rel, buffer, tuple, prior_xmax))
 				{
-					/* the successor may have changed in place since: its chain tells */
-					LockBuffer(buffer, BUFFER_LOCK_SHARE);
-					bool same_row = succeeds(rel, tuple, prior_xmax);
-					LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-					if (!same_row)
-					{
-						ReleaseBuffer(buffer);
-						return TM_Deleted;
-					}
-					if (TransactionIdIsValid(dirty.xmin))
-					{
-						/* an in-place update of it still runs: wait for it, look again */
-						TransactionId creator = dirty.xmin;
-						ReleaseBuffer(buffer);
-						switch (wait_policy)
-						{
-							case LockWaitBlock:
-								XactLockTableWait(creator, rel, &tuple->t_self, XLTW_FetchUpdated);
-								break;
-							case LockWaitSkip:
-								if (!ConditionalXactLockTableWait(creator))
-									return TM_WouldBlock;
-								break;
-							case LockWaitError:
-								if (!ConditionalXactLockTableWait(creator))
-									ereport(
-										ERROR,
-										(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-										 errmsg("could not obtain lock on row in relation \"%s\"",
-												RelationGetRelationName(rel))));
-								break;
-						}
-						continue;
-					}
+					ReleaseBuffer(buffer);
+					return TM_Deleted;
+				}
+				if (TransactionIdIsValid(dirty.xmin) &&
+					!TransactionIdEquals(HeapTupleHeaderGetXmin(tuple->t_data), prior_xmax))
+				{
+					/* an in-place update of the successor still runs: wait for it, look again */
+					TransactionId creator = dirty.xmin;
+					ReleaseBuffer(buffer);
+					if (!wait_per_policy(rel, creator, &tuple->t_self, wait_policy))
+						return TM_WouldBlock;
+					continue;
 				}
 				if (TransactionIdIsValid(dirty.xmin))
 					ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
@@ -350,23 +364,8 @@ retry:
 				if (TransactionIdIsValid(dirty.xmax))
 				{
 					ReleaseBuffer(buffer);
-					switch (wait_policy)
-					{
-						case LockWaitBlock:
-							XactLockTableWait(dirty.xmax, rel, &tuple->t_self, XLTW_FetchUpdated);
-							break;
-						case LockWaitSkip:
-							if (!ConditionalXactLockTableWait(dirty.xmax))
-								return TM_WouldBlock;
-							break;
-						case LockWaitError:
-							if (!ConditionalXactLockTableWait(dirty.xmax))
-								ereport(ERROR,
-										(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-										 errmsg("could not obtain lock on row in relation \"%s\"",
-												RelationGetRelationName(rel))));
-							break;
-					}
+					if (!wait_per_policy(rel, dirty.xmax, &tuple->t_self, wait_policy))
+						return TM_WouldBlock;
 					continue;
 				}
 				if (TransactionIdIsCurrentTransactionId(prior_xmax) &&
@@ -382,17 +381,10 @@ retry:
 			}
 			if (tuple->t_data == nullptr)
 				return TM_Deleted;
-			if (!TransactionIdEquals(HeapTupleHeaderGetXmin(tuple->t_data), prior_xmax))
+			if (!reached_successor(rel, buffer, tuple, prior_xmax))
 			{
-				/* the successor may have changed in place since: its chain tells */
-				LockBuffer(buffer, BUFFER_LOCK_SHARE);
-				bool same_row = succeeds(rel, tuple, prior_xmax);
-				LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-				if (!same_row)
-				{
-					ReleaseBuffer(buffer);
-					return TM_Deleted;
-				}
+				ReleaseBuffer(buffer);
+				return TM_Deleted;
 			}
 			if (ItemPointerEquals(&tuple->t_self, &tuple->t_data->t_ctid))
 			{
