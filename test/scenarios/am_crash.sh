@@ -17,6 +17,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
 trap rdb_cleanup EXIT
+EXPECT=${RDB_EXPECT_INPLACE:-1}
+# encrypted tables update out of place in this build (docs/storage.md, "Next"):
+# with RDB_TDE=1 the in-place checks wait for RDB_EXPECT_INPLACE_TDE=1
+[ "${RDB_TDE:-0}" = 1 ] && EXPECT=${RDB_EXPECT_INPLACE_TDE:-0}
 
 rdb_node_init amcrash
 rdb_node_conf amcrash "default_table_access_method = 'rustydb'"
@@ -56,7 +60,7 @@ for round in 1 2 3 4 5; do
 	bench=$!
 	rdb_wait_for "round $round: pgbench to commit 200 transactions" 300 \
 		rdb_psql_true amcrash "SELECT count(*) >= $acked + 200 FROM pgbench_history"
-	if [ "${RDB_EXPECT_INPLACE:-1}" = 1 ]; then
+	if [ "$EXPECT" = 1 ]; then
 		# (the counters start at zero with each server start)
 		n=$(rdb_psql amcrash "SELECT coalesce(sum(inplace_updates), 0) FROM rustydb.undo_stats
 			WHERE relid IN ('pgbench_accounts'::regclass, 'pgbench_tellers'::regclass, 'pgbench_branches'::regclass)")
@@ -84,7 +88,7 @@ if [ "${RDB_TDE:-0}" = 1 ]; then
 			WHERE c.relname LIKE 'pgbench_%' AND c.relkind = 'r' AND v.\"check\" = 'stored payloads open'")" \
 		"4|4"
 fi
-if [ "${RDB_EXPECT_INPLACE:-1}" = 1 ]; then
+if [ "$EXPECT" = 1 ]; then
 	# (pgbench_accounts is filled at fillfactor 100: whether its rows find
 	# room for their first in-place version depends on the page, so only
 	# its store's size is shown)
