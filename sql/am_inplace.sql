@@ -141,5 +141,22 @@ SELECT pg_relation_size('u') = :start_size AS same_size, sum(n) FROM u;
 SELECT count(*) FROM rustydb.verify_table('u');
 SELECT inplace_updates > 0 AS in_place FROM rustydb.undo_stats WHERE relid = 'u'::regclass;
 
+-- an aborted writer that changed a row twice, its two undo records on
+-- different undo pages: recycling the older page repairs the row first
+-- (the newer version points at the later record, whose image points at
+-- the older one), so the row reads its committed value afterwards
+CREATE TABLE w (id int PRIMARY KEY, v int NOT NULL, pad text) USING rustydb WITH (fillfactor = 50);
+INSERT INTO w SELECT g, 0, repeat('w', 40) FROM generate_series(1, 2000) g;
+BEGIN;
+UPDATE w SET v = v + 1 WHERE id = 1;
+UPDATE w SET v = v + 1 WHERE id BETWEEN 500 AND 900;
+UPDATE w SET v = v + 1 WHERE id = 1;
+ROLLBACK;
+SELECT pages_in_use > 2 AS several_pages FROM rustydb.undo_store('w');
+SELECT rustydb.undo_discard('w') > 0 AS recycled;
+SELECT id, v FROM w WHERE id = 1;
+SELECT count(*), sum(v) FROM w;
+SELECT count(*) FROM rustydb.verify_table('w');
+
 RESET search_path;
 DROP SCHEMA am_inplace CASCADE;

@@ -455,29 +455,6 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
 	return repairs;
 }
 
-int
-repair_page(Relation rel, Buffer buffer)
-{
-	Page page = BufferGetPage(buffer);
-	int repairs = 0;
-	if (PageIsNew(page))
-		return 0;
-	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-	{
-		HeapTupleData tup;
-		ItemId lp = PageGetItemId(page, off);
-		if (!ItemIdIsNormal(lp))
-			continue;
-		auto *t = (HeapTupleHeader) PageGetItem(page, lp);
-		if (!storage::tuple_has_undo(t) || !mvcc::creator_aborted(t))
-			continue;
-		if (storage::tuple_at(rel, buffer, page, off, &tup))
-			repairs += repair_aborted(rel, buffer, &tup);
-	}
-	return repairs;
-}
-
 /* ========================================================================
  * The in-place path of UPDATE
  * ========================================================================

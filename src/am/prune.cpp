@@ -199,8 +199,6 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 	page_check(rel, storage::data_block(buffer), page);
 	if (PageIsNew(page))
 		return 0;
-	/* aborted in-place versions get their predecessors back first: never pruned as dead */
-	repair_page(rel, buffer);
 	auto *ps = (PruneState *) palloc(sizeof(PruneState));
 	ps->rel = rel;
 	ps->buffer = buffer;
@@ -218,9 +216,23 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 		ps->htsv[off] = -1;
 		if (!tuple_at(rel, buffer, page, off, &tup))
 			continue;
-		ps->htsv[off] =
-			(int8) (vistest != nullptr ? mvcc::satisfies_vacuum_vis(&tup, vistest, buffer)
-									   : mvcc::satisfies_vacuum(&tup, oldest_xmin, buffer));
+		auto verdict = [&] {
+			return (int8) (vistest != nullptr ? mvcc::satisfies_vacuum_vis(&tup, vistest, buffer)
+											  : mvcc::satisfies_vacuum(&tup, oldest_xmin, buffer));
+		};
+		ps->htsv[off] = verdict();
+		/*
+		 * An aborted in-place version is not dead: it stands for the
+		 * version in undo, which it gets back here (we hold the page
+		 * exclusively), and the row is judged again. Judged after the
+		 * verdict, not before it: its creator may abort in between.
+		 */
+		if (ps->htsv[off] == HEAPTUPLE_DEAD && storage::tuple_has_undo(tup.t_data) &&
+			mvcc::creator_aborted(tup.t_data))
+		{
+			repair_aborted(rel, buffer, &tup);
+			ps->htsv[off] = verdict();
+		}
 	}
 
 	/* chains from their roots */

@@ -407,7 +407,7 @@ namespace {
 struct PendingRepair
 {
 	ItemPointerData tid;
-	storage::UndoPtr position;
+	TransactionId writer; /* aborted */
 };
 
 /*
@@ -470,7 +470,7 @@ page_recyclable(Relation table, Relation undo, GlobalVisState *vistest, BlockNum
 			/* aborted: the row's version pointing here is repaired first */
 			auto *pr = (PendingRepair *) palloc(sizeof(PendingRepair));
 			ItemPointerSet(&pr->tid, r->block, r->offnum);
-			pr->position = storage::undo_position(lpn, off);
+			pr->writer = w;
 			*repairs = lappend(*repairs, pr);
 		}
 		else if (!GlobalVisTestIsRemovableXid(vistest, w))
@@ -484,9 +484,13 @@ page_recyclable(Relation table, Relation undo, GlobalVisState *vistest, BlockNum
 }
 
 /*
- * Repair the rows of repairs whose page version still points at the
- * record (no undo lock held: data page, then undo pages, as everywhere).
- * A row whose page is gone (truncated) points at nothing.
+ * Repair the rows of repairs whose page version is still the aborted
+ * writer's (no undo lock held: data page, then undo pages, as everywhere).
+ * Not "whose page version points at the record": a writer that changed the
+ * row twice left its newer version pointing at a later record, whose image
+ * points at this one; the whole run of the writer's versions at the top of
+ * the chain is repaired before any of its records goes. A row whose page is
+ * gone (truncated) points at nothing.
  */
 void
 repair_pending(Relation table, List *repairs)
@@ -505,8 +509,8 @@ repair_pending(Relation table, List *repairs)
 		Page page = BufferGetPage(buf);
 		HeapTupleData tup;
 		if (!PageIsNew(page) && off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page) &&
-			storage::tuple_at(table, buf, page, off, &tup) &&
-			storage::tuple_undo_ptr(tup.t_data) == pr->position)
+			storage::tuple_at(table, buf, page, off, &tup) && storage::tuple_has_undo(tup.t_data) &&
+			TransactionIdEquals(HeapTupleHeaderGetRawXmin(tup.t_data), pr->writer))
 			repair_aborted(table, buf, &tup);
 		UnlockReleaseBuffer(buf);
 	}

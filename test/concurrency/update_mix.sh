@@ -18,6 +18,11 @@
 #   grow    the same on 64 wide rows (autovacuum off): the table keeps
 #           extending under contended pages
 #   vac     VACUUM of the hot tables beside the writers (mixes, weight 1)
+#   abort   an update of a random row, committed or rolled back at random,
+#           beside scans (scan: every read of a page prunes it): pruning
+#           meets in-place versions whose creators abort under it, and a
+#           row judged dead there vanished with its chain (docs/storage.md,
+#           "Rollback"); every run of the old code lost rows
 # on small hot tables (100 rows: most versions land on the last pages,
 # which the relation extends under the writers), under READ COMMITTED,
 # REPEATABLE READ and SERIALIZABLE (--max-tries retries serialization
@@ -112,6 +117,21 @@ SQL
 length_updates wide 2000 13
 length_updates grow 64 62
 
+cat >"$SCRIPTS/abort.sql" <<'SQL'
+\set a random(1, 100)
+\set r random(0, 1)
+BEGIN;
+WITH u AS (UPDATE hot SET v = v + 1 WHERE id = :a RETURNING 1) INSERT INTO ledger SELECT 'hot', count(*) FROM u;
+\if :r
+COMMIT;
+\else
+ROLLBACK;
+\endif
+SQL
+cat >"$SCRIPTS/scan.sql" <<'SQL'
+SELECT sum(v) FROM hot;
+SQL
+
 # VACUUM beside the writers (pruning and the visibility map under them)
 cat >"$SCRIPTS/vac.sql" <<'SQL'
 VACUUM hot, grow;
@@ -201,6 +221,7 @@ run() {
 run rc-fresh-plain false "read committed" pair
 run rc-fresh-enc true "read committed" pair
 run rc-grow false "read committed" grow
+run rc-abort-plain false "read committed" abort@10 scan@1
 for enc in false true; do
 	tag=plain
 	[ "$enc" = true ] && tag=enc

@@ -75,9 +75,6 @@ bool effective_version(Relation rel, HeapTuple tuple, bool skip_running, bool *c
  */
 int repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple);
 
-/* Repair every aborted in-place version of a page (buffer exclusively locked). */
-int repair_page(Relation rel, Buffer buffer);
-
 /*
  * Before any buffer lock: can an UPDATE of rel go in place at all? Returns
  * UndoEvent::Inplace with *undo opened (RowExclusiveLock, the caller
