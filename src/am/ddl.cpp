@@ -8,6 +8,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/am.h"
+#include "rustydb/am/inplace.h"
 #include "rustydb/crypto/crypto.h"
 #include "rustydb/crypto/pagecache.h"
 
@@ -213,6 +214,45 @@ rewrite_tuple(HeapTuple tuple, TupleDesc olddesc, TupleDesc newdesc, Datum *valu
 	heap_freetuple(copy);
 }
 
+/* What the copy of a row's older versions (a chain through undo) needs. */
+struct ChainCopy
+{
+	TransactionId oldest_xmin;
+	Tuplesortstate *sort;
+	TupleDesc olddesc, newdesc;
+	Datum *values;
+	bool *isnull;
+	Relation new_rel;
+	TransactionId cutoff_xid;
+	MultiXactId cutoff_multi;
+	BulkInsertState bistate;
+	double *recently_dead;
+	int64 *written;
+};
+
+/*
+ * An older version of a row changed in place: copied, standing alone, when
+ * a snapshot may still need it (as heap copies recently dead versions);
+ * the first one dead to everyone ends the chain (the older ones are too).
+ */
+static bool
+copy_older_version(HeapTuple version, void *arg)
+{
+	auto *cc = static_cast<ChainCopy *>(arg);
+	if (mvcc::satisfies_vacuum(version, cc->oldest_xmin, InvalidBuffer) == HEAPTUPLE_DEAD)
+		return false;
+	*cc->recently_dead += 1;
+	if (cc->sort != nullptr)
+		tuplesort_putheaptuple(cc->sort, version);
+	else
+	{
+		rewrite_tuple(version, cc->olddesc, cc->newdesc, cc->values, cc->isnull, cc->new_rel,
+					  cc->cutoff_xid, cc->cutoff_multi, cc->oldest_xmin, cc->bistate);
+		pgstat_progress_update_param(PROGRESS_CLUSTER_HEAP_TUPLES_WRITTEN, ++*cc->written);
+	}
+	return true;
+}
+
 void
 relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index, bool use_sort,
 						  TransactionId oldest_xmin, TransactionId *xid_cutoff,
@@ -265,6 +305,18 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 
 	TupleTableSlot *slot = table_slot_create(old_rel, nullptr);
 	*num_tuples = *tups_vacuumed = *tups_recently_dead = 0;
+	ChainCopy cc{oldest_xmin,
+				 sort,
+				 olddesc,
+				 newdesc,
+				 values,
+				 isnull,
+				 new_rel,
+				 *xid_cutoff,
+				 *multi_cutoff,
+				 bistate,
+				 tups_recently_dead,
+				 &written};
 
 	for (;;)
 	{
@@ -348,6 +400,9 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 						  *multi_cutoff, oldest_xmin, bistate);
 			pgstat_progress_update_multi_param(2, index, val);
 		}
+		/* a row changed in place: its older versions that a snapshot may still need */
+		if (storage::tuple_has_undo(tuple->t_data))
+			older_versions(old_rel, tuple, copy_older_version, &cc);
 	}
 	if (iscan != nullptr)
 		index_endscan(iscan);

@@ -146,6 +146,7 @@ walk(Relation rel, HeapTuple tuple, bool *copied, Accept accept, Skip skip)
 	bool found = false;
 	HeapTupleData cur = *tuple;
 
+	*copied = false;
 	for (int depth = 0;; depth++)
 	{
 		if ((depth & 63) == 63)
@@ -378,6 +379,20 @@ effective_version(Relation rel, HeapTuple tuple, bool skip_running, bool *copied
 		return true;
 	return walk(
 		rel, tuple, copied, [&](HeapTuple img) { return !skip(img->t_data); }, skip);
+}
+
+void
+older_versions(Relation rel, HeapTuple tuple, bool (*visit)(HeapTuple version, void *arg),
+			   void *arg)
+{
+	bool copied = false;
+	HeapTupleData start = *tuple;
+	/* walk stops at the first version "accepted": here, where visit says stop */
+	walk(
+		rel, &start, &copied, [&](HeapTuple img) { return !visit(img, arg); },
+		[](HeapTupleHeader) { return true; });
+	if (copied)
+		release_copy(&start);
 }
 
 /* ========================================================================

@@ -68,6 +68,16 @@ void release_copy(HeapTuple tuple);
 bool effective_version(Relation rel, HeapTuple tuple, bool skip_running, bool *copied);
 
 /*
+ * The older versions of tuple's chain (tuple: a page version or an image,
+ * its memory valid throughout), newest first: visit gets each as a
+ * palloc'd copy that is freed after it returns, until it returns false or
+ * the chain ends (no older version, or recycled). CLUSTER and VACUUM FULL
+ * copy the ones a snapshot may still need.
+ */
+void older_versions(Relation rel, HeapTuple tuple, bool (*visit)(HeapTuple version, void *arg),
+					void *arg);
+
+/*
  * Buffer exclusively locked, *tuple the page version at its offset: if it
  * is an in-place version whose creator aborted, copy its predecessor back
  * (INPLACE REPAIR), repeatedly, and point *tuple at the result. Returns the
