@@ -562,6 +562,15 @@ update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, He
 	HeapTupleHeaderSetXmax(it, ox.xmax);
 	it->t_ctid = oldtup->t_self;
 	HeapTupleHeaderSetCmax(it, cmax, iscombo);
+	/*
+	 * Its creator committed (acquire_right let us update it) unless it is
+	 * ours: say so in the image, so that no reader of the image asks the
+	 * commit log about an xid VACUUM may have frozen past meanwhile. Safe
+	 * with asynchronous commit: this record follows that commit in WAL.
+	 */
+	if (!HeapTupleHeaderXminCommitted(it) &&
+		!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(it)))
+		it->t_infomask |= HEAP_XMIN_COMMITTED;
 
 	storage::UndoRecordHeader hdr;
 	memset(&hdr, 0, sizeof(hdr));

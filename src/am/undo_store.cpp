@@ -655,6 +655,45 @@ truncate_empty_store(Relation table, Relation undo)
 	UnlockRelation(undo, AccessExclusiveLock);
 }
 
+/*
+ * Discard never recycles the insert page, so records written there stay
+ * until another page starts: on a table updated in place now and then,
+ * for ever, and with them the xids VACUUM must not freeze past
+ * (undo_oldest_ids). When every record of the insert page is one discard
+ * may recycle (everything before it recycled already), start the next
+ * page and recycle this one (repairing aborted writers' rows first, as
+ * discard does). Returns the pages recycled.
+ */
+uint64
+retire_insert_page(Relation table, Relation undo)
+{
+	storage::UndoMetaData *meta;
+	Buffer metabuf = lock_meta(undo, BUFFER_LOCK_SHARE, &meta);
+	storage::UndoPtr insert = meta->insert;
+	bool alone = insert != storage::kInvalidUndoPtr &&
+				 storage::undo_page_of(meta->discard) == storage::undo_page_of(insert);
+	uint64 lpn = storage::undo_page_of(insert);
+	BlockNumber blk = alone ? storage::undo_block_for(meta, lpn) : InvalidBlockNumber;
+	UnlockReleaseBuffer(metabuf);
+	if (!alone)
+		return 0;
+
+	Buffer buf = ReadBuffer(undo, blk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	bool empty = ((PageHeader) BufferGetPage(buf))->pd_lower <= storage::kUndoFirstRecord;
+	UnlockReleaseBuffer(buf);
+	if (empty)
+		return 0;
+	TransactionId latest = InvalidTransactionId;
+	List *repairs = NIL;
+	bool ok = page_recyclable(table, undo, GlobalVisTestFor(table), blk, lpn, &latest, &repairs);
+	list_free_deep(repairs);
+	/* records appended since are judged again by undo_discard */
+	if (!ok || !undo_add_page(table, undo, insert))
+		return 0;
+	return undo_discard(table, undo);
+}
+
 /* Discard what it can, and truncate the file if the store is then empty. */
 uint64
 vacuum_store(Relation table, Relation undo, bool truncate)
@@ -662,12 +701,104 @@ vacuum_store(Relation table, Relation undo, bool truncate)
 	if (!meta_written(undo))
 		return 0;
 	uint64 n = undo_discard(table, undo);
+	n += retire_insert_page(table, undo);
 	if (truncate)
 		truncate_empty_store(table, undo);
 	return n;
 }
 
 } /* namespace */
+
+namespace {
+
+void
+lower_xid(TransactionId *oldest, TransactionId x)
+{
+	if (TransactionIdIsNormal(x) &&
+		(!TransactionIdIsValid(*oldest) || TransactionIdPrecedes(x, *oldest)))
+		*oldest = x;
+}
+
+void
+lower_multi(MultiXactId *oldest, MultiXactId m)
+{
+	if (MultiXactIdIsValid(m) && (!MultiXactIdIsValid(*oldest) || MultiXactIdPrecedes(m, *oldest)))
+		*oldest = m;
+}
+
+} /* namespace */
+
+void
+undo_oldest_ids(Relation table, TransactionId *xid, MultiXactId *multi)
+{
+	Relation undo = undo_open(table, AccessShareLock);
+	if (undo == nullptr)
+		return;
+	if (!meta_written(undo))
+	{
+		table_close(undo, AccessShareLock);
+		return;
+	}
+	for (uint64 lpn = 0;; lpn++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		storage::UndoMetaData *meta;
+		/* the metapage share-locked: the page read cannot be recycled meanwhile */
+		Buffer metabuf = lock_meta(undo, BUFFER_LOCK_SHARE, &meta);
+		if (meta->insert == storage::kInvalidUndoPtr)
+		{
+			UnlockReleaseBuffer(metabuf);
+			break;
+		}
+		lpn = Max(lpn, storage::undo_page_of(meta->discard));
+		if (lpn > storage::undo_page_of(meta->insert))
+		{
+			UnlockReleaseBuffer(metabuf);
+			break;
+		}
+		BlockNumber blk = storage::undo_block_for(meta, lpn);
+		Buffer buf = ReadBuffer(undo, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Page page = BufferGetPage(buf);
+		const char *why = nullptr;
+		if (!storage::undo_page_check(page, lpn, &why))
+		{
+			UnlockReleaseBuffer(buf);
+			UnlockReleaseBuffer(metabuf);
+			undo_corrupted(undo, blk, why);
+		}
+		uint16 end = ((PageHeader) page)->pd_lower;
+		for (uint16 off = storage::kUndoFirstRecord; off < end;)
+		{
+			const storage::UndoRecordHeader *r = storage::undo_record_at(page, off, &why);
+			if (r == nullptr)
+			{
+				UnlockReleaseBuffer(buf);
+				UnlockReleaseBuffer(metabuf);
+				undo_corrupted(undo, blk, why);
+			}
+			lower_xid(xid, r->writer);
+			Size len;
+			const auto *img = (HeapTupleHeader) storage::undo_record_image(r, &len);
+			if (len >= SizeofHeapTupleHeader)
+			{
+				if (!HeapTupleHeaderXminFrozen(img))
+					lower_xid(xid, HeapTupleHeaderGetRawXmin(img));
+				if (!(img->t_infomask & HEAP_XMAX_INVALID))
+				{
+					if (img->t_infomask & HEAP_XMAX_IS_MULTI)
+						lower_multi(multi, HeapTupleHeaderGetRawXmax(img));
+					else
+						lower_xid(xid, HeapTupleHeaderGetRawXmax(img));
+				}
+			}
+			off = (uint16) MAXALIGN(off + r->len);
+		}
+		UnlockReleaseBuffer(buf);
+		UnlockReleaseBuffer(metabuf);
+	}
+	table_close(undo, AccessShareLock);
+}
 
 uint64
 undo_vacuum(Relation table, bool truncate)

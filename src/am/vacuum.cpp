@@ -754,6 +754,8 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	cleanup_indexes(&vs);
 	/* the undo no snapshot needs (undo_store.cpp), an empty store's file truncated */
 	undo_vacuum(rel, params->truncate == VACOPTVALUE_ENABLED);
+	/* what undo still holds counts as left behind in the table */
+	undo_oldest_ids(rel, &vs.new_frozen, &vs.new_minmulti);
 
 	FreeSpaceMapVacuum(rel);
 	/* no pins may be held while truncating: the buffers are dropped */

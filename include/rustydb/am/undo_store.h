@@ -115,6 +115,16 @@ uint64 undo_vacuum(Relation table, bool truncate);
 /* The same for a store being vacuumed itself (skipped while its table is locked). */
 uint64 undo_vacuum_store(Relation undo, bool truncate);
 
+/*
+ * The oldest transaction id and multixact the table's undo still holds
+ * (records not recycled: their writers, and their images' xmin and xmax),
+ * each lowered into *xid and *multi (Invalid: none seen yet). VACUUM keeps
+ * relfrozenxid and relminmxid at or before them: the commit log and the
+ * multixact files must not be truncated under a version a snapshot may
+ * still read from undo, or that discard still judges.
+ */
+void undo_oldest_ids(Relation table, TransactionId *xid, MultiXactId *multi);
+
 /* object_access step: a new rustydb table gets its companion; a dropped table's goes. */
 void hook_object_access(hooks::ObjectAccessCall &call);
 
