@@ -259,6 +259,27 @@ lock_meta(Relation undo, int mode, storage::UndoMetaData **meta)
 	return buf;
 }
 
+/*
+ * Read undo block blk, the ring's logical page lpn, share-locked; a page
+ * that is not that one is corruption (also_release, if valid, is released
+ * first: the metapage its caller holds).
+ */
+Buffer
+read_undo_page(Relation undo, BlockNumber blk, uint64 lpn, Buffer also_release)
+{
+	Buffer buf = ReadBuffer(undo, blk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	const char *why = nullptr;
+	if (!storage::undo_page_check(BufferGetPage(buf), lpn, &why))
+	{
+		UnlockReleaseBuffer(buf);
+		if (BufferIsValid(also_release))
+			UnlockReleaseBuffer(also_release);
+		undo_corrupted(undo, blk, why);
+	}
+	return buf;
+}
+
 } /* namespace */
 
 namespace {
@@ -441,15 +462,9 @@ bool
 page_recyclable(Relation table, Relation undo, GlobalVisState *vistest, BlockNumber blk, uint64 lpn,
 				TransactionId *latest, List **repairs)
 {
-	Buffer buf = ReadBuffer(undo, blk);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	Buffer buf = read_undo_page(undo, blk, lpn, InvalidBuffer);
 	Page page = BufferGetPage(buf);
 	const char *why = nullptr;
-	if (!storage::undo_page_check(page, lpn, &why))
-	{
-		UnlockReleaseBuffer(buf);
-		undo_corrupted(undo, blk, why);
-	}
 	bool ok = true;
 	uint16 end = ((PageHeader) page)->pd_lower;
 	for (uint16 off = storage::kUndoFirstRecord; ok && off < end;)
@@ -757,16 +772,9 @@ undo_oldest_ids(Relation table, TransactionId *xid, MultiXactId *multi)
 			break;
 		}
 		BlockNumber blk = storage::undo_block_for(meta, lpn);
-		Buffer buf = ReadBuffer(undo, blk);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		Buffer buf = read_undo_page(undo, blk, lpn, metabuf);
 		Page page = BufferGetPage(buf);
 		const char *why = nullptr;
-		if (!storage::undo_page_check(page, lpn, &why))
-		{
-			UnlockReleaseBuffer(buf);
-			UnlockReleaseBuffer(metabuf);
-			undo_corrupted(undo, blk, why);
-		}
 		uint16 end = ((PageHeader) page)->pd_lower;
 		for (uint16 off = storage::kUndoFirstRecord; off < end;)
 		{
