@@ -9,6 +9,7 @@
  */
 #include "rustydb/am/am.h"
 #include "rustydb/am/inplace.h"
+#include "rustydb/common/settings.h"
 #include "rustydb/crypto/crypto.h"
 #include "rustydb/crypto/pagecache.h"
 
@@ -150,12 +151,27 @@ create_metapage(Relation rel)
 		UnlockRelationForExtension(rel, ExclusiveLock);
 }
 
+Size
+page_fill_reserve(Relation rel, Size len)
+{
+	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
+	if (settings::inplace_reserve > 0 && settings::update_in_place && settings::undo_max_size > 0 &&
+		rel->rd_rel->relkind == RELKIND_RELATION)
+	{
+		Size one = MAXALIGN(len + storage::kUndoExtSize);
+		if (one <= (Size) settings::inplace_reserve)
+			save = Max(save, one);
+	}
+	return save;
+}
+
 Buffer
 get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, int group_slots)
 {
 	for (;;)
 	{
-		Buffer buf = storage::buffer_for_tuple(rel, len, bistate, other, group_slots);
+		Buffer buf = storage::buffer_for_tuple(rel, len, page_fill_reserve(rel, len), bistate,
+											   other, group_slots);
 		if (BufferIsValid(buf))
 			return buf;
 		create_metapage(rel); /* the relation had no block */

@@ -212,7 +212,7 @@ static void
 multi_insert_sealed(Relation rel, const crypto::Cipher *cipher, HeapTuple *tuples, int ntuples,
 					BulkInsertState bistate)
 {
-	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
+	Size save = page_fill_reserve(rel, ntuples > 0 ? stored_size(cipher, tuples[0]->t_len) : 0);
 	bool need_wal = RelationNeedsWAL(rel);
 	char *scratch = (char *) palloc(2 * BLCKSZ);
 	char *page_copy = (char *) palloc(BLCKSZ);
@@ -277,7 +277,6 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 {
 	TransactionId xid = GetCurrentTransactionId();
 	auto **tuples = (HeapTuple *) palloc(ntuples * sizeof(HeapTuple));
-	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
 	bool need_wal = RelationNeedsWAL(rel);
 	const crypto::Cipher *cipher = crypto::relation_cipher(rel); /* before any buffer lock */
 
@@ -301,6 +300,7 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 		return;
 	}
 
+	Size save = page_fill_reserve(rel, ntuples > 0 ? tuples[0]->t_len : 0);
 	char *scratch = need_wal ? (char *) palloc(2 * BLCKSZ) : nullptr;
 	auto *offs = (OffsetNumber *) palloc(ntuples * sizeof(OffsetNumber));
 	LogicalTrailer lt = logical_trailer(rel, nullptr);

@@ -40,6 +40,7 @@ int vpd_context_max_attributes = 1000;
 /* ---- am: table access method ---- */
 int undo_max_size = 64;
 bool update_in_place = true;
+int inplace_reserve = 512;
 int undo_stats_tables = 1000;
 /* ---- crypto: transparent data encryption ---- */
 char *keyring_file = nullptr;
@@ -353,6 +354,12 @@ const Definition kRegistry[] = {
 			  "updates rows in place, keeping the previous version in the table's undo store",
 			  "Off: this session's updates write new versions elsewhere, as heap does. Both "
 			  "forms are always readable, so sessions may differ."),
+	make_int("rustydb.inplace_reserve", &inplace_reserve, 512, 0, BLCKSZ / 4, GUC_UNIT_BYTE,
+			 PGC_USERSET, "room a page keeps free at insert for one in-place version of its rows",
+			 "An insert leaves a page with room for one more version of the row it adds (its "
+			 "length plus the undo pointer) when that is at most this many bytes and more than "
+			 "fillfactor leaves: the page's first in-place update then needs no move. 0: "
+			 "fillfactor alone."),
 	make_int("rustydb.undo_stats_tables", &undo_stats_tables, 1000, 1, 100000, 0, PGC_POSTMASTER,
 			 "most tables whose in-place update and undo counters rustydb.undo_stats keeps",
 			 "Shared memory of about 200 bytes per table. When every entry is taken, the events "

@@ -156,7 +156,8 @@ locked_for_tuple(Buffer buf, Buffer other, Size len)
  * may not wait for other while holding the new page (issue 16's hang).
  */
 Buffer
-buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, int group_slots)
+buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buffer other,
+				 int group_slots)
 {
 	len = MAXALIGN(len);
 	if (len > kMaxTupleSize)
@@ -170,8 +171,7 @@ buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, 
 	Assert(group_slots == 0 || len <= max_group_page_tuple_size(group_slots));
 	check_storage(rel);
 
-	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
-	/* A tuple that cannot fit beside fillfactor's reserve ignores it. */
+	/* A tuple that cannot fit beside the reserve ignores it. */
 	if (len + save > kMaxTupleSize)
 		save = 0;
 	BlockNumber other_blk = BufferIsValid(other) ? BufferGetBlockNumber(other) : InvalidBlockNumber;

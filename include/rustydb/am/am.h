@@ -340,6 +340,14 @@ Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buf
 							int group_slots = 0);
 
 /*
+ * The room a page must keep free beside a new row of len bytes: what
+ * fillfactor leaves, or, when more, room for one in-place version of that
+ * row (len plus the undo pointer) if rustydb.inplace_reserve allows it, so
+ * that the page's first in-place update needs no move.
+ */
+Size page_fill_reserve(Relation rel, Size len);
+
+/*
  * VACUUM's check of the metapage (storage::check_metapage); an all-zero
  * block 0 gets its metapage, WAL-logged.
  */

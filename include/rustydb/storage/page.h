@@ -388,7 +388,8 @@ bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
 
 /*
  * Return a pinned, exclusively locked buffer with room for len bytes,
- * taking free space from the FSM or extending the relation. If other is
+ * beside save more (am::page_fill_reserve), taking free space from the FSM
+ * or extending the relation. If other is
  * valid it is a pinned, unlocked buffer of the same relation that is
  * returned locked too (lock order by block number). A new page is
  * initialised here; WAL records carry an init flag when their tuple is the
@@ -399,7 +400,7 @@ bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
  * nothing, when rel has no block at all: its metapage must be created
  * first (am::get_buffer_for_tuple does, then calls again).
  */
-Buffer buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other,
+Buffer buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buffer other,
 						int group_slots = 0);
 
 /*
