@@ -242,7 +242,7 @@ struct ChainCopy
 	TransactionId cutoff_xid;
 	MultiXactId cutoff_multi;
 	BulkInsertState bistate;
-	double *recently_dead;
+	double *num_tuples, *recently_dead;
 	int64 *written;
 };
 
@@ -257,6 +257,7 @@ copy_older_version(HeapTuple version, void *arg)
 	auto *cc = static_cast<ChainCopy *>(arg);
 	if (mvcc::satisfies_vacuum(version, cc->oldest_xmin, InvalidBuffer) == HEAPTUPLE_DEAD)
 		return false;
+	*cc->num_tuples += 1; /* kept, as heap counts its recently dead versions */
 	*cc->recently_dead += 1;
 	if (cc->sort != nullptr)
 		tuplesort_putheaptuple(cc->sort, version);
@@ -321,17 +322,8 @@ relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation old_index
 
 	TupleTableSlot *slot = table_slot_create(old_rel, nullptr);
 	*num_tuples = *tups_vacuumed = *tups_recently_dead = 0;
-	ChainCopy cc{oldest_xmin,
-				 sort,
-				 olddesc,
-				 newdesc,
-				 values,
-				 isnull,
-				 new_rel,
-				 *xid_cutoff,
-				 *multi_cutoff,
-				 bistate,
-				 tups_recently_dead,
+	ChainCopy cc{oldest_xmin, sort,        olddesc,       newdesc, values,     isnull,
+				 new_rel,     *xid_cutoff, *multi_cutoff, bistate, num_tuples, tups_recently_dead,
 				 &written};
 
 	for (;;)
