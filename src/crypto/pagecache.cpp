@@ -1032,7 +1032,7 @@ image_add(Image *img, OffsetNumber off, const uint8 *ident, const char *plain, u
 }
 
 int
-image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*idents)[kIdentBytes],
+image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 *const *idents,
 				 const uint16 *lens, char *const *dests, bool *hit)
 {
 	uint16 map[MaxHeapTuplesPerPage + 1];
@@ -1058,13 +1058,23 @@ image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*iden
 		for (int i = 0; i < h->nitems; i++)
 			if (it[i].off <= MaxHeapTuplesPerPage)
 				map[it[i].off] = static_cast<uint16>(i + 1);
+		/* the last pair of identities found equal (a group's members share theirs) */
+		uint16 same_entry = 0;
+		const uint8 *same_row = nullptr;
 		for (int k = 0; k < n; k++)
 		{
 			if (offs[k] > MaxHeapTuplesPerPage || map[offs[k]] == 0)
 				continue;
 			const Item *e = &it[map[offs[k]] - 1];
-			if (e->len != lens[k] || !ident_equal(block + e->ident, idents[k]))
+			if (e->len != lens[k])
 				continue;
+			if (e->ident != same_entry || idents[k] != same_row)
+			{
+				if (!ident_equal(block + e->ident, idents[k]))
+					continue;
+				same_entry = e->ident;
+				same_row = idents[k];
+			}
 			memcpy(dests[k], block + e->start, e->len);
 			hit[k] = true;
 			hits++;

@@ -87,13 +87,14 @@ const char *image_lookup(Image *img, OffsetNumber off, const uint8 *ident, uint1
 
 /*
  * Batch read of a page's rows (img entered on the page): for each k whose
- * item at offs[k] is cached with identity idents[k] and length lens[k],
+ * item at offs[k] is cached with identity *idents[k] and length lens[k],
  * its plaintext is copied to dests[k] and hit[k] set; one shared lock for
- * the whole page, no copy of the entry. Returns the hits.
+ * the whole page, no copy of the entry. Rows whose idents[k] point to the
+ * same bytes (a group's members) have their identity compared once with
+ * each identity of the entry. Returns the hits.
  */
-int image_read_items(Image *img, int n, const OffsetNumber *offs,
-					 const uint8 (*idents)[kIdentBytes], const uint16 *lens, char *const *dests,
-					 bool *hit);
+int image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 *const *idents,
+					 const uint16 *lens, char *const *dests, bool *hit);
 
 /*
  * Remember the plaintext payload of the item at off, sealed as ident, if
