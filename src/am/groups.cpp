@@ -686,15 +686,15 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 	{
 		/*
 		 * the cache when the rows are many bytes (a bitmap scan's single
-		 * row is not: as for a fetch) and the page is cached or its
-		 * misses are kept (else nothing is looked up or copied)
+		 * row is not: as for a fetch); image_read_items looks the page up
+		 * and decides whether its misses are kept, under one lock (a page
+		 * neither cached nor admitted: image_add keeps nothing)
 		 */
 		Size bytes = 0;
 		for (int i = 0; i < n; i++)
 			bytes += stored[i].t_len - Min(stored[i].t_len, stored[i].t_data->t_hoff);
-		if (bytes >= (Size) settings::tde_cache_min_read &&
-			crypto::pagecache::image_enter_batch(cache_image(og), rel->rd_node, blkno))
-			img = og->img;
+		if (bytes >= (Size) settings::tde_cache_min_read)
+			img = cache_image(og);
 	}
 	int nslots = 0;
 	const GroupEntry *table = storage::page_groups(page, &nslots);

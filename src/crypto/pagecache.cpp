@@ -965,24 +965,6 @@ image_enter(Image *img, const RelFileNode &node, BlockNumber blkno, bool load_en
 		load(img);
 }
 
-bool
-image_enter_batch(Image *img, const RelFileNode &node, BlockNumber blkno)
-{
-	image_enter(img, node, blkno, false);
-	if (img->admit)
-		return true;
-	bool found = false;
-	if (!bucket_empty(img->hash))
-	{
-		LWLock *lock = lock_of(img->hash);
-		LWLockAcquire(lock, LW_SHARED);
-		found = find(img->key, img->hash) >= 0;
-		LWLockRelease(lock);
-	}
-	decide_page(img, found);
-	return found || img->admit;
-}
-
 const char *
 image_lookup(Image *img, OffsetNumber off, const uint8 *ident, uint16 *len)
 {
@@ -1043,7 +1025,9 @@ image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 *const
 	if (bucket_empty(img->hash))
 	{
 		decide_page(img, false);
-		img->misses += n;
+		/* a page neither cached nor admitted: only remembered, not counted */
+		if (img->admit)
+			img->misses += n;
 		return 0;
 	}
 	LWLock *lock = lock_of(img->hash);
@@ -1082,6 +1066,8 @@ image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 *const
 	}
 	LWLockRelease(lock);
 	decide_page(img, s >= 0);
+	if (s < 0 && !img->admit)
+		return 0;
 	if (s >= 0 && hits > 0)
 		touch(s);
 	img->hits += hits;
