@@ -662,7 +662,11 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 			   HeapTuple stored, HeapTuple *outs)
 {
 	using crypto::pagecache::kIdentBytes;
-	static uint8 idents[MaxHeapTuplesPerPage][kIdentBytes];
+	static uint8 idents[MaxHeapTuplesPerPage][kIdentBytes]; /* rows sealed on their own */
+	static uint8 seals[kGroupMaxSlots][kIdentBytes];        /* the page's groups */
+	static const uint8 *ident_of[MaxHeapTuplesPerPage];
+	uint64 copied = 0; /* slots whose seal is in seals[] */
+	static_assert(kGroupMaxSlots <= 64, "copied is a bitmap of slots");
 	static uint16 lens[MaxHeapTuplesPerPage];
 	static OffsetNumber offs[MaxHeapTuplesPerPage];
 	static char *dests[MaxHeapTuplesPerPage];
@@ -674,7 +678,7 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 	Page page = BufferGetPage(buf);
 	BlockNumber blkno = storage::data_block(buf);
 	crypto::pagecache::Image *img = nullptr;
-	int m = 0; /* rows with an identity, first in idents[] */
+	int m = 0; /* rows with an identity, identities in ident_of[] */
 	int done = 0;
 
 	Assert(n <= MaxHeapTuplesPerPage);
@@ -682,15 +686,15 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 	{
 		/*
 		 * the cache when the rows are many bytes (a bitmap scan's single
-		 * row is not: as for a fetch) and the page is cached or its
-		 * misses are kept (else nothing is looked up or copied)
+		 * row is not: as for a fetch); image_read_items looks the page up
+		 * and decides whether its misses are kept, under one lock (a page
+		 * neither cached nor admitted: image_add keeps nothing)
 		 */
 		Size bytes = 0;
 		for (int i = 0; i < n; i++)
 			bytes += stored[i].t_len - Min(stored[i].t_len, stored[i].t_data->t_hoff);
-		if (bytes >= (Size) settings::tde_cache_min_read &&
-			crypto::pagecache::image_enter_batch(cache_image(og), rel->rd_node, blkno))
-			img = og->img;
+		if (bytes >= (Size) settings::tde_cache_min_read)
+			img = cache_image(og);
 	}
 	int nslots = 0;
 	const GroupEntry *table = storage::page_groups(page, &nslots);
@@ -699,7 +703,11 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 		HeapTupleHeader t = stored[i].t_data;
 		uint32 hoff = t->t_hoff;
 		uint32 tlen = stored[i].t_len;
-		memcpy(outs[i]->t_data, t, Min(hoff, tlen));
+		/* the usual header of a row without nulls at a fixed size (no rep movs) */
+		if (likely(hoff == MAXALIGN(SizeofHeapTupleHeader) && tlen >= hoff))
+			memcpy(outs[i]->t_data, t, MAXALIGN(SizeofHeapTupleHeader));
+		else
+			memcpy(outs[i]->t_data, t, Min(hoff, tlen));
 		dests[i] = (char *) outs[i]->t_data + hoff;
 		offs[i] = ItemPointerGetOffsetNumber(&stored[i].t_self);
 		hit[i] = false;
@@ -717,7 +725,13 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 			member[i] = true;
 			if (img == nullptr || table == nullptr || slots[i] >= nslots)
 				continue;
-			memcpy(idents[i], table[slots[i]].seal, kIdentBytes);
+			/* copied once per group: its members compare the same bytes */
+			if (!(copied & (UINT64CONST(1) << slots[i])))
+			{
+				memcpy(seals[slots[i]], table[slots[i]].seal, kIdentBytes);
+				copied |= UINT64CONST(1) << slots[i];
+			}
+			ident_of[i] = seals[slots[i]];
 			lens[i] = (uint16) (sealed - kMemberHeaderBytes);
 		}
 		else
@@ -726,6 +740,7 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 				continue;
 			memcpy(idents[i], p, 20);
 			memcpy(idents[i] + 20, p + sealed - 16, 16);
+			ident_of[i] = idents[i];
 			lens[i] = (uint16) (sealed - crypto::kSealOverhead);
 		}
 		m++;
@@ -733,7 +748,7 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 	if (img != nullptr && m > 0)
 	{
 		crypto::pagecache::image_enter(img, rel->rd_node, blkno, false);
-		int hits = crypto::pagecache::image_read_items(img, n, offs, idents, lens, dests, hit);
+		int hits = crypto::pagecache::image_read_items(img, n, offs, ident_of, lens, dests, hit);
 		if (hits > 0)
 			crypto::count_cached_opens(c, hits);
 	}
@@ -756,7 +771,7 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 			crypto::open_tuple(c, &stored[i], outs[i], blkno);
 			if (remember)
 				crypto::pagecache::image_add(
-					img, off, idents[i], (const char *) outs[i]->t_data + outs[i]->t_data->t_hoff,
+					img, off, ident_of[i], (const char *) outs[i]->t_data + outs[i]->t_data->t_hoff,
 					lens[i]);
 			done++;
 			continue;
@@ -771,12 +786,12 @@ open_page_rows(Relation rel, const crypto::Cipher *c, Buffer buf, OpenedGroups *
 		memcpy(dests[i], og->plain + mm->start, mm->len);
 		outs[i]->t_len = hoff + mm->len;
 		/* the group's members, once per group (they follow each other) */
-		if (remember && (added < 0 || memcmp(idents[added], idents[i], kIdentBytes) != 0))
+		if (remember && (added < 0 || memcmp(ident_of[added], ident_of[i], kIdentBytes) != 0))
 		{
 			const OpenedSlot *os = find_opened(og, slots[i]);
-			if (os != nullptr && memcmp(os->entry.seal, idents[i], kIdentBytes) == 0)
+			if (os != nullptr && memcmp(os->entry.seal, ident_of[i], kIdentBytes) == 0)
 				for (int k = 0; k < os->entry.nmembers; k++)
-					crypto::pagecache::image_add(img, os->m[k].off, idents[i],
+					crypto::pagecache::image_add(img, os->m[k].off, ident_of[i],
 												 og->plain + os->m[k].start, os->m[k].len);
 			added = i;
 		}

@@ -965,24 +965,6 @@ image_enter(Image *img, const RelFileNode &node, BlockNumber blkno, bool load_en
 		load(img);
 }
 
-bool
-image_enter_batch(Image *img, const RelFileNode &node, BlockNumber blkno)
-{
-	image_enter(img, node, blkno, false);
-	if (img->admit)
-		return true;
-	bool found = false;
-	if (!bucket_empty(img->hash))
-	{
-		LWLock *lock = lock_of(img->hash);
-		LWLockAcquire(lock, LW_SHARED);
-		found = find(img->key, img->hash) >= 0;
-		LWLockRelease(lock);
-	}
-	decide_page(img, found);
-	return found || img->admit;
-}
-
 const char *
 image_lookup(Image *img, OffsetNumber off, const uint8 *ident, uint16 *len)
 {
@@ -1032,7 +1014,7 @@ image_add(Image *img, OffsetNumber off, const uint8 *ident, const char *plain, u
 }
 
 int
-image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*idents)[kIdentBytes],
+image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 *const *idents,
 				 const uint16 *lens, char *const *dests, bool *hit)
 {
 	uint16 map[MaxHeapTuplesPerPage + 1];
@@ -1043,7 +1025,9 @@ image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*iden
 	if (bucket_empty(img->hash))
 	{
 		decide_page(img, false);
-		img->misses += n;
+		/* a page neither cached nor admitted: only remembered, not counted */
+		if (img->admit)
+			img->misses += n;
 		return 0;
 	}
 	LWLock *lock = lock_of(img->hash);
@@ -1058,13 +1042,23 @@ image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*iden
 		for (int i = 0; i < h->nitems; i++)
 			if (it[i].off <= MaxHeapTuplesPerPage)
 				map[it[i].off] = static_cast<uint16>(i + 1);
+		/* the last pair of identities found equal (a group's members share theirs) */
+		uint16 same_entry = 0;
+		const uint8 *same_row = nullptr;
 		for (int k = 0; k < n; k++)
 		{
 			if (offs[k] > MaxHeapTuplesPerPage || map[offs[k]] == 0)
 				continue;
 			const Item *e = &it[map[offs[k]] - 1];
-			if (e->len != lens[k] || !ident_equal(block + e->ident, idents[k]))
+			if (e->len != lens[k])
 				continue;
+			if (e->ident != same_entry || idents[k] != same_row)
+			{
+				if (!ident_equal(block + e->ident, idents[k]))
+					continue;
+				same_entry = e->ident;
+				same_row = idents[k];
+			}
 			memcpy(dests[k], block + e->start, e->len);
 			hit[k] = true;
 			hits++;
@@ -1072,6 +1066,8 @@ image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 (*iden
 	}
 	LWLockRelease(lock);
 	decide_page(img, s >= 0);
+	if (s < 0 && !img->admit)
+		return 0;
 	if (s >= 0 && hits > 0)
 		touch(s);
 	img->hits += hits;

@@ -73,13 +73,6 @@ Mode image_mode(const Image *img);
 void image_enter(Image *img, const RelFileNode &node, BlockNumber blkno, bool load_entry = true);
 
 /*
- * Enter (node, blkno) for a batch read (image_read_items follows): whether
- * the page's rows are worth identifying, i.e. the page has an entry or what
- * is opened on it will be kept (a bulk read, or the page's second miss).
- */
-bool image_enter_batch(Image *img, const RelFileNode &node, BlockNumber blkno);
-
-/*
  * The plaintext payload of the item at off if its identity is ident (the
  * Items mode also asks the shared entry); nullptr if not cached.
  */
@@ -87,13 +80,17 @@ const char *image_lookup(Image *img, OffsetNumber off, const uint8 *ident, uint1
 
 /*
  * Batch read of a page's rows (img entered on the page): for each k whose
- * item at offs[k] is cached with identity idents[k] and length lens[k],
+ * item at offs[k] is cached with identity *idents[k] and length lens[k],
  * its plaintext is copied to dests[k] and hit[k] set; one shared lock for
- * the whole page, no copy of the entry. Returns the hits.
+ * the whole page, no copy of the entry. Rows whose idents[k] point to the
+ * same bytes (a group's members) have their identity compared once with
+ * each identity of the entry. Also decides, under the same lock, whether
+ * what the caller opens on the page is kept (image_add): when the page has
+ * an entry, in a bulk read, or on the page's second miss; a page neither
+ * cached nor admitted counts no miss. Returns the hits.
  */
-int image_read_items(Image *img, int n, const OffsetNumber *offs,
-					 const uint8 (*idents)[kIdentBytes], const uint16 *lens, char *const *dests,
-					 bool *hit);
+int image_read_items(Image *img, int n, const OffsetNumber *offs, const uint8 *const *idents,
+					 const uint16 *lens, char *const *dests, bool *hit);
 
 /*
  * Remember the plaintext payload of the item at off, sealed as ident, if
