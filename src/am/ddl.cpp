@@ -155,8 +155,9 @@ Size
 page_fill_reserve(Relation rel, Size len)
 {
 	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
+	/* encrypted tables update out of place in this build: no room is kept for them */
 	if (settings::inplace_reserve > 0 && settings::update_in_place && settings::undo_max_size > 0 &&
-		rel->rd_rel->relkind == RELKIND_RELATION)
+		rel->rd_rel->relkind == RELKIND_RELATION && crypto::relation_cipher(rel) == nullptr)
 	{
 		Size one = MAXALIGN(len + storage::kUndoExtSize);
 		if (one <= (Size) settings::inplace_reserve)

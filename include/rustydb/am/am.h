@@ -343,7 +343,8 @@ Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buf
  * The room a page must keep free beside a new row of len bytes: what
  * fillfactor leaves, or, when more, room for one in-place version of that
  * row (len plus the undo pointer) if rustydb.inplace_reserve allows it, so
- * that the page's first in-place update needs no move.
+ * that the page's first in-place update needs no move (plain tables: the
+ * encrypted ones update out of place).
  */
 Size page_fill_reserve(Relation rel, Size len);
 
