@@ -21,9 +21,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
 trap rdb_cleanup EXIT
 EXPECT=${RDB_EXPECT_INPLACE:-1}
-# encrypted tables update out of place in this build (docs/storage.md,
-# "Encrypted tables"); 1 once their in-place path (sealed undo images) lands
-EXPECT_TDE=${RDB_EXPECT_INPLACE_TDE:-0}
+# RDB_EXPECT_INPLACE_TDE (default 1): the encrypted table too (sealed undo
+# images); 0 checks that it was updated out of place instead
+EXPECT_TDE=${RDB_EXPECT_INPLACE_TDE:-1}
 
 RING=$(rdb_keyring_create "$RDB_WORK/inplace_tde_keys")
 N=iptde

@@ -116,7 +116,10 @@ struct OpenedGroups; /* groups.h */
  * itself for an unencrypted relation, else a palloc'd copy. buf: the page,
  * pinned; locked: the caller holds its content lock; og: the opened
  * groups to use (a scan's or an index fetch's), nullptr for the
- * backend's.
+ * backend's. stored may also be an undo image the chain walk returned (a
+ * copy, not on buf's page; docs/storage.md, "In-place updates and undo"):
+ * sealed on its own, it is opened on its own, past the groups and the
+ * cache of opened payloads, which hold the page's rows.
  */
 HeapTuple open_from_page(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf,
 						 bool locked, OpenedGroups *og = nullptr);
