@@ -52,8 +52,17 @@ SELECT count(*), sum(v), count(*) FILTER (WHERE note LIKE '%aborted%') AS aborte
 SET LOCAL enable_seqscan = off;
 SET LOCAL enable_bitmapscan = off;
 SELECT id, v, note FROM ti WHERE id IN (1, 20) ORDER BY id;
-COMMIT;
+-- an index build and ANALYZE take each row's version before the aborted one
+CREATE INDEX ti_v ON ti (v);
 ANALYZE ti;
+COMMIT;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FILTER (WHERE v = 1011) AS aborted_value,
+	(SELECT count(*) FROM ti WHERE v = 11 AND id <= 20) AS committed_value FROM ti WHERE v = 1011;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP INDEX ti_v;
 UPDATE ti SET v = v + 1 WHERE id <= 20;
 SELECT count(*), sum(v), count(*) FILTER (WHERE note LIKE '%aborted%') AS aborted FROM ti WHERE id <= 20;
 SELECT repairs > 0 AS repaired FROM rustydb.undo_stats WHERE relid = 'ti'::regclass;
