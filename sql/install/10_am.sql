@@ -110,7 +110,7 @@ CREATE FUNCTION rustydb._undo_stats(
 	OUT fallback_toast bigint, OUT fallback_too_large bigint, OUT fallback_shrinks bigint,
 	OUT fallback_no_space bigint, OUT fallback_no_store bigint, OUT fallback_disabled bigint,
 	OUT fallback_new_file bigint, OUT repairs bigint, OUT pages_discarded bigint,
-	OUT fallback_heap_only bigint)
+	OUT fallback_heap_only bigint, OUT fallback_group_member bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'rustydb_undo_stats'
 LANGUAGE C VOLATILE;
@@ -118,7 +118,7 @@ CREATE VIEW rustydb.undo_stats AS
 	SELECT relid::regclass AS relid, capacity_bytes, used_bytes, insert_position, discard_position,
 	       inplace_updates, fallback_undo_full, fallback_indexed, fallback_toast,
 	       fallback_too_large, fallback_shrinks, fallback_no_space, fallback_heap_only,
-	       fallback_no_store, fallback_disabled, fallback_new_file, repairs, pages_discarded
+	       fallback_group_member, fallback_no_store, fallback_disabled, fallback_new_file, repairs, pages_discarded
 	FROM rustydb._undo_stats();
 COMMENT ON VIEW rustydb.undo_stats IS 'per rustydb table of this database: its undo store (capacity, use, positions) and the in-place update counters since server start (fallbacks by reason, repairs, undo pages recycled); relid NULL: tables beyond rustydb.undo_stats_tables';
 GRANT SELECT ON rustydb.undo_stats TO PUBLIC;

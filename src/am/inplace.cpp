@@ -15,6 +15,7 @@
 #include "rustydb/am/inplace.h"
 
 #include "rustydb/am/am.h"
+#include "rustydb/am/groups.h"
 #include "rustydb/am/undo_store.h"
 #include "rustydb/am/xmax.h"
 #include "rustydb/common/settings.h"
@@ -93,8 +94,12 @@ try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
 			*why = "the record belongs to another file of the table";
 		else if (!TransactionIdEquals(r->writer, writer))
 			*why = "the record was written by another transaction than the version pointing at it";
-		else if (r->flags & storage::kUndoRecordSealed)
-			*why = "sealed undo records are not read by this build";
+		else if ((r->flags & storage::kUndoRecordSealed) &&
+				 !(meta->flags & storage::kUndoEncrypted))
+			*why = "a sealed record in the undo store of an unencrypted table";
+		else if (!(r->flags & storage::kUndoRecordSealed) &&
+				 (meta->flags & storage::kUndoEncrypted))
+			*why = "a record in plaintext in the undo store of an encrypted table";
 	}
 	else if (*why == nullptr)
 		*why = "unreadable record";
@@ -106,6 +111,7 @@ try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
 	}
 	Size len;
 	const char *image = storage::undo_record_image(r, &len);
+	bool sealed = (r->flags & storage::kUndoRecordSealed) != 0;
 	auto tup = (HeapTuple) palloc(HEAPTUPLESIZE + len);
 	tup->t_len = (uint32) len;
 	tup->t_self = *tid;
@@ -114,7 +120,9 @@ try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
 	memcpy(tup->t_data, image, len);
 	UnlockReleaseBuffer(buf);
 	UnlockReleaseBuffer(metabuf);
+	/* a sealed image (encrypted table): its payload is opened where values are needed */
 	if (len < SizeofHeapTupleHeader || tup->t_data->t_hoff > len ||
+		(sealed && len - tup->t_data->t_hoff < crypto::kSealOverhead) ||
 		((tup->t_data->t_infomask2 & storage::kTupleHasUndo) &&
 		 !storage::tuple_hoff_is_valid(tup->t_data)))
 	{
@@ -476,11 +484,11 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
  */
 
 UndoEvent
-inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo)
+inplace_prepare(Relation rel, Relation *undo)
 {
 	*undo = nullptr;
 	/* not counted: what the table is, not what happened to an update */
-	if (cipher != nullptr || rel->rd_rel->relkind != RELKIND_RELATION)
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		return UndoEvent::Count_;
 	TriggerDesc *td = rel->trigdesc;
 	if (td != nullptr && td->trig_update_after_row)
@@ -503,8 +511,9 @@ inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo)
 }
 
 bool
-update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, HeapTuple newtup,
-				TransactionId xid, CommandId cid, MultiXactStatus mine, UndoEvent *why)
+update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffer buffer,
+				HeapTuple oldtup, HeapTuple oldplain, HeapTuple newtup, TransactionId xid,
+				CommandId cid, MultiXactStatus mine, UndoEvent *why)
 {
 	Page page = BufferGetPage(buffer);
 	HeapTupleHeader ot = oldtup->t_data;
@@ -515,26 +524,50 @@ update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, He
 		*why = UndoEvent::FallbackHeapOnly;
 		return false;
 	}
+	/*
+	 * Encrypted: a member of a sealed group stays in its group, whose seal
+	 * covers its offset and length (an out-of-place update leaves it there,
+	 * and its new version is sealed on its own).
+	 */
+	int gslot, gordinal;
+	if (cipher != nullptr && group_member(oldtup, &gslot, &gordinal))
+	{
+		*why = UndoEvent::FallbackGroupMember;
+		return false;
+	}
 	/* the new version, with its undo pointer (set below) */
 	HeapTuple nv = storage::tuple_with_undo(newtup, storage::kInvalidUndoPtr);
-	if (MAXALIGN(nv->t_len) < MAXALIGN(oldtup->t_len))
+	Size nvlen = stored_size(cipher, nv->t_len);
+	if (MAXALIGN(nvlen) < MAXALIGN(oldtup->t_len))
 	{
 		heap_freetuple(nv);
 		*why = UndoEvent::FallbackShrinks;
 		return false;
 	}
-	if (!storage::inplace_fits(page, nv->t_len))
+	if (!storage::inplace_fits(page, nvlen))
 	{
 		heap_freetuple(nv);
 		*why = UndoEvent::FallbackNoSpace;
 		return false;
 	}
-	Size need = sizeof(storage::UndoRecordHeader) + oldtup->t_len;
+	/* the previous version's image: sealed on its own for an encrypted table */
+	Size need = sizeof(storage::UndoRecordHeader) + stored_size(cipher, oldplain->t_len);
 	if (need > storage::kUndoMaxImage + sizeof(storage::UndoRecordHeader))
 	{
 		heap_freetuple(nv);
 		*why = UndoEvent::FallbackTooLarge;
 		return false;
+	}
+	/*
+	 * Sealed as the out-of-place path seals a new version, once the
+	 * extension is in the header: the associated data covers t_hoff, not
+	 * the 8 bytes before it, where the undo pointer is written below.
+	 */
+	if (cipher != nullptr)
+	{
+		HeapTuple sealed = seal_for_page(cipher, nv);
+		heap_freetuple(nv);
+		nv = sealed;
 	}
 
 	CheckForSerializableConflictIn(rel, &oldtup->t_self, storage::data_block(buffer));
@@ -548,15 +581,15 @@ update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, He
 	compose_xmax(ot, xid, mine, &new_xmax, &im, &im2);
 	storage::TupleXact ox = with_xmax(ot, new_xmax, im, im2);
 
-	UndoInsert ins;
-	if (!undo_reserve(rel, undo, need, &ins))
-	{
-		heap_freetuple(nv);
-		*why = UndoEvent::FallbackUndoFull;
-		return false;
-	}
-	HeapTuple img = heap_copytuple(oldtup);
+	/*
+	 * Its payload in plaintext (oldplain: the opened page version), the
+	 * header as the page has it now (with the undo pointer that continues
+	 * the chain).
+	 */
+	HeapTuple img = heap_copytuple(oldplain);
 	HeapTupleHeader it = img->t_data;
+	Assert(oldplain == oldtup || ot->t_hoff == it->t_hoff);
+	memcpy(it, ot, ot->t_hoff);
 	it->t_infomask = (ox.infomask & ~HEAP_COMBOCID) | (iscombo ? HEAP_COMBOCID : 0);
 	it->t_infomask2 = ox.infomask2 & ~(HEAP_HOT_UPDATED | HEAP_ONLY_TUPLE);
 	HeapTupleHeaderSetXmax(it, ox.xmax);
@@ -580,6 +613,41 @@ update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, He
 	hdr.block = storage::data_block(buffer);
 	hdr.relfilenode = rel->rd_node.relNode;
 	hdr.writer = xid;
+	/* re-sealed on its own: no plaintext reaches undo (docs/storage.md) */
+	if (cipher != nullptr)
+	{
+		HeapTuple sealed = seal_for_page(cipher, img);
+		explicit_bzero(img->t_data, img->t_len);
+		heap_freetuple(img);
+		img = sealed;
+		hdr.flags |= storage::kUndoRecordSealed;
+	}
+	Assert(sizeof(hdr) + img->t_len == need);
+
+	UndoInsert ins;
+	if (!undo_reserve(rel, undo, need, &ins))
+	{
+		heap_freetuple(img);
+		heap_freetuple(nv);
+		*why = UndoEvent::FallbackUndoFull;
+		return false;
+	}
+	/* the store holds sealed records exactly when the table is encrypted */
+	const char *mwhy = nullptr;
+	const storage::UndoMetaData *meta = storage::undo_meta_get(BufferGetPage(ins.meta), &mwhy);
+	if (meta == nullptr || ((meta->flags & storage::kUndoEncrypted) != 0) != (cipher != nullptr))
+	{
+		undo_release(&ins);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("undo store of relation \"%s\" does not match the table's encryption",
+						RelationGetRelationName(rel)),
+				 errdetail("The table is %s, its undo store's metapage %s.",
+						   cipher != nullptr ? "encrypted" : "not encrypted",
+						   meta == nullptr                           ? mwhy
+						   : (meta->flags & storage::kUndoEncrypted) ? "says encrypted"
+																	 : "says not encrypted")));
+	}
 
 	memcpy((char *) nv->t_data + nv->t_data->t_hoff - storage::kUndoExtSize, &ins.position,
 		   sizeof(ins.position));

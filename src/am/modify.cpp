@@ -496,10 +496,15 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	newtup = seal_large_values(rel, cipher, newtup);
 	/* the undo store, before any buffer lock (it may discard and repair) */
 	Relation undo = nullptr;
-	UndoEvent inplace = inplace_prepare(rel, cipher, &undo);
+	UndoEvent inplace = inplace_prepare(rel, &undo);
 	Buffer buffer = read_target(rel, otid, &oldtup, "update");
-	/* attribute values of the old version (its payload never changes) */
+	/* attribute values of the old version */
 	HeapTuple oldplain = open_from_page(rel, cipher, &oldtup, buffer, true);
+	/*
+	 * The stored version opened: acquire_right may wait and find another
+	 * version at the TID (an aborted in-place version repaired meanwhile).
+	 */
+	HeapTuple opened = cipher != nullptr ? heap_copytuple(&oldtup) : nullptr;
 
 	*lockmode = attrs_changed(rel, oldplain, newtup, key_attrs) ? LockTupleExclusive
 																: LockTupleNoKeyExclusive;
@@ -522,6 +527,18 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		if (undo != nullptr)
 			table_close(undo, RowExclusiveLock);
 		return result;
+	}
+	if (opened != nullptr)
+	{
+		uint32 hoff = opened->t_data->t_hoff;
+		if (opened->t_len != oldtup.t_len || hoff != oldtup.t_data->t_hoff ||
+			memcmp((char *) opened->t_data + hoff, (char *) oldtup.t_data + hoff,
+				   opened->t_len - hoff) != 0)
+		{
+			heap_freetuple(oldplain);
+			oldplain = open_from_page(rel, cipher, &oldtup, buffer, true);
+		}
+		heap_freetuple(opened);
 	}
 
 	/*
@@ -578,7 +595,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	if (inplace == UndoEvent::Inplace && attrs_changed(rel, oldplain, newtup, index_attrs))
 		inplace = UndoEvent::FallbackIndexed;
 	if (inplace == UndoEvent::Inplace &&
-		update_in_place(rel, undo, buffer, &oldtup, newtup, xid, cid, mine, &inplace))
+		update_in_place(rel, undo, cipher, buffer, &oldtup, oldplain, newtup, xid, cid, mine,
+						&inplace))
 	{
 		UnlockReleaseBuffer(buffer);
 		if (have_tuplock)

@@ -224,7 +224,11 @@ plain_wipe(ScanDesc *s, int i)
 /*
  * A page-mode scan's first row of a page: every visible row of the page
  * opened into buf at once (cached ones copied under one lock of the
- * cache); rows with sealed large values are left to store_tuple.
+ * cache); rows with sealed large values are left to store_tuple, and so
+ * are rows whose visible version is an undo image (a copy, opened on its
+ * own: the page's row at that offset is another version). Each row is the
+ * version collect_page kept (its line pointer as judged: an in-place
+ * update may have moved the offset's line pointer since).
  */
 static void
 plain_page(ScanDesc *s, char *buf)
@@ -232,14 +236,15 @@ plain_page(ScanDesc *s, char *buf)
 	static HeapTupleData stored[MaxHeapTuplesPerPage];
 	static HeapTuple outs[MaxHeapTuplesPerPage];
 	Relation rel = s->base.rs_rd;
-	Page page = BufferGetPage(s->cbuf);
 	Size used = 0;
 	int n = 0;
 
 	for (int i = 0; i < s->ntuples; i++)
 	{
+		if (s->viscopies[i] != nullptr)
+			continue;
 		HeapTuple t = &stored[n];
-		storage::tuple_at_checked(rel, s->cblock, page, s->vistuples[i], t);
+		kept_row(s, i, t);
 		if (t->t_data->t_infomask2 & crypto::kValuesSealed)
 			continue;
 		Size need = MAXALIGN(MAXALIGN(HEAPTUPLESIZE) + t->t_len);
@@ -308,8 +313,9 @@ plain_row(ScanDesc *s, HeapTuple t, bool locked)
 static void
 store_current(ScanDesc *s, HeapTuple t, TupleTableSlot *slot, bool locked = false)
 {
+	/* an undo image (a copy) is opened on its own by store_tuple */
 	if (s->cipher != nullptr && TTS_IS_HEAPTUPLE(slot) &&
-		!(t->t_data->t_infomask2 & crypto::kValuesSealed))
+		!(t->t_data->t_infomask2 & crypto::kValuesSealed) && tuple_on_page(t, s->cbuf))
 	{
 		HeapTuple p = plain_row(s, t, locked);
 		if (p != nullptr)
@@ -760,8 +766,7 @@ tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot)
 	 */
 	if (!lock_slot_version(rel, slot, &tuple, &buffer))
 	{
-		if (!TTS_IS_BUFFERTUPLE(slot))
-			return false; /* an encrypted table's opened row: never an undo image */
+		/* an undo image (an encrypted table's opened one: its header as undo holds it) */
 		return mvcc::satisfies(ExecFetchSlotHeapTuple(slot, false, nullptr), snapshot,
 							   InvalidBuffer);
 	}

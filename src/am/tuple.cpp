@@ -126,6 +126,11 @@ open_from_page(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer b
 {
 	if (c == nullptr)
 		return stored;
+	if (!tuple_on_page(stored, buf))
+	{
+		/* an undo image: sealed on its own when it was copied into undo */
+		return crypto::open_tuple_copy(c, stored, ItemPointerGetBlockNumber(&stored->t_self));
+	}
 	return open_stored_tuple(rel, c, stored, buf, locked, og);
 }
 

@@ -22,7 +22,8 @@
 #           beside scans (scan: every read of a page prunes it): pruning
 #           meets in-place versions whose creators abort under it, and a
 #           row judged dead there vanished with its chain (docs/storage.md,
-#           "Rollback"); every run of the old code lost rows
+#           "Rollback"); every run of the old code lost rows (rc-abort-enc:
+#           the same on an encrypted table, repairs from sealed undo images)
 # on small hot tables (100 rows: most versions land on the last pages,
 # which the relation extends under the writers), under READ COMMITTED,
 # REPEATABLE READ and SERIALIZABLE (--max-tries retries serialization
@@ -222,6 +223,7 @@ run rc-fresh-plain false "read committed" pair
 run rc-fresh-enc true "read committed" pair
 run rc-grow false "read committed" grow
 run rc-abort-plain false "read committed" abort@10 scan@1
+run rc-abort-enc true "read committed" abort@10 scan@1
 for enc in false true; do
 	tag=plain
 	[ "$enc" = true ] && tag=enc

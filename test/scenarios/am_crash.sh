@@ -18,9 +18,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
 trap rdb_cleanup EXIT
 EXPECT=${RDB_EXPECT_INPLACE:-1}
-# encrypted tables update out of place in this build (docs/storage.md, "Next"):
-# with RDB_TDE=1 the in-place checks wait for RDB_EXPECT_INPLACE_TDE=1
-[ "${RDB_TDE:-0}" = 1 ] && EXPECT=${RDB_EXPECT_INPLACE_TDE:-0}
+# with RDB_TDE=1 (encrypted tables) RDB_EXPECT_INPLACE_TDE=0 turns the
+# in-place checks off (default: as RDB_EXPECT_INPLACE)
+[ "${RDB_TDE:-0}" = 1 ] && EXPECT=${RDB_EXPECT_INPLACE_TDE:-$EXPECT}
 
 rdb_node_init amcrash
 rdb_node_conf amcrash "default_table_access_method = 'rustydb'"

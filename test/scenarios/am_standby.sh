@@ -79,9 +79,9 @@ rdb_is "undo store: truncated by VACUUM, resized and refilled on the standby too
 # keep or grow their length. After each step the standby answers like the
 # primary, through sequential and index scans, and verify_table is clean.
 EXPECT=${RDB_EXPECT_INPLACE:-1} # 0: the in-place path has not landed
-# encrypted tables update out of place in this build (docs/storage.md, "Next"):
-# with RDB_TDE=1 the in-place checks wait for RDB_EXPECT_INPLACE_TDE=1
-[ "${RDB_TDE:-0}" = 1 ] && EXPECT=${RDB_EXPECT_INPLACE_TDE:-0}
+# with RDB_TDE=1 (encrypted tables) RDB_EXPECT_INPLACE_TDE=0 turns the
+# in-place checks off (default: as RDB_EXPECT_INPLACE)
+[ "${RDB_TDE:-0}" = 1 ] && EXPECT=${RDB_EXPECT_INPLACE_TDE:-$EXPECT}
 rdb_psql amprimary "CREATE TABLE hot (id int PRIMARY KEY, grp int, v int, note text) USING rustydb;
 	CREATE INDEX hot_grp ON hot (grp);
 	INSERT INTO hot SELECT g, g % 10, 0, 'hot ' || g FROM generate_series(1, 2000) g"

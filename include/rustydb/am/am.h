@@ -116,7 +116,10 @@ struct OpenedGroups; /* groups.h */
  * itself for an unencrypted relation, else a palloc'd copy. buf: the page,
  * pinned; locked: the caller holds its content lock; og: the opened
  * groups to use (a scan's or an index fetch's), nullptr for the
- * backend's.
+ * backend's. stored may also be an undo image the chain walk returned (a
+ * copy, not on buf's page; docs/storage.md, "In-place updates and undo"):
+ * sealed on its own, it is opened on its own, past the groups and the
+ * cache of opened payloads, which hold the page's rows.
  */
 HeapTuple open_from_page(Relation rel, const crypto::Cipher *c, HeapTuple stored, Buffer buf,
 						 bool locked, OpenedGroups *og = nullptr);
@@ -343,8 +346,7 @@ Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buf
  * The room a page must keep free beside a new row of len bytes: what
  * fillfactor leaves, or, when more, room for one in-place version of that
  * row (len plus the undo pointer) if rustydb.inplace_reserve allows it, so
- * that the page's first in-place update needs no move (plain tables: the
- * encrypted ones update out of place).
+ * that the page's first in-place update needs no move (plain tables only).
  */
 Size page_fill_reserve(Relation rel, Size len);
 

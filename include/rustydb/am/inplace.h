@@ -33,7 +33,8 @@ namespace rustydb::am {
  * locked) that snapshot sees. False: none. True: *tuple is the page
  * version, unchanged, or (*copied) a palloc'd copy of an undo image in
  * CurrentMemoryContext with t_self and t_tableOid set (release_copy frees
- * it). With ssi, reports SERIALIZABLE conflicts out for the
+ * it); an encrypted table's copy is sealed, as undo holds it: its header
+ * is in the clear, open_from_page opens its payload. With ssi, reports SERIALIZABLE conflicts out for the
  * versions it judged (the page version's creator when it walked past it).
  */
 bool visible_version(Relation rel, Buffer buffer, HeapTuple tuple, Snapshot snapshot, bool ssi,
@@ -71,7 +72,8 @@ bool effective_version(Relation rel, HeapTuple tuple, bool skip_running, bool *c
  * The older versions of tuple's chain (tuple: a page version or an image,
  * its memory valid throughout), newest first: visit gets each as a
  * palloc'd copy that is freed after it returns, until it returns false or
- * the chain ends (no older version, or recycled). CLUSTER and VACUUM FULL
+ * the chain ends (no older version, or recycled). An encrypted table's
+ * versions come sealed, as undo holds them. CLUSTER and VACUUM FULL
  * copy the ones a snapshot may still need.
  */
 void older_versions(Relation rel, HeapTuple tuple, bool (*visit)(HeapTuple version, void *arg),
@@ -89,20 +91,25 @@ int repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple);
  * Before any buffer lock: can an UPDATE of rel go in place at all? Returns
  * UndoEvent::Inplace with *undo opened (RowExclusiveLock, the caller
  * closes it), or the reason it cannot: a counted fallback, or Count_ when
- * the table never updates in place (encrypted, not a plain table, after-row
- * update triggers, logically logged under
- * wal_level = logical).
+ * the table never updates in place (not a plain table, after-row update
+ * triggers, logically logged under wal_level = logical).
  */
-UndoEvent inplace_prepare(Relation rel, const crypto::Cipher *cipher, Relation *undo);
+UndoEvent inplace_prepare(Relation rel, Relation *undo);
 
 /*
  * With the old version's page exclusively locked and the right to update
- * acquired: write newtup (its transaction fields set) in place of oldtup,
- * its previous version into undo. True when done (newtup->t_self set);
- * false with the reason in *why, nothing changed.
+ * acquired: write newtup (its transaction fields set, payload in
+ * plaintext) in place of the page version oldtup, its previous version
+ * into undo. cipher: the table's (nullptr: not encrypted); oldplain:
+ * oldtup's payload opened (oldtup itself when not encrypted). An
+ * encrypted table's new version is sealed as the out-of-place path seals
+ * it and the image re-sealed on its own (kUndoRecordSealed); a member of a
+ * sealed group is not updated in place. True when done (newtup->t_self
+ * set); false with the reason in *why, nothing changed.
  */
-bool update_in_place(Relation rel, Relation undo, Buffer buffer, HeapTuple oldtup, HeapTuple newtup,
-					 TransactionId xid, CommandId cid, MultiXactStatus mine, UndoEvent *why);
+bool update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffer buffer,
+					 HeapTuple oldtup, HeapTuple oldplain, HeapTuple newtup, TransactionId xid,
+					 CommandId cid, MultiXactStatus mine, UndoEvent *why);
 
 } /* namespace rustydb::am */
 

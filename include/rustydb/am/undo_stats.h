@@ -21,19 +21,20 @@ namespace rustydb::am {
 
 enum class UndoEvent : int
 {
-	Inplace = 0,      /* an UPDATE written in place */
-	FallbackUndoFull, /* out of place: the ring was full after trying to discard */
-	FallbackIndexed,  /* out of place: an indexed column changed */
-	FallbackToast,    /* out of place: either version needs TOAST work */
-	FallbackTooLarge, /* out of place: the undo record would not fit an undo page */
-	FallbackShrinks,  /* out of place: the new version is shorter than the old */
-	FallbackNoSpace,  /* out of place: the new version does not fit the page */
-	FallbackNoStore,  /* out of place: the table has no undo store */
-	FallbackDisabled, /* out of place: rustydb.update_in_place off or undo_max_size 0 */
-	FallbackNewFile,  /* out of place: relfilenode created in this transaction */
-	Repair,           /* an aborted in-place version repaired from undo */
-	PagesDiscarded,   /* undo pages recycled */
-	FallbackHeapOnly, /* out of place: the old version is a heap-only version */
+	Inplace = 0,         /* an UPDATE written in place */
+	FallbackUndoFull,    /* out of place: the ring was full after trying to discard */
+	FallbackIndexed,     /* out of place: an indexed column changed */
+	FallbackToast,       /* out of place: either version needs TOAST work */
+	FallbackTooLarge,    /* out of place: the undo record would not fit an undo page */
+	FallbackShrinks,     /* out of place: the new version is shorter than the old */
+	FallbackNoSpace,     /* out of place: the new version does not fit the page */
+	FallbackNoStore,     /* out of place: the table has no undo store */
+	FallbackDisabled,    /* out of place: rustydb.update_in_place off or undo_max_size 0 */
+	FallbackNewFile,     /* out of place: relfilenode created in this transaction */
+	Repair,              /* an aborted in-place version repaired from undo */
+	PagesDiscarded,      /* undo pages recycled */
+	FallbackHeapOnly,    /* out of place: the old version is a heap-only version */
+	FallbackGroupMember, /* out of place: the old version is a member of a sealed group (TDE) */
 	Count_
 };
 
