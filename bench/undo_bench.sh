@@ -116,7 +116,12 @@ BLCKSZ=$(q "SHOW block_size")
 UNDO_MAX=$(q "SHOW rustydb.undo_max_size")
 # the bound of one store in pages: its ring plus its metapage
 UNDO_BOUND=$(q "SELECT pg_size_bytes(current_setting('rustydb.undo_max_size')) / $BLCKSZ + 1")
-HAS_STATS=$(q "SELECT to_regclass('rustydb.undo_stats') IS NOT NULL")
+# (in a workload database: the extension is created there, not in postgres)
+HAS_STATS=f
+for am in $AMS; do
+	HAS_STATS=$(qd "b_$am" "SELECT to_regclass('rustydb.undo_stats') IS NOT NULL")
+	break
+done
 
 # ---- helpers
 fmt() { awk -v x="$1" -v d="${2:-1}" 'BEGIN { if (x == "" || x == "-") print "-"; else printf "%.*f\n", d, x }'; }
