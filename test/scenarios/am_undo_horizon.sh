@@ -31,8 +31,8 @@ rdb_is "the open transaction updated in place" \
 	"$(q "SELECT inplace_updates >= 10 FROM rustydb.undo_stats WHERE relid = 't'::regclass")" "t"
 
 q "VACUUM (FREEZE) t" >/dev/null
-rdb_is "undo still holds the open writer's records after VACUUM" \
-	"$(q "SELECT insert > discard OR pages_in_use > 0 FROM rustydb.undo_store('t')")" "t"
+rdb_is "VACUUM recycled none of the open writer's undo (its insert page stays)" \
+	"$(q "SELECT pages_discarded FROM rustydb.undo_stats WHERE relid = 't'::regclass")" "0"
 rdb_is "relfrozenxid stays at or before the images' creator ($X) while undo holds them" \
 	"$(q "SELECT age(relfrozenxid) >= age('$X'::xid) FROM pg_class WHERE oid = 't'::regclass")" "t"
 rdb_is "other readers see the committed values" \
@@ -44,6 +44,8 @@ rdb_wait_for "the open transaction to end" 60 \
 	rdb_psql_true $N "SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
 q "VACUUM (FREEZE) t" >/dev/null
 q "VACUUM (FREEZE) t" >/dev/null
+rdb_is "after the writer ended, VACUUM retired its insert page and recycled it" \
+	"$(q "SELECT pages_discarded > 0 FROM rustydb.undo_stats WHERE relid = 't'::regclass")" "t"
 rdb_is "after the writer ended and VACUUM recycled its undo, relfrozenxid passes $X" \
 	"$(q "SELECT age(relfrozenxid) < age('$X'::xid) FROM pg_class WHERE oid = 't'::regclass")" "t"
 rdb_is "the rows read their committed values" "$(q "SELECT count(*), sum(v) FROM t")" "100|5050"
