@@ -12,6 +12,7 @@
  *-------------------------------------------------------------------------
  */
 #include "rustydb/am/undo_store.h"
+#include "rustydb/am/am.h"
 #include "rustydb/am/inplace.h"
 
 #include "rustydb/am/undo_stats.h"
@@ -724,25 +725,6 @@ vacuum_store(Relation table, Relation undo, bool truncate)
 
 } /* namespace */
 
-namespace {
-
-void
-lower_xid(TransactionId *oldest, TransactionId x)
-{
-	if (TransactionIdIsNormal(x) &&
-		(!TransactionIdIsValid(*oldest) || TransactionIdPrecedes(x, *oldest)))
-		*oldest = x;
-}
-
-void
-lower_multi(MultiXactId *oldest, MultiXactId m)
-{
-	if (MultiXactIdIsValid(m) && (!MultiXactIdIsValid(*oldest) || MultiXactIdPrecedes(m, *oldest)))
-		*oldest = m;
-}
-
-} /* namespace */
-
 void
 undo_oldest_ids(Relation table, TransactionId *xid, MultiXactId *multi)
 {
@@ -785,19 +767,19 @@ undo_oldest_ids(Relation table, TransactionId *xid, MultiXactId *multi)
 				UnlockReleaseBuffer(metabuf);
 				undo_corrupted(undo, blk, why);
 			}
-			lower_xid(xid, r->writer);
+			track_xid(xid, r->writer);
 			Size len;
 			const auto *img = (HeapTupleHeader) storage::undo_record_image(r, &len);
 			if (len >= SizeofHeapTupleHeader)
 			{
 				if (!HeapTupleHeaderXminFrozen(img))
-					lower_xid(xid, HeapTupleHeaderGetRawXmin(img));
+					track_xid(xid, HeapTupleHeaderGetRawXmin(img));
 				if (!(img->t_infomask & HEAP_XMAX_INVALID))
 				{
 					if (img->t_infomask & HEAP_XMAX_IS_MULTI)
-						lower_multi(multi, HeapTupleHeaderGetRawXmax(img));
+						track_multi(multi, HeapTupleHeaderGetRawXmax(img));
 					else
-						lower_xid(xid, HeapTupleHeaderGetRawXmax(img));
+						track_xid(xid, HeapTupleHeaderGetRawXmax(img));
 				}
 			}
 			off = (uint16) MAXALIGN(off + r->len);

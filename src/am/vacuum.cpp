@@ -122,14 +122,14 @@ set_all_visible(Relation rel, Buffer buf, Buffer *vmbuf, TransactionId cutoff)
  * ========================================================================
  */
 
-static void
+void
 track_xid(TransactionId *min, TransactionId x)
 {
 	if (TransactionIdIsNormal(x) && (!TransactionIdIsValid(*min) || TransactionIdPrecedes(x, *min)))
 		*min = x;
 }
 
-static void
+void
 track_multi(MultiXactId *min, MultiXactId m)
 {
 	if (MultiXactIdIsValid(m) && (!MultiXactIdIsValid(*min) || MultiXactIdPrecedes(m, *min)))

@@ -413,6 +413,10 @@ bool prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cut
 					TransactionId oldest_xmin, TransactionId *min_xid, MultiXactId *min_multi,
 					uint16 *infomask, uint16 *infomask2, TransactionId *xmax);
 
+/* Lower *min to x when x is older (normal xids, valid multixacts only). */
+void track_xid(TransactionId *min, TransactionId x);
+void track_multi(MultiXactId *min, MultiXactId m);
+
 } /* namespace rustydb::am */
 
 #endif /* RUSTYDB_AM_AM_H */
