@@ -43,13 +43,14 @@ bad_record(Relation rel, ItemPointer tid, storage::UndoPtr p, const char *why)
 }
 
 /*
- * A palloc'd copy of the image of the record at p, the version before the
- * one created by writer at tid. nullptr: recycled (*why nullptr), or
- * damaged (*why says how).
+ * A palloc'd copy of the version the record at p holds: the version before
+ * newer, which writer created at tid and which points at p (a delta
+ * record is rebuilt against newer's payload). nullptr: recycled (*why
+ * nullptr), or damaged (*why says how).
  */
 HeapTuple
 try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
-			   TransactionId writer, const char **why)
+			   TransactionId writer, HeapTuple newer, const char **why)
 {
 	*why = nullptr;
 	if (undo == nullptr)
@@ -109,15 +110,30 @@ try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
 		UnlockReleaseBuffer(metabuf);
 		return nullptr;
 	}
-	Size len;
-	const char *image = storage::undo_record_image(r, &len);
+	Size reclen;
+	const char *image = storage::undo_record_image(r, &reclen);
 	bool sealed = (r->flags & storage::kUndoRecordSealed) != 0;
+	bool delta = r->kind == storage::kUndoDelta;
+	/* a delta record's base: the payload of the version pointing at it */
+	const char *base = (const char *) newer->t_data + newer->t_data->t_hoff;
+	Size base_len = newer->t_len - newer->t_data->t_hoff;
+	Size len = delta ? storage::delta_decoded_len(image, reclen, base_len) : reclen;
+	if (len == 0)
+	{
+		UnlockReleaseBuffer(buf);
+		UnlockReleaseBuffer(metabuf);
+		*why = "the delta record does not fit the version pointing at it";
+		return nullptr;
+	}
 	auto tup = (HeapTuple) palloc(HEAPTUPLESIZE + len);
 	tup->t_len = (uint32) len;
 	tup->t_self = *tid;
 	tup->t_tableOid = RelationGetRelid(rel);
 	tup->t_data = (HeapTupleHeader) ((char *) tup + HEAPTUPLESIZE);
-	memcpy(tup->t_data, image, len);
+	if (delta)
+		storage::delta_decode(image, reclen, base, base_len, (char *) tup->t_data);
+	else
+		memcpy(tup->t_data, image, len);
 	UnlockReleaseBuffer(buf);
 	UnlockReleaseBuffer(metabuf);
 	/* a sealed image (encrypted table): its payload is opened where values are needed */
@@ -133,12 +149,14 @@ try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
 	return tup;
 }
 
-/* try_read_image, raising the damage as an error (XX001). */
+/* try_read_image of newer's predecessor, raising the damage as an error (XX001). */
 HeapTuple
-read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p, TransactionId writer)
+read_image(Relation rel, Relation undo, HeapTuple newer, ItemPointer tid)
 {
 	const char *why;
-	HeapTuple img = try_read_image(rel, undo, tid, p, writer, &why);
+	storage::UndoPtr p = storage::tuple_undo_ptr(newer->t_data);
+	HeapTuple img =
+		try_read_image(rel, undo, tid, p, HeapTupleHeaderGetRawXmin(newer->t_data), newer, &why);
 	if (img == nullptr && why != nullptr)
 		bad_record(rel, tid, p, why);
 	return img;
@@ -167,8 +185,7 @@ walk(Relation rel, HeapTuple tuple, bool *copied, Accept accept, Skip skip)
 			break;
 		if (undo == nullptr)
 			undo = undo_open(rel, AccessShareLock);
-		HeapTuple img = read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(cur.t_data),
-								   HeapTupleHeaderGetRawXmin(cur.t_data));
+		HeapTuple img = read_image(rel, undo, &cur, &tuple->t_self);
 		if (prev != nullptr)
 			heap_freetuple(prev);
 		prev = img;
@@ -196,26 +213,36 @@ struct UndoAppend
 {
 	const UndoInsert *ins;
 	const storage::UndoRecordHeader *hdr;
-	const void *image;
+	const void *image; /* the record's image: a whole version or a delta version */
 	Size image_len;
 };
 
 /*
  * Log an INPLACE record (in the caller's critical section): the row at off
- * of buffer got version (len bytes); for UPDATE, ua is the undo record
- * appended at ua->ins->position. Sets the pages' LSNs.
+ * of buffer got a version, given as version (len bytes: the whole version,
+ * or with delta a delta version against the page version it replaced);
+ * for UPDATE, ua is the undo record appended at ua->ins->position. Sets
+ * the pages' LSNs.
  */
 void
 log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const void *version,
-			Size len, const UndoAppend *ua)
+			Size len, bool delta, const UndoAppend *ua)
 {
 	wal::XlInplace xl;
 	memset(&xl, 0, sizeof(xl));
 	xl.version = wal::kWalFormatVersion;
 	xl.sub = sub;
-	xl.flags = vm_cleared ? wal::kFlagVmCleared : 0;
+	xl.flags = (vm_cleared ? wal::kFlagVmCleared : 0) | (delta ? wal::kFlagDeltaVersion : 0);
 	xl.offnum = off;
 	xl.position = ua != nullptr ? ua->ins->position : storage::kInvalidUndoPtr;
+	if (ua != nullptr)
+	{
+		/* the rest of the record's header is the WAL record's (redo_inplace) */
+		Assert(ua->hdr->offnum == off && ua->hdr->block == storage::data_block(buffer) &&
+			   TransactionIdEquals(ua->hdr->writer, GetCurrentTransactionIdIfAny()));
+		xl.undo_kind = ua->hdr->kind;
+		xl.undo_flags = ua->hdr->flags;
+	}
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xl, sizeof(xl));
 	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
@@ -223,7 +250,6 @@ log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const v
 	if (ua != nullptr)
 	{
 		XLogRegisterBuffer(1, ua->ins->page, REGBUF_STANDARD);
-		XLogRegisterBufData(1, (char *) ua->hdr, sizeof(*ua->hdr));
 		XLogRegisterBufData(1, (char *) ua->image, ua->image_len);
 	}
 	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInplace);
@@ -255,7 +281,7 @@ check_chain(Relation rel, HeapTuple tuple)
 		}
 		HeapTuple img =
 			try_read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(cur.t_data),
-						   HeapTupleHeaderGetRawXmin(cur.t_data), &why);
+						   HeapTupleHeaderGetRawXmin(cur.t_data), &cur, &why);
 		if (prev != nullptr)
 			heap_freetuple(prev);
 		prev = img;
@@ -292,8 +318,7 @@ succeeds(Relation rel, HeapTuple tuple, TransactionId prior_xmax)
 	{
 		if ((depth & 63) == 63)
 			CHECK_FOR_INTERRUPTS();
-		HeapTuple img = read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(cur.t_data),
-								   HeapTupleHeaderGetRawXmin(cur.t_data));
+		HeapTuple img = read_image(rel, undo, &cur, &tuple->t_self);
 		if (prev != nullptr)
 			heap_freetuple(prev);
 		prev = img;
@@ -420,9 +445,7 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
 	{
 		if (undo == nullptr)
 			undo = undo_open(rel, AccessShareLock);
-		HeapTuple img =
-			read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(tuple->t_data),
-					   HeapTupleHeaderGetRawXmin(tuple->t_data));
+		HeapTuple img = read_image(rel, undo, tuple, &tuple->t_self);
 		if (img == nullptr)
 			bad_record(rel, &tuple->t_self, storage::tuple_undo_ptr(tuple->t_data),
 					   "the predecessor of an aborted in-place version was recycled");
@@ -460,7 +483,7 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
 		MarkBufferDirty(buffer);
 		if (RelationNeedsWAL(rel))
 			log_inplace(buffer, wal::kInplaceRepair, vm_cleared, off, img->t_data, img->t_len,
-						nullptr);
+						false, nullptr);
 		END_CRIT_SECTION();
 		if (BufferIsValid(vmbuf))
 			ReleaseBuffer(vmbuf);
@@ -605,15 +628,16 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 		!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(it)))
 		it->t_infomask |= HEAP_XMIN_COMMITTED;
 
-	storage::UndoRecordHeader hdr;
-	memset(&hdr, 0, sizeof(hdr));
-	hdr.version = storage::kUndoFormatVersion;
-	hdr.kind = storage::kUndoTuple;
-	hdr.offnum = off;
-	hdr.block = storage::data_block(buffer);
-	hdr.relfilenode = rel->rd_node.relNode;
-	hdr.writer = xid;
-	/* re-sealed on its own: no plaintext reaches undo (docs/storage.md) */
+	storage::UndoRecordHeader hdr = storage::undo_record_header(
+		storage::kUndoTuple, 0, storage::data_block(buffer), off, rel->rd_node.relNode, xid);
+	/*
+	 * The record's image: re-sealed on its own, so no plaintext reaches
+	 * undo (docs/storage.md); in a plain table a delta version against the
+	 * new version's payload when that is shorter (the header and the bytes
+	 * the update changed).
+	 */
+	char *image = nullptr;
+	Size image_len = 0;
 	if (cipher != nullptr)
 	{
 		HeapTuple sealed = seal_for_page(cipher, img);
@@ -622,11 +646,29 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 		img = sealed;
 		hdr.flags |= storage::kUndoRecordSealed;
 	}
+	else
+	{
+		image = (char *) palloc(img->t_len + sizeof(storage::PayloadDelta));
+		image_len =
+			storage::delta_encode(img->t_data, img->t_len, (char *) nv->t_data + nv->t_data->t_hoff,
+								  nv->t_len - nv->t_data->t_hoff, image);
+		if (image_len < img->t_len)
+			hdr.kind = storage::kUndoDelta;
+	}
 	Assert(sizeof(hdr) + img->t_len == need);
+	if (hdr.kind != storage::kUndoDelta)
+	{
+		if (image != nullptr)
+			pfree(image);
+		image = (char *) img->t_data;
+		image_len = img->t_len;
+	}
 
 	UndoInsert ins;
-	if (!undo_reserve(rel, undo, need, &ins))
+	if (!undo_reserve(rel, undo, sizeof(hdr) + image_len, &ins))
 	{
+		if (image != (char *) img->t_data)
+			pfree(image);
 		heap_freetuple(img);
 		heap_freetuple(nv);
 		*why = UndoEvent::FallbackUndoFull;
@@ -669,26 +711,54 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 			(nt->t_infomask2 & ~HEAP_KEYS_UPDATED) | (ot->t_infomask2 & HEAP_KEYS_UPDATED);
 	}
 
+	/*
+	 * WAL: a plain table's new version as a delta version against the
+	 * page version it replaces, whose bytes redo finds on the page.
+	 */
+	char *logged = (char *) nt;
+	Size logged_len = nv->t_len;
+	bool logged_delta = false;
+	bool needs_wal = RelationNeedsWAL(rel);
+	if (needs_wal && cipher == nullptr)
+	{
+		char *enc = (char *) palloc(nv->t_len + sizeof(storage::PayloadDelta));
+		Size n = storage::delta_encode(nt, nv->t_len, (char *) ot + ot->t_hoff,
+									   oldtup->t_len - ot->t_hoff, enc);
+		if (n < nv->t_len)
+		{
+			logged = enc;
+			logged_len = n;
+			logged_delta = true;
+		}
+		else
+			pfree(enc);
+	}
+
 	Buffer vmbuf = InvalidBuffer;
 	storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 	START_CRIT_SECTION();
 	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 	PageSetPrunable(page, xid);
-	storage::undo_append_change(ins.page, storage::undo_offset_of(ins.position), hdr, img->t_data,
-								img->t_len);
+	storage::undo_append_change(ins.page, storage::undo_offset_of(ins.position), hdr, image,
+								image_len);
 	storage::place_inplace(buffer, off, nt, nv->t_len);
 	MarkBufferDirty(ins.page);
 	MarkBufferDirty(buffer);
-	if (RelationNeedsWAL(rel))
+	if (needs_wal)
 	{
-		UndoAppend ua{&ins, &hdr, img->t_data, img->t_len};
-		log_inplace(buffer, wal::kInplaceUpdate, vm_cleared, off, nt, nv->t_len, &ua);
+		UndoAppend ua{&ins, &hdr, image, image_len};
+		log_inplace(buffer, wal::kInplaceUpdate, vm_cleared, off, logged, logged_len, logged_delta,
+					&ua);
 	}
 	/* t_cid is backend-local: the page version keeps this command's cid as cmin */
 	END_CRIT_SECTION();
 	undo_release(&ins);
 	if (BufferIsValid(vmbuf))
 		ReleaseBuffer(vmbuf);
+	if (logged_delta)
+		pfree(logged);
+	if (image != (char *) img->t_data)
+		pfree(image);
 	heap_freetuple(img);
 	heap_freetuple(nv);
 	newtup->t_self = oldtup->t_self;

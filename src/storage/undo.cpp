@@ -169,8 +169,10 @@ undo_record_at(Page page, uint16 offset, const char **why)
 		reason = "the position is not that of a record on its undo page";
 	else if (r->version != kUndoFormatVersion)
 		reason = "unsupported undo record format version";
-	else if (r->kind != kUndoTuple)
+	else if (r->kind != kUndoTuple && r->kind != kUndoDelta)
 		reason = "unsupported undo record kind";
+	else if (r->kind == kUndoDelta && (r->flags & kUndoRecordSealed))
+		reason = "a sealed delta record";
 	else if ((r->flags & ~kUndoRecordSealed) != 0 || r->reserved != 0)
 		reason = "unknown undo record flags";
 	else if (r->len < sizeof(UndoRecordHeader) + kTupleHeaderSize ||
@@ -259,6 +261,63 @@ tuple_without_undo(HeapTuple tuple)
 	copy->t_data->t_hoff = (uint8) new_hoff;
 	copy->t_data->t_infomask2 &= ~kTupleHasUndo;
 	return copy;
+}
+
+/* ------------------------------------------------------------------------
+ * Delta versions
+ * ------------------------------------------------------------------------
+ */
+
+Size
+delta_encode(HeapTupleHeader version, Size len, const char *base, Size base_len, char *out)
+{
+	Size hoff = version->t_hoff;
+	Assert(hoff >= kTupleHeaderSize && hoff <= len);
+	const char *payload = (const char *) version + hoff;
+	Size plen = len - hoff;
+	Size most = Min(Min(plen, base_len), (Size) PG_UINT16_MAX);
+	Size prefix = 0;
+	while (prefix < most && payload[prefix] == base[prefix])
+		prefix++;
+	Size suffix = 0;
+	while (suffix < most - prefix && payload[plen - 1 - suffix] == base[base_len - 1 - suffix])
+		suffix++;
+	PayloadDelta d{(uint16) prefix, (uint16) suffix};
+	memcpy(out, version, hoff);
+	memcpy(out + hoff, &d, sizeof(d));
+	Size middle = plen - prefix - suffix;
+	memcpy(out + hoff + sizeof(d), payload + prefix, middle);
+	return hoff + sizeof(d) + middle;
+}
+
+Size
+delta_decoded_len(const char *enc, Size enc_len, Size base_len)
+{
+	if (enc_len < kTupleHeaderSize)
+		return 0;
+	Size hoff = (uint8) enc[offsetof(HeapTupleHeaderData, t_hoff)];
+	if (hoff < kTupleHeaderSize || hoff + sizeof(PayloadDelta) > enc_len)
+		return 0;
+	PayloadDelta d;
+	memcpy(&d, enc + hoff, sizeof(d));
+	if ((Size) d.prefix + d.suffix > base_len)
+		return 0;
+	Size len = enc_len - sizeof(PayloadDelta) + d.prefix + d.suffix;
+	return len <= kMaxTupleSize ? len : 0;
+}
+
+void
+delta_decode(const char *enc, Size enc_len, const char *base, Size base_len, char *out)
+{
+	Size hoff = (uint8) enc[offsetof(HeapTupleHeaderData, t_hoff)];
+	PayloadDelta d;
+	memcpy(&d, enc + hoff, sizeof(d));
+	Size middle = enc_len - hoff - sizeof(d);
+	Assert(delta_decoded_len(enc, enc_len, base_len) == hoff + d.prefix + middle + d.suffix);
+	memcpy(out, enc, hoff);
+	memcpy(out + hoff, base, d.prefix);
+	memcpy(out + hoff + d.prefix, enc + hoff + sizeof(d), middle);
+	memcpy(out + hoff + d.prefix + middle, base + base_len - d.suffix, d.suffix);
 }
 
 } /* namespace rustydb::storage */

@@ -211,9 +211,15 @@ test_pages()
 	check(undo_record_at(page, offs[0], &why) == nullptr && refused(why, "version"),
 		  "a record of an unknown version is refused");
 	r0->version = kUndoFormatVersion;
-	r0->kind = kUndoDelta;
+	r0->kind = 7;
 	check(undo_record_at(page, offs[0], &why) == nullptr && refused(why, "kind"),
-		  "the reserved delta kind is refused until it is implemented");
+		  "a record of an unknown kind is refused");
+	r0->kind = kUndoDelta;
+	r0->flags = kUndoRecordSealed;
+	check(undo_record_at(page, offs[0], &why) == nullptr && refused(why, "sealed delta"),
+		  "a sealed delta record is refused (encrypted tables' undo holds full images)");
+	r0->flags = 0;
+	check(undo_record_at(page, offs[0], &why) != nullptr, "a delta record reads");
 	r0->kind = kUndoTuple;
 	r0->len = BLCKSZ - 2;
 	check(undo_record_at(page, offs[0], &why) == nullptr && refused(why, "length"),
@@ -295,6 +301,78 @@ test_tuples()
 	}
 }
 
+/* enc rebuilds exactly version against base */
+bool
+rebuilds(const char *enc, Size enc_len, HeapTuple base, HeapTuple version)
+{
+	const char *bp = (const char *) base->t_data + base->t_data->t_hoff;
+	Size blen = base->t_len - base->t_data->t_hoff;
+	Size len = delta_decoded_len(enc, enc_len, blen);
+	if (len != version->t_len)
+		return false;
+	char *out = (char *) palloc(len);
+	delta_decode(enc, enc_len, bp, blen, out);
+	bool same = memcmp(out, version->t_data, len) == 0;
+	pfree(out);
+	return same;
+}
+
+void
+test_delta()
+{
+	TupleDesc desc = CreateTemplateTupleDesc(3);
+	TupleDescInitBuiltinEntry(desc, 1, "id", INT4OID, -1, 0);
+	TupleDescInitBuiltinEntry(desc, 2, "n", INT4OID, -1, 0);
+	TupleDescInitBuiltinEntry(desc, 3, "pad", TEXTOID, -1, 0);
+	auto form = [&](int n, const char *pad, bool padnull) {
+		Datum values[3] = {Int32GetDatum(1), Int32GetDatum(n), CStringGetTextDatum(pad)};
+		bool nulls[3] = {false, false, padnull};
+		return heap_form_tuple(desc, values, nulls);
+	};
+	const char *pad = "0123456789012345678901234567890123456789012345678901234567890123456789";
+	HeapTuple older = form(5, pad, false), newer = form(6, pad, false);
+	Size blen = newer->t_len - newer->t_data->t_hoff;
+	const char *bp = (const char *) newer->t_data + newer->t_data->t_hoff;
+	char *enc = (char *) palloc(older->t_len + sizeof(PayloadDelta));
+
+	/* a counter changed from 5 to 6: the encoding holds the header and the one byte that differs */
+	Size n = delta_encode(older->t_data, older->t_len, bp, blen, enc);
+	check(n == older->t_data->t_hoff + sizeof(PayloadDelta) + 1,
+		  "a version differing in one byte encodes as its header, a delta and that byte");
+	check(rebuilds(enc, n, newer, older), "it rebuilds byte for byte against its base");
+
+	/* identical payloads: no middle bytes */
+	n = delta_encode(newer->t_data, newer->t_len, bp, blen, enc);
+	check(n == newer->t_data->t_hoff + sizeof(PayloadDelta) && rebuilds(enc, n, newer, newer),
+		  "an unchanged payload encodes as its header and a delta");
+
+	/* a longer and a shorter version, a null bitmap that appears */
+	HeapTuple longer =
+		form(5, "0123456789-longer-0123456789-longer-0123456789-longer-0123456789-longer", false);
+	HeapTuple nulled = form(6, "", true);
+	char *enc2 = (char *) palloc(longer->t_len + sizeof(PayloadDelta));
+	n = delta_encode(longer->t_data, longer->t_len, bp, blen, enc2);
+	check(rebuilds(enc2, n, newer, longer), "a longer version rebuilds");
+	n = delta_encode(nulled->t_data, nulled->t_len, bp, blen, enc2);
+	check(rebuilds(enc2, n, newer, nulled), "a version with a null bitmap rebuilds");
+	const char *lp = (const char *) longer->t_data + longer->t_data->t_hoff;
+	Size llen = longer->t_len - longer->t_data->t_hoff;
+	n = delta_encode(newer->t_data, newer->t_len, lp, llen, enc2);
+	check(rebuilds(enc2, n, longer, newer), "a version rebuilds against a longer base");
+
+	/* encodings that do not fit their base or are cut short are refused */
+	n = delta_encode(older->t_data, older->t_len, bp, blen, enc);
+	check(delta_decoded_len(enc, n, 3) == 0,
+		  "a delta whose prefix and suffix exceed the base is refused");
+	check(delta_decoded_len(enc, older->t_data->t_hoff + 1, blen) == 0,
+		  "an encoding cut inside its delta is refused");
+	check(delta_decoded_len(enc, 10, blen) == 0, "an encoding shorter than a header is refused");
+	enc[offsetof(HeapTupleHeaderData, t_hoff)] = 4;
+	check(delta_decoded_len(enc, n, blen) == 0, "a header with a t_hoff below 23 is refused");
+	pfree(enc);
+	pfree(enc2);
+}
+
 } /* namespace */
 
 RUSTYDB_FUNCTION(rustydb_selftest_undo)
@@ -303,5 +381,6 @@ RUSTYDB_FUNCTION(rustydb_selftest_undo)
 	test_meta();
 	test_pages();
 	test_tuples();
+	test_delta();
 	PG_RETURN_INT32(checks_passed);
 }

@@ -439,7 +439,24 @@ redo_inplace(XLogReaderState *record)
 	{
 		Size len;
 		char *data = XLogRecGetBlockData(record, 0, &len);
-		tuple_for_redo(BufferGetPage(buf), xl->offnum);
+		Page page = BufferGetPage(buf);
+		HeapTupleHeader old = tuple_for_redo(page, xl->offnum);
+		PGAlignedBlock rebuilt;
+		if (xl->flags & kFlagDeltaVersion)
+		{
+			/* a delta version against the page version it replaces */
+			Size olen = ItemIdGetLength(PageGetItemId(page, xl->offnum));
+			if (old->t_hoff > olen)
+				elog(PANIC, "rustydb redo: item %u has a damaged header", (unsigned) xl->offnum);
+			const char *base = (const char *) old + old->t_hoff;
+			Size vlen = storage::delta_decoded_len(data, len, olen - old->t_hoff);
+			if (vlen == 0 || vlen > sizeof(rebuilt.data))
+				elog(PANIC, "rustydb redo: INPLACE delta version does not fit item %u",
+					 (unsigned) xl->offnum);
+			storage::delta_decode(data, len, base, olen - old->t_hoff, rebuilt.data);
+			data = rebuilt.data;
+			len = vlen;
+		}
 		if (xl->sub == kInplaceUpdate)
 			storage::place_inplace(buf, xl->offnum, data, len);
 		else
@@ -460,12 +477,27 @@ redo_inplace(XLogReaderState *record)
 	{
 		Size len;
 		char *data = XLogRecGetBlockData(record, 1, &len);
-		if (data == nullptr || len < sizeof(storage::UndoRecordHeader))
-			elog(PANIC, "rustydb redo: INPLACE record without its undo record");
 		storage::UndoRecordHeader hdr;
-		memcpy(&hdr, data, sizeof(hdr));
-		storage::undo_append_change(ubuf, storage::undo_offset_of(xl->position), hdr,
-									data + sizeof(hdr), len - sizeof(hdr));
+		if (xl->version >= 6)
+		{
+			/* the record's header: the row is block 0's, the writer the record's */
+			RelFileNode rnode;
+			BlockNumber blkno;
+			XLogRecGetBlockTag(record, 0, &rnode, nullptr, &blkno);
+			if (data == nullptr || len < storage::kTupleHeaderSize || blkno == 0)
+				elog(PANIC, "rustydb redo: INPLACE record without its undo record");
+			hdr = storage::undo_record_header(xl->undo_kind, xl->undo_flags, blkno - 1, xl->offnum,
+											  rnode.relNode, XLogRecGetXid(record));
+		}
+		else
+		{
+			if (data == nullptr || len < sizeof(storage::UndoRecordHeader))
+				elog(PANIC, "rustydb redo: INPLACE record without its undo record");
+			memcpy(&hdr, data, sizeof(hdr));
+			data += sizeof(hdr);
+			len -= sizeof(hdr);
+		}
+		storage::undo_append_change(ubuf, storage::undo_offset_of(xl->position), hdr, data, len);
 		finish_block(record, ubuf);
 	}
 	if (BufferIsValid(ubuf))
@@ -704,9 +736,13 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		{
 			auto *xl = (XlInplace *) rec;
 			if (xl->sub == kInplaceUpdate)
-				appendStringInfo(buf, "update off %u undo %X/%X flags 0x%02X",
+				appendStringInfo(buf, "update off %u undo %X/%X flags 0x%02X%s%s",
 								 (unsigned) xl->offnum, (uint32) (xl->position >> 32),
-								 (uint32) xl->position, (unsigned) xl->flags);
+								 (uint32) xl->position, (unsigned) xl->flags,
+								 (xl->flags & kFlagDeltaVersion) ? " delta version" : "",
+								 xl->version < 6                        ? ""
+								 : xl->undo_kind == storage::kUndoDelta ? ", undo delta"
+																		: ", undo image");
 			else if (xl->sub == kInplaceRepair)
 				appendStringInfo(buf, "repair off %u flags 0x%02X", (unsigned) xl->offnum,
 								 (unsigned) xl->flags);

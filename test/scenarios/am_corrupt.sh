@@ -14,12 +14,27 @@ rdb_psql amcorrupt "CREATE EXTENSION rustydb;
 	CREATE TABLE u (a int) USING rustydb;
 	INSERT INTO u VALUES (1);
 	UPDATE u SET a = 2;
-	CHECKPOINT;"
+	CREATE TABLE d (id int PRIMARY KEY, n int, pad text) USING rustydb;
+	INSERT INTO d VALUES (1, 0, repeat('p', 100));"
+# (not in the transaction that created d: its rows would update out of place)
+rdb_psql amcorrupt "UPDATE d SET n = 1"
+rdb_psql amcorrupt "UPDATE d SET n = 2"
+rdb_psql amcorrupt "CHECKPOINT"
 file=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath('t')")
 ufile=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath('u')")
 rdb_is "u: an updated row, verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('u')")" "0"
 rdb_is "clean table: verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('t')")" "0"
+rdb_is "d: two in-place updates, verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('d')")" "0"
+dundo=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath(rustydb.undo_relation('d'))")
 rdb_node_stop amcorrupt
+
+# d's undo store: block 1 is the first ring page; its first record (at 32:
+# page header 24, logical page number 8) holds the first version as a delta
+# version (kind 2, byte 33) against the second: a 24-byte record header,
+# the version's 24-byte tuple header, then the prefix length. A prefix
+# longer than the second version's payload cannot be rebuilt.
+rdb_is "d: the oldest version is stored as a delta version" "$(od -An -tu1 -j $((8192 + 33)) -N1 "$dundo" | tr -d ' ')" "2"
+printf '\xff\xff' | dd of="$dundo" bs=1 seek=$((8192 + 32 + 24 + 24)) conv=notrunc status=none
 
 # poke BYTES (hex) at OFFSET of the file
 poke() { printf "$(echo "$2" | sed 's/../\\x&/g')" | dd of="$file" bs=1 seek="$1" conv=notrunc status=none; }
@@ -70,6 +85,10 @@ rdb_ok "VACUUM checks the metapage: ERROR naming the relation" \
 	bash -c "echo '$out' | grep -q 'invalid rustydb metapage in relation \"t\"'"
 rdb_is "undamaged blocks still read" "$(rdb_psql amcorrupt "SELECT count(*) FROM t WHERE ctid >= '(5,0)' AND ctid < '(6,0)'")" \
 	"$(rdb_psql amcorrupt "SELECT count(*) FROM t WHERE ctid >= '(6,0)' AND ctid < '(7,0)'")"
+rdb_is "d: a delta record that does not fit its newer version is reported" \
+	"$(rdb_psql amcorrupt "SELECT blkno || ':' || offnum || ' ' || msg FROM rustydb.verify_table('d')")" \
+	"0:1 undo chain: the delta record does not fit the version pointing at it"
+rdb_is "d: the current version still reads" "$(rdb_psql amcorrupt "SELECT n FROM d WHERE id = 1")" "2"
 rdb_ok "no backend crashed" bash -c "! grep -q 'terminated by signal' '$(rdb_dir amcorrupt)/server.log'"
 
 rdb_summary

@@ -161,7 +161,7 @@ undo_page_lpn(Page page)
 enum UndoRecordKind : uint8
 {
 	kUndoTuple = 1, /* the full image of a previous version */
-	kUndoDelta = 2, /* reserved: a reverse delta against the next newer version */
+	kUndoDelta = 2, /* the previous version told against the next newer one (a delta version) */
 };
 
 /* UndoRecordHeader.flags */
@@ -181,6 +181,26 @@ struct UndoRecordHeader
 						  /* the image follows: len - sizeof(UndoRecordHeader) bytes */
 };
 static_assert(sizeof(UndoRecordHeader) == 24, "the undo record header is 24 bytes");
+
+/*
+ * The header of the record an in-place update by writer of row (block,
+ * offnum) of relation file relfilenode appends (the update and its redo).
+ */
+static inline UndoRecordHeader
+undo_record_header(uint8 kind, uint16 flags, BlockNumber block, OffsetNumber offnum,
+				   Oid relfilenode, TransactionId writer)
+{
+	UndoRecordHeader h;
+	memset(&h, 0, sizeof(h));
+	h.version = kUndoFormatVersion;
+	h.kind = kind;
+	h.flags = flags;
+	h.offnum = offnum;
+	h.block = block;
+	h.relfilenode = relfilenode;
+	h.writer = writer;
+	return h;
+}
 
 /* Largest image an empty undo page holds. */
 constexpr Size kUndoMaxImage = BLCKSZ - kSpecialSize - kUndoFirstRecord - sizeof(UndoRecordHeader);
@@ -211,6 +231,44 @@ undo_record_image(const UndoRecordHeader *r, Size *len)
 	*len = r->len - sizeof(UndoRecordHeader);
 	return (const char *) (r + 1);
 }
+
+/* ---- delta versions ---- */
+
+/*
+ * A version told by its difference from a base payload (the bytes from
+ * t_hoff to t_len of another version): its header verbatim (t_hoff bytes:
+ * fixed fields, null bitmap, undo extension), a PayloadDelta, then the
+ * bytes of its payload between the prefix and the suffix it shares with
+ * the base. A kUndoDelta record's image is one, against the payload of the
+ * version that points at the record (the version its writer created, whose
+ * payload no later change touches: repair replaces a version with one that
+ * points elsewhere); an INPLACE record's new version is one against the
+ * version it replaces (docs/storage.md, "Delta versions").
+ */
+struct PayloadDelta
+{
+	uint16 prefix; /* the first prefix bytes are the base's */
+	uint16 suffix; /* ... and so are the last suffix bytes */
+};
+static_assert(sizeof(PayloadDelta) == 4, "a payload delta is 4 bytes");
+
+/*
+ * Encode version (len bytes) against base (base_len bytes) into out (room
+ * for len + sizeof(PayloadDelta) bytes); returns the encoding's length,
+ * which may exceed len when the two share little (the caller keeps the
+ * shorter form).
+ */
+Size delta_encode(HeapTupleHeader version, Size len, const char *base, Size base_len, char *out);
+
+/*
+ * The length of the version the encoding enc (enc_len bytes, any
+ * alignment) rebuilds against a base payload of base_len bytes, or 0 when
+ * the encoding is malformed or does not fit that base.
+ */
+Size delta_decoded_len(const char *enc, Size enc_len, Size base_len);
+
+/* Rebuild the version into out (delta_decoded_len bytes, which was > 0). */
+void delta_decode(const char *enc, Size enc_len, const char *base, Size base_len, char *out);
 
 /* ---- the tuple header extension: a version's pointer into undo ---- */
 

@@ -28,13 +28,17 @@ namespace rustydb::wal {
  * 3: sealed groups: MULTI_INSERT and PRUNE may carry group table changes.
  * 4: logical decoding: row records may carry kFlagLogical and its trailer.
  * 5: in-place versions: INPLACE records, tuples with an undo pointer.
+ * 6: INPLACE UPDATE records carry delta versions (kFlagDeltaVersion,
+ *    kUndoDelta records) and the undo record without its header.
  */
-constexpr uint8 kWalFormatVersion = 5;
+constexpr uint8 kWalFormatVersion = 6;
 /*
  * Oldest version redo reads: version 2 records are version 3 records
  * without group changes, version 3 records are version 4 records without
  * kFlagLogical (redo never reads the trailer), version 4 records are
- * version 5 records of a WAL without INPLACE records.
+ * version 5 records of a WAL without INPLACE records, and version 5
+ * INPLACE records carry the whole new version in block 0 and the whole
+ * undo record (header and image) in block 1.
  */
 constexpr uint8 kWalFormatOldest = 2;
 
@@ -73,6 +77,12 @@ constexpr uint8 kFlagGroupChanges = 0x20; /* block 0 data ends with group table 
  * reads only records with this flag.
  */
 constexpr uint8 kFlagLogical = 0x40;
+/*
+ * INPLACE UPDATE (format 6): block 0's data is the new version as a delta
+ * version (storage/undo.h) against the payload of the version it
+ * replaces, the row's page version before the record.
+ */
+constexpr uint8 kFlagDeltaVersion = 0x80;
 
 /* The XlLogical byte. */
 constexpr uint8 kLogToastRelation = 0x01; /* INSERT into a TOAST relation */
@@ -215,21 +225,25 @@ constexpr uint8 kInplaceRepair = 1; /* block 0: the previous version, copied bac
 
 /*
  * INPLACE. UPDATE: the row at offnum of block 0 gets the version in block
- * 0's data (written into free space, place_inplace), and the undo record
- * holding the version it replaces (UndoRecordHeader and image, block 1's
- * data) goes to block 1 at position's offset (undo_append_change).
- * Block 1's data is kept with a full-page image (REGBUF_KEEP_DATA) so
- * logical decoding finds the old version. REPAIR: block 0 only.
+ * 0's data (written into free space, place_inplace; with
+ * kFlagDeltaVersion a delta version against the page version it
+ * replaces), and the undo record holding the version it replaces goes to
+ * block 1 at position's offset (undo_append_change): block 1's data is
+ * the record's image (kind undo_kind, flags undo_flags); redo rebuilds its
+ * header from the record (the row: offnum and block 0's relation file and
+ * block; the writer: the record's xid). REPAIR: block 0 only, the whole
+ * previous version. Format 5 records carry the whole new version and the
+ * whole undo record (UndoRecordHeader and image) in block 1.
  */
 struct XlInplace
 {
 	uint8 version;
-	uint8 flags; /* kFlagVmCleared, kFlagLogical */
-	uint8 sub;   /* kInplaceUpdate, kInplaceRepair */
-	uint8 unused;
+	uint8 flags;     /* kFlagVmCleared, kFlagDeltaVersion */
+	uint8 sub;       /* kInplaceUpdate, kInplaceRepair */
+	uint8 undo_kind; /* UPDATE, format 6: storage::UndoRecordKind */
 	OffsetNumber offnum;
-	uint16 unused2;
-	uint64 position; /* UPDATE: the undo record's position */
+	uint16 undo_flags; /* UPDATE, format 6: UndoRecordHeader.flags */
+	uint64 position;   /* UPDATE: the undo record's position */
 };
 static_assert(sizeof(XlInplace) == 16, "the INPLACE record's main data is 16 bytes");
 
