@@ -145,6 +145,8 @@ SELECT inplace_updates > 0 AS in_place FROM rustydb.undo_stats WHERE relid = 'u'
 -- different undo pages: recycling the older page repairs the row first
 -- (the newer version points at the later record, whose image points at
 -- the older one), so the row reads its committed value afterwards
+-- (previous versions copied to undo at once, as encrypted tables do)
+SET rustydb.inplace_previous_on_page = off;
 CREATE TABLE w (id int PRIMARY KEY, v int NOT NULL, pad text) USING rustydb WITH (fillfactor = 50);
 INSERT INTO w SELECT g, 0, repeat('w', 40) FROM generate_series(1, 2000) g;
 BEGIN;
@@ -157,6 +159,33 @@ SELECT rustydb.undo_discard('w') > 0 AS recycled;
 SELECT id, v FROM w WHERE id = 1;
 SELECT count(*), sum(v) FROM w;
 SELECT count(*) FROM rustydb.verify_table('w');
+RESET rustydb.inplace_previous_on_page;
+
+-- previous versions on the page (the default for plain tables): an
+-- in-place update writes no undo; a snapshot reads the version it
+-- replaced from the page; compaction drops it once no snapshot needs it,
+-- so the table keeps its size through single-row updates without VACUUM
+CREATE TABLE p (id int PRIMARY KEY, n int NOT NULL, pad text) USING rustydb WITH (fillfactor = 60);
+INSERT INTO p SELECT g, 0, repeat('p', 60) FROM generate_series(1, 500) g;
+SELECT pg_relation_size('p') AS p_size \gset
+SELECT format('UPDATE am_inplace.p SET n = n + 1 WHERE id = %s', 1 + i % 25) FROM generate_series(1, 60) i \gexec
+SELECT pg_relation_size('p') = :p_size AS same_size, sum(n), count(*) FROM p;
+SELECT count(*) FROM rustydb.verify_table('p');
+BEGIN;
+DECLARE pc CURSOR FOR SELECT sum(n), count(*) FROM p;
+UPDATE p SET n = n + 1 WHERE id <= 250;
+UPDATE p SET n = n + 1 WHERE id <= 100;
+FETCH ALL FROM pc;
+SELECT sum(n), count(*) FROM p;
+COMMIT;
+SELECT count(*) FROM rustydb.verify_table('p');
+-- the records: LOCAL (one block), no undo page
+INSERT INTO lsn SELECT pg_current_wal_insert_lsn();
+UPDATE p SET n = n + 1 WHERE id = 7;
+INSERT INTO lsn SELECT pg_current_wal_insert_lsn();
+SELECT record_type, description, block_ref LIKE '%blkref #1%' AS two_blocks
+  FROM pg_get_wal_records_info((SELECT l FROM lsn ORDER BY l DESC OFFSET 1 LIMIT 1), (SELECT max(l) FROM lsn))
+ WHERE resource_manager = 'rustydb' AND record_type = 'INPLACE';
 
 RESET search_path;
 DROP SCHEMA am_inplace CASCADE;

@@ -48,11 +48,44 @@ bad_record(Relation rel, ItemPointer tid, storage::UndoPtr p, const char *why)
  * record is rebuilt against newer's payload). nullptr: recycled (*why
  * nullptr), or damaged (*why says how).
  */
+/*
+ * A palloc'd copy of the previous version at in-page pointer p of row
+ * tid's page. The caller read the version pointing here from that page
+ * and still holds its pin: compaction, which alone moves or drops the
+ * bytes, needs a cleanup lock, and a previous version's bytes do not
+ * change once a newer version points at them; so a pin, no lock.
+ */
+HeapTuple
+read_in_page(Relation rel, ItemPointer tid, storage::UndoPtr p, const char **why)
+{
+	Buffer buf =
+		ReadBufferExtended(rel, MAIN_FORKNUM, storage::phys_block(ItemPointerGetBlockNumber(tid)),
+						   RBM_NORMAL, nullptr);
+	HeapTupleHeader v = storage::in_page_version(BufferGetPage(buf), p, why);
+	HeapTuple tup = nullptr;
+	if (v != nullptr && !ItemPointerEquals(&v->t_ctid, tid))
+		*why = "the previous version on the page belongs to another row";
+	else if (v != nullptr)
+	{
+		Size len = storage::in_page_len(p);
+		tup = (HeapTuple) palloc(HEAPTUPLESIZE + len);
+		tup->t_len = (uint32) len;
+		tup->t_self = *tid;
+		tup->t_tableOid = RelationGetRelid(rel);
+		tup->t_data = (HeapTupleHeader) ((char *) tup + HEAPTUPLESIZE);
+		memcpy(tup->t_data, v, len);
+	}
+	ReleaseBuffer(buf);
+	return tup;
+}
+
 HeapTuple
 try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
 			   TransactionId writer, HeapTuple newer, const char **why)
 {
 	*why = nullptr;
+	if (storage::undo_ptr_in_page(p))
+		return read_in_page(rel, tid, p, why);
 	if (undo == nullptr)
 	{
 		*why = "the table has no undo store";
@@ -146,6 +179,12 @@ try_read_image(Relation rel, Relation undo, ItemPointer tid, storage::UndoPtr p,
 		*why = "the image's header is damaged";
 		return nullptr;
 	}
+	if (storage::undo_ptr_in_page(storage::tuple_undo_ptr(tup->t_data)))
+	{
+		pfree(tup);
+		*why = "an undo image points at a version on the data page";
+		return nullptr;
+	}
 	return tup;
 }
 
@@ -226,7 +265,7 @@ struct UndoAppend
  */
 void
 log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const void *version,
-			Size len, bool delta, const UndoAppend *ua)
+			Size len, bool delta, const UndoAppend *ua, const char *oldhdr = nullptr)
 {
 	wal::XlInplace xl;
 	memset(&xl, 0, sizeof(xl));
@@ -246,6 +285,10 @@ log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const v
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xl, sizeof(xl));
 	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+	/* LOCAL: the previous version's fixed header first */
+	Assert((sub == wal::kInplaceLocal) == (oldhdr != nullptr));
+	if (oldhdr != nullptr)
+		XLogRegisterBufData(0, (char *) oldhdr, storage::kTupleHeaderSize);
 	XLogRegisterBufData(0, (char *) version, len);
 	if (ua != nullptr)
 	{
@@ -256,6 +299,52 @@ log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const v
 	PageSetLSN(BufferGetPage(buffer), recptr);
 	if (ua != nullptr)
 		PageSetLSN(BufferGetPage(ua->ins->page), recptr);
+}
+
+/*
+ * The image of an undo record holding version, whose next newer version
+ * is newer: a delta version against newer's payload when that is shorter
+ * and version is not sealed (a palloc'd copy, *kind kUndoDelta), else
+ * version's bytes themselves (*kind kUndoTuple).
+ */
+char *
+undo_image(HeapTuple version, HeapTuple newer, bool sealed, uint8 *kind, Size *len)
+{
+	*kind = storage::kUndoTuple;
+	*len = version->t_len;
+	if (sealed)
+		return (char *) version->t_data;
+	auto *enc = (char *) palloc(version->t_len + sizeof(storage::PayloadDelta));
+	Size n = storage::delta_encode(version->t_data, version->t_len,
+								   (char *) newer->t_data + newer->t_data->t_hoff,
+								   newer->t_len - newer->t_data->t_hoff, enc);
+	if (n >= version->t_len)
+	{
+		pfree(enc);
+		return (char *) version->t_data;
+	}
+	*kind = storage::kUndoDelta;
+	*len = n;
+	return enc;
+}
+
+/* The store holds sealed records exactly when the table is encrypted (XX001 otherwise). */
+void
+check_store_encryption(Relation rel, UndoInsert *ins, bool encrypted)
+{
+	const char *mwhy = nullptr;
+	const storage::UndoMetaData *meta = storage::undo_meta_get(BufferGetPage(ins->meta), &mwhy);
+	if (meta != nullptr && ((meta->flags & storage::kUndoEncrypted) != 0) == encrypted)
+		return;
+	undo_release(ins);
+	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+					errmsg("undo store of relation \"%s\" does not match the table's encryption",
+						   RelationGetRelationName(rel)),
+					errdetail("The table is %s, its undo store's metapage %s.",
+							  encrypted ? "encrypted" : "not encrypted",
+							  meta == nullptr                           ? mwhy
+							  : (meta->flags & storage::kUndoEncrypted) ? "says encrypted"
+																		: "says not encrypted")));
 }
 
 } /* namespace */
@@ -628,71 +717,49 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 		!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(it)))
 		it->t_infomask |= HEAP_XMIN_COMMITTED;
 
+	/*
+	 * A plain table keeps the previous version on the page: its bytes stay
+	 * where they are, with the header above, and the new version points at
+	 * them; pruning moves it to undo if a snapshot may still need it when
+	 * the page is compacted ("Previous versions on the page"). An encrypted
+	 * table's goes to undo at once, re-sealed on its own.
+	 */
+	bool local = cipher == nullptr && settings::inplace_previous_on_page;
+	UndoInsert ins{InvalidBuffer, InvalidBuffer, storage::kInvalidUndoPtr};
 	storage::UndoRecordHeader hdr = storage::undo_record_header(
 		storage::kUndoTuple, 0, storage::data_block(buffer), off, rel->rd_node.relNode, xid);
-	/*
-	 * The record's image: re-sealed on its own, so no plaintext reaches
-	 * undo (docs/storage.md); in a plain table a delta version against the
-	 * new version's payload when that is shorter (the header and the bytes
-	 * the update changed).
-	 */
 	char *image = nullptr;
 	Size image_len = 0;
-	if (cipher != nullptr)
+	if (!local)
 	{
-		HeapTuple sealed = seal_for_page(cipher, img);
-		explicit_bzero(img->t_data, img->t_len);
-		heap_freetuple(img);
-		img = sealed;
-		hdr.flags |= storage::kUndoRecordSealed;
-	}
-	else
-	{
-		image = (char *) palloc(img->t_len + sizeof(storage::PayloadDelta));
-		image_len =
-			storage::delta_encode(img->t_data, img->t_len, (char *) nv->t_data + nv->t_data->t_hoff,
-								  nv->t_len - nv->t_data->t_hoff, image);
-		if (image_len < img->t_len)
-			hdr.kind = storage::kUndoDelta;
-	}
-	Assert(sizeof(hdr) + img->t_len == need);
-	if (hdr.kind != storage::kUndoDelta)
-	{
-		if (image != nullptr)
-			pfree(image);
-		image = (char *) img->t_data;
-		image_len = img->t_len;
-	}
-
-	UndoInsert ins;
-	if (!undo_reserve(rel, undo, sizeof(hdr) + image_len, &ins))
-	{
-		if (image != (char *) img->t_data)
-			pfree(image);
-		heap_freetuple(img);
-		heap_freetuple(nv);
-		*why = UndoEvent::FallbackUndoFull;
-		return false;
-	}
-	/* the store holds sealed records exactly when the table is encrypted */
-	const char *mwhy = nullptr;
-	const storage::UndoMetaData *meta = storage::undo_meta_get(BufferGetPage(ins.meta), &mwhy);
-	if (meta == nullptr || ((meta->flags & storage::kUndoEncrypted) != 0) != (cipher != nullptr))
-	{
-		undo_release(&ins);
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("undo store of relation \"%s\" does not match the table's encryption",
-						RelationGetRelationName(rel)),
-				 errdetail("The table is %s, its undo store's metapage %s.",
-						   cipher != nullptr ? "encrypted" : "not encrypted",
-						   meta == nullptr                           ? mwhy
-						   : (meta->flags & storage::kUndoEncrypted) ? "says encrypted"
-																	 : "says not encrypted")));
+		if (cipher != nullptr)
+		{
+			/* re-sealed on its own: no plaintext reaches undo (docs/storage.md) */
+			HeapTuple sealed = seal_for_page(cipher, img);
+			explicit_bzero(img->t_data, img->t_len);
+			heap_freetuple(img);
+			img = sealed;
+			hdr.flags |= storage::kUndoRecordSealed;
+		}
+		Assert(sizeof(hdr) + img->t_len == need);
+		image = undo_image(img, nv, cipher != nullptr, &hdr.kind, &image_len);
+		if (!undo_reserve(rel, undo, sizeof(hdr) + image_len, &ins))
+		{
+			if (image != (char *) img->t_data)
+				pfree(image);
+			heap_freetuple(img);
+			heap_freetuple(nv);
+			*why = UndoEvent::FallbackUndoFull;
+			return false;
+		}
+		check_store_encryption(rel, &ins, cipher != nullptr);
 	}
 
-	memcpy((char *) nv->t_data + nv->t_data->t_hoff - storage::kUndoExtSize, &ins.position,
-		   sizeof(ins.position));
+	storage::UndoPtr ptr =
+		local ? storage::in_page_ptr((uint16) ItemIdGetOffset(PageGetItemId(page, off)),
+									 (uint16) oldtup->t_len)
+			  : ins.position;
+	memcpy((char *) nv->t_data + nv->t_data->t_hoff - storage::kUndoExtSize, &ptr, sizeof(ptr));
 	HeapTupleHeader nt = nv->t_data;
 	nt->t_infomask2 &= ~(HEAP_HOT_UPDATED | HEAP_ONLY_TUPLE);
 	nt->t_ctid = oldtup->t_self;
@@ -739,30 +806,228 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 	START_CRIT_SECTION();
 	bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
 	PageSetPrunable(page, xid);
-	storage::undo_append_change(ins.page, storage::undo_offset_of(ins.position), hdr, image,
-								image_len);
-	storage::place_inplace(buffer, off, nt, nv->t_len);
-	MarkBufferDirty(ins.page);
+	if (local)
+		storage::place_inplace_local(buffer, off, (char *) it, nt, nv->t_len);
+	else
+	{
+		storage::undo_append_change(ins.page, storage::undo_offset_of(ins.position), hdr, image,
+									image_len);
+		storage::place_inplace(buffer, off, nt, nv->t_len);
+		MarkBufferDirty(ins.page);
+	}
 	MarkBufferDirty(buffer);
 	if (needs_wal)
 	{
 		UndoAppend ua{&ins, &hdr, image, image_len};
-		log_inplace(buffer, wal::kInplaceUpdate, vm_cleared, off, logged, logged_len, logged_delta,
-					&ua);
+		log_inplace(buffer, local ? wal::kInplaceLocal : wal::kInplaceUpdate, vm_cleared, off,
+					logged, logged_len, logged_delta, local ? nullptr : &ua,
+					local ? (char *) it : nullptr);
 	}
 	/* t_cid is backend-local: the page version keeps this command's cid as cmin */
 	END_CRIT_SECTION();
-	undo_release(&ins);
+	if (!local)
+		undo_release(&ins);
 	if (BufferIsValid(vmbuf))
 		ReleaseBuffer(vmbuf);
 	if (logged_delta)
 		pfree(logged);
-	if (image != (char *) img->t_data)
+	if (image != nullptr && image != (char *) img->t_data)
 		pfree(image);
 	heap_freetuple(img);
 	heap_freetuple(nv);
 	newtup->t_self = oldtup->t_self;
 	return true;
+}
+
+} /* namespace rustydb::am */
+
+/* ========================================================================
+ * Previous versions on the page, before compaction
+ * ========================================================================
+ */
+
+namespace rustydb::am {
+
+namespace {
+
+/* Most previous versions one page can hold: every one at least a tuple header. */
+constexpr int kMaxPageChain = BLCKSZ / MAXALIGN(storage::kTupleHeaderSize) + 1;
+
+/*
+ * May a snapshot, or a repair, still need the version before t? Yes while
+ * t's creator is not committed and older than every snapshot (the pruning
+ * horizon: vistest, or oldest_xmin).
+ */
+bool
+needs_predecessor(HeapTupleHeader t, GlobalVisState *vistest, TransactionId oldest_xmin)
+{
+	if (HeapTupleHeaderXminFrozen(t))
+		return false;
+	TransactionId x = HeapTupleHeaderGetRawXmin(t);
+	bool old_enough = vistest != nullptr ? GlobalVisTestIsRemovableXid(vistest, x)
+										 : TransactionIdPrecedes(x, oldest_xmin);
+	if (!old_enough)
+		return true;
+	/* older than every snapshot, so not running: committed, or aborted (a repair needs it) */
+	return !(HeapTupleHeaderXminCommitted(t) || TransactionIdDidCommit(x));
+}
+
+/*
+ * INPLACE MIGRATE: copy the previous version prev (on the page, pointed at
+ * by the version at byte offset ref_off, whose payload is ref's) to undo
+ * and point ref at it. drop_xid: valid when prev's own pointer into the
+ * page is cleared in the copy (the versions before it are dropped). False
+ * when the store has no room.
+ */
+bool
+migrate_one(Relation rel, Relation undo, Buffer buffer, OffsetNumber row, uint16 ref_off,
+			HeapTupleHeader ref, Size ref_len, HeapTupleHeader prev, Size prev_len,
+			TransactionId drop_xid)
+{
+	HeapTupleData rt, pt;
+	rt.t_data = ref;
+	rt.t_len = (uint32) ref_len;
+	/* the copy: prev's bytes, its pointer cleared when the versions before it are dropped */
+	HeapTuple copy = (HeapTuple) palloc(HEAPTUPLESIZE + prev_len);
+	copy->t_len = (uint32) prev_len;
+	copy->t_data = (HeapTupleHeader) ((char *) copy + HEAPTUPLESIZE);
+	memcpy(copy->t_data, prev, prev_len);
+	if (TransactionIdIsValid(drop_xid))
+	{
+		storage::UndoPtr none = storage::kInvalidUndoPtr;
+		memcpy((char *) copy->t_data + copy->t_data->t_hoff - storage::kUndoExtSize, &none,
+			   sizeof(none));
+	}
+	pt = *copy;
+	storage::UndoRecordHeader hdr =
+		storage::undo_record_header(storage::kUndoTuple, 0, storage::data_block(buffer), row,
+									rel->rd_node.relNode, HeapTupleHeaderGetRawXmin(ref));
+	Size image_len;
+	char *image = undo_image(&pt, &rt, false, &hdr.kind, &image_len);
+	UndoInsert ins;
+	bool ok = undo_reserve(rel, undo, sizeof(hdr) + image_len, &ins);
+	if (ok)
+	{
+		check_store_encryption(rel, &ins, false);
+		wal::XlInplace xl;
+		memset(&xl, 0, sizeof(xl));
+		xl.version = wal::kWalFormatVersion;
+		xl.sub = wal::kInplaceMigrate;
+		xl.undo_kind = hdr.kind;
+		xl.offnum = row;
+		xl.position = ins.position;
+		wal::XlInplaceMigrate m{ref_off, 0, hdr.writer, drop_xid};
+
+		START_CRIT_SECTION();
+		storage::undo_append_change(ins.page, storage::undo_offset_of(ins.position), hdr, image,
+									image_len);
+		storage::move_to_undo(buffer, ref_off, ins.position);
+		MarkBufferDirty(ins.page);
+		MarkBufferDirty(buffer);
+		if (RelationNeedsWAL(rel))
+		{
+			XLogBeginInsert();
+			XLogRegisterData((char *) &xl, sizeof(xl));
+			XLogRegisterData((char *) &m, sizeof(m));
+			XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+			XLogRegisterBuffer(1, ins.page, REGBUF_STANDARD);
+			XLogRegisterBufData(1, image, image_len);
+			XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInplace);
+			PageSetLSN(BufferGetPage(buffer), recptr);
+			PageSetLSN(BufferGetPage(ins.page), recptr);
+		}
+		END_CRIT_SECTION();
+		undo_release(&ins);
+	}
+	if (image != (char *) copy->t_data)
+		pfree(image);
+	pfree(copy);
+	return ok;
+}
+
+} /* namespace */
+
+bool
+settle_previous_versions(Relation rel, Relation undo, Buffer buffer, GlobalVisState *vistest,
+						 TransactionId oldest_xmin, const bool *removed,
+						 TransactionId *latest_removed)
+{
+	Assert(storage::buffer_is_locked_exclusive(buffer));
+	Page page = BufferGetPage(buffer);
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	auto advance = [&](HeapTupleHeader t) {
+		TransactionId x = HeapTupleHeaderGetRawXmin(t);
+		if (TransactionIdIsNormal(x) &&
+			(!TransactionIdIsValid(*latest_removed) || TransactionIdFollows(x, *latest_removed)))
+			*latest_removed = x;
+	};
+	/* the links of one row's chain on the page: version refs[i] at offsets[i] points at refs[i + 1] */
+	auto *refs = (HeapTupleHeader *) palloc(sizeof(HeapTupleHeader) * (kMaxPageChain + 1));
+	auto *offsets = (uint16 *) palloc(sizeof(uint16) * (kMaxPageChain + 1));
+	auto *lens = (Size *) palloc(sizeof(Size) * (kMaxPageChain + 1));
+	bool ok = true;
+
+	for (OffsetNumber off = FirstOffsetNumber; ok && off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (removed[off] || !ItemIdIsNormal(lp))
+			continue;
+		auto v = (HeapTupleHeader) PageGetItem(page, lp);
+		if (!storage::undo_ptr_in_page(storage::tuple_undo_ptr(v)))
+			continue;
+		int n = 0;
+		refs[0] = v;
+		offsets[0] = (uint16) ItemIdGetOffset(lp);
+		lens[0] = ItemIdGetLength(lp);
+		TransactionId drop_xid = InvalidTransactionId;
+		for (;;)
+		{
+			HeapTupleHeader x = refs[n];
+			storage::UndoPtr p = storage::tuple_undo_ptr(x);
+			if (!storage::undo_ptr_in_page(p))
+				break;
+			if (!needs_predecessor(x, vistest, oldest_xmin))
+			{
+				/* no snapshot needs what x replaced: dropped with the compaction */
+				drop_xid = HeapTupleHeaderGetRawXmin(x);
+				advance(x);
+				break;
+			}
+			const char *why = nullptr;
+			HeapTupleHeader prev = storage::in_page_version(page, p, &why);
+			if (prev == nullptr || n + 1 >= kMaxPageChain)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("invalid rustydb tuple (%u,%u) in relation \"%s\"",
+								storage::data_block(buffer), (unsigned) off,
+								RelationGetRelationName(rel)),
+						 errdetail("%s.", why != nullptr ? why
+														 : "a chain of previous versions "
+														   "on the page that does not end")));
+			n++;
+			refs[n] = prev;
+			offsets[n] = storage::in_page_offset(p);
+			lens[n] = storage::in_page_len(p);
+		}
+		if (n == 0)
+			continue; /* the row's pointer is cleared by the compaction */
+		if (undo == nullptr || IsInParallelMode())
+		{
+			ok = false;
+			break;
+		}
+		/* the oldest first: each copy then carries its own pointer into undo */
+		for (int i = n; ok && i >= 1; i--)
+		{
+			TransactionId drop = i == n ? drop_xid : InvalidTransactionId;
+			ok = migrate_one(rel, undo, buffer, off, offsets[i - 1], refs[i - 1], lens[i - 1],
+							 refs[i], lens[i], drop);
+		}
+	}
+	pfree(refs);
+	pfree(offsets);
+	pfree(lens);
+	return ok;
 }
 
 } /* namespace rustydb::am */

@@ -18,6 +18,7 @@
  */
 #include "rustydb/am/am.h"
 #include "rustydb/am/inplace.h"
+#include "rustydb/am/undo_store.h"
 #include "rustydb/am/groups.h"
 
 #include "rustydb/mvcc/visibility.h"
@@ -188,7 +189,7 @@ prune_chain(PruneState *ps, Page page, OffsetNumber root)
 
 int
 prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
-		   const crypto::Cipher *cipher)
+		   const crypto::Cipher *cipher, Relation undo)
 {
 	Page page = BufferGetPage(buffer);
 
@@ -263,6 +264,27 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 	}
 
 	int removed = ps->ndead + ps->nunused;
+	/*
+	 * Compaction drops the previous versions in-place updates left on the
+	 * page: those a snapshot or a repair may still need go to undo first.
+	 * When they cannot (the store is full), the page is left as it is.
+	 */
+	if (ps->nredirected + ps->ndead + ps->nunused > 0 || storage::page_has_garbage(page))
+	{
+		bool gone[MaxHeapTuplesPerPage + 1] = {false};
+		for (int i = 0; i < ps->nredirected; i++)
+			gone[ps->redirected[2 * i]] = true;
+		for (int i = 0; i < ps->ndead; i++)
+			gone[ps->dead[i]] = true;
+		for (int i = 0; i < ps->nunused; i++)
+			gone[ps->unused[i]] = true;
+		if (!settle_previous_versions(rel, undo, buffer, vistest, oldest_xmin, gone,
+									  &ps->latest_removed))
+		{
+			pfree(ps);
+			return kPruneDeferred;
+		}
+	}
 	char *changes = nullptr;
 	Size changes_len = 0;
 	if (ps->nredirected + ps->ndead + ps->nunused > 0 && storage::page_groups(page) != nullptr)
@@ -279,7 +301,7 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 								   &changes_len))
 		{
 			pfree(ps);
-			return -1;
+			return kPruneNeedsKey;
 		}
 	}
 	if (ps->nredirected + ps->ndead + ps->nunused > 0 || storage::page_has_garbage(page))
@@ -346,11 +368,20 @@ prune_opt(Relation rel, Buffer buffer)
 		 */
 		const crypto::Cipher *cipher =
 			storage::page_groups(page) != nullptr ? crypto::relation_cipher(rel) : nullptr;
-		if (!ConditionalLockBufferForCleanup(buffer))
-			return;
-		if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
-			prune_page(rel, buffer, vistest, InvalidTransactionId, cipher);
-		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+		/*
+		 * Compaction may move previous versions left on the page to undo:
+		 * the store is opened before the buffer lock (never a heavyweight
+		 * lock wait under it).
+		 */
+		Relation undo = garbage && !IsInParallelMode() ? undo_open(rel, RowExclusiveLock) : nullptr;
+		if (ConditionalLockBufferForCleanup(buffer))
+		{
+			if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
+				prune_page(rel, buffer, vistest, InvalidTransactionId, cipher, undo);
+			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+		}
+		if (undo != nullptr)
+			table_close(undo, RowExclusiveLock);
 	}
 }
 

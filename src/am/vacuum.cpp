@@ -241,6 +241,7 @@ struct VacState
 
 	Buffer vmbuf;
 	const crypto::Cipher *cipher; /* loaded when a sealed group must be re-sealed */
+	Relation undo; /* the table's undo store (or nullptr): compaction moves versions there */
 
 	/* what the scan found */
 	TransactionId new_frozen; /* the oldest xid left behind */
@@ -275,6 +276,7 @@ vacuum_begin(VacState *vs, Relation rel, VacuumParams *params, BufferAccessStrat
 	/* like heap, prune with the current visibility horizon, at least OldestXmin */
 	vs->vistest = GlobalVisTestFor(rel);
 
+	vs->undo = undo_open(rel, RowExclusiveLock);
 	vs->old_reltuples = rel->rd_rel->reltuples < 0 ? 0 : rel->rd_rel->reltuples;
 	vac_open_indexes(rel, RowExclusiveLock, &vs->nindexes, &vs->indrels);
 	vs->do_index = vs->nindexes > 0 && params->index_cleanup != VACOPTVALUE_DISABLED;
@@ -511,8 +513,8 @@ lock_for_scan(VacState *vs, Buffer buf)
 static void
 prune_for_scan(VacState *vs, Buffer buf, BlockNumber blkno, bool *cleanup)
 {
-	int n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher);
-	if (n < 0)
+	int n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher, vs->undo);
+	if (n == kPruneNeedsKey)
 	{
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		vs->cipher = crypto::relation_cipher(vs->rel);
@@ -521,9 +523,15 @@ prune_for_scan(VacState *vs, Buffer buf, BlockNumber blkno, bool *cleanup)
 		if (*cleanup)
 		{
 			page_check(vs->rel, blkno, BufferGetPage(buf));
-			n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher);
+			n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher, vs->undo);
 		}
 	}
+	/*
+	 * Not compacted: previous versions of in-place updates stay on the page
+	 * with the ids in their headers, which the horizons must not pass.
+	 */
+	if (n == kPruneDeferred)
+		vs->scanned_all = false;
 	vs->removed += Max(n, 0);
 }
 
@@ -752,6 +760,9 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, nblocks);
 	vacuum_indexes_and_pages(&vs);
 	cleanup_indexes(&vs);
+	if (vs.undo != nullptr)
+		table_close(vs.undo, RowExclusiveLock);
+	vs.undo = nullptr;
 	/* the undo no snapshot needs (undo_store.cpp), an empty store's file truncated */
 	undo_vacuum(rel, params->truncate == VACOPTVALUE_ENABLED);
 	/* what undo still holds counts as left behind in the table */

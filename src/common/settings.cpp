@@ -40,6 +40,7 @@ int vpd_context_max_attributes = 1000;
 /* ---- am: table access method ---- */
 int undo_max_size = 64;
 bool update_in_place = true;
+bool inplace_previous_on_page = true;
 int inplace_reserve = 512;
 int undo_stats_tables = 1000;
 /* ---- crypto: transparent data encryption ---- */
@@ -354,6 +355,11 @@ const Definition kRegistry[] = {
 			  "updates rows in place, keeping the previous version in the table's undo store",
 			  "Off: this session's updates write new versions elsewhere, as heap does. Both "
 			  "forms are always readable, so sessions may differ."),
+	make_bool("rustydb.inplace_previous_on_page", &inplace_previous_on_page, true, PGC_USERSET,
+			  "keeps the version an in-place update replaces on the page until compaction",
+			  "On: a plain table's previous version stays where it was and pruning moves it to "
+			  "undo only if a snapshot may still need it when the page is compacted. Off: it is "
+			  "copied to undo at once. Encrypted tables always copy it at once."),
 	make_int("rustydb.inplace_reserve", &inplace_reserve, 512, 0, BLCKSZ / 4, GUC_UNIT_BYTE,
 			 PGC_USERSET, "room a page keeps free at insert for one in-place version of its rows",
 			 "An insert leaves a page with room for one more version of the row it adds (its "

@@ -211,6 +211,20 @@ prune_execute(Buffer buf, const PruneChanges &c)
 		Assert(is_heap_only(page, c.unused[i]));
 		ItemIdSetUnused(PageGetItemId(page, c.unused[i]));
 	}
+	/*
+	 * Compaction drops the bytes no line pointer covers: previous versions
+	 * still on the page go with them (pruning moved the ones a snapshot may
+	 * need to undo first), so the pointers naming them end the chains.
+	 */
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp))
+			continue;
+		auto t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (undo_ptr_in_page(tuple_undo_ptr(t)))
+			set_undo_ptr_at(page, (uint16) ItemIdGetOffset(lp), kInvalidUndoPtr);
+	}
 	PageRepairFragmentation(page);
 	((PageSpecial *) (page + ((PageHeader) page)->pd_special))->flags &= ~kPageGarbage;
 	apply_group_changes(page, c.group_changes, c.group_changes_len);
@@ -332,6 +346,38 @@ place_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len)
 	ph->pd_upper = upper;
 	ItemIdSetNormal(PageGetItemId(page, off), upper, len);
 	((PageSpecial *) (page + ph->pd_special))->flags |= kPageGarbage;
+}
+
+void
+place_inplace_local(Buffer buf, OffsetNumber off, const char *oldhdr, const void *tuple, Size len)
+{
+	Page page = page_for_change(buf);
+	ItemId lp = PageGetItemId(page, off);
+	HeapTupleHeader old = normal_tuple(page, off);
+	UndoPtr p = in_page_ptr((uint16) ItemIdGetOffset(lp), (uint16) ItemIdGetLength(lp));
+	if (tuple_undo_ptr((HeapTupleHeader) tuple) != p)
+		elog(PANIC,
+			 "rustydb: the in-place version of item %u of block %u does not name the "
+			 "version it replaces",
+			 (unsigned) off, BufferGetBlockNumber(buf));
+	memcpy(old, oldhdr, kTupleHeaderSize);
+	place_inplace(buf, off, tuple, len);
+}
+
+void
+move_to_undo(Buffer buf, uint16 offset, UndoPtr p)
+{
+	Page page = page_for_change(buf);
+	auto *ph = (PageHeader) page;
+	auto t = (HeapTupleHeader) (page + offset);
+	if (offset != MAXALIGN(offset) || offset < ph->pd_upper ||
+		offset + kTupleHeaderSize > ph->pd_special || t->t_hoff > ph->pd_special - offset ||
+		!tuple_has_undo(t) || !tuple_hoff_is_valid(t) || !undo_ptr_in_page(tuple_undo_ptr(t)) ||
+		undo_ptr_in_page(p))
+		elog(PANIC,
+			 "rustydb: no version with a previous version on the page at offset %u of block %u",
+			 (unsigned) offset, BufferGetBlockNumber(buf));
+	set_undo_ptr_at(page, offset, p);
 }
 
 void

@@ -264,6 +264,41 @@ tuple_without_undo(HeapTuple tuple)
 }
 
 /* ------------------------------------------------------------------------
+ * Previous versions on the data page
+ * ------------------------------------------------------------------------
+ */
+
+HeapTupleHeader
+in_page_version(Page page, UndoPtr p, const char **why)
+{
+	*why = nullptr;
+	Size off = in_page_offset(p), len = in_page_len(p);
+	Size special = ((PageHeader) page)->pd_special;
+	if (!undo_ptr_in_page(p) || off != MAXALIGN(off) || off < SizeOfPageHeaderData ||
+		len < kTupleHeaderSize || special > BLCKSZ || off + len > special)
+	{
+		*why = "an in-page pointer outside the page's tuple space";
+		return nullptr;
+	}
+	auto t = (HeapTupleHeader) (page + off);
+	if (t->t_hoff < kTupleHeaderSize || t->t_hoff > len ||
+		(tuple_has_undo(t) && !tuple_hoff_is_valid(t)))
+	{
+		*why = "the previous version on the page has a damaged header";
+		return nullptr;
+	}
+	return t;
+}
+
+void
+set_undo_ptr_at(Page page, uint16 offset, UndoPtr p)
+{
+	auto t = (HeapTupleHeader) (page + offset);
+	Assert(offset == MAXALIGN(offset) && tuple_has_undo(t));
+	memcpy((char *) t + t->t_hoff - kUndoExtSize, &p, sizeof(p));
+}
+
+/* ------------------------------------------------------------------------
  * Delta versions
  * ------------------------------------------------------------------------
  */

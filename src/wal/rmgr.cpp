@@ -426,52 +426,10 @@ redo_undo(XLogReaderState *record)
 		UnlockReleaseBuffer(meta);
 }
 
+/* INPLACE block 1: the undo record (format 6: its image; the header from the record) */
 static void
-redo_inplace(XLogReaderState *record)
+redo_undo_append(XLogReaderState *record, const XlInplace *xl, TransactionId writer)
 {
-	auto *xl = (XlInplace *) XLogRecGetData(record);
-	check_version(record, xl->version);
-	Buffer buf = InvalidBuffer;
-
-	if (xl->flags & kFlagVmCleared)
-		clear_vm(record, 0);
-	if (XLogReadBufferForRedo(record, 0, &buf) == BLK_NEEDS_REDO)
-	{
-		Size len;
-		char *data = XLogRecGetBlockData(record, 0, &len);
-		Page page = BufferGetPage(buf);
-		HeapTupleHeader old = tuple_for_redo(page, xl->offnum);
-		PGAlignedBlock rebuilt;
-		if (xl->flags & kFlagDeltaVersion)
-		{
-			/* a delta version against the page version it replaces */
-			Size olen = ItemIdGetLength(PageGetItemId(page, xl->offnum));
-			if (old->t_hoff > olen)
-				elog(PANIC, "rustydb redo: item %u has a damaged header", (unsigned) xl->offnum);
-			const char *base = (const char *) old + old->t_hoff;
-			Size vlen = storage::delta_decoded_len(data, len, olen - old->t_hoff);
-			if (vlen == 0 || vlen > sizeof(rebuilt.data))
-				elog(PANIC, "rustydb redo: INPLACE delta version does not fit item %u",
-					 (unsigned) xl->offnum);
-			storage::delta_decode(data, len, base, olen - old->t_hoff, rebuilt.data);
-			data = rebuilt.data;
-			len = vlen;
-		}
-		if (xl->sub == kInplaceUpdate)
-			storage::place_inplace(buf, xl->offnum, data, len);
-		else
-			storage::repair_inplace(buf, xl->offnum, data, len);
-		if (xl->flags & kFlagVmCleared)
-			storage::page_clear_all_visible(buf);
-		if (xl->sub == kInplaceUpdate)
-			PageSetPrunable(BufferGetPage(buf), XLogRecGetXid(record));
-		finish_block(record, buf);
-	}
-	if (BufferIsValid(buf))
-		UnlockReleaseBuffer(buf);
-
-	if (xl->sub != kInplaceUpdate)
-		return;
 	Buffer ubuf = InvalidBuffer;
 	if (XLogReadBufferForRedo(record, 1, &ubuf) == BLK_NEEDS_REDO)
 	{
@@ -480,14 +438,14 @@ redo_inplace(XLogReaderState *record)
 		storage::UndoRecordHeader hdr;
 		if (xl->version >= 6)
 		{
-			/* the record's header: the row is block 0's, the writer the record's */
+			/* the record's header: the row is block 0's */
 			RelFileNode rnode;
 			BlockNumber blkno;
 			XLogRecGetBlockTag(record, 0, &rnode, nullptr, &blkno);
 			if (data == nullptr || len < storage::kTupleHeaderSize || blkno == 0)
 				elog(PANIC, "rustydb redo: INPLACE record without its undo record");
 			hdr = storage::undo_record_header(xl->undo_kind, xl->undo_flags, blkno - 1, xl->offnum,
-											  rnode.relNode, XLogRecGetXid(record));
+											  rnode.relNode, writer);
 		}
 		else
 		{
@@ -502,6 +460,86 @@ redo_inplace(XLogReaderState *record)
 	}
 	if (BufferIsValid(ubuf))
 		UnlockReleaseBuffer(ubuf);
+}
+
+static void
+redo_inplace(XLogReaderState *record)
+{
+	auto *xl = (XlInplace *) XLogRecGetData(record);
+	check_version(record, xl->version);
+	Buffer buf = InvalidBuffer;
+
+	if (xl->sub == kInplaceMigrate)
+	{
+		XlInplaceMigrate m;
+		if (XLogRecGetDataLen(record) < sizeof(XlInplace) + sizeof(m))
+			elog(PANIC, "rustydb redo: INPLACE MIGRATE record too short");
+		memcpy(&m, (char *) xl + sizeof(XlInplace), sizeof(m));
+		if (TransactionIdIsValid(m.conflict_xid))
+			resolve_conflict(record, m.conflict_xid);
+		if (XLogReadBufferForRedo(record, 0, &buf) == BLK_NEEDS_REDO)
+		{
+			storage::move_to_undo(buf, m.offset, xl->position);
+			finish_block(record, buf);
+		}
+		if (BufferIsValid(buf))
+			UnlockReleaseBuffer(buf);
+		redo_undo_append(record, xl, m.writer);
+		return;
+	}
+
+	if (xl->flags & kFlagVmCleared)
+		clear_vm(record, 0);
+	if (XLogReadBufferForRedo(record, 0, &buf) == BLK_NEEDS_REDO)
+	{
+		Size len;
+		char *data = XLogRecGetBlockData(record, 0, &len);
+		Page page = BufferGetPage(buf);
+		HeapTupleHeader old = tuple_for_redo(page, xl->offnum);
+		const char *oldhdr = nullptr;
+		if (xl->sub == kInplaceLocal)
+		{
+			if (len < storage::kTupleHeaderSize)
+				elog(PANIC, "rustydb redo: INPLACE LOCAL record too short");
+			oldhdr = data;
+			data += storage::kTupleHeaderSize;
+			len -= storage::kTupleHeaderSize;
+		}
+		PGAlignedBlock rebuilt;
+		if (xl->flags & kFlagDeltaVersion)
+		{
+			/* a delta version against the page version it replaces (its payload) */
+			Size olen = ItemIdGetLength(PageGetItemId(page, xl->offnum));
+			if (old->t_hoff > olen)
+				elog(PANIC, "rustydb redo: item %u has a damaged header", (unsigned) xl->offnum);
+			const char *base = (const char *) old + old->t_hoff;
+			Size vlen = storage::delta_decoded_len(data, len, olen - old->t_hoff);
+			if (vlen == 0 || vlen > sizeof(rebuilt.data))
+				elog(PANIC, "rustydb redo: INPLACE delta version does not fit item %u",
+					 (unsigned) xl->offnum);
+			storage::delta_decode(data, len, base, olen - old->t_hoff, rebuilt.data);
+			data = rebuilt.data;
+			len = vlen;
+		}
+		if (xl->sub == kInplaceUpdate)
+			storage::place_inplace(buf, xl->offnum, data, len);
+		else if (xl->sub == kInplaceLocal)
+			storage::place_inplace_local(buf, xl->offnum, oldhdr, data, len);
+		else if (xl->sub == kInplaceRepair)
+			storage::repair_inplace(buf, xl->offnum, data, len);
+		else
+			elog(PANIC, "rustydb redo: unknown INPLACE subkind %u", (unsigned) xl->sub);
+		if (xl->flags & kFlagVmCleared)
+			storage::page_clear_all_visible(buf);
+		if (xl->sub != kInplaceRepair)
+			PageSetPrunable(BufferGetPage(buf), XLogRecGetXid(record));
+		finish_block(record, buf);
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+
+	if (xl->sub == kInplaceUpdate)
+		redo_undo_append(record, xl, XLogRecGetXid(record));
 }
 
 static void
@@ -746,6 +784,20 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			else if (xl->sub == kInplaceRepair)
 				appendStringInfo(buf, "repair off %u flags 0x%02X", (unsigned) xl->offnum,
 								 (unsigned) xl->flags);
+			else if (xl->sub == kInplaceLocal)
+				appendStringInfo(buf, "local off %u flags 0x%02X%s", (unsigned) xl->offnum,
+								 (unsigned) xl->flags,
+								 (xl->flags & kFlagDeltaVersion) ? " delta version" : "");
+			else if (xl->sub == kInplaceMigrate)
+			{
+				XlInplaceMigrate m;
+				memcpy(&m, rec + sizeof(XlInplace), sizeof(m));
+				appendStringInfo(
+					buf, "migrate off %u from %u undo %X/%X writer %u conflict %u%s",
+					(unsigned) xl->offnum, (unsigned) m.offset, (uint32) (xl->position >> 32),
+					(uint32) xl->position, m.writer, m.conflict_xid,
+					xl->undo_kind == storage::kUndoDelta ? ", undo delta" : ", undo image");
+			}
 			else
 				appendStringInfo(buf, "unknown subkind %u", (unsigned) xl->sub);
 			break;

@@ -16,17 +16,36 @@ rdb_psql amcorrupt "CREATE EXTENSION rustydb;
 	UPDATE u SET a = 2;
 	CREATE TABLE d (id int PRIMARY KEY, n int, pad text) USING rustydb;
 	INSERT INTO d VALUES (1, 0, repeat('p', 100));"
-# (not in the transaction that created d: its rows would update out of place)
-rdb_psql amcorrupt "UPDATE d SET n = 1"
-rdb_psql amcorrupt "UPDATE d SET n = 2"
+# (not in the transaction that created d: its rows would update out of place;
+# previous versions to undo at once, for the delta records checked below)
+rdb_psql amcorrupt "SET rustydb.inplace_previous_on_page = off; UPDATE d SET n = 1"
+rdb_psql amcorrupt "SET rustydb.inplace_previous_on_page = off; UPDATE d SET n = 2"
+# e: its row's previous version stays on the page (the default)
+rdb_psql amcorrupt "CREATE TABLE e (id int PRIMARY KEY, n int, pad text) USING rustydb;
+	INSERT INTO e VALUES (1, 0, repeat('e', 100));"
+rdb_psql amcorrupt "UPDATE e SET n = 1"
 rdb_psql amcorrupt "CHECKPOINT"
 file=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath('t')")
 ufile=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath('u')")
 rdb_is "u: an updated row, verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('u')")" "0"
 rdb_is "clean table: verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('t')")" "0"
 rdb_is "d: two in-place updates, verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('d')")" "0"
+rdb_is "e: an in-place update, verify_table finds nothing" "$(rdb_psql amcorrupt "SELECT count(*) FROM rustydb.verify_table('e')")" "0"
 dundo=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath(rustydb.undo_relation('d'))")
+efile=$(rdb_dir amcorrupt)/data/$(rdb_psql amcorrupt "SELECT pg_relation_filepath('e')")
 rdb_node_stop amcorrupt
+
+# e's data block 0 (file block 1): the row's version (line pointer 1) ends
+# its header with the in-page pointer to its previous version (offset in
+# the low 16 bits); that version's t_ctid offset (bytes 16-17) made 9, as
+# if it were another row's
+lp=$(od -An -tu4 -j $((8192 + 24)) -N4 "$efile" | tr -d ' ')
+vat=$((8192 + (lp & 0x7fff)))
+hoff=$(od -An -tu1 -j $((vat + 22)) -N1 "$efile" | tr -d ' ')
+prevoff=$(od -An -tu2 -j $((vat + hoff - 8)) -N2 "$efile" | tr -d ' ')
+rdb_is "e: the pointer names a version on the page (bit 63 set)" \
+	"$(od -An -tu1 -j $((vat + hoff - 1)) -N1 "$efile" | tr -d ' ')" "128"
+printf '\x09\x00' | dd of="$efile" bs=1 seek=$((8192 + prevoff + 16)) conv=notrunc status=none
 
 # d's undo store: block 1 is the first ring page; its first record (at 32:
 # page header 24, logical page number 8) holds the first version as a delta
@@ -89,6 +108,10 @@ rdb_is "d: a delta record that does not fit its newer version is reported" \
 	"$(rdb_psql amcorrupt "SELECT blkno || ':' || offnum || ' ' || msg FROM rustydb.verify_table('d')")" \
 	"0:1 undo chain: the delta record does not fit the version pointing at it"
 rdb_is "d: the current version still reads" "$(rdb_psql amcorrupt "SELECT n FROM d WHERE id = 1")" "2"
+rdb_is "e: a previous version on the page that is another row's is reported" \
+	"$(rdb_psql amcorrupt "SELECT blkno || ':' || offnum || ' ' || msg FROM rustydb.verify_table('e')")" \
+	"0:1 undo chain: the previous version on the page belongs to another row"
+rdb_is "e: the current version still reads" "$(rdb_psql amcorrupt "SELECT n FROM e WHERE id = 1")" "1"
 rdb_ok "no backend crashed" bash -c "! grep -q 'terminated by signal' '$(rdb_dir amcorrupt)/server.log'"
 
 rdb_summary

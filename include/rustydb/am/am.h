@@ -381,14 +381,22 @@ void estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages, dou
 /* Prune the page if worthwhile and a cleanup lock is free; buffer pinned, unlocked. */
 void prune_opt(Relation rel, Buffer buffer);
 
+/* prune_page's result when sealed groups must be re-sealed but cipher is null */
+constexpr int kPruneNeedsKey = -1;
+/* ... when previous versions on the page must go to undo first and cannot (full store, no store given, parallel mode) */
+constexpr int kPruneDeferred = -2;
+
 /*
  * Prune one page (cleanup lock held): VACUUM with oldest_xmin, on-access
- * pruning with vistest. Returns the number of tuple versions removed, or
- * -1, changing nothing, when sealed groups of the page lose some of their
- * members and must be re-sealed but cipher is null.
+ * pruning with vistest. undo: the table's undo store, opened (nullptr: none
+ * at hand), where compaction moves the previous versions of in-place
+ * updates still on the page that a snapshot may need. Returns the number
+ * of tuple versions removed, or, changing nothing but repairs of aborted
+ * in-place versions and moves to undo already done, kPruneNeedsKey or
+ * kPruneDeferred.
  */
 int prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
-			   const crypto::Cipher *cipher);
+			   const crypto::Cipher *cipher, Relation undo);
 
 /*
  * In the critical section of a PRUNE or VACUUM change c (made by

@@ -111,6 +111,23 @@ bool update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, 
 					 HeapTuple oldtup, HeapTuple oldplain, HeapTuple newtup, TransactionId xid,
 					 CommandId cid, MultiXactStatus mine, UndoEvent *why);
 
+/*
+ * Before pruning compacts buffer's page (cleanup lock held): each row's
+ * previous versions still on the page (plain tables' in-place updates,
+ * rustydb.inplace_previous_on_page) that a snapshot or a repair may need
+ * (their successor's creator is running, aborted, or newer than the
+ * horizon: vistest, or oldest_xmin) are moved to undo, oldest first
+ * (INPLACE MIGRATE); the others are dropped by the compaction, which
+ * clears the pointers naming them (prune_execute). *latest_removed
+ * advances to the newest creator whose previous versions are dropped.
+ * removed[off]: the line pointers pruning removes. False when a move
+ * fails (undo is null, the store is full, or parallel mode): the page
+ * must not be compacted now (moves already done stand).
+ */
+bool settle_previous_versions(Relation rel, Relation undo, Buffer buffer, GlobalVisState *vistest,
+							  TransactionId oldest_xmin, const bool *removed,
+							  TransactionId *latest_removed);
+
 } /* namespace rustydb::am */
 
 #endif /* RUSTYDB_AM_INPLACE_H */

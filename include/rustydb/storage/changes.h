@@ -27,7 +27,8 @@
  *	CLEAR_VISIBLE, and the kFlagVmCleared of the others	page_clear_all_visible
  *	UNDO			undo_meta_change, undo_new_page, undo_discard_change (an undo
  *					store's metapage and ring pages, storage/undo.h)
- *	INPLACE			place_inplace (data page), undo_append_change (undo page)
+ *	INPLACE			place_inplace, place_inplace_local, move_to_undo (data page),
+ *					undo_append_change (undo page)
  *
  *-------------------------------------------------------------------------
  */
@@ -180,6 +181,24 @@ void place_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len);
  * version is never returned), else into free space.
  */
 void repair_inplace(Buffer buf, OffsetNumber off, const void *tuple, Size len);
+
+/*
+ * INPLACE LOCAL: as place_inplace, and the version it replaces stays on
+ * the page as the row's previous version: its fixed header (the first
+ * kTupleHeaderSize bytes) becomes oldhdr, what an out-of-place update
+ * would leave on it. The new version's undo pointer names those bytes
+ * (in_page_ptr of the line pointer before the change).
+ */
+void place_inplace_local(Buffer buf, OffsetNumber off, const char *oldhdr, const void *tuple,
+						 Size len);
+
+/*
+ * INPLACE MIGRATE: the version at byte offset of the page (the row's page
+ * version or a previous version on the page), whose undo pointer names a
+ * previous version on the page, points at undo position p instead (the
+ * previous version was copied to undo before compaction).
+ */
+void move_to_undo(Buffer buf, uint16 offset, UndoPtr p);
 
 /* Does a version of len bytes fit the page's free space for place_inplace? */
 bool inplace_fits(Page page, Size len);

@@ -303,6 +303,54 @@ tuple_undo_ptr(HeapTupleHeader t)
 }
 
 /*
+ * A pointer to a previous version still on the data page (plain tables:
+ * the bytes an in-place update left behind, docs/storage.md, "Previous
+ * versions on the page"): bit 63 set, the version's byte offset in the
+ * page in bits 0-15, its length in bits 16-31. Undo positions stay below
+ * 2^63. Only versions on a data page carry one (never an undo image);
+ * compaction moves the previous versions a snapshot may still need to
+ * undo and clears the other pointers (set_undo_ptr, prune_execute).
+ */
+constexpr UndoPtr kInPageFlag = UINT64CONST(1) << 63;
+
+static inline bool
+undo_ptr_in_page(UndoPtr p)
+{
+	return (p & kInPageFlag) != 0;
+}
+
+static inline UndoPtr
+in_page_ptr(uint16 offset, uint16 len)
+{
+	return kInPageFlag | ((UndoPtr) len << 16) | offset;
+}
+
+static inline uint16
+in_page_offset(UndoPtr p)
+{
+	return (uint16) (p & 0xFFFF);
+}
+
+static inline uint16
+in_page_len(UndoPtr p)
+{
+	return (uint16) ((p >> 16) & 0xFFFF);
+}
+
+/*
+ * The version an in-page pointer names on page, or nullptr with the
+ * reason in *why (out of the page's tuple space, unaligned, a header that
+ * does not fit). The caller checks that it is the row's (t_ctid). Callers
+ * hold a pin of the page: the bytes cannot move (compaction needs a
+ * cleanup lock) and a previous version's bytes do not change once its
+ * successor points at them.
+ */
+HeapTupleHeader in_page_version(Page page, UndoPtr p, const char **why);
+
+/* The version at byte offset of page with its undo pointer set to p (in place). */
+void set_undo_ptr_at(Page page, uint16 offset, UndoPtr p);
+
+/*
  * A palloc'd copy of tuple with its undo pointer set to p (the extension
  * added if missing, t_hoff moved); the header's other fields and the
  * payload are unchanged.

@@ -222,6 +222,10 @@ static_assert(sizeof(XlUndo) == 40, "the UNDO record's main data is 40 bytes");
 /* XlInplace.sub */
 constexpr uint8 kInplaceUpdate = 0; /* block 0: the new version; block 1: the undo record */
 constexpr uint8 kInplaceRepair = 1; /* block 0: the previous version, copied back */
+constexpr uint8 kInplaceLocal =
+	2; /* block 0: the new version, the previous one stays on the page */
+constexpr uint8 kInplaceMigrate =
+	3; /* block 0: a pointer moved to undo; block 1: the undo record */
 
 /*
  * INPLACE. UPDATE: the row at offnum of block 0 gets the version in block
@@ -246,6 +250,34 @@ struct XlInplace
 	uint64 position;   /* UPDATE: the undo record's position */
 };
 static_assert(sizeof(XlInplace) == 16, "the INPLACE record's main data is 16 bytes");
+
+/*
+ * INPLACE LOCAL (format 6; plain tables): as UPDATE without block 1; block
+ * 0's data starts with the previous version's fixed header (the first
+ * SizeofHeapTupleHeader bytes: xmax, infomask as the update leaves them),
+ * written over that version's header where it stays on the page, then the
+ * new version (kFlagDeltaVersion as for UPDATE), whose undo pointer names
+ * the previous version's bytes (place_inplace_local).
+ *
+ * INPLACE MIGRATE (format 6): before compaction, a previous version still
+ * on the page that a snapshot may need goes to undo: block 1 gets the
+ * undo record (its image; the header: the row at offnum of block 0, the
+ * writer below), and the version at byte offset of block 0 that pointed
+ * at it gets position as its undo pointer (move_to_undo). The main data
+ * continues after XlInplace with XlInplaceMigrate. Redo first resolves
+ * hot-standby conflicts with conflict_xid when valid: the image's own
+ * pointer was cleared (the versions before it are dropped with the
+ * compaction, which no snapshot older than conflict_xid's commit may
+ * still need).
+ */
+struct XlInplaceMigrate
+{
+	uint16 offset; /* byte offset of the version pointing at the moved one */
+	uint16 unused;
+	TransactionId writer;       /* the undo record's writer: that version's creator */
+	TransactionId conflict_xid; /* newest creator whose older versions are dropped, or invalid */
+};
+static_assert(sizeof(XlInplaceMigrate) == 12, "the MIGRATE trailer is 12 bytes");
 
 /* Register the rmgr; from _PG_init through rustydb::am::init(). */
 void register_rmgr();
