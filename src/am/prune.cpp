@@ -24,6 +24,7 @@
 #include "rustydb/mvcc/visibility.h"
 #include "rustydb/storage/changes.h"
 #include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
 #include "rustydb/wal/records.h"
 
 namespace rustydb::am {
@@ -347,15 +348,34 @@ prune_opt(Relation rel, Buffer buffer)
 		return;
 	TransactionId prune_xid = ((PageHeader) page)->pd_prune_xid;
 	/*
-	 * Bytes left behind by in-place updates are reclaimed whatever the
-	 * snapshot horizon (their versions are in undo); dead versions wait for it.
+	 * Dead versions wait for the snapshot horizon. So do the bytes in-place
+	 * updates left behind, unless the page is running out of room: the
+	 * oldest writer since the last compaction (pd_prune_xid) not yet older
+	 * than every snapshot means no such version can be dropped yet, and
+	 * compaction would only move them all to undo. Never when that writer
+	 * is this transaction (a writer reading its row back, as TPC-B does,
+	 * would pay one move per update): later readers compact once it is
+	 * old. Otherwise only when out of room: less free space than two more
+	 * versions of the page's longest row.
 	 */
 	bool garbage = storage::page_has_garbage(page);
 	if (!TransactionIdIsValid(prune_xid) && !garbage)
 		return;
 	GlobalVisState *vistest = GlobalVisTestFor(rel);
-	if (!garbage && !GlobalVisTestIsRemovableXid(vistest, prune_xid))
-		return;
+	if (!TransactionIdIsValid(prune_xid) || !GlobalVisTestIsRemovableXid(vistest, prune_xid))
+	{
+		if (!garbage || TransactionIdIsCurrentTransactionId(prune_xid))
+			return;
+		Size longest = 0;
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			ItemId lp = PageGetItemId(page, off);
+			if (ItemIdIsNormal(lp))
+				longest = Max(longest, (Size) ItemIdGetLength(lp));
+		}
+		if (storage::inplace_fits(page, 2 * MAXALIGN(longest + storage::kUndoExtSize)))
+			return;
+	}
 
 	Size minfree = Max(RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR), BLCKSZ / 10);
 	if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
