@@ -95,6 +95,10 @@ crash_round() {
 		rdb_ok "$variant: the uncommitted transaction updated in place (undo_stats: $before, then $(inplace inplace_updates))" \
 			test "$(inplace inplace_updates)" -ge $((before + 10000))
 	fi
+	# its WAL on disk before the kill (a later commit flushes all WAL before
+	# it), so that recovery replays its in-place versions and they must be
+	# repaired; otherwise the WAL writer may not have written them yet
+	q "SELECT pg_current_xact_id()" >/dev/null
 	if [ "$variant" = backend ]; then
 		pid=$(q "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
 		resets=$(grep -c 'all server processes terminated; reinitializing' "$(rdb_dir $N)/server.log" || true)
