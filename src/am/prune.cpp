@@ -265,40 +265,32 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 	}
 
 	int removed = ps->ndead + ps->nunused;
+	/* the line pointers whose versions the pruning removes */
+	bool gone[MaxHeapTuplesPerPage + 1] = {false};
+	for (int i = 0; i < ps->nredirected; i++)
+		gone[ps->redirected[2 * i]] = true;
+	for (int i = 0; i < ps->ndead; i++)
+		gone[ps->dead[i]] = true;
+	for (int i = 0; i < ps->nunused; i++)
+		gone[ps->unused[i]] = true;
 	/*
 	 * Compaction drops the previous versions in-place updates left on the
 	 * page: those a snapshot or a repair may still need go to undo first.
 	 * When they cannot (the store is full), the page is left as it is.
 	 */
-	if (ps->nredirected + ps->ndead + ps->nunused > 0 || storage::page_has_garbage(page))
+	if ((ps->nredirected + ps->ndead + ps->nunused > 0 || storage::page_has_garbage(page)) &&
+		!settle_previous_versions(rel, undo, buffer, vistest, oldest_xmin, gone,
+								  &ps->latest_removed))
 	{
-		bool gone[MaxHeapTuplesPerPage + 1] = {false};
-		for (int i = 0; i < ps->nredirected; i++)
-			gone[ps->redirected[2 * i]] = true;
-		for (int i = 0; i < ps->ndead; i++)
-			gone[ps->dead[i]] = true;
-		for (int i = 0; i < ps->nunused; i++)
-			gone[ps->unused[i]] = true;
-		if (!settle_previous_versions(rel, undo, buffer, vistest, oldest_xmin, gone,
-									  &ps->latest_removed))
-		{
-			pfree(ps);
-			return kPruneDeferred;
-		}
+		pfree(ps);
+		return kPruneDeferred;
 	}
 	char *changes = nullptr;
 	Size changes_len = 0;
 	if (ps->nredirected + ps->ndead + ps->nunused > 0 && storage::page_groups(page) != nullptr)
 	{
 		/* sealed groups losing members: freed, or their survivors re-sealed */
-		bool loses[MaxHeapTuplesPerPage + 1] = {false};
-		for (int i = 0; i < ps->nredirected; i++)
-			loses[ps->redirected[2 * i]] = true;
-		for (int i = 0; i < ps->ndead; i++)
-			loses[ps->dead[i]] = true;
-		for (int i = 0; i < ps->nunused; i++)
-			loses[ps->unused[i]] = true;
-		if (!prepare_group_changes(rel, cipher, page, storage::data_block(buffer), loses, &changes,
+		if (!prepare_group_changes(rel, cipher, page, storage::data_block(buffer), gone, &changes,
 								   &changes_len))
 		{
 			pfree(ps);

@@ -131,15 +131,7 @@ test_meta()
 UndoRecordHeader
 record_for(OffsetNumber off, BlockNumber block, TransactionId writer)
 {
-	UndoRecordHeader h;
-	memset(&h, 0, sizeof(h));
-	h.version = kUndoFormatVersion;
-	h.kind = kUndoTuple;
-	h.offnum = off;
-	h.block = block;
-	h.relfilenode = 16385;
-	h.writer = writer;
-	return h;
+	return undo_record_header(kUndoTuple, 0, block, off, 16385, writer);
 }
 
 void
