@@ -40,7 +40,8 @@ log_line_pointers(Relation rel, Buffer buffer, uint8 kind, const storage::PruneC
 		return;
 	wal::XlPrune xl;
 	xl.version = wal::kWalFormatVersion;
-	xl.flags = c.group_changes_len > 0 ? wal::kFlagGroupChanges : 0;
+	xl.flags = (uint8) ((c.group_changes_len > 0 ? wal::kFlagGroupChanges : 0) |
+						(c.nstripped > 0 ? wal::kFlagUndoStripped : 0));
 	xl.nredirected = (uint16) c.nredirected;
 	xl.ndead = (uint16) c.ndead;
 	xl.nunused = (uint16) c.nunused;
@@ -54,6 +55,13 @@ log_line_pointers(Relation rel, Buffer buffer, uint8 kind, const storage::PruneC
 		XLogRegisterBufData(0, (char *) c.dead, c.ndead * sizeof(OffsetNumber));
 	if (c.nunused > 0)
 		XLogRegisterBufData(0, (char *) c.unused, c.nunused * sizeof(OffsetNumber));
+	uint16 nstripped = (uint16) c.nstripped;
+	if (nstripped > 0)
+	{
+		Assert(kind == wal::kPrune);
+		XLogRegisterBufData(0, (char *) &nstripped, sizeof(nstripped));
+		XLogRegisterBufData(0, (char *) c.stripped, nstripped * sizeof(OffsetNumber));
+	}
 	if (c.group_changes_len > 0)
 		XLogRegisterBufData(0, (char *) c.group_changes, c.group_changes_len);
 	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, kind);
@@ -69,10 +77,11 @@ struct PruneState
 	TransactionId oldest_xmin;
 	TransactionId latest_removed;
 	TransactionId new_prune_xid;
-	int nredirected, ndead, nunused;
+	int nredirected, ndead, nunused, nstripped;
 	OffsetNumber redirected[MaxHeapTuplesPerPage * 2];
 	OffsetNumber dead[MaxHeapTuplesPerPage];
 	OffsetNumber unused[MaxHeapTuplesPerPage];
+	OffsetNumber stripped[MaxHeapTuplesPerPage];
 	bool marked[MaxHeapTuplesPerPage + 1];
 	int8 htsv[MaxHeapTuplesPerPage + 1]; /* -1: not a tuple */
 };
@@ -186,6 +195,91 @@ prune_chain(PruneState *ps, Page page, OffsetNumber root)
 	}
 }
 
+/* Which items lose their storage in this prune (redirected or dead roots, unused versions)? */
+static void
+losing_storage(const PruneState *ps, bool *loses)
+{
+	memset(loses, 0, (MaxHeapTuplesPerPage + 1) * sizeof(bool));
+	for (int i = 0; i < ps->nredirected; i++)
+		loses[ps->redirected[2 * i]] = true;
+	for (int i = 0; i < ps->ndead; i++)
+		loses[ps->dead[i]] = true;
+	for (int i = 0; i < ps->nunused; i++)
+		loses[ps->unused[i]] = true;
+}
+
+/*
+ * Undo pointers to remove (docs/storage.md, "Giving the undo pointer's 8
+ * bytes back"). An in-place version is 8 bytes longer than the row it
+ * replaced, and stays so: without this, every row of a page updated in
+ * place once takes 8 more bytes for good, and a page filled up to the
+ * insert reserve runs out of room for one more in-place version after a
+ * few such rows. The pointer of a version whose creator committed and is
+ * visible to every snapshot is never followed (a reader walks a chain only
+ * past a creator its snapshot cannot see; its undo record is recyclable
+ * under the same rule), so the pointer goes, here under the cleanup lock
+ * and in the PRUNE record's redo. Only when the page, compacted, would not
+ * hold one more in-place version of its widest row: otherwise the pointers
+ * stay, and pruning writes no record for them. When some still have a
+ * creator not every snapshot sees, the page stays prunable for them.
+ */
+static void
+plan_strips(PruneState *ps, Page page)
+{
+	bool gone[MaxHeapTuplesPerPage + 1]; /* loses its storage in this prune */
+	losing_storage(ps, gone);
+
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	Size used = 0, want = 0;
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp) || gone[off])
+			continue;
+		Size len = ItemIdGetLength(lp);
+		used += MAXALIGN(len);
+		bool has = storage::tuple_has_undo((HeapTupleHeader) PageGetItem(page, lp));
+		want = Max(want, MAXALIGN(len + (has ? 0 : storage::kUndoExtSize)));
+	}
+	auto *ph = (PageHeader) page;
+	if (ph->pd_special < ph->pd_lower || (Size) (ph->pd_special - ph->pd_lower) >= used + want)
+		return;
+
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp) || gone[off])
+			continue;
+		auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+		/* a sealed version's associated data covers t_hoff: it keeps its pointer */
+		if (!storage::tuple_has_undo(t) || (t->t_infomask2 & crypto::kValuesSealed))
+			continue;
+		switch ((HTSV_Result) ps->htsv[off])
+		{
+			case HEAPTUPLE_LIVE:
+			case HEAPTUPLE_RECENTLY_DEAD:
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				break; /* its creator committed */
+			default:
+				continue;
+		}
+		TransactionId xmin = HeapTupleHeaderGetXmin(t);
+		bool seen_by_all = !TransactionIdIsNormal(xmin) ||
+						   (ps->vistest != nullptr ? GlobalVisTestIsRemovableXid(ps->vistest, xmin)
+												   : TransactionIdPrecedes(xmin, ps->oldest_xmin));
+		if (!seen_by_all)
+		{
+			note_prunable(ps, xmin);
+			continue;
+		}
+		ps->stripped[ps->nstripped++] = off;
+		/* a standby query that cannot see xmin would still follow the pointer */
+		if (TransactionIdIsNormal(xmin) && (!TransactionIdIsValid(ps->latest_removed) ||
+											TransactionIdFollows(xmin, ps->latest_removed)))
+			ps->latest_removed = xmin;
+	}
+}
+
 int
 prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
 		   const crypto::Cipher *cipher)
@@ -206,7 +300,7 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 	ps->oldest_xmin = oldest_xmin;
 	ps->latest_removed = InvalidTransactionId;
 	ps->new_prune_xid = InvalidTransactionId;
-	ps->nredirected = ps->ndead = ps->nunused = 0;
+	ps->nredirected = ps->ndead = ps->nunused = ps->nstripped = 0;
 	memset(ps->marked, 0, sizeof(ps->marked));
 
 	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
@@ -262,19 +356,16 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 		}
 	}
 
+	plan_strips(ps, page);
+
 	int removed = ps->ndead + ps->nunused;
 	char *changes = nullptr;
 	Size changes_len = 0;
 	if (ps->nredirected + ps->ndead + ps->nunused > 0 && storage::page_groups(page) != nullptr)
 	{
 		/* sealed groups losing members: freed, or their survivors re-sealed */
-		bool loses[MaxHeapTuplesPerPage + 1] = {false};
-		for (int i = 0; i < ps->nredirected; i++)
-			loses[ps->redirected[2 * i]] = true;
-		for (int i = 0; i < ps->ndead; i++)
-			loses[ps->dead[i]] = true;
-		for (int i = 0; i < ps->nunused; i++)
-			loses[ps->unused[i]] = true;
+		bool loses[MaxHeapTuplesPerPage + 1];
+		losing_storage(ps, loses);
 		if (!prepare_group_changes(rel, cipher, page, storage::data_block(buffer), loses, &changes,
 								   &changes_len))
 		{
@@ -282,7 +373,8 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 			return -1;
 		}
 	}
-	if (ps->nredirected + ps->ndead + ps->nunused > 0 || storage::page_has_garbage(page))
+	if (ps->nredirected + ps->ndead + ps->nunused + ps->nstripped > 0 ||
+		storage::page_has_garbage(page))
 	{
 		storage::PruneChanges c;
 		c.redirected = ps->redirected;
@@ -291,6 +383,8 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 		c.ndead = ps->ndead;
 		c.unused = ps->unused;
 		c.nunused = ps->nunused;
+		c.stripped = ps->stripped;
+		c.nstripped = ps->nstripped;
 		c.group_changes = changes;
 		c.group_changes_len = changes_len;
 		START_CRIT_SECTION();

@@ -363,7 +363,6 @@ static void
 make_unused(Relation rel, Buffer buf, OffsetNumber *offs, int n)
 {
 	storage::PruneChanges c;
-	memset(&c, 0, sizeof(c));
 	c.unused = offs;
 	c.nunused = n;
 	START_CRIT_SECTION();

@@ -73,6 +73,13 @@ constexpr uint8 kFlagGroupChanges = 0x20; /* block 0 data ends with group table 
  * reads only records with this flag.
  */
 constexpr uint8 kFlagLogical = 0x40;
+/*
+ * PRUNE: block 0 data continues after the line-pointer offsets with a
+ * uint16 count and that many offsets of in-place versions whose undo
+ * pointer the change removes (storage::PruneChanges.stripped), before any
+ * group table changes. Only in format 5 records.
+ */
+constexpr uint8 kFlagUndoStripped = 0x80;
 
 /* The XlLogical byte. */
 constexpr uint8 kLogToastRelation = 0x01; /* INSERT into a TOAST relation */
@@ -136,7 +143,8 @@ struct XlPrune
 	TransactionId latest_removed_xid; /* standby conflict horizon */
 									  /*
 	 * block 0 data: OffsetNumber redirected[2 * nredirected] (from, to pairs),
-	 * dead[ndead], unused[nunused]
+	 * dead[ndead], unused[nunused]; with kFlagUndoStripped uint16 nstripped,
+	 * stripped[nstripped]; with kFlagGroupChanges the group table changes
 	 */
 };
 
