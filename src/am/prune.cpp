@@ -244,6 +244,9 @@ plan_strips(PruneState *ps, Page page)
 	auto *ph = (PageHeader) page;
 	if (ph->pd_special < ph->pd_lower || (Size) (ph->pd_special - ph->pd_lower) >= used + want)
 		return;
+	/* a page of sealed groups (encrypted) is not filled up to the reserve: left as it is */
+	if (storage::page_groups(page) != nullptr)
+		return;
 
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 	{
