@@ -224,8 +224,10 @@ losing_storage(const PruneState *ps, bool *loses)
  * creator not every snapshot sees, the page stays prunable for them.
  */
 static void
-plan_strips(PruneState *ps, Page page)
+plan_strips(PruneState *ps, Page page, bool plain)
 {
+	if (!plain)
+		return;                          /* sealed tuples: their associated data covers t_hoff */
 	bool gone[MaxHeapTuplesPerPage + 1]; /* loses its storage in this prune */
 	losing_storage(ps, gone);
 
@@ -244,9 +246,6 @@ plan_strips(PruneState *ps, Page page)
 	auto *ph = (PageHeader) page;
 	if (ph->pd_special < ph->pd_lower || (Size) (ph->pd_special - ph->pd_lower) >= used + want)
 		return;
-	/* a page of sealed groups (encrypted) is not filled up to the reserve: left as it is */
-	if (storage::page_groups(page) != nullptr)
-		return;
 
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 	{
@@ -254,8 +253,7 @@ plan_strips(PruneState *ps, Page page)
 		if (!ItemIdIsNormal(lp) || gone[off])
 			continue;
 		auto *t = (HeapTupleHeader) PageGetItem(page, lp);
-		/* a sealed version's associated data covers t_hoff: it keeps its pointer */
-		if (!storage::tuple_has_undo(t) || (t->t_infomask2 & crypto::kValuesSealed))
+		if (!storage::tuple_has_undo(t))
 			continue;
 		switch ((HTSV_Result) ps->htsv[off])
 		{
@@ -285,7 +283,7 @@ plan_strips(PruneState *ps, Page page)
 
 int
 prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
-		   const crypto::Cipher *cipher)
+		   const crypto::Cipher *cipher, bool plain)
 {
 	Page page = BufferGetPage(buffer);
 
@@ -359,7 +357,7 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 		}
 	}
 
-	plan_strips(ps, page);
+	plan_strips(ps, page, plain);
 
 	int removed = ps->ndead + ps->nunused;
 	char *changes = nullptr;
@@ -443,10 +441,11 @@ prune_opt(Relation rel, Buffer buffer)
 		 */
 		const crypto::Cipher *cipher =
 			storage::page_groups(page) != nullptr ? crypto::relation_cipher(rel) : nullptr;
+		bool plain = cipher == nullptr && !crypto::relation_encrypted(rel);
 		if (!ConditionalLockBufferForCleanup(buffer))
 			return;
 		if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
-			prune_page(rel, buffer, vistest, InvalidTransactionId, cipher);
+			prune_page(rel, buffer, vistest, InvalidTransactionId, cipher, plain);
 		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	}
 }

@@ -241,6 +241,7 @@ struct VacState
 
 	Buffer vmbuf;
 	const crypto::Cipher *cipher; /* loaded when a sealed group must be re-sealed */
+	bool plain;                   /* not encrypted: pruning may remove undo pointers */
 
 	/* what the scan found */
 	TransactionId new_frozen; /* the oldest xid left behind */
@@ -257,6 +258,7 @@ vacuum_begin(VacState *vs, Relation rel, VacuumParams *params, BufferAccessStrat
 {
 	memset(vs, 0, sizeof(*vs));
 	vs->rel = rel;
+	vs->plain = !crypto::relation_encrypted(rel);
 	vs->params = params;
 	vs->strategy = bstrategy;
 	vs->vmbuf = InvalidBuffer;
@@ -510,7 +512,7 @@ lock_for_scan(VacState *vs, Buffer buf)
 static void
 prune_for_scan(VacState *vs, Buffer buf, BlockNumber blkno, bool *cleanup)
 {
-	int n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher);
+	int n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher, vs->plain);
 	if (n < 0)
 	{
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
@@ -520,7 +522,7 @@ prune_for_scan(VacState *vs, Buffer buf, BlockNumber blkno, bool *cleanup)
 		if (*cleanup)
 		{
 			page_check(vs->rel, blkno, BufferGetPage(buf));
-			n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher);
+			n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher, vs->plain);
 		}
 	}
 	vs->removed += Max(n, 0);

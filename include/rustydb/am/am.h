@@ -385,10 +385,13 @@ void prune_opt(Relation rel, Buffer buffer);
  * Prune one page (cleanup lock held): VACUUM with oldest_xmin, on-access
  * pruning with vistest. Returns the number of tuple versions removed, or
  * -1, changing nothing, when sealed groups of the page lose some of their
- * members and must be re-sealed but cipher is null.
+ * members and must be re-sealed but cipher is null. plain: the table is
+ * not encrypted (crypto::relation_encrypted, asked before the buffer
+ * lock), so undo pointers may be removed (a sealed tuple's associated
+ * data covers t_hoff).
  */
 int prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
-			   const crypto::Cipher *cipher);
+			   const crypto::Cipher *cipher, bool plain);
 
 /*
  * In the critical section of a PRUNE or VACUUM change c (made by
