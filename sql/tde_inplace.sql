@@ -100,3 +100,17 @@ SELECT count(*), sum(v), max(note) FROM ti;
 SELECT count(*) AS damaged FROM rustydb.verify_table('ti');
 SELECT ok FROM rustydb.verify_encryption('ti') WHERE "check" = 'stored payloads open';
 DROP TABLE ti;
+
+-- rows updated in place one per transaction, round after round, on pages
+-- that fill up: pruning keeps the undo pointers of sealed versions (their
+-- associated data covers t_hoff), so every row still opens
+CREATE TABLE tacc (aid int PRIMARY KEY, bid int, abalance int, filler char(84)) USING rustydb
+	WITH (encrypted = true);
+INSERT INTO tacc SELECT g, 1, 0, '' FROM generate_series(1, 300) g;
+DO $$ BEGIN FOR i IN 0..539 LOOP
+  UPDATE tacc SET abalance = abalance + 1 WHERE aid = 1 + i % 180; COMMIT;
+END LOOP; END $$;
+SELECT count(*), sum(abalance) FROM tacc;
+SELECT count(*) AS damaged FROM rustydb.verify_table('tacc');
+SELECT ok FROM rustydb.verify_encryption('tacc') WHERE "check" = 'stored payloads open';
+DROP TABLE tacc;

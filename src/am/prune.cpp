@@ -42,7 +42,8 @@ log_line_pointers(Relation rel, Buffer buffer, uint8 kind, const storage::PruneC
 		return;
 	wal::XlPrune xl;
 	xl.version = wal::kWalFormatVersion;
-	xl.flags = c.group_changes_len > 0 ? wal::kFlagGroupChanges : 0;
+	xl.flags = (uint8) ((c.group_changes_len > 0 ? wal::kFlagGroupChanges : 0) |
+						(c.nstripped > 0 ? wal::kFlagUndoStripped : 0));
 	xl.nredirected = (uint16) c.nredirected;
 	xl.ndead = (uint16) c.ndead;
 	xl.nunused = (uint16) c.nunused;
@@ -56,6 +57,13 @@ log_line_pointers(Relation rel, Buffer buffer, uint8 kind, const storage::PruneC
 		XLogRegisterBufData(0, (char *) c.dead, c.ndead * sizeof(OffsetNumber));
 	if (c.nunused > 0)
 		XLogRegisterBufData(0, (char *) c.unused, c.nunused * sizeof(OffsetNumber));
+	uint16 nstripped = (uint16) c.nstripped;
+	if (nstripped > 0)
+	{
+		Assert(kind == wal::kPrune);
+		XLogRegisterBufData(0, (char *) &nstripped, sizeof(nstripped));
+		XLogRegisterBufData(0, (char *) c.stripped, nstripped * sizeof(OffsetNumber));
+	}
 	if (c.group_changes_len > 0)
 		XLogRegisterBufData(0, (char *) c.group_changes, c.group_changes_len);
 	XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, kind);
@@ -71,10 +79,11 @@ struct PruneState
 	TransactionId oldest_xmin;
 	TransactionId latest_removed;
 	TransactionId new_prune_xid;
-	int nredirected, ndead, nunused;
+	int nredirected, ndead, nunused, nstripped;
 	OffsetNumber redirected[MaxHeapTuplesPerPage * 2];
 	OffsetNumber dead[MaxHeapTuplesPerPage];
 	OffsetNumber unused[MaxHeapTuplesPerPage];
+	OffsetNumber stripped[MaxHeapTuplesPerPage];
 	bool marked[MaxHeapTuplesPerPage + 1];
 	int8 htsv[MaxHeapTuplesPerPage + 1]; /* -1: not a tuple */
 };
@@ -188,9 +197,95 @@ prune_chain(PruneState *ps, Page page, OffsetNumber root)
 	}
 }
 
+/* Which items lose their storage in this prune (redirected or dead roots, unused versions)? */
+static void
+losing_storage(const PruneState *ps, bool *loses)
+{
+	memset(loses, 0, (MaxHeapTuplesPerPage + 1) * sizeof(bool));
+	for (int i = 0; i < ps->nredirected; i++)
+		loses[ps->redirected[2 * i]] = true;
+	for (int i = 0; i < ps->ndead; i++)
+		loses[ps->dead[i]] = true;
+	for (int i = 0; i < ps->nunused; i++)
+		loses[ps->unused[i]] = true;
+}
+
+/*
+ * Undo pointers to remove (docs/storage.md, "Giving the undo pointer's 8
+ * bytes back"). An in-place version is 8 bytes longer than the row it
+ * replaced, and stays so: without this, every row of a page updated in
+ * place once takes 8 more bytes for good, and a page filled up to the
+ * insert reserve runs out of room for one more in-place version after a
+ * few such rows. The pointer of a version whose creator committed and is
+ * visible to every snapshot is never followed (a reader walks a chain only
+ * past a creator its snapshot cannot see; its undo record is recyclable
+ * under the same rule), so the pointer goes, here under the cleanup lock
+ * and in the PRUNE record's redo. Only when the page, compacted, would not
+ * hold one more in-place version of its widest row: otherwise the pointers
+ * stay, and pruning writes no record for them. When some still have a
+ * creator not every snapshot sees, the page stays prunable for them.
+ */
+static void
+plan_strips(PruneState *ps, Page page, bool plain)
+{
+	if (!plain)
+		return;                          /* sealed tuples: their associated data covers t_hoff */
+	bool gone[MaxHeapTuplesPerPage + 1]; /* loses its storage in this prune */
+	losing_storage(ps, gone);
+
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	Size used = 0, want = 0;
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp) || gone[off])
+			continue;
+		Size len = ItemIdGetLength(lp);
+		used += MAXALIGN(len);
+		bool has = storage::tuple_has_undo((HeapTupleHeader) PageGetItem(page, lp));
+		want = Max(want, MAXALIGN(len + (has ? 0 : storage::kUndoExtSize)));
+	}
+	auto *ph = (PageHeader) page;
+	if (ph->pd_special < ph->pd_lower || (Size) (ph->pd_special - ph->pd_lower) >= used + want)
+		return;
+
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp) || gone[off])
+			continue;
+		auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (!storage::tuple_has_undo(t))
+			continue;
+		switch ((HTSV_Result) ps->htsv[off])
+		{
+			case HEAPTUPLE_LIVE:
+			case HEAPTUPLE_RECENTLY_DEAD:
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				break; /* its creator committed */
+			default:
+				continue;
+		}
+		TransactionId xmin = HeapTupleHeaderGetXmin(t);
+		bool seen_by_all = !TransactionIdIsNormal(xmin) ||
+						   (ps->vistest != nullptr ? GlobalVisTestIsRemovableXid(ps->vistest, xmin)
+												   : TransactionIdPrecedes(xmin, ps->oldest_xmin));
+		if (!seen_by_all)
+		{
+			note_prunable(ps, xmin);
+			continue;
+		}
+		ps->stripped[ps->nstripped++] = off;
+		/* a standby query that cannot see xmin would still follow the pointer */
+		if (TransactionIdIsNormal(xmin) && (!TransactionIdIsValid(ps->latest_removed) ||
+											TransactionIdFollows(xmin, ps->latest_removed)))
+			ps->latest_removed = xmin;
+	}
+}
+
 int
 prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
-		   const crypto::Cipher *cipher, Relation undo)
+		   const crypto::Cipher *cipher, bool plain, Relation undo)
 {
 	Page page = BufferGetPage(buffer);
 
@@ -208,7 +303,7 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 	ps->oldest_xmin = oldest_xmin;
 	ps->latest_removed = InvalidTransactionId;
 	ps->new_prune_xid = InvalidTransactionId;
-	ps->nredirected = ps->ndead = ps->nunused = 0;
+	ps->nredirected = ps->ndead = ps->nunused = ps->nstripped = 0;
 	memset(ps->marked, 0, sizeof(ps->marked));
 
 	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
@@ -264,15 +359,11 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 		}
 	}
 
+	plan_strips(ps, page, plain);
+
 	int removed = ps->ndead + ps->nunused;
-	/* the line pointers whose versions the pruning removes */
-	bool gone[MaxHeapTuplesPerPage + 1] = {false};
-	for (int i = 0; i < ps->nredirected; i++)
-		gone[ps->redirected[2 * i]] = true;
-	for (int i = 0; i < ps->ndead; i++)
-		gone[ps->dead[i]] = true;
-	for (int i = 0; i < ps->nunused; i++)
-		gone[ps->unused[i]] = true;
+	bool gone[MaxHeapTuplesPerPage + 1];
+	losing_storage(ps, gone);
 	/*
 	 * Compaction drops the previous versions in-place updates left on the
 	 * page: those a snapshot or a repair may still need go to undo first.
@@ -297,7 +388,8 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 			return kPruneNeedsKey;
 		}
 	}
-	if (ps->nredirected + ps->ndead + ps->nunused > 0 || storage::page_has_garbage(page))
+	if (ps->nredirected + ps->ndead + ps->nunused + ps->nstripped > 0 ||
+		storage::page_has_garbage(page))
 	{
 		storage::PruneChanges c;
 		c.redirected = ps->redirected;
@@ -306,6 +398,8 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 		c.ndead = ps->ndead;
 		c.unused = ps->unused;
 		c.nunused = ps->nunused;
+		c.stripped = ps->stripped;
+		c.nstripped = ps->nstripped;
 		c.group_changes = changes;
 		c.group_changes_len = changes_len;
 		START_CRIT_SECTION();
@@ -344,11 +438,14 @@ prune_opt(Relation rel, Buffer buffer)
 	 * updates left behind, unless the page is running out of room: the
 	 * oldest writer since the last compaction (pd_prune_xid) not yet older
 	 * than every snapshot means no such version can be dropped yet, and
-	 * compaction would only move them all to undo. Never when that writer
-	 * is this transaction (a writer reading its row back, as TPC-B does,
-	 * would pay one move per update): later readers compact once it is
-	 * old. Otherwise only when out of room: less free space than two more
-	 * versions of the page's longest row.
+	 * compaction would only move them all to undo. So only when out of
+	 * room: less free space than two more versions of the page's longest
+	 * row. And not when that writer is this transaction with at most one
+	 * in-place version on the page: a writer reading its row back, as
+	 * TPC-B does, would pay one move per update, and later readers compact
+	 * for nothing once it is old; a transaction that keeps updating the
+	 * page's rows (two versions or more) needs the room now. (An unlocked
+	 * look: a heuristic, the cleanup-locked pruning decides what moves.)
 	 */
 	bool garbage = storage::page_has_garbage(page);
 	if (!TransactionIdIsValid(prune_xid) && !garbage)
@@ -356,16 +453,23 @@ prune_opt(Relation rel, Buffer buffer)
 	GlobalVisState *vistest = GlobalVisTestFor(rel);
 	if (!TransactionIdIsValid(prune_xid) || !GlobalVisTestIsRemovableXid(vistest, prune_xid))
 	{
-		if (!garbage || TransactionIdIsCurrentTransactionId(prune_xid))
+		if (!garbage)
 			return;
 		Size longest = 0;
+		int own = 0;
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			ItemId lp = PageGetItemId(page, off);
-			if (ItemIdIsNormal(lp))
-				longest = Max(longest, (Size) ItemIdGetLength(lp));
+			if (!ItemIdIsNormal(lp))
+				continue;
+			longest = Max(longest, (Size) ItemIdGetLength(lp));
+			auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+			if (storage::tuple_has_undo(t) &&
+				TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(t)))
+				own++;
 		}
-		if (storage::inplace_fits(page, 2 * MAXALIGN(longest + storage::kUndoExtSize)))
+		if ((TransactionIdIsCurrentTransactionId(prune_xid) && own < 2) ||
+			storage::inplace_fits(page, 2 * MAXALIGN(longest + storage::kUndoExtSize)))
 			return;
 	}
 
@@ -380,16 +484,18 @@ prune_opt(Relation rel, Buffer buffer)
 		 */
 		const crypto::Cipher *cipher =
 			storage::page_groups(page) != nullptr ? crypto::relation_cipher(rel) : nullptr;
+		bool plain = cipher == nullptr && !crypto::relation_encrypted(rel);
 		/*
 		 * Compaction may move previous versions left on the page to undo:
 		 * the store is opened before the buffer lock (never a heavyweight
 		 * lock wait under it).
 		 */
-		Relation undo = garbage && !IsInParallelMode() ? undo_open(rel, RowExclusiveLock) : nullptr;
+		Relation undo =
+			garbage && plain && !IsInParallelMode() ? undo_open(rel, RowExclusiveLock) : nullptr;
 		if (ConditionalLockBufferForCleanup(buffer))
 		{
 			if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
-				prune_page(rel, buffer, vistest, InvalidTransactionId, cipher, undo);
+				prune_page(rel, buffer, vistest, InvalidTransactionId, cipher, plain, undo);
 			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 		}
 		if (undo != nullptr)

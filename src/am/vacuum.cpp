@@ -241,6 +241,7 @@ struct VacState
 
 	Buffer vmbuf;
 	const crypto::Cipher *cipher; /* loaded when a sealed group must be re-sealed */
+	bool plain;                   /* not encrypted: pruning may remove undo pointers */
 	Relation undo; /* the table's undo store (or nullptr): compaction moves versions there */
 
 	/* what the scan found */
@@ -258,6 +259,7 @@ vacuum_begin(VacState *vs, Relation rel, VacuumParams *params, BufferAccessStrat
 {
 	memset(vs, 0, sizeof(*vs));
 	vs->rel = rel;
+	vs->plain = !crypto::relation_encrypted(rel);
 	vs->params = params;
 	vs->strategy = bstrategy;
 	vs->vmbuf = InvalidBuffer;
@@ -365,7 +367,6 @@ static void
 make_unused(Relation rel, Buffer buf, OffsetNumber *offs, int n)
 {
 	storage::PruneChanges c;
-	memset(&c, 0, sizeof(c));
 	c.unused = offs;
 	c.nunused = n;
 	START_CRIT_SECTION();
@@ -513,7 +514,7 @@ lock_for_scan(VacState *vs, Buffer buf)
 static void
 prune_for_scan(VacState *vs, Buffer buf, BlockNumber blkno, bool *cleanup)
 {
-	int n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher, vs->undo);
+	int n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher, vs->plain, vs->undo);
 	if (n == kPruneNeedsKey)
 	{
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
@@ -523,7 +524,8 @@ prune_for_scan(VacState *vs, Buffer buf, BlockNumber blkno, bool *cleanup)
 		if (*cleanup)
 		{
 			page_check(vs->rel, blkno, BufferGetPage(buf));
-			n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher, vs->undo);
+			n = prune_page(vs->rel, buf, vs->vistest, vs->oldest_xmin, vs->cipher, vs->plain,
+						   vs->undo);
 		}
 	}
 	/*

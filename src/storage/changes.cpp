@@ -178,6 +178,35 @@ is_heap_only(Page page, OffsetNumber off)
 }
 #endif
 
+/*
+ * Remove the undo pointer of the in-place version at off: its header and
+ * null bitmap move 8 bytes up over the pointer, the payload stays where it
+ * is, and the line pointer follows the header. The 8 bytes before the new
+ * header are left for the compaction that follows. The caller holds a
+ * cleanup lock (or replays): no reader points into the tuple.
+ */
+static void
+strip_undo(Buffer buf, Page page, OffsetNumber off)
+{
+	ItemId lp = PageGetItemId(page, off);
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page) || !ItemIdIsNormal(lp) ||
+		ItemIdGetLength(lp) < kTupleHeaderSize + kUndoExtSize ||
+		!tuple_has_undo((HeapTupleHeader) PageGetItem(page, lp)) ||
+		!tuple_hoff_is_valid((HeapTupleHeader) PageGetItem(page, lp)))
+		elog(PANIC, "rustydb: no undo pointer to remove at (%u,%u)", data_block(buf),
+			 (unsigned) off);
+	unsigned at = ItemIdGetOffset(lp), len = ItemIdGetLength(lp);
+	auto *t = (HeapTupleHeader) PageGetItem(page, lp);
+	uint8 hoff = (uint8) (t->t_hoff - kUndoExtSize);
+	memmove(page + at + kUndoExtSize, page + at, hoff);
+	memset(page + at, 0, kUndoExtSize);
+	t = (HeapTupleHeader) (page + at + kUndoExtSize);
+	t->t_hoff = hoff;
+	t->t_infomask2 &= ~kTupleHasUndo;
+	Assert(tuple_hoff_is_valid(t));
+	ItemIdSetNormal(lp, at + kUndoExtSize, len - kUndoExtSize);
+}
+
 void
 prune_execute(Buffer buf, const PruneChanges &c)
 {
@@ -185,8 +214,8 @@ prune_execute(Buffer buf, const PruneChanges &c)
 	OffsetNumber maxoff PG_USED_FOR_ASSERTS_ONLY = PageGetMaxOffsetNumber(page);
 
 	/* no line pointer change: a compaction of bytes in-place versions left behind */
-	Assert(c.nredirected + c.ndead + c.nunused > 0 || page_has_garbage(page));
-	Assert(c.nredirected >= 0 && c.ndead >= 0 && c.nunused >= 0);
+	Assert(c.nredirected + c.ndead + c.nunused + c.nstripped > 0 || page_has_garbage(page));
+	Assert(c.nredirected >= 0 && c.ndead >= 0 && c.nunused >= 0 && c.nstripped >= 0);
 	for (int i = 0; i < c.nredirected; i++)
 	{
 		OffsetNumber from = c.redirected[2 * i], to = c.redirected[2 * i + 1];
@@ -225,6 +254,8 @@ prune_execute(Buffer buf, const PruneChanges &c)
 		if (undo_ptr_in_page(tuple_undo_ptr(t)))
 			set_undo_ptr_at(page, (uint16) ItemIdGetOffset(lp), kInvalidUndoPtr);
 	}
+	for (int i = 0; i < c.nstripped; i++)
+		strip_undo(buf, page, c.stripped[i]);
 	PageRepairFragmentation(page);
 	((PageSpecial *) (page + ((PageHeader) page)->pd_special))->flags &= ~kPageGarbage;
 	apply_group_changes(page, c.group_changes, c.group_changes_len);

@@ -292,11 +292,23 @@ redo_prune(XLogReaderState *record, uint8 kind)
 		char *data = XLogRecGetBlockData(record, 0, &len);
 		Size offs_len =
 			(Size) (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber);
-		if (len < offs_len || (len != offs_len && !(xl->flags & kFlagGroupChanges)))
+		/* kFlagUndoStripped: a count and the offsets, after the others */
+		uint16 nstripped = 0;
+		Size strip_len = 0;
+		if ((xl->flags & kFlagUndoStripped) && len >= offs_len + sizeof(nstripped))
+		{
+			memcpy(&nstripped, data + offs_len, sizeof(nstripped));
+			strip_len = sizeof(nstripped) + nstripped * sizeof(OffsetNumber);
+		}
+		if (len < offs_len + strip_len || ((xl->flags & kFlagUndoStripped) && strip_len == 0) ||
+			(len != offs_len + strip_len && !(xl->flags & kFlagGroupChanges)))
 			elog(PANIC, "rustydb redo: prune record of the wrong length");
 		/* the offsets are not aligned in the record: copy them out */
-		auto *all = (OffsetNumber *) palloc(Max(offs_len, 1));
+		auto *all = (OffsetNumber *) palloc(Max(offs_len + strip_len, 1));
 		memcpy(all, data, offs_len);
+		if (nstripped > 0)
+			memcpy((char *) all + offs_len, data + offs_len + sizeof(nstripped),
+				   nstripped * sizeof(OffsetNumber));
 		if (kind == kPrune)
 		{
 			storage::PruneChanges c;
@@ -306,14 +318,16 @@ redo_prune(XLogReaderState *record, uint8 kind)
 			c.ndead = xl->ndead;
 			c.unused = c.dead + xl->ndead;
 			c.nunused = xl->nunused;
-			c.group_changes = data + offs_len;
-			c.group_changes_len = len - offs_len;
+			c.stripped = c.unused + xl->nunused;
+			c.nstripped = nstripped;
+			c.group_changes = data + offs_len + strip_len;
+			c.group_changes_len = len - offs_len - strip_len;
 			storage::prune_execute(buffer, c);
 		}
 		else
 		{
 			/* VACUUM records only make dead line pointers unused */
-			if (xl->nredirected != 0 || xl->ndead != 0 || len != offs_len)
+			if (xl->nredirected != 0 || xl->ndead != 0 || len != offs_len || strip_len != 0)
 				elog(PANIC, "rustydb redo: vacuum record with more than unused line pointers");
 			storage::vacuum_execute(buffer, all, xl->nunused);
 		}
@@ -608,6 +622,22 @@ redo_visible(XLogReaderState *record)
  * a new group (how many members, how many re-sealed payloads follow) or
  * are freed.
  */
+/* PRUNE with kFlagUndoStripped: how many undo pointers it removes. */
+static void
+desc_stripped(StringInfo buf, XLogReaderState *record, const XlPrune *xl)
+{
+	if (!(xl->flags & kFlagUndoStripped) || !XLogRecHasBlockRef(record, 0))
+		return;
+	Size len;
+	char *data = XLogRecGetBlockData(record, 0, &len);
+	Size at = (Size) (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber);
+	uint16 n;
+	if (data == nullptr || len < at + sizeof(n))
+		return; /* a full-page image without the data */
+	memcpy(&n, data + at, sizeof(n));
+	appendStringInfo(buf, " nstripped %u", (unsigned) n);
+}
+
 static void
 desc_groups(StringInfo buf, XLogReaderState *record, uint8 flags)
 {
@@ -639,6 +669,12 @@ desc_groups(StringInfo buf, XLogReaderState *record, uint8 flags)
 	{
 		auto *xl = (XlPrune *) xlrec;
 		p += (2 * xl->nredirected + xl->ndead + xl->nunused) * sizeof(OffsetNumber);
+		uint16 nstripped = 0;
+		if ((flags & kFlagUndoStripped) && p + sizeof(nstripped) <= end)
+		{
+			memcpy(&nstripped, p, sizeof(nstripped));
+			p += sizeof(nstripped) + nstripped * sizeof(OffsetNumber);
+		}
 	}
 	if (p >= end)
 		return;
@@ -737,6 +773,7 @@ desc_record(StringInfo buf, XLogReaderState *record)
 			auto *xl = (XlPrune *) rec;
 			appendStringInfo(buf, "nredirected %u ndead %u nunused %u latest_removed_xid %u",
 							 xl->nredirected, xl->ndead, xl->nunused, xl->latest_removed_xid);
+			desc_stripped(buf, record, xl);
 			desc_groups(buf, record, xl->flags);
 			break;
 		}

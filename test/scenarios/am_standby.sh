@@ -119,6 +119,25 @@ if [ "$EXPECT" = 1 ]; then
 fi
 rdb_compare amprimary amstandby "SELECT * FROM rustydb.undo_store('hot')"
 
+# Pruning removes the undo pointers of in-place versions that every
+# snapshot sees when a page filled up to the insert reserve needs the room
+# (PRUNE with UNDO_STRIPPED): replayed, and checked against the primary's
+# page images by wal_consistency_checking.
+rdb_psql amprimary "CREATE TABLE room (aid int PRIMARY KEY, bid int, abalance int, filler char(84)) USING rustydb;
+	INSERT INTO room SELECT g, 1, 0, '' FROM generate_series(1, 300) g" >/dev/null
+rdb_psql amprimary "DO \$\$ BEGIN FOR i IN 0..359 LOOP
+	UPDATE room SET abalance = abalance + 1 WHERE aid = 1 + i % 120; COMMIT; END LOOP; END \$\$" >/dev/null
+rdb_psql amprimary "SELECT txid_current()" >/dev/null
+rdb_wait_replay amprimary amstandby
+rdb_compare amprimary amstandby \
+	"SELECT count(*), sum(abalance), md5(string_agg(aid || ':' || abalance || ':' || ctid, ',' ORDER BY aid)) FROM room"
+rdb_is "undo pointers removed: verify_table('room') on the standby" \
+	"$(rdb_psql amstandby "SELECT count(*) FROM rustydb.verify_table('room')")" "0"
+if [ "$EXPECT" = 1 ] && [ "${RDB_TDE:-0}" != 1 ]; then
+	rdb_is "room: no in-place update found its page full" \
+		"$(rdb_psql amprimary "SELECT inplace_updates || ' ' || fallback_no_space FROM rustydb.undo_stats WHERE relid = 'room'::regclass")" "360 0"
+fi
+
 # A hot-standby query holds a REPEATABLE READ snapshot while the primary
 # updates the same rows many times (in place), once with the standby's
 # xmin reported to the primary (hot_standby_feedback: the primary keeps

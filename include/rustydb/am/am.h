@@ -388,15 +388,19 @@ constexpr int kPruneDeferred = -2;
 
 /*
  * Prune one page (cleanup lock held): VACUUM with oldest_xmin, on-access
- * pruning with vistest. undo: the table's undo store, opened (nullptr: none
- * at hand), where compaction moves the previous versions of in-place
- * updates still on the page that a snapshot may need. Returns the number
- * of tuple versions removed, or, changing nothing but repairs of aborted
- * in-place versions and moves to undo already done, kPruneNeedsKey or
+ * pruning with vistest. plain: the table is not encrypted
+ * (crypto::relation_encrypted, asked before the buffer lock), so undo
+ * pointers may be removed (a sealed tuple's associated data covers t_hoff).
+ * undo: the table's undo store, opened (nullptr: none at hand), where
+ * compaction moves the previous versions of in-place updates still on the
+ * page that a snapshot may need. Returns the number of tuple versions
+ * removed, or, changing nothing but repairs of aborted in-place versions
+ * and moves to undo already done, kPruneNeedsKey (sealed groups of the
+ * page lose members and must be re-sealed but cipher is null) or
  * kPruneDeferred.
  */
 int prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
-			   const crypto::Cipher *cipher, Relation undo);
+			   const crypto::Cipher *cipher, bool plain, Relation undo);
 
 /*
  * In the critical section of a PRUNE or VACUUM change c (made by

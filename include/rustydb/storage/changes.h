@@ -108,20 +108,25 @@ void freeze_execute(Buffer buf, const FreezeEntry *entries, int n);
  * What pruning does to a page: roots redirected to the first surviving
  * version of their chain (redirected: nredirected pairs of from, to), roots
  * of dead chains made dead line pointers, dead heap-only versions made
- * unused; the page compacted (PageRepairFragmentation); then, for a page
- * of sealed groups, the group table changes (page.h, apply_group_changes)
- * that free or re-seal the groups whose members lost their storage.
+ * unused, in-place versions whose creator every snapshot sees lose their
+ * undo pointer (stripped: the tuple 8 bytes shorter, t_hoff moved, the
+ * payload unchanged); the page compacted (PageRepairFragmentation); then,
+ * for a page of sealed groups, the group table changes (page.h,
+ * apply_group_changes) that free or re-seal the groups whose members lost
+ * their storage.
  */
 struct PruneChanges
 {
-	const OffsetNumber *redirected;
-	int nredirected;
-	const OffsetNumber *dead;
-	int ndead;
-	const OffsetNumber *unused;
-	int nunused;
-	const char *group_changes;
-	Size group_changes_len;
+	const OffsetNumber *redirected = nullptr;
+	int nredirected = 0;
+	const OffsetNumber *dead = nullptr;
+	int ndead = 0;
+	const OffsetNumber *unused = nullptr;
+	int nunused = 0;
+	const OffsetNumber *stripped = nullptr;
+	int nstripped = 0;
+	const char *group_changes = nullptr;
+	Size group_changes_len = 0;
 };
 
 void prune_execute(Buffer buf, const PruneChanges &c);

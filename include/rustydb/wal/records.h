@@ -78,11 +78,19 @@ constexpr uint8 kFlagGroupChanges = 0x20; /* block 0 data ends with group table 
  */
 constexpr uint8 kFlagLogical = 0x40;
 /*
- * INPLACE UPDATE (format 6): block 0's data is the new version as a delta
- * version (storage/undo.h) against the payload of the version it
- * replaces, the row's page version before the record.
+ * INPLACE UPDATE and LOCAL (format 6): block 0's data is the new version
+ * as a delta version (storage/undo.h) against the payload of the version
+ * it replaces, the row's page version before the record.
  */
 constexpr uint8 kFlagDeltaVersion = 0x80;
+/*
+ * PRUNE (format 6; the same bit as kFlagDeltaVersion, another kind):
+ * block 0 data continues after the line-pointer offsets with a uint16
+ * count and that many offsets of in-place versions whose undo pointer the
+ * change removes (storage::PruneChanges.stripped), before any group table
+ * changes.
+ */
+constexpr uint8 kFlagUndoStripped = 0x80;
 
 /* The XlLogical byte. */
 constexpr uint8 kLogToastRelation = 0x01; /* INSERT into a TOAST relation */
@@ -146,7 +154,8 @@ struct XlPrune
 	TransactionId latest_removed_xid; /* standby conflict horizon */
 									  /*
 	 * block 0 data: OffsetNumber redirected[2 * nredirected] (from, to pairs),
-	 * dead[ndead], unused[nunused]
+	 * dead[ndead], unused[nunused]; with kFlagUndoStripped uint16 nstripped,
+	 * stripped[nstripped]; with kFlagGroupChanges the group table changes
 	 */
 };
 
