@@ -450,11 +450,15 @@ prune_opt(Relation rel, Buffer buffer)
 	bool garbage = storage::page_has_garbage(page);
 	if (!TransactionIdIsValid(prune_xid) && !garbage)
 		return;
+	Size minfree = Max(RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR), BLCKSZ / 10);
+	if (!PageIsFull(page) && PageGetHeapFreeSpace(page) >= minfree)
+		return;
 	GlobalVisState *vistest = GlobalVisTestFor(rel);
 	if (!TransactionIdIsValid(prune_xid) || !GlobalVisTestIsRemovableXid(vistest, prune_xid))
 	{
 		if (!garbage)
 			return;
+		bool mine = TransactionIdIsCurrentTransactionId(prune_xid);
 		Size longest = 0;
 		int own = 0;
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
@@ -464,43 +468,44 @@ prune_opt(Relation rel, Buffer buffer)
 				continue;
 			longest = Max(longest, (Size) ItemIdGetLength(lp));
 			auto *t = (HeapTupleHeader) PageGetItem(page, lp);
-			if (storage::tuple_has_undo(t) &&
+			if (mine && own < 2 && storage::tuple_has_undo(t) &&
 				TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(t)))
 				own++;
 		}
-		if ((TransactionIdIsCurrentTransactionId(prune_xid) && own < 2) ||
+		if ((mine && own < 2) ||
 			storage::inplace_fits(page, 2 * MAXALIGN(longest + storage::kUndoExtSize)))
 			return;
 	}
 
-	Size minfree = Max(RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR), BLCKSZ / 10);
-	if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
+	/*
+	 * Re-sealing groups needs the key, loaded before the buffer lock (the
+	 * callers, scans and fetches, have it cached). A page's group table is
+	 * fixed when it is initialised, so this unlocked look is stable.
+	 */
+	const crypto::Cipher *cipher =
+		storage::page_groups(page) != nullptr ? crypto::relation_cipher(rel) : nullptr;
+	bool plain = cipher == nullptr && !crypto::relation_encrypted(rel);
+	/*
+	 * Compaction may have to move previous versions left on the page to
+	 * undo: the store is opened only then (kPruneDeferred without it), and
+	 * before the buffer lock is taken again (never a heavyweight lock wait
+	 * under a buffer lock).
+	 */
+	Relation undo = nullptr;
+	for (int attempt = 0; attempt < 2; attempt++)
 	{
-		/*
-		 * Re-sealing groups needs the key, loaded before the buffer lock
-		 * (the callers, scans and fetches, have it cached). A page's group
-		 * table is fixed when it is initialised, so this unlocked look is
-		 * stable.
-		 */
-		const crypto::Cipher *cipher =
-			storage::page_groups(page) != nullptr ? crypto::relation_cipher(rel) : nullptr;
-		bool plain = cipher == nullptr && !crypto::relation_encrypted(rel);
-		/*
-		 * Compaction may move previous versions left on the page to undo:
-		 * the store is opened before the buffer lock (never a heavyweight
-		 * lock wait under it).
-		 */
-		Relation undo =
-			garbage && plain && !IsInParallelMode() ? undo_open(rel, RowExclusiveLock) : nullptr;
-		if (ConditionalLockBufferForCleanup(buffer))
-		{
-			if (PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree)
-				prune_page(rel, buffer, vistest, InvalidTransactionId, cipher, plain, undo);
-			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-		}
-		if (undo != nullptr)
-			table_close(undo, RowExclusiveLock);
+		if (!ConditionalLockBufferForCleanup(buffer))
+			break;
+		int n = PageIsFull(page) || PageGetHeapFreeSpace(page) < minfree
+					? prune_page(rel, buffer, vistest, InvalidTransactionId, cipher, plain, undo)
+					: 0;
+		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+		if (n != kPruneDeferred || undo != nullptr || !plain || IsInParallelMode() ||
+			(undo = undo_open(rel, RowExclusiveLock)) == nullptr)
+			break;
 	}
+	if (undo != nullptr)
+		table_close(undo, RowExclusiveLock);
 }
 
 } /* namespace rustydb::am */
