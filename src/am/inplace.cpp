@@ -265,7 +265,8 @@ struct UndoAppend
  */
 void
 log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const void *version,
-			Size len, bool delta, const UndoAppend *ua, const char *oldhdr = nullptr)
+			Size len, bool delta, const UndoAppend *ua,
+			const storage::LocalOldHeader *oldhdr = nullptr)
 {
 	wal::XlInplace xl;
 	memset(&xl, 0, sizeof(xl));
@@ -283,12 +284,14 @@ log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const v
 		xl.undo_flags = ua->hdr->flags;
 	}
 	XLogBeginInsert();
-	XLogRegisterData((char *) &xl, sizeof(xl));
+	/* LOCAL has no undo record: its main data stops before undo_flags */
+	XLogRegisterData((char *) &xl,
+					 sub == wal::kInplaceLocal ? offsetof(wal::XlInplace, undo_flags) : sizeof(xl));
 	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
-	/* LOCAL: the previous version's fixed header first */
+	/* LOCAL: the previous version's changed header fields first */
 	Assert((sub == wal::kInplaceLocal) == (oldhdr != nullptr));
 	if (oldhdr != nullptr)
-		XLogRegisterBufData(0, (char *) oldhdr, storage::kTupleHeaderSize);
+		XLogRegisterBufData(0, (char *) oldhdr, sizeof(*oldhdr));
 	XLogRegisterBufData(0, (char *) version, len);
 	if (ua != nullptr)
 	{
@@ -780,13 +783,28 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 
 	/*
 	 * WAL: a plain table's new version as a delta version against the
-	 * page version it replaces, whose bytes redo finds on the page.
+	 * page version it replaces, whose bytes redo finds on the page; LOCAL
+	 * logs it without the header fields redo knows (storage/undo.h), and
+	 * of the previous version only the header fields the update changes.
 	 */
 	char *logged = (char *) nt;
 	Size logged_len = nv->t_len;
 	bool logged_delta = false;
 	bool needs_wal = RelationNeedsWAL(rel);
-	if (needs_wal && cipher == nullptr)
+	storage::LocalOldHeader lold = storage::local_old_pack(it);
+	if (needs_wal && local)
+	{
+		/* redo takes the new version's xmin from the record */
+		if (!TransactionIdEquals(HeapTupleHeaderGetRawXmin(nt), GetCurrentTransactionIdIfAny()))
+			elog(ERROR, "rustydb: an in-place version not created by the current transaction");
+		Assert(memcmp(it, ot, offsetof(HeapTupleHeaderData, t_choice.t_heap.t_xmax)) == 0 &&
+			   it->t_hoff == ot->t_hoff && ItemPointerEquals(&it->t_ctid, &oldtup->t_self));
+		logged = (char *) palloc(nv->t_len + sizeof(storage::PayloadDelta));
+		logged_len = storage::local_new_pack(nt, nv->t_len, (char *) ot + ot->t_hoff,
+											 oldtup->t_len - ot->t_hoff, logged);
+		logged_delta = true;
+	}
+	else if (needs_wal && cipher == nullptr)
 	{
 		char *enc = (char *) palloc(nv->t_len + sizeof(storage::PayloadDelta));
 		Size n = storage::delta_encode(nt, nv->t_len, (char *) ot + ot->t_hoff,
@@ -820,8 +838,8 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 	{
 		UndoAppend ua{&ins, &hdr, image, image_len};
 		log_inplace(buffer, local ? wal::kInplaceLocal : wal::kInplaceUpdate, vm_cleared, off,
-					logged, logged_len, logged_delta, local ? nullptr : &ua,
-					local ? (char *) it : nullptr);
+					logged, logged_len, logged_delta && !local, local ? nullptr : &ua,
+					local ? &lold : nullptr);
 	}
 	/* t_cid is backend-local: the page version keeps this command's cid as cmin */
 	END_CRIT_SECTION();

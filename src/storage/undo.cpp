@@ -355,4 +355,96 @@ delta_decode(const char *enc, Size enc_len, const char *base, Size base_len, cha
 	memcpy(out + hoff + d.prefix + middle, base + base_len - d.suffix, d.suffix);
 }
 
+/* ------------------------------------------------------------------------
+ * The INPLACE LOCAL record's form
+ * ------------------------------------------------------------------------
+ */
+
+/* The packed fields of a new version's header: xmax, field3, infomask2, infomask, t_hoff. */
+constexpr Size kLocalFixed = 13;
+
+LocalOldHeader
+local_old_pack(HeapTupleHeader h)
+{
+	LocalOldHeader o;
+	o.xmax = h->t_choice.t_heap.t_xmax;
+	o.field3 = h->t_choice.t_heap.t_field3.t_cid;
+	o.infomask2 = h->t_infomask2;
+	o.infomask = h->t_infomask;
+	return o;
+}
+
+void
+local_old_unpack(HeapTupleHeader cur, const LocalOldHeader &o, ItemPointer self, char *out)
+{
+	HeapTupleHeaderData h;
+	memcpy(&h, cur, kTupleHeaderSize);
+	h.t_choice.t_heap.t_xmax = o.xmax;
+	h.t_choice.t_heap.t_field3.t_cid = o.field3;
+	h.t_ctid = *self;
+	h.t_infomask2 = o.infomask2;
+	h.t_infomask = o.infomask;
+	memcpy(out, &h, kTupleHeaderSize);
+}
+
+Size
+local_new_pack(HeapTupleHeader version, Size len, const char *base, Size base_len, char *out)
+{
+	Size hoff = version->t_hoff;
+	Assert(tuple_has_undo(version) && hoff >= kTupleHeaderSize + kUndoExtSize);
+	PGAlignedBlock full;
+	Size n = delta_encode(version, len, base, base_len, full.data);
+	LocalOldHeader f = local_old_pack(version);
+	memcpy(out, &f, sizeof(f));
+	out[sizeof(f)] = (char) hoff;
+	Size mid = hoff - kUndoExtSize - kTupleHeaderSize; /* null bitmap and padding */
+	memcpy(out + kLocalFixed, full.data + kTupleHeaderSize, mid);
+	memcpy(out + kLocalFixed + mid, full.data + hoff, n - hoff);
+	return kLocalFixed + mid + (n - hoff);
+}
+
+Size
+local_new_unpacked_len(const char *enc, Size enc_len, Size base_len)
+{
+	if (enc_len < kLocalFixed)
+		return 0;
+	Size hoff = (uint8) enc[sizeof(LocalOldHeader)];
+	if (hoff < kTupleHeaderSize + kUndoExtSize || hoff != MAXALIGN(hoff))
+		return 0;
+	Size mid = hoff - kUndoExtSize - kTupleHeaderSize;
+	if (kLocalFixed + mid + sizeof(PayloadDelta) > enc_len)
+		return 0;
+	PayloadDelta d;
+	memcpy(&d, enc + kLocalFixed + mid, sizeof(d));
+	if ((Size) d.prefix + d.suffix > base_len)
+		return 0;
+	Size len = hoff + (enc_len - kLocalFixed - mid - sizeof(d)) + d.prefix + d.suffix;
+	return len <= kMaxTupleSize ? len : 0;
+}
+
+void
+local_new_unpack(const char *enc, Size enc_len, const char *base, Size base_len, TransactionId xmin,
+				 ItemPointer self, UndoPtr p, char *out)
+{
+	Size hoff = (uint8) enc[sizeof(LocalOldHeader)];
+	Size mid = hoff - kUndoExtSize - kTupleHeaderSize;
+	Assert(local_new_unpacked_len(enc, enc_len, base_len) > 0);
+	/* the delta version with its whole header, then delta_decode */
+	PGAlignedBlock full;
+	LocalOldHeader f;
+	memcpy(&f, enc, sizeof(f));
+	HeapTupleHeaderData h;
+	memset(&h, 0, sizeof(h));
+	h.t_choice.t_heap.t_xmin = xmin;
+	h.t_ctid = *self;
+	h.t_hoff = (uint8) hoff;
+	memcpy(full.data, &h, kTupleHeaderSize);
+	local_old_unpack((HeapTupleHeader) full.data, f, self, full.data);
+	memcpy(full.data + kTupleHeaderSize, enc + kLocalFixed, mid);
+	memcpy(full.data + hoff - kUndoExtSize, &p, sizeof(p));
+	Size rest = enc_len - kLocalFixed - mid;
+	memcpy(full.data + hoff, enc + kLocalFixed + mid, rest);
+	delta_decode(full.data, hoff + rest, base, base_len, out);
+}
+
 } /* namespace rustydb::storage */

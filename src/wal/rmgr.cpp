@@ -479,7 +479,13 @@ redo_undo_append(XLogReaderState *record, const XlInplace *xl, TransactionId wri
 static void
 redo_inplace(XLogReaderState *record)
 {
-	auto *xl = (XlInplace *) XLogRecGetData(record);
+	/* LOCAL's main data stops before undo_flags: the rest reads as zeroes */
+	XlInplace xlcopy;
+	memset(&xlcopy, 0, sizeof(xlcopy));
+	if (XLogRecGetDataLen(record) < offsetof(XlInplace, undo_flags))
+		elog(PANIC, "rustydb redo: INPLACE record too short");
+	memcpy(&xlcopy, XLogRecGetData(record), Min(XLogRecGetDataLen(record), sizeof(xlcopy)));
+	const XlInplace *xl = &xlcopy;
 	check_version(record, xl->version);
 	Buffer buf = InvalidBuffer;
 
@@ -488,7 +494,7 @@ redo_inplace(XLogReaderState *record)
 		XlInplaceMigrate m;
 		if (XLogRecGetDataLen(record) < sizeof(XlInplace) + sizeof(m))
 			elog(PANIC, "rustydb redo: INPLACE MIGRATE record too short");
-		memcpy(&m, (char *) xl + sizeof(XlInplace), sizeof(m));
+		memcpy(&m, XLogRecGetData(record) + sizeof(XlInplace), sizeof(m));
 		if (TransactionIdIsValid(m.conflict_xid))
 			resolve_conflict(record, m.conflict_xid);
 		if (XLogReadBufferForRedo(record, 0, &buf) == BLK_NEEDS_REDO)
@@ -510,17 +516,38 @@ redo_inplace(XLogReaderState *record)
 		char *data = XLogRecGetBlockData(record, 0, &len);
 		Page page = BufferGetPage(buf);
 		HeapTupleHeader old = tuple_for_redo(page, xl->offnum);
-		const char *oldhdr = nullptr;
+		char oldhdr[storage::kTupleHeaderSize];
+		PGAlignedBlock rebuilt;
 		if (xl->sub == kInplaceLocal)
 		{
-			if (len < storage::kTupleHeaderSize)
+			/* the previous version's changed fields, the new version without what redo knows */
+			storage::LocalOldHeader o;
+			if (len < sizeof(o))
 				elog(PANIC, "rustydb redo: INPLACE LOCAL record too short");
-			oldhdr = data;
-			data += storage::kTupleHeaderSize;
-			len -= storage::kTupleHeaderSize;
+			memcpy(&o, data, sizeof(o));
+			data += sizeof(o);
+			len -= sizeof(o);
+			BlockNumber blkno;
+			XLogRecGetBlockTag(record, 0, nullptr, nullptr, &blkno);
+			ItemPointerData self;
+			ItemPointerSet(&self, blkno - 1, xl->offnum);
+			ItemId lp = PageGetItemId(page, xl->offnum);
+			Size olen = ItemIdGetLength(lp);
+			if (old->t_hoff > olen)
+				elog(PANIC, "rustydb redo: item %u has a damaged header", (unsigned) xl->offnum);
+			const char *base = (const char *) old + old->t_hoff;
+			Size vlen = storage::local_new_unpacked_len(data, len, olen - old->t_hoff);
+			if (vlen == 0 || vlen > sizeof(rebuilt.data))
+				elog(PANIC, "rustydb redo: INPLACE LOCAL version does not fit item %u",
+					 (unsigned) xl->offnum);
+			storage::local_new_unpack(
+				data, len, base, olen - old->t_hoff, XLogRecGetXid(record), &self,
+				storage::in_page_ptr((uint16) ItemIdGetOffset(lp), (uint16) olen), rebuilt.data);
+			storage::local_old_unpack(old, o, &self, oldhdr);
+			data = rebuilt.data;
+			len = vlen;
 		}
-		PGAlignedBlock rebuilt;
-		if (xl->flags & kFlagDeltaVersion)
+		else if (xl->flags & kFlagDeltaVersion)
 		{
 			/* a delta version against the page version it replaces (its payload) */
 			Size olen = ItemIdGetLength(PageGetItemId(page, xl->offnum));
@@ -822,9 +849,8 @@ desc_record(StringInfo buf, XLogReaderState *record)
 				appendStringInfo(buf, "repair off %u flags 0x%02X", (unsigned) xl->offnum,
 								 (unsigned) xl->flags);
 			else if (xl->sub == kInplaceLocal)
-				appendStringInfo(buf, "local off %u flags 0x%02X%s", (unsigned) xl->offnum,
-								 (unsigned) xl->flags,
-								 (xl->flags & kFlagDeltaVersion) ? " delta version" : "");
+				appendStringInfo(buf, "local off %u flags 0x%02X", (unsigned) xl->offnum,
+								 (unsigned) xl->flags);
 			else if (xl->sub == kInplaceMigrate)
 			{
 				XlInplaceMigrate m;

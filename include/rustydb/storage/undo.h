@@ -270,6 +270,42 @@ Size delta_decoded_len(const char *enc, Size enc_len, Size base_len);
 /* Rebuild the version into out (delta_decoded_len bytes, which was > 0). */
 void delta_decode(const char *enc, Size enc_len, const char *base, Size base_len, char *out);
 
+/*
+ * The INPLACE LOCAL record's form of its versions (WAL format 6). Of the
+ * previous version, which stays where it is, only the header fields the
+ * update changes (LocalOldHeader; its xmin, t_hoff, null bitmap and undo
+ * pointer stay, its t_ctid is the row). The new version is a delta version
+ * against the previous one's payload without the header fields redo knows:
+ * t_xmin (the record's xid), t_ctid (the row) and its undo pointer (the
+ * previous version's place): xmax, field3, infomask2, infomask, t_hoff,
+ * then the header bytes from 23 to t_hoff - 8 (null bitmap, padding),
+ * then a PayloadDelta and the middle bytes.
+ */
+struct LocalOldHeader
+{
+	TransactionId xmax;
+	uint32 field3; /* t_cid / combo cid */
+	uint16 infomask2;
+	uint16 infomask;
+};
+static_assert(sizeof(LocalOldHeader) == 12, "LOCAL's previous-version header is 12 bytes");
+
+/* The fields of header h a LOCAL record logs for the previous version. */
+LocalOldHeader local_old_pack(HeapTupleHeader h);
+
+/* The previous version's new fixed header (kTupleHeaderSize bytes, into out): cur with o's fields and t_ctid self. */
+void local_old_unpack(HeapTupleHeader cur, const LocalOldHeader &o, ItemPointer self, char *out);
+
+/* Encode version (len bytes, with an undo pointer) against base into out (room for len + sizeof(PayloadDelta)). */
+Size local_new_pack(HeapTupleHeader version, Size len, const char *base, Size base_len, char *out);
+
+/* The length local_new_unpack rebuilds, or 0 when enc is malformed or does not fit base. */
+Size local_new_unpacked_len(const char *enc, Size enc_len, Size base_len);
+
+/* Rebuild the new version into out, with xmin, t_ctid self and undo pointer p. */
+void local_new_unpack(const char *enc, Size enc_len, const char *base, Size base_len,
+					  TransactionId xmin, ItemPointer self, UndoPtr p, char *out);
+
 /* ---- the tuple header extension: a version's pointer into undo ---- */
 
 /*
