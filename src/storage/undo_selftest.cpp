@@ -363,6 +363,45 @@ test_delta()
 	check(delta_decoded_len(enc, n, blen) == 0, "a header with a t_hoff below 23 is refused");
 	pfree(enc);
 	pfree(enc2);
+
+	/* the INPLACE LOCAL form: without xmin, t_ctid and the undo pointer, which redo supplies */
+	for (int withnull = 0; withnull <= 1; withnull++)
+	{
+		HeapTuple nv = form(7, withnull ? "" : pad, withnull != 0);
+		ItemPointerData self;
+		ItemPointerSet(&self, 12, 3);
+		const UndoPtr here = in_page_ptr(4000, 120);
+		HeapTuple ext = tuple_with_undo(nv, here);
+		HeapTupleHeaderSetXmin(ext->t_data, 4242);
+		HeapTupleHeaderSetXmax(ext->t_data, 77);
+		ext->t_data->t_ctid = self;
+		char *packed = (char *) palloc(ext->t_len + sizeof(PayloadDelta));
+		char *full = (char *) palloc(ext->t_len + sizeof(PayloadDelta));
+		Size pn = local_new_pack(ext->t_data, ext->t_len, bp, blen, packed);
+		Size dn = delta_encode(ext->t_data, ext->t_len, bp, blen, full);
+		check(pn + 18 == dn,
+			  "the LOCAL form is the delta version less 18 bytes (xmin, t_ctid, pointer)");
+		Size ln = local_new_unpacked_len(packed, pn, blen);
+		char *out = (char *) palloc(ext->t_len);
+		if (ln == ext->t_len)
+			local_new_unpack(packed, pn, bp, blen, 4242, &self, here, out);
+		check(ln == ext->t_len && memcmp(out, ext->t_data, ext->t_len) == 0,
+			  withnull ? "the LOCAL form rebuilds a version with a null bitmap"
+					   : "the LOCAL form rebuilds the version byte for byte");
+		check(local_new_unpacked_len(packed, 12, blen) == 0 &&
+				  local_new_unpacked_len(packed, pn, 0) == 0,
+			  "a cut LOCAL form, or one that does not fit its base, is refused");
+		char hdr[kTupleHeaderSize];
+		LocalOldHeader o = local_old_pack(ext->t_data);
+		local_old_unpack(older->t_data, o, &self, hdr);
+		check(((HeapTupleHeader) hdr)->t_choice.t_heap.t_xmax == 77 &&
+				  ItemPointerEquals(&((HeapTupleHeader) hdr)->t_ctid, &self) &&
+				  ((HeapTupleHeader) hdr)->t_hoff == older->t_data->t_hoff,
+			  "the previous version's header takes the logged fields and keeps its own t_hoff");
+		pfree(packed);
+		pfree(full);
+		pfree(out);
+	}
 }
 
 } /* namespace */
