@@ -467,6 +467,9 @@ prune_opt(Relation rel, Buffer buffer)
 			if (!ItemIdIsNormal(lp))
 				continue;
 			longest = Max(longest, (Size) ItemIdGetLength(lp));
+			/* unlocked: a line pointer being rewritten may hold any offset */
+			if (ItemIdGetOffset(lp) + storage::kTupleHeaderSize > BLCKSZ)
+				continue;
 			auto *t = (HeapTupleHeader) PageGetItem(page, lp);
 			if (mine && own < 2 && storage::tuple_has_undo(t) &&
 				TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(t)))
