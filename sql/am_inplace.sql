@@ -208,6 +208,34 @@ SELECT record_type, regexp_replace(description, 'off [0-9]+', 'off N') AS descri
        block_ref LIKE '%blkref #1%' AS two_blocks
   FROM pg_get_wal_records_info((SELECT l FROM lsn ORDER BY l DESC OFFSET 1 LIMIT 1), (SELECT max(l) FROM lsn))
  WHERE resource_manager = 'rustydb' AND record_type = 'INPLACE';
+-- WAL format 7 packs header fields: the LOCAL record and a packed INSERT
+-- are no longer than heap's HOT_UPDATE and INSERT of the same rows
+CREATE TABLE ph (id int PRIMARY KEY, n int NOT NULL, pad text) USING heap WITH (fillfactor = 60);
+INSERT INTO ph SELECT g, 0, repeat('p', 60) FROM generate_series(1, 10) g;
+UPDATE ph SET n = n + 1 WHERE id = 9; -- the page's first change since its INSERTs
+INSERT INTO lsn SELECT pg_current_wal_insert_lsn();
+UPDATE p SET n = n + 1 WHERE id = 8;
+UPDATE ph SET n = n + 1 WHERE id = 8;
+INSERT INTO p VALUES (1001, 5, repeat('q', 60));
+INSERT INTO ph VALUES (1001, 5, repeat('q', 60));
+INSERT INTO lsn SELECT pg_current_wal_insert_lsn();
+CREATE TEMP TABLE wl AS
+SELECT resource_manager, record_type, record_length, fpi_length
+  FROM pg_get_wal_records_info((SELECT l FROM lsn ORDER BY l DESC OFFSET 1 LIMIT 1), (SELECT max(l) FROM lsn))
+ WHERE (resource_manager = 'rustydb' AND record_type IN ('INPLACE', 'INSERT')
+        AND block_ref LIKE format('%% rel %s/%s/%s %%', (SELECT oid FROM pg_tablespace WHERE spcname = 'pg_default'),
+                                  (SELECT oid FROM pg_database WHERE datname = current_database()), pg_relation_filenode('p')))
+    OR (resource_manager = 'Heap' AND record_type IN ('HOT_UPDATE', 'INSERT')
+        AND block_ref LIKE format('%% rel %s/%s/%s %%', (SELECT oid FROM pg_tablespace WHERE spcname = 'pg_default'),
+                                  (SELECT oid FROM pg_database WHERE datname = current_database()), pg_relation_filenode('ph')));
+-- (a full-page image, after a checkpoint came between, leaves a row out)
+SELECT resource_manager, record_type, record_length FROM wl WHERE fpi_length = 0 ORDER BY 1, 2;
+-- an INSERT record's main data and packed header are one byte longer each
+SELECT (SELECT record_length FROM wl WHERE record_type = 'INPLACE') <=
+       (SELECT record_length FROM wl WHERE record_type = 'HOT_UPDATE') AS local_le_heap,
+       (SELECT record_length FROM wl WHERE resource_manager = 'rustydb' AND record_type = 'INSERT') <=
+       (SELECT record_length FROM wl WHERE resource_manager = 'Heap' AND record_type = 'INSERT') + 2 AS insert_le_heap
+  FROM wl HAVING bool_and(fpi_length = 0);
 
 RESET search_path;
 DROP SCHEMA am_inplace CASCADE;

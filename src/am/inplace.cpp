@@ -201,12 +201,43 @@ read_image(Relation rel, Relation undo, HeapTuple newer, ItemPointer tid)
 	return img;
 }
 
+/*
+ * A chain's undo store, opened at the first step that needs it: a step
+ * through an in-page pointer reads the row's own page. No destructor (an
+ * error may longjmp past it): close() releases it, and an error's
+ * resource owner releases the lock.
+ */
+struct LazyUndo
+{
+	Relation rel;
+	Relation undo = nullptr;
+	bool opened = false;
+
+	/* The store for the step from t's pointer: nullptr for an in-page pointer, or when there is none. */
+	Relation for_step(HeapTupleHeader t)
+	{
+		if (!opened && !storage::undo_ptr_in_page(storage::tuple_undo_ptr(t)))
+		{
+			undo = undo_open(rel, AccessShareLock);
+			opened = true;
+		}
+		return undo;
+	}
+
+	void close()
+	{
+		if (undo != nullptr)
+			table_close(undo, AccessShareLock);
+		undo = nullptr;
+	}
+};
+
 /* The chain walk: from *tuple (page version or image) to the version accept() takes. */
 template <typename Accept, typename Skip>
 bool
 walk(Relation rel, HeapTuple tuple, bool *copied, Accept accept, Skip skip)
 {
-	Relation undo = nullptr;
+	LazyUndo undo{rel};
 	HeapTuple prev = nullptr;
 	bool found = false;
 	HeapTupleData cur = *tuple;
@@ -222,9 +253,7 @@ walk(Relation rel, HeapTuple tuple, bool *copied, Accept accept, Skip skip)
 		 */
 		if (!storage::tuple_has_undo(cur.t_data) || (depth > 0 && !skip(cur.t_data)))
 			break;
-		if (undo == nullptr)
-			undo = undo_open(rel, AccessShareLock);
-		HeapTuple img = read_image(rel, undo, &cur, &tuple->t_self);
+		HeapTuple img = read_image(rel, undo.for_step(cur.t_data), &cur, &tuple->t_self);
 		if (prev != nullptr)
 			heap_freetuple(prev);
 		prev = img;
@@ -242,8 +271,7 @@ walk(Relation rel, HeapTuple tuple, bool *copied, Accept accept, Skip skip)
 	}
 	if (prev != nullptr)
 		heap_freetuple(prev);
-	if (undo != nullptr)
-		table_close(undo, AccessShareLock);
+	undo.close();
 	return found;
 }
 
@@ -265,8 +293,8 @@ struct UndoAppend
  */
 void
 log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const void *version,
-			Size len, bool delta, const UndoAppend *ua,
-			const storage::LocalOldHeader *oldhdr = nullptr)
+			Size len, bool delta, const UndoAppend *ua, const char *oldfields = nullptr,
+			Size oldfields_len = 0)
 {
 	wal::XlInplace xl;
 	memset(&xl, 0, sizeof(xl));
@@ -289,9 +317,9 @@ log_inplace(Buffer buffer, uint8 sub, bool vm_cleared, OffsetNumber off, const v
 					 sub == wal::kInplaceLocal ? offsetof(wal::XlInplace, undo_flags) : sizeof(xl));
 	XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
 	/* LOCAL: the previous version's changed header fields first */
-	Assert((sub == wal::kInplaceLocal) == (oldhdr != nullptr));
-	if (oldhdr != nullptr)
-		XLogRegisterBufData(0, (char *) oldhdr, sizeof(*oldhdr));
+	Assert((sub == wal::kInplaceLocal) == (oldfields != nullptr));
+	if (oldfields != nullptr)
+		XLogRegisterBufData(0, (char *) oldfields, oldfields_len);
 	XLogRegisterBufData(0, (char *) version, len);
 	if (ua != nullptr)
 	{
@@ -358,7 +386,7 @@ static_assert(storage::kTupleHasUndo != crypto::kValuesSealed,
 const char *
 check_chain(Relation rel, HeapTuple tuple)
 {
-	Relation undo = nullptr;
+	LazyUndo undo{rel};
 	const char *why = nullptr;
 	HeapTupleData cur = *tuple;
 	HeapTuple prev = nullptr;
@@ -366,14 +394,15 @@ check_chain(Relation rel, HeapTuple tuple)
 
 	for (int depth = 0; why == nullptr && storage::tuple_has_undo(cur.t_data); depth++)
 	{
-		if (undo == nullptr && (undo = undo_open(rel, AccessShareLock)) == nullptr)
+		storage::UndoPtr p = storage::tuple_undo_ptr(cur.t_data);
+		Relation u = undo.for_step(cur.t_data);
+		if (u == nullptr && !storage::undo_ptr_in_page(p))
 		{
 			why = "an undo pointer in a table without an undo store";
 			break;
 		}
-		HeapTuple img =
-			try_read_image(rel, undo, &tuple->t_self, storage::tuple_undo_ptr(cur.t_data),
-						   HeapTupleHeaderGetRawXmin(cur.t_data), &cur, &why);
+		HeapTuple img = try_read_image(rel, u, &tuple->t_self, p,
+									   HeapTupleHeaderGetRawXmin(cur.t_data), &cur, &why);
 		if (prev != nullptr)
 			heap_freetuple(prev);
 		prev = img;
@@ -388,8 +417,7 @@ check_chain(Relation rel, HeapTuple tuple)
 	}
 	if (prev != nullptr)
 		heap_freetuple(prev);
-	if (undo != nullptr)
-		table_close(undo, AccessShareLock);
+	undo.close();
 	return why;
 }
 
@@ -402,7 +430,7 @@ succeeds(Relation rel, HeapTuple tuple, TransactionId prior_xmax)
 	if (!storage::tuple_has_undo(t))
 		return false;
 	/* changed in place since: one of the row's older versions is prior_xmax's */
-	Relation undo = undo_open(rel, AccessShareLock);
+	LazyUndo undo{rel};
 	HeapTupleData cur = *tuple;
 	HeapTuple prev = nullptr;
 	bool found = false;
@@ -410,7 +438,7 @@ succeeds(Relation rel, HeapTuple tuple, TransactionId prior_xmax)
 	{
 		if ((depth & 63) == 63)
 			CHECK_FOR_INTERRUPTS();
-		HeapTuple img = read_image(rel, undo, &cur, &tuple->t_self);
+		HeapTuple img = read_image(rel, undo.for_step(cur.t_data), &cur, &tuple->t_self);
 		if (prev != nullptr)
 			heap_freetuple(prev);
 		prev = img;
@@ -429,8 +457,7 @@ succeeds(Relation rel, HeapTuple tuple, TransactionId prior_xmax)
 	}
 	if (prev != nullptr)
 		heap_freetuple(prev);
-	if (undo != nullptr)
-		table_close(undo, AccessShareLock);
+	undo.close();
 	return found;
 }
 
@@ -530,14 +557,12 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
 {
 	Assert(storage::buffer_is_locked_exclusive(buffer));
 	int repairs = 0;
-	Relation undo = nullptr;
+	LazyUndo undo{rel};
 	OffsetNumber off = ItemPointerGetOffsetNumber(&tuple->t_self);
 
 	while (storage::tuple_has_undo(tuple->t_data) && mvcc::creator_aborted(tuple->t_data))
 	{
-		if (undo == nullptr)
-			undo = undo_open(rel, AccessShareLock);
-		HeapTuple img = read_image(rel, undo, tuple, &tuple->t_self);
+		HeapTuple img = read_image(rel, undo.for_step(tuple->t_data), tuple, &tuple->t_self);
 		if (img == nullptr)
 			bad_record(rel, &tuple->t_self, storage::tuple_undo_ptr(tuple->t_data),
 					   "the predecessor of an aborted in-place version was recycled");
@@ -586,8 +611,7 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
 			elog(ERROR, "rustydb: row (%u,%u) vanished during its repair",
 				 storage::data_block(buffer), (unsigned) off);
 	}
-	if (undo != nullptr)
-		table_close(undo, AccessShareLock);
+	undo.close();
 	if (repairs > 0)
 		undo_count(RelationGetRelid(rel), UndoEvent::Repair, repairs);
 	return repairs;
@@ -791,7 +815,8 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 	Size logged_len = nv->t_len;
 	bool logged_delta = false;
 	bool needs_wal = RelationNeedsWAL(rel);
-	storage::LocalOldHeader lold = storage::local_old_pack(it);
+	char oldfields[storage::kPackedFieldsMax];
+	Size oldfields_len = 0;
 	if (needs_wal && local)
 	{
 		/* redo takes the new version's xmin from the record */
@@ -799,8 +824,11 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 			elog(ERROR, "rustydb: an in-place version not created by the current transaction");
 		Assert(memcmp(it, ot, offsetof(HeapTupleHeaderData, t_choice.t_heap.t_xmax)) == 0 &&
 			   it->t_hoff == ot->t_hoff && ItemPointerEquals(&it->t_ctid, &oldtup->t_self));
+		storage::HeaderDefaults od{HeapTupleHeaderGetRawXmin(it), xid, oldtup->t_self};
+		oldfields_len = storage::pack_header_fields(it, od, oldfields);
+		storage::HeaderDefaults nd{xid, InvalidTransactionId, oldtup->t_self};
 		logged = (char *) palloc(nv->t_len + sizeof(storage::PayloadDelta));
-		logged_len = storage::local_new_pack(nt, nv->t_len, (char *) ot + ot->t_hoff,
+		logged_len = storage::local_new_pack(nt, nv->t_len, nd, (char *) ot + ot->t_hoff,
 											 oldtup->t_len - ot->t_hoff, logged);
 		logged_delta = true;
 	}
@@ -839,7 +867,7 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 		UndoAppend ua{&ins, &hdr, image, image_len};
 		log_inplace(buffer, local ? wal::kInplaceLocal : wal::kInplaceUpdate, vm_cleared, off,
 					logged, logged_len, logged_delta && !local, local ? nullptr : &ua,
-					local ? &lold : nullptr);
+					local ? oldfields : nullptr, oldfields_len);
 	}
 	/* t_cid is backend-local: the page version keeps this command's cid as cmin */
 	END_CRIT_SECTION();

@@ -95,6 +95,20 @@ place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buff
 		if (lt.logged)
 			xl.flags |= wal::kFlagLogical;
 		xl.offnum = off;
+		/*
+		 * Without logical decoding, the tuple in its packed form: its
+		 * header's fields against what redo knows (the record's xid as
+		 * xmin, no xmax, the row's TID).
+		 */
+		char packed[storage::kMaxTupleSize + storage::kPackedFieldsMax];
+		Size packed_len = 0;
+		if (!lt.logged)
+		{
+			storage::HeaderDefaults d{GetCurrentTransactionIdIfAny(), InvalidTransactionId,
+									  tup->t_self};
+			packed_len = storage::pack_tuple(item, tup->t_len, d, packed);
+			xl.flags |= wal::kFlagPackedTuple;
+		}
 		XLogBeginInsert();
 		XLogRegisterData((char *) &xl, sizeof(xl));
 		register_logical_trailer(lt);
@@ -102,7 +116,10 @@ place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buff
 						   REGBUF_STANDARD |
 							   ((xl.flags & wal::kFlagInitPage) ? REGBUF_WILL_INIT : 0) |
 							   (lt.logged ? REGBUF_KEEP_DATA : 0));
-		XLogRegisterBufData(0, (char *) item, tup->t_len);
+		if (lt.logged)
+			XLogRegisterBufData(0, (char *) item, tup->t_len);
+		else
+			XLogRegisterBufData(0, packed, packed_len);
 		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInsert);
 		PageSetLSN(page, recptr);
 	}
@@ -169,14 +186,24 @@ log_multi_insert(Buffer buffer, const OffsetNumber *offs, int n, bool init, bool
 	Assert(n > 0);
 	Page page = BufferGetPage(buffer);
 	char *wp = scratch;
+	/* without logical decoding, each tuple in its packed form (as INSERT's) */
+	storage::HeaderDefaults d{GetCurrentTransactionIdIfAny(), InvalidTransactionId, {}};
 	for (int i = 0; i < n; i++)
 	{
 		ItemId lp = PageGetItemId(page, offs[i]);
+		auto *item = (HeapTupleHeader) PageGetItem(page, lp);
 		uint16 len = (uint16) ItemIdGetLength(lp);
+		char *tp = wp + sizeof(OffsetNumber) + sizeof(len);
+		if (!lt.logged)
+		{
+			ItemPointerSet(&d.ctid, storage::data_block(buffer), offs[i]);
+			len = (uint16) storage::pack_tuple(item, len, d, tp);
+		}
+		else
+			memcpy(tp, item, len);
 		memcpy(wp, &offs[i], sizeof(OffsetNumber));
 		memcpy(wp + sizeof(OffsetNumber), &len, sizeof(len));
-		memcpy(wp + sizeof(OffsetNumber) + sizeof(len), PageGetItem(page, lp), len);
-		wp += sizeof(OffsetNumber) + sizeof(len) + len;
+		wp = tp + len;
 	}
 	int nslots = 0;
 	bool table = init && storage::page_groups(page, &nslots) != nullptr;
@@ -185,7 +212,7 @@ log_multi_insert(Buffer buffer, const OffsetNumber *offs, int n, bool init, bool
 	xl.version = wal::kWalFormatVersion;
 	xl.flags = (init ? wal::kFlagInitPage : 0) | (vm_cleared ? wal::kFlagVmCleared : 0) |
 			   (table ? wal::kFlagGroupTable : 0) | (changes_len > 0 ? wal::kFlagGroupChanges : 0) |
-			   (lt.logged ? wal::kFlagLogical : 0);
+			   (lt.logged ? wal::kFlagLogical : wal::kFlagPackedTuple);
 	xl.ntuples = (uint16) n;
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xl, sizeof(xl));

@@ -356,94 +356,194 @@ delta_decode(const char *enc, Size enc_len, const char *base, Size base_len, cha
 }
 
 /* ------------------------------------------------------------------------
- * The INPLACE LOCAL record's form
+ * Packed tuple headers and the INPLACE LOCAL record's form
  * ------------------------------------------------------------------------
  */
 
-/* The packed fields of a new version's header: xmax, field3, infomask2, infomask, t_hoff. */
-constexpr Size kLocalFixed = 13;
+namespace {
 
-LocalOldHeader
-local_old_pack(HeapTupleHeader h)
+/* pack_header_fields' flags byte: which fields follow because they differ from the defaults */
+constexpr uint8 kPackedXmin = 0x01;
+constexpr uint8 kPackedXmax = 0x02;
+constexpr uint8 kPackedCtid = 0x04;
+
+/* Format 6 LOCAL's fields of a header: xmax, t_cid, infomask2, infomask. */
+constexpr Size kFormat6Fields = 12;
+
+template <typename T>
+char *
+put(char *out, const T &v)
 {
-	LocalOldHeader o;
-	o.xmax = h->t_choice.t_heap.t_xmax;
-	o.field3 = h->t_choice.t_heap.t_field3.t_cid;
-	o.infomask2 = h->t_infomask2;
-	o.infomask = h->t_infomask;
-	return o;
+	memcpy(out, &v, sizeof(v));
+	return out + sizeof(v);
 }
 
-void
-local_old_unpack(HeapTupleHeader cur, const LocalOldHeader &o, ItemPointer self, char *out)
+template <typename T>
+const char *
+get(const char *in, T *v)
 {
-	HeapTupleHeaderData h;
-	memcpy(&h, cur, kTupleHeaderSize);
-	h.t_choice.t_heap.t_xmax = o.xmax;
-	h.t_choice.t_heap.t_field3.t_cid = o.field3;
-	h.t_ctid = *self;
-	h.t_infomask2 = o.infomask2;
-	h.t_infomask = o.infomask;
-	memcpy(out, &h, kTupleHeaderSize);
+	memcpy(v, in, sizeof(*v));
+	return in + sizeof(*v);
+}
+
+} /* namespace */
+
+Size
+pack_header_fields(HeapTupleHeader h, const HeaderDefaults &d, char *out)
+{
+	/* t_field3 is a command id (never logged), not a VACUUM FULL xid of before 9.0 */
+	Assert(!(h->t_infomask & HEAP_MOVED));
+	TransactionId xmin = h->t_choice.t_heap.t_xmin;
+	TransactionId xmax = h->t_choice.t_heap.t_xmax;
+	uint8 flags =
+		(xmin != d.xmin ? kPackedXmin : 0) | (xmax != d.xmax ? kPackedXmax : 0) |
+		(!ItemPointerEquals(&h->t_ctid, const_cast<ItemPointer>(&d.ctid)) ? kPackedCtid : 0);
+	char *p = put(out, flags);
+	if (flags & kPackedXmin)
+		p = put(p, xmin);
+	if (flags & kPackedXmax)
+		p = put(p, xmax);
+	if (flags & kPackedCtid)
+		p = put(p, h->t_ctid);
+	p = put(p, h->t_infomask2);
+	p = put(p, h->t_infomask);
+	return (Size) (p - out);
 }
 
 Size
-local_new_pack(HeapTupleHeader version, Size len, const char *base, Size base_len, char *out)
+read_header_fields(uint8 format, const char *enc, Size len, const HeaderDefaults &d,
+				   HeapTupleHeader h)
+{
+	TransactionId xmin = d.xmin;
+	TransactionId xmax = d.xmax;
+	CommandId cid = FirstCommandId;
+	ItemPointerData ctid = d.ctid;
+	const char *p = enc;
+	if (format < kPackedFieldsFormat)
+	{
+		if (len < kFormat6Fields)
+			return 0;
+		p = get(p, &xmax);
+		p = get(p, &cid);
+	}
+	else
+	{
+		uint8 flags;
+		if (len < 1)
+			return 0;
+		p = get(p, &flags);
+		Size need = 1 + ((flags & kPackedXmin) ? 4 : 0) + ((flags & kPackedXmax) ? 4 : 0) +
+					((flags & kPackedCtid) ? sizeof(ItemPointerData) : 0) + 4;
+		if ((flags & ~(kPackedXmin | kPackedXmax | kPackedCtid)) != 0 || len < need)
+			return 0;
+		if (flags & kPackedXmin)
+			p = get(p, &xmin);
+		if (flags & kPackedXmax)
+			p = get(p, &xmax);
+		if (flags & kPackedCtid)
+			p = get(p, &ctid);
+	}
+	p = get(p, &h->t_infomask2);
+	p = get(p, &h->t_infomask);
+	h->t_choice.t_heap.t_xmin = xmin;
+	h->t_choice.t_heap.t_xmax = xmax;
+	h->t_choice.t_heap.t_field3.t_cid = cid;
+	h->t_ctid = ctid;
+	return (Size) (p - enc);
+}
+
+Size
+pack_tuple(HeapTupleHeader h, Size len, const HeaderDefaults &d, char *out)
+{
+	Assert(h->t_hoff >= kTupleHeaderSize && h->t_hoff <= len);
+	Size n = pack_header_fields(h, d, out);
+	out[n++] = (char) h->t_hoff;
+	memcpy(out + n, (char *) h + kTupleHeaderSize, len - kTupleHeaderSize);
+	return n + len - kTupleHeaderSize;
+}
+
+Size
+packed_tuple_len(const char *enc, Size enc_len, const HeaderDefaults &d)
+{
+	HeapTupleHeaderData h;
+	Size n = read_header_fields(kPackedFieldsFormat, enc, enc_len, d, &h);
+	if (n == 0 || n + 1 > enc_len)
+		return 0;
+	Size hoff = (uint8) enc[n];
+	Size len = kTupleHeaderSize + enc_len - n - 1;
+	if (hoff < kTupleHeaderSize || hoff != MAXALIGN(hoff) || hoff > len || len > kMaxTupleSize)
+		return 0;
+	return len;
+}
+
+void
+unpack_tuple(const char *enc, Size enc_len, const HeaderDefaults &d, char *out)
+{
+	Assert(packed_tuple_len(enc, enc_len, d) > 0);
+	HeapTupleHeaderData h;
+	memset(&h, 0, sizeof(h));
+	Size n = read_header_fields(kPackedFieldsFormat, enc, enc_len, d, &h);
+	h.t_hoff = (uint8) enc[n++];
+	memcpy(out, &h, kTupleHeaderSize);
+	memcpy(out + kTupleHeaderSize, enc + n, enc_len - n);
+}
+
+Size
+local_new_pack(HeapTupleHeader version, Size len, const HeaderDefaults &d, const char *base,
+			   Size base_len, char *out)
 {
 	Size hoff = version->t_hoff;
 	Assert(tuple_has_undo(version) && hoff >= kTupleHeaderSize + kUndoExtSize);
 	PGAlignedBlock full;
 	Size n = delta_encode(version, len, base, base_len, full.data);
-	LocalOldHeader f = local_old_pack(version);
-	memcpy(out, &f, sizeof(f));
-	out[sizeof(f)] = (char) hoff;
+	Size f = pack_header_fields(version, d, out);
+	out[f++] = (char) hoff;
 	Size mid = hoff - kUndoExtSize - kTupleHeaderSize; /* null bitmap and padding */
-	memcpy(out + kLocalFixed, full.data + kTupleHeaderSize, mid);
-	memcpy(out + kLocalFixed + mid, full.data + hoff, n - hoff);
-	return kLocalFixed + mid + (n - hoff);
+	memcpy(out + f, full.data + kTupleHeaderSize, mid);
+	memcpy(out + f + mid, full.data + hoff, n - hoff);
+	return f + mid + (n - hoff);
 }
 
 Size
-local_new_unpacked_len(const char *enc, Size enc_len, Size base_len)
+local_new_unpacked_len(uint8 format, const char *enc, Size enc_len, const HeaderDefaults &d,
+					   Size base_len)
 {
-	if (enc_len < kLocalFixed)
+	HeapTupleHeaderData h;
+	Size f = read_header_fields(format, enc, enc_len, d, &h);
+	if (f == 0 || f + 1 > enc_len)
 		return 0;
-	Size hoff = (uint8) enc[sizeof(LocalOldHeader)];
+	Size hoff = (uint8) enc[f++];
 	if (hoff < kTupleHeaderSize + kUndoExtSize || hoff != MAXALIGN(hoff))
 		return 0;
 	Size mid = hoff - kUndoExtSize - kTupleHeaderSize;
-	if (kLocalFixed + mid + sizeof(PayloadDelta) > enc_len)
+	if (f + mid + sizeof(PayloadDelta) > enc_len)
 		return 0;
-	PayloadDelta d;
-	memcpy(&d, enc + kLocalFixed + mid, sizeof(d));
-	if ((Size) d.prefix + d.suffix > base_len)
+	PayloadDelta pd;
+	memcpy(&pd, enc + f + mid, sizeof(pd));
+	if ((Size) pd.prefix + pd.suffix > base_len)
 		return 0;
-	Size len = hoff + (enc_len - kLocalFixed - mid - sizeof(d)) + d.prefix + d.suffix;
+	Size len = hoff + (enc_len - f - mid - sizeof(pd)) + pd.prefix + pd.suffix;
 	return len <= kMaxTupleSize ? len : 0;
 }
 
 void
-local_new_unpack(const char *enc, Size enc_len, const char *base, Size base_len, TransactionId xmin,
-				 ItemPointer self, UndoPtr p, char *out)
+local_new_unpack(uint8 format, const char *enc, Size enc_len, const char *base, Size base_len,
+				 const HeaderDefaults &d, UndoPtr p, char *out)
 {
-	Size hoff = (uint8) enc[sizeof(LocalOldHeader)];
-	Size mid = hoff - kUndoExtSize - kTupleHeaderSize;
-	Assert(local_new_unpacked_len(enc, enc_len, base_len) > 0);
+	Assert(local_new_unpacked_len(format, enc, enc_len, d, base_len) > 0);
 	/* the delta version with its whole header, then delta_decode */
 	PGAlignedBlock full;
-	LocalOldHeader f;
-	memcpy(&f, enc, sizeof(f));
 	HeapTupleHeaderData h;
 	memset(&h, 0, sizeof(h));
-	h.t_choice.t_heap.t_xmin = xmin;
-	h.t_ctid = *self;
+	Size f = read_header_fields(format, enc, enc_len, d, &h);
+	Size hoff = (uint8) enc[f++];
 	h.t_hoff = (uint8) hoff;
+	Size mid = hoff - kUndoExtSize - kTupleHeaderSize;
 	memcpy(full.data, &h, kTupleHeaderSize);
-	local_old_unpack((HeapTupleHeader) full.data, f, self, full.data);
-	memcpy(full.data + kTupleHeaderSize, enc + kLocalFixed, mid);
+	memcpy(full.data + kTupleHeaderSize, enc + f, mid);
 	memcpy(full.data + hoff - kUndoExtSize, &p, sizeof(p));
-	Size rest = enc_len - kLocalFixed - mid;
-	memcpy(full.data + hoff, enc + kLocalFixed + mid, rest);
+	Size rest = enc_len - f - mid;
+	memcpy(full.data + hoff, enc + f + mid, rest);
 	delta_decode(full.data, hoff + rest, base, base_len, out);
 }
 

@@ -377,27 +377,63 @@ test_delta()
 		ext->t_data->t_ctid = self;
 		char *packed = (char *) palloc(ext->t_len + sizeof(PayloadDelta));
 		char *full = (char *) palloc(ext->t_len + sizeof(PayloadDelta));
-		Size pn = local_new_pack(ext->t_data, ext->t_len, bp, blen, packed);
+		const HeaderDefaults nd{4242, InvalidTransactionId, self};
+		Size pn = local_new_pack(ext->t_data, ext->t_len, nd, bp, blen, packed);
 		Size dn = delta_encode(ext->t_data, ext->t_len, bp, blen, full);
-		check(pn + 18 == dn,
-			  "the LOCAL form is the delta version less 18 bytes (xmin, t_ctid, pointer)");
-		Size ln = local_new_unpacked_len(packed, pn, blen);
+		/* 23 header bytes and the 8-byte pointer become 10: flags, xmax (77, not 0), infomasks, t_hoff */
+		check(pn + 21 == dn,
+			  "the LOCAL form is the delta version less xmin, t_cid, t_ctid and the pointer");
+		Size ln = local_new_unpacked_len(kPackedFieldsFormat, packed, pn, nd, blen);
 		char *out = (char *) palloc(ext->t_len);
 		if (ln == ext->t_len)
-			local_new_unpack(packed, pn, bp, blen, 4242, &self, here, out);
+			local_new_unpack(kPackedFieldsFormat, packed, pn, bp, blen, nd, here, out);
+		/* t_cid is not logged: redo writes FirstCommandId */
+		HeapTupleHeaderSetCmin(ext->t_data, FirstCommandId);
 		check(ln == ext->t_len && memcmp(out, ext->t_data, ext->t_len) == 0,
 			  withnull ? "the LOCAL form rebuilds a version with a null bitmap"
 					   : "the LOCAL form rebuilds the version byte for byte");
-		check(local_new_unpacked_len(packed, 12, blen) == 0 &&
-				  local_new_unpacked_len(packed, pn, 0) == 0,
+		check(local_new_unpacked_len(kPackedFieldsFormat, packed, 12, nd, blen) == 0 &&
+				  local_new_unpacked_len(kPackedFieldsFormat, packed, pn, nd, 0) == 0 &&
+				  local_new_unpacked_len(kPackedFieldsFormat, packed, 3, nd, blen) == 0,
 			  "a cut LOCAL form, or one that does not fit its base, is refused");
-		char hdr[kTupleHeaderSize];
-		LocalOldHeader o = local_old_pack(ext->t_data);
-		local_old_unpack(older->t_data, o, &self, hdr);
-		check(((HeapTupleHeader) hdr)->t_choice.t_heap.t_xmax == 77 &&
-				  ItemPointerEquals(&((HeapTupleHeader) hdr)->t_ctid, &self) &&
-				  ((HeapTupleHeader) hdr)->t_hoff == older->t_data->t_hoff,
+		/* the previous version's fields: only infomask2 and infomask when the defaults hold */
+		HeaderDefaults od{HeapTupleHeaderGetRawXmin(older->t_data), 77, self};
+		HeapTupleHeaderSetXmin(ext->t_data, HeapTupleHeaderGetRawXmin(older->t_data));
+		char fields[kPackedFieldsMax];
+		Size fn = pack_header_fields(ext->t_data, od, fields);
+		HeapTupleHeaderData hdr;
+		memcpy(&hdr, older->t_data, kTupleHeaderSize);
+		Size rn = read_header_fields(kPackedFieldsFormat, fields, fn, od, &hdr);
+		check(fn == 5 && rn == 5 && hdr.t_choice.t_heap.t_xmax == 77 &&
+				  ItemPointerEquals(&hdr.t_ctid, &self) && hdr.t_hoff == older->t_data->t_hoff &&
+				  hdr.t_infomask == ext->t_data->t_infomask,
 			  "the previous version's header takes the logged fields and keeps its own t_hoff");
+		check(read_header_fields(kPackedFieldsFormat, fields, 4, od, &hdr) == 0,
+			  "cut header fields are refused");
+		fields[0] = (char) 0x40;
+		check(read_header_fields(kPackedFieldsFormat, fields, fn, od, &hdr) == 0,
+			  "header fields with an unknown flag are refused");
+		/* fields that differ from the defaults travel: xmin, xmax and t_ctid */
+		HeaderDefaults other{1, 2, self};
+		ItemPointerSet(&other.ctid, 99, 1);
+		fn = pack_header_fields(ext->t_data, other, fields);
+		memset(&hdr, 0, sizeof(hdr));
+		rn = read_header_fields(kPackedFieldsFormat, fields, fn, other, &hdr);
+		check(fn == kPackedFieldsMax && rn == fn &&
+				  HeapTupleHeaderGetRawXmin(&hdr) == HeapTupleHeaderGetRawXmin(ext->t_data) &&
+				  hdr.t_choice.t_heap.t_xmax == 77 && ItemPointerEquals(&hdr.t_ctid, &self),
+			  "fields that differ from the defaults are logged and read back");
+		/* INSERT's packed tuple */
+		char *pt = (char *) palloc(ext->t_len + kPackedFieldsMax);
+		Size ptn = pack_tuple(ext->t_data, ext->t_len, other, pt);
+		Size ptl = packed_tuple_len(pt, ptn, other);
+		if (ptl == ext->t_len)
+			unpack_tuple(pt, ptn, other, out);
+		check(ptl == ext->t_len && memcmp(out, ext->t_data, ext->t_len) == 0,
+			  "INSERT's packed tuple rebuilds the tuple byte for byte");
+		check(packed_tuple_len(pt, fn, other) == 0 && packed_tuple_len(pt, 2, other) == 0,
+			  "a cut packed tuple is refused");
+		pfree(pt);
 		pfree(packed);
 		pfree(full);
 		pfree(out);

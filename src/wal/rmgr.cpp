@@ -122,6 +122,20 @@ redo_insert(XLogReaderState *record)
 	{
 		Size len;
 		char *data = XLogRecGetBlockData(record, 0, &len);
+		PGAlignedBlock rebuilt;
+		if (xl->flags & kFlagPackedTuple)
+		{
+			ItemPointerData self;
+			ItemPointerSet(&self, data_block_of(record, 0, nullptr), xl->offnum);
+			storage::HeaderDefaults d{XLogRecGetXid(record), InvalidTransactionId, self};
+			Size tlen = storage::packed_tuple_len(data, len, d);
+			if (tlen == 0)
+				elog(PANIC, "rustydb redo: INSERT record with a malformed tuple at %X/%X",
+					 (uint32) (record->ReadRecPtr >> 32), (uint32) record->ReadRecPtr);
+			storage::unpack_tuple(data, len, d, rebuilt.data);
+			data = rebuilt.data;
+			len = tlen;
+		}
 		storage::place_tuple(buffer, xl->offnum, data, len);
 		if (xl->flags & kFlagVmCleared)
 			storage::page_clear_all_visible(buffer);
@@ -156,20 +170,35 @@ redo_multi_insert(XLogReaderState *record)
 	{
 		char *end = data + len;
 		Page page = BufferGetPage(buffer);
+		storage::HeaderDefaults d{XLogRecGetXid(record), InvalidTransactionId, {}};
+		BlockNumber blkno = data_block_of(record, 0, nullptr);
+		PGAlignedBlock tup;
 		for (int i = 0; i < xl->ntuples; i++)
 		{
 			OffsetNumber off;
 			uint16 tlen;
+			if (data + sizeof(off) + sizeof(tlen) > end)
+				elog(PANIC, "rustydb redo: truncated multi-insert record");
 			memcpy(&off, data, sizeof(off));
 			memcpy(&tlen, data + sizeof(off), sizeof(tlen));
 			data += sizeof(off) + sizeof(tlen);
 			if (data + tlen > end)
 				elog(PANIC, "rustydb redo: truncated multi-insert record");
-			/* tuples are stored unaligned in the record: copy out */
-			char *tup = (char *) palloc(tlen);
-			memcpy(tup, data, tlen);
-			storage::place_tuple(buffer, off, tup, tlen);
-			pfree(tup);
+			/* tuples are stored unaligned in the record: copy out (format 7: unpack) */
+			Size ulen = tlen;
+			if (xl->flags & kFlagPackedTuple)
+			{
+				ItemPointerSet(&d.ctid, blkno, off);
+				ulen = storage::packed_tuple_len(data, tlen, d);
+				if (ulen == 0)
+					elog(PANIC, "rustydb redo: multi-insert record with a malformed tuple");
+				storage::unpack_tuple(data, tlen, d, tup.data);
+			}
+			else if (tlen <= sizeof(tup.data))
+				memcpy(tup.data, data, tlen);
+			else
+				elog(PANIC, "rustydb redo: multi-insert tuple of %u bytes", (unsigned) tlen);
+			storage::place_tuple(buffer, off, tup.data, ulen);
 			data += tlen;
 		}
 		if (xl->flags & kFlagGroupChanges)
@@ -516,56 +545,56 @@ redo_inplace(XLogReaderState *record)
 		char *data = XLogRecGetBlockData(record, 0, &len);
 		Page page = BufferGetPage(buf);
 		HeapTupleHeader old = tuple_for_redo(page, xl->offnum);
-		char oldhdr[storage::kTupleHeaderSize];
+		HeapTupleHeaderData oldhdr;
 		PGAlignedBlock rebuilt;
+		/* the page version the record's new version replaces: its payload is the delta's base */
+		ItemId lp = PageGetItemId(page, xl->offnum);
+		Size olen = ItemIdGetLength(lp);
+		if (old->t_hoff > olen)
+			elog(PANIC, "rustydb redo: item %u has a damaged header", (unsigned) xl->offnum);
+		const char *base = (const char *) old + old->t_hoff;
+		Size base_len = olen - old->t_hoff;
 		if (xl->sub == kInplaceLocal)
 		{
 			/* the previous version's changed fields, the new version without what redo knows */
-			storage::LocalOldHeader o;
-			if (len < sizeof(o))
-				elog(PANIC, "rustydb redo: INPLACE LOCAL record too short");
-			memcpy(&o, data, sizeof(o));
-			data += sizeof(o);
-			len -= sizeof(o);
 			BlockNumber blkno;
 			XLogRecGetBlockTag(record, 0, nullptr, nullptr, &blkno);
 			ItemPointerData self;
 			ItemPointerSet(&self, blkno - 1, xl->offnum);
-			ItemId lp = PageGetItemId(page, xl->offnum);
-			Size olen = ItemIdGetLength(lp);
-			if (old->t_hoff > olen)
-				elog(PANIC, "rustydb redo: item %u has a damaged header", (unsigned) xl->offnum);
-			const char *base = (const char *) old + old->t_hoff;
-			Size vlen = storage::local_new_unpacked_len(data, len, olen - old->t_hoff);
+			TransactionId xid = XLogRecGetXid(record);
+			memcpy(&oldhdr, old, storage::kTupleHeaderSize);
+			storage::HeaderDefaults od{HeapTupleHeaderGetRawXmin(old), xid, self};
+			Size used = storage::read_header_fields(xl->version, data, len, od, &oldhdr);
+			if (used == 0)
+				elog(PANIC, "rustydb redo: INPLACE LOCAL record too short");
+			data += used;
+			len -= used;
+			storage::HeaderDefaults nd{xid, InvalidTransactionId, self};
+			Size vlen = storage::local_new_unpacked_len(xl->version, data, len, nd, base_len);
 			if (vlen == 0 || vlen > sizeof(rebuilt.data))
 				elog(PANIC, "rustydb redo: INPLACE LOCAL version does not fit item %u",
 					 (unsigned) xl->offnum);
 			storage::local_new_unpack(
-				data, len, base, olen - old->t_hoff, XLogRecGetXid(record), &self,
+				xl->version, data, len, base, base_len, nd,
 				storage::in_page_ptr((uint16) ItemIdGetOffset(lp), (uint16) olen), rebuilt.data);
-			storage::local_old_unpack(old, o, &self, oldhdr);
 			data = rebuilt.data;
 			len = vlen;
 		}
 		else if (xl->flags & kFlagDeltaVersion)
 		{
 			/* a delta version against the page version it replaces (its payload) */
-			Size olen = ItemIdGetLength(PageGetItemId(page, xl->offnum));
-			if (old->t_hoff > olen)
-				elog(PANIC, "rustydb redo: item %u has a damaged header", (unsigned) xl->offnum);
-			const char *base = (const char *) old + old->t_hoff;
-			Size vlen = storage::delta_decoded_len(data, len, olen - old->t_hoff);
+			Size vlen = storage::delta_decoded_len(data, len, base_len);
 			if (vlen == 0 || vlen > sizeof(rebuilt.data))
 				elog(PANIC, "rustydb redo: INPLACE delta version does not fit item %u",
 					 (unsigned) xl->offnum);
-			storage::delta_decode(data, len, base, olen - old->t_hoff, rebuilt.data);
+			storage::delta_decode(data, len, base, base_len, rebuilt.data);
 			data = rebuilt.data;
 			len = vlen;
 		}
 		if (xl->sub == kInplaceUpdate)
 			storage::place_inplace(buf, xl->offnum, data, len);
 		else if (xl->sub == kInplaceLocal)
-			storage::place_inplace_local(buf, xl->offnum, oldhdr, data, len);
+			storage::place_inplace_local(buf, xl->offnum, (const char *) &oldhdr, data, len);
 		else if (xl->sub == kInplaceRepair)
 			storage::repair_inplace(buf, xl->offnum, data, len);
 		else
@@ -762,14 +791,16 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		case kInsert:
 		{
 			auto *xl = (XlInsert *) rec;
-			appendStringInfo(buf, "off %u flags 0x%02X", xl->offnum, xl->flags);
+			appendStringInfo(buf, "off %u flags 0x%02X%s", xl->offnum, xl->flags,
+							 (xl->flags & kFlagPackedTuple) ? " packed" : "");
 			desc_logical(buf, record, sizeof(XlInsert));
 			break;
 		}
 		case kMultiInsert:
 		{
 			auto *xl = (XlMultiInsert *) rec;
-			appendStringInfo(buf, "ntuples %u flags 0x%02X", xl->ntuples, xl->flags);
+			appendStringInfo(buf, "ntuples %u flags 0x%02X%s", xl->ntuples, xl->flags,
+							 (xl->flags & kFlagPackedTuple) ? " packed" : "");
 			desc_groups(buf, record, xl->flags);
 			desc_logical(buf, record, sizeof(XlMultiInsert));
 			break;

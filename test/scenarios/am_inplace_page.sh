@@ -69,7 +69,7 @@ wal_end() {
 # records LSN1 LSN2 SUBKIND: INPLACE records of that subkind between the two
 records() {
 	q "SELECT count(*) FROM pg_get_wal_records_info('$1', '$2')
-	    WHERE resource_manager = 'rustydb' AND record_type = 'INPLACE' AND description LIKE 'v6 $3 %'"
+	    WHERE resource_manager = 'rustydb' AND record_type = 'INPLACE' AND description ~ '^v[0-9]+ $3 '"
 }
 q "CREATE EXTENSION pg_walinspect" >/dev/null
 

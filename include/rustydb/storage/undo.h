@@ -271,40 +271,79 @@ Size delta_decoded_len(const char *enc, Size enc_len, Size base_len);
 void delta_decode(const char *enc, Size enc_len, const char *base, Size base_len, char *out);
 
 /*
- * The INPLACE LOCAL record's form of its versions (WAL format 6). Of the
- * previous version, which stays where it is, only the header fields the
- * update changes (LocalOldHeader; its xmin, t_hoff, null bitmap and undo
- * pointer stay, its t_ctid is the row). The new version is a delta version
- * against the previous one's payload without the header fields redo knows:
- * t_xmin (the record's xid), t_ctid (the row) and its undo pointer (the
- * previous version's place): xmax, field3, infomask2, infomask, t_hoff,
- * then the header bytes from 23 to t_hoff - 8 (null bitmap, padding),
- * then a PayloadDelta and the middle bytes.
+ * Packed tuple headers (WAL format 7). INSERT (without kFlagLogical) and
+ * INPLACE LOCAL log a tuple header's fields as one flags byte, then only
+ * the fields that differ from what redo knows (HeaderDefaults: the
+ * record's xid, an xmax of 0, the row's own TID), then infomask2 and
+ * infomask: 5 bytes where the whole header is 23. t_cid is never logged:
+ * redo writes FirstCommandId, as heap's redo does (a command id matters
+ * only to the transaction that wrote it, which neither crash recovery nor
+ * a standby resumes; rm_mask masks it).
  */
-struct LocalOldHeader
+/* The WAL format whose records pack header fields (wal::kWalFormatVersion 7). */
+constexpr uint8 kPackedFieldsFormat = 7;
+
+struct HeaderDefaults
 {
+	TransactionId xmin;
 	TransactionId xmax;
-	uint32 field3; /* t_cid / combo cid */
-	uint16 infomask2;
-	uint16 infomask;
+	ItemPointerData ctid;
 };
-static_assert(sizeof(LocalOldHeader) == 12, "LOCAL's previous-version header is 12 bytes");
 
-/* The fields of header h a LOCAL record logs for the previous version. */
-LocalOldHeader local_old_pack(HeapTupleHeader h);
+/* The most pack_header_fields writes: flags, xmin, xmax, t_ctid, infomask2, infomask. */
+constexpr Size kPackedFieldsMax = 1 + 4 + 4 + sizeof(ItemPointerData) + 4;
 
-/* The previous version's new fixed header (kTupleHeaderSize bytes, into out): cur with o's fields and t_ctid self. */
-void local_old_unpack(HeapTupleHeader cur, const LocalOldHeader &o, ItemPointer self, char *out);
+/* Pack h's xmin, xmax, t_ctid, infomask2 and infomask against d into out. */
+Size pack_header_fields(HeapTupleHeader h, const HeaderDefaults &d, char *out);
+
+/*
+ * Read the fields a record of WAL format `format` logs into h (xmin, xmax,
+ * t_cid, t_ctid, infomask2, infomask; t_hoff and the rest untouched):
+ * format 7's packed fields, or format 6 LOCAL's 12 bytes (xmax, t_cid,
+ * infomask2, infomask; xmin and t_ctid from d). Returns the bytes read, 0
+ * when enc (len bytes, any alignment) is too short.
+ */
+Size read_header_fields(uint8 format, const char *enc, Size len, const HeaderDefaults &d,
+						HeapTupleHeader h);
+
+/*
+ * INSERT's packed tuple (format 7): the packed fields, t_hoff, then the
+ * tuple's bytes after its 23-byte fixed header (null bitmap, padding,
+ * payload). out has room for len + kPackedFieldsMax bytes.
+ */
+Size pack_tuple(HeapTupleHeader h, Size len, const HeaderDefaults &d, char *out);
+
+/* The length of the tuple enc rebuilds, or 0 when it is malformed. */
+Size packed_tuple_len(const char *enc, Size enc_len, const HeaderDefaults &d);
+
+/* Rebuild the tuple into out (packed_tuple_len bytes, which was > 0). */
+void unpack_tuple(const char *enc, Size enc_len, const HeaderDefaults &d, char *out);
+
+/*
+ * The INPLACE LOCAL record's form of its versions. Of the previous
+ * version, which stays where it is, only the header fields the update
+ * changes: format 7's packed fields against {its own xmin, the record's
+ * xid, the row} (its xmin, t_hoff, null bitmap and undo pointer stay, its
+ * t_ctid is the row). The new version is a delta version against the
+ * previous one's payload without the header fields redo knows (t_xmin, the
+ * record's xid; t_ctid, the row; its undo pointer, the previous version's
+ * place): the packed fields against {the record's xid, 0, the row}
+ * (format 6: xmax, t_cid, infomask2, infomask), t_hoff, then the header
+ * bytes from 23 to t_hoff - 8 (null bitmap, padding), then a PayloadDelta
+ * and the middle bytes.
+ */
 
 /* Encode version (len bytes, with an undo pointer) against base into out (room for len + sizeof(PayloadDelta)). */
-Size local_new_pack(HeapTupleHeader version, Size len, const char *base, Size base_len, char *out);
+Size local_new_pack(HeapTupleHeader version, Size len, const HeaderDefaults &d, const char *base,
+					Size base_len, char *out);
 
 /* The length local_new_unpack rebuilds, or 0 when enc is malformed or does not fit base. */
-Size local_new_unpacked_len(const char *enc, Size enc_len, Size base_len);
+Size local_new_unpacked_len(uint8 format, const char *enc, Size enc_len, const HeaderDefaults &d,
+							Size base_len);
 
-/* Rebuild the new version into out, with xmin, t_ctid self and undo pointer p. */
-void local_new_unpack(const char *enc, Size enc_len, const char *base, Size base_len,
-					  TransactionId xmin, ItemPointer self, UndoPtr p, char *out);
+/* Rebuild the new version into out, with the defaults d and undo pointer p. */
+void local_new_unpack(uint8 format, const char *enc, Size enc_len, const char *base, Size base_len,
+					  const HeaderDefaults &d, UndoPtr p, char *out);
 
 /* ---- the tuple header extension: a version's pointer into undo ---- */
 

@@ -30,8 +30,12 @@ namespace rustydb::wal {
  * 5: in-place versions: INPLACE records, tuples with an undo pointer.
  * 6: INPLACE UPDATE records carry delta versions (kFlagDeltaVersion,
  *    kUndoDelta records) and the undo record without its header.
+ * 7: packed tuple headers (storage/undo.h): INSERT with kFlagPackedTuple,
+ *    and INPLACE LOCAL's header fields, log only what redo cannot know.
  */
-constexpr uint8 kWalFormatVersion = 6;
+constexpr uint8 kWalFormatVersion = 7;
+static_assert(kWalFormatVersion == storage::kPackedFieldsFormat,
+			  "format 7 is the one that packs header fields");
 /*
  * Oldest version redo reads: version 2 records are version 3 records
  * without group changes, version 3 records are version 4 records without
@@ -84,6 +88,15 @@ constexpr uint8 kFlagLogical = 0x40;
  */
 constexpr uint8 kFlagDeltaVersion = 0x80;
 /*
+ * INSERT and MULTI_INSERT (format 7; the same bit as kFlagDeltaVersion,
+ * another kind): block 0's data has each tuple in its packed form
+ * (storage::pack_tuple:
+ * header fields against the record's xid, xmax 0 and the row's TID, then
+ * t_hoff and the bytes after the fixed header). Records with kFlagLogical
+ * keep the whole tuple for logical decoding.
+ */
+constexpr uint8 kFlagPackedTuple = 0x80;
+/*
  * PRUNE (format 6; the same bit as kFlagDeltaVersion, another kind):
  * block 0 data continues after the line-pointer offsets with a uint16
  * count and that many offsets of in-place versions whose undo pointer the
@@ -103,7 +116,7 @@ struct XlInsert
 	uint8 version;
 	uint8 flags;
 	OffsetNumber offnum;
-	/* block 0 data: the whole tuple, header included */
+	/* block 0 data: the whole tuple, header included, or with kFlagPackedTuple its packed form */
 };
 
 struct XlMultiInsert
@@ -112,8 +125,8 @@ struct XlMultiInsert
 	uint8 flags;
 	uint16 ntuples;
 	/*
-	 * block 0 data: ntuples x (OffsetNumber offnum, uint16 len, len bytes),
-	 * then with kFlagGroupChanges the new group entries
+	 * block 0 data: ntuples x (OffsetNumber offnum, uint16 len, len bytes:
+	 * the tuple, or with kFlagPackedTuple its packed form), then with kFlagGroupChanges the new group entries
 	 * (storage::apply_group_changes)
 	 */
 };
