@@ -623,7 +623,7 @@ repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple)
  */
 
 UndoEvent
-inplace_prepare(Relation rel, Relation *undo)
+inplace_prepare(Relation rel, Relation *undo, bool local)
 {
 	*undo = nullptr;
 	/* not counted: what the table is, not what happened to an update */
@@ -639,6 +639,17 @@ inplace_prepare(Relation rel, Relation *undo)
 	if (rel->rd_createSubid != InvalidSubTransactionId ||
 		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
 		return UndoEvent::FallbackNewFile;
+	/*
+	 * A LOCAL update writes no undo: it needs only a store that exists,
+	 * with its metapage, for pruning to move previous versions to. Its
+	 * upkeep (opening it: a lock, two file-size calls and the metapage)
+	 * is paid once in kUndoUpkeepEvery updates, which bounds what pruning
+	 * can add between two discards; a full ring defers compaction, and
+	 * updates then fall back out of place, as with undo at once.
+	 */
+	storage::RelAmCache *cache = local ? storage::rel_amcache(rel) : nullptr;
+	if (cache != nullptr && cache->undo_ready && ++cache->local_updates % kUndoUpkeepEvery != 0)
+		return UndoEvent::Inplace;
 	*undo = undo_open(rel, RowExclusiveLock);
 	if (*undo == nullptr)
 		return UndoEvent::FallbackNoStore;
@@ -646,6 +657,8 @@ inplace_prepare(Relation rel, Relation *undo)
 		undo_ensure_meta(rel, *undo);
 	else if (undo_nearly_full(*undo))
 		undo_discard(rel, *undo); /* before any data page lock: discard may repair rows */
+	if (cache != nullptr)
+		cache->undo_ready = true;
 	return UndoEvent::Inplace;
 }
 
@@ -752,6 +765,13 @@ update_in_place(Relation rel, Relation undo, const crypto::Cipher *cipher, Buffe
 	 * table's goes to undo at once, re-sealed on its own.
 	 */
 	bool local = cipher == nullptr && settings::inplace_previous_on_page;
+	if (!local && undo == nullptr)
+	{
+		heap_freetuple(img);
+		heap_freetuple(nv);
+		*why = UndoEvent::FallbackNoStore; /* the setting changed since inplace_prepare */
+		return false;
+	}
 	UndoInsert ins{InvalidBuffer, InvalidBuffer, storage::kInvalidUndoPtr};
 	storage::UndoRecordHeader hdr = storage::undo_record_header(
 		storage::kUndoTuple, 0, storage::data_block(buffer), off, rel->rd_node.relNode, xid);

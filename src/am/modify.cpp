@@ -523,7 +523,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 	newtup = seal_large_values(rel, cipher, newtup);
 	/* the undo store, before any buffer lock (it may discard and repair) */
 	Relation undo = nullptr;
-	UndoEvent inplace = inplace_prepare(rel, &undo);
+	UndoEvent inplace =
+		inplace_prepare(rel, &undo, cipher == nullptr && settings::inplace_previous_on_page);
 	Buffer buffer = read_target(rel, otid, &oldtup, "update");
 	/* attribute values of the old version */
 	HeapTuple oldplain = open_from_page(rel, cipher, &oldtup, buffer, true);
@@ -628,7 +629,8 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		UnlockReleaseBuffer(buffer);
 		if (have_tuplock)
 			UnlockTuple(rel, &oldtup.t_self, lockmode_of_status(mine));
-		table_close(undo, RowExclusiveLock);
+		if (undo != nullptr)
+			table_close(undo, RowExclusiveLock);
 		undo_count(RelationGetRelid(rel), UndoEvent::Inplace);
 		pgstat_count_heap_update(rel, true);
 		*hot = true;

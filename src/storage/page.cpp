@@ -182,7 +182,14 @@ check_storage(Relation rel)
 			heap_pages_error(rel, kMetaBlock);
 	}
 	/* freed by the relation cache whenever it rebuilds or drops the entry */
-	rel->rd_amcache = MemoryContextAllocZero(CacheMemoryContext, sizeof(int));
+	rel->rd_amcache = MemoryContextAllocZero(CacheMemoryContext, sizeof(RelAmCache));
+}
+
+RelAmCache *
+rel_amcache(Relation rel)
+{
+	check_storage(rel);
+	return static_cast<RelAmCache *>(rel->rd_amcache);
 }
 
 void

@@ -13,7 +13,9 @@
 #     reads its values (sequential and index scans);
 #   - a writer still running when VACUUM compacts (its previous versions go
 #     to undo), then terminated: the rows read their committed values and
-#     are repaired from undo.
+#     are repaired from undo;
+#   - a small ring filled by compaction under a held snapshot is recycled
+#     by later updates alone (no VACUUM), though they write no undo.
 # With RDB_TDE=1 (encrypted tables copy to undo at once) the checks that
 # name the page path are skipped; the answers must be the same.
 set -euo pipefail
@@ -149,5 +151,39 @@ q "SELECT rustydb.undo_discard('t')" >/dev/null
 q "VACUUM t" >/dev/null
 same "updated again, undo recycled"
 on_standby "at the end"
+
+# ---- updates alone recycle a ring that compaction filled (no VACUUM): a
+# LOCAL update writes no undo, but every kUndoUpkeepEvery-th one in a
+# backend discards a nearly full ring, as an update writing undo does
+if [ "$PAGE" = 1 ]; then
+	q "CREATE TABLE u (id int PRIMARY KEY, pad text) USING rustydb WITH (fillfactor = 50);
+		SELECT rustydb.set_undo_size('u', 1);
+		INSERT INTO u SELECT g, md5(g::text) FROM generate_series(1, 30000) g;" >/dev/null
+	(q "BEGIN ISOLATION LEVEL REPEATABLE READ;
+		SELECT 'held', count(*) FROM u;
+		DO \$\$ BEGIN WHILE pg_sequence_last_value('go') < 2 LOOP PERFORM pg_sleep(0.05); END LOOP; END \$\$;
+		COMMIT" >"$RDB_WORK/holder2.out" 2>&1 || true) &
+	rdb_wait_for "the second REPEATABLE READ snapshot to be taken (in pg_sleep)" 120 \
+		rdb_psql_true $P "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+	# one session throughout (a new one would look after the store at its
+	# first update): it fills the ring, waits for the holder to end, updates
+	out=$(rdb_psql $P "UPDATE u SET pad = md5(pad) WHERE id <= 200;
+		SELECT 'after', pages_in_use, capacity FROM rustydb.undo_store('u')" \
+		-c "UPDATE u SET pad = md5(pad)" -c "UPDATE u SET pad = md5(pad)" -c "UPDATE u SET pad = md5(pad)" \
+		-c "SELECT 'filled', pages_in_use, capacity FROM rustydb.undo_store('u')" \
+		-c "SELECT 'go', nextval('go')" \
+		-c "DO \$\$ BEGIN FOR i IN 1 .. 2400 LOOP
+			EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event = 'PgSleep');
+			PERFORM pg_sleep(0.05); END LOOP; END \$\$")
+	wait
+	IFS='|' read -r _ used cap <<<"$(grep '^filled|' <<<"$out")"
+	rdb_ok "under the held snapshot, compaction filled the ring ($used of $cap pages)" \
+		test "$used" -ge $((cap - 2))
+	rdb_is "the holder ended" "$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" "0"
+	IFS='|' read -r _ used cap <<<"$(grep '^after|' <<<"$out")"
+	rdb_ok "once it ended, the same session's updates alone recycled the ring ($used of $cap pages in use)" \
+		test "$used" -lt $((cap / 2))
+	rdb_is "verify_table('u') finds nothing" "$(q "SELECT count(*) FROM rustydb.verify_table('u')")" "0"
+fi
 
 rdb_summary

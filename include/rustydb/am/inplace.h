@@ -92,9 +92,18 @@ int repair_aborted(Relation rel, Buffer buffer, HeapTuple tuple);
  * UndoEvent::Inplace with *undo opened (RowExclusiveLock, the caller
  * closes it), or the reason it cannot: a counted fallback, or Count_ when
  * the table never updates in place (not a plain table, after-row update
- * triggers, logically logged under wal_level = logical).
+ * triggers, logically logged under wal_level = logical). local: the
+ * update keeps the previous version on the page (a plain table,
+ * rustydb.inplace_previous_on_page) and writes no undo; then *undo stays
+ * nullptr except at every kUndoUpkeepEvery-th such update of the table in
+ * this backend (and the first since its relation cache entry was built),
+ * which opens the store and keeps it up (metapage, discard when nearly
+ * full) for the versions pruning moves there.
  */
-UndoEvent inplace_prepare(Relation rel, Relation *undo);
+UndoEvent inplace_prepare(Relation rel, Relation *undo, bool local);
+
+/* How often a backend's LOCAL updates of a table look after its undo store. */
+constexpr uint32 kUndoUpkeepEvery = 16;
 
 /*
  * With the old version's page exclusively locked and the right to update

@@ -312,6 +312,20 @@ bool page_is_heap(Page page);
 void check_storage(Relation rel);
 
 /*
+ * What this backend learnt about a rustydb table since its relation cache
+ * entry was built (rd_amcache, allocated by check_storage; the relation
+ * cache frees it whenever it rebuilds or drops the entry).
+ */
+struct RelAmCache
+{
+	bool undo_ready;      /* the undo store exists and has its metapage */
+	uint32 local_updates; /* LOCAL in-place updates since (am::inplace_prepare) */
+};
+
+/* rel's RelAmCache (check_storage first). */
+RelAmCache *rel_amcache(Relation rel);
+
+/*
  * Check a page read from rel's data block blkno; ERROR
  * (ERRCODE_DATA_CORRUPTED) naming relation and block when it is not a valid
  * rustydb data page. New (all-zero) pages pass.
