@@ -147,8 +147,12 @@ SELECT inplace_updates > 0 AS in_place FROM rustydb.undo_stats WHERE relid = 'u'
 -- longer than the row it replaced; pruning removes the undo pointer once
 -- every snapshot sees its creator, so each page keeps room for one more
 -- version: no update finds its page full, the table keeps its size.
+-- (Loaded without the pointer reserve, which would keep room for every
+-- row's pointer and leave pruning nothing to remove.)
 CREATE TABLE acc (aid int PRIMARY KEY, bid int, abalance int, filler char(84)) USING rustydb;
+SET rustydb.inplace_pointer_reserve = off;
 INSERT INTO acc SELECT g, 1, 0, '' FROM generate_series(1, 1000) g;
+RESET rustydb.inplace_pointer_reserve;
 CREATE TABLE acc_tids AS SELECT aid, ctid AS tid FROM acc WHERE aid <= 180;
 SELECT pg_relation_size('acc') AS acc_size, pg_current_wal_insert_lsn() AS acc_lsn \gset
 DO $$ BEGIN FOR i IN 0..539 LOOP

@@ -151,19 +151,27 @@ create_metapage(Relation rel)
 		UnlockRelationForExtension(rel, ExclusiveLock);
 }
 
+/*
+ * Whether rel's rows may be updated in place, for the insert reserves.
+ * Plain tables only: an encrypted table's pages fill as before (its rows
+ * are 36 bytes longer; the extra pages changed a plan of PostgreSQL's join
+ * test under encryption), its first update of a row on a full page moves
+ * the row, most of its rows COPY wrote are group members, which go out of
+ * place anyway, and pruning never takes a sealed version's pointer back.
+ */
+static bool
+reserves_apply(Relation rel, bool plain)
+{
+	return settings::update_in_place && settings::undo_max_size > 0 &&
+		   rel->rd_rel->relkind == RELKIND_RELATION && plain;
+}
+
 Size
 page_fill_reserve(Relation rel, Size len)
 {
 	Size save = RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR);
-	/*
-	 * Plain tables only: an encrypted table's pages fill as before (its rows
-	 * are 36 bytes longer; the extra pages changed a plan of PostgreSQL's
-	 * join test under encryption), its first update of a row on a full page
-	 * moves the row, and most of its rows COPY wrote are group members,
-	 * which go out of place anyway.
-	 */
-	if (settings::inplace_reserve > 0 && settings::update_in_place && settings::undo_max_size > 0 &&
-		rel->rd_rel->relkind == RELKIND_RELATION && crypto::relation_cipher(rel) == nullptr)
+	if (settings::inplace_reserve > 0 &&
+		reserves_apply(rel, crypto::relation_cipher(rel) == nullptr))
 	{
 		Size one = MAXALIGN(len + storage::kUndoExtSize);
 		if (one <= (Size) settings::inplace_reserve)
@@ -172,13 +180,20 @@ page_fill_reserve(Relation rel, Size len)
 	return save;
 }
 
+bool
+page_pointer_reserve(Relation rel)
+{
+	return settings::inplace_pointer_reserve &&
+		   reserves_apply(rel, !crypto::relation_encrypted(rel));
+}
+
 Buffer
 get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buffer other, int group_slots)
 {
 	for (;;)
 	{
 		Buffer buf = storage::buffer_for_tuple(rel, len, page_fill_reserve(rel, len), bistate,
-											   other, group_slots);
+											   other, group_slots, page_pointer_reserve(rel));
 		if (BufferIsValid(buf))
 			return buf;
 		create_metapage(rel); /* the relation had no block */

@@ -328,6 +328,8 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 	}
 
 	Size save = page_fill_reserve(rel, ntuples > 0 ? tuples[0]->t_len : 0);
+	/* the pointer reserve: 8 bytes for each row of the page without its undo pointer */
+	Size own = page_pointer_reserve(rel) ? storage::kUndoExtSize : 0;
 	char *scratch = need_wal ? (char *) palloc(2 * BLCKSZ) : nullptr;
 	auto *offs = (OffsetNumber *) palloc(ntuples * sizeof(OffsetNumber));
 	LogicalTrailer lt = logical_trailer(rel, nullptr);
@@ -337,16 +339,18 @@ multi_insert(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid, i
 		Buffer buffer = get_buffer_for_tuple(rel, tuples[done]->t_len, bistate, InvalidBuffer);
 		Page page = BufferGetPage(buffer);
 		int first = done;
+		Size rows = own > 0 ? storage::page_pointer_room(page) : 0;
 		Buffer vmbuf = InvalidBuffer;
 		storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 
 		START_CRIT_SECTION();
 		bool init = false;
 		bool vm_cleared = storage::vm_clear(rel, buffer, vmbuf);
-		for (; done < ntuples; done++)
+		for (; done < ntuples; done++, rows += own)
 		{
 			HeapTuple tup = tuples[done];
-			if (done > first && PageGetHeapFreeSpace(page) < MAXALIGN(tup->t_len) + save)
+			if (done > first &&
+				PageGetHeapFreeSpace(page) < MAXALIGN(tup->t_len) + save + own + rows)
 				break;
 			OffsetNumber off = storage::next_tuple_offset(buffer);
 			ItemPointerSet(&tup->t_self, storage::data_block(buffer), off);

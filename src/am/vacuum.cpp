@@ -242,6 +242,7 @@ struct VacState
 	Buffer vmbuf;
 	const crypto::Cipher *cipher; /* loaded when a sealed group must be re-sealed */
 	bool plain;                   /* not encrypted: pruning may remove undo pointers */
+	bool pointers; /* the pointer reserve: the FSM gets free space less the rows' pointers */
 	Relation undo; /* the table's undo store (or nullptr): compaction moves versions there */
 
 	/* what the scan found */
@@ -260,6 +261,7 @@ vacuum_begin(VacState *vs, Relation rel, VacuumParams *params, BufferAccessStrat
 	memset(vs, 0, sizeof(*vs));
 	vs->rel = rel;
 	vs->plain = !crypto::relation_encrypted(rel);
+	vs->pointers = page_pointer_reserve(rel);
 	vs->params = params;
 	vs->strategy = bstrategy;
 	vs->vmbuf = InvalidBuffer;
@@ -423,7 +425,7 @@ vacuum_page(VacState *vs, BlockNumber blkno, OffsetNumber *offs, int n)
 	make_unused(vs->rel, buf, offs, n);
 	maybe_set_all_visible(vs, buf);
 
-	Size freespace = PageGetHeapFreeSpace(page);
+	Size freespace = storage::page_fsm_space(page, vs->pointers);
 	UnlockReleaseBuffer(buf);
 	RecordPageWithFreeSpace(vs->rel, storage::phys_block(blkno), freespace);
 }
@@ -675,7 +677,7 @@ scan_page(VacState *vs, BlockNumber blkno)
 	else if (!cleanup && PageIsAllVisible(page))
 		vs->all_visible_pages++;
 
-	Size freespace = PageGetHeapFreeSpace(page);
+	Size freespace = storage::page_fsm_space(page, vs->pointers);
 	UnlockReleaseBuffer(buf);
 	if (!defer_fsm)
 		RecordPageWithFreeSpace(rel, storage::phys_block(blkno), freespace);

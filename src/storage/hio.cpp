@@ -14,11 +14,66 @@
  * space map's and the target block's); page_check and the caller get data
  * block numbers.
  *
+ * The pointer reserve: a row's first in-place update lengthens it by its
+ * undo pointer, which only pruning can take back, and only once every
+ * snapshot is past the update. A page of a table that updates in place
+ * keeps that room for each of its rows that has no pointer yet, so that
+ * a held snapshot does not push the rows' updates out of place.
+ *
  *-------------------------------------------------------------------------
  */
 #include "rustydb/storage/page.h"
+#include "rustydb/storage/undo.h"
 
 namespace rustydb::storage {
+
+/*
+ * Every row gains exactly kUndoExtSize: t_hoff is MAXALIGN(23 + null
+ * bitmap + 8) with the pointer, MAXALIGN(23 + null bitmap) without, and
+ * MAXALIGN(x + 8) = MAXALIGN(x) + 8 whenever the alignment divides 8.
+ */
+static_assert(kUndoExtSize % MAXIMUM_ALIGNOF == 0, "a pointer keeps the alignment");
+
+Size
+page_pointer_room(Page page)
+{
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	Size rows = 0;
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (ItemIdIsNormal(lp) && !tuple_has_undo((HeapTupleHeader) PageGetItem(page, lp)))
+			rows++;
+	}
+	return rows * kUndoExtSize;
+}
+
+Size
+page_fsm_space(Page page, bool pointers)
+{
+	Size avail = page_free_space(page);
+	if (!pointers || avail == 0)
+		return avail;
+	Size rows = page_pointer_room(page);
+	return avail > rows ? avail - rows : 0;
+}
+
+/*
+ * Whether a page with avail bytes free holds a new row needing need bytes
+ * (its MAXALIGNed length, the reserve and its own pointer) beside its
+ * rows' pointers. The bound first (every line pointer a row without
+ * pointer), which decides for a page that is not nearly full without
+ * reading a tuple; the exact count only near the end of a page.
+ */
+static bool
+fits_beside_pointers(Page page, Size avail, Size need)
+{
+	if (avail < need)
+		return false;
+	if (avail - need >= (Size) PageGetMaxOffsetNumber(page) * kUndoExtSize)
+		return true;
+	return avail - need >= page_pointer_room(page);
+}
 
 bool
 check_metapage(Relation rel)
@@ -157,7 +212,7 @@ locked_for_tuple(Buffer buf, Buffer other, Size len)
  */
 Buffer
 buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buffer other,
-				 int group_slots)
+				 int group_slots, bool pointers)
 {
 	len = MAXALIGN(len);
 	if (len > kMaxTupleSize)
@@ -171,9 +226,16 @@ buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buf
 	Assert(group_slots == 0 || len <= max_group_page_tuple_size(group_slots));
 	check_storage(rel);
 
-	/* A tuple that cannot fit beside the reserve ignores it. */
-	if (len + save > kMaxTupleSize)
+	/*
+	 * A tuple that cannot fit beside the reserve ignores it; the new row's
+	 * own pointer is part of what an existing page must hold.
+	 */
+	Size own = pointers ? kUndoExtSize : 0;
+	if (len + save + own > kMaxTupleSize)
 		save = 0;
+	if (len + own > kMaxTupleSize)
+		pointers = false, own = 0;
+	Size need = len + save + own;
 	BlockNumber other_blk = BufferIsValid(other) ? BufferGetBlockNumber(other) : InvalidBlockNumber;
 
 	BlockNumber target = InvalidBlockNumber;
@@ -186,7 +248,7 @@ buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buf
 	{
 		if (target == InvalidBlockNumber)
 		{
-			target = GetPageWithFreeSpace(rel, len + save);
+			target = GetPageWithFreeSpace(rel, need);
 			if (target == InvalidBlockNumber)
 			{
 				BlockNumber nblocks = phys_nblocks(rel);
@@ -213,15 +275,20 @@ buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buf
 			}
 			page_check(rel, target - 1, page);
 			Size avail = page_free_space(page);
-			if (len + save <= avail)
+			if (pointers ? fits_beside_pointers(page, avail, need) : need <= avail)
 			{
 				RelationSetTargetBlock(rel, target);
 				return locked_for_tuple(buf, other, len);
 			}
 
-			/* Not enough room: unlock and ask the FSM for another page. */
+			/*
+			 * Not enough room: unlock and ask the FSM for another page. The
+			 * page is recorded with less than need (its rows' pointers
+			 * taken off), so the map does not offer it again.
+			 */
+			Size space = page_fsm_space(page, pointers);
 			unlock_pair(buf, other, bistate);
-			target = RecordAndGetPageWithFreeSpace(rel, target, avail, len + save);
+			target = RecordAndGetPageWithFreeSpace(rel, target, space, need);
 		}
 
 		/* No existing page has room: extend the relation, which needs its metapage. */
@@ -258,8 +325,9 @@ buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buf
 		if (len <= avail)
 			return locked_for_tuple(buf, other, len);
 		BlockNumber full = BufferGetBlockNumber(buf);
+		Size space = page_fsm_space(page, pointers);
 		unlock_pair(buf, other, bistate);
-		target = RecordAndGetPageWithFreeSpace(rel, full, avail, len + save);
+		target = RecordAndGetPageWithFreeSpace(rel, full, space, need);
 	}
 }
 

@@ -351,6 +351,16 @@ Buffer get_buffer_for_tuple(Relation rel, Size len, BulkInsertState bistate, Buf
 Size page_fill_reserve(Relation rel, Size len);
 
 /*
+ * Whether a page that receives a new row of rel must also keep the undo
+ * pointer each of its rows would gain with its first in-place update (the
+ * pointer reserve, rustydb.inplace_pointer_reserve; storage::buffer_for_tuple,
+ * storage::page_pointer_room): a plain table whose rows may be updated in
+ * place, as for page_fill_reserve. VACUUM records such a table's pages in
+ * the free space map with that room taken off (storage::page_fsm_space).
+ */
+bool page_pointer_reserve(Relation rel);
+
+/*
  * VACUUM's check of the metapage (storage::check_metapage); an all-zero
  * block 0 gets its metapage, WAL-logged.
  */

@@ -99,8 +99,9 @@ extern int vpd_context_max_attributes; /* rustydb.vpd_context_max_attributes */
 extern int undo_max_size;             /* rustydb.undo_max_size: MB per table's undo store */
 extern bool update_in_place;          /* rustydb.update_in_place */
 extern bool inplace_previous_on_page; /* rustydb.inplace_previous_on_page */
-extern int inplace_reserve;   /* rustydb.inplace_reserve: bytes kept for an in-place version */
-extern int undo_stats_tables; /* rustydb.undo_stats_tables: entries of rustydb.undo_stats */
+extern int inplace_reserve; /* rustydb.inplace_reserve: bytes kept for an in-place version */
+extern bool inplace_pointer_reserve; /* rustydb.inplace_pointer_reserve */
+extern int undo_stats_tables;        /* rustydb.undo_stats_tables: entries of rustydb.undo_stats */
 /* ---- crypto: transparent data encryption ---- */
 extern char *keyring_file;         /* rustydb.keyring_file */
 extern char *key_command;          /* rustydb.key_command */

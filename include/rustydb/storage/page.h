@@ -373,6 +373,23 @@ tuple_at_checked(Relation rel, BlockNumber blkno, Page page, OffsetNumber off, H
 /* Free space left for a new tuple on the page, like PageGetHeapFreeSpace. */
 Size page_free_space(Page page);
 
+/*
+ * The pointer reserve (hio.cpp; docs/storage.md, "The tuple header: a
+ * pointer into undo"): the bytes the page's rows would need to gain their
+ * undo pointers, kUndoExtSize for each normal line pointer whose version
+ * has none yet. Exact: one look at each line pointer and, for a normal
+ * one, its tuple's infomask2. The page must be locked.
+ */
+Size page_pointer_room(Page page);
+
+/*
+ * What the free space map records for a data page: its free space, less
+ * page_pointer_room when the table keeps the pointer reserve (pointers),
+ * so that the map offers a page only for rows that fit beside its rows'
+ * pointers. The page must be locked.
+ */
+Size page_fsm_space(Page page, bool pointers);
+
 /* ---- the visibility map (page.cpp) ----
  *
  * rustydb keeps PostgreSQL's visibility-map fork in PostgreSQL's format
@@ -403,7 +420,11 @@ bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
 /*
  * Return a pinned, exclusively locked buffer with room for len bytes,
  * beside save more (am::page_fill_reserve), taking free space from the FSM
- * or extending the relation. If other is
+ * or extending the relation. pointers (am::page_pointer_reserve): an
+ * existing page must also keep the undo pointers of its rows and of the
+ * new one (page_pointer_room, plus kUndoExtSize), and a page refused for
+ * want of room is recorded in the FSM as page_fsm_space says, so the map
+ * does not offer it again for the same request. If other is
  * valid it is a pinned, unlocked buffer of the same relation that is
  * returned locked too (lock order by block number). A new page is
  * initialised here; WAL records carry an init flag when their tuple is the
@@ -415,7 +436,7 @@ bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
  * first (am::get_buffer_for_tuple does, then calls again).
  */
 Buffer buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buffer other,
-						int group_slots = 0);
+						int group_slots = 0, bool pointers = false);
 
 /*
  * VACUUM's check of the metapage: ERROR (ERRCODE_DATA_CORRUPTED) naming
