@@ -309,7 +309,7 @@ if want cassert; then
 			RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios \
 				test/scenarios/am_crash.sh test/scenarios/am_standby.sh test/scenarios/core_cluster.sh \
 				test/scenarios/tde_cache.sh test/scenarios/am_decode.sh test/scenarios/am_inplace_crash.sh \
-				test/scenarios/am_inplace_page.sh
+				test/scenarios/am_inplace_page.sh test/scenarios/am_inplace_held.sh
 			RDB_TDE=1 RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios-tde \
 				test/scenarios/am_crash.sh test/scenarios/am_standby.sh test/scenarios/am_inplace_crash.sh \
 				test/scenarios/am_inplace_page.sh
