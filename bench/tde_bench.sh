@@ -44,6 +44,9 @@
 #   TDE_BENCH_CACHE_SIZE  rustydb.tde_cache_size (default -1: a quarter of
 #                      shared_buffers, 128MB; the setting's own default, 0,
 #                      turns the cache off: TDE_BENCH_CACHE_SIZE=0)
+#   TDE_BENCH_STATISTICS  rustydb.tde_statistics (default: the setting's,
+#                      value_free); none gives the encrypted table no column
+#                      statistics, and its lookups a bitmap heap scan
 #   TDE_BENCH_ROUNDS   rounds per workload (default 5)
 #   TDE_BENCH_SECONDS  seconds of each TPC-B run (default 10)
 #   ITER_SMALL=N ITER_LARGE=N   cipher iterations (default 200000 / 20000)
@@ -67,6 +70,7 @@ rdb_node_conf bench "max_wal_size = '4GB'"
 rdb_node_conf bench "autovacuum = off"
 rdb_node_conf bench "rustydb.plaintext_index_action = log"
 rdb_node_conf bench "rustydb.tde_cache_size = '${TDE_BENCH_CACHE_SIZE:--1}'"
+[ -n "${TDE_BENCH_STATISTICS:-}" ] && rdb_node_conf bench "rustydb.tde_statistics = '$TDE_BENCH_STATISTICS'"
 rdb_node_start bench
 rdb_psql bench "CREATE EXTENSION rustydb"
 
@@ -155,6 +159,10 @@ for m in "${MODES[@]}"; do
 	qd "b_$m" "VACUUM ANALYZE c"
 	qd "b_$m" "CREATE INDEX c_id ON c (id)"
 	qd "b_$m" "SELECT count(*), sum(a), max(b) FROM c" >/dev/null # warm the cache
+	# the plan of a lookup, as the lookups get it (the encrypted table's
+	# statistics are rustydb.tde_statistics')
+	V[$m.plan]=$(qd "b_$m" "EXPLAIN (COSTS OFF) SELECT a FROM c WHERE id = 42" | head -n 1 |
+		sed 's/ using .*//; s/ on .*//')
 done
 for w in scan scan1 lookup ilookup cold fill; do
 	sql=$BENCH_SCAN_SQL
@@ -162,7 +170,8 @@ for w in scan scan1 lookup ilookup cold fill; do
 	[ "$w" = lookup ] && sql=$BENCH_LOOKUP_SQL
 	# the same lookups through index scans in every mode: without column
 	# statistics (rustydb.tde_statistics = none) the encrypted table's plan
-	# is a bitmap heap scan, the others' an index scan
+	# is a bitmap heap scan, the others' an index scan (with value_free,
+	# the default, an index scan as well)
 	[ "$w" = ilookup ] && sql="SET enable_bitmapscan = off; $BENCH_LOOKUP_SQL"
 	for r in $(seq 1 "$ROUNDS"); do
 		declare -A T=()
@@ -209,6 +218,7 @@ row "  the same, filling the cache, s" fill ""
 row "100k index point lookups, s" lookup ">=0.95"
 row "  the same, index scans, s" ilookup "(>=0.95)"
 printf '%-32s %9s %9s %9s\n' "COPY table size, MB" "${V[heap.c_mb]}" "${V[plain.c_mb]}" "${V[enc.c_mb]}"
+echo "# a lookup's plan: heap ${V[heap.plan]}, plain ${V[plain.plan]}, encrypted ${V[enc.plan]} (rustydb.tde_statistics = $(q "SHOW rustydb.tde_statistics"))"
 echo "# cache of opened payloads after the warm scans: $CACHE_AFTER_SCAN"
 echo "# at the end: $CACHE_END"
 echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

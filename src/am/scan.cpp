@@ -407,10 +407,14 @@ scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTabl
 	 * load an encrypted relation's keys now, not later under a buffer lock;
 	 * an ANALYZE that samples no row of it needs none
 	 */
-	const crypto::Cipher *cipher = (flags & SO_TYPE_ANALYZE) && crypto::analyze_withholds_rows(rel)
-									   ? nullptr
-									   : crypto::relation_cipher(rel);
+	crypto::AnalyzeSample sample =
+		(flags & SO_TYPE_ANALYZE) ? crypto::analyze_sample(rel) : crypto::AnalyzeSample::Rows;
+	const crypto::Cipher *cipher =
+		sample == crypto::AnalyzeSample::Counts ? nullptr : crypto::relation_cipher(rel);
 	auto *s = (ScanDesc *) palloc0(sizeof(ScanDesc));
+	s->sample = sample;
+	s->valuefree =
+		sample == crypto::AnalyzeSample::ValueFree ? crypto::value_free_begin(rel) : nullptr;
 	s->groups = cipher != nullptr ? opened_groups_create(CurrentMemoryContext) : nullptr;
 	s->cipher = cipher;
 	s->plaincxt = CurrentMemoryContext;
@@ -469,6 +473,8 @@ scan_end(TableScanDesc scan)
 
 	if (BufferIsValid(s->cbuf))
 		ReleaseBuffer(s->cbuf);
+	if (s->valuefree != nullptr)
+		crypto::value_free_end(s->valuefree);
 	RelationDecrementReferenceCount(s->base.rs_rd);
 	if (s->base.rs_key)
 		pfree(s->base.rs_key);
@@ -1056,6 +1062,8 @@ scan_analyze_next_block(TableScanDesc scan, BlockNumber blockno, BufferAccessStr
 	 * blocks (rdb_relation_size); a number past them would be the file's
 	 * end, never the metapage: it counts as an empty sampled block.
 	 */
+	if (s->valuefree != nullptr)
+		crypto::value_free_block(s->valuefree);
 	if (blockno >= storage::data_nblocks(scan->rs_rd))
 		return false;
 	s->cblock = blockno;
@@ -1075,8 +1083,12 @@ scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *l
 	auto *s = (ScanDesc *) scan;
 	Page page = BufferGetPage(s->cbuf);
 	OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
-	/* an encrypted table's rows are counted, not sampled (rustydb.tde_statistics) */
-	bool withhold = crypto::analyze_withholds_rows(scan->rs_rd);
+	/*
+	 * An encrypted table's rows are counted, not returned
+	 * (rustydb.tde_statistics): under value_free they go to the scan's own
+	 * sample.
+	 */
+	bool withhold = s->sample != crypto::AnalyzeSample::Rows;
 
 	for (; s->cindex <= maxoff; s->cindex++)
 	{
@@ -1132,6 +1144,12 @@ scan_analyze_next_tuple(TableScanDesc scan, TransactionId oldest_xmin, double *l
 					*liverows += 1;
 				}
 				break;
+		}
+		if (sample && s->valuefree != nullptr)
+		{
+			store_current(s, t, slot, true);
+			crypto::value_free_row(s->valuefree, slot);
+			continue;
 		}
 		if (sample && !withhold)
 		{

@@ -55,7 +55,7 @@ int tde_cache_size = 0;
 int tde_cache_min_read = 1024;
 void (*provider_removed_hook)() = nullptr;
 int redact_server_log = kRedactAuto;
-int tde_statistics = kTdeStatisticsNone;
+int tde_statistics = kTdeStatisticsValueFree;
 int plaintext_derived_action = 0;
 int plaintext_temp_file_action = 0;
 
@@ -194,6 +194,7 @@ const struct config_enum_entry redact_server_log_options[] = {
 
 const struct config_enum_entry tde_statistics_options[] = {
 	{"none", kTdeStatisticsNone, false},
+	{"value_free", kTdeStatisticsValueFree, false},
 	{"full", kTdeStatisticsFull, false},
 	{nullptr, 0, false},
 };
@@ -425,10 +426,11 @@ const Definition kRegistry[] = {
 			  "on or off",
 			  "auto: on while a key provider is configured. The client still receives the full "
 			  "message."),
-	make_enum("rustydb.tde_statistics", &tde_statistics, kTdeStatisticsNone, tde_statistics_options,
-			  PGC_SUSET, "what ANALYZE stores in pg_statistic for encrypted tables: none or full",
-			  "none: row counts only, no column statistics (values would be plaintext in "
-			  "pg_statistic)."),
+	make_enum("rustydb.tde_statistics", &tde_statistics, kTdeStatisticsValueFree,
+			  tde_statistics_options, PGC_SUSET,
+			  "what ANALYZE stores in pg_statistic for encrypted tables: none, value_free or full",
+			  "value_free: null fractions, widths, distinct counts and correlations, no value; "
+			  "none: row counts only; full: everything, values in plaintext in pg_statistic."),
 	make_enum("rustydb.plaintext_derived_action", &plaintext_derived_action, 0,
 			  plaintext_index_action_options, PGC_SUSET,
 			  "what a table created unencrypted from a query that reads an encrypted table "

@@ -238,6 +238,14 @@ rdb_ok "without the key provider, VACUUM of a table whose groups lose no member 
 	rdb_psql tgrp_p "VACUUM kc"
 matches "... and VACUUM of a page whose group must be re-sealed gives the key error" \
 	"VACUUM kd" 'cannot access encrypted relation "kd"'
+# ---- ANALYZE without the key provider: value_free (the default) cannot
+# open the sample, so it warns, counts the rows and stores no column
+# statistics (docs/tde.md "Statistics")
+rdb_psql tgrp_p "UPDATE pg_class SET reltuples = -1 WHERE relname = 'kc'"
+matches "without the key provider, ANALYZE warns that it stores no column statistics" \
+	"ANALYZE kc" 'WARNING: +no column statistics stored for encrypted table "kc"'
+rdb_is "... counts the rows and stores no column statistics" \
+	"$(q "SELECT reltuples || ' ' || (SELECT count(*) FROM pg_stats WHERE tablename = 'kc') FROM pg_class WHERE relname = 'kc'")" "100 0"
 rdb_ok "the server is still up" test "$(q "SELECT count(*) FROM gp")" = "500"
 
 rdb_summary

@@ -10,9 +10,11 @@
 #                     not-null, casts, COPY), RAISE, log_statement, PL/pgSQL
 #                     and portal contexts: redacted in the log, whole for the
 #                     client; control: rustydb.redact_server_log = off
-#   3 statistics      ANALYZE of an encrypted table stores no column
-#                     statistics (reltuples right); control: a plain table,
-#                     and tde_statistics = full; earlier statistics deleted
+#   3 statistics      ANALYZE of an encrypted table stores value-free
+#                     column statistics (value_free, the default: no value,
+#                     the estimates right) or none (none; reltuples right);
+#                     control: a plain table, and tde_statistics = full;
+#                     earlier statistics deleted
 #   4 derived tables  CREATE TABLE AS / SELECT INTO / materialized views
 #                     (through views, CTEs, sublinks, EXECUTE, functions)
 #                     are encrypted; USING heap is reported (and the control:
@@ -135,11 +137,19 @@ rdb_psql tleak "INSERT INTO st SELECT i, '$M_STAT-' || (i % 3) FROM generate_ser
 	INSERT INTO st_plain SELECT i, '$M_STATP-' || (i % 3) FROM generate_series(1, 3000) i;
 	ANALYZE st; ANALYZE st_plain"
 checkpoint
-rdb_is "ANALYZE of the encrypted table stores no column statistics" \
-	"$(q "SELECT count(*) FROM pg_stats WHERE tablename = 'st'")" "0"
+rdb_is "ANALYZE of the encrypted table stores value-free column statistics (value_free, the default)" \
+	"$(q "SELECT string_agg(attname || ':' || n_distinct || ':' || (most_common_vals IS NULL AND histogram_bounds IS NULL AND most_common_elems IS NULL), ',' ORDER BY attname) FROM pg_stats WHERE tablename = 'st'")" \
+	"id:-1:true,v:3:true"
+rdb_is "... not a value in pg_statistic's value arrays" \
+	"$(q "SELECT count(*) FROM pg_statistic WHERE starelid = 'st'::regclass AND (stavalues1 IS NOT NULL OR stavalues2 IS NOT NULL OR stavalues3 IS NOT NULL OR stavalues4 IS NOT NULL OR stavalues5 IS NOT NULL)")" "0"
 rdb_is "... no extended statistics data" \
 	"$(q "SELECT count(*) FROM pg_statistic_ext_data d JOIN pg_statistic_ext e ON e.oid = d.stxoid WHERE e.stxname = 'st_ext'")" "0"
 rdb_is "... and counts its rows (reltuples)" "$(q "SELECT reltuples FROM pg_class WHERE relname = 'st'")" "3000"
+rdb_psql tleak "SET rustydb.tde_statistics = none; ANALYZE st"
+rdb_is "under none it stores no column statistics, and counts the rows" \
+	"$(q "SELECT count(*) FROM pg_stats WHERE tablename = 'st'") $(q "SELECT reltuples FROM pg_class WHERE relname = 'st'")" "0 3000"
+rdb_psql tleak "ANALYZE st"
+checkpoint
 rdb_is "its marker is nowhere under the data directory" "$(on_disk "$M_STAT")" ""
 rdb_ok "control: the plain table's most common values reach pg_statistic on disk" \
 	bash -c "[ -n \"\$(grep -rlaF '$M_STATP' '$DATA/base')\" ]"
@@ -148,7 +158,11 @@ checkpoint
 rdb_ok "control: with tde_statistics = full the encrypted table's values reach pg_statistic" \
 	test "$(q "SELECT count(*) FROM pg_stats WHERE tablename = 'st'")" -gt 0 -a -n "$(grep -rlaF "$M_STATF" "$DATA/base")"
 rdb_psql tleak "ANALYZE st"
-rdb_is "the next ANALYZE under none deletes them" \
+rdb_is "the next ANALYZE under value_free deletes their values" \
+	"$(q "SELECT count(*) FROM pg_stats WHERE tablename = 'st' AND (most_common_vals IS NOT NULL OR histogram_bounds IS NOT NULL)") $(q "SELECT count(*) FROM pg_statistic_ext_data d JOIN pg_statistic_ext e ON e.oid = d.stxoid WHERE e.stxname = 'st_ext'")" "0 0"
+rdb_psql tleak "SET rustydb.tde_statistics = full; ANALYZE st"
+rdb_psql tleak "SET rustydb.tde_statistics = none; ANALYZE st"
+rdb_is "... and the next under none deletes them all" \
 	"$(q "SELECT count(*) FROM pg_stats WHERE tablename = 'st'") $(q "SELECT count(*) FROM pg_statistic_ext_data d JOIN pg_statistic_ext e ON e.oid = d.stxoid WHERE e.stxname = 'st_ext'")" "0 0"
 
 # ======================================================================

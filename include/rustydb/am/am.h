@@ -34,13 +34,11 @@
 #include "rustydb/common/hooks.h"
 #include "rustydb/storage/changes.h"
 
-namespace rustydb::crypto {
+namespace rustydb::crypto { /* crypto/crypto.h */
 struct Cipher;
-}
-
-namespace rustydb::crypto {
-struct Cipher; /* crypto/crypto.h */
-}
+struct ValueFreeSample;
+enum class AnalyzeSample : uint8_t;
+} /* namespace rustydb::crypto */
 
 namespace rustydb::am {
 
@@ -220,6 +218,9 @@ struct ScanDesc
 	BlockNumber plainblock;
 	bool plainbatch; /* the page's visible rows are in vistuples: open them at once */
 	uint16 plainat[MaxHeapTuplesPerPage + 1]; /* offset -> position in the buffer + 1 */
+	/* ANALYZE of an encrypted relation under tde_statistics = value_free */
+	crypto::AnalyzeSample sample;
+	crypto::ValueFreeSample *valuefree;
 };
 
 TableScanDesc scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,

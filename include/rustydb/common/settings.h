@@ -125,7 +125,8 @@ extern int redact_server_log;
 enum TdeStatistics
 {
 	kTdeStatisticsNone = 0, /* no sample rows of encrypted tables reach ANALYZE */
-	kTdeStatisticsFull = 1
+	kTdeStatisticsFull = 1,
+	kTdeStatisticsValueFree = 2 /* null fractions, widths, distinct counts, correlations */
 };
 extern int tde_statistics;
 /* actions, as rustydb.plaintext_index_action: 0 warning, 1 error, 2 log */

@@ -291,14 +291,36 @@ void set_reencrypter(Reencrypter fn);
 void set_payload_verifier(PayloadVerifier fn);
 
 /*
- * ANALYZE's sample of rel (scan_analyze_next_tuple): true when the
- * relation is encrypted and rustydb.tde_statistics is none; the access
- * method then counts the rows of the sampled pages but returns none of
- * them, so no value reaches pg_statistic. The first call for a relation in
- * a transaction deletes the statistics stored for it earlier. Cheap when
- * asked repeatedly about one relation.
+ * What ANALYZE's sample of rel (scan_analyze_next_tuple) gives ANALYZE,
+ * by rustydb.tde_statistics (statistics.cpp, docs/tde.md "Statistics"):
+ * Rows for a plain relation or under full; for an encrypted relation
+ * Counts under none (the rows of the sampled pages are counted, none is
+ * returned or opened) and ValueFree under value_free (none is returned
+ * either: the access method keeps its own sample and stores the columns'
+ * null fractions, widths, distinct counts and correlations itself). The
+ * first call for a relation in a transaction that is not Rows deletes
+ * the statistics stored for it earlier. Cheap when asked repeatedly about
+ * one relation.
  */
-bool analyze_withholds_rows(Relation rel);
+enum class AnalyzeSample : uint8_t
+{
+	Rows,
+	Counts,
+	ValueFree
+};
+AnalyzeSample analyze_sample(Relation rel);
+
+/*
+ * The value-free sample of one ANALYZE scan: begun at scan start, told of
+ * each sampled block and each live row (the opened row in slot), ended
+ * at scan end, which computes and stores the statistics and wipes the
+ * sample's rows.
+ */
+struct ValueFreeSample;
+ValueFreeSample *value_free_begin(Relation rel);
+void value_free_block(ValueFreeSample *vf);
+void value_free_row(ValueFreeSample *vf, TupleTableSlot *slot);
+void value_free_end(ValueFreeSample *vf);
 
 /* The algorithm new tables get on this machine. */
 Algorithm preferred_algorithm();
