@@ -41,9 +41,9 @@
 #   TDE_BENCH_GROUP_ROWS  rustydb.seal_group_rows of the encrypted database
 #                      (default: the setting's default); COPY, pgbench -i
 #                      included, seals that many rows of a page together
-#   TDE_BENCH_CACHE_SIZE  rustydb.tde_cache_size (default -1: a quarter of
-#                      shared_buffers, 128MB; the setting's own default, 0,
-#                      turns the cache off: TDE_BENCH_CACHE_SIZE=0)
+#   TDE_BENCH_CACHE_SIZE  rustydb.tde_cache_size (default -1, the setting's
+#                      default: a quarter of shared_buffers, 128MB;
+#                      TDE_BENCH_CACHE_SIZE=0 turns the cache off)
 #   TDE_BENCH_STATISTICS  rustydb.tde_statistics (default: the setting's,
 #                      value_free); none gives the encrypted table no column
 #                      statistics, and its lookups a bitmap heap scan

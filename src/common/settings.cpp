@@ -51,7 +51,7 @@ bool encrypt_new_tables = false;
 int plaintext_index_action = 0;
 int cipher_cache_size = 256;
 int seal_group_rows = 4;
-int tde_cache_size = 0;
+int tde_cache_size = -1;
 int tde_cache_min_read = 1024;
 void (*provider_removed_hook)() = nullptr;
 int redact_server_log = kRedactAuto;
@@ -405,12 +405,11 @@ const Definition kRegistry[] = {
 			 "1 seals every row on its own. Larger groups make COPY and scans faster and "
 			 "index lookups slower (a lookup opens its row's whole group); pruning re-seals "
 			 "a group's surviving rows when some of them are removed."),
-	make_int("rustydb.tde_cache_size", &tde_cache_size, 0, -1, 64 * 1024 * 1024, GUC_UNIT_KB,
+	make_int("rustydb.tde_cache_size", &tde_cache_size, -1, -1, 64 * 1024 * 1024, GUC_UNIT_KB,
 			 PGC_POSTMASTER,
-			 "shared memory for the cache of opened payloads of encrypted tables; 0 (the "
-			 "default) turns it off",
-			 "-1: a quarter of shared_buffers when a key provider is configured at start-up, "
-			 "else 0. Other values below 1MB are refused. Off by default: it speeds warm scans "
+			 "shared memory for the cache of opened payloads of encrypted tables; 0 turns it off",
+			 "-1 (the default): a quarter of shared_buffers when a key provider is configured "
+			 "at start-up, else 0. Other values below 1MB are refused. It speeds warm scans "
 			 "up; the scan that fills it costs more than one without it (docs/benchmarks.md).",
 			 check_tde_cache_size),
 	make_int("rustydb.tde_cache_min_read", &tde_cache_min_read, 1024, 0, BLCKSZ, GUC_UNIT_BYTE,

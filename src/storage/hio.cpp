@@ -260,6 +260,8 @@ buffer_for_tuple(Relation rel, Size len, Size save, BulkInsertState bistate, Buf
 		/* (block 0 is the metapage: never a target, whatever the FSM says) */
 		while (target != InvalidBlockNumber && target != kMetaBlock)
 		{
+			/* nothing locked here: a map that kept offering full pages would not hang us */
+			CHECK_FOR_INTERRUPTS();
 			Buffer buf;
 			if (target == other_blk)
 				buf = other;

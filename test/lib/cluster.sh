@@ -127,8 +127,9 @@ CONF
 		rdb_node_conf "$name" "rustydb.plaintext_derived_action = log"
 		rdb_node_conf "$name" "rustydb.plaintext_temp_file_action = log"
 		rdb_node_conf "$name" "rustydb.tde_statistics = ${RDB_TDE_STATISTICS:-full}"
-		# the opened-payload cache is off by default: encrypted test servers
-		# turn it on, so every encrypted suite and scenario reads through it
+		# the opened-payload cache (by default a quarter of shared_buffers
+		# with a key provider): a fixed size, so every encrypted suite and
+		# scenario reads through it alike
 		rdb_node_conf "$name" "rustydb.tde_cache_size = '${RDB_TDE_CACHE_SIZE:-64MB}'"
 		# and single rows too (by default a fetch of a small row bypasses it)
 		rdb_node_conf "$name" "rustydb.tde_cache_min_read = 0"

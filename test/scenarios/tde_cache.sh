@@ -15,7 +15,9 @@
 #  - with the key provider removed, a new session gets the key error
 #    although the cache holds the table's plaintext, and the cache empties;
 #  - admission: a first scan keeps nothing, the second fills the cache; a
-#    fetch of a small row does not look at it (rustydb.tde_cache_min_read).
+#    fetch of a small row does not look at it (rustydb.tde_cache_min_read);
+#  - the default size (-1): a quarter of shared_buffers with a key
+#    provider, no cache without one.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
@@ -246,6 +248,16 @@ rdb_node_conf tc_p "rustydb.tde_cache_size = 0"
 rdb_node_restart tc_p
 rdb_is "rustydb.tde_cache_size = 0: no cache" "$(stat "size_bytes || '|' || inserts")" "0|0"
 check "without the cache"
+
+# ---- the default (-1): a quarter of shared_buffers with a key provider, none without
+rdb_as_server sed -i '/^rustydb.tde_cache_size/d' "$(rdb_dir tc_p)/data/postgresql.conf"
+rdb_node_restart tc_p
+rdb_is "by default (-1) with a key provider: a quarter of shared_buffers" \
+	"$(stat "size_bytes = pg_size_bytes(current_setting('shared_buffers')) / 4 AND size_bytes > 0")" "t"
+check "with the default cache"
+rdb_node_conf tc_p "rustydb.keyring_file = ''"
+rdb_node_restart tc_p
+rdb_is "... and no cache without a key provider" "$(stat "size_bytes")" "0"
 
 rdb_node_stop tc_p
 rdb_summary
