@@ -14,7 +14,7 @@
 #                     column statistics (value_free, the default: no value,
 #                     the estimates right) or none (none; reltuples right);
 #                     control: a plain table, and tde_statistics = full;
-#                     earlier statistics deleted
+#                     earlier statistics deleted; autovacuum's ANALYZE too
 #   4 derived tables  CREATE TABLE AS / SELECT INTO / materialized views
 #                     (through views, CTEs, sublinks, EXECUTE, functions)
 #                     are encrypted; USING heap is reported (and the control:
@@ -164,6 +164,23 @@ rdb_psql tleak "SET rustydb.tde_statistics = full; ANALYZE st"
 rdb_psql tleak "SET rustydb.tde_statistics = none; ANALYZE st"
 rdb_is "... and the next under none deletes them all" \
 	"$(q "SELECT count(*) FROM pg_stats WHERE tablename = 'st'") $(q "SELECT count(*) FROM pg_statistic_ext_data d JOIN pg_statistic_ext e ON e.oid = d.stxoid WHERE e.stxname = 'st_ext'")" "0 0"
+# autovacuum's ANALYZE (a background worker) stores value-free statistics too
+M_STATA=$(mark statauto)
+rdb_psql tleak "ALTER TABLE st SET (autovacuum_enabled = false);
+	ALTER TABLE st_plain SET (autovacuum_enabled = false);
+	CREATE TABLE sta (id int, v text) USING rustydb WITH (encrypted = true)"
+rdb_psql tleak "ALTER SYSTEM SET autovacuum_naptime = 1"
+rdb_reload tleak
+rdb_psql tleak "INSERT INTO sta SELECT i, '$M_STATA-' || (i % 5) FROM generate_series(1, 3000) i"
+rdb_ok "autovacuum analyzes the new encrypted table" \
+	rdb_poll 120 rdb_psql_true tleak "SELECT autoanalyze_count > 0 FROM pg_stat_user_tables WHERE relname = 'sta'"
+rdb_psql tleak "ALTER SYSTEM RESET autovacuum_naptime"
+rdb_reload tleak
+checkpoint
+rdb_is "... storing value-free statistics: distinct counts, no value" \
+	"$(q "SELECT string_agg(attname || ':' || n_distinct || ':' || (most_common_vals IS NULL AND histogram_bounds IS NULL), ',' ORDER BY attname) FROM pg_stats WHERE tablename = 'sta'")" \
+	"id:-1:true,v:5:true"
+rdb_is "... and its marker is nowhere under the data directory" "$(on_disk "$M_STATA")" ""
 
 # ======================================================================
 # 4. derived tables (the default table access method is heap here)
