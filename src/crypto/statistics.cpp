@@ -278,7 +278,8 @@ column_stats(Form_pg_attribute attr, int attnum, TupleDesc desc, HeapTuple *rows
 	int nonnull = numrows - nulls;
 	out.nullfrac = numrows > 0 ? (double) nulls / numrows : 0;
 	out.width = !is_varwidth ? attr->attlen : nonnull > 0 ? (int32) (width / nonnull) : 0;
-	out.distinct = 0;
+	/* unknown for nulls only, unique for too-wide values only (ANALYZE's rules) */
+	out.distinct = toowide > 0 ? -1.0 * (1.0 - out.nullfrac) : 0;
 	if (nitems == 0)
 	{
 		pfree(items);
