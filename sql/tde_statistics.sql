@@ -150,19 +150,21 @@ ANALYZE st_parted;
 SELECT tablename, attname, n_distinct, most_common_vals IS NULL AS no_values
 FROM pg_stats WHERE tablename IN ('st_parted', 'st_part1') ORDER BY tablename, attname;
 
--- large values stored out of line: heap's sample holds their 18-byte
--- TOAST pointers, an encrypted table's scan opens them, so the width is
--- the values' (as under full); all too wide to compare: unique for both
-CREATE TABLE st_large (id int, big text) USING rustydb WITH (encrypted = true);
-CREATE TABLE st_large_heap (id int, big text) USING heap;
+-- large values stored out of line: too wide to compare, so ANALYZE
+-- neither fetches nor opens them; their width is their 18-byte TOAST
+-- pointers', as heap's; unique for both. The same rows' other values are
+-- sealed one by one (a row with large values): opened and compared
+CREATE TABLE st_large (id int, big text, s text) USING rustydb WITH (encrypted = true);
+CREATE TABLE st_large_heap (id int, big text, s text) USING heap;
 INSERT INTO st_large
-	SELECT i, (SELECT string_agg(md5((i * 100 + j)::text), '') FROM generate_series(1, 100) j)
+	SELECT i, (SELECT string_agg(md5((i * 100 + j)::text), '') FROM generate_series(1, 100) j),
+	       repeat('s', 30) || (i % 7)
 	FROM generate_series(1, 200) i;
 INSERT INTO st_large_heap SELECT * FROM st_large;
 ANALYZE st_large;
 ANALYZE st_large_heap;
-SELECT tablename, null_frac, avg_width, n_distinct FROM pg_stats
-WHERE attname = 'big' AND tablename IN ('st_large', 'st_large_heap') ORDER BY tablename;
+SELECT tablename, attname, null_frac, avg_width, n_distinct FROM pg_stats
+WHERE attname IN ('big', 's') AND tablename IN ('st_large', 'st_large_heap') ORDER BY attname, tablename;
 
 -- an empty table and a table of nulls
 CREATE TABLE st_empty (a int, b text) USING rustydb WITH (encrypted = true);

@@ -415,6 +415,8 @@ scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key, ParallelTabl
 	s->sample = sample;
 	s->valuefree =
 		sample == crypto::AnalyzeSample::ValueFree ? crypto::value_free_begin(rel) : nullptr;
+	/* the sample opens inline large values itself and never needs those out of line */
+	s->values_deferred = s->valuefree != nullptr;
 	s->groups = cipher != nullptr ? opened_groups_create(CurrentMemoryContext) : nullptr;
 	s->cipher = cipher;
 	s->plaincxt = CurrentMemoryContext;

@@ -142,12 +142,24 @@ struct ValueFreeSample
 	MemoryContext cxt; /* the rows and everything computed from them */
 	int targrows;
 	int numrows;
-	HeapTuple *rows;
+	HeapTuple *rows;       /* the sampled rows, too-wide values replaced by nulls */
 	ItemPointerData *tids; /* rows[k]'s row (a slot's copy may not keep it) */
+	struct Wide **wides;   /* rows[k]'s too-wide values, or nullptr */
 	double seen;           /* live rows offered */
 	double blocks;         /* blocks sampled, accepted or not */
 	double rowstoskip;
 	ReservoirStateData rstate;
+};
+
+/*
+ * A value of a sampled row wider than kWidthThreshold (detoasted): ANALYZE
+ * never compares it, only counts it (as distinct) and its width, so the
+ * sample keeps that much and not the value. A row's list ends at attnum 0.
+ */
+struct Wide
+{
+	int16 attnum;
+	int32 width;
 };
 
 namespace {
@@ -157,6 +169,16 @@ namespace {
  * distinct, as ANALYZE counts them.
  */
 constexpr Size kWidthThreshold = 1024;
+
+/* The width of attnum's value in a row whose too-wide values are wides, or -1. */
+int32
+wide_width(const Wide *wides, int attnum)
+{
+	for (const Wide *w = wides; w != nullptr && w->attnum != 0; w++)
+		if (w->attnum == attnum)
+			return w->width;
+	return -1;
+}
 
 /* The statistics target of an attribute, 0 when it is not analyzed. */
 int
@@ -228,8 +250,8 @@ struct ColumnStats
  * correlation of the values' order with the rows' order.
  */
 ColumnStats
-column_stats(Form_pg_attribute attr, int attnum, TupleDesc desc, HeapTuple *rows, int numrows,
-			 double totalrows)
+column_stats(Form_pg_attribute attr, int attnum, TupleDesc desc, HeapTuple *rows,
+			 Wide *const *wides, int numrows, double totalrows)
 {
 	ColumnStats out{};
 	bool is_varlena = !attr->attbyval && attr->attlen == -1;
@@ -246,6 +268,14 @@ column_stats(Form_pg_attribute attr, int attnum, TupleDesc desc, HeapTuple *rows
 	double width = 0;
 	for (int r = 0; r < numrows; r++)
 	{
+		int32 wide = is_varlena ? wide_width(wides[r], attnum) : -1;
+		if (wide >= 0)
+		{
+			width += wide;
+			if (sortable)
+				toowide++;
+			continue;
+		}
 		bool isnull;
 		Datum value = heap_getattr(rows[r], attnum, desc, &isnull);
 		if (isnull)
@@ -258,11 +288,6 @@ column_stats(Form_pg_attribute attr, int attnum, TupleDesc desc, HeapTuple *rows
 			width += VARSIZE_ANY(DatumGetPointer(value));
 			if (!sortable)
 				continue;
-			if (toast_raw_datum_size(value) > kWidthThreshold)
-			{
-				toowide++;
-				continue;
-			}
 			value = PointerGetDatum(PG_DETOAST_DATUM(value));
 		}
 		else if (is_varwidth)
@@ -401,6 +426,58 @@ store_column(Relation sd, Oid relid, int16 attnum, const ColumnStats &cs)
 	heap_freetuple(tup);
 }
 
+/*
+ * Keep the row in slot as the sample's row k. The scan left the large
+ * values of a row that has them sealed (ScanDesc.values_deferred): those
+ * stored inline are opened here, and those out of line, which a row only
+ * has when they are larger than TOAST's threshold, are counted as too wide
+ * without being fetched or opened (so ANALYZE never reads an encrypted
+ * table's large values, and the sample holds no more than heap's would).
+ */
+void
+keep_row(ValueFreeSample *vf, TupleTableSlot *slot, int k)
+{
+	TupleDesc desc = RelationGetDescr(vf->rel);
+	HeapTuple row = ExecFetchSlotHeapTuple(slot, false, nullptr);
+	bool sealed = (row->t_data->t_infomask2 & kValuesSealed) != 0;
+	HeapTuple opened = row;
+	if (sealed)
+		opened = open_values(relation_cipher(vf->rel), desc, row,
+							 ItemPointerGetBlockNumber(&slot->tts_tid), true);
+
+	int natts = desc->natts;
+	auto *values = (Datum *) palloc(natts * sizeof(Datum));
+	auto *nulls = (bool *) palloc(natts * sizeof(bool));
+	heap_deform_tuple(opened, desc, values, nulls);
+	Wide *wides = nullptr;
+	int nwides = 0;
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+		if (nulls[i] || attr->attlen != -1 || column_target(attr) == 0)
+			continue;
+		struct varlena *v = (struct varlena *) DatumGetPointer(values[i]);
+		if (!(sealed && VARATT_IS_EXTERNAL_ONDISK(v)) &&
+			toast_raw_datum_size(values[i]) <= kWidthThreshold)
+			continue;
+		if (wides == nullptr)
+			wides = (Wide *) palloc((natts + 1) * sizeof(Wide));
+		wides[nwides].attnum = attr->attnum;
+		wides[nwides].width = VARSIZE_ANY(v);
+		nwides++;
+		nulls[i] = true;
+	}
+	if (wides != nullptr)
+		wides[nwides].attnum = 0;
+	vf->rows[k] = heap_form_tuple(desc, values, nulls);
+	vf->tids[k] = slot->tts_tid;
+	vf->wides[k] = wides;
+	if (opened != row)
+		wipe_free(opened);
+	pfree(values);
+	pfree(nulls);
+}
+
 } /* namespace */
 
 ValueFreeSample *
@@ -414,6 +491,7 @@ value_free_begin(Relation rel)
 	vf->targrows = sample_target(RelationGetDescr(rel));
 	vf->rows = (HeapTuple *) MemoryContextAlloc(cxt, vf->targrows * sizeof(HeapTuple));
 	vf->tids = (ItemPointerData *) MemoryContextAlloc(cxt, vf->targrows * sizeof(ItemPointerData));
+	vf->wides = (Wide **) MemoryContextAlloc(cxt, vf->targrows * sizeof(Wide *));
 	vf->rowstoskip = -1;
 	reservoir_init_selection_state(&vf->rstate, vf->targrows);
 	return vf;
@@ -441,14 +519,15 @@ value_free_row(ValueFreeSample *vf, TupleTableSlot *slot)
 			k = (int) (vf->targrows * sampler_random_fract(&vf->rstate.randstate));
 			Assert(k >= 0 && k < vf->targrows);
 			wipe_free(vf->rows[k]);
+			if (vf->wides[k] != nullptr)
+				pfree(vf->wides[k]);
 		}
 		vf->rowstoskip -= 1;
 	}
 	if (k >= 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(vf->cxt);
-		vf->rows[k] = ExecCopySlotHeapTuple(slot);
-		vf->tids[k] = slot->tts_tid;
+		keep_row(vf, slot, k);
 		MemoryContextSwitchTo(old);
 	}
 	vf->seen += 1;
@@ -467,8 +546,12 @@ value_free_end(ValueFreeSample *vf)
 		order[i] = i;
 	qsort_interruptible(order, vf->numrows, sizeof(int), compare_tids, vf->tids);
 	auto *rows = (HeapTuple *) palloc(Max(vf->numrows, 1) * sizeof(HeapTuple));
+	auto *wides = (Wide **) palloc(Max(vf->numrows, 1) * sizeof(Wide *));
 	for (int i = 0; i < vf->numrows; i++)
+	{
 		rows[i] = vf->rows[order[i]];
+		wides[i] = vf->wides[order[i]];
+	}
 
 	/* ANALYZE's estimate of the live rows: the sampled blocks' density */
 	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
@@ -486,7 +569,7 @@ value_free_end(ValueFreeSample *vf)
 				continue;
 			vacuum_delay_point();
 			MemoryContextSwitchTo(colcxt);
-			ColumnStats cs = column_stats(attr, i + 1, desc, rows, vf->numrows, totalrows);
+			ColumnStats cs = column_stats(attr, i + 1, desc, rows, wides, vf->numrows, totalrows);
 			AttributeOpts *aopt = get_attribute_options(RelationGetRelid(rel), attr->attnum);
 			if (aopt != nullptr && aopt->n_distinct != 0.0)
 				cs.distinct = aopt->n_distinct;
