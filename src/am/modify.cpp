@@ -98,15 +98,16 @@ place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buff
 		/*
 		 * Without logical decoding, the tuple in its packed form: its
 		 * header's fields against what redo knows (the record's xid as
-		 * xmin, no xmax, the row's TID).
+		 * xmin, no xmax, the row's TID), then its bytes after the header,
+		 * registered from the page.
 		 */
-		char packed[storage::kMaxTupleSize + storage::kPackedFieldsMax];
-		Size packed_len = 0;
+		char head[storage::kPackedHeadMax];
+		Size head_len = 0;
 		if (!lt.logged)
 		{
 			storage::HeaderDefaults d{GetCurrentTransactionIdIfAny(), InvalidTransactionId,
 									  tup->t_self};
-			packed_len = storage::pack_tuple(item, tup->t_len, d, packed);
+			head_len = storage::pack_tuple_head(item, d, head);
 			xl.flags |= wal::kFlagPackedTuple;
 		}
 		XLogBeginInsert();
@@ -119,7 +120,11 @@ place_and_log(Relation rel, Buffer buffer, HeapTuple tup, bool speculative, Buff
 		if (lt.logged)
 			XLogRegisterBufData(0, (char *) item, tup->t_len);
 		else
-			XLogRegisterBufData(0, packed, packed_len);
+		{
+			XLogRegisterBufData(0, head, head_len);
+			XLogRegisterBufData(0, (char *) item + storage::kTupleHeaderSize,
+								tup->t_len - storage::kTupleHeaderSize);
+		}
 		XLogRecPtr recptr = XLogInsert(RUSTYDB_RMGR_ID, wal::kInsert);
 		PageSetLSN(page, recptr);
 	}

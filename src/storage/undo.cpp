@@ -453,11 +453,19 @@ read_header_fields(uint8 format, const char *enc, Size len, const HeaderDefaults
 }
 
 Size
-pack_tuple(HeapTupleHeader h, Size len, const HeaderDefaults &d, char *out)
+pack_tuple_head(HeapTupleHeader h, const HeaderDefaults &d, char *out)
 {
-	Assert(h->t_hoff >= kTupleHeaderSize && h->t_hoff <= len);
+	Assert(h->t_hoff >= kTupleHeaderSize);
 	Size n = pack_header_fields(h, d, out);
 	out[n++] = (char) h->t_hoff;
+	return n;
+}
+
+Size
+pack_tuple(HeapTupleHeader h, Size len, const HeaderDefaults &d, char *out)
+{
+	Assert(h->t_hoff <= len);
+	Size n = pack_tuple_head(h, d, out);
 	memcpy(out + n, (char *) h + kTupleHeaderSize, len - kTupleHeaderSize);
 	return n + len - kTupleHeaderSize;
 }

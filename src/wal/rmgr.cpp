@@ -104,6 +104,25 @@ tuple_for_redo(Page page, OffsetNumber offnum)
 	return (HeapTupleHeader) PageGetItem(page, lp);
 }
 
+/*
+ * A packed tuple of an INSERT or MULTI_INSERT record (format 7) rebuilt
+ * into out, as the row (block, off) of the record's transaction: its
+ * length. PANIC when the record's bytes are malformed.
+ */
+static Size
+unpack_for_redo(XLogReaderState *record, const char *enc, Size enc_len, BlockNumber blkno,
+				OffsetNumber off, char *out)
+{
+	storage::HeaderDefaults d{XLogRecGetXid(record), InvalidTransactionId, {}};
+	ItemPointerSet(&d.ctid, blkno, off);
+	Size len = storage::packed_tuple_len(enc, enc_len, d);
+	if (len == 0)
+		elog(PANIC, "rustydb redo: malformed packed tuple for item %u at %X/%X", (unsigned) off,
+			 (uint32) (record->ReadRecPtr >> 32), (uint32) record->ReadRecPtr);
+	storage::unpack_tuple(enc, enc_len, d, out);
+	return len;
+}
+
 /* ========================================================================
  * Redo, one function per record kind
  * ========================================================================
@@ -125,16 +144,9 @@ redo_insert(XLogReaderState *record)
 		PGAlignedBlock rebuilt;
 		if (xl->flags & kFlagPackedTuple)
 		{
-			ItemPointerData self;
-			ItemPointerSet(&self, data_block_of(record, 0, nullptr), xl->offnum);
-			storage::HeaderDefaults d{XLogRecGetXid(record), InvalidTransactionId, self};
-			Size tlen = storage::packed_tuple_len(data, len, d);
-			if (tlen == 0)
-				elog(PANIC, "rustydb redo: INSERT record with a malformed tuple at %X/%X",
-					 (uint32) (record->ReadRecPtr >> 32), (uint32) record->ReadRecPtr);
-			storage::unpack_tuple(data, len, d, rebuilt.data);
+			len = unpack_for_redo(record, data, len, data_block_of(record, 0, nullptr), xl->offnum,
+								  rebuilt.data);
 			data = rebuilt.data;
-			len = tlen;
 		}
 		storage::place_tuple(buffer, xl->offnum, data, len);
 		if (xl->flags & kFlagVmCleared)
@@ -170,7 +182,6 @@ redo_multi_insert(XLogReaderState *record)
 	{
 		char *end = data + len;
 		Page page = BufferGetPage(buffer);
-		storage::HeaderDefaults d{XLogRecGetXid(record), InvalidTransactionId, {}};
 		BlockNumber blkno = data_block_of(record, 0, nullptr);
 		PGAlignedBlock tup;
 		for (int i = 0; i < xl->ntuples; i++)
@@ -187,13 +198,7 @@ redo_multi_insert(XLogReaderState *record)
 			/* tuples are stored unaligned in the record: copy out (format 7: unpack) */
 			Size ulen = tlen;
 			if (xl->flags & kFlagPackedTuple)
-			{
-				ItemPointerSet(&d.ctid, blkno, off);
-				ulen = storage::packed_tuple_len(data, tlen, d);
-				if (ulen == 0)
-					elog(PANIC, "rustydb redo: multi-insert record with a malformed tuple");
-				storage::unpack_tuple(data, tlen, d, tup.data);
-			}
+				ulen = unpack_for_redo(record, data, tlen, blkno, off, tup.data);
 			else if (tlen <= sizeof(tup.data))
 				memcpy(tup.data, data, tlen);
 			else

@@ -313,6 +313,14 @@ Size read_header_fields(uint8 format, const char *enc, Size len, const HeaderDef
  */
 Size pack_tuple(HeapTupleHeader h, Size len, const HeaderDefaults &d, char *out);
 
+/*
+ * The part of pack_tuple's output before the tuple's own bytes (the
+ * packed fields and t_hoff, at most kPackedHeadMax bytes), for a caller
+ * that registers the bytes after the 23-byte header from where they are.
+ */
+constexpr Size kPackedHeadMax = kPackedFieldsMax + 1;
+Size pack_tuple_head(HeapTupleHeader h, const HeaderDefaults &d, char *out);
+
 /* The length of the tuple enc rebuilds, or 0 when it is malformed. */
 Size packed_tuple_len(const char *enc, Size enc_len, const HeaderDefaults &d);
 
