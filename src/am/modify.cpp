@@ -641,7 +641,17 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		if (undo != nullptr)
 			table_close(undo, RowExclusiveLock);
 		undo_count(RelationGetRelid(rel), UndoEvent::Inplace);
+		/*
+		 * An update (n_tup_upd, n_tup_hot_upd), but no dead tuple: the
+		 * previous version has no line pointer and no index entry, and
+		 * pruning and undo recycling reclaim it without VACUUM; rolled
+		 * back, it is repaired in place. The statistics count every
+		 * update as a dead tuple at commit or abort: take that one back
+		 * now, or autovacuum would vacuum a table updated only in place
+		 * for nothing.
+		 */
 		pgstat_count_heap_update(rel, true);
+		pgstat_update_heap_dead_tuples(rel, 1);
 		*hot = true;
 		callers_tuple->t_self = newtup->t_self;
 		if (newtup != callers_tuple)

@@ -391,6 +391,18 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 	if (ps->nredirected + ps->ndead + ps->nunused + ps->nstripped > 0 ||
 		storage::page_has_garbage(page))
 	{
+		/*
+		 * Dead tuples that no longer need VACUUM: the versions whose
+		 * storage goes, less the dead line pointers left for VACUUM's
+		 * index pass (heap_page_prune's count). On-access pruning reports
+		 * them, so that n_dead_tup, and autovacuum, see what is left;
+		 * VACUUM reports its own totals.
+		 */
+		int freed = 0;
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+			if (gone[off] && ItemIdIsNormal(PageGetItemId(page, off)))
+				freed++;
+		freed -= ps->ndead;
 		storage::PruneChanges c;
 		c.redirected = ps->redirected;
 		c.nredirected = ps->nredirected;
@@ -412,6 +424,8 @@ prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId o
 		END_CRIT_SECTION();
 		if (changes != nullptr)
 			pfree(changes);
+		if (!TransactionIdIsValid(oldest_xmin) && freed > 0)
+			pgstat_update_heap_dead_tuples(rel, freed);
 	}
 	else if (((PageHeader) page)->pd_prune_xid != ps->new_prune_xid || PageIsFull(page))
 	{

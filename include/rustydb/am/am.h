@@ -408,7 +408,9 @@ constexpr int kPruneDeferred = -2;
  * removed, or, changing nothing but repairs of aborted in-place versions
  * and moves to undo already done, kPruneNeedsKey (sealed groups of the
  * page lose members and must be re-sealed but cipher is null) or
- * kPruneDeferred.
+ * kPruneDeferred. On-access pruning (oldest_xmin invalid) tells the
+ * statistics how many dead tuples it removed, as heap's does; VACUUM
+ * reports its own totals.
  */
 int prune_page(Relation rel, Buffer buffer, GlobalVisState *vistest, TransactionId oldest_xmin,
 			   const crypto::Cipher *cipher, bool plain, Relation undo);
