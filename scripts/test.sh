@@ -208,7 +208,7 @@ if want scenarios; then run_script_layer scenarios test/scenarios; fi
 # the access method's crash and standby scenarios again, every table encrypted
 if want scenarios; then
 	RDB_TDE=1 run_script_layer scenarios-tde test/scenarios/am_crash.sh test/scenarios/am_standby.sh \
-		test/scenarios/am_inplace_crash.sh test/scenarios/am_inplace_page.sh
+		test/scenarios/am_inplace_crash.sh test/scenarios/am_inplace_page.sh test/scenarios/am_dead_tuples.sh
 fi
 
 # PostgreSQL's own regression and isolation suites with default_table_access_method
