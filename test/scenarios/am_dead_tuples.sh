@@ -116,7 +116,7 @@ rdb_is "heap: pruning kept its n_dead_tup below one page of versions (calibratio
 rdb_dead=$(stats p_rustydb | cut -d'|' -f3)
 rdb_is "rustydb: pruning kept n_dead_tup below one page of versions" \
 	"$([ "$rdb_dead" -lt 60 ] && echo yes || echo "no: $rdb_dead")" "yes"
-rdb_is "rustydb: n_dead_tup is what VACUUM finds (dead or not yet removable)" \
+rdb_is "rustydb: VACUUM after the pruning reports no dead tuple left (its count replaces the estimate)" \
 	"$(rdb_psql dead "VACUUM p_rustydb" >/dev/null
 		rdb_wait_for "VACUUM's report" 60 rdb_psql_true dead \
 			"SELECT vacuum_count = 1 FROM pg_stat_user_tables WHERE relname = 'p_rustydb'"
