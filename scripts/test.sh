@@ -208,7 +208,8 @@ if want scenarios; then run_script_layer scenarios test/scenarios; fi
 # the access method's crash and standby scenarios again, every table encrypted
 if want scenarios; then
 	RDB_TDE=1 run_script_layer scenarios-tde test/scenarios/am_crash.sh test/scenarios/am_standby.sh \
-		test/scenarios/am_inplace_crash.sh test/scenarios/am_inplace_page.sh test/scenarios/am_dead_tuples.sh
+		test/scenarios/am_inplace_crash.sh test/scenarios/am_inplace_page.sh test/scenarios/am_dead_tuples.sh \
+		test/scenarios/am_vacuum_skip.sh
 fi
 
 # PostgreSQL's own regression and isolation suites with default_table_access_method
@@ -309,7 +310,7 @@ if want cassert; then
 			RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios \
 				test/scenarios/am_crash.sh test/scenarios/am_standby.sh test/scenarios/core_cluster.sh \
 				test/scenarios/tde_cache.sh test/scenarios/am_decode.sh test/scenarios/am_inplace_crash.sh \
-				test/scenarios/am_inplace_page.sh test/scenarios/am_inplace_held.sh
+				test/scenarios/am_inplace_page.sh test/scenarios/am_inplace_held.sh test/scenarios/am_vacuum_skip.sh
 			RDB_TDE=1 RDB_BINDIR=$CASSERT_BINDIR run_script_layer cassert-scenarios-tde \
 				test/scenarios/am_crash.sh test/scenarios/am_standby.sh test/scenarios/am_inplace_crash.sh \
 				test/scenarios/am_inplace_page.sh

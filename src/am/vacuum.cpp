@@ -27,7 +27,10 @@
 #include "rustydb/wal/records.h"
 
 RUSTYDB_PG_INCLUDE_BEGIN
+#include "commands/dbcommands.h"
+#include "executor/instrument.h"
 #include "postmaster/autovacuum.h"
+#include "utils/pg_rusage.h"
 RUSTYDB_PG_INCLUDE_END
 
 namespace rustydb::am {
@@ -218,6 +221,9 @@ prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cutoff_m
 static BlockNumber truncate_tail(Relation rel, BlockNumber nblocks, BlockNumber nonempty,
 								 BufferAccessStrategy strategy);
 
+/* The shortest run of all-visible pages a VACUUM skips (heap's SKIP_PAGES_THRESHOLD). */
+constexpr BlockNumber kSkipPagesThreshold = 32;
+
 struct VacState
 {
 	Relation rel;
@@ -248,10 +254,23 @@ struct VacState
 	/* what the scan found */
 	TransactionId new_frozen; /* the oldest xid left behind */
 	MultiXactId new_minmulti; /* the oldest multixact left behind */
-	bool scanned_all;         /* every page cleanup-locked: the horizons may advance */
+	bool scanned_all;         /* every page read and cleanup-locked: the horizons may advance */
 	BlockNumber nonempty_pages;
 	BlockNumber all_visible_pages;
+	BlockNumber scanned_pages; /* read by the first pass (the others skipped: all-visible) */
 	double live, recently_dead, removed, remaining_dead;
+
+	/* the run's report (VERBOSE, log_autovacuum_min_duration) */
+	bool report;
+	TimestampTz start_time;
+	PGRUsage ru0;
+	BufferUsage buffers0;
+	WalUsage wal0;
+	BlockNumber orig_pages;
+	TransactionId orig_frozenxid;
+	MultiXactId orig_minmulti;
+	bool has_undo;
+	uint64 undo_recycled;
 };
 
 /* Cutoffs, indexes, the dead-item store and progress reporting of a run. */
@@ -275,6 +294,22 @@ vacuum_begin(VacState *vs, Relation rel, VacuumParams *params, BufferAccessStrat
 										   &vs->oldest_mxact, &vs->freeze_limit, &vs->multi_cutoff);
 	if (params->options & VACOPT_DISABLE_PAGE_SKIPPING)
 		vs->aggressive = true;
+
+	vs->report = (params->options & VACOPT_VERBOSE) != 0 ||
+				 (IsAutoVacuumWorkerProcess() && params->log_min_duration >= 0);
+	if (vs->report)
+	{
+		vs->orig_frozenxid = rel->rd_rel->relfrozenxid;
+		vs->orig_minmulti = rel->rd_rel->relminmxid;
+		vs->start_time = GetCurrentTimestamp();
+		pg_rusage_init(&vs->ru0);
+		vs->buffers0 = pgBufferUsage;
+		vs->wal0 = pgWalUsage;
+	}
+	if (params->options & VACOPT_VERBOSE)
+		ereport(INFO, (errmsg("vacuuming \"%s.%s.%s\"", get_database_name(MyDatabaseId),
+							  get_namespace_name(RelationGetNamespace(rel)),
+							  RelationGetRelationName(rel))));
 
 	pgstat_progress_start_command(PROGRESS_COMMAND_VACUUM, RelationGetRelid(rel));
 	/* like heap, prune with the current visibility horizon, at least OldestXmin */
@@ -646,6 +681,7 @@ scan_page(VacState *vs, BlockNumber blkno)
 	bool cleanup = lock_for_scan(vs, buf);
 	Page page = BufferGetPage(buf);
 
+	vs->scanned_pages++;
 	if (PageIsNew(page))
 	{
 		if (!cleanup)
@@ -696,13 +732,102 @@ cleanup_indexes(VacState *vs)
 	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_INDEX_CLEANUP);
 	for (int i = 0; i < vs->nindexes; i++)
 	{
-		IndexVacuumInfo ivinfo = index_vacuum_info(vs, i, false, vs->live);
+		/* the table's row count: estimated when pages were skipped */
+		IndexVacuumInfo ivinfo =
+			index_vacuum_info(vs, i, vs->scanned_pages < vs->orig_pages, vs->live);
 		vs->istats[i] = vac_cleanup_one_index(&ivinfo, vs->istats[i]);
 		if (vs->istats[i] != nullptr && !vs->istats[i]->estimated_count)
 			vac_update_relstats(vs->indrels[i], vs->istats[i]->num_pages,
 								vs->istats[i]->num_index_tuples, 0, false, InvalidTransactionId,
 								InvalidMultiXactId, nullptr, nullptr, false);
 	}
+}
+
+/*
+ * The run's report: at INFO for VACUUM (VERBOSE), at LOG for an autovacuum
+ * run that took at least log_autovacuum_min_duration, in the form heap's
+ * report has (log analysers read it), with the undo store's part.
+ */
+static void
+report_run(VacState *vs, BlockNumber nblocks, bool frozenxid_updated, TransactionId frozenxid,
+		   bool minmulti_updated, MultiXactId minmulti)
+{
+	Relation rel = vs->rel;
+	bool verbose = (vs->params->options & VACOPT_VERBOSE) != 0;
+	TimestampTz end_time = GetCurrentTimestamp();
+	if (!verbose &&
+		!TimestampDifferenceExceeds(vs->start_time, end_time, vs->params->log_min_duration))
+		return;
+
+	BufferUsage buffers;
+	memset(&buffers, 0, sizeof(buffers));
+	BufferUsageAccumDiff(&buffers, &pgBufferUsage, &vs->buffers0);
+	WalUsage wal;
+	memset(&wal, 0, sizeof(wal));
+	WalUsageAccumDiff(&wal, &pgWalUsage, &vs->wal0);
+	int64 hits = buffers.shared_blks_hit + buffers.local_blks_hit;
+	int64 misses = buffers.shared_blks_read + buffers.local_blks_read;
+	int64 dirtied = buffers.shared_blks_dirtied + buffers.local_blks_dirtied;
+	long secs;
+	int usecs;
+	TimestampDifference(vs->start_time, end_time, &secs, &usecs);
+	double elapsed = secs + usecs / 1000000.0;
+	double read_rate = 0, write_rate = 0;
+	if (elapsed > 0)
+	{
+		read_rate = (double) BLCKSZ * misses / (1024 * 1024) / elapsed;
+		write_rate = (double) BLCKSZ * dirtied / (1024 * 1024) / elapsed;
+	}
+
+	StringInfoData buf;
+	initStringInfo(&buf);
+	const char *what = verbose                     ? "finished vacuuming"
+					   : !vs->aggressive           ? "automatic vacuum of table"
+					   : vs->params->is_wraparound ? "automatic aggressive vacuum to prevent "
+													 "wraparound of table"
+												   : "automatic aggressive vacuum of table";
+	appendStringInfo(&buf, "%s \"%s.%s.%s\": index scans: %lld\n", what,
+					 get_database_name(MyDatabaseId), get_namespace_name(RelationGetNamespace(rel)),
+					 RelationGetRelationName(rel), (long long) vs->index_passes);
+	appendStringInfo(&buf, "pages: %u removed, %u remain, %u scanned (%.2f%% of total)\n",
+					 vs->orig_pages > nblocks ? vs->orig_pages - nblocks : 0, nblocks,
+					 vs->scanned_pages,
+					 vs->orig_pages == 0 ? 100.0 : 100.0 * vs->scanned_pages / vs->orig_pages);
+	appendStringInfo(&buf,
+					 "tuples: %.0f removed, %.0f remain, %.0f are dead but not yet removable\n",
+					 vs->removed, vs->live, vs->recently_dead);
+	appendStringInfo(&buf, "removable cutoff: %u, which was %d XIDs old when operation ended\n",
+					 vs->oldest_xmin, (int32) (ReadNextTransactionId() - vs->oldest_xmin));
+	if (frozenxid_updated)
+		appendStringInfo(&buf, "new relfrozenxid: %u, which is %d XIDs ahead of previous value\n",
+						 frozenxid, (int32) (frozenxid - vs->orig_frozenxid));
+	if (minmulti_updated)
+		appendStringInfo(&buf, "new relminmxid: %u, which is %d MXIDs ahead of previous value\n",
+						 minmulti, (int32) (minmulti - vs->orig_minmulti));
+	for (int i = 0; i < vs->nindexes; i++)
+	{
+		IndexBulkDeleteResult *st = vs->istats[i];
+		if (st == nullptr)
+			continue;
+		appendStringInfo(&buf,
+						 "index \"%s\": pages: %u in total, %u newly deleted, %u currently "
+						 "deleted, %u reusable\n",
+						 RelationGetRelationName(vs->indrels[i]), st->num_pages,
+						 st->pages_newly_deleted, st->pages_deleted, st->pages_free);
+	}
+	if (vs->has_undo)
+		appendStringInfo(&buf, "undo: %llu pages recycled\n",
+						 (unsigned long long) vs->undo_recycled);
+	appendStringInfo(&buf, "avg read rate: %.3f MB/s, avg write rate: %.3f MB/s\n", read_rate,
+					 write_rate);
+	appendStringInfo(&buf, "buffer usage: %lld hits, %lld misses, %lld dirtied\n", (long long) hits,
+					 (long long) misses, (long long) dirtied);
+	appendStringInfo(&buf, "WAL usage: %lld records, %lld full page images, %llu bytes\n",
+					 (long long) wal.wal_records, (long long) wal.wal_fpi,
+					 (unsigned long long) wal.wal_bytes);
+	appendStringInfo(&buf, "system usage: %s", pg_rusage_show(&vs->ru0));
+	ereport(verbose ? INFO : LOG, (errmsg_internal("%s", buf.data)));
+	pfree(buf.data);
 }
 
 /*
@@ -733,14 +858,35 @@ vacuum_end(VacState *vs, BlockNumber nblocks)
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared, vs->live,
 						 vs->recently_dead + vs->remaining_dead);
 
-	if (vs->params->options & VACOPT_VERBOSE)
-		ereport(INFO, (errmsg("rustydb vacuum of \"%s\": %u pages, %.0f tuples removed, %.0f live, "
-							  "%.0f dead but not yet removable",
-							  RelationGetRelationName(rel), nblocks, vs->removed, vs->live,
-							  vs->recently_dead)));
+	if (vs->report)
+		report_run(vs, nblocks, frozenxid_updated, frozenxid, minmulti_updated, minmulti);
 
 	pgstat_progress_end_command();
 	vac_close_indexes(vs->nindexes, vs->indrels, NoLock);
+}
+
+/*
+ * The pages the first pass leaves out (heap's rule): a VACUUM that is not
+ * aggressive skips a run of at least kSkipPagesThreshold pages that the
+ * visibility map marks all-visible; a shorter run is read anyway, so that
+ * the kernel's read-ahead keeps working. The last page is always read
+ * (truncation starts from what the scan saw there). Returns the first
+ * block at or after start that must be read; *skip says whether the pages
+ * from start up to it are skipped. Nothing on a skipped page is frozen, so
+ * a run that skipped a page does not advance relfrozenxid; an aggressive
+ * one (vacuum_freeze_table_age, FREEZE, DISABLE_PAGE_SKIPPING) reads every
+ * page: there is no all-frozen bit.
+ */
+static BlockNumber
+next_page_to_read(VacState *vs, BlockNumber start, BlockNumber nblocks, bool *skip)
+{
+	BlockNumber b = start;
+	if (!vs->aggressive)
+		while (b + 1 < nblocks &&
+			   (visibilitymap_get_status(vs->rel, b, &vs->vmbuf) & VISIBILITYMAP_ALL_VISIBLE) != 0)
+			b++;
+	*skip = b - start >= kSkipPagesThreshold;
+	return b;
 }
 
 void
@@ -751,10 +897,22 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	vacuum_begin(&vs, rel, params, bstrategy);
 	check_metapage(rel);
 	BlockNumber nblocks = storage::data_nblocks(rel);
+	vs.orig_pages = nblocks;
 	alloc_dead_items(&vs, nblocks);
 
+	bool skip_run;
+	BlockNumber next_read = next_page_to_read(&vs, 0, nblocks, &skip_run);
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
 	{
+		if (blkno == next_read)
+			next_read = next_page_to_read(&vs, blkno + 1, nblocks, &skip_run);
+		else if (skip_run)
+		{
+			/* all-visible: nothing to prune, remove or set; not frozen either */
+			vs.all_visible_pages++;
+			vs.scanned_all = false;
+			continue;
+		}
 		vacuum_delay_point();
 		pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, blkno);
 		if (vs.dead->num_items + MaxHeapTuplesPerPage > vs.dead->max_items)
@@ -762,13 +920,17 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 		scan_page(&vs, blkno);
 	}
 	pgstat_progress_update_param(PROGRESS_VACUUM_HEAP_BLKS_SCANNED, nblocks);
+	/* the live rows of the pages not read: estimated from the last count, as heap does */
+	if (vs.scanned_pages < nblocks)
+		vs.live = vac_estimate_reltuples(rel, nblocks, vs.scanned_pages, vs.live);
 	vacuum_indexes_and_pages(&vs);
 	cleanup_indexes(&vs);
+	vs.has_undo = vs.undo != nullptr;
 	if (vs.undo != nullptr)
 		table_close(vs.undo, RowExclusiveLock);
 	vs.undo = nullptr;
 	/* the undo no snapshot needs (undo_store.cpp), an empty store's file truncated */
-	undo_vacuum(rel, params->truncate == VACOPTVALUE_ENABLED);
+	vs.undo_recycled = undo_vacuum(rel, params->truncate == VACOPTVALUE_ENABLED);
 	/* what undo still holds counts as left behind in the table */
 	undo_oldest_ids(rel, &vs.new_frozen, &vs.new_minmulti);
 
