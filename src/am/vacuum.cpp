@@ -884,7 +884,10 @@ next_page_to_read(VacState *vs, BlockNumber start, BlockNumber nblocks, bool *sk
 	if (!vs->aggressive)
 		while (b + 1 < nblocks &&
 			   (visibilitymap_get_status(vs->rel, b, &vs->vmbuf) & VISIBILITYMAP_ALL_VISIBLE) != 0)
+		{
+			vacuum_delay_point(); /* a long run of the map: interrupts are served */
 			b++;
+		}
 	*skip = b - start >= kSkipPagesThreshold;
 	return b;
 }
