@@ -676,14 +676,19 @@ update(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, Snapshot
 		TransactionId lk_xmax;
 		uint16 lk_im, lk_im2;
 		compose_xmax(oldtup.t_data, xid, status_of_lock(*lockmode), &lk_xmax, &lk_im, &lk_im2);
+		Buffer lk_vmbuf = InvalidBuffer;
+		storage::vm_pin_if_needed(rel, buffer, &lk_vmbuf);
 		START_CRIT_SECTION();
 		storage::TupleXact lk = with_xmax(oldtup.t_data, lk_xmax, lk_im, lk_im2);
 		lk.ctid = oldtup.t_self;
 		storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(&oldtup.t_self), lk);
+		bool frozen_cleared = storage::vm_clear_frozen(rel, buffer, lk_vmbuf);
 		MarkBufferDirty(buffer);
 		log_tuple_state(rel, buffer, wal::kLock, ItemPointerGetOffsetNumber(&oldtup.t_self),
-						oldtup.t_data, 0);
+						oldtup.t_data, frozen_cleared ? wal::kFlagFrozenCleared : 0);
 		END_CRIT_SECTION();
+		if (BufferIsValid(lk_vmbuf))
+			ReleaseBuffer(lk_vmbuf);
 		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 
 		if (need_toast)

@@ -130,15 +130,20 @@ lock_one(Relation rel, HeapTuple tuple, Snapshot snapshot, uint8 flags, CommandI
 		TransactionId new_xmax;
 		uint16 im, im2;
 		compose_xmax(tuple->t_data, xid, mine, &new_xmax, &im, &im2);
+		Buffer vmbuf = InvalidBuffer;
+		storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 		START_CRIT_SECTION();
 		storage::TupleXact x = with_xmax(tuple->t_data, new_xmax, im, im2);
 		if (HEAP_XMAX_IS_LOCKED_ONLY(im))
 			x.ctid = tid;
 		storage::set_tuple_xact(buffer, ItemPointerGetOffsetNumber(&tid), x);
+		bool frozen_cleared = storage::vm_clear_frozen(rel, buffer, vmbuf);
 		MarkBufferDirty(buffer);
 		log_tuple_state(rel, buffer, wal::kLock, ItemPointerGetOffsetNumber(&tid), tuple->t_data,
-						0);
+						frozen_cleared ? wal::kFlagFrozenCleared : 0);
 		END_CRIT_SECTION();
+		if (BufferIsValid(vmbuf))
+			ReleaseBuffer(vmbuf);
 	}
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	if (have_tuplock)
@@ -209,14 +214,20 @@ lock_update_chain(Relation rel, ItemPointerData tid, TransactionId prior_xmax, L
 			TransactionId new_xmax;
 			uint16 im, im2;
 			compose_xmax(tup.t_data, xid, mine, &new_xmax, &im, &im2);
+			Buffer vmbuf = InvalidBuffer;
+			storage::vm_pin_if_needed(rel, buffer, &vmbuf);
 			START_CRIT_SECTION();
 			storage::TupleXact x = with_xmax(tup.t_data, new_xmax, im, im2);
 			if (HEAP_XMAX_IS_LOCKED_ONLY(im))
 				x.ctid = tid;
 			storage::set_tuple_xact(buffer, off, x);
+			bool frozen_cleared = storage::vm_clear_frozen(rel, buffer, vmbuf);
 			MarkBufferDirty(buffer);
-			log_tuple_state(rel, buffer, wal::kLock, off, tup.t_data, 0);
+			log_tuple_state(rel, buffer, wal::kLock, off, tup.t_data,
+							frozen_cleared ? wal::kFlagFrozenCleared : 0);
 			END_CRIT_SECTION();
+			if (BufferIsValid(vmbuf))
+				ReleaseBuffer(vmbuf);
 		}
 
 		/* Further versions? */

@@ -81,9 +81,32 @@ page_all_visible(Relation rel, Buffer buf, TransactionId oldest_xmin, Transactio
 	return true;
 }
 
-/* Mark the page all-visible in the page header and the visibility map. */
+/*
+ * Is every tuple of the (all-visible, locked) page free of transaction ids
+ * for good: no xmin that is not frozen, no xmax (a locker's or a
+ * deleter's), no undo pointer (the previous versions it names carry ids)?
+ * Such a page is marked all-frozen, and an aggressive VACUUM skips it.
+ */
+static bool
+page_all_frozen(Page page)
+{
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp))
+			continue;
+		auto t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (heap_tuple_needs_eventual_freeze(t) ||
+			storage::tuple_undo_ptr(t) != storage::kInvalidUndoPtr)
+			return false;
+	}
+	return true;
+}
+
+/* Mark the page all-visible (and all-frozen) in the page header and the visibility map. */
 static void
-set_all_visible(Relation rel, Buffer buf, Buffer *vmbuf, TransactionId cutoff)
+set_all_visible(Relation rel, Buffer buf, Buffer *vmbuf, TransactionId cutoff, bool all_frozen)
 {
 	Page page = BufferGetPage(buf);
 	BlockNumber blkno = storage::data_block(buf);
@@ -98,13 +121,13 @@ set_all_visible(Relation rel, Buffer buf, Buffer *vmbuf, TransactionId cutoff)
 	START_CRIT_SECTION();
 	storage::page_set_all_visible(buf);
 	MarkBufferDirty(buf);
-	storage::vm_set(*vmbuf, blkno);
+	storage::vm_set(*vmbuf, blkno, all_frozen);
 	MarkBufferDirty(*vmbuf);
 	if (RelationNeedsWAL(rel))
 	{
 		wal::XlVisible xl;
 		xl.version = wal::kWalFormatVersion;
-		xl.flags = 0;
+		xl.flags = all_frozen ? wal::kFlagAllFrozen : 0;
 		xl.unused = 0;
 		xl.cutoff_xid = cutoff;
 		XLogBeginInsert();
@@ -165,10 +188,36 @@ prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cutoff_m
 	}
 
 	/* The deleter, updater or lockers. */
-	if (*infomask & HEAP_XMAX_INVALID)
-		return changed;
 	bool clear = false;
-	if (*infomask & HEAP_XMAX_IS_MULTI)
+	if (*infomask & HEAP_XMAX_INVALID)
+	{
+		/*
+		 * Hinted irrelevant (aborted, or the lockers gone), yet the id is
+		 * still in the header, and a crash can lose the hint (hint bits
+		 * are not WAL-logged): as heap's freezing, the id is cleared once
+		 * it is older than the cutoff, and until then holds relfrozenxid
+		 * or relminmxid back. (It used to be neither cleared nor tracked:
+		 * a lost hint could have sent a reader to a truncated commit log.)
+		 */
+		if (*infomask & HEAP_XMAX_IS_MULTI)
+		{
+			if (MultiXactIdIsValid(*xmax))
+			{
+				if (MultiXactIdIsValid(cutoff_multi) && MultiXactIdPrecedes(*xmax, cutoff_multi))
+					clear = true;
+				else
+					track_multi(min_multi, *xmax);
+			}
+		}
+		else if (TransactionIdIsNormal(*xmax))
+		{
+			if (TransactionIdIsNormal(cutoff_xid) && TransactionIdPrecedes(*xmax, cutoff_xid))
+				clear = true;
+			else
+				track_xid(min_xid, *xmax);
+		}
+	}
+	else if (*infomask & HEAP_XMAX_IS_MULTI)
 	{
 		if (HEAP_XMAX_IS_LOCKED_ONLY(*infomask))
 			clear = !MultiXactIdIsRunning(*xmax, true);
@@ -239,6 +288,7 @@ struct VacState
 
 	/* cutoffs */
 	bool aggressive;         /* every page cleanup-locked, waiting if need be */
+	bool skip_with_vm;       /* pages the map marks may be skipped (not DISABLE_PAGE_SKIPPING) */
 	GlobalVisState *vistest; /* pruning's horizon: the current one, at least oldest_xmin */
 	TransactionId oldest_xmin;
 	MultiXactId oldest_mxact;
@@ -292,7 +342,8 @@ vacuum_begin(VacState *vs, Relation rel, VacuumParams *params, BufferAccessStrat
 										   params->multixact_freeze_min_age,
 										   params->multixact_freeze_table_age, &vs->oldest_xmin,
 										   &vs->oldest_mxact, &vs->freeze_limit, &vs->multi_cutoff);
-	if (params->options & VACOPT_DISABLE_PAGE_SKIPPING)
+	vs->skip_with_vm = (params->options & VACOPT_DISABLE_PAGE_SKIPPING) == 0;
+	if (!vs->skip_with_vm)
 		vs->aggressive = true;
 
 	vs->report = (params->options & VACOPT_VERBOSE) != 0 ||
@@ -428,17 +479,22 @@ maybe_set_all_visible(VacState *vs, Buffer buf)
 		/*
 		 * The page says all-visible; the map may have lost its bit
 		 * (pg_truncate_visibility_map, a lost fork): set it again, as heap
-		 * does. No new standby conflict: the page was all-visible already.
+		 * does, and the all-frozen bit when this run froze what was left.
+		 * No new standby conflict: the page was all-visible already (the
+		 * freezing's own record carries its conflict).
 		 */
 		BlockNumber blkno = storage::data_block(buf);
-		if ((visibilitymap_get_status(vs->rel, blkno, &vs->vmbuf) & VISIBILITYMAP_ALL_VISIBLE) == 0)
-			set_all_visible(vs->rel, buf, &vs->vmbuf, InvalidTransactionId);
+		uint8 bits = visibilitymap_get_status(vs->rel, blkno, &vs->vmbuf);
+		bool frozen = (bits & VISIBILITYMAP_ALL_FROZEN) != 0 || page_all_frozen(page);
+		if ((bits & VISIBILITYMAP_ALL_VISIBLE) == 0 ||
+			(frozen && (bits & VISIBILITYMAP_ALL_FROZEN) == 0))
+			set_all_visible(vs->rel, buf, &vs->vmbuf, InvalidTransactionId, frozen);
 		vs->all_visible_pages++;
 		return;
 	}
 	if (page_all_visible(vs->rel, buf, vs->oldest_xmin, &cutoff))
 	{
-		set_all_visible(vs->rel, buf, &vs->vmbuf, cutoff);
+		set_all_visible(vs->rel, buf, &vs->vmbuf, cutoff, page_all_frozen(page));
 		vs->all_visible_pages++;
 	}
 }
@@ -866,28 +922,37 @@ vacuum_end(VacState *vs, BlockNumber nblocks)
 }
 
 /*
- * The pages the first pass leaves out (heap's rule): a VACUUM that is not
- * aggressive skips a run of at least kSkipPagesThreshold pages that the
- * visibility map marks all-visible; a shorter run is read anyway, so that
- * the kernel's read-ahead keeps working. The last page is always read
- * (truncation starts from what the scan saw there). Returns the first
- * block at or after start that must be read; *skip says whether the pages
- * from start up to it are skipped. Nothing on a skipped page is frozen, so
- * a run that skipped a page does not advance relfrozenxid; an aggressive
- * one (vacuum_freeze_table_age, FREEZE, DISABLE_PAGE_SKIPPING) reads every
- * page: there is no all-frozen bit.
+ * The pages the first pass leaves out (heap's rule): a run of at least
+ * kSkipPagesThreshold pages that the visibility map marks all-visible (a
+ * VACUUM that is not aggressive) or all-frozen (an aggressive one:
+ * vacuum_freeze_table_age, anti-wraparound, FREEZE); a shorter run is
+ * read anyway, so that the kernel's read-ahead keeps working. The last
+ * page is always read (truncation starts from what the scan saw there),
+ * and DISABLE_PAGE_SKIPPING reads every page. Returns the first block at
+ * or after start that must be read; *skip says whether the pages from
+ * start up to it are skipped, *unfrozen whether one of them may hold
+ * transaction ids: nothing on a skipped page is frozen, so relfrozenxid
+ * and relminmxid then stay where they are.
  */
 static BlockNumber
-next_page_to_read(VacState *vs, BlockNumber start, BlockNumber nblocks, bool *skip)
+next_page_to_read(VacState *vs, BlockNumber start, BlockNumber nblocks, bool *skip, bool *unfrozen)
 {
 	BlockNumber b = start;
-	if (!vs->aggressive)
-		while (b + 1 < nblocks &&
-			   (visibilitymap_get_status(vs->rel, b, &vs->vmbuf) & VISIBILITYMAP_ALL_VISIBLE) != 0)
+	*unfrozen = false;
+	while (vs->skip_with_vm && b + 1 < nblocks)
+	{
+		uint8 bits = visibilitymap_get_status(vs->rel, b, &vs->vmbuf);
+		if ((bits & VISIBILITYMAP_ALL_VISIBLE) == 0)
+			break;
+		if ((bits & VISIBILITYMAP_ALL_FROZEN) == 0)
 		{
-			vacuum_delay_point(); /* a long run of the map: interrupts are served */
-			b++;
+			if (vs->aggressive)
+				break;
+			*unfrozen = true;
 		}
+		vacuum_delay_point(); /* a long run of the map: interrupts are served */
+		b++;
+	}
 	*skip = b - start >= kSkipPagesThreshold;
 	return b;
 }
@@ -903,17 +968,18 @@ relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrate
 	vs.orig_pages = nblocks;
 	alloc_dead_items(&vs, nblocks);
 
-	bool skip_run;
-	BlockNumber next_read = next_page_to_read(&vs, 0, nblocks, &skip_run);
+	bool skip_run, skip_unfrozen;
+	BlockNumber next_read = next_page_to_read(&vs, 0, nblocks, &skip_run, &skip_unfrozen);
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
 	{
 		if (blkno == next_read)
-			next_read = next_page_to_read(&vs, blkno + 1, nblocks, &skip_run);
+			next_read = next_page_to_read(&vs, blkno + 1, nblocks, &skip_run, &skip_unfrozen);
 		else if (skip_run)
 		{
-			/* all-visible: nothing to prune, remove or set; not frozen either */
+			/* all-visible: nothing to prune, remove or set; frozen or left for later */
 			vs.all_visible_pages++;
-			vs.scanned_all = false;
+			if (skip_unfrozen)
+				vs.scanned_all = false;
 			continue;
 		}
 		vacuum_delay_point();

@@ -297,6 +297,42 @@ RUSTYDB_FUNCTION(rustydb_metapage)
 	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
 }
 
+/*
+ * The visibility map's bits of the (share-locked) page: both are set and
+ * cleared only under the page's exclusive lock, so they cannot change
+ * while we look. All-visible needs the page's own flag; all-frozen needs
+ * every tuple free of transaction ids (what VACUUM checked when it set the
+ * bit: an aggressive VACUUM skips the page, so an id left there would
+ * escape freezing).
+ */
+static void
+check_visibility_map(Reporter *r, Relation rel, BlockNumber blkno, Page page, Buffer *vmbuf)
+{
+	uint8 bits = visibilitymap_get_status(rel, blkno, vmbuf);
+	if ((bits & VISIBILITYMAP_ALL_VISIBLE) && !PageIsAllVisible(page))
+		report(r, blkno, InvalidOffsetNumber,
+			   "the visibility map marks the page all-visible, the page does not");
+	if ((bits & VISIBILITYMAP_ALL_FROZEN) == 0)
+		return;
+	if ((bits & VISIBILITYMAP_ALL_VISIBLE) == 0)
+		report(r, blkno, InvalidOffsetNumber,
+			   "the visibility map marks the page all-frozen but not all-visible");
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId lp = PageGetItemId(page, off);
+		if (!ItemIdIsNormal(lp))
+			continue;
+		auto t = (HeapTupleHeader) PageGetItem(page, lp);
+		if (heap_tuple_needs_eventual_freeze(t))
+			report(r, blkno, off,
+				   "on a page the visibility map marks all-frozen: xmin %u, xmax %u not frozen",
+				   HeapTupleHeaderGetRawXmin(t), HeapTupleHeaderGetRawXmax(t));
+		else if (storage::tuple_undo_ptr(t) != storage::kInvalidUndoPtr)
+			report(r, blkno, off, "on a page the visibility map marks all-frozen: an undo pointer");
+	}
+}
+
 RUSTYDB_FUNCTION(rustydb_verify_table)
 {
 	Oid relid = PG_GETARG_OID(0);
@@ -312,6 +348,7 @@ RUSTYDB_FUNCTION(rustydb_verify_table)
 	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
 
 	verify_metapage(&r, rel, strategy);
+	Buffer vmbuf = InvalidBuffer;
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -333,12 +370,17 @@ RUSTYDB_FUNCTION(rustydb_verify_table)
 					report(&r, blkno, InvalidOffsetNumber, "%u line pointers, at most %d fit",
 						   (unsigned) maxoff, storage::kMaxTuplesPerPage);
 				else
+				{
 					for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 						check_tuple(&r, rel, nblocks, blkno, page, off, next_xid, relfrozenxid);
+					check_visibility_map(&r, rel, blkno, page, &vmbuf);
+				}
 			}
 		}
 		UnlockReleaseBuffer(buf);
 	}
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
 	FreeAccessStrategy(strategy);
 	table_close(rel, AccessShareLock);
 	return (Datum) 0;

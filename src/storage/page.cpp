@@ -329,7 +329,7 @@ constexpr uint32 kHeapBlocksPerByte = BITS_PER_BYTE / BITS_PER_HEAPBLOCK;
 constexpr uint32 kHeapBlocksPerMapPage = kMapBytes * kHeapBlocksPerByte;
 
 void
-vm_set(Buffer vmbuf, BlockNumber heapblk)
+vm_set(Buffer vmbuf, BlockNumber heapblk, bool all_frozen)
 {
 	Assert(buffer_is_locked_exclusive(vmbuf));
 	Assert(in_page_change());
@@ -338,7 +338,8 @@ vm_set(Buffer vmbuf, BlockNumber heapblk)
 	uint32 shift = (heapblk % kHeapBlocksPerByte) * BITS_PER_HEAPBLOCK;
 	auto *map = (uint8 *) PageGetContents(BufferGetPage(vmbuf));
 
-	map[byte] |= (uint8) (VISIBILITYMAP_ALL_VISIBLE << shift);
+	uint8 bits = VISIBILITYMAP_ALL_VISIBLE | (all_frozen ? VISIBILITYMAP_ALL_FROZEN : 0);
+	map[byte] |= (uint8) (bits << shift);
 }
 
 void
@@ -363,6 +364,17 @@ vm_clear(Relation rel, Buffer buf, Buffer vmbuf)
 	page_clear_all_visible(buf);
 	visibilitymap_clear(rel, data_block(buf), vmbuf, VISIBILITYMAP_VALID_BITS);
 	return true;
+}
+
+bool
+vm_clear_frozen(Relation rel, Buffer buf, Buffer vmbuf)
+{
+	Assert(CritSectionCount > 0);
+	Assert(buffer_is_locked_exclusive(buf));
+	if (!PageIsAllVisible(BufferGetPage(buf)))
+		return false; /* no bit of the page is set */
+	Assert(BufferIsValid(vmbuf));
+	return visibilitymap_clear(rel, data_block(buf), vmbuf, VISIBILITYMAP_ALL_FROZEN);
 }
 
 Size

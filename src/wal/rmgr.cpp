@@ -52,9 +52,9 @@ data_block_of(XLogReaderState *record, uint8 block_id, RelFileNode *rnode)
 	return blkno - 1;
 }
 
-/* Clear the all-visible bit of block_id's page in the visibility map. */
+/* Clear bits (both by default) of block_id's page in the visibility map. */
 static void
-clear_vm(XLogReaderState *record, uint8 block_id)
+clear_vm(XLogReaderState *record, uint8 block_id, uint8 bits = VISIBILITYMAP_VALID_BITS)
 {
 	RelFileNode rnode;
 	BlockNumber blkno = data_block_of(record, block_id, &rnode);
@@ -63,7 +63,7 @@ clear_vm(XLogReaderState *record, uint8 block_id)
 	Relation reln = CreateFakeRelcacheEntry(rnode);
 	Buffer vmbuffer = InvalidBuffer;
 	visibilitymap_pin(reln, blkno, &vmbuffer);
-	visibilitymap_clear(reln, blkno, vmbuffer, VISIBILITYMAP_VALID_BITS);
+	visibilitymap_clear(reln, blkno, vmbuffer, bits);
 	ReleaseBuffer(vmbuffer);
 	FreeFakeRelcacheEntry(reln);
 }
@@ -227,6 +227,8 @@ redo_tuple_state(XLogReaderState *record, uint8 kind)
 
 	if (xl->flags & kFlagVmCleared)
 		clear_vm(record, 0);
+	if (kind == kLock && (xl->flags & kFlagFrozenCleared))
+		clear_vm(record, 0, VISIBILITYMAP_ALL_FROZEN);
 	if (XLogReadBufferForRedo(record, 0, &buffer) == BLK_NEEDS_REDO)
 	{
 		Page page = BufferGetPage(buffer);
@@ -666,7 +668,7 @@ redo_visible(XLogReaderState *record)
 		Page vmpage = BufferGetPage(vmbuffer);
 		if (PageIsNew(vmpage))
 			PageInit(vmpage, BLCKSZ, 0);
-		storage::vm_set(vmbuffer, blkno);
+		storage::vm_set(vmbuffer, blkno, (xl->flags & kFlagAllFrozen) != 0);
 		finish_block(record, vmbuffer);
 	}
 	if (BufferIsValid(vmbuffer))
@@ -816,8 +818,10 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		case kSuperDelete:
 		{
 			auto *xl = (XlTupleState *) rec;
-			appendStringInfo(buf, "off %u xmax %u infomask 0x%04X infomask2 0x%04X flags 0x%02X",
-							 xl->offnum, xl->xmax, xl->infomask, xl->infomask2, xl->flags);
+			appendStringInfo(
+				buf, "off %u xmax %u infomask 0x%04X infomask2 0x%04X flags 0x%02X%s", xl->offnum,
+				xl->xmax, xl->infomask, xl->infomask2, xl->flags,
+				kind == kLock && (xl->flags & kFlagFrozenCleared) ? " all-frozen cleared" : "");
 			desc_logical(buf, record, sizeof(XlTupleState));
 			break;
 		}
@@ -849,7 +853,8 @@ desc_record(StringInfo buf, XLogReaderState *record)
 		case kVisible:
 		{
 			auto *xl = (XlVisible *) rec;
-			appendStringInfo(buf, "cutoff_xid %u", xl->cutoff_xid);
+			appendStringInfo(buf, "cutoff_xid %u%s", xl->cutoff_xid,
+							 (xl->flags & kFlagAllFrozen) ? " all-frozen" : "");
 			break;
 		}
 		case kNewPage:

@@ -394,14 +394,22 @@ Size page_fsm_space(Page page, bool pointers);
  *
  * rustydb keeps PostgreSQL's visibility-map fork in PostgreSQL's format
  * (index-only scans read it directly) but changes it only through its own
- * WAL records: vm_set marks a heap block all-visible on the VM page, in
- * the VISIBLE record's critical section and in its redo. Clearing uses
- * visibilitymap_clear inside the critical section of the rustydb record
- * that carries kFlagVmCleared.
+ * WAL records: vm_set marks a heap block all-visible (and all-frozen) on
+ * the VM page, in the VISIBLE record's critical section and in its redo.
+ * Clearing uses visibilitymap_clear inside the critical section of the
+ * rustydb record that carries kFlagVmCleared (both bits) or, for a row
+ * lock, kFlagFrozenCleared (the all-frozen bit: the page stays
+ * all-visible, as heap's does).
+ *
+ * All-frozen (format 8): every tuple of the page is all-visible, needs no
+ * freezing ever (heap_tuple_needs_eventual_freeze: no xmin that is not
+ * frozen, no xmax) and has no undo pointer (the previous versions it
+ * names, in undo or on the page, carry transaction ids). An aggressive
+ * VACUUM skips such pages.
  */
 
-/* Mark data block heapblk all-visible on vmbuf (its VM page, locked exclusively). */
-void vm_set(Buffer vmbuf, BlockNumber heapblk);
+/* Mark data block heapblk all-visible, and all-frozen if asked, on vmbuf (its VM page, locked exclusively). */
+void vm_set(Buffer vmbuf, BlockNumber heapblk, bool all_frozen);
 
 /*
  * Before a critical section (it may read the map): pin the VM page of
@@ -414,6 +422,12 @@ void vm_pin_if_needed(Relation rel, Buffer buf, Buffer *vmbuf);
  * vm_pin_if_needed: clear all-visible; returns true if it was set.
  */
 bool vm_clear(Relation rel, Buffer buf, Buffer vmbuf);
+
+/*
+ * The same for a row lock: clear the all-frozen bit only (the locker's
+ * xmax must be frozen or seen by a later VACUUM); returns true if it was set.
+ */
+bool vm_clear_frozen(Relation rel, Buffer buf, Buffer vmbuf);
 
 /* ---- finding a page for a new tuple (hio.cpp) ---- */
 

@@ -32,10 +32,14 @@ namespace rustydb::wal {
  *    kUndoDelta records) and the undo record without its header.
  * 7: packed tuple headers (storage/undo.h): INSERT with kFlagPackedTuple,
  *    and INPLACE LOCAL's header fields, log only what redo cannot know.
+ * 8: all-frozen pages: VISIBLE may set the map's all-frozen bit too
+ *    (kFlagAllFrozen), LOCK may clear it (kFlagFrozenCleared). A build
+ *    that reads only format 7 refuses these records rather than replaying
+ *    a row lock without clearing the bit.
  */
-constexpr uint8 kWalFormatVersion = 7;
-static_assert(kWalFormatVersion == storage::kPackedFieldsFormat,
-			  "format 7 is the one that packs header fields");
+constexpr uint8 kWalFormatVersion = 8;
+static_assert(kWalFormatVersion >= storage::kPackedFieldsFormat,
+			  "records of format 7 and later pack header fields");
 /*
  * Oldest version redo reads: version 2 records are version 3 records
  * without group changes, version 3 records are version 4 records without
@@ -69,6 +73,10 @@ constexpr uint8 kFlagInitPage = 0x01;     /* re-initialise block 0 before applyi
 constexpr uint8 kFlagVmCleared = 0x02;    /* all-visible cleared on block 0 */
 constexpr uint8 kFlagOldVmCleared = 0x04; /* all-visible cleared on the old page (UPDATE) */
 constexpr uint8 kFlagHotUpdate = 0x08;    /* UPDATE: new version heap-only on the same page */
+/* LOCK (format 8; the same bit as kFlagOldVmCleared, another kind): block 0's all-frozen bit cleared */
+constexpr uint8 kFlagFrozenCleared = 0x04;
+/* VISIBLE (format 8): the map's all-frozen bit is set with all-visible */
+constexpr uint8 kFlagAllFrozen = 0x01;
 constexpr uint8 kFlagGroupTable = 0x10;   /* with kFlagInitPage: the page has a group table */
 constexpr uint8 kFlagGroupChanges = 0x20; /* block 0 data ends with group table changes */
 /*
