@@ -96,9 +96,7 @@ page_all_frozen(Page page)
 		ItemId lp = PageGetItemId(page, off);
 		if (!ItemIdIsNormal(lp))
 			continue;
-		auto t = (HeapTupleHeader) PageGetItem(page, lp);
-		if (heap_tuple_needs_eventual_freeze(t) ||
-			storage::tuple_undo_ptr(t) != storage::kInvalidUndoPtr)
+		if (storage::tuple_frozen_problem((HeapTupleHeader) PageGetItem(page, lp)) != nullptr)
 			return false;
 	}
 	return true;

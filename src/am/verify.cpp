@@ -324,12 +324,10 @@ check_visibility_map(Reporter *r, Relation rel, BlockNumber blkno, Page page, Bu
 		if (!ItemIdIsNormal(lp))
 			continue;
 		auto t = (HeapTupleHeader) PageGetItem(page, lp);
-		if (heap_tuple_needs_eventual_freeze(t))
+		if (const char *why = storage::tuple_frozen_problem(t))
 			report(r, blkno, off,
-				   "on a page the visibility map marks all-frozen: xmin %u, xmax %u not frozen",
+				   "on a page the visibility map marks all-frozen: %s (xmin %u, xmax %u)", why,
 				   HeapTupleHeaderGetRawXmin(t), HeapTupleHeaderGetRawXmax(t));
-		else if (storage::tuple_undo_ptr(t) != storage::kInvalidUndoPtr)
-			report(r, blkno, off, "on a page the visibility map marks all-frozen: an undo pointer");
 	}
 }
 

@@ -328,6 +328,16 @@ constexpr Size kMapBytes = BLCKSZ - MAXALIGN(SizeOfPageHeaderData);
 constexpr uint32 kHeapBlocksPerByte = BITS_PER_BYTE / BITS_PER_HEAPBLOCK;
 constexpr uint32 kHeapBlocksPerMapPage = kMapBytes * kHeapBlocksPerByte;
 
+const char *
+tuple_frozen_problem(HeapTupleHeader t)
+{
+	if (heap_tuple_needs_eventual_freeze(t))
+		return "an xmin or xmax not frozen";
+	if (tuple_undo_ptr(t) != kInvalidUndoPtr)
+		return "an undo pointer";
+	return nullptr;
+}
+
 void
 vm_set(Buffer vmbuf, BlockNumber heapblk, bool all_frozen)
 {

@@ -408,6 +408,13 @@ Size page_fsm_space(Page page, bool pointers);
  * VACUUM skips such pages.
  */
 
+/*
+ * What keeps tuple t from being all-frozen (nullptr: nothing): "an xmin or
+ * xmax not frozen" or "an undo pointer". VACUUM's all-frozen test and
+ * verify_table's check of the bit.
+ */
+const char *tuple_frozen_problem(HeapTupleHeader t);
+
 /* Mark data block heapblk all-visible, and all-frozen if asked, on vmbuf (its VM page, locked exclusively). */
 void vm_set(Buffer vmbuf, BlockNumber heapblk, bool all_frozen);
 
