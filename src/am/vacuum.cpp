@@ -4,14 +4,16 @@
  *	  rustydb VACUUM: freezing, the visibility map, truncation and index
  *	  tuple deletion.
  *
- * VACUUM prunes every page (prune.cpp), collects the dead line pointers,
- * removes the index entries pointing at them (each index's ambulkdelete),
- * then marks them unused and records the free space in the FSM. It also
- * freezes old transaction ids and advances relfrozenxid / relminmxid to
- * the oldest ones left, sets pages all-visible, gives empty pages at the
- * end back, recycles the undo no snapshot needs (undo_store.cpp), and
- * reports live and dead tuple counts to the statistics system for
- * autovacuum. Its page changes are storage/changes.h's, each
+ * VACUUM prunes every page the visibility map does not let it skip
+ * (all-visible runs; all-frozen ones when aggressive) (prune.cpp),
+ * collects the dead line pointers, removes the index entries pointing at
+ * them (each index's ambulkdelete), then marks them unused and records the
+ * free space in the FSM. It also freezes old transaction ids and advances
+ * relfrozenxid / relminmxid to the oldest ones left, sets pages
+ * all-visible and all-frozen, gives empty pages at the end back, recycles
+ * the undo no snapshot needs (undo_store.cpp), reports live and dead
+ * tuple counts to the statistics system for autovacuum, and reports the
+ * run (VERBOSE, log_autovacuum_min_duration). Its page changes are storage/changes.h's, each
  * made and logged by one function here (NEW_PAGE, FREEZE, VACUUM,
  * VISIBLE, CLEAR_VISIBLE records).
  *
