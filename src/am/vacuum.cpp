@@ -206,7 +206,12 @@ prepare_freeze(HeapTupleHeader t, TransactionId cutoff_xid, MultiXactId cutoff_m
 				if (MultiXactIdIsValid(cutoff_multi) && MultiXactIdPrecedes(*xmax, cutoff_multi))
 					clear = true;
 				else
+				{
+					/* and its updater, whose commit status a reader asks without the hint */
 					track_multi(min_multi, *xmax);
+					if (!HEAP_XMAX_IS_LOCKED_ONLY(*infomask))
+						track_xid(min_xid, mvcc::update_xid(t));
+				}
 			}
 		}
 		else if (TransactionIdIsNormal(*xmax))

@@ -100,7 +100,8 @@ link_is_live(Relation rel, HeapTupleHeader t, TransactionId next_xid, Transactio
 		   TransactionIdDidCommit(up);
 }
 
-void
+/* Returns whether the tuple header is readable (in the page, its length and t_hoff sane). */
+bool
 check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, Page page,
 			OffsetNumber off, TransactionId next_xid, TransactionId relfrozenxid)
 {
@@ -117,7 +118,7 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 		if (ItemIdHasStorage(lp) && ItemIdIsDead(lp))
 			report(r, blkno, off, "dead line pointer has storage (offset %u, length %u)", lpoff,
 				   lplen);
-		return;
+		return false;
 	}
 	if (ItemIdIsRedirected(lp))
 	{
@@ -132,23 +133,27 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 				 !HeapTupleHeaderIsHeapOnly((HeapTupleHeader) PageGetItem(page, tlp)))
 			report(r, blkno, off, "redirect to %u, which is not a heap-only version",
 				   (unsigned) to);
-		return;
+		return false;
 	}
 	if (lpoff < hdr->pd_upper || lpoff + lplen > hdr->pd_special || lpoff != MAXALIGN(lpoff))
 	{
 		report(r, blkno, off, "line pointer out of range (offset %u, length %u)", lpoff, lplen);
-		return;
+		return false;
 	}
 	if (lplen < storage::kTupleHeaderSize)
 	{
 		report(r, blkno, off, "tuple length %u shorter than the header", lplen);
-		return;
+		return false;
 	}
 	auto *t = (HeapTupleHeader) (page + lpoff);
 	int natts = HeapTupleHeaderGetNatts(t);
+	bool readable = true;
 	if (t->t_hoff < storage::kTupleHeaderSize || t->t_hoff > lplen ||
 		t->t_hoff != MAXALIGN(t->t_hoff))
+	{
 		report(r, blkno, off, "bad header length %u", (unsigned) t->t_hoff);
+		readable = false;
+	}
 	if (natts > RelationGetDescr(rel)->natts)
 		report(r, blkno, off, "%d attributes, the relation has %d", natts,
 			   RelationGetDescr(rel)->natts);
@@ -159,8 +164,11 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 		MAXALIGN(storage::kTupleHeaderSize) + (undo_ptr ? storage::kUndoExtSize : 0) != t->t_hoff)
 		report(r, blkno, off, "header length %u without a null bitmap", (unsigned) t->t_hoff);
 	else if (undo_ptr && !storage::tuple_hoff_is_valid(t))
+	{
 		report(r, blkno, off, "undo pointer does not end at the header length %u",
 			   (unsigned) t->t_hoff);
+		readable = false;
+	}
 	else if (undo_ptr)
 	{
 		HeapTupleData tup;
@@ -199,6 +207,7 @@ check_tuple(Reporter *r, Relation rel, BlockNumber nblocks, BlockNumber blkno, P
 			report(r, blkno, off, "version link (%u,%u) points outside the relation", cblk,
 				   (unsigned) coff);
 	}
+	return readable;
 }
 
 /*
@@ -306,7 +315,8 @@ RUSTYDB_FUNCTION(rustydb_metapage)
  * escape freezing).
  */
 static void
-check_visibility_map(Reporter *r, Relation rel, BlockNumber blkno, Page page, Buffer *vmbuf)
+check_visibility_map(Reporter *r, Relation rel, BlockNumber blkno, Page page, Buffer *vmbuf,
+					 const bool *readable)
 {
 	uint8 bits = visibilitymap_get_status(rel, blkno, vmbuf);
 	if ((bits & VISIBILITYMAP_ALL_VISIBLE) && !PageIsAllVisible(page))
@@ -320,10 +330,10 @@ check_visibility_map(Reporter *r, Relation rel, BlockNumber blkno, Page page, Bu
 	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 	{
-		ItemId lp = PageGetItemId(page, off);
-		if (!ItemIdIsNormal(lp))
+		/* a tuple check_tuple found unreadable is reported already */
+		if (!readable[off])
 			continue;
-		auto t = (HeapTupleHeader) PageGetItem(page, lp);
+		auto t = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, off));
 		if (const char *why = storage::tuple_frozen_problem(t))
 			report(r, blkno, off,
 				   "on a page the visibility map marks all-frozen: %s (xmin %u, xmax %u)", why,
@@ -369,9 +379,11 @@ RUSTYDB_FUNCTION(rustydb_verify_table)
 						   (unsigned) maxoff, storage::kMaxTuplesPerPage);
 				else
 				{
+					bool readable[storage::kMaxTuplesPerPage + 1];
 					for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-						check_tuple(&r, rel, nblocks, blkno, page, off, next_xid, relfrozenxid);
-					check_visibility_map(&r, rel, blkno, page, &vmbuf);
+						readable[off] =
+							check_tuple(&r, rel, nblocks, blkno, page, off, next_xid, relfrozenxid);
+					check_visibility_map(&r, rel, blkno, page, &vmbuf, readable);
 				}
 			}
 		}

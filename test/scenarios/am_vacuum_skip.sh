@@ -176,5 +176,27 @@ rdb_wait_for "autovacuum's report in the log" 30 \
 rdb_ok "rustydb: autovacuum's report says what it read and removed" \
 	grep -q "tuples: 51 removed" "$(rdb_dir vac)/server.log"
 
+# 7. a multixact xmax whose updater rolled back (a key-share lock, then an
+#    update in a subtransaction that rolled back): while VACUUM keeps the
+#    multixact, relfrozenxid stays at or before the updater, whose commit
+#    status a reader may still ask; FREEZE clears it and moves past it
+for am in rustydb heap; do
+	q "CREATE TABLE m_$am (id int PRIMARY KEY, k int, n int) USING $am WITH (autovacuum_enabled = off);
+		CREATE INDEX ON m_$am (k); INSERT INTO m_$am SELECT g, g, 0 FROM generate_series(1, 100) g" >/dev/null
+	q "VACUUM FREEZE m_$am"
+	U=$(q "BEGIN; SELECT 1 FROM m_$am WHERE id = 5 FOR KEY SHARE; SAVEPOINT s;
+		UPDATE m_$am SET k = k + 1000 WHERE id = 5; SELECT xmin FROM m_$am WHERE id = 5;
+		ROLLBACK TO s; COMMIT" | tail -n 1)
+	q "SELECT count(*) FROM m_$am WHERE id = 5" >/dev/null # the reader's hint
+	for _ in $(seq 1 5); do q "SELECT txid_current()" >/dev/null; done
+	q "VACUUM m_$am"
+	rdb_is "$am: relfrozenxid stays at or before the rolled-back updater $U of the multixact" \
+		"$(q "SELECT age(relfrozenxid) >= age('$U'::xid) FROM pg_class WHERE relname = 'm_$am'")" "t"
+	q "VACUUM FREEZE m_$am"
+	rdb_is "$am: VACUUM FREEZE clears it and moves past it" \
+		"$(q "SELECT age(relfrozenxid) < age('$U'::xid) FROM pg_class WHERE relname = 'm_$am'")" "t"
+done
+
 rdb_is "verify_table t_rustydb finds nothing" "$(q "SELECT count(*) FROM rustydb.verify_table('t_rustydb')")" "0"
+rdb_is "verify_table m_rustydb finds nothing" "$(q "SELECT count(*) FROM rustydb.verify_table('m_rustydb')")" "0"
 rdb_summary
